@@ -1,0 +1,192 @@
+"""`EngineEvent`: the closed family of records the engine publishes.
+
+Each event carries its directive id and a per-directive sequence number given
+by the store when it is written; the same record is persisted in
+`directive_events` and put on every subscriber's queue.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from engine.models import Actor, Severity, now
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    directive_id: str
+    seq: int = 0  # set by the store when written
+    ts: float = Field(default_factory=now)
+    severity: Severity = Severity.INFO
+    actor: Actor = Actor.SYSTEM
+
+    def describe(self) -> str:
+        """One human line, used by the headless printer and the event log."""
+        return self.type  # type: ignore[attr-defined]
+
+
+class DirectiveCreated(_Event):
+    type: Literal["directive_created"] = "directive_created"
+    title: str
+
+    def describe(self) -> str:
+        return f"directive created: {self.title}"
+
+
+class DirectiveStatusChanged(_Event):
+    type: Literal["directive_status_changed"] = "directive_status_changed"
+    old_status: str
+    new_status: str
+    reason: str | None = None
+
+    def describe(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"directive {self.old_status} -> {self.new_status}{why}"
+
+
+class StepStatusChanged(_Event):
+    type: Literal["step_status_changed"] = "step_status_changed"
+    step_id: str
+    step_name: str
+    old_status: str
+    new_status: str
+    rework_count: int = 0
+    reason: str | None = None
+
+    def describe(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"step {self.step_name}: {self.old_status} -> {self.new_status}{why}"
+
+
+class StepOutput(_Event):
+    type: Literal["step_output"] = "step_output"
+    step_id: str
+    step_name: str
+    source: str = "executor"  # executor, verifier name, agent
+    line: str
+    severity: Severity = Severity.DEBUG
+
+    def describe(self) -> str:
+        return f"[{self.step_name}:{self.source}] {self.line}"
+
+
+class EvaluationCompleted(_Event):
+    type: Literal["evaluation_completed"] = "evaluation_completed"
+    step_id: str
+    step_name: str
+    evaluation_id: str
+    score: float
+    level: str
+    passed: bool
+    verifiers: dict[str, float] = Field(default_factory=dict)  # name -> score
+    flags: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        scores = ", ".join(f"{k}={v:.2f}" for k, v in self.verifiers.items())
+        flags = f" flags: {', '.join(self.flags)}" if self.flags else ""
+        return f"step {self.step_name} evaluated {self.level} ({self.score:.2f}; {scores}){flags}"
+
+
+class ApprovalRequired(_Event):
+    type: Literal["approval_required"] = "approval_required"
+    approval_id: str
+    kind: str
+    step_id: str | None = None
+    summary: str = ""
+
+    def describe(self) -> str:
+        return f"approval needed [{self.approval_id}] {self.kind}: {self.summary}"
+
+
+class ApprovalResolved(_Event):
+    type: Literal["approval_resolved"] = "approval_resolved"
+    approval_id: str
+    decision: str
+    step_id: str | None = None
+    comment: str | None = None
+
+    def describe(self) -> str:
+        note = f": {self.comment}" if self.comment else ""
+        return f"approval [{self.approval_id}] {self.decision}{note}"
+
+
+class CostUpdated(_Event):
+    type: Literal["cost_updated"] = "cost_updated"
+    step_id: str | None = None
+    delta_usd: float
+    total_usd: float
+
+    def describe(self) -> str:
+        return f"cost +${self.delta_usd:.4f} = ${self.total_usd:.4f}"
+
+
+class ChainCreated(_Event):
+    type: Literal["chain_created"] = "chain_created"
+    chain_id: str
+    generation: int
+    steps: list[str]
+    old_chain_id: str | None = None
+    reason: str | None = None
+
+    def describe(self) -> str:
+        head = "chain regenerated" if self.old_chain_id else "chain created"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{head}: {' -> '.join(self.steps)}{why}"
+
+
+class BreakerTripped(_Event):
+    type: Literal["breaker_tripped"] = "breaker_tripped"
+    breaker: str  # cost, wall_time, regenerations, failed_steps
+    reason: str
+    severity: Severity = Severity.WARNING
+
+    def describe(self) -> str:
+        return f"breaker {self.breaker} tripped: {self.reason}"
+
+
+class LimitsChanged(_Event):
+    type: Literal["limits_changed"] = "limits_changed"
+    limits: dict[str, Any]
+
+    def describe(self) -> str:
+        return "limits changed: " + ", ".join(f"{k}={v}" for k, v in self.limits.items())
+
+
+class Notice(_Event):
+    """Anything worth a line in the log that is not a state change: a
+    warning about shared trees, a planner retry, an error message."""
+
+    type: Literal["notice"] = "notice"
+    message: str
+    step_id: str | None = None
+
+    def describe(self) -> str:
+        return self.message
+
+
+EngineEvent = Annotated[
+    Union[
+        DirectiveCreated,
+        DirectiveStatusChanged,
+        StepStatusChanged,
+        StepOutput,
+        EvaluationCompleted,
+        ApprovalRequired,
+        ApprovalResolved,
+        CostUpdated,
+        ChainCreated,
+        BreakerTripped,
+        LimitsChanged,
+        Notice,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[EngineEvent] = TypeAdapter(EngineEvent)
+
+
+def event_from_json(data: str | bytes) -> EngineEvent:
+    return EVENT_ADAPTER.validate_json(data)

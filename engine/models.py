@@ -1,0 +1,392 @@
+"""Pydantic records for everything the engine stores and passes around.
+
+These are the edges of the system: the store returns them, the engine and
+the screen read them, the directive file is parsed into `DirectiveSpec`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def new_id() -> str:
+    """Short unique ids: readable in logs and typed by hand in the CLI."""
+    return uuid.uuid4().hex[:12]
+
+
+def now() -> float:
+    return time.time()
+
+
+class Strict(BaseModel):
+    """Base for input models: unknown keys are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------
+# Statuses and levels
+# --------------------------------------------------------------------------
+
+
+class DirectiveStatus(StrEnum):
+    DRAFT = "draft"
+    PLANNING = "planning"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    EVALUATING = "evaluating"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REWORK = "rework"
+    PASSED = "passed"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
+
+
+class ConfidenceLevel(StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+class Autonomy(StrEnum):
+    FULL_AUTO = "full_auto"
+    GUARDRAILS = "guardrails"
+    MANUAL = "manual"
+
+
+class PlannerKind(StrEnum):
+    TEMPLATE = "template"
+    EXPLICIT = "explicit"
+    ANTHROPIC = "anthropic"
+
+
+class ExecutorKind(StrEnum):
+    SHELL = "shell"
+    SCRIPTED = "scripted"
+    AGENT = "agent"
+    CLAUDE_CODE = "claude_code"
+    NOOP = "noop"
+
+
+class StepType(StrEnum):
+    RESEARCH = "research"
+    DESIGN = "design"
+    IMPLEMENT = "implement"
+    TEST = "test"
+    REVIEW = "review"
+    DOCS = "docs"
+    SHELL = "shell"
+
+
+class ApprovalKind(StrEnum):
+    STEP_REVIEW = "step_review"  # a yellow (or, in manual, any) step result
+    ESCALATION = "escalation"  # a blocked step: retry / skip / replan / stop
+    PLAN = "plan"  # manual autonomy: the plan before any step runs
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CHANGES_REQUESTED = "changes_requested"
+    RESOLVED = "resolved"  # an escalation answered with one of its options
+
+
+class ApprovalDecision(StrEnum):
+    """What a person can answer. Step reviews and plans take the first three,
+    escalations the last four."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+    REQUEST_CHANGES = "request_changes"
+    RETRY = "retry"
+    SKIP = "skip"
+    REPLAN = "replan"
+    STOP = "stop"
+
+
+class Severity(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Actor(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    AGENT = "agent"
+
+
+# --------------------------------------------------------------------------
+# The directive as written by a person
+# --------------------------------------------------------------------------
+
+
+class Thresholds(Strict):
+    green: float = Field(0.8, ge=0.0, le=1.0)
+    yellow: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.yellow > self.green:
+            raise ValueError(
+                f"yellow threshold ({self.yellow}) must not be above green ({self.green})"
+            )
+        return self
+
+
+class Limits(Strict):
+    max_cost_usd: float | None = Field(10.0, gt=0)
+    max_wall_time_minutes: float | None = Field(120.0, gt=0)
+    max_rework_cycles: int = Field(3, ge=0)
+    max_chain_regenerations: int = Field(2, ge=0)
+    max_parallel_steps: int = Field(2, ge=1)
+    max_failed_steps: int = Field(3, ge=1)
+
+
+class Requirement(Strict):
+    id: str
+    text: str
+
+
+class FileEdit(Strict):
+    """One edit the scripted executor applies: write a whole file, replace a
+    string in it, or delete it."""
+
+    path: str
+    content: str | None = None
+    replace: str | None = None
+    with_: str | None = Field(None, alias="with")
+    delete: bool = False
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VerifierSpec(Strict):
+    """A verifier a directive adds, or an override of a detected one (same name)."""
+
+    name: str
+    command: str | list[str] | None = None
+    parser: Literal["exit_code", "pytest", "ruff", "mypy", "count"] | None = None
+    weight: float = Field(1.0, ge=0)
+    gating: bool | None = None
+    timeout_s: float = Field(300.0, gt=0)
+    enabled: bool = True
+
+
+class VerifierConfig(Strict):
+    auto_detect: bool = True
+    llm_judge: bool = True  # only used when an API key is configured
+    llm_judge_weight: float = Field(1.0, ge=0)
+    extra: list[VerifierSpec] = Field(default_factory=list)
+
+
+class StepSpec(Strict):
+    """A step as planned: written in the directive file (`explicit`) or made
+    by a planner. Executor-specific fields are optional."""
+
+    name: str = Field(min_length=1)
+    type: str = StepType.IMPLEMENT.value
+    description: str = ""
+    depends_on: list[str] = Field(default_factory=list)
+    requirement_ids: list[str] = Field(default_factory=list)
+    executor: ExecutorKind | None = None  # overrides the directive's executor
+    command: str | None = None  # shell executor
+    timeout_s: float | None = Field(None, gt=0)
+    # scripted executor: edits per attempt; attempt N uses attempts[min(N, len)-1]
+    attempts: list[list[FileEdit]] = Field(default_factory=list)
+    verifiers: list[str] | None = None  # restrict to these verifier names
+
+
+class DirectiveSpec(Strict):
+    title: str = Field(min_length=1)
+    goal: str = Field(min_length=1)
+    repo: Path
+    requirements: list[Requirement] = Field(default_factory=list)
+    acceptance_criteria: list[str] = Field(default_factory=list)
+    autonomy: Autonomy = Autonomy.GUARDRAILS
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    limits: Limits = Field(default_factory=Limits)
+    planner: PlannerKind = PlannerKind.TEMPLATE
+    executor: ExecutorKind = ExecutorKind.SHELL
+    model: str | None = None  # Claude model for planner, agent and judge
+    verifiers: VerifierConfig = Field(default_factory=VerifierConfig)
+    steps: list[StepSpec] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# Stored records
+# --------------------------------------------------------------------------
+
+
+class Directive(BaseModel):
+    id: str = Field(default_factory=new_id)
+    spec: DirectiveSpec
+    status: DirectiveStatus = DirectiveStatus.DRAFT
+    total_cost_usd: float = 0.0
+    regenerations: int = 0  # chains made by replanning (the first chain is not one)
+    failed_steps: int = 0
+    wall_time_used_s: float = 0.0  # active time accumulated before `active_since`
+    active_since: float | None = None
+    last_seq: int = 0
+    pause_reason: str | None = None
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    def wall_time_s(self, at: float | None = None) -> float:
+        """Active wall time: paused time does not count against the limit."""
+        running = (at or now()) - self.active_since if self.active_since else 0.0
+        return self.wall_time_used_s + max(running, 0.0)
+
+
+class Chain(BaseModel):
+    id: str = Field(default_factory=new_id)
+    directive_id: str
+    generation: int = 0
+    planner: str = PlannerKind.TEMPLATE.value
+    reason: str | None = None
+    superseded: bool = False
+    created_at: float = Field(default_factory=now)
+
+
+class Step(BaseModel):
+    id: str = Field(default_factory=new_id)
+    chain_id: str
+    directive_id: str
+    name: str
+    spec: StepSpec
+    status: StepStatus = StepStatus.PENDING
+    depends_on: list[str] = Field(default_factory=list)  # step ids
+    rework_count: int = 0
+    attempts: int = 0
+    confidence: float | None = None
+    level: ConfidenceLevel | None = None
+    rework_instructions: str | None = None
+    layer: int = 0
+    row: int = 0
+    carried_from: str | None = None  # id of the passed step this one keeps
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+
+class TokenUsage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            **{k: getattr(self, k) + getattr(other, k) for k in TokenUsage.model_fields}
+        )
+
+
+class StepRun(BaseModel):
+    """One attempt of a step by an executor."""
+
+    id: str = Field(default_factory=new_id)
+    step_id: str
+    directive_id: str
+    attempt: int
+    executor: str
+    status: Literal["running", "succeeded", "failed", "cancelled"] = "running"
+    summary: str = ""
+    error: str | None = None
+    modified_files: list[str] = Field(default_factory=list)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    rework_instructions: str | None = None
+    commit_sha: str | None = None
+    started_at: float = Field(default_factory=now)
+    finished_at: float | None = None
+
+
+class VerifierResult(BaseModel):
+    name: str
+    kind: str = "command"  # pytest, ruff, mypy, llm_judge, command ...
+    command: str = ""
+    passed: bool
+    score: float = Field(ge=0.0, le=1.0)
+    weight: float = 1.0
+    gating: bool = False
+    exit_code: int | None = None
+    timed_out: bool = False
+    duration_s: float = 0.0
+    summary: str = ""
+    output_tail: str = ""
+    cost_usd: float = 0.0
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evaluation(BaseModel):
+    id: str = Field(default_factory=new_id)
+    directive_id: str
+    step_id: str
+    run_id: str | None = None
+    score: float
+    level: ConfidenceLevel
+    passed: bool
+    results: list[VerifierResult] = Field(default_factory=list)
+    summary: str = ""
+    rework_instructions: str | None = None
+    flags: list[str] = Field(default_factory=list)  # e.g. "tests_modified"
+    created_at: float = Field(default_factory=now)
+
+
+class ApprovalRequest(BaseModel):
+    id: str = Field(default_factory=new_id)
+    directive_id: str
+    step_id: str | None = None
+    kind: ApprovalKind
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    summary: str
+    evaluation_id: str | None = None
+    options: list[ApprovalDecision] = Field(default_factory=list)
+    decision: ApprovalDecision | None = None
+    comment: str | None = None
+    created_at: float = Field(default_factory=now)
+    resolved_at: float | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status is ApprovalStatus.PENDING
+
+
+REVIEW_OPTIONS = [
+    ApprovalDecision.APPROVE,
+    ApprovalDecision.REQUEST_CHANGES,
+    ApprovalDecision.DENY,
+]
+ESCALATION_OPTIONS = [
+    ApprovalDecision.RETRY,
+    ApprovalDecision.SKIP,
+    ApprovalDecision.REPLAN,
+    ApprovalDecision.STOP,
+]

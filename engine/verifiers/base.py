@@ -1,0 +1,31 @@
+"""The verifier interface: score a step attempt in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from engine.models import Directive, Step, StepRun, TokenUsage, VerifierResult
+
+
+@dataclass
+class VerifyContext:
+    directive: Directive
+    step: Step
+    run: StepRun
+    workdir: Path
+    modified_files: list[str] = field(default_factory=list)
+    prior_results: list[VerifierResult] = field(default_factory=list)  # for the LLM judge
+    emit: Callable[[str, str], None] = lambda source, line: None  # (verifier name, line)
+    add_cost: Callable[[TokenUsage, float], Awaitable[None]] | None = None
+
+
+class Verifier(Protocol):
+    name: str
+    kind: str
+    weight: float
+    gating: bool
+
+    async def verify(self, ctx: VerifyContext) -> VerifierResult: ...
