@@ -181,6 +181,14 @@ class FileEdit(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ScriptedAttempt(Strict):
+    """What the scripted executor does on one attempt of a step."""
+
+    summary: str = ""
+    edits: list[FileEdit] = Field(default_factory=list)
+    fail: str | None = None  # make the attempt fail with this error
+
+
 class VerifierSpec(Strict):
     """A verifier a directive adds, or an override of a detected one (same name)."""
 
@@ -212,8 +220,8 @@ class StepSpec(Strict):
     executor: ExecutorKind | None = None  # overrides the directive's executor
     command: str | None = None  # shell executor
     timeout_s: float | None = Field(None, gt=0)
-    # scripted executor: edits per attempt; attempt N uses attempts[min(N, len)-1]
-    attempts: list[list[FileEdit]] = Field(default_factory=list)
+    # scripted executor: attempt N uses attempts[min(N, len) - 1]
+    attempts: list[ScriptedAttempt] = Field(default_factory=list)
     verifiers: list[str] | None = None  # restrict to these verifier names
 
 
@@ -269,6 +277,7 @@ class Chain(BaseModel):
     planner: str = PlannerKind.TEMPLATE.value
     reason: str | None = None
     superseded: bool = False
+    cost_usd: float = 0.0  # what planning this chain cost
     created_at: float = Field(default_factory=now)
 
 
