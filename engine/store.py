@@ -1,0 +1,704 @@
+"""The durable truth: one SQLite file through aiosqlite.
+
+Writes go through `Store.write(fn)`: `fn` runs on aiosqlite's database thread
+inside one transaction with a `Tx` helper that checks every status change
+against the transition tables and records its event. The transaction commits
+the state and its events together, or neither: a crash between two writes
+leaves no half-state. One hop to the database thread per transaction, not one
+per statement (each hop costs ~100 us; SQLite's WAL commit ~25 us).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+from pydantic import BaseModel
+from pydantic_core import to_json
+
+from engine.events import (
+    DirectiveStatusChanged,
+    EngineEvent,
+    StepStatusChanged,
+    event_from_json,
+)
+from engine.models import (
+    ApprovalRequest,
+    ApprovalStatus,
+    Chain,
+    Directive,
+    DirectiveSpec,
+    DirectiveStatus,
+    Evaluation,
+    Step,
+    StepRun,
+    StepSpec,
+    StepStatus,
+    TokenUsage,
+    VerifierResult,
+    now,
+)
+from engine.transitions import check_directive, check_step
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------
+# Schema and migrations. PRAGMA user_version holds the schema version; each
+# migration moves it forward by one and runs in its own transaction.
+# --------------------------------------------------------------------------
+
+MIGRATIONS: list[str] = [
+    # 1: the tables
+    """
+    CREATE TABLE directives (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        total_cost_usd REAL NOT NULL DEFAULT 0,
+        regenerations INTEGER NOT NULL DEFAULT 0,
+        failed_steps INTEGER NOT NULL DEFAULT 0,
+        wall_time_used_s REAL NOT NULL DEFAULT 0,
+        active_since REAL,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        pause_reason TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE directive_chains (
+        id TEXT PRIMARY KEY,
+        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
+        generation INTEGER NOT NULL,
+        planner TEXT NOT NULL,
+        reason TEXT,
+        superseded INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        UNIQUE (directive_id, generation)
+    );
+    CREATE TABLE chain_steps (
+        id TEXT PRIMARY KEY,
+        chain_id TEXT NOT NULL REFERENCES directive_chains(id) ON DELETE CASCADE,
+        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL,
+        rework_count INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        confidence REAL,
+        level TEXT,
+        rework_instructions TEXT,
+        layer INTEGER NOT NULL DEFAULT 0,
+        row INTEGER NOT NULL DEFAULT 0,
+        carried_from TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (chain_id, name)
+    );
+    CREATE INDEX chain_steps_by_chain_status ON chain_steps (chain_id, status);
+    CREATE TABLE step_deps (
+        step_id TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
+        depends_on TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
+        PRIMARY KEY (step_id, depends_on)
+    ) WITHOUT ROWID;
+    CREATE TABLE step_runs (
+        id TEXT PRIMARY KEY,
+        step_id TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
+        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        executor TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        modified_files TEXT NOT NULL DEFAULT '[]',
+        usage TEXT NOT NULL DEFAULT '{}',
+        cost_usd REAL NOT NULL DEFAULT 0,
+        rework_instructions TEXT,
+        commit_sha TEXT,
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX step_runs_by_step ON step_runs (step_id, attempt);
+    CREATE TABLE directive_evaluations (
+        id TEXT PRIMARY KEY,
+        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
+        step_id TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
+        run_id TEXT REFERENCES step_runs(id) ON DELETE CASCADE,
+        score REAL NOT NULL,
+        level TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        results TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        rework_instructions TEXT,
+        flags TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX evaluations_by_step ON directive_evaluations (step_id, created_at);
+    CREATE TABLE approval_requests (
+        id TEXT PRIMARY KEY,
+        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
+        step_id TEXT REFERENCES chain_steps(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        evaluation_id TEXT REFERENCES directive_evaluations(id),
+        options TEXT NOT NULL DEFAULT '[]',
+        decision TEXT,
+        comment TEXT,
+        created_at REAL NOT NULL,
+        resolved_at REAL
+    );
+    CREATE INDEX approvals_pending ON approval_requests (status, created_at);
+    CREATE TABLE directive_events (
+        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        step_id TEXT,
+        ts REAL NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (directive_id, seq)
+    ) WITHOUT ROWID;
+    """,
+    # 2: who runs the engine on this file (one running engine per database)
+    """
+    CREATE TABLE engine_lease (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        owner TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        heartbeat REAL NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class NotFound(StoreError):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Row <-> model mapping: per table, which columns hold JSON and which model.
+# --------------------------------------------------------------------------
+
+
+def _dump(value: Any) -> Any:
+    """Column value: models, lists and dicts as JSON text; the rest as is
+    (str enums are str, which sqlite3 stores as text)."""
+    if isinstance(value, (BaseModel, list, dict)):
+        return to_json(value).decode()
+    return value
+
+
+def _directive(row: sqlite3.Row) -> Directive:
+    d = dict(row)
+    d["spec"] = DirectiveSpec.model_validate_json(d.pop("spec"))
+    d.pop("title")
+    return Directive.model_validate(d)
+
+
+def _step(row: sqlite3.Row, deps: list[str]) -> Step:
+    d = dict(row)
+    d["spec"] = StepSpec.model_validate_json(d["spec"])
+    d["depends_on"] = deps
+    return Step.model_validate(d)
+
+
+def _run(row: sqlite3.Row) -> StepRun:
+    d = dict(row)
+    d["modified_files"] = json.loads(d["modified_files"])
+    d["usage"] = TokenUsage.model_validate_json(d["usage"])
+    return StepRun.model_validate(d)
+
+
+def _evaluation(row: sqlite3.Row) -> Evaluation:
+    d = dict(row)
+    d["results"] = [VerifierResult.model_validate(r) for r in json.loads(d["results"])]
+    d["flags"] = json.loads(d["flags"])
+    d["passed"] = bool(d["passed"])
+    return Evaluation.model_validate(d)
+
+
+def _approval(row: sqlite3.Row) -> ApprovalRequest:
+    d = dict(row)
+    d["options"] = json.loads(d["options"])
+    return ApprovalRequest.model_validate(d)
+
+
+def _chain(row: sqlite3.Row) -> Chain:
+    d = dict(row)
+    d["superseded"] = bool(d["superseded"])
+    return Chain.model_validate(d)
+
+
+# --------------------------------------------------------------------------
+# Tx: the write helper that runs on the database thread
+# --------------------------------------------------------------------------
+
+
+class Tx:
+    """One transaction's writes. Status changes are checked against the
+    tables and record their event; `emit` adds any other event. Events get
+    their per-directive sequence numbers at commit."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.events: list[EngineEvent] = []
+
+    # -- generic ------------------------------------------------------------
+
+    def emit(self, event: EngineEvent) -> None:
+        self.events.append(event)
+
+    def insert(self, table: str, values: dict[str, Any]) -> None:
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self.conn.execute(
+            f"INSERT INTO {table} ({cols}) VALUES ({marks})", [_dump(v) for v in values.values()]
+        )
+
+    def update(self, table: str, row_id: str, **values: Any) -> None:
+        if not values:
+            return
+        sets = ", ".join(f"{k} = ?" for k in values)
+        cur = self.conn.execute(
+            f"UPDATE {table} SET {sets} WHERE id = ?", [*map(_dump, values.values()), row_id]
+        )
+        if cur.rowcount != 1:
+            raise NotFound(f"{table}: no row with id {row_id!r}")
+
+    def one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, tuple(params)).fetchone()
+
+    # -- records ------------------------------------------------------------
+
+    def directive(self, directive_id: str) -> Directive:
+        row = self.one("SELECT * FROM directives WHERE id = ?", (directive_id,))
+        if row is None:
+            raise NotFound(f"no directive with id {directive_id!r}")
+        return _directive(row)
+
+    def step(self, step_id: str) -> Step:
+        row = self.one("SELECT * FROM chain_steps WHERE id = ?", (step_id,))
+        if row is None:
+            raise NotFound(f"no step with id {step_id!r}")
+        deps = [r[0] for r in self.conn.execute("SELECT depends_on FROM step_deps WHERE step_id = ?", (step_id,))]
+        return _step(row, deps)
+
+    def approval(self, approval_id: str) -> ApprovalRequest:
+        row = self.one("SELECT * FROM approval_requests WHERE id = ?", (approval_id,))
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id!r}")
+        return _approval(row)
+
+    def add_directive(self, d: Directive) -> None:
+        self.insert(
+            "directives",
+            {
+                "id": d.id,
+                "title": d.spec.title,
+                "status": d.status,
+                "spec": d.spec.model_dump_json(),
+                "total_cost_usd": d.total_cost_usd,
+                "regenerations": d.regenerations,
+                "failed_steps": d.failed_steps,
+                "wall_time_used_s": d.wall_time_used_s,
+                "active_since": d.active_since,
+                "last_seq": 0,
+                "pause_reason": d.pause_reason,
+                "created_at": d.created_at,
+                "updated_at": d.updated_at,
+            },
+        )
+
+    def add_chain(self, chain: Chain, steps: list[Step]) -> None:
+        self.insert("directive_chains", chain.model_dump(mode="json"))
+        for s in steps:
+            row = s.model_dump(mode="json", exclude={"depends_on"})
+            row["spec"] = s.spec.model_dump_json(by_alias=True)
+            self.insert("chain_steps", row)
+        self.conn.executemany(
+            "INSERT INTO step_deps (step_id, depends_on) VALUES (?, ?)",
+            [(s.id, dep) for s in steps for dep in s.depends_on],
+        )
+
+    def add_run(self, run: StepRun) -> None:
+        row = run.model_dump(mode="json")
+        row["modified_files"] = json.dumps(row["modified_files"])
+        row["usage"] = json.dumps(row["usage"])
+        self.insert("step_runs", row)
+
+    def add_evaluation(self, ev: Evaluation) -> None:
+        row = ev.model_dump(mode="json")
+        row["results"] = json.dumps(row["results"])
+        row["flags"] = json.dumps(row["flags"])
+        self.insert("directive_evaluations", row)
+
+    def add_approval(self, a: ApprovalRequest) -> None:
+        row = a.model_dump(mode="json")
+        row["options"] = json.dumps(row["options"])
+        self.insert("approval_requests", row)
+
+    # -- status changes -------------------------------------------------------
+
+    def directive_status(
+        self, directive_id: str, to: DirectiveStatus, *, reason: str | None = None, **fields: Any
+    ) -> Directive:
+        d = self.directive(directive_id)
+        check_directive(d.spec.title, d.status, to)
+        at = now()
+        if to is DirectiveStatus.ACTIVE and d.active_since is None:
+            fields.setdefault("active_since", at)
+        elif d.status is DirectiveStatus.ACTIVE and to is not DirectiveStatus.ACTIVE:
+            fields.setdefault("wall_time_used_s", d.wall_time_s(at))
+            fields.setdefault("active_since", None)
+        if to is DirectiveStatus.PAUSED:
+            fields.setdefault("pause_reason", reason)
+        elif d.status is DirectiveStatus.PAUSED:
+            fields.setdefault("pause_reason", None)
+        self.update("directives", directive_id, status=to, updated_at=at, **fields)
+        self.emit(
+            DirectiveStatusChanged(
+                directive_id=directive_id, old_status=d.status, new_status=to, reason=reason
+            )
+        )
+        return d.model_copy(update={"status": to, **fields})
+
+    def step_status(
+        self, step_id: str, to: StepStatus, *, reason: str | None = None, **fields: Any
+    ) -> Step:
+        s = self.step(step_id)
+        check_step(s.name, s.status, to)
+        self.update("chain_steps", step_id, status=to, updated_at=now(), **fields)
+        updated = s.model_copy(update={"status": to, **fields})
+        self.emit(
+            StepStatusChanged(
+                directive_id=s.directive_id,
+                step_id=step_id,
+                step_name=s.name,
+                old_status=s.status,
+                new_status=to,
+                rework_count=updated.rework_count,
+                reason=reason,
+            )
+        )
+        return updated
+
+    def add_cost(self, directive_id: str, delta: float) -> float:
+        self.conn.execute(
+            "UPDATE directives SET total_cost_usd = total_cost_usd + ?, updated_at = ? WHERE id = ?",
+            (delta, now(), directive_id),
+        )
+        row = self.one("SELECT total_cost_usd FROM directives WHERE id = ?", (directive_id,))
+        return float(row[0]) if row else 0.0
+
+    # -- commit -------------------------------------------------------------
+
+    def _number_and_write_events(self) -> list[EngineEvent]:
+        if not self.events:
+            return []
+        numbered: list[EngineEvent] = []
+        by_directive: dict[str, int] = {}
+        for ev in self.events:
+            did = ev.directive_id
+            if did not in by_directive:
+                row = self.one("SELECT last_seq FROM directives WHERE id = ?", (did,))
+                if row is None:
+                    raise NotFound(f"event for unknown directive {did!r}")
+                by_directive[did] = row[0]
+            by_directive[did] += 1
+            numbered.append(ev.model_copy(update={"seq": by_directive[did]}))
+        self.conn.executemany(
+            "INSERT INTO directive_events (directive_id, seq, type, severity, actor, step_id, ts, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.directive_id,
+                    e.seq,
+                    e.type,
+                    e.severity.value,
+                    e.actor.value,
+                    getattr(e, "step_id", None),
+                    e.ts,
+                    e.model_dump_json(),
+                )
+                for e in numbered
+            ],
+        )
+        self.conn.executemany(
+            "UPDATE directives SET last_seq = ? WHERE id = ?",
+            [(seq, did) for did, seq in by_directive.items()],
+        )
+        return numbered
+
+
+# --------------------------------------------------------------------------
+# Store
+# --------------------------------------------------------------------------
+
+
+class Store:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path, *, readonly: bool = False) -> Store:
+        path = Path(path)
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if readonly:
+            conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        store = cls(conn, path)
+        try:
+            await store._call(_configure, readonly)
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise StoreError(f"{path}: not a usable directive-tui database ({exc})") from exc
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(sqlite3_connection, *args)` on aiosqlite's database thread.
+
+        aiosqlite's `_execute` is the one hop to its thread; going through it
+        with a whole transaction is what keeps the engine's overhead low."""
+        return await self._conn._execute(fn, self._conn._conn, *args)  # noqa: SLF001
+
+    async def write(self, fn: Callable[[Tx], T]) -> tuple[T, list[EngineEvent]]:
+        """Run `fn` in one transaction; return its result and the numbered,
+        persisted events it recorded (to be published by the caller)."""
+        return await self._call(_transaction, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(fn)
+
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    # -- queries --------------------------------------------------------------
+
+    async def get_directive(self, directive_id: str) -> Directive:
+        return await self._call(lambda c: Tx(c).directive(directive_id))
+
+    async def list_directives(self) -> list[Directive]:
+        rows = await self._conn.execute_fetchall("SELECT * FROM directives ORDER BY created_at")
+        return [_directive(r) for r in rows]
+
+    async def find_directive(self, prefix: str) -> Directive:
+        """By id or unique id prefix: what a person types in the CLI."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM directives WHERE id LIKE ? || '%' LIMIT 2", (prefix,)
+        )
+        if not rows:
+            raise NotFound(f"no directive with id {prefix!r}")
+        if len(rows) > 1:
+            raise NotFound(f"id prefix {prefix!r} matches more than one directive")
+        return _directive(rows[0])
+
+    async def current_chain(self, directive_id: str) -> Chain | None:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
+            " ORDER BY generation DESC LIMIT 1",
+            (directive_id,),
+        )
+        return _chain(rows[0]) if rows else None
+
+    async def list_chains(self, directive_id: str) -> list[Chain]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM directive_chains WHERE directive_id = ? ORDER BY generation",
+            (directive_id,),
+        )
+        return [_chain(r) for r in rows]
+
+    async def list_steps(self, chain_id: str) -> list[Step]:
+        return await self._call(_list_steps, "s.chain_id = ?", (chain_id,))
+
+    async def get_step(self, step_id: str) -> Step:
+        return await self._call(lambda c: Tx(c).step(step_id))
+
+    async def find_ready_steps(self, chain_id: str) -> list[Step]:
+        """Pending steps whose dependencies all passed or were skipped."""
+        return await self._call(
+            _list_steps,
+            "s.chain_id = ? AND s.status = 'pending' AND NOT EXISTS ("
+            " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
+            " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
+            (chain_id,),
+        )
+
+    async def steps_in(self, chain_id: str, statuses: Iterable[StepStatus]) -> list[Step]:
+        wanted = [s.value for s in statuses]
+        marks = ", ".join("?" for _ in wanted)
+        return await self._call(
+            _list_steps, f"s.chain_id = ? AND s.status IN ({marks})", (chain_id, *wanted)
+        )
+
+    async def status_counts(self, chain_id: str) -> dict[StepStatus, int]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT status, COUNT(*) FROM chain_steps WHERE chain_id = ? GROUP BY status",
+            (chain_id,),
+        )
+        return {StepStatus(r[0]): r[1] for r in rows}
+
+    async def list_runs(self, step_id: str) -> list[StepRun]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM step_runs WHERE step_id = ? ORDER BY attempt", (step_id,)
+        )
+        return [_run(r) for r in rows]
+
+    async def list_evaluations(self, step_id: str) -> list[Evaluation]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM directive_evaluations WHERE step_id = ? ORDER BY created_at", (step_id,)
+        )
+        return [_evaluation(r) for r in rows]
+
+    async def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM directive_evaluations WHERE id = ?", (evaluation_id,)
+        )
+        if not rows:
+            raise NotFound(f"no evaluation with id {evaluation_id!r}")
+        return _evaluation(rows[0])
+
+    async def get_approval(self, approval_id: str) -> ApprovalRequest:
+        return await self._call(lambda c: Tx(c).approval(approval_id))
+
+    async def find_approval(self, prefix: str) -> ApprovalRequest:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM approval_requests WHERE id LIKE ? || '%' LIMIT 2", (prefix,)
+        )
+        if not rows:
+            raise NotFound(f"no approval with id {prefix!r}")
+        if len(rows) > 1:
+            raise NotFound(f"id prefix {prefix!r} matches more than one approval")
+        return _approval(rows[0])
+
+    async def pending_approvals(self, directive_id: str | None = None) -> list[ApprovalRequest]:
+        sql = "SELECT * FROM approval_requests WHERE status = ?"
+        params: list[Any] = [ApprovalStatus.PENDING.value]
+        if directive_id is not None:
+            sql += " AND directive_id = ?"
+            params.append(directive_id)
+        rows = await self._conn.execute_fetchall(sql + " ORDER BY created_at, rowid", params)
+        return [_approval(r) for r in rows]
+
+    async def list_approvals(self, directive_id: str) -> list[ApprovalRequest]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT * FROM approval_requests WHERE directive_id = ? ORDER BY created_at, rowid",
+            (directive_id,),
+        )
+        return [_approval(r) for r in rows]
+
+    async def list_events(
+        self, directive_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[EngineEvent]:
+        sql = "SELECT data FROM directive_events WHERE directive_id = ? AND seq > ? ORDER BY seq"
+        params: list[Any] = [directive_id, after_seq]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self._conn.execute_fetchall(sql, params)
+        return [event_from_json(r[0]) for r in rows]
+
+    async def last_events(self, directive_id: str, count: int) -> list[EngineEvent]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT data FROM directive_events WHERE directive_id = ? ORDER BY seq DESC LIMIT ?",
+            (directive_id, count),
+        )
+        return [event_from_json(r[0]) for r in reversed(rows)]
+
+    async def progress(self) -> dict[str, tuple[int, int, int]]:
+        """directive id -> (passed or skipped steps, total steps, pending
+        approvals) for the current chains: the home screen in one query."""
+        rows = await self._conn.execute_fetchall(
+            """
+            SELECT d.id,
+              (SELECT COUNT(*) FROM chain_steps s JOIN directive_chains c ON c.id = s.chain_id
+                 WHERE c.directive_id = d.id AND c.superseded = 0 AND s.status IN ('passed', 'skipped')),
+              (SELECT COUNT(*) FROM chain_steps s JOIN directive_chains c ON c.id = s.chain_id
+                 WHERE c.directive_id = d.id AND c.superseded = 0),
+              (SELECT COUNT(*) FROM approval_requests a WHERE a.directive_id = d.id AND a.status = 'pending')
+            FROM directives d
+            """
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
+        return
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
+    _migrate(conn)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"schema version {version} is newer than this program knows ({SCHEMA_VERSION})"
+        )
+    for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _transaction(conn: sqlite3.Connection, fn: Callable[[Tx], T]) -> tuple[T, list[EngineEvent]]:
+    tx = Tx(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(tx)
+        events = tx._number_and_write_events()
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result, events
+
+
+def _list_steps(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[Step]:
+    rows = conn.execute(
+        f"SELECT s.* FROM chain_steps s WHERE {where} ORDER BY s.layer, s.row", params
+    ).fetchall()
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    deps: dict[str, list[str]] = {i: [] for i in ids}
+    for chunk_start in range(0, len(ids), 500):
+        chunk = ids[chunk_start : chunk_start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for step_id, dep in conn.execute(
+            f"SELECT step_id, depends_on FROM step_deps WHERE step_id IN ({marks})", chunk
+        ):
+            deps[step_id].append(dep)
+    return [_step(r, deps[r["id"]]) for r in rows]
