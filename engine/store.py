@@ -293,7 +293,12 @@ class Tx:
         row = self.one("SELECT * FROM chain_steps WHERE id = ?", (step_id,))
         if row is None:
             raise NotFound(f"no step with id {step_id!r}")
-        deps = [r[0] for r in self.conn.execute("SELECT depends_on FROM step_deps WHERE step_id = ?", (step_id,))]
+        deps = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT depends_on FROM step_deps WHERE step_id = ?", (step_id,)
+            )
+        ]
         return _step(row, deps)
 
     def approval(self, approval_id: str) -> ApprovalRequest:

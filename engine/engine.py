@@ -1,0 +1,1309 @@
+"""DirectiveEngine: takes a directive from its plan to completion.
+
+One driver task per active directive launches ready steps (bounded by
+`max_parallel_steps`), each step attempt is its own task (execute, evaluate,
+act on the confidence level), and every change goes through the store in one
+transaction with its event before it is published on the bus. The database
+is the truth: the in-memory state here is only which tasks are running, so a
+fresh engine on an existing file picks up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from engine.bus import EventBus
+from engine.events import (
+    ApprovalRequired,
+    ApprovalResolved,
+    BreakerTripped,
+    ChainCreated,
+    CostUpdated,
+    DirectiveCreated,
+    EngineEvent,
+    EvaluationCompleted,
+    LimitsChanged,
+    Notice,
+    StepOutput,
+)
+from engine.executors.base import Budget, ExecutionResult, Executor, StepContext
+from engine.models import (
+    ESCALATION_OPTIONS,
+    REVIEW_OPTIONS,
+    Actor,
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    ApprovalStatus,
+    Autonomy,
+    Chain,
+    ConfidenceLevel,
+    Directive,
+    DirectiveSpec,
+    DirectiveStatus,
+    Evaluation,
+    ExecutorKind,
+    Limits,
+    PlannerKind,
+    Severity,
+    Step,
+    StepRun,
+    StepStatus,
+    TokenUsage,
+    now,
+)
+from engine.planner import PlannedChain, ReplanContext
+from engine.store import Store, Tx
+from engine.transitions import DIRECTIVE_TERMINAL, STEP_ACTIVE, STEP_DONE
+from engine.verifiers.base import Verifier, VerifyContext
+
+log = logging.getLogger(__name__)
+
+D, S = DirectiveStatus, StepStatus
+
+
+class EngineError(RuntimeError):
+    """A command the engine refuses, with the reason a person can act on."""
+
+
+class ApprovalAlreadyResolved(EngineError):
+    pass
+
+
+class Outcome(StrEnum):
+    """Where a directive has come to rest (what the headless command reports)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    AWAITING_APPROVAL = "awaiting_approval"
+
+
+# What a resolved approval becomes, by its decision.
+APPROVAL_STATUS = {
+    ApprovalDecision.APPROVE: ApprovalStatus.APPROVED,
+    ApprovalDecision.DENY: ApprovalStatus.DENIED,
+    ApprovalDecision.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
+}
+
+# Statuses a superseded chain's steps are moved out of.
+LIVE_STEP = frozenset(
+    {
+        S.PENDING,
+        S.READY,
+        S.RUNNING,
+        S.EVALUATING,
+        S.AWAITING_APPROVAL,
+        S.REWORK,
+        S.BLOCKED,
+        S.FAILED,
+    }
+)
+
+
+# --------------------------------------------------------------------------
+# Pluggable services: what the engine builds planners, executors and
+# verifiers with. Tests and benchmarks swap these; the app uses the defaults.
+# --------------------------------------------------------------------------
+
+
+def default_llm_provider(spec: DirectiveSpec) -> Any | None:
+    """A Claude client when a key is configured; imported only then."""
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        return None
+    from engine.llm import LLMClient
+
+    return LLMClient.from_env(model=spec.model)
+
+
+def default_planner(kind: PlannerKind, llm: Any | None) -> Any:
+    from engine.planner import make_planner
+
+    return make_planner(kind, llm=llm)
+
+
+def default_executor(kind: str, llm: Any | None) -> Executor:
+    from engine.executors import ExecutorDeps, build_executor
+
+    return build_executor(kind, ExecutorDeps(llm=llm))
+
+
+def default_verifiers(directive: Directive, step: Step, llm: Any | None) -> list[Verifier]:
+    from engine.verifiers.registry import build_verifiers
+
+    judge = None
+    if llm is not None and directive.spec.verifiers.llm_judge:
+        from engine.verifiers.llm_judge import LLMJudge
+
+        judge = LLMJudge(llm, weight=directive.spec.verifiers.llm_judge_weight)
+    return build_verifiers(directive.spec, Path(directive.spec.repo), step.spec, llm_judge=judge)
+
+
+def default_evaluator(verifiers: list[Verifier], directive: Directive) -> Any:
+    from engine.evaluator import CompositeEvaluator
+
+    return CompositeEvaluator(verifiers, directive.spec.thresholds)
+
+
+@dataclass
+class EngineServices:
+    llm_provider: Callable[[DirectiveSpec], Any | None] = default_llm_provider
+    planner: Callable[[PlannerKind, Any | None], Any] = default_planner
+    executor: Callable[[str, Any | None], Executor] = default_executor
+    verifiers: Callable[[Directive, Step, Any | None], list[Verifier]] = default_verifiers
+    evaluator: Callable[[list[Verifier], Directive], Any] = default_evaluator
+    track_changes: bool = True
+    output_flush_s: float = 0.05
+
+
+# --------------------------------------------------------------------------
+# In-memory runtime of one directive: its tasks, nothing else.
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Runtime:
+    driver: asyncio.Task[None] | None = None
+    steps: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    output: list[EngineEvent] = field(default_factory=list)
+    flush: asyncio.TimerHandle | None = None
+    llm: Any | None = None
+    llm_ready: bool = False
+
+
+class DirectiveEngine:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus | None = None,
+        services: EngineServices | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus or EventBus()
+        self.services = services or EngineServices()
+        self._rt: dict[str, _Runtime] = {}
+        self._closing = False
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+    # ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover: steps caught running or evaluating by a crash go back to
+        ready (their open attempts are closed as interrupted), then drivers
+        resume for every planning or active directive."""
+        for d in await self.store.list_directives():
+            if d.status in DIRECTIVE_TERMINAL:
+                continue
+            await self._write(d.id, lambda tx, d=d: _recover(tx, d.id))
+            if d.status in (D.ACTIVE, D.PLANNING):
+                self._launch_driver(d.id)
+
+    async def close(self) -> None:
+        """Stop every task; running steps are left ready to run again."""
+        self._closing = True
+        tasks = [t for rt in self._rt.values() for t in (rt.driver, *rt.steps.values()) if t]
+        tasks += list(self._background)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for did, rt in self._rt.items():
+            if rt.flush:
+                rt.flush.cancel()
+            if rt.output:
+                with contextlib.suppress(Exception):
+                    await self._write(did, lambda tx: None)
+
+    async def __aenter__(self) -> DirectiveEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------
+    # Commands
+    # ------------------------------------------------------------------
+
+    async def create_directive(self, spec: DirectiveSpec) -> Directive:
+        d = Directive(spec=spec)
+        await self._write(
+            d.id,
+            lambda tx: (
+                tx.add_directive(d),
+                tx.emit(DirectiveCreated(directive_id=d.id, title=spec.title)),
+            ),
+        )
+        return await self.store.get_directive(d.id)
+
+    async def start_directive(self, directive_id: str) -> None:
+        d = await self.store.get_directive(directive_id)
+        if d.status is D.PAUSED:
+            return await self.resume_directive(directive_id)
+        await self._write(directive_id, lambda tx: tx.directive_status(directive_id, D.PLANNING))
+        self._launch_driver(directive_id)
+
+    async def pause_directive(self, directive_id: str, reason: str = "paused by user") -> None:
+        await self._write(
+            directive_id,
+            lambda tx: tx.directive_status(directive_id, D.PAUSED, reason=reason),
+        )
+        await self._halt(directive_id)
+
+    async def resume_directive(self, directive_id: str) -> None:
+        d = await self.store.get_directive(directive_id)
+        if d.status is D.PAUSED:
+            tripped = _breaker_reason(d)
+            if tripped:
+                raise EngineError(f"cannot resume: {tripped[1]}; raise the limit first")
+        chain = await self.store.current_chain(directive_id)
+        target = D.ACTIVE if chain else D.PLANNING
+        await self._write(directive_id, lambda tx: tx.directive_status(directive_id, target))
+        self._launch_driver(directive_id)
+
+    async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:
+        def stop(tx: Tx) -> None:
+            tx.directive_status(directive_id, D.STOPPED, reason=reason)
+            _close_approvals(tx, directive_id, ApprovalDecision.STOP, reason)
+
+        await self._write(directive_id, stop)
+        await self._halt(directive_id)
+
+    async def raise_limits(self, directive_id: str, **changes: Any) -> Limits:
+        """Change limits (validated as a whole); a paused directive can then resume."""
+        d = await self.store.get_directive(directive_id)
+        limits = Limits.model_validate({**d.spec.limits.model_dump(), **changes})
+        spec = d.spec.model_copy(update={"limits": limits})
+
+        def apply(tx: Tx) -> None:
+            tx.update("directives", directive_id, spec=spec.model_dump_json(), updated_at=now())
+            tx.emit(LimitsChanged(directive_id=directive_id, limits=changes, actor=Actor.USER))
+
+        await self._write(directive_id, apply)
+        return limits
+
+    async def retry_step(self, step_id: str) -> None:
+        step = await self.store.get_step(step_id)
+        await self._write(
+            step.directive_id,
+            lambda tx: _retry(tx, step_id),
+        )
+        self._wake(step.directive_id)
+
+    async def skip_step(self, step_id: str) -> None:
+        step = await self.store.get_step(step_id)
+        await self._write(
+            step.directive_id,
+            lambda tx: _skip(tx, step_id),
+        )
+        self._wake(step.directive_id)
+
+    async def resolve_approval(
+        self,
+        approval_id: str,
+        decision: ApprovalDecision | str,
+        comment: str | None = None,
+    ) -> ApprovalRequest:
+        """Answer an approval. A second answer to a resolved approval raises
+        `ApprovalAlreadyResolved` and changes nothing."""
+        decision = ApprovalDecision(decision)
+        approval = await self.store.get_approval(approval_id)
+        if decision is ApprovalDecision.REQUEST_CHANGES and not (comment or "").strip():
+            raise EngineError(
+                "requesting changes needs a comment: it becomes the rework instructions"
+            )
+        follow_up: list[tuple[str, str]] = []
+
+        def resolve(tx: Tx) -> ApprovalRequest:
+            a = tx.approval(approval_id)
+            if not a.pending:
+                raise ApprovalAlreadyResolved(
+                    f"approval {a.id} is already {a.status.value}"
+                    + (f" ({a.decision.value})" if a.decision else "")
+                )
+            if decision not in a.options:
+                allowed = ", ".join(o.value for o in a.options)
+                raise EngineError(
+                    f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.value}"
+                )
+            status = APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
+            tx.update(
+                "approval_requests",
+                a.id,
+                status=status,
+                decision=decision,
+                comment=comment,
+                resolved_at=now(),
+            )
+            tx.emit(
+                ApprovalResolved(
+                    directive_id=a.directive_id,
+                    approval_id=a.id,
+                    decision=decision.value,
+                    step_id=a.step_id,
+                    comment=comment,
+                    actor=Actor.USER,
+                )
+            )
+            follow_up.extend(_apply_decision(tx, a, decision, comment))
+            return a.model_copy(update={"status": status, "decision": decision, "comment": comment})
+
+        resolved, _ = await self._write_with(approval.directive_id, resolve)
+        for action, reason in follow_up:
+            if action == "replan":
+                await self.regenerate_chain(approval.directive_id, reason)
+            elif action == "stop":
+                await self.stop_directive(approval.directive_id, reason)
+        self._wake(approval.directive_id)
+        return resolved
+
+    async def regenerate_chain(
+        self, directive_id: str, reason: str, failed_step_id: str | None = None
+    ) -> Chain | None:
+        """Replan: keep passed steps, supersede the old chain, count it.
+        Returns None when the regeneration breaker trips instead."""
+        d = await self.store.get_directive(directive_id)
+        limit = d.spec.limits.max_chain_regenerations
+        if d.regenerations >= limit:
+            await self._trip(
+                directive_id,
+                "regenerations",
+                f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}",
+            )
+            return None
+        await self._cancel_steps(directive_id)
+        old = await self.store.current_chain(directive_id)
+        old_steps = await self.store.list_steps(old.id) if old else []
+        kept = [s for s in old_steps if s.status is S.PASSED]
+        failed = next(
+            (s for s in old_steps if s.id == failed_step_id),
+            next((s for s in old_steps if s.status in (S.BLOCKED, S.FAILED)), None),
+        )
+        context = ReplanContext(reason=reason, kept=kept, failed=failed)
+        planned = await self._run_planner(d, context)
+        if planned is None:
+            return None
+        from engine.planner import compose_replan
+
+        try:
+            specs = compose_replan([s.spec for s in kept], planned.steps)
+        except ValueError as exc:
+            await self._fail(directive_id, f"replanned chain is invalid: {exc}")
+            return None
+        planned = planned.model_copy(update={"steps": specs})
+        chain, steps = _build_chain(
+            d, planned, generation=(old.generation + 1 if old else 0), reason=reason
+        )
+        carried = {s.name: s for s in kept}
+        for s in steps:
+            if s.name in carried:
+                k = carried[s.name]
+                s.status, s.carried_from = S.PASSED, k.id
+                s.confidence, s.level, s.attempts = k.confidence, k.level, k.attempts
+
+        def swap(tx: Tx) -> None:
+            if old is not None:
+                tx.update("directive_chains", old.id, superseded=True)
+                for s in old_steps:
+                    if s.status in LIVE_STEP:
+                        tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
+                _close_approvals(
+                    tx, directive_id, ApprovalDecision.REPLAN, "chain regenerated", chain_id=old.id
+                )
+            tx.add_chain(chain, steps)
+            tx.update("directives", directive_id, regenerations=d.regenerations + 1)
+            _charge_planning(tx, directive_id, planned)
+            tx.emit(
+                ChainCreated(
+                    directive_id=directive_id,
+                    chain_id=chain.id,
+                    generation=chain.generation,
+                    steps=[s.name for s in steps],
+                    old_chain_id=old.id if old else None,
+                    reason=reason,
+                )
+            )
+
+        await self._write(directive_id, swap)
+        d = await self.store.get_directive(directive_id)
+        if d.status is D.ACTIVE:
+            self._launch_driver(directive_id)
+        return chain
+
+    # ------------------------------------------------------------------
+    # Waiting (headless command and tests)
+    # ------------------------------------------------------------------
+
+    async def wait_settled(self, directive_id: str, timeout: float | None = None) -> Outcome:
+        """Wait until the directive is done, paused, or waiting only for a person."""
+
+        async def wait() -> Outcome:
+            while True:
+                outcome = await self._outcome(directive_id)
+                if outcome is not None:
+                    return outcome
+                rt = self._runtime(directive_id)
+                if rt.settled.is_set():  # resting but not decided: a follow-up is in flight
+                    await asyncio.sleep(0.05)
+                else:
+                    await rt.settled.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def _outcome(self, directive_id: str) -> Outcome | None:
+        d = await self.store.get_directive(directive_id)
+        rt = self._runtime(directive_id)
+        if d.status in (D.COMPLETED, D.FAILED, D.STOPPED):
+            return Outcome(d.status.value)
+        if rt.steps or (rt.driver and not rt.driver.done() and not rt.settled.is_set()):
+            return None
+        if d.status is D.PAUSED:
+            return Outcome.PAUSED
+        if (
+            d.status is D.ACTIVE
+            and rt.settled.is_set()
+            and await self.store.pending_approvals(directive_id)
+        ):
+            return Outcome.AWAITING_APPROVAL
+        return None
+
+    # ------------------------------------------------------------------
+    # The driver
+    # ------------------------------------------------------------------
+
+    def _runtime(self, directive_id: str) -> _Runtime:
+        rt = self._rt.get(directive_id)
+        if rt is None:
+            rt = self._rt[directive_id] = _Runtime()
+        return rt
+
+    def _launch_driver(self, directive_id: str) -> None:
+        rt = self._runtime(directive_id)
+        rt.settled.clear()
+        if rt.driver is None or rt.driver.done():
+            rt.driver = asyncio.create_task(self._drive(directive_id), name=f"drive-{directive_id}")
+        rt.wake.set()
+
+    def _wake(self, directive_id: str) -> None:
+        rt = self._runtime(directive_id)
+        rt.settled.clear()
+        rt.wake.set()
+        if rt.driver is None or rt.driver.done():
+            rt.settled.set()
+
+    async def _drive(self, directive_id: str) -> None:
+        rt = self._runtime(directive_id)
+        try:
+            while not self._closing:
+                rt.wake.clear()
+                view = await self.store.read(lambda c: _driver_view(c, directive_id))
+                d = view.directive
+                if d.status is D.PLANNING:
+                    await self._plan(d)
+                    continue
+                if d.status is not D.ACTIVE:
+                    break
+                tripped = _breaker_reason(d)
+                if tripped:
+                    await self._trip(directive_id, *tripped)
+                    break
+                if view.chain is None:
+                    await self._fail(directive_id, "active directive has no chain")
+                    break
+                if not view.plan_pending:
+                    if view.all_done:
+                        await self._write(
+                            directive_id, lambda tx: tx.directive_status(directive_id, D.COMPLETED)
+                        )
+                        break
+                    await self._launch_steps(d, view)
+                rt.settled.clear() if rt.steps else rt.settled.set()
+                await self._sleep(rt, d)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug or a broken database: say so, don't hang
+            log.exception("driver for %s crashed", directive_id)
+            notice = Notice(
+                directive_id=directive_id, message=f"engine error: {exc!r}", severity=Severity.ERROR
+            )
+            with contextlib.suppress(Exception):
+                await self._write(directive_id, lambda tx: tx.emit(notice))
+        finally:
+            rt.settled.set()
+
+    async def _sleep(self, rt: _Runtime, d: Directive) -> None:
+        """Until something happens, or the wall-time limit comes due."""
+        timeout = None
+        if d.spec.limits.max_wall_time_minutes is not None:
+            timeout = max(d.spec.limits.max_wall_time_minutes * 60 - d.wall_time_s(), 0.0) + 0.01
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.wake.wait(), timeout)
+
+    async def _launch_steps(self, d: Directive, view: _DriverView) -> None:
+        rt = self._runtime(d.id)
+        if view.newly_ready:
+            ids = [s.id for s in view.newly_ready]
+            await self._write(
+                d.id,
+                lambda tx: [tx.step_status(i, S.READY, reason="dependencies met") for i in ids],
+            )
+        waiting = [s for s in (*view.runnable, *view.newly_ready) if s.id not in rt.steps]
+        slots = d.spec.limits.max_parallel_steps - len(rt.steps)
+        for step in waiting[: max(slots, 0)]:
+            rt.steps[step.id] = asyncio.create_task(
+                self._run_step(d.id, step.id), name=f"step-{step.name}"
+            )
+
+    # ------------------------------------------------------------------
+    # Planning
+    # ------------------------------------------------------------------
+
+    async def _plan(self, d: Directive) -> None:
+        planned = await self._run_planner(d, None)
+        if planned is None:
+            return
+        chain, steps = _build_chain(d, planned, generation=0, reason=None)
+
+        def commit(tx: Tx) -> None:
+            tx.add_chain(chain, steps)
+            _charge_planning(tx, d.id, planned)
+            tx.emit(
+                ChainCreated(
+                    directive_id=d.id,
+                    chain_id=chain.id,
+                    generation=0,
+                    steps=[s.name for s in steps],
+                )
+            )
+            tx.directive_status(d.id, D.ACTIVE)
+            if d.spec.autonomy is Autonomy.MANUAL:
+                _request_approval(
+                    tx,
+                    ApprovalRequest(
+                        directive_id=d.id,
+                        kind=ApprovalKind.PLAN,
+                        summary=f"approve the plan: {' -> '.join(s.name for s in steps)}",
+                        options=list(REVIEW_OPTIONS),
+                    ),
+                )
+
+        await self._write(d.id, commit)
+
+    async def _run_planner(self, d: Directive, replan: ReplanContext | None) -> PlannedChain | None:
+        from engine.planner import validate_chain
+
+        try:
+            llm = self._llm(d) if d.spec.planner is PlannerKind.ANTHROPIC else None
+            planner = self.services.planner(d.spec.planner, llm)
+            planned: PlannedChain = await planner.plan(d, replan)
+            validate_chain(planned.steps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail(d.id, f"planning failed: {exc}")
+            return None
+        return planned
+
+    # ------------------------------------------------------------------
+    # One step attempt
+    # ------------------------------------------------------------------
+
+    async def _run_step(self, directive_id: str, step_id: str) -> None:
+        rt = self._runtime(directive_id)
+        try:
+            await self._attempt(directive_id, step_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("step %s crashed", step_id)
+            notice = Notice(
+                directive_id=directive_id,
+                step_id=step_id,
+                message=f"engine error in step: {exc!r}",
+                severity=Severity.ERROR,
+            )
+            with contextlib.suppress(Exception):
+                await self._write(directive_id, lambda tx: tx.emit(notice))
+        finally:
+            rt.steps.pop(step_id, None)
+            rt.wake.set()
+
+    async def _attempt(self, directive_id: str, step_id: str) -> None:
+        d = await self.store.get_directive(directive_id)
+        step = await self.store.get_step(step_id)
+        kind = (step.spec.executor or d.spec.executor).value
+        run = StepRun(
+            step_id=step.id,
+            directive_id=d.id,
+            attempt=step.attempts + 1,
+            executor=kind,
+            rework_instructions=step.rework_instructions,
+        )
+
+        def begin(tx: Tx) -> Step:
+            tx.add_run(run)
+            reason = f"attempt {run.attempt}" + (" (rework)" if step.status is S.REWORK else "")
+            return tx.step_status(step.id, S.RUNNING, reason=reason, attempts=run.attempt)
+
+        step = await self._write(d.id, begin)
+        try:
+            result = await self._execute(d, step, run, kind)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._interrupt(d.id, step.id, run.id))
+            raise
+        if not result.success:
+            await self._step_failed(d, step, run, result)
+            return
+
+        def executed(tx: Tx) -> Step:
+            tx.update(
+                "step_runs",
+                run.id,
+                status="succeeded",
+                summary=result.summary,
+                modified_files=result.modified_files,
+                finished_at=now(),
+            )
+            return tx.step_status(step.id, S.EVALUATING)
+
+        step = await self._write(d.id, executed)
+        run = run.model_copy(
+            update={"modified_files": result.modified_files, "summary": result.summary}
+        )
+        try:
+            evaluation = await self._evaluate(d, step, run)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._interrupt(d.id, step.id, None))
+            raise
+        await self._judge(d, step, evaluation)
+
+    async def _execute(self, d: Directive, step: Step, run: StepRun, kind: str) -> ExecutionResult:
+        try:
+            llm = self._llm(d) if kind in (ExecutorKind.AGENT, ExecutorKind.CLAUDE_CODE) else None
+            executor = self.services.executor(kind, llm)
+        except Exception as exc:
+            return ExecutionResult(success=False, error=f"cannot build executor {kind!r}: {exc}")
+        fresh = await self.store.get_directive(d.id)
+        ctx = StepContext(
+            directive=fresh,
+            step=step,
+            attempt=run.attempt,
+            workdir=Path(d.spec.repo),
+            rework_instructions=step.rework_instructions,
+            budget=_budget(fresh),
+            emit=self._emitter(d.id, step),
+            add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
+        )
+        try:
+            if self.services.track_changes and getattr(executor, "modifies_files", True):
+                from engine.changes import ChangeTracker
+
+                async with ChangeTracker(ctx.workdir) as tracker:
+                    result = await executor.run(ctx)
+                seen = set(result.modified_files) | set(tracker.modified_files)
+                result.modified_files = sorted(seen)
+            else:
+                result = await executor.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            result = ExecutionResult(success=False, error=f"{type(exc).__name__}: {exc}")
+        return result
+
+    async def _evaluate(self, d: Directive, step: Step, run: StepRun) -> Evaluation:
+        llm = self._llm(d) if d.spec.verifiers.llm_judge else None
+        try:
+            verifiers = self.services.verifiers(d, step, llm)
+        except Exception as exc:  # e.g. a step naming an unknown verifier
+            return Evaluation(
+                directive_id=d.id,
+                step_id=step.id,
+                run_id=run.id,
+                score=0.0,
+                level=ConfidenceLevel.RED,
+                passed=False,
+                summary=f"verifiers could not be set up: {exc}",
+                rework_instructions=f"verifier configuration error: {exc}",
+            )
+        evaluator = self.services.evaluator(verifiers, d)
+        emit = self._emitter(d.id, step)
+        ctx = VerifyContext(
+            directive=d,
+            step=step,
+            run=run,
+            workdir=Path(d.spec.repo),
+            modified_files=run.modified_files,
+            emit=lambda source, line: emit(line, Severity.DEBUG, source),
+            add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
+        )
+        evaluation: Evaluation = await evaluator.evaluate(ctx)
+        return evaluation.model_copy(
+            update={"directive_id": d.id, "step_id": step.id, "run_id": run.id}
+        )
+
+    async def _judge(self, d: Directive, step: Step, ev: Evaluation) -> None:
+        """Act on the confidence level: pass, ask a person, or rework."""
+        d = await self.store.get_directive(d.id)
+        limits, autonomy = d.spec.limits, d.spec.autonomy
+        level = ev.level
+        replan_after = False
+
+        def decide(tx: Tx) -> None:
+            nonlocal replan_after
+            tx.add_evaluation(ev)
+            tx.emit(
+                EvaluationCompleted(
+                    directive_id=d.id,
+                    step_id=step.id,
+                    step_name=step.name,
+                    evaluation_id=ev.id,
+                    score=ev.score,
+                    level=ev.level.value,
+                    passed=ev.passed,
+                    verifiers={r.name: r.score for r in ev.results},
+                    flags=ev.flags,
+                    severity=_LEVEL_SEVERITY[ev.level],
+                )
+            )
+            scored = {"confidence": ev.score, "level": ev.level}
+            needs_person = level is ConfidenceLevel.YELLOW and autonomy is not Autonomy.FULL_AUTO
+            needs_person |= level is ConfidenceLevel.GREEN and autonomy is Autonomy.MANUAL
+            if level is not ConfidenceLevel.RED and not needs_person:
+                tx.step_status(step.id, S.PASSED, reason=f"{level.value} {ev.score:.2f}", **scored)
+            elif needs_person:
+                tx.step_status(
+                    step.id, S.AWAITING_APPROVAL, reason=f"{level.value} {ev.score:.2f}", **scored
+                )
+                _request_approval(
+                    tx,
+                    ApprovalRequest(
+                        directive_id=d.id,
+                        step_id=step.id,
+                        kind=ApprovalKind.STEP_REVIEW,
+                        summary=f"step {step.name} scored {ev.score:.2f} ({level.value}): {ev.summary}",
+                        evaluation_id=ev.id,
+                        options=list(REVIEW_OPTIONS),
+                    ),
+                )
+            elif step.rework_count < limits.max_rework_cycles:
+                tx.step_status(
+                    step.id,
+                    S.REWORK,
+                    reason=f"red {ev.score:.2f}, rework {step.rework_count + 1}/{limits.max_rework_cycles}",
+                    rework_count=step.rework_count + 1,
+                    rework_instructions=ev.rework_instructions,
+                    **scored,
+                )
+            else:
+                why = f"still red after {step.rework_count} rework cycles"
+                tx.step_status(
+                    step.id,
+                    S.BLOCKED,
+                    reason=why,
+                    rework_instructions=ev.rework_instructions,
+                    **scored,
+                )
+                if (
+                    autonomy is Autonomy.FULL_AUTO
+                    and d.regenerations < limits.max_chain_regenerations
+                ):
+                    replan_after = True
+                else:
+                    _escalate(tx, d.id, step, why, ev.id)
+
+        await self._write(d.id, decide)
+        if replan_after:
+            self._spawn(
+                self.regenerate_chain(
+                    d.id, f"step {step.name} blocked: still red after rework", step.id
+                )
+            )
+
+    async def _step_failed(
+        self, d: Directive, step: Step, run: StepRun, result: ExecutionResult
+    ) -> None:
+        error = result.error or "executor reported failure"
+
+        def fail(tx: Tx) -> None:
+            tx.update(
+                "step_runs",
+                run.id,
+                status="failed",
+                error=error,
+                summary=result.summary,
+                finished_at=now(),
+            )
+            tx.step_status(step.id, S.FAILED, reason=error[:200])
+            cur = tx.directive(d.id)
+            tx.update("directives", d.id, failed_steps=cur.failed_steps + 1)
+            tx.emit(
+                Notice(
+                    directive_id=d.id,
+                    step_id=step.id,
+                    message=f"step {step.name} failed: {error}",
+                    severity=Severity.ERROR,
+                )
+            )
+            _escalate(tx, d.id, step, f"executor failed: {error[:300]}", None)
+
+        await self._write(d.id, fail)
+
+    async def _interrupt(self, directive_id: str, step_id: str, run_id: str | None) -> None:
+        """A cancelled attempt: the step goes back to ready to run again."""
+
+        def interrupt(tx: Tx) -> None:
+            s = tx.step(step_id)
+            if run_id is not None:
+                tx.update(
+                    "step_runs", run_id, status="cancelled", error="interrupted", finished_at=now()
+                )
+            if s.status in STEP_ACTIVE:
+                tx.step_status(step_id, S.READY, reason="interrupted")
+
+        with contextlib.suppress(Exception):
+            await self._write(directive_id, interrupt)
+
+    # ------------------------------------------------------------------
+    # Cost and breakers
+    # ------------------------------------------------------------------
+
+    async def _add_cost(
+        self, directive_id: str, step_id: str, run_id: str, usage: TokenUsage, cost: float
+    ) -> None:
+        def charge(tx: Tx) -> float:
+            row = tx.one("SELECT usage, cost_usd FROM step_runs WHERE id = ?", (run_id,))
+            total_usage = TokenUsage.model_validate_json(row[0]) + usage
+            tx.update("step_runs", run_id, usage=total_usage, cost_usd=row[1] + cost)
+            total = tx.add_cost(directive_id, cost)
+            tx.emit(
+                CostUpdated(
+                    directive_id=directive_id, step_id=step_id, delta_usd=cost, total_usd=total
+                )
+            )
+            return total
+
+        await self._write(directive_id, charge)
+        d = await self.store.get_directive(directive_id)
+        tripped = _breaker_reason(d)
+        if tripped and d.status is D.ACTIVE:
+            self._spawn(self._trip(directive_id, *tripped))
+
+    async def _trip(self, directive_id: str, breaker: str, reason: str) -> None:
+        def trip(tx: Tx) -> None:
+            d = tx.directive(directive_id)
+            if d.status not in (D.ACTIVE, D.PLANNING):
+                return
+            tx.emit(BreakerTripped(directive_id=directive_id, breaker=breaker, reason=reason))
+            tx.directive_status(directive_id, D.PAUSED, reason=f"{breaker} breaker: {reason}")
+
+        await self._write(directive_id, trip)
+        await self._halt(directive_id)
+
+    async def _fail(self, directive_id: str, reason: str) -> None:
+        def fail(tx: Tx) -> None:
+            tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
+            d = tx.directive(directive_id)
+            if D.FAILED in _directive_next(d.status):
+                tx.directive_status(directive_id, D.FAILED, reason=reason)
+
+        await self._write(directive_id, fail)
+
+    async def _halt(self, directive_id: str) -> None:
+        await self._cancel_steps(directive_id)
+        rt = self._runtime(directive_id)
+        rt.wake.set()
+
+    async def _cancel_steps(self, directive_id: str) -> None:
+        rt = self._runtime(directive_id)
+        me = asyncio.current_task()
+        tasks = [t for t in rt.steps.values() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------
+    # Writing and publishing
+    # ------------------------------------------------------------------
+
+    async def _write(self, directive_id: str, fn: Callable[[Tx], Any]) -> Any:
+        result, _ = await self._write_with(directive_id, fn)
+        return result
+
+    async def _write_with(
+        self, directive_id: str, fn: Callable[[Tx], Any]
+    ) -> tuple[Any, list[EngineEvent]]:
+        """One transaction: buffered output lines of this directive first (so
+        sequence numbers follow what happened), then `fn`; publish after commit."""
+        rt = self._runtime(directive_id)
+        pending, rt.output = rt.output, []
+        if rt.flush is not None:
+            rt.flush.cancel()
+            rt.flush = None
+
+        def work(tx: Tx) -> Any:
+            for ev in pending:
+                tx.emit(ev)
+            return fn(tx)
+
+        async def commit() -> tuple[Any, list[EngineEvent]]:
+            try:
+                result, events = await self.store.write(work)
+            except BaseException:
+                rt.output[:0] = pending  # not written: keep them for the next write
+                raise
+            self.bus.publish_many(events)
+            return result, events
+
+        # Shielded: a cancelled caller must not leave a write half-known
+        # (committed on the database thread but never published).
+        return await asyncio.shield(commit())
+
+    def _emitter(self, directive_id: str, step: Step) -> Callable[..., None]:
+        rt = self._runtime(directive_id)
+        loop = asyncio.get_running_loop()
+
+        def emit(line: str, severity: Severity = Severity.DEBUG, source: str = "executor") -> None:
+            rt.output.append(
+                StepOutput(
+                    directive_id=directive_id,
+                    step_id=step.id,
+                    step_name=step.name,
+                    source=source,
+                    line=line[:2000],
+                    severity=severity,
+                )
+            )
+            if rt.flush is None:
+                rt.flush = loop.call_later(self.services.output_flush_s, self._flush, directive_id)
+
+        return emit
+
+    def _flush(self, directive_id: str) -> None:
+        rt = self._runtime(directive_id)
+        rt.flush = None
+        if rt.output:
+            self._spawn(self._write(directive_id, lambda tx: None))
+
+    def _llm(self, d: Directive) -> Any | None:
+        rt = self._runtime(d.id)
+        if not rt.llm_ready:
+            rt.llm = self.services.llm_provider(d.spec)
+            rt.llm_ready = True
+        return rt.llm
+
+
+# --------------------------------------------------------------------------
+# Helpers that run inside a transaction (on the database thread)
+# --------------------------------------------------------------------------
+
+_LEVEL_SEVERITY = {
+    ConfidenceLevel.GREEN: Severity.SUCCESS,
+    ConfidenceLevel.YELLOW: Severity.WARNING,
+    ConfidenceLevel.RED: Severity.ERROR,
+}
+
+
+@dataclass
+class _DriverView:
+    """Everything the driver needs for one decision, read in one hop."""
+
+    directive: Directive
+    chain: Chain | None
+    plan_pending: bool
+    runnable: list[Step]  # ready or rework: waiting for a slot
+    newly_ready: list[Step]  # pending with every dependency done
+    all_done: bool
+
+
+def _driver_view(conn: Any, directive_id: str) -> _DriverView:
+    from engine.store import _chain, _list_steps
+
+    tx = Tx(conn)
+    d = tx.directive(directive_id)
+    row = tx.one(
+        "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
+        " ORDER BY generation DESC LIMIT 1",
+        (directive_id,),
+    )
+    if row is None:
+        return _DriverView(d, None, False, [], [], False)
+    chain = _chain(row)
+    plan_pending = (
+        tx.one(
+            "SELECT 1 FROM approval_requests WHERE directive_id = ? AND kind = 'plan' AND status = 'pending'",
+            (directive_id,),
+        )
+        is not None
+    )
+    runnable = _list_steps(conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,))
+    newly_ready = _list_steps(
+        conn,
+        "s.chain_id = ? AND s.status = 'pending' AND NOT EXISTS ("
+        " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
+        " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
+        (chain.id,),
+    )
+    done = tuple(s.value for s in STEP_DONE)
+    left = tx.one(
+        f"SELECT COUNT(*) FROM chain_steps WHERE chain_id = ? AND status NOT IN ({', '.join('?' * len(done))})",
+        (chain.id, *done),
+    )[0]
+    total = tx.one("SELECT COUNT(*) FROM chain_steps WHERE chain_id = ?", (chain.id,))[0]
+    return _DriverView(d, chain, plan_pending, runnable, newly_ready, total > 0 and left == 0)
+
+
+def _recover(tx: Tx, directive_id: str) -> None:
+    for row in tx.conn.execute(
+        "SELECT id FROM step_runs WHERE directive_id = ? AND status = 'running'", (directive_id,)
+    ).fetchall():
+        tx.update(
+            "step_runs",
+            row[0],
+            status="cancelled",
+            error="interrupted by restart",
+            finished_at=now(),
+        )
+    for row in tx.conn.execute(
+        "SELECT id FROM chain_steps WHERE directive_id = ? AND status IN ('running', 'evaluating')",
+        (directive_id,),
+    ).fetchall():
+        tx.step_status(row[0], S.READY, reason="interrupted by restart; runs again")
+
+
+def _request_approval(tx: Tx, a: ApprovalRequest) -> None:
+    tx.add_approval(a)
+    tx.emit(
+        ApprovalRequired(
+            directive_id=a.directive_id,
+            approval_id=a.id,
+            kind=a.kind.value,
+            step_id=a.step_id,
+            summary=a.summary,
+            severity=Severity.WARNING,
+        )
+    )
+
+
+def _escalate(tx: Tx, directive_id: str, step: Step, why: str, evaluation_id: str | None) -> None:
+    _request_approval(
+        tx,
+        ApprovalRequest(
+            directive_id=directive_id,
+            step_id=step.id,
+            kind=ApprovalKind.ESCALATION,
+            summary=f"step {step.name} needs a decision: {why}",
+            evaluation_id=evaluation_id,
+            options=list(ESCALATION_OPTIONS),
+        ),
+    )
+
+
+def _close_approvals(
+    tx: Tx, directive_id: str, decision: ApprovalDecision, why: str, chain_id: str | None = None
+) -> None:
+    """Pending approvals that no longer make sense (directive stopped, chain
+    replaced) are closed, with an event each, so none is left dangling."""
+    sql = "SELECT a.id, a.step_id FROM approval_requests a WHERE a.directive_id = ? AND a.status = 'pending'"
+    params: list[Any] = [directive_id]
+    if chain_id is not None:
+        sql += " AND (a.step_id IS NULL OR a.step_id IN (SELECT id FROM chain_steps WHERE chain_id = ?))"
+        params.append(chain_id)
+    for approval_id, step_id in tx.conn.execute(sql, params).fetchall():
+        tx.update(
+            "approval_requests",
+            approval_id,
+            status=ApprovalStatus.RESOLVED,
+            decision=decision,
+            comment=why,
+            resolved_at=now(),
+        )
+        tx.emit(
+            ApprovalResolved(
+                directive_id=directive_id,
+                approval_id=approval_id,
+                decision=decision.value,
+                step_id=step_id,
+                comment=why,
+            )
+        )
+
+
+def _retry(tx: Tx, step_id: str) -> None:
+    tx.step_status(step_id, S.READY, reason="retry", rework_count=0)
+    s = tx.step(step_id)
+    _close_approvals_for_step(tx, s, ApprovalDecision.RETRY)
+
+
+def _skip(tx: Tx, step_id: str) -> None:
+    tx.step_status(step_id, S.SKIPPED, reason="skipped by user")
+    s = tx.step(step_id)
+    _close_approvals_for_step(tx, s, ApprovalDecision.SKIP)
+
+
+def _close_approvals_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
+    for (approval_id,) in tx.conn.execute(
+        "SELECT id FROM approval_requests WHERE step_id = ? AND status = 'pending'", (step.id,)
+    ).fetchall():
+        tx.update(
+            "approval_requests",
+            approval_id,
+            status=ApprovalStatus.RESOLVED,
+            decision=decision,
+            resolved_at=now(),
+        )
+        tx.emit(
+            ApprovalResolved(
+                directive_id=step.directive_id,
+                approval_id=approval_id,
+                decision=decision.value,
+                step_id=step.id,
+                actor=Actor.USER,
+            )
+        )
+
+
+def _apply_decision(
+    tx: Tx, a: ApprovalRequest, decision: ApprovalDecision, comment: str | None
+) -> list[tuple[str, str]]:
+    """The state change an answer makes, inside the answer's transaction.
+    Returns follow-ups that need the engine (replan, stop)."""
+    note = comment or ""
+    if a.kind is ApprovalKind.PLAN:
+        if decision is ApprovalDecision.REQUEST_CHANGES:
+            return [("replan", f"plan changes requested: {note}")]
+        if decision is ApprovalDecision.DENY:
+            return [("stop", f"plan denied{': ' + note if note else ''}")]
+        return []
+    if a.step_id is None:
+        return []
+    step = tx.step(a.step_id)
+    if a.kind is ApprovalKind.STEP_REVIEW:
+        if decision is ApprovalDecision.APPROVE:
+            tx.step_status(step.id, S.PASSED, reason="approved")
+        elif decision is ApprovalDecision.REQUEST_CHANGES:
+            previous = step.rework_instructions or ""
+            instructions = f"A reviewer requested changes: {note}"
+            if previous:
+                instructions += f"\n\nEarlier findings:\n{previous}"
+            tx.step_status(
+                step.id,
+                S.REWORK,
+                reason="changes requested",
+                rework_count=step.rework_count + 1,
+                rework_instructions=instructions,
+            )
+        else:
+            tx.step_status(step.id, S.BLOCKED, reason="denied")
+            _escalate(
+                tx,
+                a.directive_id,
+                step,
+                f"denied by reviewer{': ' + note if note else ''}",
+                a.evaluation_id,
+            )
+        return []
+    # escalation
+    if decision is ApprovalDecision.RETRY:
+        tx.step_status(step.id, S.READY, reason="retry", rework_count=0)
+    elif decision is ApprovalDecision.SKIP:
+        tx.step_status(step.id, S.SKIPPED, reason="skipped")
+    elif decision is ApprovalDecision.REPLAN:
+        return [("replan", f"replan requested for step {step.name}{': ' + note if note else ''}")]
+    elif decision is ApprovalDecision.STOP:
+        return [("stop", f"stopped at step {step.name}{': ' + note if note else ''}")]
+    return []
+
+
+def _charge_planning(tx: Tx, directive_id: str, planned: PlannedChain) -> None:
+    if planned.cost_usd:
+        total = tx.add_cost(directive_id, planned.cost_usd)
+        tx.emit(CostUpdated(directive_id=directive_id, delta_usd=planned.cost_usd, total_usd=total))
+
+
+def _build_chain(
+    d: Directive, planned: PlannedChain, *, generation: int, reason: str | None
+) -> tuple[Chain, list[Step]]:
+    from engine.layout import layout_chain
+
+    chain = Chain(
+        directive_id=d.id,
+        generation=generation,
+        planner=d.spec.planner.value,
+        reason=reason,
+        cost_usd=planned.cost_usd,
+    )
+    positions = layout_chain(planned.steps)
+    ids = {
+        spec.name: Step(chain_id=chain.id, directive_id=d.id, name=spec.name, spec=spec).id
+        for spec in planned.steps
+    }
+    steps = [
+        Step(
+            id=ids[spec.name],
+            chain_id=chain.id,
+            directive_id=d.id,
+            name=spec.name,
+            spec=spec,
+            depends_on=[ids[n] for n in spec.depends_on],
+            layer=positions[spec.name][0],
+            row=positions[spec.name][1],
+        )
+        for spec in planned.steps
+    ]
+    return chain, steps
+
+
+def _budget(d: Directive) -> Budget:
+    limits = d.spec.limits
+    return Budget(
+        cost_usd=None
+        if limits.max_cost_usd is None
+        else max(limits.max_cost_usd - d.total_cost_usd, 0.0),
+        wall_time_s=None
+        if limits.max_wall_time_minutes is None
+        else max(limits.max_wall_time_minutes * 60 - d.wall_time_s(), 0.0),
+    )
+
+
+def _breaker_reason(d: Directive) -> tuple[str, str] | None:
+    """(breaker, reason) for the first limit this directive has reached."""
+    limits = d.spec.limits
+    if limits.max_cost_usd is not None and d.total_cost_usd >= limits.max_cost_usd:
+        return "cost", f"cost ${d.total_cost_usd:.2f} reached the limit ${limits.max_cost_usd:.2f}"
+    if (
+        limits.max_wall_time_minutes is not None
+        and d.wall_time_s() >= limits.max_wall_time_minutes * 60
+    ):
+        return (
+            "wall_time",
+            f"wall time {d.wall_time_s() / 60:.1f} min reached the limit {limits.max_wall_time_minutes:g} min",
+        )
+    if d.failed_steps >= limits.max_failed_steps:
+        return (
+            "failed_steps",
+            f"{d.failed_steps} failed steps reached the limit {limits.max_failed_steps}",
+        )
+    return None
+
+
+def _directive_next(status: DirectiveStatus) -> frozenset[DirectiveStatus]:
+    from engine.transitions import DIRECTIVE_TRANSITIONS
+
+    return DIRECTIVE_TRANSITIONS[status]
