@@ -533,7 +533,7 @@ class DirectiveEngine:
                 await self._sleep(rt, d)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug or a broken database: say so, don't hang
+        except Exception as exc:  # a bug or a broken database: say so, don't hang
             log.exception("driver for %s crashed", directive_id)
             notice = Notice(
                 directive_id=directive_id, message=f"engine error: {exc!r}", severity=Severity.ERROR
@@ -626,7 +626,7 @@ class DirectiveEngine:
             await self._attempt(directive_id, step_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("step %s crashed", step_id)
             notice = Notice(
                 directive_id=directive_id,
