@@ -1,0 +1,464 @@
+"""Directive files: TOML a person writes -> a checked `DirectiveSpec`.
+
+Loading is pure: it reads the file and looks at the repository folder, and
+writes nothing. Any problem raises `DirectiveFileError` with one message that
+names the file and the line or the field (`steps[2].depends_on`: list indexes
+count from 0), so a person can fix it without reading a traceback.
+
+The shape (every key but `title`, `goal` and `repo` is optional)::
+
+    title = "Add a --json flag"        # required
+    goal = "The CLI can print JSON"    # required
+    repo = "../my-project"             # required; relative to this file, ~ expands
+    autonomy = "guardrails"            # full_auto | guardrails | manual
+    planner = "template"               # template | explicit | anthropic
+                                       #   (explicit when [[steps]] are given)
+    executor = "shell"                 # shell | scripted | agent | claude_code | noop
+    model = "claude-sonnet-4-5"        # Claude model for planner, agent and judge
+    requirements = ["Prints valid JSON", "Keeps the text output"]   # ids R1, R2 ...
+    # or: requirements = [{ id = "JSON", text = "Prints valid JSON" }]
+    acceptance_criteria = ["pytest passes"]
+
+    [thresholds]                       # confidence levels, 0..1, yellow <= green
+    green = 0.8
+    yellow = 0.5
+
+    [limits]                           # circuit breakers
+    max_cost_usd = 10.0                # false: no limit
+    max_wall_time_minutes = 120        # false: no limit
+    max_rework_cycles = 3
+    max_chain_regenerations = 2
+    max_parallel_steps = 2
+    max_failed_steps = 3
+
+    [verifiers]
+    auto_detect = true                 # pytest, ruff, mypy, npm, cargo ... found in repo
+    llm_judge = true                   # only with an API key
+    llm_judge_weight = 1.0
+    [[verifiers.extra]]                # add a verifier, or override a detected one
+    name = "docs"
+    command = "make docs"              # a string (run by the shell) or a list of args
+    parser = "exit_code"               # exit_code | pytest | ruff | mypy | count
+    weight = 1.0
+    gating = true
+    timeout_s = 300
+    enabled = true
+
+    [[steps]]                          # explicit planner: the chain itself
+    name = "tests"
+    type = "test"                      # research | design | implement | test | review | docs | shell
+    description = "Run the tests"
+    depends_on = ["build"]
+    requirement_ids = ["R1"]
+    executor = "shell"                 # overrides the directive's executor
+    command = "python -m pytest -q"    # shell executor
+    timeout_s = 600
+    verifiers = ["pytest"]             # only these verifiers judge the step
+    [[steps.attempts]]                 # scripted executor: attempt N uses the Nth
+    summary = "first try"              #   (the last one repeats)
+    fail = "simulated crash"           # optional: the attempt fails with this error
+    [[steps.attempts.edits]]
+    path = "src/app.py"
+    content = "..."                    # write the whole file, or
+    replace = "old"                    # replace a string ...
+    with = "new"                       # ... with another, or
+    delete = true                      # delete the file
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from engine.models import DirectiveSpec, ExecutorKind, PlannerKind
+from engine.planner import ChainValidationError, validate_chain
+
+Loc = tuple[str | int, ...]
+
+# Limits a person may switch off with `false` (the model's None).
+_SWITCHABLE_LIMITS = ("max_cost_usd", "max_wall_time_minutes")
+
+
+class DirectiveFileError(ValueError):
+    """A directive file that cannot be used; the message says where and why."""
+
+    def __init__(
+        self,
+        source: str,
+        problem: str,
+        *,
+        field: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        where = source
+        if line is not None:
+            where += f":{line}" + (f":{column}" if column is not None else "")
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+        self.source, self.problem, self.field = source, problem, field
+        self.line, self.column = line, column
+
+
+# --------------------------------------------------------------------------
+# Walking the models: which keys a table takes, what a field holds
+# --------------------------------------------------------------------------
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """Key as written in the file (alias if any) -> pydantic FieldInfo."""
+    return {(info.alias or name): info for name, info in model.model_fields.items()}
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types inside `X | None`, `list[X]` ... flattened."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list):
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    return next(
+        (m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)),
+        None,
+    )
+
+
+def _is_number(annotation: Any) -> bool:
+    members = [m for m in _members(annotation) if m is not type(None)]
+    return any(m in (int, float) for m in members) and bool not in members
+
+
+def _model_at(path: Loc) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = DirectiveSpec
+    for part in path:
+        if isinstance(part, str):
+            info = _fields(model).get(part) if model else None
+            model = _submodel(info.annotation) if info else None
+    return model
+
+
+def _clean_loc(loc: Loc, *, keep_last: bool) -> Loc:
+    """pydantic's loc without union member tags (`command.str`), which are
+    not keys in the file. An unknown key's own name is kept."""
+    head, tail = (loc[:-1], loc[-1:]) if keep_last else (loc, ())
+    out: list[str | int] = []
+    model: type[BaseModel] | None = DirectiveSpec
+    for part in head:
+        if isinstance(part, int):
+            out.append(part)
+        elif model is not None and part in _fields(model):
+            out.append(part)
+            model = _submodel(_fields(model)[part].annotation)
+    return (*out, *tail)
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _show(value: Any) -> str:
+    """A value as the person wrote it in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return _number(value) if isinstance(value, float) else str(value)
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+# --------------------------------------------------------------------------
+# pydantic errors -> one sentence each
+# --------------------------------------------------------------------------
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dict_type": "a table",
+    "path_type": "a path string",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+@dataclass
+class _Problem:
+    loc: Loc
+    text: str = ""
+    expected: tuple[str, ...] = ()  # type errors on one key merge: "a string or a list"
+    got: Any = None
+
+    def sentence(self) -> str:
+        if self.expected:
+            return f"expected {' or '.join(self.expected)}, got {_show(self.got)}"
+        return self.text
+
+
+def _unknown_key(loc: Loc) -> str:
+    key = loc[-1]
+    model = _model_at(loc[:-1])
+    close = get_close_matches(str(key), list(_fields(model)), n=1) if model else []
+    return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _problem(error: Any) -> _Problem:
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    unknown = kind == "extra_forbidden"
+    loc = _clean_loc(tuple(error["loc"]), keep_last=unknown)
+    if unknown:
+        return _Problem(loc, _unknown_key(loc))
+    if kind == "missing":
+        return _Problem(loc, "required, but missing")
+    if kind in _EXPECTED:
+        return _Problem(loc, expected=(_EXPECTED[kind],), got=value)
+    if kind in ("enum", "literal_error"):
+        return _Problem(loc, expected=(f"one of {ctx['expected']}",), got=value)
+    if kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        return _Problem(loc, f"must be {words} {_number(ctx[bound])}, got {_show(value)}")
+    if kind == "string_too_short":
+        return _Problem(loc, "must not be empty")
+    if kind == "value_error":
+        return _Problem(loc, str(ctx.get("error", error["msg"])))
+    return _Problem(loc, f"{error['msg']}, got {_show(value)}")
+
+
+def _merge(problems: list[_Problem]) -> list[_Problem]:
+    """One problem per key: a union's member errors become one 'a or b'."""
+    merged: dict[Loc, _Problem] = {}
+    for p in problems:
+        first = merged.get(p.loc)
+        if first is None:
+            merged[p.loc] = p
+        elif first.expected and p.expected:
+            first.expected = (*first.expected, *p.expected)
+    return list(merged.values())
+
+
+def _bools_for_numbers(data: Any, model: type[BaseModel], loc: Loc = ()) -> Iterator[_Problem]:
+    """pydantic takes `true` as 1 for a number; in a file it is a mistake."""
+    if not isinstance(data, dict):
+        return
+    fields = _fields(model)
+    for key, value in data.items():
+        info = fields.get(key)
+        if info is None:
+            continue
+        here = (*loc, key)
+        if isinstance(value, bool) and _is_number(info.annotation):
+            yield _Problem(here, expected=("a number",), got=value)
+        sub = _submodel(info.annotation)
+        if sub is not None:
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                yield from _bools_for_numbers(item, sub, here if i is None else (*here, i))
+
+
+# --------------------------------------------------------------------------
+# The loader
+# --------------------------------------------------------------------------
+
+
+class _Reporter:
+    """Builds DirectiveFileErrors for one file, naming steps where it can."""
+
+    def __init__(self, source: str, data: dict[str, Any]) -> None:
+        self.source, self.data = source, data
+
+    def field(self, loc: Loc) -> str:
+        text = _dotted(loc)
+        steps = self.data.get("steps")
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            step = steps[loc[1]] if isinstance(steps, list) and loc[1] < len(steps) else None
+            if isinstance(step, dict) and isinstance(step.get("name"), str):
+                text += f" (step {step['name']!r})"
+        return text
+
+    def error(self, loc: Loc, problem: str) -> DirectiveFileError:
+        return DirectiveFileError(self.source, problem, field=self.field(loc) or None)
+
+    def first_of(self, problems: Sequence[_Problem]) -> DirectiveFileError:
+        first, more = problems[0], len(problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        return self.error(first.loc, first.sentence() + suffix)
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> DirectiveFileError:
+    """tomllib says 'Invalid value (at line 2, column 5)'; we say
+    'file.toml:2:5: invalid TOML: invalid value'."""
+    message = getattr(exc, "msg", None) or str(exc)
+    line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+    if match := re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.S):
+        message, line, column = match[1], int(match[2]), int(match[3])
+    elif match := re.fullmatch(r"(.*) \(at end of document\)", message, re.S):
+        lines = text.splitlines() or [""]
+        message, line, column = match[1], len(lines), len(lines[-1]) + 1
+    message = message[:1].lower() + message[1:]
+    return DirectiveFileError(source, f"invalid TOML: {message}", line=line, column=column)
+
+
+def _requirement_tables(raw: Any) -> Any:
+    """Plain strings become {id: R<n>, text}, numbered by position and
+    skipping ids the file already uses."""
+    if not isinstance(raw, list):
+        return raw
+    taken = {r.get("id") for r in raw if isinstance(r, dict)}
+    out, number = [], 0
+    for item in raw:
+        if isinstance(item, str):
+            number += 1
+            while f"R{number}" in taken:
+                number += 1
+            taken.add(f"R{number}")
+            out.append({"id": f"R{number}", "text": item})
+        else:
+            out.append(item)
+    return out
+
+
+def _conveniences(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if "requirements" in data:
+        data["requirements"] = _requirement_tables(data["requirements"])
+    if "steps" in data and "planner" not in data:
+        data["planner"] = PlannerKind.EXPLICIT.value
+    limits = data.get("limits")
+    if isinstance(limits, dict):
+        data["limits"] = {
+            k: None if k in _SWITCHABLE_LIMITS and v is False else v for k, v in limits.items()
+        }
+    return data
+
+
+def _resolve_repo(written: str, base_dir: Path, report: _Reporter) -> Path:
+    if not written.strip():
+        raise report.error(("repo",), "must not be empty")
+    path = Path(os.path.expanduser(written))
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    if not path.exists():
+        raise report.error(("repo",), f"{path} does not exist")
+    if not path.is_dir():
+        raise report.error(("repo",), f"{path} is a file, not a folder")
+    return path
+
+
+def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
+    planner = spec.planner.value
+    if spec.planner is PlannerKind.EXPLICIT and not spec.steps:
+        raise report.error(("planner",), 'planner = "explicit" needs at least one [[steps]] table')
+    if spec.steps and spec.planner is not PlannerKind.EXPLICIT:
+        raise report.error(
+            ("steps",),
+            f'[[steps]] are only used by planner = "explicit", but this file says planner = '
+            f'"{planner}" (remove the steps or the planner line)',
+        )
+    if not spec.steps:
+        return
+    try:
+        validate_chain(spec.steps)
+    except ChainValidationError as exc:
+        raise report.error(("steps",), str(exc)) from None
+    known = [r.id for r in spec.requirements]
+    for i, step in enumerate(spec.steps):
+        executor = step.executor or spec.executor
+        if executor is ExecutorKind.SHELL and not (step.command or "").strip():
+            raise report.error(
+                ("steps", i, "command"), "the shell executor needs a command for this step"
+            )
+        unknown = [r for r in step.requirement_ids if r not in known]
+        if unknown:
+            listed = ", ".join(known) or "none"
+            raise report.error(
+                ("steps", i, "requirement_ids"),
+                f"unknown requirement {', '.join(map(repr, unknown))} (known: {listed})",
+            )
+
+
+def _check_requirements(spec: DirectiveSpec, report: _Reporter) -> None:
+    first_at: dict[str, int] = {}
+    for i, requirement in enumerate(spec.requirements):
+        if requirement.id in first_at:
+            raise report.error(
+                ("requirements", i, "id"),
+                f"duplicate requirement id {requirement.id!r} "
+                f"(also requirements[{first_at[requirement.id]}])",
+            )
+        first_at[requirement.id] = i
+
+
+def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -> DirectiveSpec:
+    """Parse directive TOML; a relative `repo` is taken from `base_dir`."""
+    try:
+        raw = tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise _toml_error(exc, text, source) from None
+    report = _Reporter(source, raw)
+    data = _conveniences(raw)
+    problems = list(_bools_for_numbers(data, DirectiveSpec))
+    try:
+        spec = DirectiveSpec.model_validate(data)
+    except ValidationError as exc:
+        problems += [_problem(e) for e in exc.errors(include_url=False)]
+    if problems:
+        raise report.first_of(_merge(problems))
+    spec = spec.model_copy(update={"repo": _resolve_repo(raw["repo"], base_dir, report)})
+    _check_requirements(spec, report)
+    _check_steps(spec, report)
+    return spec
+
+
+def load_directive_file(path: Path) -> DirectiveSpec:
+    """Read and check a directive file; its `repo` is relative to its folder."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DirectiveFileError(source, "no such file") from None
+    except IsADirectoryError:
+        raise DirectiveFileError(source, "is a folder, not a directive file") from None
+    except PermissionError:
+        raise DirectiveFileError(source, "cannot read it (permission denied)") from None
+    except OSError as exc:
+        raise DirectiveFileError(source, f"cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        raise DirectiveFileError(
+            source, f"not UTF-8 text (byte 0x{bad} at offset {exc.start})", line=line
+        ) from None
+    return parse_directive_text(text, base_dir=Path(path).resolve().parent, source=source)
