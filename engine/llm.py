@@ -1,0 +1,470 @@
+"""The one place that talks to Claude: an `AsyncAnthropic` behind a small client.
+
+Why one module: the planner, the agent and the judge need the same things —
+the model and key from the directive or the environment, the SDK's retries
+for 429/5xx/529 and timeouts, every response's usage priced through
+`engine.pricing`, and errors a person can act on. The API key never leaves
+this module: it is not in any error message, repr, log line or event.
+
+`anthropic` takes over a second to import, so it is imported on the first
+call, never when the app starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from engine import pricing
+from engine.models import TokenUsage
+
+if TYPE_CHECKING:  # the SDK is imported lazily at run time
+    from anthropic import AsyncAnthropic
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MAX_TOKENS = 16_000  # below the SDK's non-streaming ceiling (~21k)
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+# Environment variables this module reads, and what each sets.
+ENV_API_KEY = "ANTHROPIC_API_KEY"
+ENV_BASE_URL = "ANTHROPIC_BASE_URL"
+ENV_MODEL = "DIRECTIVE_MODEL"
+ENV_MAX_RETRIES = "DIRECTIVE_LLM_MAX_RETRIES"
+ENV_TIMEOUT_S = "DIRECTIVE_LLM_TIMEOUT_S"
+
+REDACTED = "[redacted]"
+
+
+class LLMErrorKind(StrEnum):
+    AUTH = "auth"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER = "server"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    BAD_REQUEST = "bad_request"
+    REFUSED = "refused"
+    MALFORMED = "malformed"
+    API = "api"
+
+
+class LLMError(RuntimeError):
+    """A model call that did not produce a usable answer.
+
+    `usage`/`cost_usd` are what the failed call still cost (a refused or
+    malformed response is billed), so callers can record it.
+    """
+
+    def __init__(
+        self,
+        kind: LLMErrorKind,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        usage: TokenUsage | None = None,
+        cost_usd: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status_code = status_code
+        self.request_id = request_id
+        self.usage = usage or TokenUsage()
+        self.cost_usd = cost_usd
+
+    def __repr__(self) -> str:
+        return f"LLMError(kind={self.kind.value!r}, message={self.message!r})"
+
+
+@dataclass
+class LLMResponse:
+    """One model response, its usage and what it cost."""
+
+    message: Any  # anthropic.types.Message
+    usage: TokenUsage
+    cost_usd: float
+    model: str
+
+    @property
+    def stop_reason(self) -> str | None:
+        return getattr(self.message, "stop_reason", None)
+
+    @property
+    def content(self) -> list[Any]:
+        return list(getattr(self.message, "content", None) or [])
+
+    @property
+    def text(self) -> str:
+        return "\n".join(b.text for b in self.content if getattr(b, "type", None) == "text").strip()
+
+    @property
+    def tool_uses(self) -> list[Any]:
+        return [b for b in self.content if getattr(b, "type", None) == "tool_use"]
+
+    def content_params(self) -> list[dict[str, Any]]:
+        """The assistant turn to send back as history: the blocks exactly as
+        the API sent them (thinking signatures included)."""
+        return [_block_param(b) for b in self.content]
+
+
+@dataclass
+class ParsedResponse(LLMResponse, Generic[T]):
+    parsed: T | None = None
+
+
+@dataclass
+class _Config:
+    model: str
+    base_url: str
+    max_retries: int
+    timeout_s: float
+    max_tokens: int
+
+
+class _Secret:
+    """Holds the key; prints as [redacted] however it is formatted."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return REDACTED
+
+    __str__ = __repr__
+
+
+@dataclass
+class _ErrorRule:
+    sdk_class: str  # name in the `anthropic` module
+    kind: LLMErrorKind
+    text: str  # what it means for the user; the API's own message is appended
+
+
+# First match wins, so subclasses come before their bases.
+_ERROR_RULES = [
+    _ErrorRule("AuthenticationError", LLMErrorKind.AUTH,
+               "the Anthropic API rejected the API key: check ANTHROPIC_API_KEY"),
+    _ErrorRule("PermissionDeniedError", LLMErrorKind.AUTH,
+               "the API key may not use this model or resource: check ANTHROPIC_API_KEY"),
+    _ErrorRule("RateLimitError", LLMErrorKind.RATE_LIMITED,
+               "rate limited by the Anthropic API, still after {retries} retries"),
+    _ErrorRule("OverloadedError", LLMErrorKind.OVERLOADED,
+               "the Anthropic API is overloaded, still after {retries} retries"),
+    _ErrorRule("InternalServerError", LLMErrorKind.SERVER,
+               "the Anthropic API failed, still after {retries} retries"),
+    _ErrorRule("BadRequestError", LLMErrorKind.BAD_REQUEST,
+               "the Anthropic API refused the request as invalid"),
+    _ErrorRule("NotFoundError", LLMErrorKind.BAD_REQUEST,
+               "the Anthropic API does not know this model or endpoint (model {model!r})"),
+    _ErrorRule("APIStatusError", LLMErrorKind.API, "the Anthropic API returned an error"),
+    _ErrorRule("APITimeoutError", LLMErrorKind.TIMEOUT,
+               "the Anthropic API did not answer within {timeout}s, still after {retries} retries"),
+    _ErrorRule("APIConnectionError", LLMErrorKind.CONNECTION,
+               "could not connect to the Anthropic API at {base_url}, still after {retries} retries"),
+]
+
+
+def _sdk() -> Any:
+    import anthropic  # lazy: >1 s to import
+
+    return anthropic
+
+
+def _block_param(block: Any) -> dict[str, Any]:
+    if isinstance(block, dict):
+        return block
+    data = block.to_dict() if hasattr(block, "to_dict") else block.model_dump(exclude_none=True)
+    data.pop("parsed_output", None)
+    return data
+
+
+def usage_of(message: Any) -> TokenUsage:
+    """The SDK's usage block as our TokenUsage (missing counts are zero)."""
+    usage = getattr(message, "usage", None)
+
+    def count(name: str) -> int:
+        value = getattr(usage, name, None) if usage is not None else None
+        return int(value) if isinstance(value, int) else 0
+
+    return TokenUsage(
+        input_tokens=count("input_tokens"),
+        output_tokens=count("output_tokens"),
+        cache_creation_input_tokens=count("cache_creation_input_tokens"),
+        cache_read_input_tokens=count("cache_read_input_tokens"),
+    )
+
+
+def _env_number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+class LLMClient:
+    """A priced, key-safe front to `AsyncAnthropic.messages`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError("an API key is required (set ANTHROPIC_API_KEY)")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self._key = _Secret(api_key.strip())
+        self._config = _Config(
+            model=(model or pricing.DEFAULT_MODEL).strip(),
+            base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+            max_tokens=max_tokens,
+        )
+        self._client: AsyncAnthropic | None = None
+        if not pricing.is_known(self.model):
+            log.warning(pricing.unknown_model_message(self.model))
+
+    @classmethod
+    def from_env(
+        cls,
+        model: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        max_retries: int | None = None,
+        timeout_s: float | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> LLMClient | None:
+        """A client configured from the environment, or None when no API key
+        is set (the engine then runs without Claude). `model` (the
+        directive's) wins over DIRECTIVE_MODEL, which wins over the default."""
+        env = os.environ if env is None else env
+        key = env.get(ENV_API_KEY, "").strip()
+        if not key:
+            return None
+        retries = max_retries if max_retries is not None else _env_number(env, ENV_MAX_RETRIES, int)
+        timeout = timeout_s if timeout_s is not None else _env_number(env, ENV_TIMEOUT_S, float)
+        return cls(
+            api_key=key,
+            model=model or env.get(ENV_MODEL, "").strip() or None,
+            base_url=env.get(ENV_BASE_URL, "").strip() or None,
+            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
+            timeout_s=timeout or DEFAULT_TIMEOUT_S,
+            max_tokens=max_tokens,
+        )
+
+    # -- properties -----------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        return self._config.model
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def max_retries(self) -> int:
+        return self._config.max_retries
+
+    def __repr__(self) -> str:
+        return (
+            f"LLMClient(model={self.model!r}, base_url={self.base_url!r}, "
+            f"max_retries={self.max_retries}, api_key={REDACTED})"
+        )
+
+    def scrub(self, text: str) -> str:
+        """`text` with the API key (if it appears) replaced by [redacted]."""
+        return text.replace(self._key.reveal(), REDACTED)
+
+    def cost(self, usage: TokenUsage, model: str | None = None) -> float:
+        return pricing.cost_usd(model or self.model, usage)
+
+    # -- calls ----------------------------------------------------------------
+
+    def _sdk_client(self) -> AsyncAnthropic:
+        if self._client is None:
+            self._client = _sdk().AsyncAnthropic(
+                api_key=self._key.reveal(),
+                base_url=self._config.base_url,
+                max_retries=self._config.max_retries,
+                timeout=self._config.timeout_s,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def create(
+        self,
+        *,
+        messages: Iterable[dict[str, Any]],
+        system: str | list[dict[str, Any]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        output_config: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> LLMResponse:
+        """One Messages API call. Raises LLMError (kind REFUSED) when the model
+        refuses; the error carries the call's usage and cost."""
+        model = model or self.model
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens or self._config.max_tokens,
+            "messages": list(messages),
+        }
+        optional = {"system": system, "tools": tools, "output_config": output_config}
+        kwargs.update({k: v for k, v in optional.items() if v})
+        client = self._sdk_client()
+        try:
+            message = await client.messages.create(**kwargs)
+        except Exception as exc:
+            raise self._translate(exc, model) from None
+        response = self._priced(message, model)
+        if response.stop_reason == "refusal":
+            raise self._response_error(
+                response, LLMErrorKind.REFUSED,
+                "the model declined to answer (stop_reason 'refusal')"
+                + (f": {response.text[:300]}" if response.text else ""),
+            )
+        return response
+
+    async def parse(
+        self,
+        *,
+        messages: Iterable[dict[str, Any]],
+        output_format: type[T],
+        system: str | list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
+    ) -> ParsedResponse[T]:
+        """A call whose answer must be JSON matching `output_format`.
+
+        Sent the way the SDK's `messages.parse` sends it (`output_config.format`
+        = the model's JSON schema through `anthropic.transform_schema`), but
+        validated here, so a malformed answer still reports what it cost.
+        """
+        schema = _sdk().transform_schema(output_format)
+        response = await self.create(
+            messages=messages,
+            system=system,
+            max_tokens=max_tokens,
+            output_config={"format": {"type": "json_schema", "schema": schema}},
+            model=model,
+        )
+        text = response.text
+        if not text:
+            raise self._response_error(
+                response, LLMErrorKind.MALFORMED,
+                f"the model returned no JSON (stop_reason {response.stop_reason!r})",
+            )
+        try:
+            parsed = output_format.model_validate_json(text)
+        except ValidationError as exc:
+            cut = " (the answer hit max_tokens)" if response.stop_reason == "max_tokens" else ""
+            raise self._response_error(
+                response, LLMErrorKind.MALFORMED,
+                f"the model's answer is not a valid {output_format.__name__}{cut}: "
+                f"{_short_validation(exc)}",
+            ) from None
+        return ParsedResponse(
+            message=response.message,
+            usage=response.usage,
+            cost_usd=response.cost_usd,
+            model=response.model,
+            parsed=parsed,
+        )
+
+    # -- helpers --------------------------------------------------------------
+
+    def _priced(self, message: Any, model: str) -> LLMResponse:
+        if not isinstance(getattr(message, "content", None), list):
+            raise LLMError(
+                LLMErrorKind.MALFORMED,
+                "the Anthropic API answered with something that is not a message "
+                "(no content list)",
+            )
+        served = getattr(message, "model", None)
+        priced_as = served if isinstance(served, str) and pricing.is_known(served) else model
+        usage = usage_of(message)
+        return LLMResponse(
+            message=message, usage=usage, cost_usd=pricing.cost_usd(priced_as, usage), model=priced_as
+        )
+
+    def _response_error(self, response: LLMResponse, kind: LLMErrorKind, text: str) -> LLMError:
+        return LLMError(kind, self.scrub(text), usage=response.usage, cost_usd=response.cost_usd)
+
+    def _translate(self, exc: Exception, model: str) -> Exception:
+        sdk = _sdk()
+        if not isinstance(exc, sdk.AnthropicError):
+            return exc  # ours or a programming error: not an API failure
+        for rule in _ERROR_RULES:
+            if isinstance(exc, getattr(sdk, rule.sdk_class)):
+                break
+        else:
+            return LLMError(LLMErrorKind.API, self.scrub(f"Anthropic SDK error: {exc}"))
+        status = getattr(exc, "status_code", None)
+        request_id = getattr(exc, "request_id", None)
+        text = rule.text.format(
+            retries=self.max_retries, model=model, base_url=self.base_url,
+            timeout=self._config.timeout_s,
+        )
+        detail = getattr(exc, "api_message", None) or (str(exc) if status is None else None)
+        parts = [text]
+        if status is not None:
+            parts.append(f"(HTTP {status}" + (f", request {request_id})" if request_id else ")"))
+        message = " ".join(parts) + (f": {detail}" if detail else "")
+        return LLMError(rule.kind, self.scrub(message), status_code=status, request_id=request_id)
+
+
+def _short_validation(exc: ValidationError) -> str:
+    errors = exc.errors()
+    shown = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg')}" for e in errors[:3]
+    )
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return shown + more
+
+
+@dataclass
+class UsageTotal:
+    """Running sum of several calls' usage and cost."""
+
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+
+    def add(self, usage: TokenUsage, cost_usd: float) -> None:
+        self.usage = self.usage + usage
+        self.cost_usd += cost_usd

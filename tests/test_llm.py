@@ -1,0 +1,161 @@
+"""LLMClient against the fake Messages API: pricing, structured output,
+failures (401, 429/529 after retries, refusal, malformed) and key hygiene."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import BaseModel
+
+from engine.llm import LLMClient, LLMError, LLMErrorKind
+from engine.models import TokenUsage
+from engine.pricing import cost_usd
+from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, fake_api, fake_llm, usage  # noqa: F401
+
+
+class Verdict(BaseModel):
+    score: float
+    summary: str
+
+
+def test_from_env_without_key_is_none() -> None:
+    assert LLMClient.from_env(env={}) is None
+    assert LLMClient.from_env(env={"ANTHROPIC_API_KEY": "   "}) is None
+
+
+def test_from_env_model_precedence() -> None:
+    env = {"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_MODEL": "claude-opus-5-5",
+           "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/", "DIRECTIVE_LLM_MAX_RETRIES": "0"}
+    assert LLMClient.from_env(env=env).model == "claude-opus-5-5"
+    assert LLMClient.from_env("claude-haiku-5-5", env=env).model == "claude-haiku-5-5"
+    client = LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY})
+    assert client is not None and client.model == "claude-sonnet-5-5"
+    configured = LLMClient.from_env(env=env)
+    assert configured.base_url == "http://127.0.0.1:9" and configured.max_retries == 0
+
+
+def test_from_env_rejects_a_bad_number_naming_the_variable() -> None:
+    with pytest.raises(ValueError, match="DIRECTIVE_LLM_MAX_RETRIES"):
+        LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_LLM_MAX_RETRIES": "lots"})
+
+
+def test_repr_and_str_never_show_the_key() -> None:
+    client = LLMClient(api_key=FAKE_KEY)
+    assert FAKE_KEY not in repr(client)
+    assert FAKE_KEY not in str(client)
+    assert FAKE_KEY not in repr(vars(client))
+
+
+async def test_create_prices_usage_and_sends_bearer_key(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+    fake_api.reply("hello", usage=usage(1200, 300, cache_write=5000, cache_read=7000))
+    response = await fake_llm.create(messages=[{"role": "user", "content": "hi"}])
+    expected_usage = TokenUsage(input_tokens=1200, output_tokens=300,
+                                cache_creation_input_tokens=5000, cache_read_input_tokens=7000)
+    assert response.text == "hello"
+    assert response.usage == expected_usage
+    assert response.cost_usd == pytest.approx(cost_usd("claude-sonnet-5-5", expected_usage))
+    # $2 in, $2.50 write, $0.10 read, $10 out per MTok
+    assert response.cost_usd == pytest.approx((1200 * 2 + 5000 * 2.5 + 7000 * 0.1 + 300 * 10) / 1e6)
+    [request] = fake_api.requests
+    assert request.path == "/v1/messages"
+    assert request.authorized
+    assert request.body["model"] == "claude-sonnet-5-5"
+
+
+async def test_parse_sends_the_json_schema_and_validates(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+    fake_api.reply_json({"score": 0.7, "summary": "fine"})
+    response = await fake_llm.parse(messages=[{"role": "user", "content": "judge"}], output_format=Verdict)
+    assert response.parsed == Verdict(score=0.7, summary="fine")
+    fmt = fake_api.requests[0].body["output_config"]["format"]
+    assert fmt["type"] == "json_schema"
+    assert set(fmt["schema"]["properties"]) == {"score", "summary"}
+    assert fmt["schema"]["additionalProperties"] is False
+    assert "tool_choice" not in fake_api.requests[0].body
+
+
+async def test_malformed_structured_answer_is_a_clear_error_with_its_cost(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    fake_api.reply("I think it is fine", usage=usage(100, 10))
+    with pytest.raises(LLMError) as caught:
+        await fake_llm.parse(messages=[{"role": "user", "content": "judge"}], output_format=Verdict)
+    assert caught.value.kind is LLMErrorKind.MALFORMED
+    assert "not a valid Verdict" in str(caught.value)
+    assert caught.value.cost_usd == pytest.approx((100 * 2 + 10 * 10) / 1e6)
+
+
+async def test_refusal_is_a_clear_error(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+    fake_api.reply("I can't help with that.", stop_reason="refusal")
+    with pytest.raises(LLMError) as caught:
+        await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert caught.value.kind is LLMErrorKind.REFUSED
+    assert "refusal" in str(caught.value)
+    assert caught.value.cost_usd > 0
+
+
+async def test_401_says_check_the_key_after_one_request(fake_api: FakeAnthropic) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=5)
+    # A hostile server echoing the key back must not get it into our error.
+    fake_api.error(401, f"invalid x-api-key {FAKE_KEY}")
+    fake_api.error(401, "second")
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    error = caught.value
+    assert error.kind is LLMErrorKind.AUTH
+    assert "check ANTHROPIC_API_KEY" in str(error)
+    assert error.status_code == 401
+    assert len(fake_api.requests) == 1  # no retry storm
+    for text in (str(error), repr(error), error.message, str(error.args)):
+        assert FAKE_KEY not in text
+    assert error.__cause__ is None and error.__suppress_context__
+
+
+@pytest.mark.parametrize(("status", "kind"), [(529, LLMErrorKind.OVERLOADED), (429, LLMErrorKind.RATE_LIMITED)])
+async def test_repeated_overload_fails_after_the_sdk_retries(
+    fake_api: FakeAnthropic, status: int, kind: LLMErrorKind
+) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=2)
+    for _ in range(3):
+        fake_api.error(status, "Overloaded right now", retry_after_ms=1)
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert caught.value.kind is kind
+    assert "Overloaded right now" in str(caught.value)  # the API's own message
+    assert "after 2 retries" in str(caught.value)
+    assert len(fake_api.requests) == 3  # one try + two retries
+
+
+async def test_a_retry_that_succeeds_is_transparent(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+    fake_api.error(529, "Overloaded", retry_after_ms=1)
+    fake_api.reply("ok")
+    response = await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert response.text == "ok"
+    assert len(fake_api.requests) == 2
+
+
+async def test_connection_failure_names_the_url() -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url="http://127.0.0.1:9", max_retries=0, timeout_s=5)
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert caught.value.kind is LLMErrorKind.CONNECTION
+    assert "127.0.0.1:9" in str(caught.value)
+
+
+async def test_key_never_in_debug_logs(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_api.error(529, "busy", retry_after_ms=1)
+    fake_api.reply("ok")
+    with caplog.at_level(logging.DEBUG):
+        await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert caplog.records  # the SDK did log its requests
+    assert FAKE_KEY not in caplog.text
+
+
+async def test_unknown_model_is_priced_at_the_highest_rate(fake_api: FakeAnthropic) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, model="claude-nova-9")
+    fake_api.reply("ok", usage=usage(1000, 1000))
+    with pytest.warns(UserWarning, match="claude-nova-9"):
+        response = await client.create(messages=[{"role": "user", "content": "x"}])
+    assert response.cost_usd > cost_usd("claude-sonnet-5-5", response.usage)

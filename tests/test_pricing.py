@@ -1,0 +1,77 @@
+"""The price table: usage -> USD, unknown models never free."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from engine import pricing
+from engine.models import TokenUsage
+from engine.pricing import PRICES, Price, UnknownModelPriceWarning, cost_usd
+
+SDK_MODEL_FILE = (
+    Path(__file__).resolve().parents[1]
+    / ".venv/lib/python3.11/site-packages/anthropic/types/model.py"
+)
+
+
+def test_cost_is_the_sum_of_each_token_kind_at_its_rate() -> None:
+    usage = TokenUsage(
+        input_tokens=1_000_000,
+        cache_creation_input_tokens=2_000_000,
+        cache_read_input_tokens=3_000_000,
+        output_tokens=500_000,
+    )
+    # claude-opus-4-8: $5 in, $6.25 5m write, $0.50 read, $25 out
+    assert cost_usd("claude-opus-4-8", usage) == pytest.approx(5 + 12.5 + 1.5 + 12.5)
+
+
+def test_default_model_is_priced_and_not_end_of_life() -> None:
+    assert pricing.DEFAULT_MODEL in PRICES
+    assert not pricing.DEFAULT_MODEL.startswith("claude-sonnet-4-5")
+
+
+@pytest.mark.skipif(not SDK_MODEL_FILE.exists(), reason="SDK source not at the expected path")
+def test_every_current_sdk_model_has_a_price() -> None:
+    names = set(re.findall(r'"(claude-[a-z0-9-]+)"', SDK_MODEL_FILE.read_text()))
+    missing = sorted(n for n in names if not pricing.is_known(n))
+    assert missing == []
+
+
+def test_dated_snapshot_costs_what_its_model_costs() -> None:
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000)
+    assert cost_usd("claude-haiku-4-5-20251001", usage) == cost_usd("claude-haiku-4-5", usage)
+
+
+def test_unknown_model_warns_and_costs_the_highest_rate(caplog: pytest.LogCaptureFixture) -> None:
+    usage = TokenUsage(input_tokens=1000, output_tokens=1000)
+    with caplog.at_level(logging.WARNING), pytest.warns(UnknownModelPriceWarning, match="claude-nova-9"):
+        cost = cost_usd("claude-nova-9", usage)
+    assert cost > 0
+    assert cost >= max(cost_usd(name, usage) for name in PRICES)
+    assert "claude-nova-9" in caplog.text and "highest known rate" in caplog.text
+
+
+def test_fallback_is_never_below_any_known_rate() -> None:
+    for entry in PRICES.values():
+        for rate in entry.rates():
+            for kind in ("input", "cache_write", "cache_read", "output"):
+                assert getattr(pricing.FALLBACK_PRICE, kind) >= getattr(rate, kind)
+
+
+def test_long_prompt_tier_applies_to_every_token_of_the_request() -> None:
+    haiku = PRICES["claude-haiku-5-5"]
+    short = TokenUsage(input_tokens=50_000, cache_read_input_tokens=50_000, output_tokens=1_000)
+    long = TokenUsage(input_tokens=50_000, cache_read_input_tokens=50_001, output_tokens=1_000)
+    assert haiku.for_usage(short) == haiku.base
+    assert haiku.for_usage(long) == haiku.long_prompt
+    assert cost_usd("claude-haiku-5-5", long) == pytest.approx(
+        (50_000 * 0.50 + 50_001 * 0.05 + 1_000 * 2.50) / 1_000_000
+    )
+
+
+def test_zero_usage_costs_nothing() -> None:
+    assert Price(1, 1, 1, 1).cost(TokenUsage()) == 0.0
