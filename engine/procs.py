@@ -1,0 +1,311 @@
+"""Running subprocesses without leaks: bounded output, whole-group kills.
+
+Steps and verifiers run arbitrary commands (test suites, builds, agents'
+shell calls). Each runs in its own session, so a timeout or a cancelled task
+can kill the command *and everything it started* with one `killpg`; its
+output is streamed line by line to a callback but only a bounded head and
+tail are kept, so megabytes of log never sit in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+READ_CHUNK = 64 * 1024
+LINE_LIMIT = 2_000  # characters passed to on_line per line
+TERM_GRACE_S = 2.0  # SIGTERM -> SIGKILL
+DRAIN_GRACE_S = 0.5  # after exit, how long a background child may hold the pipe
+POLL_S = 0.05
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int | None  # None if killed by timeout or cancellation
+    output: str  # combined stdout+stderr, trimmed to head + marker + tail
+    timed_out: bool
+    duration_s: float
+    total_bytes: int  # bytes the process wrote in all
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def trim_marker(trimmed: int) -> str:
+    return f"\n... [{trimmed} bytes trimmed] ...\n"
+
+
+def trim_output(text: str, max_chars: int) -> str:
+    """Keep the head and the tail of `text` within about `max_chars`: the
+    start says what ran, the end says how it failed."""
+    if max_chars < 0:
+        raise ValueError(f"max_chars must be >= 0, got {max_chars}")
+    if len(text) <= max_chars:
+        return text
+    head = max_chars // 2
+    tail = max_chars - head
+    cut = len(text) - head - tail
+    return text[:head] + trim_marker(cut) + (text[-tail:] if tail else "")
+
+
+class _Capture:
+    """Bounded head + ring-buffer tail of a byte stream, plus line splitting
+    for the callback. Memory stays O(max_output + LINE_LIMIT)."""
+
+    def __init__(self, max_output: int, on_line: Callable[[str], None] | None) -> None:
+        self.head_limit = max(max_output // 2, 0)
+        self.tail_limit = max(max_output - self.head_limit, 0)
+        self.head = bytearray()
+        self.tail: deque[bytes] = deque()
+        self.tail_len = 0
+        self.total = 0
+        self.on_line = on_line
+        self.partial = bytearray()
+        self.partial_overflow = False
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk and self.tail_limit:
+            self._push_tail(chunk)
+
+    def _push_tail(self, chunk: bytes) -> None:
+        if len(chunk) >= self.tail_limit:
+            self.tail.clear()
+            self.tail.append(bytes(chunk[-self.tail_limit :]))
+            self.tail_len = self.tail_limit
+            return
+        self.tail.append(bytes(chunk))
+        self.tail_len += len(chunk)
+        while self.tail_len > self.tail_limit:
+            excess = self.tail_len - self.tail_limit
+            first = self.tail[0]
+            if len(first) <= excess:
+                self.tail.popleft()
+                self.tail_len -= len(first)
+            else:
+                self.tail[0] = first[excess:]
+                self.tail_len -= excess
+
+    def split_lines(self, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        pieces = chunk.split(b"\n")
+        for piece in pieces[:-1]:
+            self._add_partial(piece)
+            self._emit_partial()
+        self._add_partial(pieces[-1])
+
+    def _add_partial(self, piece: bytes) -> None:
+        # Bytes, not chars: 4 bytes per char at most, so this never cuts a
+        # line the callback would still see whole.
+        room = LINE_LIMIT * 4 - len(self.partial)
+        if len(piece) > room:
+            self.partial += piece[: max(room, 0)]
+            self.partial_overflow = True
+        else:
+            self.partial += piece
+
+    def _emit_partial(self) -> None:
+        assert self.on_line is not None
+        line = self.partial.decode("utf-8", errors="replace").rstrip("\r")
+        overflow = self.partial_overflow or len(line) > LINE_LIMIT
+        self.partial.clear()
+        self.partial_overflow = False
+        if overflow:
+            line = line[:LINE_LIMIT] + " ... [line truncated]"
+        self.on_line(line)
+
+    def finish(self) -> None:
+        if self.on_line is not None and (self.partial or self.partial_overflow):
+            self._emit_partial()
+
+    def text(self) -> str:
+        head = self.head.decode("utf-8", errors="replace")
+        tail = b"".join(self.tail)
+        trimmed = self.total - len(self.head) - len(tail)
+        if trimmed <= 0:
+            return (bytes(self.head) + tail).decode("utf-8", errors="replace")
+        return head + trim_marker(trimmed) + tail.decode("utf-8", errors="replace")
+
+    async def pump(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(READ_CHUNK):
+            self.feed(chunk)
+            self.split_lines(chunk)
+        self.finish()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to the group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # a member changed identity; still there
+    return True
+
+
+def _live_members(pgid: int) -> bool:
+    """Whether the group has a member that is not a zombie. Killed children
+    stay zombies until their new parent reaps them (some container inits do
+    that only now and then), and `killpg(pgid, 0)` still counts those."""
+    if not _signal_group(pgid, 0):
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        # after "(comm)": state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+async def kill_process_group(pgid: int, grace_s: float = TERM_GRACE_S) -> None:
+    """SIGTERM the group, give it `grace_s` to go, then SIGKILL what is left."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace_s
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+            if not _live_members(pgid):
+                return
+    finally:
+        # Also reached when cancelled again mid-grace: never leave the group.
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def _argv(cmd: str | Sequence[str], shell: bool) -> str | list[str]:
+    if isinstance(cmd, str):
+        if not cmd.strip():
+            raise ValueError("empty command")
+        return cmd if shell else shlex.split(cmd)
+    argv = [str(part) for part in cmd]
+    if not argv:
+        raise ValueError("empty command")
+    return shlex.join(argv) if shell else argv
+
+
+def _failed(code: int, message: str, started: float) -> ProcessResult:
+    return ProcessResult(
+        exit_code=code,
+        output=message,
+        timed_out=False,
+        duration_s=time.monotonic() - started,
+        total_bytes=0,
+    )
+
+
+async def _spawn(
+    argv: str | list[str], cwd: Path, env: dict[str, str] | None
+) -> asyncio.subprocess.Process:
+    common = dict(
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    if isinstance(argv, str):
+        return await asyncio.create_subprocess_shell(argv, **common)
+    return await asyncio.create_subprocess_exec(*argv, **common)
+
+
+async def run_process(
+    cmd: str | Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+    max_output: int = 64_000,
+    shell: bool | None = None,
+) -> ProcessResult:
+    """Run `cmd` in `cwd` and return its exit code and trimmed output.
+
+    `env` is added to `os.environ`. A string runs through the shell unless
+    `shell=False` (then it is split like a shell would). The command runs in
+    its own session: on timeout, on cancellation, or when it exits leaving
+    background children behind, the whole group is terminated. A missing
+    executable is exit code 127, not an exception.
+    """
+    started = time.monotonic()
+    use_shell = isinstance(cmd, str) if shell is None else shell
+    argv = _argv(cmd, use_shell)
+    cwd = Path(cwd)
+    if not cwd.is_dir():
+        return _failed(127, f"working directory not found: {cwd}", started)
+    full_env = {**os.environ, **env} if env else None
+    try:
+        proc = await _spawn(argv, cwd, full_env)
+    except FileNotFoundError:
+        return _failed(127, f"command not found: {argv[0]}", started)
+    except PermissionError as exc:
+        return _failed(126, f"permission denied: {argv[0]} ({exc.strerror})", started)
+
+    capture = _Capture(max_output, on_line)
+    assert proc.stdout is not None
+    reader = asyncio.create_task(capture.pump(proc.stdout))
+    # On 3.11 `proc.wait()` only returns once the pipe is closed too, which a
+    # background child can hold open; `proc.returncode` is set on exit itself.
+    waiter = asyncio.create_task(proc.wait())
+    timed_out = False
+    try:
+        try:
+            async with asyncio.timeout(timeout_s):
+                pending: set[asyncio.Task[object]] = {waiter, reader}
+                while pending and proc.returncode is None:
+                    done, pending = await asyncio.wait(
+                        pending, timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if reader in done and reader.exception() is not None:
+                        raise reader.exception()  # type: ignore[misc]
+        except TimeoutError:
+            timed_out = True
+        else:
+            # Exited: let output still in the pipe arrive before cleaning up.
+            await asyncio.wait({reader}, timeout=DRAIN_GRACE_S)
+        # Whatever the command left running (on timeout: all of it) goes too.
+        await kill_process_group(proc.pid)
+        await asyncio.wait({reader, waiter}, timeout=DRAIN_GRACE_S)
+    except BaseException:
+        await kill_process_group(proc.pid)
+        reader.cancel()
+        waiter.cancel()
+        raise
+    if not waiter.done():
+        waiter.cancel()
+    if reader.done():
+        if reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]
+    else:
+        reader.cancel()  # a child that left the session still holds the pipe
+        capture.finish()
+    return ProcessResult(
+        exit_code=None if timed_out else proc.returncode,
+        output=capture.text(),
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+        total_bytes=capture.total,
+    )

@@ -1,0 +1,197 @@
+"""run_process with real subprocesses: streaming, trimming, group kills."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from engine.procs import ProcessResult, run_process, trim_output
+
+PY = sys.executable
+
+
+def pid_alive(pid: int) -> bool:
+    """A pid counts as alive unless it is gone or a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def wait_gone(pid: int, tries: int = 100) -> bool:
+    for _ in range(tries):
+        if not pid_alive(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see pids")
+
+
+async def test_lines_stream_to_the_callback_and_output_is_combined(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = await run_process(
+        "echo one; echo two >&2; printf 'three\\r\\nno-newline'; exit 3",
+        cwd=tmp_path,
+        on_line=lines.append,
+    )
+    assert lines == ["one", "two", "three", "no-newline"]
+    assert result.exit_code == 3 and not result.ok and not result.timed_out
+    assert result.output == "one\ntwo\nthree\r\nno-newline"
+    assert result.total_bytes == len(result.output.encode())
+
+
+async def test_lines_arrive_while_the_process_runs(tmp_path: Path) -> None:
+    seen = asyncio.Event()
+    result_task = asyncio.create_task(
+        run_process(
+            [PY, "-u", "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+            cwd=tmp_path,
+            on_line=lambda line: seen.set() if line == "ready" else None,
+        )
+    )
+    await asyncio.wait_for(seen.wait(), 10)
+    assert not result_task.done()
+    result_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await result_task
+
+
+async def test_env_is_added_cwd_is_used_and_argv_runs_without_a_shell(tmp_path: Path) -> None:
+    result = await run_process(
+        [PY, "-c", "import os; print(os.environ['EXTRA'], os.environ['PATH'] != '', os.getcwd())"],
+        cwd=tmp_path,
+        env={"EXTRA": "a b $HOME"},
+    )
+    assert result.ok
+    assert result.output.split() == ["a", "b", "$HOME", "True", str(tmp_path.resolve())]
+
+
+async def test_megabytes_are_trimmed_with_bounded_memory(tmp_path: Path) -> None:
+    script = "import sys\nline = 'x' * 99 + '\\n'\nfor i in range(200_000): sys.stdout.write(line)\nsys.stdout.write('THE END\\n')"
+    count = 0
+
+    def on_line(line: str) -> None:
+        nonlocal count
+        count += 1
+
+    tracemalloc.start()
+    try:
+        result = await run_process(
+            [PY, "-c", script], cwd=tmp_path, on_line=on_line, max_output=10_000
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected = 200_000 * 100 + len("THE END\n")
+    assert result.ok
+    assert result.total_bytes == expected
+    assert count == 200_001
+    assert len(result.output) < 10_100
+    assert result.output.startswith("x" * 99 + "\n")
+    assert result.output.endswith("THE END\n")
+    assert f"[{expected - 10_000} bytes trimmed]" in result.output
+    assert peak < 2_000_000  # 20 MB went through; only a few chunks were ever held
+
+
+async def test_long_lines_are_cut_for_the_callback_only(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = await run_process(
+        [PY, "-c", "print('y' * 50_000); print('short')"], cwd=tmp_path, on_line=lines.append
+    )
+    assert lines[1] == "short"
+    assert lines[0].startswith("y" * 2_000) and lines[0].endswith("[line truncated]")
+    assert len(lines[0]) < 2_100
+    assert result.total_bytes == 50_001 + 6
+
+
+async def test_timeout_kills_the_whole_group_including_a_grandchild(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    result = await run_process(
+        f"sleep 1000 & echo $! > {pidfile}; echo started; sleep 1000",
+        cwd=tmp_path,
+        timeout_s=0.5,
+    )
+    assert result.timed_out and result.exit_code is None and not result.ok
+    assert "started" in result.output
+    grandchild = int(pidfile.read_text())
+    assert await wait_gone(grandchild)
+
+
+async def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('armed', flush=True); time.sleep(1000)"
+    result = await run_process([PY, "-c", code], cwd=tmp_path, timeout_s=1.0)
+    assert result.timed_out
+    assert "armed" in result.output
+
+
+async def test_cancellation_kills_the_group_and_reraises(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        run_process(
+            f"sleep 1000 & echo $! > {pidfile}; echo started; sleep 1000",
+            cwd=tmp_path,
+            on_line=lambda line: started.set(),
+        )
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_gone(int(pidfile.read_text()))
+
+
+async def test_background_children_do_not_outlive_a_finished_command(tmp_path: Path) -> None:
+    pidfile = tmp_path / "bg.pid"
+    result = await run_process(f"sleep 1000 & echo $! > {pidfile}; echo done", cwd=tmp_path)
+    assert result.ok and result.output == "done\n"
+    assert await wait_gone(int(pidfile.read_text()))
+
+
+async def test_missing_executable_is_127_with_a_message(tmp_path: Path) -> None:
+    result = await run_process(["definitely-not-a-command-xyz", "--flag"], cwd=tmp_path)
+    assert result == ProcessResult(
+        exit_code=127,
+        output="command not found: definitely-not-a-command-xyz",
+        timed_out=False,
+        duration_s=result.duration_s,
+        total_bytes=0,
+    )
+    via_shell = await run_process("definitely-not-a-command-xyz", cwd=tmp_path)
+    assert via_shell.exit_code == 127 and "not found" in via_shell.output
+
+
+async def test_string_without_shell_is_split(tmp_path: Path) -> None:
+    result = await run_process(f"{PY} -c 'print(\"a  b\")'", cwd=tmp_path, shell=False)
+    assert result.ok and result.output == "a  b\n"
+
+
+async def test_missing_cwd_and_empty_command(tmp_path: Path) -> None:
+    result = await run_process("echo hi", cwd=tmp_path / "nope")
+    assert result.exit_code == 127 and "working directory not found" in result.output
+    with pytest.raises(ValueError, match="empty command"):
+        await run_process([], cwd=tmp_path)
+
+
+async def test_callback_errors_propagate_after_the_process_is_stopped(tmp_path: Path) -> None:
+    def boom(line: str) -> None:
+        raise RuntimeError(f"bad line {line}")
+
+    with pytest.raises(RuntimeError, match="bad line first"):
+        await run_process("echo first; sleep 1000", cwd=tmp_path, on_line=boom)
+
+
+def test_trim_output_keeps_head_and_tail() -> None:
+    text = "H" * 100 + "M" * 1000 + "T" * 100
+    trimmed = trim_output(text, 200)
+    assert trimmed == "H" * 100 + "\n... [1000 bytes trimmed] ...\n" + "T" * 100
+    assert trim_output("short", 200) == "short"
+    with pytest.raises(ValueError, match="max_chars"):
+        trim_output("x", -1)
