@@ -200,12 +200,12 @@ class DirectiveEngine:
     # Lifecycle
     # ------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, only: list[str] | None = None) -> None:
         """Recover: steps caught running or evaluating by a crash go back to
         ready (their open attempts are closed as interrupted), then drivers
-        resume for every planning or active directive."""
+        resume for every planning or active directive (or just `only`)."""
         for d in await self.store.list_directives():
-            if d.status in DIRECTIVE_TERMINAL:
+            if d.status in DIRECTIVE_TERMINAL or (only is not None and d.id not in only):
                 continue
             await self._write(d.id, lambda tx, d=d: _recover(tx, d.id))
             if d.status in (D.ACTIVE, D.PLANNING):

@@ -1,0 +1,391 @@
+"""The `directive-tui` command: the app, and its scriptable companions.
+
+Kept light on purpose: only argparse at import time, so `--help` and the
+first frame of the app never wait for the engine's heavier modules.
+
+Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input,
+3 stopped waiting for an approval, 4 paused by a circuit breaker or a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_APPROVAL, EXIT_PAUSED = 0, 1, 2, 3, 4
+
+OUTCOME_EXIT = {
+    "completed": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "stopped": EXIT_FAILED,
+    "awaiting_approval": EXIT_APPROVAL,
+    "paused": EXIT_PAUSED,
+}
+
+
+def default_db() -> Path:
+    env = os.environ.get("DIRECTIVE_TUI_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("directive-tui")) / "directives.db"
+
+
+class UsageError(Exception):
+    """Bad input from the person at the keyboard: exit 2 with the message."""
+
+
+# --------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="directive-tui",
+        description="Hand a goal to AI coding agents and supervise them with guardrails.",
+    )
+    p.add_argument("--db", type=Path, help="database file (default: under your user data dir)")
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="create a directive from a TOML file and start it")
+    run.add_argument("file", type=Path)
+    _headless_flags(run)
+
+    demo = sub.add_parser("demo", help="the offline demo: no key, no network")
+    demo.add_argument("--auto", action="store_true", help="approve by itself (recordings, CI)")
+    _headless_flags(demo)
+
+    resume = sub.add_parser("resume", help="resume a directive (paused, or left waiting)")
+    resume.add_argument("id")
+    _headless_flags(resume)
+
+    ls = sub.add_parser("list", help="list directives")
+    ls.add_argument("--json", action="store_true")
+
+    ap = sub.add_parser("approvals", help="list pending approvals")
+    ap.add_argument("--json", action="store_true")
+
+    for name, helptext in (
+        ("approve", "approve a pending approval"),
+        ("deny", "deny a pending approval"),
+        ("request-changes", "send a step back for rework with a comment"),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("id", help="approval id (or a unique prefix)")
+        cmd.add_argument("-m", "--comment", required=name == "request-changes")
+
+    dec = sub.add_parser("decide", help="answer an escalation: retry, skip, replan or stop")
+    dec.add_argument("id")
+    dec.add_argument("decision", choices=["retry", "skip", "replan", "stop"])
+    dec.add_argument("-m", "--comment")
+
+    for name in ("pause", "stop"):
+        cmd = sub.add_parser(name, help=f"{name} a directive")
+        cmd.add_argument("id")
+
+    ev = sub.add_parser("events", help="print a directive's event log")
+    ev.add_argument("id")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--after", type=int, default=0, help="only events after this sequence number")
+    return p
+
+
+def _headless_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true", help="no screen: print one line per event")
+    p.add_argument("--json", action="store_true", help="with --headless: JSON lines")
+
+
+# --------------------------------------------------------------------------
+# Headless runs
+# --------------------------------------------------------------------------
+
+
+def format_event(event: Any, as_json: bool) -> str:
+    if as_json:
+        return event.model_dump_json()
+    import time
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+    return f"{stamp} #{event.seq:<4} {event.severity.value:<7} {event.describe()}"
+
+
+async def _open(db: Path):
+    from engine.store import Store, StoreError
+
+    try:
+        return await Store.open(db)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+async def run_headless(
+    db: Path,
+    *,
+    spec: Any = None,
+    directive_id: str | None = None,
+    as_json: bool = False,
+    auto_approve: bool = False,
+    services: Any = None,
+    out: Any = None,
+) -> int:
+    """Create (from `spec`) or resume (`directive_id`) a directive, print its
+    events until it settles, and return the exit code for its outcome."""
+    from engine.bus import EventBus
+    from engine.engine import DirectiveEngine, EngineError, Outcome
+    from engine.models import ApprovalDecision, ApprovalKind, DirectiveStatus
+
+    out = out or sys.stdout
+    store = await _open(db)
+    bus = EventBus()
+    engine = DirectiveEngine(store, bus, services)
+    printer: asyncio.Task[None] | None = None
+    try:
+        if spec is not None:
+            directive = await engine.create_directive(spec)
+        else:
+            directive = await store.find_directive(directive_id or "")
+        did = directive.id
+        sub = bus.subscribe(did)
+
+        async def follow() -> None:
+            while True:
+                event = await sub.get()
+                print(format_event(event, as_json), file=out, flush=True)
+
+        if spec is None:  # what happened before this run, so the log reads whole
+            for event in await store.list_events(did):
+                print(format_event(event, as_json), file=out, flush=True)
+        printer = asyncio.create_task(follow())
+        await engine.start(only=[did])
+        if directive.status is DirectiveStatus.DRAFT:
+            await engine.start_directive(did)
+        elif directive.status is DirectiveStatus.PAUSED:
+            await engine.resume_directive(did)
+        while True:
+            outcome = await engine.wait_settled(did)
+            if outcome is not Outcome.AWAITING_APPROVAL or not auto_approve:
+                break
+            for approval in await store.pending_approvals(did):
+                decision = (
+                    ApprovalDecision.RETRY
+                    if approval.kind is ApprovalKind.ESCALATION
+                    else ApprovalDecision.APPROVE
+                )
+                await engine.resolve_approval(approval.id, decision, comment="auto-approved (--auto)")
+        await asyncio.sleep(0)  # let the printer drain what is queued
+        while not sub.queue.empty():
+            await asyncio.sleep(0.01)
+        if outcome is Outcome.AWAITING_APPROVAL and not as_json:
+            for approval in await store.pending_approvals(did):
+                print(
+                    f"waiting for approval {approval.id}: {approval.summary}\n"
+                    f"  answer with: directive-tui --db {db} approve {approval.id}"
+                    f"  (or deny / request-changes -m ... / decide {approval.id} retry|skip|replan|stop),"
+                    f" then: directive-tui --db {db} resume {did} --headless",
+                    file=out,
+                )
+        return OUTCOME_EXIT[outcome.value]
+    except EngineError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        if printer:
+            printer.cancel()
+        await engine.close()
+        await store.close()
+
+
+# --------------------------------------------------------------------------
+# Companion commands
+# --------------------------------------------------------------------------
+
+
+async def list_directives(db: Path, as_json: bool, out: Any) -> int:
+    import json
+
+    store = await _open(db)
+    try:
+        progress = await store.progress()
+        rows = []
+        for d in await store.list_directives():
+            done, total, approvals = progress.get(d.id, (0, 0, 0))
+            rows.append(
+                {
+                    "id": d.id,
+                    "title": d.title,
+                    "status": d.status.value,
+                    "steps_done": done,
+                    "steps_total": total,
+                    "cost_usd": round(d.total_cost_usd, 6),
+                    "max_cost_usd": d.spec.limits.max_cost_usd,
+                    "pending_approvals": approvals,
+                    "pause_reason": d.pause_reason,
+                }
+            )
+        if as_json:
+            print(json.dumps(rows, indent=2), file=out)
+        else:
+            for r in rows:
+                extra = f"  ({r['pause_reason']})" if r["pause_reason"] else ""
+                print(
+                    f"{r['id']}  {r['status']:<10} {r['steps_done']}/{r['steps_total']} steps"
+                    f"  ${r['cost_usd']:.2f}  {r['pending_approvals']} approvals  {r['title']}{extra}",
+                    file=out,
+                )
+        return EXIT_OK
+    finally:
+        await store.close()
+
+
+async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
+    import json
+
+    store = await _open(db)
+    try:
+        pending = await store.pending_approvals()
+        if as_json:
+            print(json.dumps([a.model_dump(mode="json") for a in pending], indent=2), file=out)
+        else:
+            for a in pending:
+                options = "/".join(o.value for o in a.options)
+                print(f"{a.id}  {a.kind.value:<11} [{options}]  {a.summary}", file=out)
+        return EXIT_OK
+    finally:
+        await store.close()
+
+
+async def resolve(db: Path, approval_id: str, decision: str, comment: str | None, out: Any) -> int:
+    from engine.engine import DirectiveEngine, EngineError
+    from engine.store import NotFound
+
+    store = await _open(db)
+    engine = DirectiveEngine(store)
+    try:
+        approval = await store.find_approval(approval_id)
+        resolved = await engine.resolve_approval(approval.id, decision, comment)
+        print(f"approval {resolved.id}: {resolved.status.value}", file=out)
+        return EXIT_OK
+    except (EngineError, NotFound) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await engine.close()
+        await store.close()
+
+
+async def directive_command(db: Path, directive_id: str, action: str, out: Any) -> int:
+    from engine.engine import DirectiveEngine, EngineError
+    from engine.store import NotFound
+    from engine.transitions import InvalidTransition
+
+    store = await _open(db)
+    engine = DirectiveEngine(store)
+    try:
+        d = await store.find_directive(directive_id)
+        await getattr(engine, f"{action}_directive")(d.id)
+        print(f"directive {d.id}: {(await store.get_directive(d.id)).status.value}", file=out)
+        return EXIT_OK
+    except (EngineError, NotFound, InvalidTransition) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await engine.close()
+        await store.close()
+
+
+async def print_events(db: Path, directive_id: str, after: int, as_json: bool, out: Any) -> int:
+    from engine.store import NotFound
+
+    store = await _open(db)
+    try:
+        d = await store.find_directive(directive_id)
+        for event in await store.list_events(d.id, after_seq=after):
+            print(format_event(event, as_json), file=out)
+        return EXIT_OK
+    except NotFound as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await store.close()
+
+
+def load_spec(path: Path) -> Any:
+    from engine.directive_file import DirectiveFileError, load_directive_file
+
+    try:
+        return load_directive_file(path)
+    except DirectiveFileError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    db: Path = args.db or default_db()
+    out = sys.stdout
+    try:
+        return _dispatch(args, db, out)
+    except UsageError as exc:
+        print(f"directive-tui: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
+    cmd = args.command
+    if cmd == "run":
+        spec = load_spec(args.file)  # before touching the database: bad files write nothing
+        if args.headless:
+            return asyncio.run(run_headless(db, spec=spec, as_json=args.json))
+        return _run_app(db, start_file=args.file)
+    if cmd == "demo":
+        if args.headless:
+            return asyncio.run(_demo_headless(db, args.auto, args.json))
+        return _run_app(db, demo=True, auto_approve=args.auto)
+    if cmd == "resume":
+        if args.headless:
+            return asyncio.run(run_headless(db, directive_id=args.id, as_json=args.json))
+        return _run_app(db, open_directive=args.id)
+    if cmd == "list":
+        return asyncio.run(list_directives(db, args.json, out))
+    if cmd == "approvals":
+        return asyncio.run(list_approvals(db, args.json, out))
+    if cmd in ("approve", "deny", "request-changes"):
+        decision = {"approve": "approve", "deny": "deny", "request-changes": "request_changes"}[cmd]
+        return asyncio.run(resolve(db, args.id, decision, args.comment, out))
+    if cmd == "decide":
+        return asyncio.run(resolve(db, args.id, args.decision, args.comment, out))
+    if cmd in ("pause", "stop"):
+        return asyncio.run(directive_command(db, args.id, cmd, out))
+    if cmd == "events":
+        return asyncio.run(print_events(db, args.id, args.after, args.json, out))
+    return _run_app(db)
+
+
+async def _demo_headless(db: Path, auto: bool, as_json: bool) -> int:
+    import tempfile
+
+    from engine.demo import prepare_demo
+
+    root = Path(tempfile.mkdtemp(prefix="directive-demo-"))
+    spec = await prepare_demo(root)
+    return await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto)
+
+
+def _run_app(db: Path, **kwargs: Any) -> int:
+    from tui.app import DirectiveApp
+
+    app = DirectiveApp(db, **kwargs)
+    app.run()
+    return int(app.return_code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
