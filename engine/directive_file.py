@@ -88,6 +88,13 @@ Loc = tuple[str | int, ...]
 # Limits a person may switch off with `false` (the model's None).
 _SWITCHABLE_LIMITS = ("max_cost_usd", "max_wall_time_minutes")
 
+# What a key takes beyond its model type, thanks to the conveniences below;
+# a type error there names both. Keys are locs with list indexes as 0.
+_ALSO_ACCEPTED: dict[tuple[str | int, ...], str] = {
+    ("requirements", 0): "a string or a table",
+    **{("limits", k): "a number, or false for no limit" for k in _SWITCHABLE_LIMITS},
+}
+
 
 class DirectiveFileError(ValueError):
     """A directive file that cannot be used; the message says where and why."""
@@ -134,9 +141,14 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     )
 
 
-def _is_number(annotation: Any) -> bool:
+def _number_kind(annotation: Any) -> str | None:
+    """'an integer' / 'a number' for numeric fields, None for the rest."""
     members = [m for m in _members(annotation) if m is not type(None)]
-    return any(m in (int, float) for m in members) and bool not in members
+    if bool in members:
+        return None
+    if float in members:
+        return "a number"
+    return "an integer" if int in members else None
 
 
 def _model_at(path: Loc) -> type[BaseModel] | None:
@@ -243,7 +255,8 @@ def _problem(error: Any) -> _Problem:
     if kind == "missing":
         return _Problem(loc, "required, but missing")
     if kind in _EXPECTED:
-        return _Problem(loc, expected=(_EXPECTED[kind],), got=value)
+        shape = tuple(0 if isinstance(p, int) else p for p in loc)
+        return _Problem(loc, expected=(_ALSO_ACCEPTED.get(shape, _EXPECTED[kind]),), got=value)
     if kind in ("enum", "literal_error"):
         return _Problem(loc, expected=(f"one of {ctx['expected']}",), got=value)
     if kind in _BOUNDS:
@@ -278,8 +291,9 @@ def _bools_for_numbers(data: Any, model: type[BaseModel], loc: Loc = ()) -> Iter
         if info is None:
             continue
         here = (*loc, key)
-        if isinstance(value, bool) and _is_number(info.annotation):
-            yield _Problem(here, expected=("a number",), got=value)
+        kind = _number_kind(info.annotation)
+        if isinstance(value, bool) and kind:
+            yield _Problem(here, expected=(_ALSO_ACCEPTED.get(here, kind),), got=value)
         sub = _submodel(info.annotation)
         if sub is not None:
             items = enumerate(value) if isinstance(value, list) else [(None, value)]
@@ -378,7 +392,7 @@ def _resolve_repo(written: str, base_dir: Path, report: _Reporter) -> Path:
 def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
     planner = spec.planner.value
     if spec.planner is PlannerKind.EXPLICIT and not spec.steps:
-        raise report.error(("planner",), 'planner = "explicit" needs at least one [[steps]] table')
+        raise report.error(("planner",), '"explicit" needs at least one [[steps]] table')
     if spec.steps and spec.planner is not PlannerKind.EXPLICIT:
         raise report.error(
             ("steps",),

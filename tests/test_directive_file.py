@@ -1,0 +1,417 @@
+"""Directive files: valid ones load whole, each kind of mistake gets one
+message naming the file and the line, key or steps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.directive_file import DirectiveFileError, load_directive_file, parse_directive_text
+from engine.models import Autonomy, DirectiveSpec, ExecutorKind, PlannerKind, Requirement
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "project").mkdir()
+    return tmp_path / "project"
+
+
+HEAD = 'title = "T"\ngoal = "G"\nrepo = "project"\n'
+
+
+def parse(text: str, base: Path) -> DirectiveSpec:
+    return parse_directive_text(text, base_dir=base, source="d.toml")
+
+
+def error(text: str, base: Path) -> str:
+    with pytest.raises(DirectiveFileError) as caught:
+        parse(text, base)
+    return str(caught.value)
+
+
+# -- valid files -----------------------------------------------------------
+
+
+FULL = """
+title = "Add JSON"
+goal = "Print JSON"
+repo = "project"
+autonomy = "full_auto"
+executor = "scripted"
+model = "claude-sonnet-4-5"
+requirements = ["valid JSON", { id = "TXT", text = "text output stays" }]
+acceptance_criteria = ["tests pass"]
+
+[thresholds]
+green = 0.9
+yellow = 0.6
+
+[limits]
+max_cost_usd = 1.5
+max_wall_time_minutes = false
+max_rework_cycles = 0
+max_chain_regenerations = 1
+max_parallel_steps = 4
+max_failed_steps = 2
+
+[verifiers]
+auto_detect = false
+llm_judge = false
+llm_judge_weight = 0.5
+
+[[verifiers.extra]]
+name = "lint"
+command = ["ruff", "check", "."]
+parser = "ruff"
+weight = 2.0
+gating = true
+timeout_s = 30
+
+[[steps]]
+name = "build"
+type = "implement"
+requirement_ids = ["R1"]
+
+[[steps.attempts]]
+summary = "first"
+fail = "boom"
+
+[[steps.attempts]]
+summary = "second"
+
+[[steps.attempts.edits]]
+path = "a.py"
+replace = "x"
+with = "y"
+
+[[steps.attempts.edits]]
+path = "b.py"
+delete = true
+
+[[steps]]
+name = "check"
+type = "shell"
+executor = "shell"
+command = "true"
+depends_on = ["build"]
+requirement_ids = ["TXT"]
+timeout_s = 5
+verifiers = ["lint"]
+"""
+
+
+def test_full_file_loads_every_key(tmp_path, repo):
+    spec = parse(FULL, tmp_path)
+    assert spec.repo == repo.resolve()
+    assert spec.autonomy is Autonomy.FULL_AUTO
+    assert spec.planner is PlannerKind.EXPLICIT  # implied by [[steps]]
+    assert spec.executor is ExecutorKind.SCRIPTED
+    assert spec.requirements == [
+        Requirement(id="R1", text="valid JSON"),
+        Requirement(id="TXT", text="text output stays"),
+    ]
+    assert (spec.thresholds.green, spec.thresholds.yellow) == (0.9, 0.6)
+    assert spec.limits.max_wall_time_minutes is None  # false = no limit
+    assert spec.limits.max_parallel_steps == 4
+    assert spec.verifiers.extra[0].command == ["ruff", "check", "."]
+    build, check = spec.steps
+    assert build.attempts[0].fail == "boom"
+    assert build.attempts[1].edits[0].with_ == "y"
+    assert build.attempts[1].edits[1].delete is True
+    assert check.depends_on == ["build"] and check.verifiers == ["lint"]
+
+
+def test_round_trip_through_the_model(tmp_path, repo):
+    spec = parse(FULL, tmp_path)
+    again = DirectiveSpec.model_validate(spec.model_dump(by_alias=True))
+    assert again == spec
+
+
+def test_minimal_file_gets_defaults(tmp_path, repo):
+    spec = parse(HEAD, tmp_path)
+    assert spec.planner is PlannerKind.TEMPLATE
+    assert spec.autonomy is Autonomy.GUARDRAILS
+    assert spec.steps == [] and spec.requirements == []
+
+
+def test_string_requirements_get_free_ids(tmp_path, repo):
+    spec = parse(HEAD + 'requirements = ["a", { id = "R1", text = "b" }, "c"]\n', tmp_path)
+    assert [(r.id, r.text) for r in spec.requirements] == [("R2", "a"), ("R1", "b"), ("R3", "c")]
+
+
+def test_repo_path_expands_home(tmp_path, repo, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spec = parse('title = "T"\ngoal = "G"\nrepo = "~/project"\n', Path("/"))
+    assert spec.repo == repo.resolve()
+
+
+def test_absolute_repo_path(tmp_path, repo):
+    spec = parse(f'title = "T"\ngoal = "G"\nrepo = "{repo}"\n', Path("/"))
+    assert spec.repo == repo.resolve()
+
+
+def test_load_file_resolves_repo_from_its_folder(tmp_path, repo, monkeypatch):
+    path = tmp_path / "d.toml"
+    path.write_text(HEAD, encoding="utf-8")
+    monkeypatch.chdir("/")
+    assert load_directive_file(path).repo == repo.resolve()
+
+
+def test_byte_order_mark_is_accepted(tmp_path, repo):
+    path = tmp_path / "d.toml"
+    path.write_bytes("\ufeff".encode() + HEAD.encode())
+    assert load_directive_file(path).title == "T"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_examples_load(path):
+    spec = load_directive_file(path)
+    assert spec.repo == (EXAMPLES / "sample-project").resolve()
+
+
+def test_shell_pipeline_example_is_explicit_and_runs_unattended():
+    spec = load_directive_file(EXAMPLES / "shell-pipeline.toml")
+    assert spec.planner is PlannerKind.EXPLICIT
+    assert spec.autonomy is Autonomy.FULL_AUTO
+    assert all(step.command for step in spec.steps)
+
+
+def test_loading_writes_nothing(tmp_path, repo):
+    path = tmp_path / "d.toml"
+    path.write_text(FULL, encoding="utf-8")
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    load_directive_file(path)
+    with pytest.raises(DirectiveFileError):
+        parse_directive_text("title = ", base_dir=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+# -- syntax and reading ----------------------------------------------------
+
+
+def test_syntax_error_names_line_and_column(tmp_path, repo):
+    message = error('title = "T"\n\ngoal = \n', tmp_path)
+    assert message == "d.toml:3:8: invalid TOML: invalid value"
+
+
+def test_syntax_error_at_end_of_document(tmp_path, repo):
+    assert error("x = [1,\n  2,", tmp_path).startswith("d.toml:2:5: invalid TOML: ")
+
+
+def test_duplicate_key_is_a_syntax_error(tmp_path, repo):
+    assert error(HEAD + 'title = "again"\n', tmp_path).startswith("d.toml:4:")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DirectiveFileError, match=r"nope\.toml: no such file"):
+        load_directive_file(tmp_path / "nope.toml")
+
+
+def test_folder_instead_of_file(tmp_path):
+    with pytest.raises(DirectiveFileError, match="is a folder, not a directive file"):
+        load_directive_file(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "d.toml"
+    path.write_text(HEAD)
+    path.chmod(0)
+    with pytest.raises(DirectiveFileError, match="permission denied"):
+        load_directive_file(path)
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "d.toml"
+    path.write_bytes(b'title = "T"\ngoal = "caf\xe9"\n')
+    with pytest.raises(DirectiveFileError) as caught:
+        load_directive_file(path)
+    assert str(caught.value) == f"{path}:2: not UTF-8 text (byte 0xe9 at offset 23)"
+
+
+# -- keys and types ----------------------------------------------------------
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path, repo):
+    message = error(HEAD + "[limits]\nmax_cost = 3\n", tmp_path)
+    assert message == "d.toml: limits.max_cost: unknown key (did you mean 'max_cost_usd'?)"
+
+
+def test_unknown_top_level_key(tmp_path, repo):
+    assert error(HEAD + 'colour = "red"\n', tmp_path) == "d.toml: colour: unknown key"
+
+
+def test_wrong_type_names_field_and_value(tmp_path, repo):
+    message = error(HEAD + '[limits]\nmax_parallel_steps = "two"\n', tmp_path)
+    assert message == "d.toml: limits.max_parallel_steps: expected an integer, got 'two'"
+
+
+def test_boolean_is_not_a_number(tmp_path, repo):
+    message = error(HEAD + "[limits]\nmax_rework_cycles = true\n", tmp_path)
+    assert message == "d.toml: limits.max_rework_cycles: expected an integer, got true"
+    message = error(HEAD + "[limits]\nmax_cost_usd = true\n", tmp_path)
+    assert message.endswith("max_cost_usd: expected a number, or false for no limit, got true")
+
+
+def test_enum_value_lists_the_choices(tmp_path, repo):
+    message = error(HEAD + 'autonomy = "yolo"\n', tmp_path)
+    assert message == (
+        "d.toml: autonomy: expected one of 'full_auto', 'guardrails' or 'manual', got 'yolo'"
+    )
+
+
+def test_union_type_error_is_one_sentence(tmp_path, repo):
+    message = error(HEAD + '[[verifiers.extra]]\nname = "x"\ncommand = 5\n', tmp_path)
+    assert message == "d.toml: verifiers.extra[0].command: expected a string or a list, got 5"
+
+
+def test_list_index_and_step_name_in_the_path(tmp_path, repo):
+    text = HEAD + '[[steps]]\nname = "a"\ncommand = "x"\n[[steps]]\nname = "b"\ndepends_on = "a"\n'
+    message = error(text, tmp_path)
+    assert message == "d.toml: steps[1].depends_on (step 'b'): expected a list, got 'a'"
+
+
+def test_nested_alias_key(tmp_path, repo):
+    text = (
+        HEAD + 'executor = "scripted"\n[[steps]]\nname = "a"\n[[steps.attempts]]\n'
+        '[[steps.attempts.edits]]\npath = "f"\nwith = 3\n'
+    )
+    message = error(text, tmp_path)
+    assert message == (
+        "d.toml: steps[0].attempts[0].edits[0].with (step 'a'): expected a string, got 3"
+    )
+
+
+def test_requirement_of_wrong_type(tmp_path, repo):
+    message = error(HEAD + "requirements = [5]\n", tmp_path)
+    assert message == "d.toml: requirements[0]: expected a string or a table, got 5"
+
+
+def test_several_problems_report_the_first_and_count(tmp_path, repo):
+    message = error(
+        HEAD + '[limits]\nmax_parallel_steps = "two"\nmax_cost = 1\nbad = 2\n', tmp_path
+    )
+    assert message == (
+        "d.toml: limits.max_parallel_steps: expected an integer, got 'two' (and 2 more problems)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("max_rework_cycles = -1", "limits.max_rework_cycles: must be at least 0, got -1"),
+        ("max_cost_usd = -5", "limits.max_cost_usd: must be greater than 0, got -5"),
+        ("max_parallel_steps = 0", "limits.max_parallel_steps: must be at least 1, got 0"),
+    ],
+)
+def test_out_of_range_limits(tmp_path, repo, limit, message):
+    assert error(HEAD + f"[limits]\n{limit}\n", tmp_path) == f"d.toml: {message}"
+
+
+def test_thresholds_out_of_order(tmp_path, repo):
+    message = error(HEAD + "[thresholds]\ngreen = 0.4\nyellow = 0.6\n", tmp_path)
+    assert message == "d.toml: thresholds: yellow threshold (0.6) must not be above green (0.4)"
+
+
+def test_threshold_above_one(tmp_path, repo):
+    message = error(HEAD + "[thresholds]\ngreen = 1.5\n", tmp_path)
+    assert message == "d.toml: thresholds.green: must be at most 1, got 1.5"
+
+
+@pytest.mark.parametrize("key", ["title", "goal", "repo"])
+def test_missing_required_key(tmp_path, repo, key):
+    text = "".join(line + "\n" for line in HEAD.splitlines() if not line.startswith(key))
+    assert error(text, tmp_path) == f"d.toml: {key}: required, but missing"
+
+
+def test_empty_title(tmp_path, repo):
+    assert error(HEAD.replace('"T"', '""'), tmp_path) == "d.toml: title: must not be empty"
+
+
+def test_duplicate_requirement_ids(tmp_path, repo):
+    text = HEAD + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
+    message = error(text, tmp_path)
+    assert (
+        message == "d.toml: requirements[1].id: duplicate requirement id 'A' (also requirements[0])"
+    )
+
+
+# -- repo ----------------------------------------------------------------------
+
+
+def test_repo_that_does_not_exist(tmp_path):
+    message = error('title = "T"\ngoal = "G"\nrepo = "x/y"\n', tmp_path)
+    assert message == f"d.toml: repo: {tmp_path.resolve() / 'x' / 'y'} does not exist"
+
+
+def test_repo_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    message = error('title = "T"\ngoal = "G"\nrepo = "f"\n', tmp_path)
+    assert message == f"d.toml: repo: {tmp_path.resolve() / 'f'} is a file, not a folder"
+
+
+def test_empty_repo(tmp_path):
+    assert (
+        error('title = "T"\ngoal = "G"\nrepo = ""\n', tmp_path) == "d.toml: repo: must not be empty"
+    )
+
+
+# -- planner and steps -----------------------------------------------------
+
+
+def step(name: str, *extra: str) -> str:
+    return "[[steps]]\n" + f'name = "{name}"\ncommand = "true"\n' + "".join(e + "\n" for e in extra)
+
+
+def test_explicit_planner_without_steps(tmp_path, repo):
+    message = error(HEAD + 'planner = "explicit"\n', tmp_path)
+    assert message == 'd.toml: planner: "explicit" needs at least one [[steps]] table'
+
+
+def test_steps_with_another_planner_are_refused(tmp_path, repo):
+    message = error(HEAD + 'planner = "template"\n' + step("a"), tmp_path)
+    assert message.startswith('d.toml: steps: [[steps]] are only used by planner = "explicit"')
+    assert '"template"' in message
+
+
+def test_cyclic_steps(tmp_path, repo):
+    text = HEAD + step("a", 'depends_on = ["c"]') + step("b", 'depends_on = ["a"]')
+    text += step("c", 'depends_on = ["b"]')
+    assert error(text, tmp_path) == "d.toml: steps: cycle: a -> b -> c -> a"
+
+
+def test_dangling_dependency(tmp_path, repo):
+    text = HEAD + step("a") + step("b", 'depends_on = ["a", "zz"]')
+    assert error(text, tmp_path) == "d.toml: steps: step 'b' depends on unknown step 'zz'"
+
+
+def test_duplicate_steps(tmp_path, repo):
+    text = HEAD + step("a") + step("b") + step("a")
+    assert error(text, tmp_path) == "d.toml: steps: duplicate step name 'a' (steps 1 and 3)"
+
+
+def test_unknown_step_type(tmp_path, repo):
+    message = error(HEAD + step("a", 'type = "cook"'), tmp_path)
+    assert message.startswith("d.toml: steps: step 'a' has unknown type 'cook' (known types: ")
+
+
+def test_shell_step_needs_a_command(tmp_path, repo):
+    text = HEAD + step("a") + '[[steps]]\nname = "b"\n'
+    message = error(text, tmp_path)
+    assert (
+        message
+        == "d.toml: steps[1].command (step 'b'): the shell executor needs a command for this step"
+    )
+
+
+def test_step_requirement_must_exist(tmp_path, repo):
+    text = HEAD + 'requirements = ["x"]\n' + step("a", 'requirement_ids = ["R1", "R7"]')
+    message = error(text, tmp_path)
+    assert (
+        message
+        == "d.toml: steps[0].requirement_ids (step 'a'): unknown requirement 'R7' (known: R1)"
+    )
