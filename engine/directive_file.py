@@ -14,7 +14,7 @@ The shape (every key but `title`, `goal` and `repo` is optional)::
     planner = "template"               # template | explicit | anthropic
                                        #   (explicit when [[steps]] are given)
     executor = "shell"                 # shell | scripted | agent | claude_code | noop
-    model = "claude-sonnet-4-5"        # Claude model for planner, agent and judge
+    model = "claude-sonnet-5-5"        # Claude model for planner, agent and judge
     requirements = ["Prints valid JSON", "Keeps the text output"]   # ids R1, R2 ...
     # or: requirements = [{ id = "JSON", text = "Prints valid JSON" }]
     acceptance_criteria = ["pytest passes"]

@@ -42,7 +42,7 @@ goal = "Print JSON"
 repo = "project"
 autonomy = "full_auto"
 executor = "scripted"
-model = "claude-sonnet-4-5"
+model = "claude-sonnet-5-5"
 requirements = ["valid JSON", { id = "TXT", text = "text output stays" }]
 acceptance_criteria = ["tests pass"]
 
