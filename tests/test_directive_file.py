@@ -4,12 +4,16 @@ message naming the file and the line, key or steps."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.directive_file import DirectiveFileError, load_directive_file, parse_directive_text
 from engine.models import Autonomy, DirectiveSpec, ExecutorKind, PlannerKind, Requirement
+from engine.planner import validate_chain
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -415,3 +419,34 @@ def test_step_requirement_must_exist(tmp_path, repo):
         message
         == "d.toml: steps[0].requirement_ids (step 'a'): unknown requirement 'R7' (known: R1)"
     )
+
+
+def test_shell_pipeline_steps_pass_and_leave_the_repo_clean(tmp_path):
+    """Run the example's commands, in dependency order, on a committed copy
+    of the sample project: each succeeds and git sees no change."""
+    spec = load_directive_file(EXAMPLES / "shell-pipeline.toml")
+    repo = tmp_path / "sample"
+    shutil.copytree(
+        spec.repo, repo, ignore=shutil.ignore_patterns("build", "__pycache__", ".*cache")
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, shell=True, cwd=repo, env=env, capture_output=True, text=True
+        )
+
+    for command in ("git init -q", "git add -A", "git commit -qm sample"):
+        assert run(command).returncode == 0, command
+    by_name = {st.name: st for st in spec.steps}
+    for name in validate_chain(spec.steps):
+        done = run(by_name[name].command)
+        assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
+    assert (repo / "build" / "report.md").read_text().startswith("# README.md")
+    assert run("git status --porcelain").stdout == ""
