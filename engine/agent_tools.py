@@ -1,0 +1,349 @@
+"""The agent's tools: look at, search, change and test a repository, and
+nothing outside it.
+
+Every path a model sends goes through `engine.paths.resolve_in_repo`, so
+`..`, absolute paths and symlinks that lead out are refused; the refusal
+comes back to the model as a tool_result with `is_error`, which it can read
+and correct. The tools are a table (name -> argument model, description,
+handler): the definitions sent to the API are made from the same models that
+validate the arguments.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.paths import PathEscapeError, relative_to_repo, resolve_in_repo
+from engine.procs import run_process, trim_output
+
+MAX_READ_BYTES = 100_000  # one read shows at most this much, with a note
+MAX_PAGED_BYTES = 10_000_000  # start_line can page this far into a file
+MAX_WRITE_BYTES = 2_000_000
+MAX_SEARCH_FILE_BYTES = 1_000_000  # bigger files are not searched
+MAX_SEARCH_MATCHES = 200
+MAX_LIST_ENTRIES = 500
+MAX_COMMAND_OUTPUT = 20_000
+DEFAULT_COMMAND_TIMEOUT_S = 120.0
+BINARY_SNIFF_BYTES = 8_192
+SKIPPED_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", ".mypy_cache",
+                          ".pytest_cache", ".ruff_cache", ".tox", "target", "dist", "build"})
+
+
+class ToolError(Exception):
+    """A tool call that could not be done; the message goes to the model."""
+
+
+@dataclass
+class ToolOutcome:
+    content: str
+    is_error: bool = False
+    modified: list[str] = field(default_factory=list)  # repo-relative paths written
+
+
+# --------------------------------------------------------------------------
+# Arguments: one model per tool (also the input_schema the API sees)
+# --------------------------------------------------------------------------
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListFilesArgs(_Args):
+    path: str = Field(".", description="Directory relative to the repository root.")
+    recursive: bool = Field(False, description="List the whole tree below `path`.")
+
+
+class ReadFileArgs(_Args):
+    path: str = Field(description="File path relative to the repository root.")
+    start_line: int = Field(1, ge=1, description="First line to show (1-based).")
+    max_lines: int | None = Field(None, ge=1, description="How many lines to show at most.")
+
+
+class SearchArgs(_Args):
+    pattern: str = Field(min_length=1, description="Python regular expression (or plain text with literal=true).")
+    path: str = Field(".", description="Directory or file to search, relative to the repository root.")
+    glob: str | None = Field(None, description="Only files whose name matches, e.g. '*.py'.")
+    literal: bool = Field(False, description="Treat the pattern as plain text.")
+    case_sensitive: bool = True
+
+
+class WriteFileArgs(_Args):
+    path: str = Field(description="File path relative to the repository root; parents are created.")
+    content: str = Field(description="The whole new content of the file.")
+
+
+class EditFileArgs(_Args):
+    path: str = Field(description="File path relative to the repository root.")
+    old: str = Field(min_length=1, description="Exact text to replace (must occur exactly once unless replace_all).")
+    new: str = Field(description="Replacement text.")
+    replace_all: bool = False
+
+
+class RunCommandArgs(_Args):
+    command: str = Field(min_length=1, description="Shell command, run in the repository root.")
+    timeout_s: float | None = Field(None, gt=0, description="Seconds before the command is killed.")
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return schema
+
+
+# --------------------------------------------------------------------------
+# The tools
+# --------------------------------------------------------------------------
+
+
+def _is_binary(head: bytes) -> bool:
+    if b"\0" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the sniff window is still text.
+        return exc.start < len(head) - 4
+    return False
+
+
+class AgentTools:
+    """The tools of one agent attempt, bound to one repository."""
+
+    def __init__(
+        self,
+        repo: Path,
+        *,
+        command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+        on_command_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.repo = Path(repo).resolve()
+        self.command_timeout_s = command_timeout_s
+        self.on_command_line = on_command_line
+        self.modified: list[str] = []  # in the order first written
+        self._table: dict[str, tuple[type[_Args], str, Callable[[Any], Awaitable[ToolOutcome]]]] = {
+            "list_files": (ListFilesArgs, "List the files and directories at a path in the repository.", self.list_files),
+            "read_file": (ReadFileArgs, "Read a text file (large files come back truncated; use start_line to page).", self.read_file),
+            "search": (SearchArgs, "Search file contents for a pattern; returns path:line: text matches.", self.search),
+            "write_file": (WriteFileArgs, "Create or overwrite a file with the given content.", self.write_file),
+            "edit_file": (EditFileArgs, "Replace an exact string in a file.", self.edit_file),
+            "run_command": (RunCommandArgs, "Run a shell command in the repository root (tests, linters, builds); output is trimmed.", self.run_command),
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._table)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Tool definitions for the Messages API."""
+        return [
+            {"name": name, "description": description, "input_schema": _schema(model)}
+            for name, (model, description, _) in self._table.items()
+        ]
+
+    async def call(self, name: str, arguments: Any) -> ToolOutcome:
+        """Run one tool call; every failure becomes an is_error outcome."""
+        entry = self._table.get(name)
+        if entry is None:
+            return ToolOutcome(f"unknown tool {name!r}; available: {', '.join(self._table)}", is_error=True)
+        model, _, handler = entry
+        try:
+            args = model.model_validate(arguments if isinstance(arguments, dict) else {})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            return ToolOutcome(f"invalid arguments for {name}: {problems}", is_error=True)
+        try:
+            outcome = await handler(args)
+        except PathEscapeError as exc:
+            return ToolOutcome(f"refused: {exc}", is_error=True)
+        except ToolError as exc:
+            return ToolOutcome(str(exc), is_error=True)
+        except OSError as exc:
+            return ToolOutcome(f"{name} failed: {exc.strerror or exc}", is_error=True)
+        for path in outcome.modified:
+            if path not in self.modified:
+                self.modified.append(path)
+        return outcome
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _resolve(self, user_path: str) -> Path:
+        return resolve_in_repo(self.repo, user_path)
+
+    def _rel(self, path: Path) -> str:
+        return relative_to_repo(self.repo, path) if path != self.repo else "."
+
+    def _writable(self, user_path: str) -> Path:
+        target = self._resolve(user_path)
+        rel = self._rel(target)
+        if rel == "." or rel.split("/")[0] == ".git":
+            raise ToolError(f"refused: {user_path!r} is not a file the agent may write")
+        if target.is_dir():
+            raise ToolError(f"{user_path!r} is a directory")
+        return target
+
+    def _walk(self, start: Path) -> list[Path]:
+        """Files below `start` (sorted), not following directory symlinks and
+        skipping files that are symlinks leading out of the repository."""
+        found: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_symlink():
+                    try:
+                        resolve_in_repo(self.repo, self._rel(path))
+                    except PathEscapeError:
+                        continue
+                found.append(path)
+        return found
+
+    # -- handlers ----------------------------------------------------------------
+
+    async def list_files(self, args: ListFilesArgs) -> ToolOutcome:
+        base = self._resolve(args.path)
+        if not base.exists():
+            raise ToolError(f"no such directory: {args.path!r}")
+        if not base.is_dir():
+            raise ToolError(f"{args.path!r} is a file, not a directory")
+        if args.recursive:
+            entries = [self._rel(p) for p in self._walk(base)]
+        else:
+            entries = []
+            for child in sorted(base.iterdir(), key=lambda p: p.name):
+                if child.name == ".git":
+                    continue
+                entries.append(self._rel(child) + ("/" if child.is_dir() else ""))
+        if not entries:
+            return ToolOutcome(f"{args.path!r} is empty")
+        shown = entries[:MAX_LIST_ENTRIES]
+        more = len(entries) - len(shown)
+        note = f"\n... and {more} more (list a subdirectory)" if more > 0 else ""
+        return ToolOutcome("\n".join(shown) + note)
+
+    async def read_file(self, args: ReadFileArgs) -> ToolOutcome:
+        path = self._resolve(args.path)
+        if not path.exists():
+            raise ToolError(f"no such file: {args.path!r}")
+        if path.is_dir():
+            raise ToolError(f"{args.path!r} is a directory; use list_files")
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PAGED_BYTES)
+        if _is_binary(data[:BINARY_SNIFF_BYTES]):
+            raise ToolError(f"{args.path!r} is a binary file ({size} bytes); it cannot be read as text")
+        lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
+        start = args.start_line - 1
+        if start >= len(lines) and lines:
+            raise ToolError(
+                f"{args.path!r} has {len(lines)} lines; start_line {args.start_line} is past the end"
+            )
+        wanted = lines[start:start + args.max_lines] if args.max_lines else lines[start:]
+        shown: list[str] = []
+        used = 0
+        for line in wanted:
+            cost = len(line.encode())
+            if used + cost > MAX_READ_BYTES:
+                if not shown:  # one enormous line: show its start
+                    shown.append(line.encode()[:MAX_READ_BYTES].decode("utf-8", errors="ignore") + "\n")
+                break
+            shown.append(line)
+            used += cost
+        body = "".join(shown)
+        shown_to = start + len(shown)
+        more_lines = shown_to < len(lines) and len(shown) < len(wanted)
+        if more_lines or size > len(data):
+            body += (
+                f"\n[truncated: {args.path} is {size} bytes; this shows lines {start + 1}-{shown_to}. "
+                f"Read on with start_line={shown_to + 1}]"
+            )
+        return ToolOutcome(body)
+
+    async def search(self, args: SearchArgs) -> ToolOutcome:
+        flags = 0 if args.case_sensitive else re.IGNORECASE
+        try:
+            regex = re.compile(re.escape(args.pattern) if args.literal else args.pattern, flags)
+        except re.error as exc:
+            raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}") from None
+        base = self._resolve(args.path)
+        if not base.exists():
+            raise ToolError(f"no such path: {args.path!r}")
+        files = [base] if base.is_file() else self._walk(base)
+        matches: list[str] = []
+        for path in files:
+            if args.glob and not fnmatch.fnmatch(path.name, args.glob):
+                continue
+            try:
+                if path.stat().st_size > MAX_SEARCH_FILE_BYTES:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if _is_binary(data[:BINARY_SNIFF_BYTES]):
+                continue
+            for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+                if regex.search(line):
+                    matches.append(f"{self._rel(path)}:{number}: {line[:300]}")
+                    if len(matches) >= MAX_SEARCH_MATCHES:
+                        matches.append(f"... stopped at {MAX_SEARCH_MATCHES} matches; narrow the search")
+                        return ToolOutcome("\n".join(matches))
+        return ToolOutcome("\n".join(matches) if matches else f"no matches for {args.pattern!r}")
+
+    async def write_file(self, args: WriteFileArgs) -> ToolOutcome:
+        target = self._writable(args.path)
+        data = args.content.encode()
+        if len(data) > MAX_WRITE_BYTES:
+            raise ToolError(f"content is {len(data)} bytes; the limit is {MAX_WRITE_BYTES}")
+        existed = target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        rel = self._rel(target)
+        verb = "overwrote" if existed else "created"
+        return ToolOutcome(f"{verb} {rel} ({len(data)} bytes)", modified=[rel])
+
+    async def edit_file(self, args: EditFileArgs) -> ToolOutcome:
+        target = self._writable(args.path)
+        if not target.exists():
+            raise ToolError(f"no such file: {args.path!r}; use write_file to create it")
+        raw = target.read_bytes()
+        if _is_binary(raw[:BINARY_SNIFF_BYTES]):
+            raise ToolError(f"{args.path!r} is a binary file; it cannot be edited as text")
+        text = raw.decode("utf-8")
+        count = text.count(args.old)
+        if count == 0:
+            raise ToolError(f"the text to replace was not found in {args.path!r} (it must match exactly, whitespace included)")
+        if count > 1 and not args.replace_all:
+            raise ToolError(
+                f"the text to replace occurs {count} times in {args.path!r}; "
+                "give more surrounding context or set replace_all"
+            )
+        updated = text.replace(args.old, args.new) if args.replace_all else text.replace(args.old, args.new, 1)
+        target.write_text(updated, encoding="utf-8")
+        rel = self._rel(target)
+        return ToolOutcome(f"replaced {count if args.replace_all else 1} occurrence(s) in {rel}", modified=[rel])
+
+    async def run_command(self, args: RunCommandArgs) -> ToolOutcome:
+        timeout = min(args.timeout_s or self.command_timeout_s, self.command_timeout_s)
+        result = await run_process(
+            args.command,
+            cwd=self.repo,
+            timeout_s=timeout,
+            on_line=self.on_command_line,
+            max_output=MAX_COMMAND_OUTPUT,
+        )
+        output = trim_output(result.output, MAX_COMMAND_OUTPUT)
+        if result.timed_out:
+            return ToolOutcome(f"timed out after {timeout:g}s and was killed\n{output}", is_error=True)
+        return ToolOutcome(f"exit code {result.exit_code}\n{output}")
