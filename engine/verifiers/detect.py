@@ -1,0 +1,324 @@
+"""Finding the checks a repository already uses.
+
+One `DetectionRule` per verifier: a marker check (does the repository
+really use the tool: its config file, its test files), a tool check that
+resolves the executable (None when it is not installed), the arguments,
+the parser and whether a failure gates the step. A rule only yields a
+verifier when both checks hold, so a repository never gets a verifier
+that cannot run or that would check nothing.
+
+Weights: test runners 2, checkers and linters 1: a failing test says
+more about a step than a style nit.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+from engine.verifiers.runners import CommandVerifier
+
+# Directories a search for test files never enters: dependencies, builds,
+# caches, virtualenvs (and every hidden directory, .git included).
+SKIP_DIRS = frozenset(
+    {"node_modules", "venv", "env", "__pycache__", "target", "dist", "build", "site-packages"}
+)
+MAX_SCAN_ENTRIES = 20_000  # files looked at per search; big trees stop early
+MAX_SCAN_BYTES = 512_000  # bytes read per file when looking inside it
+
+TEST_TIMEOUT_S = 600.0
+CHECK_TIMEOUT_S = 300.0
+
+
+# --------------------------------------------------------------------------
+# Looking at the repository
+# --------------------------------------------------------------------------
+
+
+def _walk_files(repo: Path) -> Iterator[Path]:
+    seen = 0
+    for root, dirs, files in os.walk(repo):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
+        for name in sorted(files):
+            seen += 1
+            if seen > MAX_SCAN_ENTRIES:
+                return
+            yield Path(root) / name
+
+
+def _any_file(repo: Path, *patterns: str) -> bool:
+    return any(fnmatch(p.name, pat) for p in _walk_files(repo) for pat in patterns)
+
+
+def _any_file_containing(repo: Path, suffix: str, *needles: str) -> bool:
+    for path in _walk_files(repo):
+        if path.suffix != suffix:
+            continue
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                text = handle.read(MAX_SCAN_BYTES)
+        except OSError:
+            continue
+        if any(needle in text for needle in needles):
+            return True
+    return False
+
+
+def _read(repo: Path, name: str) -> str:
+    path = repo / name
+    try:
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    except OSError:
+        return ""
+
+
+def _has_section(repo: Path, name: str, header: str) -> bool:
+    """Whether config file `name` has a section whose header matches the
+    regex `header` (TOML tables and INI sections alike; a broken file still
+    says what it is meant to configure)."""
+    return re.search(rf"^\s*\[{header}\]", _read(repo, name), re.M) is not None
+
+
+def _exists(repo: Path, *names: str) -> bool:
+    return any((repo / name).exists() for name in names)
+
+
+def _package_scripts(repo: Path) -> dict[str, str]:
+    try:
+        data = json.loads(_read(repo, "package.json") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    scripts = data.get("scripts") if isinstance(data, dict) else None
+    if not isinstance(scripts, dict):
+        return {}
+    return {k: v for k, v in scripts.items() if isinstance(v, str) and v.strip()}
+
+
+NPM_PLACEHOLDER_TEST = "no test specified"  # what `npm init` writes
+
+
+def _makefile_target(repo: Path, target: str) -> bool:
+    # make reads the first of these that exists
+    text = next(
+        (_read(repo, n) for n in ("GNUmakefile", "makefile", "Makefile") if (repo / n).is_file()),
+        "",
+    )
+    pattern = rf"^(?:[\w./-]+[ \t]+)*{re.escape(target)}(?:[ \t]+[\w./-]+)*[ \t]*::?(?!=)"
+    return re.search(pattern, text, re.M) is not None
+
+
+# --------------------------------------------------------------------------
+# Markers: does the repository use the tool?
+# --------------------------------------------------------------------------
+
+
+def uses_pytest(repo: Path) -> bool:
+    return (
+        _exists(repo, "pytest.ini", "conftest.py")
+        or _has_section(repo, "pyproject.toml", r"tool\.pytest(\.ini_options)?")
+        or _has_section(repo, "setup.cfg", r"tool:pytest")
+        or _has_section(repo, "tox.ini", r"pytest")
+        or _any_file(repo, "test_*.py", "*_test.py")
+        or (
+            (repo / "tests").is_dir()
+            and any(p.suffix == ".py" for p in _walk_files(repo / "tests"))
+        )
+    )
+
+
+def uses_ruff(repo: Path) -> bool:
+    return _exists(repo, "ruff.toml", ".ruff.toml") or _has_section(
+        repo, "pyproject.toml", r"tool\.ruff(\..*)?"
+    )
+
+
+def uses_mypy(repo: Path) -> bool:
+    return (
+        _exists(repo, "mypy.ini", ".mypy.ini")
+        or _has_section(repo, "pyproject.toml", r"tool\.mypy(\..*)?")
+        or _has_section(repo, "setup.cfg", r"mypy(-.*)?")
+    )
+
+
+def uses_npm_script(script: str) -> Callable[[Path], bool]:
+    def check(repo: Path) -> bool:
+        command = _package_scripts(repo).get(script)
+        return command is not None and NPM_PLACEHOLDER_TEST not in command
+
+    check.__name__ = f"uses_npm_{script}"
+    return check
+
+
+def uses_tsc(repo: Path) -> bool:
+    return _exists(repo, "tsconfig.json")
+
+
+def uses_cargo(repo: Path) -> bool:
+    return _exists(repo, "Cargo.toml")
+
+
+def uses_cargo_tests(repo: Path) -> bool:
+    """A crate with tests: cargo test on a crate without any runs nothing."""
+    return uses_cargo(repo) and (
+        _any_file_containing(repo, ".rs", "#[test]", "#[cfg(test)]", "::test]")
+    )
+
+
+def uses_go(repo: Path) -> bool:
+    return _exists(repo, "go.mod")
+
+
+def uses_go_tests(repo: Path) -> bool:
+    return uses_go(repo) and _any_file(repo, "*_test.go")
+
+
+def uses_make_test(repo: Path) -> bool:
+    return _makefile_target(repo, "test")
+
+
+# --------------------------------------------------------------------------
+# Tools: the executable to run, or None when it is not installed
+# --------------------------------------------------------------------------
+
+Tool = Callable[[Path], list[str] | None]
+
+
+def python_tool(module: str) -> Tool:
+    """A Python tool, run with the interpreter that has it: the repository's
+    own virtualenv first (it has the project's dependencies), then this
+    interpreter, then a console script on PATH."""
+
+    def resolve(repo: Path) -> list[str] | None:
+        for venv in (".venv", "venv"):
+            python = repo / venv / "bin" / "python"
+            if python.exists() and any((repo / venv).glob(f"lib/python*/site-packages/{module}")):
+                return [str(python), "-m", module]
+        if importlib.util.find_spec(module) is not None:
+            return [sys.executable, "-m", module]
+        found = shutil.which(module)
+        return [found] if found else None
+
+    resolve.__name__ = f"python_tool_{module}"
+    return resolve
+
+
+def path_tool(executable: str, *requires: str) -> Tool:
+    """An executable on PATH; `requires` are further executables it needs
+    (cargo clippy needs cargo-clippy)."""
+
+    def resolve(repo: Path) -> list[str] | None:
+        found = shutil.which(executable)
+        if found is None or any(shutil.which(extra) is None for extra in requires):
+            return None
+        return [found]
+
+    resolve.__name__ = f"path_tool_{executable}"
+    return resolve
+
+
+def node_tool(executable: str) -> Tool:
+    """A node tool: the project's own (node_modules/.bin) or one on PATH."""
+
+    def resolve(repo: Path) -> list[str] | None:
+        local = repo / "node_modules" / ".bin" / executable
+        if local.exists():
+            return [str(local)]
+        found = shutil.which(executable)
+        return [found] if found else None
+
+    resolve.__name__ = f"node_tool_{executable}"
+    return resolve
+
+
+# --------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectionRule:
+    name: str
+    kind: str
+    uses: Callable[[Path], bool]  # the repository really uses the tool
+    tool: Tool  # the executable, or None when not installed
+    args: tuple[str, ...]
+    parser: str
+    gating: bool
+    weight: float = 1.0
+    timeout_s: float = CHECK_TIMEOUT_S
+    # skipped when one of these was detected first: `make test` mostly
+    # wraps the same runner, and running a suite twice costs minutes
+    unless: tuple[str, ...] = ()
+
+    def detect(self, repo: Path, detected: frozenset[str] = frozenset()) -> CommandVerifier | None:
+        if detected.intersection(self.unless) or not self.uses(repo):
+            return None
+        executable = self.tool(repo)
+        if executable is None:
+            return None
+        return CommandVerifier(
+            name=self.name,
+            kind=self.kind,
+            command=[*executable, *self.args],
+            parser=self.parser,
+            weight=self.weight,
+            gating=self.gating,
+            timeout_s=self.timeout_s,
+        )
+
+
+TEST_WEIGHT = 2.0
+
+RULES: tuple[DetectionRule, ...] = (
+    DetectionRule("pytest", "pytest", uses_pytest, python_tool("pytest"),
+                  ("-q", "-p", "no:cacheprovider"), "pytest", gating=True,
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
+    DetectionRule("ruff", "ruff", uses_ruff, python_tool("ruff"),
+                  ("check", "--no-cache", "--output-format=concise", "."), "ruff", gating=False),
+    DetectionRule("mypy", "mypy", uses_mypy, python_tool("mypy"),
+                  (".",), "mypy", gating=False),
+    DetectionRule("npm_test", "npm", uses_npm_script("test"), path_tool("npm"),
+                  ("test", "--silent"), "count", gating=True,
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
+    DetectionRule("npm_lint", "npm", uses_npm_script("lint"), path_tool("npm"),
+                  ("run", "lint", "--silent"), "exit_code", gating=False),
+    DetectionRule("tsc", "tsc", uses_tsc, node_tool("tsc"),
+                  ("--noEmit", "--pretty", "false"), "tsc", gating=True),
+    DetectionRule("cargo_test", "cargo", uses_cargo_tests, path_tool("cargo"),
+                  ("test", "--quiet", "--no-fail-fast"), "cargo_test", gating=True,
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
+    DetectionRule("cargo_clippy", "cargo", uses_cargo, path_tool("cargo", "cargo-clippy"),
+                  ("clippy", "--quiet", "--all-targets"), "clippy", gating=False),
+    DetectionRule("go_test", "go", uses_go_tests, path_tool("go"),
+                  ("test", "./..."), "go_test", gating=True,
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
+    DetectionRule("go_vet", "go", uses_go, path_tool("go"),
+                  ("vet", "./..."), "exit_code", gating=False),
+    DetectionRule("make_test", "make", uses_make_test, path_tool("make"),
+                  ("test",), "count", gating=True,
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S,
+                  unless=("pytest", "npm_test", "cargo_test", "go_test")),
+)  # fmt: skip
+
+
+def auto_detect_verifiers(
+    repo: Path, rules: tuple[DetectionRule, ...] = RULES
+) -> list[CommandVerifier]:
+    """The verifiers `repo` really uses and this machine can run, in table order."""
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise ValueError(f"repository not found (not a directory): {repo}")
+    found: list[CommandVerifier] = []
+    for rule in rules:
+        verifier = rule.detect(repo, frozenset(v.name for v in found))
+        if verifier is not None:
+            found.append(verifier)
+    return found
