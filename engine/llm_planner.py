@@ -1,0 +1,199 @@
+"""The `anthropic` planner: Claude turns a directive into a chain of steps.
+
+The answer is structured output (the JSON schema of `ChainDraft`), so it is
+parsed, not scraped. A chain that is not a usable DAG (cycle, unknown
+dependency, duplicate name, no steps, unknown requirement id) goes back to
+the model with the validation error for a bounded number of corrections;
+after that, `PlanningError` says what was still wrong. A replan shows the
+model what already passed (kept as it is), what failed and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from engine.llm import LLMClient, LLMError, LLMErrorKind, UsageTotal
+from engine.models import Directive, PlannerKind, StepSpec, StepType, TokenUsage
+from engine.planner import ChainValidationError, PlannedChain, ReplanContext, validate_chain
+
+DEFAULT_CORRECTIONS = 2  # attempts after the first, when the chain is invalid
+PLAN_MAX_TOKENS = 8_000
+
+
+class PlanningError(RuntimeError):
+    """Planning gave no usable chain. Carries what the failed calls cost."""
+
+    def __init__(self, message: str, *, usage: TokenUsage | None = None, cost_usd: float = 0.0) -> None:
+        super().__init__(message)
+        self.usage = usage or TokenUsage()
+        self.cost_usd = cost_usd
+
+
+# --------------------------------------------------------------------------
+# The answer's shape (its JSON schema is what the model must fill)
+# --------------------------------------------------------------------------
+
+
+class StepDraft(BaseModel):
+    name: str = Field(description="Short unique step name, lowercase with dashes, e.g. 'add-parser'.")
+    type: StepType = Field(description="What kind of work the step is.")
+    description: str = Field(description="What to do in this step, concretely enough for a coding agent.")
+    depends_on: list[str] = Field(description="Names of steps that must finish before this one.")
+    requirement_ids: list[str] = Field(description="Ids of the directive's requirements this step serves.")
+
+
+class ChainDraft(BaseModel):
+    rationale: str = Field(description="One or two sentences on why the chain has this shape.")
+    steps: list[StepDraft] = Field(description="The steps, in a sensible running order.")
+
+
+SYSTEM_PROMPT = """\
+You plan software work. Given a directive (a goal for a code repository, with requirements
+and acceptance criteria), you return a chain of steps: a directed acyclic graph where each
+step is done by a coding agent working in the repository, and is then checked by the
+repository's tests and linters and by a reviewer.
+
+Rules for the chain:
+- Between 2 and 8 steps; each small enough for one focused agent session.
+- Unique names; depends_on only names steps of this chain; no cycles.
+- Step types: research (read and report, change nothing), design, implement, test, review, docs.
+- Every requirement id is served by at least one step; use only the ids given.
+- Put tests with or right after the code they test.
+"""
+
+
+def _directive_text(directive: Directive) -> str:
+    spec = directive.spec
+    parts = [f"Directive: {spec.title}", f"Goal: {spec.goal}"]
+    if spec.requirements:
+        parts.append("Requirements:\n" + "\n".join(f"- {r.id}: {r.text}" for r in spec.requirements))
+    else:
+        parts.append("Requirements: none listed (use empty requirement_ids).")
+    if spec.acceptance_criteria:
+        parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in spec.acceptance_criteria))
+    return "\n\n".join(parts)
+
+
+def _step_line(spec: StepSpec) -> str:
+    deps = f" (after {', '.join(spec.depends_on)})" if spec.depends_on else ""
+    return f"- {spec.name} [{spec.type}]{deps}: {spec.description}"
+
+
+def _replan_text(replan: ReplanContext) -> str:
+    parts = [f"This is a replan. The previous chain is being replaced because: {replan.reason}"]
+    if replan.kept:
+        parts.append(
+            "These steps already passed and are kept exactly as they are (their work is done; "
+            "include them unchanged in your chain so later steps can depend on them):\n"
+            + "\n".join(_step_line(s.spec) for s in replan.kept)
+        )
+    if replan.failed is not None:
+        failed = replan.failed
+        why = failed.rework_instructions or "no further detail"
+        parts.append(
+            f"This step {failed.status.value} after {failed.attempts} attempt(s) and "
+            f"{failed.rework_count} rework cycle(s):\n{_step_line(failed.spec)}\n"
+            f"What went wrong: {why}\n"
+            "Plan around it: split it, approach it differently, or add a step that unblocks it."
+        )
+    return "\n\n".join(parts)
+
+
+def _to_specs(draft: ChainDraft) -> list[StepSpec]:
+    return [
+        StepSpec(
+            name=s.name.strip(),
+            type=s.type.value,
+            description=s.description.strip(),
+            depends_on=[d.strip() for d in s.depends_on],
+            requirement_ids=[r.strip() for r in s.requirement_ids],
+        )
+        for s in draft.steps
+    ]
+
+
+def _check_requirements(steps: list[StepSpec], directive: Directive) -> None:
+    known = {r.id for r in directive.spec.requirements}
+    unknown = [f"step {s.name!r} names unknown requirement {rid!r}"
+               for s in steps for rid in s.requirement_ids if rid not in known]
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ChainValidationError("; ".join(unknown) + f" (requirement ids: {allowed})")
+
+
+def _restore_kept(steps: list[StepSpec], replan: ReplanContext | None) -> list[StepSpec]:
+    """Kept steps are facts, not suggestions: put back any the model left out
+    or changed, so the chain agrees with what already passed."""
+    if replan is None or not replan.kept:
+        return steps
+    kept = {s.spec.name: s.spec for s in replan.kept}
+    rest = [s for s in steps if s.name not in kept]
+    return [spec.model_copy(deep=True) for spec in kept.values()] + rest
+
+
+class LLMPlanner:
+    """Plans with Claude; see the module docstring."""
+
+    kind = PlannerKind.ANTHROPIC.value
+
+    def __init__(self, llm: LLMClient, *, corrections: int = DEFAULT_CORRECTIONS,
+                 max_tokens: int = PLAN_MAX_TOKENS) -> None:
+        if corrections < 0:
+            raise ValueError(f"corrections must be >= 0, got {corrections}")
+        self.llm = llm
+        self.corrections = corrections
+        self.max_tokens = max_tokens
+
+    async def plan(self, directive: Directive, replan: ReplanContext | None = None) -> PlannedChain:
+        prompt = _directive_text(directive)
+        if replan is not None:
+            prompt += "\n\n" + _replan_text(replan)
+        prompt += "\n\nReturn the chain."
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        spent = UsageTotal()
+        problem = ""
+        attempts = 1 + self.corrections
+        for _ in range(attempts):
+            try:
+                response = await self.llm.parse(
+                    messages=messages, output_format=ChainDraft,
+                    system=SYSTEM_PROMPT, max_tokens=self.max_tokens,
+                )
+            except LLMError as exc:
+                spent.add(exc.usage, exc.cost_usd)
+                if exc.kind is not LLMErrorKind.MALFORMED:
+                    raise PlanningError(
+                        f"the anthropic planner could not plan: {exc}",
+                        usage=spent.usage, cost_usd=spent.cost_usd,
+                    ) from exc
+                problem = str(exc)
+                messages += [
+                    {"role": "assistant", "content": "(an answer that did not match the schema)"},
+                    {"role": "user", "content": f"That answer was not usable: {problem}\n"
+                                                "Return the whole chain again as JSON matching the schema."},
+                ]
+                continue
+            spent.add(response.usage, response.cost_usd)
+            assert response.parsed is not None
+            steps = _restore_kept(_to_specs(response.parsed), replan)
+            try:
+                _check_requirements(steps, directive)
+                validate_chain(steps)
+            except ChainValidationError as exc:
+                problem = str(exc)
+                messages += [
+                    {"role": "assistant", "content": response.text},
+                    {"role": "user", "content": f"That chain is invalid: {problem}\n"
+                                                "Fix it and return the whole corrected chain."},
+                ]
+                continue
+            return PlannedChain(
+                steps=steps, rationale=response.parsed.rationale.strip(),
+                usage=spent.usage, cost_usd=spent.cost_usd,
+            )
+        raise PlanningError(
+            f"the anthropic planner gave no valid chain in {attempts} attempts; last problem: {problem}",
+            usage=spent.usage, cost_usd=spent.cost_usd,
+        )

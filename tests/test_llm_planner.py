@@ -1,0 +1,167 @@
+"""The anthropic planner against the fake Messages API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.llm import LLMClient
+from engine.llm_planner import LLMPlanner, PlanningError
+from engine.models import Directive, DirectiveSpec, Requirement, Step, StepSpec, StepStatus, TokenUsage
+from engine.planner import ReplanContext, make_planner
+from engine.pricing import cost_usd
+from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, fake_api, fake_llm, usage  # noqa: F401
+
+MODEL = "claude-sonnet-5-5"
+
+
+def directive(tmp_path: Path) -> Directive:
+    return Directive(spec=DirectiveSpec(
+        title="CSV export",
+        goal="Add a CSV export command",
+        repo=tmp_path,
+        requirements=[Requirement(id="R1", text="export writes valid CSV"),
+                      Requirement(id="R2", text="documented in README")],
+        acceptance_criteria=["`app export out.csv` writes a header row"],
+        planner="anthropic",
+    ))
+
+
+def step(name: str, type: str, deps: list[str], reqs: list[str] | None = None, desc: str = "") -> dict:
+    return {"name": name, "type": type, "description": desc or f"do {name}",
+            "depends_on": deps, "requirement_ids": reqs or []}
+
+
+GOOD = {"rationale": "research first, then code, tests and docs", "steps": [
+    step("research", "research", []),
+    step("implement", "implement", ["research"], ["R1"]),
+    step("test", "test", ["implement"], ["R1"]),
+    step("docs", "docs", ["implement"], ["R2"]),
+]}
+CYCLIC = {"rationale": "oops", "steps": [
+    step("implement", "implement", ["test"], ["R1"]),
+    step("test", "test", ["implement"], ["R1"]),
+]}
+
+
+def cost_of(*usages: dict[str, int]) -> float:
+    return sum(cost_usd(MODEL, TokenUsage(**u)) for u in usages)
+
+
+async def test_valid_plan(fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path) -> None:
+    fake_api.reply_json(GOOD, usage=usage(900, 400))
+    planner = make_planner("anthropic", llm=fake_llm)
+    assert isinstance(planner, LLMPlanner) and planner.kind == "anthropic"
+    chain = await planner.plan(directive(tmp_path))
+    assert [s.name for s in chain.steps] == ["research", "implement", "test", "docs"]
+    assert chain.steps[3].requirement_ids == ["R2"] and chain.steps[3].type == "docs"
+    assert chain.rationale == GOOD["rationale"]
+    assert chain.usage == TokenUsage(**usage(900, 400))
+    assert chain.cost_usd == pytest.approx(cost_of(usage(900, 400)))
+    body = fake_api.requests[0].body
+    schema = body["output_config"]["format"]["schema"]
+    assert "steps" in schema["properties"]
+    assert "R1: export writes valid CSV" in fake_api.requests[0].all_text
+    assert "writes a header row" in fake_api.requests[0].all_text
+    assert "tool_choice" not in body
+
+
+async def test_cyclic_plan_is_corrected_on_retry(fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path) -> None:
+    fake_api.reply_json(CYCLIC, usage=usage(800, 200))
+    fake_api.reply_json(GOOD, usage=usage(1200, 400))
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert [s.name for s in chain.steps] == ["research", "implement", "test", "docs"]
+    retry = fake_api.requests[1]
+    assert "That chain is invalid: cycle: implement -> test -> implement" in retry.last_user_text
+    assert retry.messages[1]["role"] == "assistant"  # its own answer is in the history
+    # Both calls are paid for.
+    assert chain.cost_usd == pytest.approx(cost_of(usage(800, 200), usage(1200, 400)))
+    assert chain.usage.input_tokens == 2000
+
+
+async def test_invalid_after_retries_raises_planning_error(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    unknown_dep = {"rationale": "", "steps": [step("implement", "implement", ["ghost"], ["R1"])]}
+    fake_api.reply_json(CYCLIC)
+    fake_api.reply_json({"rationale": "", "steps": []})
+    fake_api.reply_json(unknown_dep)
+    with pytest.raises(PlanningError) as caught:
+        await LLMPlanner(fake_llm, corrections=2).plan(directive(tmp_path))
+    message = str(caught.value)
+    assert "no valid chain in 3 attempts" in message
+    assert "step 'implement' depends on unknown step 'ghost'" in message
+    assert caught.value.cost_usd == pytest.approx(cost_of(usage(), usage(), usage()))
+    assert len(fake_api.requests) == 3
+    assert "the chain has no steps" in fake_api.requests[2].last_user_text
+
+
+async def test_unknown_requirement_ids_are_sent_back(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    bad = {"rationale": "", "steps": [step("implement", "implement", [], ["R9"])]}
+    fake_api.reply_json(bad)
+    fake_api.reply_json(GOOD)
+    await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert "unknown requirement 'R9' (requirement ids: R1, R2)" in fake_api.requests[1].last_user_text
+
+
+async def test_malformed_answer_is_retried_then_fails_clearly(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    fake_api.reply("Here is my plan: do it.")
+    fake_api.reply_json({"rationale": "x", "steps": [{"name": "a"}]})
+    with pytest.raises(PlanningError, match="not a valid ChainDraft"):
+        await LLMPlanner(fake_llm, corrections=1).plan(directive(tmp_path))
+
+
+async def test_auth_failure_is_a_planning_error_without_retries(fake_api: FakeAnthropic, tmp_path: Path) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=4)
+    fake_api.error(401, "invalid x-api-key")
+    with pytest.raises(PlanningError, match="check ANTHROPIC_API_KEY") as caught:
+        await LLMPlanner(client).plan(directive(tmp_path))
+    assert len(fake_api.requests) == 1
+    assert FAKE_KEY not in str(caught.value)
+
+
+async def test_refusal_is_a_planning_error(fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path) -> None:
+    fake_api.reply("I can't help with that.", stop_reason="refusal")
+    with pytest.raises(PlanningError, match="refusal"):
+        await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert len(fake_api.requests) == 1
+
+
+async def test_replan_prompt_has_kept_failed_and_reason(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    d = directive(tmp_path)
+    kept = Step(chain_id="c", directive_id=d.id, name="research", status=StepStatus.PASSED,
+                spec=StepSpec(name="research", type="research", description="map the code"))
+    failed = Step(chain_id="c", directive_id=d.id, name="implement", status=StepStatus.BLOCKED,
+                  attempts=4, rework_count=3, rework_instructions="tests keep failing on quoting",
+                  spec=StepSpec(name="implement", description="write the exporter", depends_on=["research"]))
+    # The model forgets the kept step and changes nothing else: it is put back.
+    fake_api.reply_json({"rationale": "split", "steps": [
+        step("quoting", "implement", ["research"], ["R1"]),
+        step("exporter", "implement", ["quoting"], ["R1"]),
+        step("docs", "docs", ["exporter"], ["R2"]),
+    ]})
+    chain = await LLMPlanner(fake_llm).plan(
+        d, ReplanContext(reason="step implement blocked after 3 reworks", kept=[kept], failed=failed))
+    assert [s.name for s in chain.steps] == ["research", "quoting", "exporter", "docs"]
+    assert chain.steps[0].description == "map the code"
+    text = fake_api.requests[0].all_text
+    assert "step implement blocked after 3 reworks" in text
+    assert "- research [research]: map the code" in text
+    assert "kept exactly as they are" in text
+    assert "- implement [implement] (after research): write the exporter" in text
+    assert "tests keep failing on quoting" in text
+    assert "blocked after 4 attempt(s)" in text
+
+
+def test_make_planner_without_a_client_says_so() -> None:
+    from engine.planner import PlannerUnavailableError
+
+    with pytest.raises(PlannerUnavailableError, match="ANTHROPIC_API_KEY"):
+        make_planner("anthropic", llm=None)
