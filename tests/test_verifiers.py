@@ -100,7 +100,7 @@ async def test_three_of_four_pass(tmp_path: Path) -> None:
     result = await pytest_verifier(repo).verify(make_ctx(repo))
     assert result.score == 0.75
     assert not result.passed
-    assert result.summary == "3/4 tests passed, 1 failed (exit 1)"
+    assert result.summary == "3/4 tests passed, 1 failed"
     assert result.details["failed"] == 1
     assert "test_two" in result.output_tail
 

@@ -72,8 +72,10 @@ def _no_result(tool: str, result: ProcessResult) -> Parsed:
     )
 
 
-def _exit_note(result: ProcessResult) -> str:
-    return "" if result.exit_code == 0 else f" (exit {result.exit_code})"
+def _exit_note(result: ProcessResult, failures: int = 0) -> str:
+    """The exit code, when it says something the counts do not: a run that
+    failed with no failing test (a plugin, a coverage floor, a crash)."""
+    return "" if result.exit_code == 0 or failures else f" (exit {result.exit_code})"
 
 
 # --------------------------------------------------------------------------
@@ -140,10 +142,11 @@ def parse_pytest(result: ProcessResult) -> Parsed:
         summary = "no tests ran"
     else:
         summary = f"{counts['passed']}/{counted} tests passed" + (f", {bad}" if bad else "")
-    summary += (f" ({reported})" if reported else "") + _exit_note(result)
+    failures = counts["failed"] + counts["error"]
+    summary += (f" ({reported})" if reported else "") + _exit_note(result, failures)
     if collection or counted == 0:
         return Parsed(0.0, False, summary, details)
-    passed = result.exit_code == 0 and counts["failed"] == 0 and counts["error"] == 0
+    passed = result.exit_code == 0 and failures == 0
     return Parsed(counts["passed"] / counted, passed, summary, details)
 
 
@@ -279,7 +282,7 @@ def parse_cargo_test(result: ProcessResult) -> Parsed:
         f", {n} {word}" for n, word in ((failed, "failed"), (ignored, "ignored")) if n
     )
     ok = result.exit_code == 0 and failed == 0
-    return Parsed(passed / counted, ok, summary + _exit_note(result), details)
+    return Parsed(passed / counted, ok, summary + _exit_note(result, failed), details)
 
 
 _GO_PACKAGE = re.compile(r"^(ok|FAIL)[ \t]+(\S+)", re.M)
@@ -309,7 +312,8 @@ def parse_go_test(result: ProcessResult) -> Parsed:
     if failed_tests:
         summary += f", {_plural(len(failed_tests), 'failing test')}"
     passed = result.exit_code == 0 and not failed_pkgs
-    return Parsed(ok / total, passed, summary + _exit_note(result), details)
+    note = _exit_note(result, len(failed_pkgs))
+    return Parsed(ok / total, passed, summary + note, details)
 
 
 # --------------------------------------------------------------------------
@@ -356,7 +360,8 @@ def parse_count(result: ProcessResult) -> Parsed:
     summary = f"{counts['passed']}/{counted} passed"
     summary += "".join(f", {counts[k]} {k}" for k in ("failed", "errors", "skipped") if counts[k])
     passed = result.exit_code == 0 and bad == 0
-    return Parsed(counts["passed"] / counted, passed, summary + _exit_note(result), details)
+    note = _exit_note(result, bad)
+    return Parsed(counts["passed"] / counted, passed, summary + note, details)
 
 
 PARSERS: Mapping[str, Parser] = MappingProxyType(

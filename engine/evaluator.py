@@ -1,0 +1,251 @@
+"""`CompositeEvaluator`: many verifier results -> one score and level.
+
+Programmatic verifiers run one after another (on a small machine they
+compete for the same cores, and a fixed order keeps runs reproducible),
+then the LLM judge, which reads their results. The score is the weighted
+mean; the level follows the directive's thresholds, and a failed gating
+verifier makes the step red whatever the mean says.
+
+Rules worth knowing:
+* No verifiers at all: green 1.0, flagged `no_verifiers`. The engine only
+  evaluates successful executions, so the executor's result stands.
+* Verifiers that all weigh 0 count for nothing in the score (1.0, flagged
+  `no_weighted_verifiers`), but a gating one that fails still makes it red.
+* A verifier that raises is recorded as failed with score 0 and flagged
+  `verifier_error: NAME`: a check that could not run has not passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from fnmatch import fnmatch
+from pathlib import PurePosixPath
+
+from engine.models import ConfidenceLevel, Evaluation, Thresholds, VerifierResult
+from engine.verifiers.base import Verifier, VerifyContext
+
+LLM_JUDGE_KIND = "llm_judge"
+SCORE_DIGITS = 6  # rounding before threshold checks: 0.8 must not become 0.7999999
+REWORK_TAIL_LINES = 60
+REWORK_TAIL_CHARS = 3_000
+FLAG_FILES_SHOWN = 8
+
+NO_VERIFIERS_SUMMARY = "no verifiers ran: accepted on the executor's result"
+
+# Changed files that deserve a reviewer's eye: a step that edits the tests
+# or the checks' configuration can make verification pass without doing the work.
+# Each pattern matches the file name, or (with a "/") any path suffix.
+FLAG_PATTERNS: dict[str, tuple[str, ...]] = {
+    "tests_modified": (
+        "test_*.py", "*_test.py", "conftest.py", "*_test.go", "*.spec.*", "*.test.*",
+        "tests/*", "test/*", "__tests__/*",
+    ),
+    "verifier_config_modified": (
+        "pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini", "ruff.toml", ".ruff.toml",
+        "mypy.ini", ".mypy.ini", "package.json", "tsconfig.json", "Cargo.toml", "go.mod",
+        "Makefile", "makefile", "GNUmakefile", ".eslintrc*", "eslint.config.*",
+    ),
+}  # fmt: skip
+FLAG_WORDS = {"tests_modified": "test files", "verifier_config_modified": "verifier configuration"}
+
+
+def _matches(path: str, pattern: str) -> bool:
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if "/" not in pattern:
+        return bool(parts) and fnmatch(parts[-1], pattern)
+    directory = pattern.split("/", 1)[0]
+    return directory in parts[:-1]
+
+
+def file_flags(modified_files: Sequence[str]) -> list[str]:
+    """`tests_modified: a, b` / `verifier_config_modified: c` for the
+    changed files that match `FLAG_PATTERNS`."""
+    flags = []
+    for flag, patterns in FLAG_PATTERNS.items():
+        hits = [f for f in modified_files if any(_matches(f, p) for p in patterns)]
+        if hits:
+            shown = ", ".join(hits[:FLAG_FILES_SHOWN])
+            more = (
+                f" and {len(hits) - FLAG_FILES_SHOWN} more" if len(hits) > FLAG_FILES_SHOWN else ""
+            )
+            flags.append(f"{flag}: {shown}{more}")
+    return flags
+
+
+def weighted_score(results: Sequence[VerifierResult]) -> float | None:
+    """Weighted mean of the scores; None when nothing carries weight."""
+    total = sum(r.weight for r in results if r.weight > 0)
+    if total == 0:
+        return None
+    mean = sum(r.score * r.weight for r in results if r.weight > 0) / total
+    return round(mean, SCORE_DIGITS)
+
+
+def confidence_level(score: float, gating_failed: bool, thresholds: Thresholds) -> ConfidenceLevel:
+    if gating_failed or score < thresholds.yellow:
+        return ConfidenceLevel.RED
+    if score >= thresholds.green:
+        return ConfidenceLevel.GREEN
+    return ConfidenceLevel.YELLOW
+
+
+def _tail(text: str, lines: int = REWORK_TAIL_LINES, chars: int = REWORK_TAIL_CHARS) -> str:
+    kept = "\n".join(text.rstrip().splitlines()[-lines:])
+    return kept if len(kept) <= chars else "..." + kept[-chars:]
+
+
+def _short(result: VerifierResult) -> str:
+    mark = "" if result.passed else (" FAILED (gating)" if result.gating else " failed")
+    summary = f" [{result.summary}]" if result.summary else ""
+    return f"{result.name} {result.score:.2f}{mark}{summary}"
+
+
+def _needs_rework(result: VerifierResult, thresholds: Thresholds) -> bool:
+    return not result.passed or (result.weight > 0 and result.score < thresholds.green)
+
+
+def _section(result: VerifierResult) -> str:
+    role = "gating check" if result.gating else "check"
+    state = "failed" if not result.passed else "scored low"
+    lines = [f"## {result.name} ({role}) {state}: score {result.score:.2f}"]
+    if result.command:
+        lines.append(f"Command: {result.command}")
+    if result.summary:
+        lines.append(f"Result: {result.summary}")
+    if result.timed_out:
+        lines.append("It timed out: look for a hang or an endless loop, or make it faster.")
+    tail = _tail(result.output_tail)
+    if tail:
+        lines += [f"Output (last {REWORK_TAIL_LINES} lines at most):", "```", tail, "```"]
+    return "\n".join(lines)
+
+
+def rework_instructions(
+    score: float,
+    level: ConfidenceLevel,
+    results: Sequence[VerifierResult],
+    flags: Sequence[str],
+    thresholds: Thresholds,
+) -> str:
+    """What a coding agent needs to fix the step: each failing or low check
+    with its command, result and the end of its output, and the judge's own
+    instructions."""
+    parts = [
+        f"Verification did not pass (score {score:.2f}, {level.value}; "
+        f"green needs {thresholds.green:.2f} with every gating check passing). "
+        "Fix the causes below, run the commands to confirm, and do not weaken or "
+        "delete tests or checks to make them pass."
+    ]
+    for result in results:
+        if result.kind == LLM_JUDGE_KIND:
+            continue
+        if _needs_rework(result, thresholds):
+            parts.append(_section(result))
+    for result in results:
+        if result.kind != LLM_JUDGE_KIND:
+            continue
+        judge = str(result.details.get("rework_instructions") or "").strip()
+        if judge or _needs_rework(result, thresholds):
+            body = judge or result.summary or "no details given"
+            parts.append(f"## Reviewer ({result.name}): score {result.score:.2f}\n{body}")
+    changed = [
+        f"{FLAG_WORDS[name]} ({files})"
+        for name, _, files in (flag.partition(": ") for flag in flags)
+        if name in FLAG_WORDS
+    ]
+    if changed:
+        parts.append(
+            f"Note: this attempt changed {' and '.join(changed)}. Keep such changes only "
+            "where the task asks for them."
+        )
+    return "\n\n".join(parts)
+
+
+class CompositeEvaluator:
+    """Runs the verifiers for one step attempt and combines their results."""
+
+    def __init__(self, verifiers: Sequence[Verifier], thresholds: Thresholds) -> None:
+        names = [v.name for v in verifiers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"verifier names must be unique; repeated: {', '.join(duplicates)}")
+        self.verifiers = list(verifiers)
+        self.thresholds = thresholds
+
+    @property
+    def ordered(self) -> list[Verifier]:
+        """Programmatic verifiers first, in their given order; judges last."""
+        return [v for v in self.verifiers if v.kind != LLM_JUDGE_KIND] + [
+            v for v in self.verifiers if v.kind == LLM_JUDGE_KIND
+        ]
+
+    async def _run(
+        self, verifier: Verifier, ctx: VerifyContext, prior: list[VerifierResult]
+    ) -> tuple[VerifierResult, str | None]:
+        run_ctx = dataclasses.replace(ctx, prior_results=list(prior))
+        try:
+            result = await verifier.verify(run_ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed check, not lost
+            message = f"{type(exc).__name__}: {exc}"
+            failed = VerifierResult(
+                name=verifier.name,
+                kind=verifier.kind,
+                passed=False,
+                score=0.0,
+                summary=f"verifier error: {message}"[:300],
+                details={"error": message},
+            )
+            return self._configured(failed, verifier), f"verifier_error: {verifier.name}"
+        return self._configured(result, verifier), None
+
+    @staticmethod
+    def _configured(result: VerifierResult, verifier: Verifier) -> VerifierResult:
+        """The verifier's configuration decides weight and gating, not its result."""
+        return result.model_copy(update={"weight": verifier.weight, "gating": verifier.gating})
+
+    async def evaluate(self, ctx: VerifyContext) -> Evaluation:
+        flags = file_flags(ctx.modified_files)
+        results: list[VerifierResult] = []
+        for verifier in self.ordered:
+            result, error_flag = await self._run(verifier, ctx, results)
+            results.append(result)
+            if error_flag:
+                flags.append(error_flag)
+        return self.combine(ctx, results, flags)
+
+    def combine(
+        self, ctx: VerifyContext, results: list[VerifierResult], flags: list[str]
+    ) -> Evaluation:
+        base = dict(directive_id=ctx.directive.id, step_id=ctx.step.id, run_id=ctx.run.id)
+        if not results:
+            return Evaluation(
+                **base,
+                score=1.0,
+                level=ConfidenceLevel.GREEN,
+                passed=True,
+                summary=NO_VERIFIERS_SUMMARY,
+                flags=["no_verifiers", *flags],
+            )
+        mean = weighted_score(results)
+        if mean is None:
+            flags.append("no_weighted_verifiers")
+        score = 1.0 if mean is None else mean
+        gating_failed = any(r.gating and not r.passed for r in results)
+        level = confidence_level(score, gating_failed, self.thresholds)
+        summary = f"{level.value} {score:.2f}: " + "; ".join(_short(r) for r in results)
+        instructions = (
+            None
+            if level is ConfidenceLevel.GREEN
+            else rework_instructions(score, level, results, flags, self.thresholds)
+        )
+        return Evaluation(
+            **base,
+            score=score,
+            level=level,
+            passed=level is ConfidenceLevel.GREEN,
+            results=results,
+            summary=summary,
+            rework_instructions=instructions,
+            flags=flags,
+        )
