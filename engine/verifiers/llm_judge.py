@@ -1,0 +1,196 @@
+"""The LLM judge: Claude reviews a step attempt like a careful reviewer.
+
+It reads what the programmatic checks cannot: whether the change does what
+the step and the directive's acceptance criteria ask. It gets the step, the
+criteria, the diff (from git when the workdir is a git tree, else the
+changed files' contents; trimmed) and the results of the programmatic
+verifiers, and answers in a fixed shape (structured output): a score in
+[0, 1], a summary, a verdict per criterion and rework instructions. It never
+gates: it weighs in the composite score like any other verifier.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from engine.llm import LLMClient, LLMError
+from engine.models import VerifierResult
+from engine.paths import PathEscapeError, resolve_in_repo
+from engine.procs import run_process, trim_output
+from engine.verifiers.base import VerifyContext
+
+NAME = "llm_judge"
+KIND = "llm_judge"
+DIFF_CHARS = 40_000
+FILE_CHARS = 12_000
+RESULT_TAIL_CHARS = 1_500
+GIT_TIMEOUT_S = 30.0
+JUDGE_MAX_TOKENS = 4_000
+
+
+class JudgeError(RuntimeError):
+    """The judge could not give a verdict (the API failed or answered badly)."""
+
+
+class CriterionVerdict(BaseModel):
+    criterion: str = Field(description="The acceptance criterion, as given.")
+    met: bool = Field(description="Whether this attempt meets it.")
+    note: str = Field(description="One sentence of evidence from the diff or the check results.")
+
+
+class JudgeVerdict(BaseModel):
+    score: float = Field(description="0.0 (not done or wrong) to 1.0 (done, correct, clean).")
+    summary: str = Field(description="Two or three sentences: what the attempt did and how well.")
+    criteria: list[CriterionVerdict] = Field(description="One verdict per criterion listed.")
+    rework_instructions: str = Field(
+        description="Concrete instructions for the next attempt; empty when nothing needs to change."
+    )
+
+
+SYSTEM_PROMPT = """\
+You review one step of a software change made by a coding agent. You see the step, the
+directive's acceptance criteria, the diff and the results of the automated checks.
+Judge the step's own job: criteria that later steps of the plan are responsible for are
+not failures of this step (say so in the note and do not lower the score for them).
+Be strict about correctness and about tests or checks weakened to make them pass.
+Score: 0.9-1.0 done and clean; 0.7-0.9 done with small issues; 0.4-0.7 partly done or
+doubtful; below 0.4 wrong or not done. Give rework instructions a coding agent can act on.
+"""
+
+
+async def _git(workdir: Path, *args: str) -> tuple[bool, str]:
+    result = await run_process(
+        ["git", "-c", "core.quotepath=off", *args], cwd=workdir, timeout_s=GIT_TIMEOUT_S,
+        max_output=DIFF_CHARS * 2,
+    )
+    return result.ok, result.output
+
+
+def _file_text(workdir: Path, rel: str) -> str:
+    try:
+        path = resolve_in_repo(workdir, rel)
+    except PathEscapeError as exc:
+        return f"--- {rel}: not shown ({exc})"
+    if not path.exists():
+        return f"--- {rel}: deleted"
+    if path.is_dir():
+        return f"--- {rel}: a directory"
+    data = path.read_bytes()[: FILE_CHARS * 4]
+    if b"\0" in data[:8192]:
+        return f"--- {rel}: binary file ({path.stat().st_size} bytes)"
+    text = trim_output(data.decode("utf-8", errors="replace"), FILE_CHARS)
+    return f"--- {rel} (new or changed file, full content)\n{text}"
+
+
+async def gather_diff(workdir: Path, modified_files: list[str]) -> str:
+    """What changed: `git diff HEAD` plus untracked files' contents in a git
+    tree, else the modified files' contents. Trimmed to DIFF_CHARS."""
+    workdir = Path(workdir)
+    in_git, _ = await _git(workdir, "rev-parse", "--is-inside-work-tree")
+    has_head = in_git and (await _git(workdir, "rev-parse", "--verify", "-q", "HEAD"))[0]
+    if not has_head:
+        parts = [_file_text(workdir, f) for f in modified_files]
+        text = "\n\n".join(parts) if parts else "(no modified files reported)"
+        return trim_output(text, DIFF_CHARS)
+    scope = ["--", *modified_files] if modified_files else []
+    _, diff = await _git(workdir, "diff", "--no-color", "--no-ext-diff", "HEAD", *scope)
+    _, untracked = await _git(workdir, "ls-files", "--others", "--exclude-standard", *scope)
+    parts = [diff.strip()] if diff.strip() else []
+    parts += [_file_text(workdir, rel) for rel in untracked.splitlines() if rel.strip()]
+    text = "\n\n".join(parts) if parts else "(no changes in the working tree)"
+    return trim_output(text, DIFF_CHARS)
+
+
+def _results_text(results: list[VerifierResult]) -> str:
+    if not results:
+        return "(no automated checks ran)"
+    blocks = []
+    for r in results:
+        state = "passed" if r.passed else ("FAILED (gating)" if r.gating else "failed")
+        head = f"- {r.name} [{r.kind}] {state}, score {r.score:.2f}"
+        if r.summary:
+            head += f": {r.summary}"
+        tail = r.output_tail.strip()
+        if tail and not r.passed:
+            head += "\n  output (end):\n" + trim_output(tail, RESULT_TAIL_CHARS)
+        blocks.append(head)
+    return "\n".join(blocks)
+
+
+def judge_prompt(ctx: VerifyContext, diff: str) -> str:
+    spec = ctx.directive.spec
+    step = ctx.step.spec
+    wanted = set(step.requirement_ids)
+    requirements = [r for r in spec.requirements if not wanted or r.id in wanted]
+    criteria = spec.acceptance_criteria or [f"The step is done: {step.description or ctx.step.name}"]
+    parts = [
+        f"Directive goal: {spec.goal}",
+        f"Step: {ctx.step.name} (type {step.type}, attempt {ctx.run.attempt})\n{step.description}",
+    ]
+    if requirements:
+        parts.append("Requirements this step serves:\n" + "\n".join(f"- {r.id}: {r.text}" for r in requirements))
+    parts.append("Acceptance criteria (give one verdict each):\n" + "\n".join(f"- {c}" for c in criteria))
+    if ctx.run.summary:
+        parts.append(f"The agent's own summary:\n{ctx.run.summary}")
+    parts.append(f"Automated checks:\n{_results_text(ctx.prior_results)}")
+    parts.append(f"Changes:\n```diff\n{diff}\n```")
+    return "\n\n".join(parts)
+
+
+class LLMJudge:
+    """A non-gating verifier whose score is Claude's review of the attempt."""
+
+    name = NAME
+    kind = KIND
+    gating = False
+
+    def __init__(self, llm: LLMClient, weight: float = 1.0) -> None:
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self.llm = llm
+        self.weight = weight
+
+    async def verify(self, ctx: VerifyContext) -> VerifierResult:
+        started = time.monotonic()
+        diff = await gather_diff(ctx.workdir, list(ctx.modified_files))
+        try:
+            response = await self.llm.parse(
+                messages=[{"role": "user", "content": judge_prompt(ctx, diff)}],
+                output_format=JudgeVerdict, system=SYSTEM_PROMPT, max_tokens=JUDGE_MAX_TOKENS,
+            )
+        except LLMError as exc:
+            if exc.cost_usd and ctx.add_cost is not None:
+                await ctx.add_cost(exc.usage, exc.cost_usd)
+            raise JudgeError(f"the LLM judge gave no verdict: {exc}") from exc
+        if ctx.add_cost is not None:
+            await ctx.add_cost(response.usage, response.cost_usd)
+        verdict = response.parsed
+        assert verdict is not None
+        score = min(max(verdict.score, 0.0), 1.0)
+        passed = score >= ctx.directive.spec.thresholds.yellow
+        criteria = [c.model_dump() for c in verdict.criteria]
+        lines = [f"[{'x' if c.met else ' '}] {c.criterion}: {c.note}" for c in verdict.criteria]
+        ctx.emit(self.name, f"score {score:.2f}: {verdict.summary}")
+        return VerifierResult(
+            name=self.name,
+            kind=self.kind,
+            command=f"claude ({response.model})",
+            passed=passed,
+            score=score,
+            weight=self.weight,
+            gating=self.gating,
+            duration_s=time.monotonic() - started,
+            summary=verdict.summary.strip(),
+            output_tail="\n".join(lines),
+            cost_usd=response.cost_usd,
+            details={
+                "criteria": criteria,
+                "rework_instructions": verdict.rework_instructions.strip(),
+                "model": response.model,
+                "usage": response.usage.model_dump(),
+                "raw_score": verdict.score,
+            },
+        )
