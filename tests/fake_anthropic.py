@@ -8,9 +8,8 @@ answers (messages with text/tool_use blocks and usage, or HTTP errors with
 The Authorization header is checked against the expected key but never
 stored: a recorded request only says whether it was authorized.
 
-Use the `fake_api` fixture (and `fake_llm` for a client pointed at it):
-
-    from tests.fake_anthropic import fake_api, fake_llm  # noqa: F401  (fixtures)
+The fixtures (`fake_api`, `fake_llm`, `fake_env`) live in `tests/conftest_llm.py`;
+a test module enables them with `pytest_plugins = ["tests.conftest_llm"]`.
 """
 
 from __future__ import annotations
@@ -19,12 +18,10 @@ import itertools
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 FAKE_KEY = "sk-test-FAKE-0123456789abcdef-DO-NOT-LEAK"
 
@@ -275,31 +272,3 @@ class FakeAnthropic:
                 self.wfile.write(payload)
 
         return Handler
-
-
-@pytest.fixture
-def fake_api() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fake_llm(fake_api: FakeAnthropic):  # type: ignore[no-untyped-def]
-    """An LLMClient on the fake API: one retry, the default model."""
-    from engine.llm import LLMClient
-
-    return LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=1)
-
-
-@pytest.fixture
-def fake_env(fake_api: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> FakeAnthropic:
-    """The process environment pointed at the fake API (for code that calls
-    `LLMClient.from_env()`, like the engine)."""
-    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_api.base_url)
-    monkeypatch.setenv("DIRECTIVE_LLM_MAX_RETRIES", "1")
-    monkeypatch.delenv("DIRECTIVE_MODEL", raising=False)
-    return fake_api

@@ -12,16 +12,24 @@ import pytest
 from engine.executors.agent import AgentExecutor
 from engine.executors.base import Budget, ExecutorError, StepContext
 from engine.llm import LLMClient
-from engine.models import Directive, DirectiveSpec, Requirement, Severity, Step, StepSpec, TokenUsage
+from engine.models import (
+    Directive,
+    DirectiveSpec,
+    Requirement,
+    Severity,
+    Step,
+    StepSpec,
+    TokenUsage,
+)
 from engine.pricing import cost_usd
-from tests.fake_anthropic import (  # noqa: F401  (fixtures)
+from tests.fake_anthropic import (
     FAKE_KEY,
     FakeAnthropic,
-    fake_api,
-    fake_llm,
     tool_use,
     usage,
 )
+
+pytest_plugins = ["tests.conftest_llm"]
 
 MODEL = "claude-sonnet-5-5"
 

@@ -23,7 +23,9 @@ from engine.models import (
 from engine.pricing import cost_usd
 from engine.verifiers.base import VerifyContext
 from engine.verifiers.llm_judge import JudgeError, LLMJudge, gather_diff
-from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, fake_api, fake_llm, usage  # noqa: F401
+from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
+
+pytest_plugins = ["tests.conftest_llm"]
 
 VERDICT = {
     "score": 0.65,

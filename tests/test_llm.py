@@ -11,7 +11,9 @@ from pydantic import BaseModel
 from engine.llm import LLMClient, LLMError, LLMErrorKind
 from engine.models import TokenUsage
 from engine.pricing import cost_usd
-from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, fake_api, fake_llm, usage  # noqa: F401
+from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
+
+pytest_plugins = ["tests.conftest_llm"]
 
 
 class Verdict(BaseModel):

@@ -8,10 +8,20 @@ import pytest
 
 from engine.llm import LLMClient
 from engine.llm_planner import LLMPlanner, PlanningError
-from engine.models import Directive, DirectiveSpec, Requirement, Step, StepSpec, StepStatus, TokenUsage
+from engine.models import (
+    Directive,
+    DirectiveSpec,
+    Requirement,
+    Step,
+    StepSpec,
+    StepStatus,
+    TokenUsage,
+)
 from engine.planner import ReplanContext, make_planner
 from engine.pricing import cost_usd
-from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, fake_api, fake_llm, usage  # noqa: F401
+from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
+
+pytest_plugins = ["tests.conftest_llm"]
 
 MODEL = "claude-sonnet-5-5"
 
