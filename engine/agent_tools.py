@@ -33,8 +33,21 @@ MAX_LIST_ENTRIES = 500
 MAX_COMMAND_OUTPUT = 20_000
 DEFAULT_COMMAND_TIMEOUT_S = 120.0
 BINARY_SNIFF_BYTES = 8_192
-SKIPPED_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", ".mypy_cache",
-                          ".pytest_cache", ".ruff_cache", ".tox", "target", "dist", "build"})
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        "target",
+        "dist",
+        "build",
+    }
+)
 
 
 class ToolError(Exception):
@@ -69,8 +82,12 @@ class ReadFileArgs(_Args):
 
 
 class SearchArgs(_Args):
-    pattern: str = Field(min_length=1, description="Python regular expression (or plain text with literal=true).")
-    path: str = Field(".", description="Directory or file to search, relative to the repository root.")
+    pattern: str = Field(
+        min_length=1, description="Python regular expression (or plain text with literal=true)."
+    )
+    path: str = Field(
+        ".", description="Directory or file to search, relative to the repository root."
+    )
     glob: str | None = Field(None, description="Only files whose name matches, e.g. '*.py'.")
     literal: bool = Field(False, description="Treat the pattern as plain text.")
     case_sensitive: bool = True
@@ -83,7 +100,10 @@ class WriteFileArgs(_Args):
 
 class EditFileArgs(_Args):
     path: str = Field(description="File path relative to the repository root.")
-    old: str = Field(min_length=1, description="Exact text to replace (must occur exactly once unless replace_all).")
+    old: str = Field(
+        min_length=1,
+        description="Exact text to replace (must occur exactly once unless replace_all).",
+    )
     new: str = Field(description="Replacement text.")
     replace_all: bool = False
 
@@ -132,12 +152,32 @@ class AgentTools:
         self.on_command_line = on_command_line
         self.modified: list[str] = []  # in the order first written
         self._table: dict[str, tuple[type[_Args], str, Callable[[Any], Awaitable[ToolOutcome]]]] = {
-            "list_files": (ListFilesArgs, "List the files and directories at a path in the repository.", self.list_files),
-            "read_file": (ReadFileArgs, "Read a text file (large files come back truncated; use start_line to page).", self.read_file),
-            "search": (SearchArgs, "Search file contents for a pattern; returns path:line: text matches.", self.search),
-            "write_file": (WriteFileArgs, "Create or overwrite a file with the given content.", self.write_file),
+            "list_files": (
+                ListFilesArgs,
+                "List the files and directories at a path in the repository.",
+                self.list_files,
+            ),
+            "read_file": (
+                ReadFileArgs,
+                "Read a text file (large files come back truncated; use start_line to page).",
+                self.read_file,
+            ),
+            "search": (
+                SearchArgs,
+                "Search file contents for a pattern; returns path:line: text matches.",
+                self.search,
+            ),
+            "write_file": (
+                WriteFileArgs,
+                "Create or overwrite a file with the given content.",
+                self.write_file,
+            ),
             "edit_file": (EditFileArgs, "Replace an exact string in a file.", self.edit_file),
-            "run_command": (RunCommandArgs, "Run a shell command in the repository root (tests, linters, builds); output is trimmed.", self.run_command),
+            "run_command": (
+                RunCommandArgs,
+                "Run a shell command in the repository root (tests, linters, builds); output is trimmed.",
+                self.run_command,
+            ),
         }
 
     @property
@@ -155,13 +195,16 @@ class AgentTools:
         """Run one tool call; every failure becomes an is_error outcome."""
         entry = self._table.get(name)
         if entry is None:
-            return ToolOutcome(f"unknown tool {name!r}; available: {', '.join(self._table)}", is_error=True)
+            return ToolOutcome(
+                f"unknown tool {name!r}; available: {', '.join(self._table)}", is_error=True
+            )
         model, _, handler = entry
         try:
             args = model.model_validate(arguments if isinstance(arguments, dict) else {})
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                for e in exc.errors()
             )
             return ToolOutcome(f"invalid arguments for {name}: {problems}", is_error=True)
         try:
@@ -243,21 +286,25 @@ class AgentTools:
         with path.open("rb") as handle:
             data = handle.read(MAX_PAGED_BYTES)
         if _is_binary(data[:BINARY_SNIFF_BYTES]):
-            raise ToolError(f"{args.path!r} is a binary file ({size} bytes); it cannot be read as text")
+            raise ToolError(
+                f"{args.path!r} is a binary file ({size} bytes); it cannot be read as text"
+            )
         lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
         start = args.start_line - 1
         if start >= len(lines) and lines:
             raise ToolError(
                 f"{args.path!r} has {len(lines)} lines; start_line {args.start_line} is past the end"
             )
-        wanted = lines[start:start + args.max_lines] if args.max_lines else lines[start:]
+        wanted = lines[start : start + args.max_lines] if args.max_lines else lines[start:]
         shown: list[str] = []
         used = 0
         for line in wanted:
             cost = len(line.encode())
             if used + cost > MAX_READ_BYTES:
                 if not shown:  # one enormous line: show its start
-                    shown.append(line.encode()[:MAX_READ_BYTES].decode("utf-8", errors="ignore") + "\n")
+                    shown.append(
+                        line.encode()[:MAX_READ_BYTES].decode("utf-8", errors="ignore") + "\n"
+                    )
                 break
             shown.append(line)
             used += cost
@@ -297,7 +344,9 @@ class AgentTools:
                 if regex.search(line):
                     matches.append(f"{self._rel(path)}:{number}: {line[:300]}")
                     if len(matches) >= MAX_SEARCH_MATCHES:
-                        matches.append(f"... stopped at {MAX_SEARCH_MATCHES} matches; narrow the search")
+                        matches.append(
+                            f"... stopped at {MAX_SEARCH_MATCHES} matches; narrow the search"
+                        )
                         return ToolOutcome("\n".join(matches))
         return ToolOutcome("\n".join(matches) if matches else f"no matches for {args.pattern!r}")
 
@@ -323,16 +372,24 @@ class AgentTools:
         text = raw.decode("utf-8")
         count = text.count(args.old)
         if count == 0:
-            raise ToolError(f"the text to replace was not found in {args.path!r} (it must match exactly, whitespace included)")
+            raise ToolError(
+                f"the text to replace was not found in {args.path!r} (it must match exactly, whitespace included)"
+            )
         if count > 1 and not args.replace_all:
             raise ToolError(
                 f"the text to replace occurs {count} times in {args.path!r}; "
                 "give more surrounding context or set replace_all"
             )
-        updated = text.replace(args.old, args.new) if args.replace_all else text.replace(args.old, args.new, 1)
+        updated = (
+            text.replace(args.old, args.new)
+            if args.replace_all
+            else text.replace(args.old, args.new, 1)
+        )
         target.write_text(updated, encoding="utf-8")
         rel = self._rel(target)
-        return ToolOutcome(f"replaced {count if args.replace_all else 1} occurrence(s) in {rel}", modified=[rel])
+        return ToolOutcome(
+            f"replaced {count if args.replace_all else 1} occurrence(s) in {rel}", modified=[rel]
+        )
 
     async def run_command(self, args: RunCommandArgs) -> ToolOutcome:
         timeout = min(args.timeout_s or self.command_timeout_s, self.command_timeout_s)
@@ -345,5 +402,7 @@ class AgentTools:
         )
         output = trim_output(result.output, MAX_COMMAND_OUTPUT)
         if result.timed_out:
-            return ToolOutcome(f"timed out after {timeout:g}s and was killed\n{output}", is_error=True)
+            return ToolOutcome(
+                f"timed out after {timeout:g}s and was killed\n{output}", is_error=True
+            )
         return ToolOutcome(f"exit code {result.exit_code}\n{output}")

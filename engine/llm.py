@@ -159,25 +159,52 @@ class _ErrorRule:
 
 # First match wins, so subclasses come before their bases.
 _ERROR_RULES = [
-    _ErrorRule("AuthenticationError", LLMErrorKind.AUTH,
-               "the Anthropic API rejected the API key: check ANTHROPIC_API_KEY"),
-    _ErrorRule("PermissionDeniedError", LLMErrorKind.AUTH,
-               "the API key may not use this model or resource: check ANTHROPIC_API_KEY"),
-    _ErrorRule("RateLimitError", LLMErrorKind.RATE_LIMITED,
-               "rate limited by the Anthropic API, still after {retries} retries"),
-    _ErrorRule("OverloadedError", LLMErrorKind.OVERLOADED,
-               "the Anthropic API is overloaded, still after {retries} retries"),
-    _ErrorRule("InternalServerError", LLMErrorKind.SERVER,
-               "the Anthropic API failed, still after {retries} retries"),
-    _ErrorRule("BadRequestError", LLMErrorKind.BAD_REQUEST,
-               "the Anthropic API refused the request as invalid"),
-    _ErrorRule("NotFoundError", LLMErrorKind.BAD_REQUEST,
-               "the Anthropic API does not know this model or endpoint (model {model!r})"),
+    _ErrorRule(
+        "AuthenticationError",
+        LLMErrorKind.AUTH,
+        "the Anthropic API rejected the API key: check ANTHROPIC_API_KEY",
+    ),
+    _ErrorRule(
+        "PermissionDeniedError",
+        LLMErrorKind.AUTH,
+        "the API key may not use this model or resource: check ANTHROPIC_API_KEY",
+    ),
+    _ErrorRule(
+        "RateLimitError",
+        LLMErrorKind.RATE_LIMITED,
+        "rate limited by the Anthropic API, still after {retries} retries",
+    ),
+    _ErrorRule(
+        "OverloadedError",
+        LLMErrorKind.OVERLOADED,
+        "the Anthropic API is overloaded, still after {retries} retries",
+    ),
+    _ErrorRule(
+        "InternalServerError",
+        LLMErrorKind.SERVER,
+        "the Anthropic API failed, still after {retries} retries",
+    ),
+    _ErrorRule(
+        "BadRequestError",
+        LLMErrorKind.BAD_REQUEST,
+        "the Anthropic API refused the request as invalid",
+    ),
+    _ErrorRule(
+        "NotFoundError",
+        LLMErrorKind.BAD_REQUEST,
+        "the Anthropic API does not know this model or endpoint (model {model!r})",
+    ),
     _ErrorRule("APIStatusError", LLMErrorKind.API, "the Anthropic API returned an error"),
-    _ErrorRule("APITimeoutError", LLMErrorKind.TIMEOUT,
-               "the Anthropic API did not answer within {timeout}s, still after {retries} retries"),
-    _ErrorRule("APIConnectionError", LLMErrorKind.CONNECTION,
-               "could not connect to the Anthropic API at {base_url}, still after {retries} retries"),
+    _ErrorRule(
+        "APITimeoutError",
+        LLMErrorKind.TIMEOUT,
+        "the Anthropic API did not answer within {timeout}s, still after {retries} retries",
+    ),
+    _ErrorRule(
+        "APIConnectionError",
+        LLMErrorKind.CONNECTION,
+        "could not connect to the Anthropic API at {base_url}, still after {retries} retries",
+    ),
 ]
 
 
@@ -355,7 +382,8 @@ class LLMClient:
         response = self._priced(message, model)
         if response.stop_reason == "refusal":
             raise self._response_error(
-                response, LLMErrorKind.REFUSED,
+                response,
+                LLMErrorKind.REFUSED,
                 "the model declined to answer (stop_reason 'refusal')"
                 + (f": {response.text[:300]}" if response.text else ""),
             )
@@ -387,7 +415,8 @@ class LLMClient:
         text = response.text
         if not text:
             raise self._response_error(
-                response, LLMErrorKind.MALFORMED,
+                response,
+                LLMErrorKind.MALFORMED,
                 f"the model returned no JSON (stop_reason {response.stop_reason!r})",
             )
         try:
@@ -395,7 +424,8 @@ class LLMClient:
         except ValidationError as exc:
             cut = " (the answer hit max_tokens)" if response.stop_reason == "max_tokens" else ""
             raise self._response_error(
-                response, LLMErrorKind.MALFORMED,
+                response,
+                LLMErrorKind.MALFORMED,
                 f"the model's answer is not a valid {output_format.__name__}{cut}: "
                 f"{_short_validation(exc)}",
             ) from None
@@ -413,14 +443,16 @@ class LLMClient:
         if not isinstance(getattr(message, "content", None), list):
             raise LLMError(
                 LLMErrorKind.MALFORMED,
-                "the Anthropic API answered with something that is not a message "
-                "(no content list)",
+                "the Anthropic API answered with something that is not a message (no content list)",
             )
         served = getattr(message, "model", None)
         priced_as = served if isinstance(served, str) and pricing.is_known(served) else model
         usage = usage_of(message)
         return LLMResponse(
-            message=message, usage=usage, cost_usd=pricing.cost_usd(priced_as, usage), model=priced_as
+            message=message,
+            usage=usage,
+            cost_usd=pricing.cost_usd(priced_as, usage),
+            model=priced_as,
         )
 
     def _response_error(self, response: LLMResponse, kind: LLMErrorKind, text: str) -> LLMError:
@@ -438,7 +470,9 @@ class LLMClient:
         status = getattr(exc, "status_code", None)
         request_id = getattr(exc, "request_id", None)
         text = rule.text.format(
-            retries=self.max_retries, model=model, base_url=self.base_url,
+            retries=self.max_retries,
+            model=model,
+            base_url=self.base_url,
             timeout=self._config.timeout_s,
         )
         detail = getattr(exc, "api_message", None) or (str(exc) if status is None else None)
@@ -452,7 +486,8 @@ class LLMClient:
 def _short_validation(exc: ValidationError) -> str:
     errors = exc.errors()
     shown = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg')}" for e in errors[:3]
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg')}"
+        for e in errors[:3]
     )
     more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
     return shown + more

@@ -25,7 +25,9 @@ PLAN_MAX_TOKENS = 8_000
 class PlanningError(RuntimeError):
     """Planning gave no usable chain. Carries what the failed calls cost."""
 
-    def __init__(self, message: str, *, usage: TokenUsage | None = None, cost_usd: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, usage: TokenUsage | None = None, cost_usd: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.usage = usage or TokenUsage()
         self.cost_usd = cost_usd
@@ -37,11 +39,17 @@ class PlanningError(RuntimeError):
 
 
 class StepDraft(BaseModel):
-    name: str = Field(description="Short unique step name, lowercase with dashes, e.g. 'add-parser'.")
+    name: str = Field(
+        description="Short unique step name, lowercase with dashes, e.g. 'add-parser'."
+    )
     type: StepType = Field(description="What kind of work the step is.")
-    description: str = Field(description="What to do in this step, concretely enough for a coding agent.")
+    description: str = Field(
+        description="What to do in this step, concretely enough for a coding agent."
+    )
     depends_on: list[str] = Field(description="Names of steps that must finish before this one.")
-    requirement_ids: list[str] = Field(description="Ids of the directive's requirements this step serves.")
+    requirement_ids: list[str] = Field(
+        description="Ids of the directive's requirements this step serves."
+    )
 
 
 class ChainDraft(BaseModel):
@@ -68,11 +76,15 @@ def _directive_text(directive: Directive) -> str:
     spec = directive.spec
     parts = [f"Directive: {spec.title}", f"Goal: {spec.goal}"]
     if spec.requirements:
-        parts.append("Requirements:\n" + "\n".join(f"- {r.id}: {r.text}" for r in spec.requirements))
+        parts.append(
+            "Requirements:\n" + "\n".join(f"- {r.id}: {r.text}" for r in spec.requirements)
+        )
     else:
         parts.append("Requirements: none listed (use empty requirement_ids).")
     if spec.acceptance_criteria:
-        parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in spec.acceptance_criteria))
+        parts.append(
+            "Acceptance criteria:\n" + "\n".join(f"- {c}" for c in spec.acceptance_criteria)
+        )
     return "\n\n".join(parts)
 
 
@@ -116,8 +128,12 @@ def _to_specs(draft: ChainDraft) -> list[StepSpec]:
 
 def _check_requirements(steps: list[StepSpec], directive: Directive) -> None:
     known = {r.id for r in directive.spec.requirements}
-    unknown = [f"step {s.name!r} names unknown requirement {rid!r}"
-               for s in steps for rid in s.requirement_ids if rid not in known]
+    unknown = [
+        f"step {s.name!r} names unknown requirement {rid!r}"
+        for s in steps
+        for rid in s.requirement_ids
+        if rid not in known
+    ]
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise ChainValidationError("; ".join(unknown) + f" (requirement ids: {allowed})")
@@ -138,8 +154,13 @@ class LLMPlanner:
 
     kind = PlannerKind.ANTHROPIC.value
 
-    def __init__(self, llm: LLMClient, *, corrections: int = DEFAULT_CORRECTIONS,
-                 max_tokens: int = PLAN_MAX_TOKENS) -> None:
+    def __init__(
+        self,
+        llm: LLMClient,
+        *,
+        corrections: int = DEFAULT_CORRECTIONS,
+        max_tokens: int = PLAN_MAX_TOKENS,
+    ) -> None:
         if corrections < 0:
             raise ValueError(f"corrections must be >= 0, got {corrections}")
         self.llm = llm
@@ -158,21 +179,27 @@ class LLMPlanner:
         for _ in range(attempts):
             try:
                 response = await self.llm.parse(
-                    messages=messages, output_format=ChainDraft,
-                    system=SYSTEM_PROMPT, max_tokens=self.max_tokens,
+                    messages=messages,
+                    output_format=ChainDraft,
+                    system=SYSTEM_PROMPT,
+                    max_tokens=self.max_tokens,
                 )
             except LLMError as exc:
                 spent.add(exc.usage, exc.cost_usd)
                 if exc.kind is not LLMErrorKind.MALFORMED:
                     raise PlanningError(
                         f"the anthropic planner could not plan: {exc}",
-                        usage=spent.usage, cost_usd=spent.cost_usd,
+                        usage=spent.usage,
+                        cost_usd=spent.cost_usd,
                     ) from exc
                 problem = str(exc)
                 messages += [
                     {"role": "assistant", "content": "(an answer that did not match the schema)"},
-                    {"role": "user", "content": f"That answer was not usable: {problem}\n"
-                                                "Return the whole chain again as JSON matching the schema."},
+                    {
+                        "role": "user",
+                        "content": f"That answer was not usable: {problem}\n"
+                        "Return the whole chain again as JSON matching the schema.",
+                    },
                 ]
                 continue
             spent.add(response.usage, response.cost_usd)
@@ -185,15 +212,21 @@ class LLMPlanner:
                 problem = str(exc)
                 messages += [
                     {"role": "assistant", "content": response.text},
-                    {"role": "user", "content": f"That chain is invalid: {problem}\n"
-                                                "Fix it and return the whole corrected chain."},
+                    {
+                        "role": "user",
+                        "content": f"That chain is invalid: {problem}\n"
+                        "Fix it and return the whole corrected chain.",
+                    },
                 ]
                 continue
             return PlannedChain(
-                steps=steps, rationale=response.parsed.rationale.strip(),
-                usage=spent.usage, cost_usd=spent.cost_usd,
+                steps=steps,
+                rationale=response.parsed.rationale.strip(),
+                usage=spent.usage,
+                cost_usd=spent.cost_usd,
             )
         raise PlanningError(
             f"the anthropic planner gave no valid chain in {attempts} attempts; last problem: {problem}",
-            usage=spent.usage, cost_usd=spent.cost_usd,
+            usage=spent.usage,
+            cost_usd=spent.cost_usd,
         )

@@ -80,9 +80,7 @@ class ModelPrice:
         if self.long_prompt is None or self.long_prompt_threshold is None:
             return self.base
         prompt = (
-            usage.input_tokens
-            + usage.cache_read_input_tokens
-            + usage.cache_creation_input_tokens
+            usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
         )
         return self.long_prompt if prompt > self.long_prompt_threshold else self.base
 

@@ -173,21 +173,25 @@ class FakeAnthropic:
         message_usage = usage or DEFAULT_USAGE
 
         def respond(request: Recorded) -> Scripted:
-            return Scripted(200, {
-                "id": f"msg_{next(self._ids):04d}",
-                "type": "message",
-                "role": "assistant",
-                "model": request.body.get("model", "claude-sonnet-5-5"),
-                "content": blocks,
-                "stop_reason": reason,
-                "stop_sequence": None,
-                "usage": message_usage,
-            })
+            return Scripted(
+                200,
+                {
+                    "id": f"msg_{next(self._ids):04d}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": request.body.get("model", "claude-sonnet-5-5"),
+                    "content": blocks,
+                    "stop_reason": reason,
+                    "stop_sequence": None,
+                    "usage": message_usage,
+                },
+            )
 
         self.push(respond)
 
-    def reply_json(self, data: Any, *, usage: dict[str, int] | None = None,
-                   stop_reason: str | None = None) -> None:
+    def reply_json(
+        self, data: Any, *, usage: dict[str, int] | None = None, stop_reason: str | None = None
+    ) -> None:
         """Queue a structured-output answer: the JSON as the text block."""
         self.reply(json.dumps(data), usage=usage, stop_reason=stop_reason)
 
@@ -226,10 +230,13 @@ class FakeAnthropic:
         if answer is None:
             return Scripted(
                 400,
-                {"type": "error", "error": {
-                    "type": "invalid_request_error",
-                    "message": f"fake API: no scripted answer left for request #{len(self.requests)}",
-                }},
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": f"fake API: no scripted answer left for request #{len(self.requests)}",
+                    },
+                },
                 {"x-should-retry": "false"},
             )
         return answer(request) if callable(answer) else answer
@@ -254,8 +261,11 @@ class FakeAnthropic:
                 recorded = Recorded(
                     method="POST",
                     path=self.path,
-                    headers={k.lower(): v for k, v in self.headers.items()
-                             if k.lower() not in ("authorization", "x-api-key")},
+                    headers={
+                        k.lower(): v
+                        for k, v in self.headers.items()
+                        if k.lower() not in ("authorization", "x-api-key")
+                    },
                     body=body,
                     authorized=auth == f"Bearer {fake.expected_key}",
                 )

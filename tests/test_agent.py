@@ -35,7 +35,9 @@ MODEL = "claude-sonnet-5-5"
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture
@@ -68,8 +70,14 @@ class Recorder:
         return sum(c for _, c in self.costs)
 
 
-def make_ctx(repo: Path, rec: Recorder, *, budget: Budget | None = None,
-             rework: str | None = None, attempt: int = 1) -> StepContext:
+def make_ctx(
+    repo: Path,
+    rec: Recorder,
+    *,
+    budget: Budget | None = None,
+    rework: str | None = None,
+    attempt: int = 1,
+) -> StepContext:
     spec = DirectiveSpec(
         title="Fix add",
         goal="add() must return the sum",
@@ -78,22 +86,37 @@ def make_ctx(repo: Path, rec: Recorder, *, budget: Budget | None = None,
         acceptance_criteria=["add(2, 3) == 5"],
     )
     directive = Directive(spec=spec)
-    step = Step(chain_id="c1", directive_id=directive.id, name="implement",
-                spec=StepSpec(name="implement", description="Fix the bug in calc.add", requirement_ids=["R1"]))
+    step = Step(
+        chain_id="c1",
+        directive_id=directive.id,
+        name="implement",
+        spec=StepSpec(
+            name="implement", description="Fix the bug in calc.add", requirement_ids=["R1"]
+        ),
+    )
     return StepContext(
-        directive=directive, step=step, attempt=attempt, workdir=repo,
-        rework_instructions=rework, budget=budget or Budget(cost_usd=5.0, wall_time_s=600),
-        emit=rec.emit, add_cost=rec.add_cost,
+        directive=directive,
+        step=step,
+        attempt=attempt,
+        workdir=repo,
+        rework_instructions=rework,
+        budget=budget or Budget(cost_usd=5.0, wall_time_s=600),
+        emit=rec.emit,
+        add_cost=rec.add_cost,
     )
 
 
 def expected_cost(*usages: dict[str, int]) -> float:
     return sum(
-        cost_usd(MODEL, TokenUsage(
-            input_tokens=u["input_tokens"], output_tokens=u["output_tokens"],
-            cache_creation_input_tokens=u["cache_creation_input_tokens"],
-            cache_read_input_tokens=u["cache_read_input_tokens"],
-        ))
+        cost_usd(
+            MODEL,
+            TokenUsage(
+                input_tokens=u["input_tokens"],
+                output_tokens=u["output_tokens"],
+                cache_creation_input_tokens=u["cache_creation_input_tokens"],
+                cache_read_input_tokens=u["cache_read_input_tokens"],
+            ),
+        )
         for u in usages
     )
 
@@ -101,15 +124,40 @@ def expected_cost(*usages: dict[str, int]) -> float:
 async def test_agent_changes_real_files_and_records_every_cost(
     fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
 ) -> None:
-    usages = [usage(3000, 120, cache_write=2500), usage(200, 80, cache_read=2500),
-              usage(300, 200, cache_read=2700), usage(400, 90, cache_read=3000),
-              usage(100, 60, cache_read=3400)]
-    fake_api.reply("Let me look.", tools=[tool_use("read_file", {"path": "calc.py"})], usage=usages[0])
-    fake_api.reply(tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})], usage=usages[1])
-    fake_api.reply(tools=[tool_use("write_file", {"path": "tests/test_calc.py", "content":
-        "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"})], usage=usages[2])
-    fake_api.reply(tools=[tool_use("run_command", {"command": "python3 -c 'from calc import add; print(add(2, 3))'"})],
-                   usage=usages[3])
+    usages = [
+        usage(3000, 120, cache_write=2500),
+        usage(200, 80, cache_read=2500),
+        usage(300, 200, cache_read=2700),
+        usage(400, 90, cache_read=3000),
+        usage(100, 60, cache_read=3400),
+    ]
+    fake_api.reply(
+        "Let me look.", tools=[tool_use("read_file", {"path": "calc.py"})], usage=usages[0]
+    )
+    fake_api.reply(
+        tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})],
+        usage=usages[1],
+    )
+    fake_api.reply(
+        tools=[
+            tool_use(
+                "write_file",
+                {
+                    "path": "tests/test_calc.py",
+                    "content": "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+                },
+            )
+        ],
+        usage=usages[2],
+    )
+    fake_api.reply(
+        tools=[
+            tool_use(
+                "run_command", {"command": "python3 -c 'from calc import add; print(add(2, 3))'"}
+            )
+        ],
+        usage=usages[3],
+    )
     fake_api.reply("Fixed add() to return a + b and added tests/test_calc.py.", usage=usages[4])
     rec = Recorder()
 
@@ -140,13 +188,20 @@ async def test_requests_cache_system_and_tools_and_show_the_budget(
     fake_api.reply("done", usage=usage(100, 10))
     rec = Recorder()
     result = await AgentExecutor(fake_llm, max_turns=7).run(
-        make_ctx(repo, rec, budget=Budget(cost_usd=1.0, wall_time_s=300)))
+        make_ctx(repo, rec, budget=Budget(cost_usd=1.0, wall_time_s=300))
+    )
     assert result.success
     first, second = fake_api.requests
     assert first.body["system"][-1]["cache_control"] == {"type": "ephemeral"}
     assert first.body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert [t["name"] for t in first.body["tools"]] == [
-        "list_files", "read_file", "search", "write_file", "edit_file", "run_command"]
+        "list_files",
+        "read_file",
+        "search",
+        "write_file",
+        "edit_file",
+        "run_command",
+    ]
     assert "tool_choice" not in first.body  # newest models refuse forced tools
     # The budget is in the prompt and updated each turn.
     assert "7 of 7 turns, $1.00 of $1.00" in first.last_user_text
@@ -154,8 +209,13 @@ async def test_requests_cache_system_and_tools_and_show_the_budget(
     spent = expected_cost(usage(1000, 10))
     assert f"${1.0 - spent:.2f} of $1.00" in second.last_user_text
     # Exactly one moving cache marker in the conversation.
-    markers = [b for m in second.messages if isinstance(m["content"], list)
-               for b in m["content"] if "cache_control" in b]
+    markers = [
+        b
+        for m in second.messages
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if "cache_control" in b
+    ]
     assert len(markers) == 1 and markers[0] is second.messages[-1]["content"][-1]
     # The task: goal, requirement, criteria, step.
     assert "add() must return the sum" in first.all_text
@@ -167,12 +227,14 @@ async def test_escaping_tool_calls_are_refused_and_the_model_sees_it(
     fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path, tmp_path: Path
 ) -> None:
     (repo / "sneaky").symlink_to(tmp_path / "outside.txt")
-    fake_api.reply(tools=[
-        tool_use("read_file", {"path": "../outside.txt"}),
-        tool_use("read_file", {"path": str(tmp_path / "outside.txt")}),
-        tool_use("read_file", {"path": "sneaky"}),
-        tool_use("write_file", {"path": "../../pwned.txt", "content": "x"}),
-    ])
+    fake_api.reply(
+        tools=[
+            tool_use("read_file", {"path": "../outside.txt"}),
+            tool_use("read_file", {"path": str(tmp_path / "outside.txt")}),
+            tool_use("read_file", {"path": "sneaky"}),
+            tool_use("write_file", {"path": "../../pwned.txt", "content": "x"}),
+        ]
+    )
     fake_api.reply("I cannot reach those files.")
     result = await AgentExecutor(fake_llm).run(make_ctx(repo, Recorder()))
     assert result.success
@@ -185,7 +247,9 @@ async def test_escaping_tool_calls_are_refused_and_the_model_sees_it(
     assert result.modified_files == []
 
 
-async def test_cost_cap_stops_the_loop(fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path) -> None:
+async def test_cost_cap_stops_the_loop(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
     big = usage(20_000, 2_000)  # $0.06 on claude-sonnet-5-5
     for _ in range(5):
         fake_api.reply(tools=[tool_use("list_files", {})], usage=big)
@@ -197,8 +261,12 @@ async def test_cost_cap_stops_the_loop(fake_api: FakeAnthropic, fake_llm: LLMCli
     assert rec.total == pytest.approx(expected_cost(big, big))
 
 
-async def test_no_budget_left_makes_no_call(fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path) -> None:
-    result = await AgentExecutor(fake_llm).run(make_ctx(repo, Recorder(), budget=Budget(cost_usd=0.0)))
+async def test_no_budget_left_makes_no_call(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    result = await AgentExecutor(fake_llm).run(
+        make_ctx(repo, Recorder(), budget=Budget(cost_usd=0.0))
+    )
     assert not result.success and "cost cap" in (result.error or "")
     assert fake_api.requests == []
 

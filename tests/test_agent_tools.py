@@ -61,7 +61,10 @@ async def test_huge_file_is_truncated_with_a_note_and_can_be_paged(repo: Path) -
     first = await tools.call("read_file", {"path": "big.txt"})
     assert not first.is_error
     assert len(first.content.encode()) < MAX_READ_BYTES + 500
-    assert "[truncated: big.txt is 300000 bytes; this shows lines 1-1000. Read on with start_line=1001]" in first.content
+    assert (
+        "[truncated: big.txt is 300000 bytes; this shows lines 1-1000. Read on with start_line=1001]"
+        in first.content
+    )
     page = await tools.call("read_file", {"path": "big.txt", "start_line": 2901})
     assert page.content.count("x" * 99) == 100
     assert "truncated" not in page.content
@@ -91,7 +94,9 @@ async def test_edit_file_replaces_exactly_once(repo: Path) -> None:
 
 async def test_write_list_search(repo: Path) -> None:
     tools = AgentTools(repo)
-    written = await tools.call("write_file", {"path": "tests/test_app.py", "content": "from src.app import greet\n"})
+    written = await tools.call(
+        "write_file", {"path": "tests/test_app.py", "content": "from src.app import greet\n"}
+    )
     assert not written.is_error and "created tests/test_app.py" in written.content
     listing = await tools.call("list_files", {"path": ".", "recursive": True})
     assert listing.content.splitlines() == ["README.md", "src/app.py", "tests/test_app.py"]

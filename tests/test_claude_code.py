@@ -30,16 +30,36 @@ class Recorder:
         self.costs.append((usage, cost))
 
 
-def make_ctx(repo: Path, rec: Recorder, *, model: str | None = None, budget: Budget | None = None,
-             rework: str | None = None) -> StepContext:
+def make_ctx(
+    repo: Path,
+    rec: Recorder,
+    *,
+    model: str | None = None,
+    budget: Budget | None = None,
+    rework: str | None = None,
+) -> StepContext:
     d = Directive(spec=DirectiveSpec(title="t", goal="make add correct", repo=repo, model=model))
-    step = Step(chain_id="c", directive_id=d.id, name="implement",
-                spec=StepSpec(name="implement", description="fix calc.add"))
-    return StepContext(directive=d, step=step, attempt=1, workdir=repo, rework_instructions=rework,
-                       budget=budget or Budget(cost_usd=3.0), emit=rec.emit, add_cost=rec.add_cost)
+    step = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name="implement",
+        spec=StepSpec(name="implement", description="fix calc.add"),
+    )
+    return StepContext(
+        directive=d,
+        step=step,
+        attempt=1,
+        workdir=repo,
+        rework_instructions=rework,
+        budget=budget or Budget(cost_usd=3.0),
+        emit=rec.emit,
+        add_cost=rec.add_cost,
+    )
 
 
-async def test_missing_package_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_package_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # import raises ImportError
     executor = build_executor("claude_code")  # building never imports the SDK
     with pytest.raises(ExecutorError, match=r"install directive-tui\[claude-code\]"):
@@ -50,15 +70,20 @@ def test_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DIRECTIVE_MODEL", raising=False)
     rec = Recorder()
     options = ClaudeCodeExecutor(max_turns=12, max_budget_usd=5.0).options(
-        make_ctx(tmp_path, rec, budget=Budget(cost_usd=2.5, turns=30)))
+        make_ctx(tmp_path, rec, budget=Budget(cost_usd=2.5, turns=30))
+    )
     assert options["cwd"] == str(tmp_path.resolve())
     assert options["max_turns"] == 12
-    assert options["max_budget_usd"] == 2.5  # the smaller of the step's budget and the executor's cap
+    assert (
+        options["max_budget_usd"] == 2.5
+    )  # the smaller of the step's budget and the executor's cap
     assert options["permission_mode"] == PERMISSION_MODE == "acceptEdits"
     assert "Bash" in options["allowed_tools"] and "WebFetch" not in options["allowed_tools"]
     assert options["model"] == "claude-sonnet-5-5"
     assert options["system_prompt"]["preset"] == "claude_code"
-    with_model = ClaudeCodeExecutor(allow_bash=False).options(make_ctx(tmp_path, rec, model="claude-opus-5-5"))
+    with_model = ClaudeCodeExecutor(allow_bash=False).options(
+        make_ctx(tmp_path, rec, model="claude-opus-5-5")
+    )
     assert with_model["model"] == "claude-opus-5-5"
     assert "Bash" not in with_model["allowed_tools"]
     unlimited = ClaudeCodeExecutor().options(make_ctx(tmp_path, rec, budget=Budget()))
@@ -121,22 +146,49 @@ def fake_sdk(messages: list[Any], seen: dict[str, Any]) -> types.ModuleType:
     return module
 
 
-async def test_run_records_reported_cost_and_edited_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_run_records_reported_cost_and_edited_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: dict[str, Any] = {}
     messages = [
-        AssistantMessage([TextBlock("Reading calc.py"), ToolUseBlock("1", "Read", {"file_path": str(tmp_path / "calc.py")})]),
-        AssistantMessage([ToolUseBlock("2", "Edit", {"file_path": str(tmp_path / "calc.py"), "old_string": "-", "new_string": "+"})]),
-        AssistantMessage([ToolUseBlock("3", "Write", {"file_path": "tests/test_calc.py", "content": "x"})]),
-        AssistantMessage([ToolUseBlock("4", "Write", {"file_path": "/etc/elsewhere", "content": "x"})]),
-        ResultMessage("success", False, 4, 0.1234,
-                      {"input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 30}, "Fixed add."),
+        AssistantMessage(
+            [
+                TextBlock("Reading calc.py"),
+                ToolUseBlock("1", "Read", {"file_path": str(tmp_path / "calc.py")}),
+            ]
+        ),
+        AssistantMessage(
+            [
+                ToolUseBlock(
+                    "2",
+                    "Edit",
+                    {"file_path": str(tmp_path / "calc.py"), "old_string": "-", "new_string": "+"},
+                )
+            ]
+        ),
+        AssistantMessage(
+            [ToolUseBlock("3", "Write", {"file_path": "tests/test_calc.py", "content": "x"})]
+        ),
+        AssistantMessage(
+            [ToolUseBlock("4", "Write", {"file_path": "/etc/elsewhere", "content": "x"})]
+        ),
+        ResultMessage(
+            "success",
+            False,
+            4,
+            0.1234,
+            {"input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 30},
+            "Fixed add.",
+        ),
     ]
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", fake_sdk(messages, seen))
     rec = Recorder()
     result = await ClaudeCodeExecutor().run(make_ctx(tmp_path, rec, rework="also add a docstring"))
     assert result.success and result.summary == "Fixed add."
     assert result.modified_files == ["calc.py", "tests/test_calc.py"]
-    assert rec.costs == [(TokenUsage(input_tokens=10, output_tokens=20, cache_read_input_tokens=30), 0.1234)]
+    assert rec.costs == [
+        (TokenUsage(input_tokens=10, output_tokens=20, cache_read_input_tokens=30), 0.1234)
+    ]
     assert seen["options"].permission_mode == "acceptEdits"
     assert seen["options"].cwd == str(tmp_path.resolve())
     assert "fix calc.add" in seen["prompt"] and "also add a docstring" in seen["prompt"]
@@ -154,9 +206,13 @@ async def test_error_result_fails_the_step_but_still_records_cost(
     assert [c for _, c in rec.costs] == [2.5]
 
 
-async def test_no_budget_left_does_not_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_budget_left_does_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", fake_sdk([], seen))
-    result = await ClaudeCodeExecutor().run(make_ctx(tmp_path, Recorder(), budget=Budget(cost_usd=0.0)))
+    result = await ClaudeCodeExecutor().run(
+        make_ctx(tmp_path, Recorder(), budget=Budget(cost_usd=0.0))
+    )
     assert not result.success and "no cost budget" in (result.error or "")
     assert seen == {}

@@ -39,7 +39,9 @@ VERDICT = {
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture
@@ -55,7 +57,9 @@ def repo(tmp_path: Path) -> Path:
     git(root, "commit", "-q", "-m", "seed")
     (root / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     (root / "other.py").write_text("x = 2\n")  # changed but not by this step
-    (root / "test_calc.py").write_text("from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    (root / "test_calc.py").write_text(
+        "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    )
     return root
 
 
@@ -69,25 +73,51 @@ class Costs:
 
 def make_ctx(repo: Path, costs: Costs, prior: list[VerifierResult] | None = None) -> VerifyContext:
     spec = DirectiveSpec(
-        title="Fix add", goal="add() must return the sum", repo=repo,
+        title="Fix add",
+        goal="add() must return the sum",
+        repo=repo,
         requirements=[Requirement(id="R1", text="add returns a + b")],
         acceptance_criteria=["add(2, 3) == 5", "negative numbers work"],
         thresholds=Thresholds(green=0.8, yellow=0.5),
     )
     d = Directive(spec=spec)
-    step = Step(chain_id="c", directive_id=d.id, name="implement",
-                spec=StepSpec(name="implement", description="Fix calc.add", requirement_ids=["R1"]))
-    run = StepRun(step_id=step.id, directive_id=d.id, attempt=1, executor="agent",
-                  summary="Changed a - b to a + b", modified_files=["calc.py", "test_calc.py"])
+    step = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name="implement",
+        spec=StepSpec(name="implement", description="Fix calc.add", requirement_ids=["R1"]),
+    )
+    run = StepRun(
+        step_id=step.id,
+        directive_id=d.id,
+        attempt=1,
+        executor="agent",
+        summary="Changed a - b to a + b",
+        modified_files=["calc.py", "test_calc.py"],
+    )
     lines: list[tuple[str, str]] = []
-    return VerifyContext(directive=d, step=step, run=run, workdir=repo,
-                         modified_files=run.modified_files, prior_results=prior or [],
-                         emit=lambda source, line: lines.append((source, line)), add_cost=costs.add)
+    return VerifyContext(
+        directive=d,
+        step=step,
+        run=run,
+        workdir=repo,
+        modified_files=run.modified_files,
+        prior_results=prior or [],
+        emit=lambda source, line: lines.append((source, line)),
+        add_cost=costs.add,
+    )
 
 
-PYTEST_FAILED = VerifierResult(name="pytest", kind="pytest", command="pytest -q", passed=False, score=0.5,
-                               gating=True, summary="1 passed, 1 failed",
-                               output_tail="FAILED test_calc.py::test_neg - assert -3 == 1")
+PYTEST_FAILED = VerifierResult(
+    name="pytest",
+    kind="pytest",
+    command="pytest -q",
+    passed=False,
+    score=0.5,
+    gating=True,
+    summary="1 passed, 1 failed",
+    output_tail="FAILED test_calc.py::test_neg - assert -3 == 1",
+)
 
 
 async def test_judge_returns_structured_verdict_and_records_cost(
@@ -119,7 +149,11 @@ async def test_judge_returns_structured_verdict_and_records_cost(
     assert "pytest [pytest] FAILED (gating), score 0.50: 1 passed, 1 failed" in text
     assert "assert -3 == 1" in text
     assert request.body["output_config"]["format"]["schema"]["required"] == [
-        "score", "summary", "criteria", "rework_instructions"]
+        "score",
+        "summary",
+        "criteria",
+        "rework_instructions",
+    ]
 
 
 async def test_judge_rework_instructions_reach_the_composite(
@@ -148,10 +182,14 @@ async def test_malformed_verdict_is_an_error_whose_cost_is_recorded(
     assert len(costs.calls) == 1 and costs.calls[0][1] > 0
 
 
-async def test_judge_error_becomes_a_flagged_failed_check(fake_api: FakeAnthropic, repo: Path) -> None:
+async def test_judge_error_becomes_a_flagged_failed_check(
+    fake_api: FakeAnthropic, repo: Path
+) -> None:
     client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0)
     fake_api.error(401, "invalid x-api-key")
-    evaluation = await CompositeEvaluator([LLMJudge(client)], Thresholds()).evaluate(make_ctx(repo, Costs()))
+    evaluation = await CompositeEvaluator([LLMJudge(client)], Thresholds()).evaluate(
+        make_ctx(repo, Costs())
+    )
     assert "verifier_error: llm_judge" in evaluation.flags
     [result] = evaluation.results
     assert "check ANTHROPIC_API_KEY" in result.summary

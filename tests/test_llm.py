@@ -27,8 +27,12 @@ def test_from_env_without_key_is_none() -> None:
 
 
 def test_from_env_model_precedence() -> None:
-    env = {"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_MODEL": "claude-opus-5-5",
-           "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/", "DIRECTIVE_LLM_MAX_RETRIES": "0"}
+    env = {
+        "ANTHROPIC_API_KEY": FAKE_KEY,
+        "DIRECTIVE_MODEL": "claude-opus-5-5",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/",
+        "DIRECTIVE_LLM_MAX_RETRIES": "0",
+    }
     assert LLMClient.from_env(env=env).model == "claude-opus-5-5"
     assert LLMClient.from_env("claude-haiku-5-5", env=env).model == "claude-haiku-5-5"
     client = LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY})
@@ -49,11 +53,17 @@ def test_repr_and_str_never_show_the_key() -> None:
     assert FAKE_KEY not in repr(vars(client))
 
 
-async def test_create_prices_usage_and_sends_bearer_key(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+async def test_create_prices_usage_and_sends_bearer_key(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
     fake_api.reply("hello", usage=usage(1200, 300, cache_write=5000, cache_read=7000))
     response = await fake_llm.create(messages=[{"role": "user", "content": "hi"}])
-    expected_usage = TokenUsage(input_tokens=1200, output_tokens=300,
-                                cache_creation_input_tokens=5000, cache_read_input_tokens=7000)
+    expected_usage = TokenUsage(
+        input_tokens=1200,
+        output_tokens=300,
+        cache_creation_input_tokens=5000,
+        cache_read_input_tokens=7000,
+    )
     assert response.text == "hello"
     assert response.usage == expected_usage
     assert response.cost_usd == pytest.approx(cost_usd("claude-sonnet-5-5", expected_usage))
@@ -65,9 +75,13 @@ async def test_create_prices_usage_and_sends_bearer_key(fake_api: FakeAnthropic,
     assert request.body["model"] == "claude-sonnet-5-5"
 
 
-async def test_parse_sends_the_json_schema_and_validates(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+async def test_parse_sends_the_json_schema_and_validates(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
     fake_api.reply_json({"score": 0.7, "summary": "fine"})
-    response = await fake_llm.parse(messages=[{"role": "user", "content": "judge"}], output_format=Verdict)
+    response = await fake_llm.parse(
+        messages=[{"role": "user", "content": "judge"}], output_format=Verdict
+    )
     assert response.parsed == Verdict(score=0.7, summary="fine")
     fmt = fake_api.requests[0].body["output_config"]["format"]
     assert fmt["type"] == "json_schema"
@@ -113,7 +127,9 @@ async def test_401_says_check_the_key_after_one_request(fake_api: FakeAnthropic)
     assert error.__cause__ is None and error.__suppress_context__
 
 
-@pytest.mark.parametrize(("status", "kind"), [(529, LLMErrorKind.OVERLOADED), (429, LLMErrorKind.RATE_LIMITED)])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(529, LLMErrorKind.OVERLOADED), (429, LLMErrorKind.RATE_LIMITED)]
+)
 async def test_repeated_overload_fails_after_the_sdk_retries(
     fake_api: FakeAnthropic, status: int, kind: LLMErrorKind
 ) -> None:
@@ -128,7 +144,9 @@ async def test_repeated_overload_fails_after_the_sdk_retries(
     assert len(fake_api.requests) == 3  # one try + two retries
 
 
-async def test_a_retry_that_succeeds_is_transparent(fake_api: FakeAnthropic, fake_llm: LLMClient) -> None:
+async def test_a_retry_that_succeeds_is_transparent(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
     fake_api.error(529, "Overloaded", retry_after_ms=1)
     fake_api.reply("ok")
     response = await fake_llm.create(messages=[{"role": "user", "content": "x"}])

@@ -27,32 +27,49 @@ MODEL = "claude-sonnet-5-5"
 
 
 def directive(tmp_path: Path) -> Directive:
-    return Directive(spec=DirectiveSpec(
-        title="CSV export",
-        goal="Add a CSV export command",
-        repo=tmp_path,
-        requirements=[Requirement(id="R1", text="export writes valid CSV"),
-                      Requirement(id="R2", text="documented in README")],
-        acceptance_criteria=["`app export out.csv` writes a header row"],
-        planner="anthropic",
-    ))
+    return Directive(
+        spec=DirectiveSpec(
+            title="CSV export",
+            goal="Add a CSV export command",
+            repo=tmp_path,
+            requirements=[
+                Requirement(id="R1", text="export writes valid CSV"),
+                Requirement(id="R2", text="documented in README"),
+            ],
+            acceptance_criteria=["`app export out.csv` writes a header row"],
+            planner="anthropic",
+        )
+    )
 
 
-def step(name: str, type: str, deps: list[str], reqs: list[str] | None = None, desc: str = "") -> dict:
-    return {"name": name, "type": type, "description": desc or f"do {name}",
-            "depends_on": deps, "requirement_ids": reqs or []}
+def step(
+    name: str, type: str, deps: list[str], reqs: list[str] | None = None, desc: str = ""
+) -> dict:
+    return {
+        "name": name,
+        "type": type,
+        "description": desc or f"do {name}",
+        "depends_on": deps,
+        "requirement_ids": reqs or [],
+    }
 
 
-GOOD = {"rationale": "research first, then code, tests and docs", "steps": [
-    step("research", "research", []),
-    step("implement", "implement", ["research"], ["R1"]),
-    step("test", "test", ["implement"], ["R1"]),
-    step("docs", "docs", ["implement"], ["R2"]),
-]}
-CYCLIC = {"rationale": "oops", "steps": [
-    step("implement", "implement", ["test"], ["R1"]),
-    step("test", "test", ["implement"], ["R1"]),
-]}
+GOOD = {
+    "rationale": "research first, then code, tests and docs",
+    "steps": [
+        step("research", "research", []),
+        step("implement", "implement", ["research"], ["R1"]),
+        step("test", "test", ["implement"], ["R1"]),
+        step("docs", "docs", ["implement"], ["R2"]),
+    ],
+}
+CYCLIC = {
+    "rationale": "oops",
+    "steps": [
+        step("implement", "implement", ["test"], ["R1"]),
+        step("test", "test", ["implement"], ["R1"]),
+    ],
+}
 
 
 def cost_of(*usages: dict[str, int]) -> float:
@@ -77,7 +94,9 @@ async def test_valid_plan(fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path
     assert "tool_choice" not in body
 
 
-async def test_cyclic_plan_is_corrected_on_retry(fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path) -> None:
+async def test_cyclic_plan_is_corrected_on_retry(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
     fake_api.reply_json(CYCLIC, usage=usage(800, 200))
     fake_api.reply_json(GOOD, usage=usage(1200, 400))
     chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
@@ -114,7 +133,9 @@ async def test_unknown_requirement_ids_are_sent_back(
     fake_api.reply_json(bad)
     fake_api.reply_json(GOOD)
     await LLMPlanner(fake_llm).plan(directive(tmp_path))
-    assert "unknown requirement 'R9' (requirement ids: R1, R2)" in fake_api.requests[1].last_user_text
+    assert (
+        "unknown requirement 'R9' (requirement ids: R1, R2)" in fake_api.requests[1].last_user_text
+    )
 
 
 async def test_malformed_answer_is_retried_then_fails_clearly(
@@ -126,7 +147,9 @@ async def test_malformed_answer_is_retried_then_fails_clearly(
         await LLMPlanner(fake_llm, corrections=1).plan(directive(tmp_path))
 
 
-async def test_auth_failure_is_a_planning_error_without_retries(fake_api: FakeAnthropic, tmp_path: Path) -> None:
+async def test_auth_failure_is_a_planning_error_without_retries(
+    fake_api: FakeAnthropic, tmp_path: Path
+) -> None:
     client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=4)
     fake_api.error(401, "invalid x-api-key")
     with pytest.raises(PlanningError, match="check ANTHROPIC_API_KEY") as caught:
@@ -135,7 +158,9 @@ async def test_auth_failure_is_a_planning_error_without_retries(fake_api: FakeAn
     assert FAKE_KEY not in str(caught.value)
 
 
-async def test_refusal_is_a_planning_error(fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path) -> None:
+async def test_refusal_is_a_planning_error(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
     fake_api.reply("I can't help with that.", stop_reason="refusal")
     with pytest.raises(PlanningError, match="refusal"):
         await LLMPlanner(fake_llm).plan(directive(tmp_path))
@@ -146,19 +171,38 @@ async def test_replan_prompt_has_kept_failed_and_reason(
     fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
 ) -> None:
     d = directive(tmp_path)
-    kept = Step(chain_id="c", directive_id=d.id, name="research", status=StepStatus.PASSED,
-                spec=StepSpec(name="research", type="research", description="map the code"))
-    failed = Step(chain_id="c", directive_id=d.id, name="implement", status=StepStatus.BLOCKED,
-                  attempts=4, rework_count=3, rework_instructions="tests keep failing on quoting",
-                  spec=StepSpec(name="implement", description="write the exporter", depends_on=["research"]))
+    kept = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name="research",
+        status=StepStatus.PASSED,
+        spec=StepSpec(name="research", type="research", description="map the code"),
+    )
+    failed = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name="implement",
+        status=StepStatus.BLOCKED,
+        attempts=4,
+        rework_count=3,
+        rework_instructions="tests keep failing on quoting",
+        spec=StepSpec(name="implement", description="write the exporter", depends_on=["research"]),
+    )
     # The model forgets the kept step and changes nothing else: it is put back.
-    fake_api.reply_json({"rationale": "split", "steps": [
-        step("quoting", "implement", ["research"], ["R1"]),
-        step("exporter", "implement", ["quoting"], ["R1"]),
-        step("docs", "docs", ["exporter"], ["R2"]),
-    ]})
+    fake_api.reply_json(
+        {
+            "rationale": "split",
+            "steps": [
+                step("quoting", "implement", ["research"], ["R1"]),
+                step("exporter", "implement", ["quoting"], ["R1"]),
+                step("docs", "docs", ["exporter"], ["R2"]),
+            ],
+        }
+    )
     chain = await LLMPlanner(fake_llm).plan(
-        d, ReplanContext(reason="step implement blocked after 3 reworks", kept=[kept], failed=failed))
+        d,
+        ReplanContext(reason="step implement blocked after 3 reworks", kept=[kept], failed=failed),
+    )
     assert [s.name for s in chain.steps] == ["research", "quoting", "exporter", "docs"]
     assert chain.steps[0].description == "map the code"
     text = fake_api.requests[0].all_text

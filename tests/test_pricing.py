@@ -48,7 +48,10 @@ def test_dated_snapshot_costs_what_its_model_costs() -> None:
 
 def test_unknown_model_warns_and_costs_the_highest_rate(caplog: pytest.LogCaptureFixture) -> None:
     usage = TokenUsage(input_tokens=1000, output_tokens=1000)
-    with caplog.at_level(logging.WARNING), pytest.warns(UnknownModelPriceWarning, match="claude-nova-9"):
+    with (
+        caplog.at_level(logging.WARNING),
+        pytest.warns(UnknownModelPriceWarning, match="claude-nova-9"),
+    ):
         cost = cost_usd("claude-nova-9", usage)
     assert cost > 0
     assert cost >= max(cost_usd(name, usage) for name in PRICES)

@@ -92,8 +92,10 @@ class ClaudeCodeExecutor:
         budgets = [b for b in (ctx.budget.cost_usd, self.max_budget_usd) if b is not None]
         turns = min(ctx.budget.turns, self.max_turns) if ctx.budget.turns else self.max_turns
         model = (
-            self.model or ctx.directive.spec.model
-            or os.environ.get("DIRECTIVE_MODEL", "").strip() or pricing.DEFAULT_MODEL
+            self.model
+            or ctx.directive.spec.model
+            or os.environ.get("DIRECTIVE_MODEL", "").strip()
+            or pricing.DEFAULT_MODEL
         )
         tools = [*READ_TOOLS, *EDIT_TOOLS] + (["Bash"] if self.allow_bash else [])
         return {
@@ -116,7 +118,9 @@ class ClaudeCodeExecutor:
         last_text = ""
         result: Any = None
         try:
-            async for message in sdk.query(prompt=task_prompt(ctx), options=sdk.ClaudeAgentOptions(**options)):
+            async for message in sdk.query(
+                prompt=task_prompt(ctx), options=sdk.ClaudeAgentOptions(**options)
+            ):
                 if isinstance(message, sdk.ResultMessage):
                     result = message
                     continue
@@ -127,7 +131,9 @@ class ClaudeCodeExecutor:
                         last_text = block.text.strip()
                         ctx.emit(last_text[:EMIT_CHARS].replace("\n", " "), Severity.INFO)
                     elif isinstance(block, sdk.ToolUseBlock):
-                        path = (block.input or {}).get("file_path") or (block.input or {}).get("notebook_path")
+                        path = (block.input or {}).get("file_path") or (block.input or {}).get(
+                            "notebook_path"
+                        )
                         ctx.emit(f"{block.name} {path or ''}".strip(), Severity.INFO)
                         if block.name in EDIT_TOOLS and isinstance(path, str):
                             rel = _relative(root, path)
@@ -140,16 +146,26 @@ class ClaudeCodeExecutor:
                 ) from exc
             raise
         if result is None:
-            return ExecutionResult(success=False, summary=last_text, modified_files=modified,
-                                   error="Claude Code ended without a result message")
+            return ExecutionResult(
+                success=False,
+                summary=last_text,
+                modified_files=modified,
+                error="Claude Code ended without a result message",
+            )
         cost = float(getattr(result, "total_cost_usd", None) or 0.0)
         await ctx.record_cost(_usage(getattr(result, "usage", None)), cost)
         summary = (getattr(result, "result", None) or last_text or "").strip()
         if getattr(result, "is_error", False):
             subtype = getattr(result, "subtype", "error")
-            return ExecutionResult(success=False, summary=summary, modified_files=modified,
-                                   error=f"Claude Code stopped: {subtype}" + (f": {summary[:300]}" if summary else ""))
-        return ExecutionResult(success=True, summary=summary or "(no summary)", modified_files=modified)
+            return ExecutionResult(
+                success=False,
+                summary=summary,
+                modified_files=modified,
+                error=f"Claude Code stopped: {subtype}" + (f": {summary[:300]}" if summary else ""),
+            )
+        return ExecutionResult(
+            success=True, summary=summary or "(no summary)", modified_files=modified
+        )
 
 
 def _relative(root: Path, path: str) -> str | None:

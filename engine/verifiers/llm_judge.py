@@ -63,7 +63,9 @@ doubtful; below 0.4 wrong or not done. Give rework instructions a coding agent c
 
 async def _git(workdir: Path, *args: str) -> tuple[bool, str]:
     result = await run_process(
-        ["git", "-c", "core.quotepath=off", *args], cwd=workdir, timeout_s=GIT_TIMEOUT_S,
+        ["git", "-c", "core.quotepath=off", *args],
+        cwd=workdir,
+        timeout_s=GIT_TIMEOUT_S,
         max_output=DIFF_CHARS * 2,
     )
     return result.ok, result.output
@@ -125,14 +127,21 @@ def judge_prompt(ctx: VerifyContext, diff: str) -> str:
     step = ctx.step.spec
     wanted = set(step.requirement_ids)
     requirements = [r for r in spec.requirements if not wanted or r.id in wanted]
-    criteria = spec.acceptance_criteria or [f"The step is done: {step.description or ctx.step.name}"]
+    criteria = spec.acceptance_criteria or [
+        f"The step is done: {step.description or ctx.step.name}"
+    ]
     parts = [
         f"Directive goal: {spec.goal}",
         f"Step: {ctx.step.name} (type {step.type}, attempt {ctx.run.attempt})\n{step.description}",
     ]
     if requirements:
-        parts.append("Requirements this step serves:\n" + "\n".join(f"- {r.id}: {r.text}" for r in requirements))
-    parts.append("Acceptance criteria (give one verdict each):\n" + "\n".join(f"- {c}" for c in criteria))
+        parts.append(
+            "Requirements this step serves:\n"
+            + "\n".join(f"- {r.id}: {r.text}" for r in requirements)
+        )
+    parts.append(
+        "Acceptance criteria (give one verdict each):\n" + "\n".join(f"- {c}" for c in criteria)
+    )
     if ctx.run.summary:
         parts.append(f"The agent's own summary:\n{ctx.run.summary}")
     parts.append(f"Automated checks:\n{_results_text(ctx.prior_results)}")
@@ -159,7 +168,9 @@ class LLMJudge:
         try:
             response = await self.llm.parse(
                 messages=[{"role": "user", "content": judge_prompt(ctx, diff)}],
-                output_format=JudgeVerdict, system=SYSTEM_PROMPT, max_tokens=JUDGE_MAX_TOKENS,
+                output_format=JudgeVerdict,
+                system=SYSTEM_PROMPT,
+                max_tokens=JUDGE_MAX_TOKENS,
             )
         except LLMError as exc:
             if exc.cost_usd and ctx.add_cost is not None:
