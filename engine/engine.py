@@ -195,6 +195,7 @@ class DirectiveEngine:
         self._rt: dict[str, _Runtime] = {}
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()  # shielded writes
 
     # ------------------------------------------------------------------
     # Lifecycle
@@ -219,6 +220,7 @@ class DirectiveEngine:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._inflight, return_exceptions=True)
         for did, rt in self._rt.items():
             if rt.flush:
                 rt.flush.cancel()
@@ -657,12 +659,19 @@ class DirectiveEngine:
             reason = f"attempt {run.attempt}" + (" (rework)" if step.status is S.REWORK else "")
             return tx.step_status(step.id, S.RUNNING, reason=reason, attempts=run.attempt)
 
-        step = await self._write(d.id, begin)
         try:
-            result = await self._execute(d, step, run, kind)
+            await self._attempt_phases(d, step, run, kind, begin)
         except asyncio.CancelledError:
+            # Any phase may have committed just before the cancel arrived:
+            # the interrupt runs after it and puts the step back to ready.
             await asyncio.shield(self._interrupt(d.id, step.id, run.id))
             raise
+
+    async def _attempt_phases(
+        self, d: Directive, step: Step, run: StepRun, kind: str, begin: Callable[[Tx], Step]
+    ) -> None:
+        step = await self._write(d.id, begin)
+        result = await self._execute(d, step, run, kind)
         if not result.success:
             await self._step_failed(d, step, run, result)
             return
@@ -682,11 +691,7 @@ class DirectiveEngine:
         run = run.model_copy(
             update={"modified_files": result.modified_files, "summary": result.summary}
         )
-        try:
-            evaluation = await self._evaluate(d, step, run)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._interrupt(d.id, step.id, None))
-            raise
+        evaluation = await self._evaluate(d, step, run)
         await self._judge(d, step, evaluation)
 
     async def _execute(self, d: Directive, step: Step, run: StepRun, kind: str) -> ExecutionResult:
@@ -860,15 +865,16 @@ class DirectiveEngine:
 
         await self._write(d.id, fail)
 
-    async def _interrupt(self, directive_id: str, step_id: str, run_id: str | None) -> None:
+    async def _interrupt(self, directive_id: str, step_id: str, run_id: str) -> None:
         """A cancelled attempt: the step goes back to ready to run again."""
 
         def interrupt(tx: Tx) -> None:
             s = tx.step(step_id)
-            if run_id is not None:
-                tx.update(
-                    "step_runs", run_id, status="cancelled", error="interrupted", finished_at=now()
-                )
+            tx.conn.execute(
+                "UPDATE step_runs SET status = 'cancelled', error = 'interrupted', finished_at = ?"
+                " WHERE id = ? AND status = 'running'",
+                (now(), run_id),
+            )
             if s.status in STEP_ACTIVE:
                 tx.step_status(step_id, S.READY, reason="interrupted")
 
@@ -973,7 +979,10 @@ class DirectiveEngine:
 
         # Shielded: a cancelled caller must not leave a write half-known
         # (committed on the database thread but never published).
-        return await asyncio.shield(commit())
+        task = asyncio.ensure_future(commit())
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
 
     def _emitter(self, directive_id: str, step: Step) -> Callable[..., None]:
         rt = self._runtime(directive_id)

@@ -194,7 +194,12 @@ class VerifierSpec(Strict):
 
     name: str
     command: str | list[str] | None = None
-    parser: Literal["exit_code", "pytest", "ruff", "mypy", "count"] | None = None
+    parser: (
+        Literal[
+            "exit_code", "pytest", "ruff", "mypy", "count", "tsc", "clippy", "cargo_test", "go_test"
+        ]
+        | None
+    ) = None
     weight: float = Field(1.0, ge=0)
     gating: bool | None = None
     timeout_s: float = Field(300.0, gt=0)

@@ -15,9 +15,7 @@ class InvalidTransition(ValueError):
     """A status change the table does not allow."""
 
     def __init__(self, kind: str, name: str, current: str, target: str) -> None:
-        super().__init__(
-            f"{kind} {name!r}: cannot move from {current!r} to {target!r}"
-        )
+        super().__init__(f"{kind} {name!r}: cannot move from {current!r} to {target!r}")
         self.kind, self.name, self.current, self.target = kind, name, current, target
 
 
@@ -39,7 +37,8 @@ STEP_TRANSITIONS: dict[S, frozenset[S]] = {
     S.READY: frozenset({S.RUNNING}) | _ANY_LIVE,
     # running -> ready: interrupted (pause, stop, crash) and run again later
     S.RUNNING: frozenset({S.EVALUATING, S.FAILED, S.READY}) | _ANY_LIVE,
-    S.EVALUATING: frozenset({S.PASSED, S.AWAITING_APPROVAL, S.REWORK, S.FAILED, S.READY})
+    # evaluating -> blocked: red with no rework cycles left
+    S.EVALUATING: frozenset({S.PASSED, S.AWAITING_APPROVAL, S.REWORK, S.BLOCKED, S.FAILED, S.READY})
     | _ANY_LIVE,
     S.AWAITING_APPROVAL: frozenset({S.PASSED, S.REWORK, S.BLOCKED}) | _ANY_LIVE,
     S.REWORK: frozenset({S.RUNNING, S.BLOCKED}) | _ANY_LIVE,

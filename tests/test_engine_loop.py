@@ -1,0 +1,413 @@
+"""The engine's loop: levels, approvals, rework, escalation, replanning,
+autonomy, breakers, pause/stop, recovery — against a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from engine.bus import EventBus
+from engine.engine import ApprovalAlreadyResolved, DirectiveEngine, EngineError, Outcome
+from engine.models import ApprovalDecision, ApprovalKind, Autonomy, DirectiveStatus
+from engine.store import Store
+from tests.engine_kit import Script, chain_spec, services, statuses
+
+LINEAR = [("a", []), ("b", ["a"]), ("c", ["b"])]
+
+
+async def run(store: Store, spec, script: Script, bus: EventBus | None = None):
+    engine = DirectiveEngine(store, bus or EventBus(), services(script))
+    await engine.start()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    return engine, d.id
+
+
+async def test_green_steps_complete_the_directive(store: Store, tmp_path: Path) -> None:
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR), Script())
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert await statuses(engine, did) == {"a": "passed", "b": "passed", "c": "passed"}
+    assert [c[0] for c in engine.services.executor("x", None).script.calls] == ["a", "b", "c"]
+    await engine.close()
+
+
+async def test_dependencies_order_execution_in_a_diamond(store: Store, tmp_path: Path) -> None:
+    script = Script()
+    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])])
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    order = [c[0] for c in script.calls]
+    assert order[0] == "a" and order[-1] == "d" and set(order[1:3]) == {"b", "c"}
+    await engine.close()
+
+
+async def test_red_step_is_reworked_with_instructions_then_passes(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"a": [0.2, 1.0]})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert [(n, attempt) for n, attempt, _ in script.calls] == [("a", 1), ("a", 2)]
+    instructions = script.calls[1][2]
+    assert instructions and "scripted-check" in instructions
+    chain = await store.current_chain(did)
+    (step,) = await store.list_steps(chain.id)
+    assert step.rework_count == 1 and step.attempts == 2
+    runs = await store.list_runs(step.id)
+    assert [r.attempt for r in runs] == [1, 2]
+    assert runs[1].rework_instructions == instructions
+    levels = [e.level.value for e in await store.list_evaluations(step.id)]
+    assert levels == ["red", "green"]
+    await engine.close()
+
+
+async def test_red_beyond_rework_limit_blocks_and_escalates(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.1]})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR, max_rework_cycles=2), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert (await statuses(engine, did))["a"] == "blocked"
+    assert len(script.calls) == 3  # first attempt + 2 reworks
+    (escalation,) = await store.pending_approvals(did)
+    assert escalation.kind is ApprovalKind.ESCALATION
+    assert [o.value for o in escalation.options] == ["retry", "skip", "replan", "stop"]
+    await engine.close()
+
+
+async def test_escalation_skip_lets_the_chain_finish(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.1]})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR, max_rework_cycles=0), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(did)
+    await engine.resolve_approval(escalation.id, ApprovalDecision.SKIP)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert await statuses(engine, did) == {"a": "skipped", "b": "passed", "c": "passed"}
+    await engine.close()
+
+
+async def test_escalation_retry_runs_the_step_again(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.1, 1.0]})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])], max_rework_cycles=0), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(did)
+    await engine.resolve_approval(escalation.id, ApprovalDecision.RETRY)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    await engine.close()
+
+
+async def test_escalation_stop_stops_the_directive(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.1]})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR, max_rework_cycles=0), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(did)
+    await engine.resolve_approval(escalation.id, ApprovalDecision.STOP)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.STOPPED
+    assert await store.pending_approvals(did) == []
+    await engine.close()
+
+
+async def test_yellow_step_waits_for_approval_then_approve_passes(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"b": [0.6]})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert await statuses(engine, did) == {"a": "passed", "b": "awaiting_approval", "c": "pending"}
+    (approval,) = await store.pending_approvals(did)
+    assert approval.kind is ApprovalKind.STEP_REVIEW and approval.evaluation_id
+    evaluation = await store.get_evaluation(approval.evaluation_id)
+    assert evaluation.level.value == "yellow" and evaluation.score == pytest.approx(0.6)
+    resolved = await engine.resolve_approval(approval.id, ApprovalDecision.APPROVE)
+    assert resolved.status.value == "approved"
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    await engine.close()
+
+
+async def test_second_answer_to_an_approval_is_refused_and_changes_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"a": [0.6]})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    await engine.wait_settled(did, timeout=10)
+    (approval,) = await store.pending_approvals(did)
+    await engine.resolve_approval(approval.id, ApprovalDecision.APPROVE)
+    await engine.wait_settled(did, timeout=10)
+    before = await store.list_events(did)
+    with pytest.raises(ApprovalAlreadyResolved, match="already approved"):
+        await engine.resolve_approval(approval.id, ApprovalDecision.DENY)
+    assert await store.list_events(did) == before
+    assert (await store.get_approval(approval.id)).status.value == "approved"
+    await engine.close()
+
+
+async def test_denied_step_is_blocked_and_escalated(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.6]})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR), script)
+    await engine.wait_settled(did, timeout=10)
+    (approval,) = await store.pending_approvals(did)
+    await engine.resolve_approval(approval.id, ApprovalDecision.DENY, comment="not what I asked")
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert (await statuses(engine, did))["a"] == "blocked"
+    (escalation,) = await store.pending_approvals(did)
+    assert escalation.kind is ApprovalKind.ESCALATION
+    await engine.close()
+
+
+async def test_request_changes_sends_the_comment_as_rework_instructions(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"a": [0.6, 1.0]})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    await engine.wait_settled(did, timeout=10)
+    (approval,) = await store.pending_approvals(did)
+    with pytest.raises(EngineError, match="needs a comment"):
+        await engine.resolve_approval(approval.id, ApprovalDecision.REQUEST_CHANGES)
+    await engine.resolve_approval(
+        approval.id, ApprovalDecision.REQUEST_CHANGES, comment="rename the function"
+    )
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert "rename the function" in script.calls[1][2]
+    await engine.close()
+
+
+async def test_full_auto_passes_yellow_without_asking(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.6]})
+    spec = chain_spec(tmp_path, LINEAR, autonomy=Autonomy.FULL_AUTO)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert await store.list_approvals(did) == []
+    await engine.close()
+
+
+async def test_full_auto_replans_a_blocked_step_keeping_passed_ones(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"b": [0.1, 0.1, 1.0]})
+    spec = chain_spec(
+        tmp_path,
+        LINEAR,
+        autonomy=Autonomy.FULL_AUTO,
+        max_rework_cycles=1,
+        max_chain_regenerations=1,
+    )
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    chains = await store.list_chains(did)
+    assert [c.superseded for c in chains] == [True, False]
+    assert chains[1].reason and "b" in chains[1].reason
+    old = {s.name: s.status.value for s in await store.list_steps(chains[0].id)}
+    assert old == {"a": "passed", "b": "superseded", "c": "superseded"}
+    new = await store.list_steps(chains[1].id)
+    kept = next(s for s in new if s.name == "a")
+    assert kept.carried_from is not None
+    assert [c[0] for c in script.calls].count("a") == 1  # passed step not run again
+    assert (await store.get_directive(did)).regenerations == 1
+    await engine.close()
+
+
+async def test_manual_autonomy_asks_for_the_plan_and_every_result(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script()
+    spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.MANUAL)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(did)
+    assert plan.kind is ApprovalKind.PLAN and script.calls == []
+    await engine.resolve_approval(plan.id, ApprovalDecision.APPROVE)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (review,) = await store.pending_approvals(did)
+    assert review.kind is ApprovalKind.STEP_REVIEW  # green, but manual asks anyway
+    await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    await engine.close()
+
+
+async def test_approvals_never_expire(store: Store, tmp_path: Path) -> None:
+    script = Script(scores={"a": [0.6]})
+    engine, did = await run(
+        store, chain_spec(tmp_path, [("a", [])], max_wall_time_minutes=None), script
+    )
+    await engine.wait_settled(did, timeout=10)
+    await asyncio.sleep(0.3)
+    (approval,) = await store.pending_approvals(did)
+    assert approval.pending
+    await engine.close()
+
+
+async def test_failed_executor_marks_the_step_failed_and_escalates(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(fail={"a": "tool crashed"})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert (await statuses(engine, did))["a"] == "failed"
+    chain = await store.current_chain(did)
+    (step,) = await store.list_steps(chain.id)
+    (run_,) = await store.list_runs(step.id)
+    assert run_.status == "failed" and run_.error == "tool crashed"
+    assert (await store.get_directive(did)).failed_steps == 1
+    await engine.close()
+
+
+# -- circuit breakers ----------------------------------------------------------
+
+
+async def test_cost_breaker_pauses_mid_chain_and_raising_the_limit_resumes(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(costs={"a": 0.6, "b": 0.6, "c": 0.6})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR, max_cost_usd=1.0), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    d = await store.get_directive(did)
+    assert d.status is DirectiveStatus.PAUSED and d.pause_reason.startswith("cost breaker")
+    assert d.total_cost_usd == pytest.approx(1.2)
+    events = [e.type for e in await store.list_events(did)]
+    assert "breaker_tripped" in events
+    with pytest.raises(EngineError, match="raise the limit"):
+        await engine.resume_directive(did)
+    await engine.raise_limits(did, max_cost_usd=5.0)
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    chain = await store.current_chain(did)
+    runs = [r for s in await store.list_steps(chain.id) for r in await store.list_runs(s.id)]
+    total = (await store.get_directive(did)).total_cost_usd
+    assert total == pytest.approx(sum(r.cost_usd for r in runs)) and total >= 1.8
+    await engine.close()
+
+
+async def test_wall_time_breaker_trips_on_a_timer_while_nothing_happens(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(delay={"a": 30})
+    spec = chain_spec(tmp_path, [("a", [])], max_wall_time_minutes=0.01)  # 0.6 s
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    d = await store.get_directive(did)
+    assert d.pause_reason.startswith("wall_time breaker")
+    assert (await statuses(engine, did))["a"] == "ready"  # interrupted, will run again
+    await engine.close()
+
+
+async def test_failed_steps_breaker(store: Store, tmp_path: Path) -> None:
+    script = Script(fail={"a": "boom", "b": "boom"})
+    spec = chain_spec(tmp_path, [("a", []), ("b", [])], max_failed_steps=2)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    assert (await store.get_directive(did)).pause_reason.startswith("failed_steps breaker")
+    await engine.close()
+
+
+async def test_regeneration_breaker_trips_instead_of_replanning(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"a": [0.1]})
+    spec = chain_spec(tmp_path, [("a", [])], max_rework_cycles=0, max_chain_regenerations=0)
+    engine, did = await run(store, spec, script)
+    await engine.wait_settled(did, timeout=10)
+    (escalation,) = await store.pending_approvals(did)
+    await engine.resolve_approval(escalation.id, ApprovalDecision.REPLAN)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    d = await store.get_directive(did)
+    assert d.pause_reason.startswith("regenerations breaker") and d.regenerations == 0
+    await engine.close()
+
+
+async def test_replan_on_request_counts_and_records_the_reason(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"b": [0.1, 1.0]})
+    spec = chain_spec(tmp_path, LINEAR, max_rework_cycles=0)
+    engine, did = await run(store, spec, script)
+    await engine.wait_settled(did, timeout=10)
+    (escalation,) = await store.pending_approvals(did)
+    await engine.resolve_approval(escalation.id, ApprovalDecision.REPLAN, comment="try again")
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    chains = await store.list_chains(did)
+    assert len(chains) == 2 and "try again" in chains[1].reason
+    assert (await store.get_directive(did)).regenerations == 1
+    events = await store.list_events(did)
+    regen = [e for e in events if e.type == "chain_created" and e.old_chain_id]
+    assert regen and regen[0].old_chain_id == chains[0].id
+    await engine.close()
+
+
+# -- pause, stop, parallelism -------------------------------------------------------
+
+
+async def test_pause_interrupts_running_steps_and_resume_reruns_them(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(delay={"a": 30})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    while (await statuses(engine, did)).get("a") != "running":
+        await asyncio.sleep(0.01)
+    await engine.pause_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    assert (await statuses(engine, did))["a"] == "ready"
+    script.delay.clear()
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    await engine.close()
+
+
+async def test_stop_is_final(store: Store, tmp_path: Path) -> None:
+    script = Script(delay={"a": 30})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    await asyncio.sleep(0.05)
+    await engine.stop_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.STOPPED
+    with pytest.raises(Exception, match="cannot move from 'stopped'"):
+        await engine.resume_directive(did)
+    await engine.close()
+
+
+async def test_ready_steps_run_concurrently_up_to_the_limit(store: Store, tmp_path: Path) -> None:
+    running: list[int] = []
+    peak = 0
+    script = Script(delay={n: 0.2 for n in "abcde"})
+    spec = chain_spec(tmp_path, [(n, []) for n in "abcde"], max_parallel_steps=2)
+    engine = DirectiveEngine(store, EventBus(), services(script))
+    bus_sub = engine.bus.subscribe()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            ev = await bus_sub.get()
+            if ev.type == "step_status_changed":
+                if ev.new_status == "running":
+                    running.append(1)
+                elif ev.old_status == "running":
+                    running.pop()
+                peak = max(peak, len(running))
+
+    watcher = asyncio.create_task(watch())
+    assert await engine.wait_settled(d.id, timeout=10) is Outcome.COMPLETED
+    watcher.cancel()
+    assert peak == 2
+    await engine.close()
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+async def test_every_change_is_an_event_with_gap_free_sequence(
+    store: Store, tmp_path: Path
+) -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    script = Script(scores={"b": [0.2, 1.0]})
+    engine, did = await run(store, chain_spec(tmp_path, LINEAR), script, bus)
+    await engine.wait_settled(did, timeout=10)
+    await asyncio.sleep(0.05)
+    persisted = await store.list_events(did)
+    assert [e.seq for e in persisted] == list(range(1, len(persisted) + 1))
+    published = [e for e in sub.drain() if e.directive_id == did]
+    assert [e.seq for e in published] == [e.seq for e in persisted]
+    types = {e.type for e in persisted}
+    assert {"directive_created", "chain_created", "step_status_changed", "step_output",
+            "evaluation_completed", "directive_status_changed"} <= types  # fmt: skip
+    await engine.close()
