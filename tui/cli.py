@@ -153,14 +153,19 @@ async def run_headless(
         did = directive.id
         sub = bus.subscribe(did)
 
+        printed = 0
+        # What happened before we subscribed (creation, or an earlier run),
+        # so the log reads whole; then the live events, none twice.
+        for event in await store.list_events(did):
+            print(format_event(event, as_json), file=out, flush=True)
+            printed = event.seq
+
         async def follow() -> None:
             while True:
                 event = await sub.get()
-                print(format_event(event, as_json), file=out, flush=True)
+                if event.seq > printed:
+                    print(format_event(event, as_json), file=out, flush=True)
 
-        if spec is None:  # what happened before this run, so the log reads whole
-            for event in await store.list_events(did):
-                print(format_event(event, as_json), file=out, flush=True)
         printer = asyncio.create_task(follow())
         await engine.start(only=[did])
         if directive.status is DirectiveStatus.DRAFT:
