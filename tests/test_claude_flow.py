@@ -1,0 +1,193 @@
+"""Claude in the loop, end to end: the real engine, store, agent, judge and
+SDK, with only the Messages API faked. A goal is planned by the model,
+executed by the agent in a real git repo, judged, approved by a person and
+completed; every scripted call's cost lands on the directive; the cost
+breaker trips mid-chain; the key never reaches the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineServices, Outcome
+from engine.events import BreakerTripped
+from engine.models import (
+    ApprovalKind,
+    Autonomy,
+    DirectiveSpec,
+    DirectiveStatus,
+    ExecutorKind,
+    Limits,
+    PlannerKind,
+    Requirement,
+    TokenUsage,
+    VerifierConfig,
+)
+from engine.pricing import cost_usd
+from engine.store import Store
+from tests.conftest import git
+from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, tool_use, usage
+
+pytest_plugins = ["tests.conftest_llm"]
+
+MODEL = "claude-sonnet-5-5"  # the default model: fake_env sets no DIRECTIVE_MODEL
+
+
+def dollars(*usages: dict[str, int]) -> float:
+    return sum(cost_usd(MODEL, TokenUsage(**u)) for u in usages)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "t@example.com")
+    git(root, "config", "user.name", "T")
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "seed")
+    return root
+
+
+def spec(repo: Path, **limits: float) -> DirectiveSpec:
+    return DirectiveSpec(
+        title="Fix add",
+        goal="calc.add must return the sum of its arguments",
+        repo=repo,
+        requirements=[Requirement(id="R1", text="add(a, b) returns a + b")],
+        acceptance_criteria=["add(2, 3) == 5"],
+        autonomy=Autonomy.GUARDRAILS,
+        planner=PlannerKind.ANTHROPIC,
+        executor=ExecutorKind.AGENT,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=True),
+        limits=Limits(**limits),
+    )
+
+
+def plan(*steps: tuple[str, list[str]]) -> dict:
+    return {
+        "rationale": "small fix",
+        "steps": [
+            {
+                "name": name,
+                "type": "implement",
+                "description": f"{name}: fix calc.add",
+                "depends_on": deps,
+                "requirement_ids": ["R1"],
+            }
+            for name, deps in steps
+        ],
+    }
+
+
+def verdict(score: float) -> dict:
+    return {
+        "score": score,
+        "summary": "add is fixed; no test was added",
+        "criteria": [{"criterion": "add(2, 3) == 5", "met": True, "note": "a + b"}],
+        "rework_instructions": "" if score >= 0.8 else "Add a unit test for add.",
+    }
+
+
+async def engine_for(store: Store) -> DirectiveEngine:
+    engine = DirectiveEngine(store, EventBus(), EngineServices(output_flush_s=0.01))
+    await engine.start()
+    return engine
+
+
+async def test_planned_executed_judged_approved_completed(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    api = fake_env
+    calls = {
+        "plan": usage(1500, 400),
+        "agent1": usage(3000, 150, cache_write=2000),
+        "agent2": usage(200, 80, cache_read=2000),
+        "judge": usage(2500, 300),
+    }
+    api.reply_json(plan(("implement", [])), usage=calls["plan"])
+    api.reply(
+        "Fixing the operator.",
+        usage=calls["agent1"],
+        tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})],
+    )
+    api.reply("Changed calc.add to return a + b.", usage=calls["agent2"])
+    api.reply_json(verdict(0.65), usage=calls["judge"])
+
+    db = tmp_path / "engine.db"
+    store = await Store.open(db)
+    engine = await engine_for(store)
+    d = await engine.create_directive(spec(repo, max_cost_usd=5.0))
+    await engine.start_directive(d.id)
+
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    (approval,) = await store.pending_approvals(d.id)
+    assert approval.kind is ApprovalKind.STEP_REVIEW
+    chain = await store.current_chain(d.id)
+    (step,) = await store.list_steps(chain.id)
+    (evaluation,) = await store.list_evaluations(step.id)
+    assert evaluation.level.value == "yellow" and evaluation.score == pytest.approx(0.65)
+    assert evaluation.results[0].details["rework_instructions"] == "Add a unit test for add."
+
+    await engine.resolve_approval(approval.id, "approve")
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+
+    # Real files changed by the agent, in the real repo.
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+    assert "+    return a + b" in git(repo, "diff")
+    (run,) = await store.list_runs(step.id)
+    assert run.status == "succeeded" and "calc.py" in run.modified_files
+    assert run.summary == "Changed calc.add to return a + b."
+    # The directive's cost is exactly the scripted usage through the price table.
+    final = await store.get_directive(d.id)
+    assert final.status is DirectiveStatus.COMPLETED
+    assert final.total_cost_usd == pytest.approx(dollars(*calls.values()))
+    assert chain.cost_usd == pytest.approx(dollars(calls["plan"]))
+    # Agent and judge calls are charged to the step's run, with their tokens.
+    assert run.cost_usd == pytest.approx(dollars(calls["agent1"], calls["agent2"], calls["judge"]))
+    assert run.usage.input_tokens == 3000 + 200 + 2500
+    assert len(api.requests) == 4 and all(r.authorized for r in api.requests)
+
+    await engine.close()
+    await store.close()
+    for path in tmp_path.glob("engine.db*"):  # the database and its WAL/SHM files
+        assert FAKE_KEY.encode() not in path.read_bytes(), path.name
+
+
+async def test_cost_breaker_trips_mid_chain(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    api = fake_env
+    calls = {
+        "plan": usage(10_000, 0),  # $0.02
+        "a-agent": usage(5_000, 1_000),  # $0.02
+        "a-judge": usage(10_000, 0),  # $0.02
+        "b-agent": usage(20_000, 1_000),  # $0.05 -> $0.11 >= $0.10
+    }
+    api.reply_json(plan(("first", []), ("second", ["first"])), usage=calls["plan"])
+    api.reply("first is done", usage=calls["a-agent"])
+    api.reply_json(verdict(0.95), usage=calls["a-judge"])
+    api.reply(tools=[tool_use("list_files", {})], usage=calls["b-agent"])
+    api.reply("never sent")  # the breaker must stop the chain before this
+
+    store = await Store.open(tmp_path / "engine.db")
+    engine = await engine_for(store)
+    d = await engine.create_directive(spec(repo, max_cost_usd=0.10))
+    await engine.start_directive(d.id)
+
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.PAUSED
+    final = await store.get_directive(d.id)
+    assert final.status is DirectiveStatus.PAUSED
+    assert "cost" in (final.pause_reason or "")
+    assert final.total_cost_usd == pytest.approx(dollars(*calls.values()))
+    trips = [e for e in await store.list_events(d.id) if isinstance(e, BreakerTripped)]
+    assert [t.breaker for t in trips] == ["cost"]
+    chain = await store.current_chain(d.id)
+    status = {s.name: s.status.value for s in await store.list_steps(chain.id)}
+    assert status["first"] == "passed" and status["second"] != "passed"
+    assert len(api.requests) == 4 and api.remaining == 1
+    await engine.close()
+    await store.close()
