@@ -179,3 +179,22 @@ async def test_unknown_model_is_priced_at_the_highest_rate(fake_api: FakeAnthrop
     with pytest.warns(UserWarning, match="claude-nova-9"):
         response = await client.create(messages=[{"role": "user", "content": "x"}])
     assert response.cost_usd > cost_usd("claude-sonnet-5-5", response.usage)
+
+
+async def test_timeout_after_retries_is_a_clear_error(fake_api: FakeAnthropic) -> None:
+    import time
+
+    from tests.fake_anthropic import Scripted
+
+    def slow(request):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)
+        return Scripted(200, {})
+
+    fake_api.push(slow)
+    fake_api.push(slow)
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=1, timeout_s=0.2)
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert caught.value.kind is LLMErrorKind.TIMEOUT
+    assert "did not answer within 0.2s, still after 1 retries" in str(caught.value)
+    assert len(fake_api.requests) == 2
