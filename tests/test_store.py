@@ -1,0 +1,147 @@
+"""The store: one SQLite file in WAL with foreign keys, versioned schema,
+transactions that write a change and its event together, and a
+`find_ready_steps` query."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine.models import (
+    Chain,
+    Directive,
+    DirectiveSpec,
+    DirectiveStatus,
+    Step,
+    StepSpec,
+    StepStatus,
+)
+from engine.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+
+
+def pragma(path: Path, name: str):
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+async def test_new_database_is_wal_with_current_schema(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    store = await Store.open(db)
+    foreign_keys = await store.read(lambda c: c.execute("PRAGMA foreign_keys").fetchone()[0])
+    await store.close()
+    assert pragma(db, "journal_mode") == "wal"
+    assert pragma(db, "user_version") == SCHEMA_VERSION == len(MIGRATIONS)
+    assert foreign_keys == 1
+
+
+async def test_migrates_an_older_schema_forward_keeping_data(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # a file as version 1 left it
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO directives (id, title, status, spec, created_at, updated_at)"
+            " VALUES ('d1', 'kept', 'draft', ?, 0, 0)",
+            (DirectiveSpec(title="kept", goal="g", repo=tmp_path).model_dump_json(),),
+        )
+    store = await Store.open(db)
+    assert (await store.get_directive("d1")).title == "kept"
+    await store.close()
+    assert pragma(db, "user_version") == SCHEMA_VERSION
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM engine_lease").fetchone()[0] == 0
+
+
+async def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with pytest.raises(StoreError, match="newer than this program"):
+        await Store.open(db)
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "notes.db"
+    db.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match="not a usable directive-tui database"):
+        await Store.open(db)
+    assert db.read_text().startswith("these are my notes")
+
+
+async def test_foreign_keys_refuse_orphans(store: Store) -> None:
+    chain = Chain(directive_id="missing")
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.write(lambda tx: tx.add_chain(chain, []))
+
+
+async def test_status_change_and_its_event_commit_together(store: Store, tmp_path: Path) -> None:
+    d = Directive(spec=DirectiveSpec(title="t", goal="g", repo=tmp_path))
+    await store.write(lambda tx: tx.add_directive(d))
+    _, events = await store.write(lambda tx: tx.directive_status(d.id, DirectiveStatus.PLANNING))
+    assert [(e.seq, e.type, e.new_status) for e in events] == [
+        (1, "directive_status_changed", "planning")
+    ]
+    assert await store.list_events(d.id) == events
+    assert (await store.get_directive(d.id)).last_seq == 1
+
+
+async def _chain(store: Store, tmp_path: Path, deps: dict[str, list[str]]) -> dict[str, Step]:
+    d = Directive(spec=DirectiveSpec(title="t", goal="g", repo=tmp_path))
+    chain = Chain(directive_id=d.id)
+    steps: dict[str, Step] = {}
+    for name in deps:
+        steps[name] = Step(
+            chain_id=chain.id, directive_id=d.id, name=name, spec=StepSpec(name=name)
+        )
+    for name, ds in deps.items():
+        steps[name].depends_on = [steps[x].id for x in ds]
+    await store.write(lambda tx: (tx.add_directive(d), tx.add_chain(chain, list(steps.values()))))
+    return steps
+
+
+async def test_find_ready_steps_needs_every_dependency_passed_or_skipped(
+    store: Store, tmp_path: Path
+) -> None:
+    steps = await _chain(store, tmp_path, {"a": [], "b": [], "c": ["a", "b"], "d": ["c"]})
+    chain_id = steps["a"].chain_id
+    names = lambda found: sorted(s.name for s in found)  # noqa: E731
+    assert names(await store.find_ready_steps(chain_id)) == ["a", "b"]
+
+    async def move(name: str, *path: StepStatus) -> None:
+        for status in path:
+            await store.write(lambda tx, s=status: tx.step_status(steps[name].id, s))
+
+    await move("a", StepStatus.READY, StepStatus.RUNNING, StepStatus.EVALUATING, StepStatus.PASSED)
+    assert names(await store.find_ready_steps(chain_id)) == ["b"]  # c still waits for b
+    await move("b", StepStatus.SKIPPED)
+    assert names(await store.find_ready_steps(chain_id)) == ["c"]
+    await move("c", StepStatus.READY)
+    assert (
+        names(await store.find_ready_steps(chain_id)) == []
+    )  # only pending steps are "ready to start"
+
+
+async def test_find_ready_steps_is_one_query_plan_using_the_index(
+    store: Store, tmp_path: Path
+) -> None:
+    steps = await _chain(store, tmp_path, {"a": []})
+    plan = await store.read(
+        lambda c: c.execute(
+            "EXPLAIN QUERY PLAN SELECT s.* FROM chain_steps s WHERE s.chain_id = ? AND s.status = 'pending'",
+            (steps["a"].chain_id,),
+        ).fetchall()
+    )
+    assert any("chain_steps_by_chain_status" in row[3] for row in plan)
+
+
+async def test_readonly_open_cannot_write(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    writer = await Store.open(db)  # creates the file and schema
+    await writer.close()
+    reader = await Store.open(db, readonly=True)
+    d = Directive(spec=DirectiveSpec(title="t", goal="g", repo=tmp_path))
+    with pytest.raises(sqlite3.OperationalError):
+        await reader.write(lambda tx: tx.add_directive(d))
+    await reader.close()
