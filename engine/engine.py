@@ -137,15 +137,24 @@ def default_executor(kind: str, llm: Any | None) -> Executor:
     return build_executor(kind, ExecutorDeps(llm=llm))
 
 
-def default_verifiers(directive: Directive, step: Step, llm: Any | None) -> list[Verifier]:
-    from engine.verifiers.registry import build_verifiers
+# Steps that read and think rather than change code are not judged by the
+# repository's tests and linters (which may well be red before the fix), only
+# by the LLM judge when there is one, unless the step names its verifiers.
+READING_STEP_TYPES = frozenset({"research", "design", "review"})
 
+
+def default_verifiers(directive: Directive, step: Step, llm: Any | None) -> list[Verifier]:
+    from engine.verifiers.registry import LLM_JUDGE_NAME, build_verifiers
+
+    spec = step.spec
+    if spec.verifiers is None and spec.type in READING_STEP_TYPES:
+        spec = spec.model_copy(update={"verifiers": [LLM_JUDGE_NAME]})
     judge = None
     if llm is not None and directive.spec.verifiers.llm_judge:
         from engine.verifiers.llm_judge import LLMJudge
 
         judge = LLMJudge(llm, weight=directive.spec.verifiers.llm_judge_weight)
-    return build_verifiers(directive.spec, Path(directive.spec.repo), step.spec, llm_judge=judge)
+    return build_verifiers(directive.spec, Path(directive.spec.repo), spec, llm_judge=judge)
 
 
 def default_evaluator(verifiers: list[Verifier], directive: Directive) -> Any:
@@ -614,7 +623,8 @@ class DirectiveEngine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await self._fail(d.id, f"planning failed: {exc}")
+            # A planner that gave up may still have spent money: charge it.
+            await self._fail(d.id, f"planning failed: {exc}", cost=getattr(exc, "cost_usd", 0.0))
             return None
         return planned
 
@@ -917,8 +927,10 @@ class DirectiveEngine:
         await self._write(directive_id, trip)
         await self._halt(directive_id)
 
-    async def _fail(self, directive_id: str, reason: str) -> None:
+    async def _fail(self, directive_id: str, reason: str, cost: float = 0.0) -> None:
         def fail(tx: Tx) -> None:
+            if cost:
+                _charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
             tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
             d = tx.directive(directive_id)
             if D.FAILED in _directive_next(d.status):
@@ -1242,6 +1254,10 @@ def _apply_decision(
 
 def _charge_planning(tx: Tx, directive_id: str, planned: PlannedChain) -> None:
     if planned.cost_usd:
+        tx.conn.execute(
+            "UPDATE directives SET planning_cost_usd = planning_cost_usd + ? WHERE id = ?",
+            (planned.cost_usd, directive_id),
+        )
         total = tx.add_cost(directive_id, planned.cost_usd)
         tx.emit(CostUpdated(directive_id=directive_id, delta_usd=planned.cost_usd, total_usd=total))
 

@@ -255,7 +255,8 @@ class Directive(BaseModel):
     id: str = Field(default_factory=new_id)
     spec: DirectiveSpec
     status: DirectiveStatus = DirectiveStatus.DRAFT
-    total_cost_usd: float = 0.0
+    total_cost_usd: float = 0.0  # every attempt's cost plus planning_cost_usd
+    planning_cost_usd: float = 0.0
     regenerations: int = 0  # chains made by replanning (the first chain is not one)
     failed_steps: int = 0
     wall_time_used_s: float = 0.0  # active time accumulated before `active_since`

@@ -175,6 +175,11 @@ MIGRATIONS: list[str] = [
         heartbeat REAL NOT NULL
     );
     """,
+    # 3: what planning cost, kept apart so that the directive's total is
+    # always the sum of its attempts plus its planning (failed plans too)
+    """
+    ALTER TABLE directives ADD COLUMN planning_cost_usd REAL NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -316,6 +321,7 @@ class Tx:
                 "status": d.status,
                 "spec": d.spec.model_dump_json(),
                 "total_cost_usd": d.total_cost_usd,
+                "planning_cost_usd": d.planning_cost_usd,
                 "regenerations": d.regenerations,
                 "failed_steps": d.failed_steps,
                 "wall_time_used_s": d.wall_time_used_s,

@@ -11,6 +11,8 @@ import pytest
 
 from engine.store import Store
 
+pytest_plugins = ["tests.conftest_llm"]
+
 # No test may ever see a real key, whatever the developer's shell has.
 os.environ.pop("ANTHROPIC_API_KEY", None)
 os.environ.pop("ANTHROPIC_BASE_URL", None)
