@@ -182,7 +182,9 @@ async def run_headless(
                     if approval.kind is ApprovalKind.ESCALATION
                     else ApprovalDecision.APPROVE
                 )
-                await engine.resolve_approval(approval.id, decision, comment="auto-approved (--auto)")
+                await engine.resolve_approval(
+                    approval.id, decision, comment="auto-approved (--auto)"
+                )
         await asyncio.sleep(0)  # let the printer drain what is queued
         while not sub.queue.empty():
             await asyncio.sleep(0.01)

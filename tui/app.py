@@ -1,0 +1,253 @@
+"""`DirectiveApp`: the terminal front end of the directive engine.
+
+The engine runs in the app's own asyncio loop. The first frame shows the
+home screen at once; the database opens, and the engine recovers, in a
+worker right after. One worker follows the event bus: it waits for an
+event, takes everything else already queued, and hands the batch to each
+engine screen. Nothing polls the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from engine.bus import EventBus, Subscription
+from engine.engine import ApprovalAlreadyResolved, DirectiveEngine, EngineError, EngineServices
+from engine.events import ApprovalRequired, EngineEvent
+from engine.models import ApprovalDecision, ApprovalKind, ApprovalRequest
+from engine.store import Store, StoreError
+from engine.transitions import InvalidTransition
+from tui.commands import DirectiveCommands
+from tui.messages import EngineBatch, EngineReady
+from tui.presentation import DECISION_DONE
+from tui.screens.base import EngineScreen
+from tui.screens.home import HomeScreen
+
+# What `--auto` answers, by kind: the demo must always reach its end.
+AUTO_DECISION: dict[ApprovalKind, ApprovalDecision] = {
+    ApprovalKind.PLAN: ApprovalDecision.APPROVE,
+    ApprovalKind.STEP_REVIEW: ApprovalDecision.APPROVE,
+    ApprovalKind.ESCALATION: ApprovalDecision.SKIP,
+}
+AUTO_DELAY_S = 1.0  # long enough to see the yellow step wait
+COMMAND_ERRORS = (EngineError, InvalidTransition, StoreError, ValueError)
+
+
+class DirectiveApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "directive-tui"
+    COMMANDS = App.COMMANDS | {DirectiveCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Keys"),
+        Binding("ctrl+q", "quit", "Quit", show=False),
+    ]
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        services: EngineServices | None = None,
+        open_directive: str | None = None,
+        start_file: Path | None = None,
+        demo: bool = False,
+        auto_approve: bool = False,
+        clock: Callable[[], float] = time.time,
+        auto_delay_s: float = AUTO_DELAY_S,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.services = services
+        self.open_directive = open_directive
+        self.start_file = start_file
+        self.demo = demo
+        self.auto_approve = auto_approve
+        self.clock = clock
+        self.auto_delay_s = auto_delay_s
+        self.store: Store | None = None
+        self.bus: EventBus | None = None
+        self.engine: DirectiveEngine | None = None
+        self.engine_ready = False
+        self.demo_repo: Path | None = None
+        self.boot_error: str | None = None
+        self._answered: set[str] = set()
+
+    # -- start and stop -----------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(HomeScreen())
+        self.call_after_refresh(lambda: self.run_worker(self._boot(), name="boot", group="engine"))
+
+    async def _boot(self) -> None:
+        try:
+            self.store = await Store.open(self.db_path)
+        except (StoreError, OSError) as exc:
+            self.boot_error = str(exc)
+            self.notify(f"Cannot open {self.db_path}: {exc}", severity="error", timeout=30)
+            return
+        self.bus = EventBus()
+        self.engine = DirectiveEngine(self.store, self.bus, self.services)
+        subscription = self.bus.subscribe()  # before recovery: its events count too
+        await self.engine.start()
+        self.run_worker(self._follow(subscription), name="events", group="engine")
+        self.engine_ready = True
+        for screen in self.screen_stack:
+            if isinstance(screen, EngineScreen):
+                screen.post_message(EngineReady())
+        await self._first_directive()
+
+    async def _first_directive(self) -> None:
+        """What the command line asked for: a file to run, the demo, or a
+        directive to open."""
+        assert self.engine is not None
+        directive_id: str | None = None
+        if self.start_file is not None:
+            from engine.directive_file import DirectiveFileError, load_directive_file
+
+            try:
+                spec = load_directive_file(self.start_file)
+            except (DirectiveFileError, OSError) as exc:
+                self.notify(
+                    str(exc), title="Cannot run the directive file", severity="error", timeout=30
+                )
+                return
+            directive_id = (await self.engine.create_directive(spec)).id
+            await self.run_command(self.engine.start_directive(directive_id))
+        elif self.demo:
+            directive_id = await self._start_demo()
+        elif self.open_directive is not None:
+            try:
+                directive_id = (await self.engine.store.find_directive(self.open_directive)).id
+            except StoreError as exc:
+                self.notify(str(exc), severity="error")
+        if directive_id is not None:
+            self.open_directive_screen(directive_id)
+
+    async def _start_demo(self) -> str | None:
+        assert self.engine is not None
+        try:
+            from engine.demo import prepare_demo  # type: ignore[attr-defined]
+        except ImportError:
+            self.notify("The demo is not part of this build.", severity="error")
+            return None
+        self.demo_repo = Path(tempfile.mkdtemp(prefix="directive-demo-"))
+        spec = await prepare_demo(self.demo_repo)
+        directive = await self.engine.create_directive(spec)
+        await self.engine.start_directive(directive.id)
+        self.notify(f"Demo repository: {spec.repo}", timeout=8)
+        return directive.id
+
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
+        if self.store is not None:
+            await self.store.close()
+
+    # -- following the engine -------------------------------------------------
+
+    async def _follow(self, subscription: Subscription) -> None:
+        while True:
+            first = await subscription.get()
+            batch: list[EngineEvent] = [first, *subscription.drain()]
+            lagged, subscription.lagged = subscription.lagged, False
+            for screen in self.screen_stack:
+                if isinstance(screen, EngineScreen):
+                    screen.post_message(EngineBatch(batch, lagged))
+            if self.auto_approve:
+                for event in batch:
+                    if isinstance(event, ApprovalRequired):
+                        self.run_worker(self._auto_answer(event), group="auto")
+
+    async def _auto_answer(self, event: ApprovalRequired) -> None:
+        await asyncio.sleep(self.auto_delay_s)
+        decision = AUTO_DECISION[ApprovalKind(event.kind)]
+        await self.answer_approval(event.approval_id, decision, "answered by --auto", quiet=True)
+
+    # -- commands ---------------------------------------------------------------
+
+    async def run_command(self, work: Awaitable[object], done: str | None = None) -> bool:
+        """Await an engine command; a refusal becomes an error notification."""
+        try:
+            await work
+        except COMMAND_ERRORS as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return False
+        if done:
+            self.notify(done)
+        return True
+
+    def already_resolved(self, approval: ApprovalRequest) -> str:
+        how = approval.decision.value if approval.decision else approval.status.value
+        return f"Approval {approval.id} was already answered ({how}): nothing changed."
+
+    async def answer_approval(
+        self,
+        approval_id: str,
+        decision: ApprovalDecision,
+        comment: str | None = None,
+        *,
+        quiet: bool = False,
+    ) -> bool:
+        """Answer once. A second answer is refused by the engine and said so."""
+        assert self.engine is not None
+        try:
+            current = await self.engine.store.get_approval(approval_id)
+            if not current.pending:
+                if not quiet:
+                    self.notify(self.already_resolved(current), severity="warning")
+                return False
+            await self.engine.resolve_approval(approval_id, decision, comment)
+        except ApprovalAlreadyResolved as exc:
+            if not quiet:
+                self.notify(f"{exc}: nothing changed.", severity="warning")
+            return False
+        except COMMAND_ERRORS as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return False
+        self.notify(f"{DECISION_DONE[decision].capitalize()}: {current.summary}", timeout=4)
+        return True
+
+    # -- navigation -------------------------------------------------------------
+
+    def open_directive_screen(self, directive_id: str) -> None:
+        from tui.screens.directive import DirectiveScreen
+
+        self.push_screen(DirectiveScreen(directive_id))
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen, help_sections
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(help_sections(self.screen)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tui.app`: the app without the full command line (which is
+    `directive-tui`, in tui/cli.py)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tui.app")
+    parser.add_argument("--db", type=Path, default=Path("directive-tui.db"), help="database file")
+    parser.add_argument("--run", type=Path, help="create and start a directive from this file")
+    parser.add_argument("--open", dest="open_directive", help="open this directive (id or prefix)")
+    parser.add_argument("--demo", action="store_true", help="run the offline demo")
+    parser.add_argument("--auto", action="store_true", help="answer approvals by themselves")
+    args = parser.parse_args(argv)
+    DirectiveApp(
+        args.db,
+        open_directive=args.open_directive,
+        start_file=args.run,
+        demo=args.demo,
+        auto_approve=args.auto,
+    ).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Small text helpers shared by widgets: money, durations, clock times, bars."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+BAR_FULL, BAR_EMPTY = "█", "░"
+
+
+def money(usd: float) -> str:
+    return f"${usd:.2f}" if usd >= 0.01 or usd == 0 else f"${usd:.4f}"
+
+
+def duration(seconds: float) -> str:
+    """`42s`, `3m05s`, `2h07m`: short enough for a table cell."""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def clock(ts: float) -> str:
+    """Local time of day of a timestamp, as the event log shows it."""
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def fraction(used: float, limit: float | None) -> float | None:
+    if limit is None or limit <= 0:
+        return None
+    return used / limit
+
+
+def bar(frac: float | None, width: int, style: str) -> Text:
+    """A bar of `width` cells filled to `frac` (None: no limit, an empty dim bar)."""
+    if frac is None:
+        return Text(BAR_EMPTY * width, style="dim")
+    filled = min(max(round(frac * width), 0), width)
+    if frac > 0 and filled == 0:
+        filled = 1
+    return Text.assemble((BAR_FULL * filled, style), (BAR_EMPTY * (width - filled), "dim"))
+
+
+def tail(text: str, lines: int) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])

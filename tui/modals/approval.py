@@ -1,0 +1,199 @@
+"""The confirm modal behind `a`, `d` and `c`: the evaluation that asked for
+a person (score, level, verifier results, flags), and the answer.
+
+A step review confirms the one decision the key chose (a comment is
+required to request changes: it becomes the rework instructions). An
+escalation of a blocked step offers its own answers: retry, skip, replan, stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    Evaluation,
+    Step,
+)
+from tui.presentation import LEVEL_CSS
+from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
+from tui.widgets.step_detail import verifier_lines
+
+D = ApprovalDecision
+
+
+@dataclass(frozen=True)
+class Answer:
+    decision: ApprovalDecision
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    decision: ApprovalDecision
+    label: str
+    key: str
+    variant: str
+
+
+CHOICES: dict[ApprovalDecision, Choice] = {
+    c.decision: c
+    for c in (
+        Choice(D.APPROVE, "Approve", "y", "success"),
+        Choice(D.DENY, "Deny", "y", "error"),
+        Choice(D.REQUEST_CHANGES, "Request changes", "enter", "warning"),
+        Choice(D.RETRY, "Retry", "r", "primary"),
+        Choice(D.SKIP, "Skip", "s", "default"),
+        Choice(D.REPLAN, "Replan", "p", "warning"),
+        Choice(D.STOP, "Stop", "x", "error"),
+    )
+}
+
+TITLES = {
+    D.APPROVE: "Approve {what}?",
+    D.DENY: "Deny {what}?",
+    D.REQUEST_CHANGES: "Request changes to {what}",
+}
+COMMENT_HINT = {
+    D.REQUEST_CHANGES: "what to change (required: becomes the rework instructions)",
+    D.DENY: "why (optional)",
+}
+
+
+class EvaluationView(Looks, Static):
+    COMPONENT_CLASSES = LOOK_CLASSES
+
+    """Score, level, flags and verifier results of one evaluation."""
+
+    def __init__(self, evaluation: Evaluation | None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.evaluation = evaluation
+
+    def on_mount(self) -> None:
+        self.update(self._render_evaluation())
+
+    def _render_evaluation(self) -> RenderableType:
+        ev = self.evaluation
+        if ev is None:
+            return Text("No evaluation behind this request.", style=self.look("look--muted"))
+        head = Text("Evaluation  ")
+        head.append(f"{ev.score:.2f} {ev.level.value}", self.look(f"level--{LEVEL_CSS[ev.level]}"))
+        head.append("  passed" if ev.passed else "  not passed", self.look("look--muted"))
+        parts: list[RenderableType] = [head]
+        if ev.flags:
+            parts.append(Text("⚠ " + ", ".join(ev.flags), style=self.look("sev--warning")))
+        if ev.summary:
+            parts.append(Text(ev.summary))
+        parts.extend(verifier_lines(self, ev, tail_lines=6))
+        return Group(*parts)
+
+
+class ApprovalModal(ModalScreen[Answer | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("y", "choose('y')", "Confirm", show=False),
+        Binding("r", "choose('r')", "Retry", show=False),
+        Binding("s", "choose('s')", "Skip", show=False),
+        Binding("p", "choose('p')", "Replan", show=False),
+        Binding("x", "choose('x')", "Stop", show=False),
+    ]
+
+    def __init__(
+        self,
+        approval: ApprovalRequest,
+        *,
+        intent: ApprovalDecision,
+        evaluation: Evaluation | None = None,
+        step: Step | None = None,
+        directive_title: str = "",
+    ) -> None:
+        super().__init__()
+        self.approval = approval
+        self.evaluation = evaluation
+        self.step = step
+        self.directive_title = directive_title
+        escalation = approval.kind is ApprovalKind.ESCALATION
+        self.choices = [CHOICES[o] for o in approval.options] if escalation else [CHOICES[intent]]
+        self.intent = None if escalation else intent
+
+    @property
+    def what(self) -> str:
+        if self.approval.kind is ApprovalKind.PLAN:
+            return "the plan"
+        return f"step {self.step.name}" if self.step else "this step"
+
+    def compose(self) -> ComposeResult:
+        a = self.approval
+        if self.intent is None:
+            title = f"{self.what.capitalize()} is blocked: what now?"
+        else:
+            title = TITLES[self.intent].format(what=self.what)
+        with Vertical(classes="dialog", id="approval-dialog"):
+            yield Static(Text(title), classes="dialog-title")
+            yield Static(Text(f"{self.directive_title} · approval {a.id}"), classes="dialog-sub")
+            with VerticalScroll(id="approval-body"):
+                yield Static(Text(a.summary), id="approval-summary")
+                yield EvaluationView(self.evaluation, id="approval-evaluation")
+            if self.intent in COMMENT_HINT or self.intent is None:
+                hint = (
+                    COMMENT_HINT.get(self.intent, "note (optional)")
+                    if self.intent
+                    else "note (optional)"
+                )
+                yield Input(placeholder=hint, id="comment")
+            yield Static("", id="approval-error", classes="error")
+            with Horizontal(classes="dialog-buttons"):
+                for c in self.choices:
+                    yield Button(
+                        f"{c.label} [{c.key}]", id=f"choice-{c.decision.value}", variant=c.variant
+                    )  # type: ignore[arg-type]
+                yield Button(Text("Cancel [esc]"), id="cancel")
+
+    def on_mount(self) -> None:
+        if self.intent is D.REQUEST_CHANGES:
+            self.query_one("#comment", Input).focus()
+        else:
+            self.query_one(f"#choice-{self.choices[0].decision.value}", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        button = event.button.id or ""
+        if button == "cancel":
+            self.dismiss(None)
+        elif button.startswith("choice-"):
+            self._answer(D(button.removeprefix("choice-")))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._answer(self.choices[0].decision if self.intent is not None else None)
+
+    def action_choose(self, key: str) -> None:
+        for c in self.choices:
+            if c.key == key:
+                self._answer(c.decision)
+                return
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _answer(self, decision: ApprovalDecision | None) -> None:
+        if decision is None:
+            return
+        inputs = self.query("#comment").results(Input)
+        comment = next((i.value.strip() for i in inputs), "") or None
+        if decision is D.REQUEST_CHANGES and not comment:
+            show_error(
+                self.query_one("#approval-error", Static),
+                "A comment is required: it becomes the rework instructions.",
+            )
+            self.query_one("#comment", Input).focus()
+            return
+        self.dismiss(Answer(decision, comment))

@@ -1,0 +1,120 @@
+"""Edit a directive's circuit-breaker limits (then the screen resumes it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from engine.models import Directive, Limits
+from tui.widgets.looks import show_error
+
+
+@dataclass(frozen=True)
+class LimitField:
+    name: str  # the Limits field
+    label: str
+    kind: type  # float or int
+    optional: bool  # "none" means no limit
+
+
+LIMIT_FIELDS: tuple[LimitField, ...] = (
+    LimitField("max_cost_usd", "Max cost (USD)", float, True),
+    LimitField("max_wall_time_minutes", "Max wall time (minutes)", float, True),
+    LimitField("max_chain_regenerations", "Max chain regenerations", int, False),
+    LimitField("max_failed_steps", "Max failed steps", int, False),
+)
+NO_LIMIT = {"none", "off", "no", "-", "false"}
+
+
+def shown(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_limit(field: LimitField, text: str) -> Any:
+    """The typed value of one field, or ValueError with a message naming it."""
+    text = text.strip()
+    if field.optional and text.lower() in NO_LIMIT:
+        return None
+    try:
+        return field.kind(text)
+    except ValueError:
+        kind = "a number" if field.kind is float else "a whole number"
+        extra = ' or "none"' if field.optional else ""
+        raise ValueError(f"{field.label}: {text!r} is not {kind}{extra}") from None
+
+
+def limit_changes(current: Limits, texts: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(changed fields, errors by field name): validated as a whole `Limits`."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field in LIMIT_FIELDS:
+        try:
+            values[field.name] = parse_limit(field, texts.get(field.name, ""))
+        except ValueError as exc:
+            errors[field.name] = str(exc)
+    if errors:
+        return {}, errors
+    try:
+        Limits.model_validate({**current.model_dump(), **values})
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            label = next((f.label for f in LIMIT_FIELDS if f.name == name), name)
+            errors[name] = f"{label}: {err['msg']}"
+        return {}, errors
+    changes = {k: v for k, v in values.items() if getattr(current, k) != v}
+    return changes, {}
+
+
+class LimitsModal(ModalScreen[dict[str, Any] | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, directive: Directive, focus_field: str | None = None) -> None:
+        super().__init__()
+        self.directive = directive
+        self.focus_field = focus_field
+
+    def compose(self) -> ComposeResult:
+        limits = self.directive.spec.limits
+        with Vertical(classes="dialog", id="limits-dialog"):
+            yield Static(f"Limits of {self.directive.title}", classes="dialog-title")
+            for field in LIMIT_FIELDS:
+                with Horizontal(classes="form-row"):
+                    yield Label(field.label, classes="form-label")
+                    yield Input(shown(getattr(limits, field.name)), id=f"limit-{field.name}")
+                yield Static("", id=f"error-{field.name}", classes="error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(Text("Save and resume [enter]"), id="save", variant="primary")
+                yield Button(Text("Cancel [esc]"), id="cancel")
+
+    def on_mount(self) -> None:
+        if self.focus_field:
+            self.query_one(f"#limit-{self.focus_field}", Input).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self._save()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._save()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _save(self) -> None:
+        texts = {f.name: self.query_one(f"#limit-{f.name}", Input).value for f in LIMIT_FIELDS}
+        changes, errors = limit_changes(self.directive.spec.limits, texts)
+        for field in LIMIT_FIELDS:
+            show_error(self.query_one(f"#error-{field.name}", Static), errors.get(field.name, ""))
+        if not errors:
+            self.dismiss(changes)

@@ -1,0 +1,81 @@
+"""How statuses and levels look: tables the widgets read, not branches.
+
+Each entry names an icon, a short label and a CSS class suffix; the colours
+themselves live in `app.tcss` (component classes such as `dag--running`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    ConfidenceLevel,
+    DirectiveStatus,
+    Severity,
+    StepStatus,
+)
+
+
+@dataclass(frozen=True)
+class Look:
+    icon: str
+    label: str
+    css: str  # component class suffix and Rich style name in the stylesheet
+
+
+STEP_LOOK: dict[StepStatus, Look] = {
+    StepStatus.PENDING: Look("○", "pending", "pending"),
+    StepStatus.READY: Look("◌", "ready", "ready"),
+    StepStatus.RUNNING: Look("▶", "running", "running"),
+    StepStatus.EVALUATING: Look("◎", "evaluating", "evaluating"),
+    StepStatus.AWAITING_APPROVAL: Look("?", "approval", "awaiting"),
+    StepStatus.REWORK: Look("↻", "rework", "rework"),
+    StepStatus.PASSED: Look("✔", "passed", "passed"),
+    StepStatus.BLOCKED: Look("■", "blocked", "blocked"),
+    StepStatus.FAILED: Look("✖", "failed", "failed"),
+    StepStatus.SKIPPED: Look("»", "skipped", "skipped"),
+    StepStatus.SUPERSEDED: Look("⌀", "superseded", "superseded"),
+}
+
+DIRECTIVE_LOOK: dict[DirectiveStatus, Look] = {
+    DirectiveStatus.DRAFT: Look("○", "draft", "pending"),
+    DirectiveStatus.PLANNING: Look("◎", "planning", "evaluating"),
+    DirectiveStatus.ACTIVE: Look("▶", "active", "running"),
+    DirectiveStatus.PAUSED: Look("‖", "paused", "awaiting"),
+    DirectiveStatus.COMPLETED: Look("✔", "completed", "passed"),
+    DirectiveStatus.FAILED: Look("✖", "failed", "failed"),
+    DirectiveStatus.STOPPED: Look("■", "stopped", "skipped"),
+}
+
+LEVEL_CSS: dict[ConfidenceLevel, str] = {
+    ConfidenceLevel.GREEN: "green",
+    ConfidenceLevel.YELLOW: "yellow",
+    ConfidenceLevel.RED: "red",
+}
+
+SEVERITY_CSS: dict[Severity, str] = {
+    Severity.DEBUG: "debug",
+    Severity.INFO: "info",
+    Severity.SUCCESS: "success",
+    Severity.WARNING: "warning",
+    Severity.ERROR: "error",
+}
+
+APPROVAL_KIND_LABEL: dict[ApprovalKind, str] = {
+    ApprovalKind.STEP_REVIEW: "review",
+    ApprovalKind.ESCALATION: "blocked",
+    ApprovalKind.PLAN: "plan",
+}
+
+# Past tense for notifications: "approved", "changes requested" ...
+DECISION_DONE: dict[ApprovalDecision, str] = {
+    ApprovalDecision.APPROVE: "approved",
+    ApprovalDecision.DENY: "denied",
+    ApprovalDecision.REQUEST_CHANGES: "changes requested",
+    ApprovalDecision.RETRY: "retrying",
+    ApprovalDecision.SKIP: "skipped",
+    ApprovalDecision.REPLAN: "replanning",
+    ApprovalDecision.STOP: "stopping",
+}

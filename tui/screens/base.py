@@ -1,0 +1,158 @@
+"""What every engine-backed screen shares: access to the engine, event
+batches from the app, engine commands with errors as notifications, and
+the approval keys (`a`, `d`, `c`), which act on "the current approval"
+each screen defines."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from textual.binding import Binding
+from textual.screen import Screen
+
+from engine.models import ApprovalDecision, ApprovalRequest, Directive
+from engine.store import NotFound, Store
+from tui.messages import EngineBatch, EngineReady
+from tui.modals.approval import Answer, ApprovalModal
+from tui.modals.confirm import ConfirmModal
+from tui.modals.limits import LimitsModal
+from tui.widgets.budgets import tripped_breaker
+
+if TYPE_CHECKING:
+    from engine.engine import DirectiveEngine
+    from tui.app import DirectiveApp
+
+D = ApprovalDecision
+
+APPROVAL_BINDINGS = [
+    Binding("a", "approval('approve')", "Approve"),
+    Binding("d", "approval('deny')", "Deny"),
+    Binding("c", "approval('request_changes')", "Changes"),
+]
+
+
+class EngineScreen(Screen[None]):
+    """Base for screens that show engine state. Subclasses implement
+    `load` (everything from the store) and `apply` (a batch of events)."""
+
+    @property
+    def dapp(self) -> DirectiveApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def engine(self) -> DirectiveEngine:
+        assert self.dapp.engine is not None, "engine not started yet"
+        return self.dapp.engine
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    @property
+    def ready(self) -> bool:
+        return self.dapp.engine_ready
+
+    def on_mount(self) -> None:
+        if self.ready:
+            self.post_message(EngineReady())
+
+    async def on_engine_ready(self, message: EngineReady) -> None:
+        await self.load()
+
+    async def on_engine_batch(self, message: EngineBatch) -> None:
+        if not self.ready:
+            return
+        if message.lagged:
+            await self.load()
+        else:
+            await self.apply(message)
+
+    async def load(self) -> None:
+        raise NotImplementedError
+
+    async def apply(self, batch: EngineBatch) -> None:
+        raise NotImplementedError
+
+    # -- commands -------------------------------------------------------------
+
+    async def command(self, work: Awaitable[object], done: str | None = None) -> bool:
+        return await self.dapp.run_command(work, done)
+
+    def not_ready(self) -> bool:
+        if not self.ready:
+            self.notify("Still opening the database…", severity="warning")
+            return True
+        return False
+
+    async def start(self, d: Directive) -> None:
+        await self.command(self.engine.start_directive(d.id), f"started: {d.title}")
+
+    async def pause_or_resume(self, d: Directive) -> None:
+        from engine.models import DirectiveStatus
+
+        if d.status is DirectiveStatus.PAUSED:
+            if tripped_breaker(d) is not None:
+                await self.raise_limits(d)
+                return
+            await self.command(self.engine.resume_directive(d.id), f"resumed: {d.title}")
+        else:
+            await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
+
+    async def stop(self, d: Directive) -> None:
+        if await self.app.push_screen_wait(
+            ConfirmModal(f"Stop {d.title}? Running steps are cancelled.", "Stop", danger=True)
+        ):
+            await self.command(self.engine.stop_directive(d.id), f"stopped: {d.title}")
+
+    async def raise_limits(self, d: Directive) -> None:
+        tripped = tripped_breaker(d)
+        focus = tripped[0].limit_field if tripped else None
+        changes = await self.app.push_screen_wait(LimitsModal(d, focus))
+        if changes is None:
+            return
+        if changes and not await self.command(
+            self.engine.raise_limits(d.id, **changes), "limits saved"
+        ):
+            return
+        if tripped is not None:
+            await self.command(self.engine.resume_directive(d.id), f"resumed: {d.title}")
+
+    # -- approvals --------------------------------------------------------------
+
+    def current_approval(self) -> ApprovalRequest | None:
+        raise NotImplementedError
+
+    async def action_approval(self, intent: str) -> None:
+        """Open the confirm modal for the current approval, then answer it."""
+        if self.not_ready():
+            return
+        approval = self.current_approval()
+        if approval is None:
+            self.notify("No pending approval here.", severity="warning")
+            return
+        try:
+            approval = await self.store.get_approval(approval.id)
+        except NotFound as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if not approval.pending:
+            self.notify(self.dapp.already_resolved(approval), severity="warning")
+            return
+        evaluation = step = None
+        if approval.evaluation_id:
+            evaluation = await self.store.get_evaluation(approval.evaluation_id)
+        if approval.step_id:
+            step = await self.store.get_step(approval.step_id)
+        directive = await self.store.get_directive(approval.directive_id)
+        answer: Answer | None = await self.app.push_screen_wait(
+            ApprovalModal(
+                approval,
+                intent=D(intent),
+                evaluation=evaluation,
+                step=step,
+                directive_title=directive.title,
+            )
+        )
+        if answer is not None:
+            await self.dapp.answer_approval(approval.id, answer.decision, answer.comment)

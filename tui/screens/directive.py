@@ -1,0 +1,275 @@
+"""One directive: the DAG, the focused step, approvals, budgets, the log.
+
+Everything is loaded once from the store, then kept current from engine
+event batches: step boxes change from the events themselves (status,
+rework count, confidence); the directive row is re-read once per batch;
+the chain is re-read only when a new one is created.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from engine.events import EvaluationCompleted, StepOutput, StepStatusChanged
+from engine.models import (
+    ApprovalRequest,
+    ConfidenceLevel,
+    Directive,
+    DirectiveStatus,
+    Step,
+    StepStatus,
+)
+from tui.messages import EngineBatch
+from tui.modals.confirm import ConfirmModal
+from tui.screens.base import APPROVAL_BINDINGS, EngineScreen
+from tui.widgets.approvals import ApprovalsPanel
+from tui.widgets.budgets import BudgetBars
+from tui.widgets.dag import DagView
+from tui.widgets.event_log import EventLog
+from tui.widgets.header import DirectiveHeader
+from tui.widgets.step_detail import TAIL_LINES, StepDetail
+
+LOG_HISTORY = 300  # events read back into the log when the screen opens
+OUTPUT_HISTORY = 1_000  # recent events searched for step output lines
+DIRECTIVE_EVENTS_SKIP = frozenset({"step_output"})  # events that leave the directive row alone
+APPROVAL_EVENTS = frozenset({"approval_required", "approval_resolved", "directive_status_changed"})
+
+
+class DirectiveScreen(EngineScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Home"),
+        *APPROVAL_BINDINGS,
+        Binding("p", "pause", "Pause/Resume"),
+        Binding("x", "stop", "Stop"),
+        Binding("L", "limits", "Limits"),
+        Binding("s", "start", "Start", show=False),
+        Binding("r", "replan", "Replan", show=False),
+        Binding("R", "retry_step", "Retry step", show=False),
+        Binding("S", "skip_step", "Skip step", show=False),
+        Binding("1", "side('tab-step')", "Step panel", show=False),
+        Binding("2", "side('tab-approvals')", "Approvals panel", show=False),
+        Binding("g", "focus_dag", "Focus DAG", show=False),
+    ]
+
+    def __init__(self, directive_id: str) -> None:
+        super().__init__()
+        self.directive_id = directive_id
+        self.directive: Directive | None = None
+        self.approvals: list[ApprovalRequest] = []
+        self.tails: dict[str, deque[tuple[str, str]]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield DirectiveHeader(id="directive-title")
+        yield BudgetBars(id="budgets")
+        with Horizontal(id="directive-main"):
+            yield DagView(id="dag")
+            with TabbedContent(id="side", initial="tab-step"):
+                with TabPane("Step", id="tab-step"):
+                    yield StepDetail(id="detail")
+                with TabPane("Approvals", id="tab-approvals"):
+                    yield ApprovalsPanel(id="approvals")
+        yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DagView).focus()
+        self.set_interval(1.0, self._tick)
+        super().on_mount()
+
+    @property
+    def dag(self) -> DagView:
+        return self.query_one(DagView)
+
+    # -- loading ----------------------------------------------------------------
+
+    async def load(self) -> None:
+        self.directive = await self.store.get_directive(self.directive_id)
+        await self._load_chain()
+        history = await self.store.last_events(self.directive_id, OUTPUT_HISTORY)
+        self.tails.clear()
+        for e in history:
+            if isinstance(e, StepOutput):
+                self._tail(e.step_id).append((e.source, e.line))
+        log = self.query_one(EventLog)
+        log.clear()
+        log.add_events([e for e in history if not isinstance(e, StepOutput)][-LOG_HISTORY:])
+        await self._load_approvals()
+        self._show_directive()
+        self.show_detail()
+
+    async def _load_chain(self) -> None:
+        chain = await self.store.current_chain(self.directive_id)
+        steps = await self.store.list_steps(chain.id) if chain else []
+        self.dag.set_steps(steps)
+
+    async def _load_approvals(self) -> None:
+        self.approvals = await self.store.pending_approvals()
+        titles = {d.id: d for d in await self.store.list_directives()}
+        self.query_one(ApprovalsPanel).show(self.approvals, titles)
+        mine = sum(1 for a in self.approvals if a.directive_id == self.directive_id)
+        self.query_one(TabbedContent).get_tab("tab-approvals").label = (
+            f"Approvals ({len(self.approvals)})" if self.approvals else "Approvals"
+        )
+        self._waiting = mine
+
+    def _show_directive(self) -> None:
+        d = self.directive
+        if d is None:
+            return
+        self.query_one(DirectiveHeader).show(d, self.dag.steps, getattr(self, "_waiting", 0))
+        self.query_one(BudgetBars).show(d, self.dapp.clock())
+
+    def _tick(self) -> None:
+        d = self.directive
+        if self.ready and d is not None and d.status is DirectiveStatus.ACTIVE:
+            self.query_one(BudgetBars).show(d, self.dapp.clock())
+
+    def _tail(self, step_id: str) -> deque[tuple[str, str]]:
+        tail = self.tails.get(step_id)
+        if tail is None:
+            tail = self.tails[step_id] = deque(maxlen=TAIL_LINES)
+        return tail
+
+    # -- live updates -------------------------------------------------------------
+
+    async def apply(self, batch: EngineBatch) -> None:
+        mine = batch.of(self.directive_id)
+        focused = self.dag.focused_step
+        detail_stale = False
+        new_chain = False
+        steps = {s.id: s for s in self.dag.steps}
+        detail = self.query_one(StepDetail)
+        for e in mine:
+            if isinstance(e, StepStatusChanged) and e.step_id in steps:
+                step = steps[e.step_id] = steps[e.step_id].model_copy(
+                    update={"status": StepStatus(e.new_status), "rework_count": e.rework_count}
+                )
+                self.dag.update_step(step)
+                detail_stale |= focused is not None and e.step_id == focused.id
+            elif isinstance(e, EvaluationCompleted) and e.step_id in steps:
+                step = steps[e.step_id] = steps[e.step_id].model_copy(
+                    update={"confidence": e.score, "level": ConfidenceLevel(e.level)}
+                )
+                self.dag.update_step(step)
+                detail_stale |= focused is not None and e.step_id == focused.id
+            elif isinstance(e, StepOutput):
+                self._tail(e.step_id).append((e.source, e.line))
+                if focused is not None and e.step_id == focused.id and not detail_stale:
+                    detail.output(e.source, e.line)
+            elif e.type == "chain_created":
+                new_chain = True
+        self.query_one(EventLog).add_events(mine)
+        if new_chain:
+            await self._load_chain()
+            detail_stale = True
+        if any(e.type in APPROVAL_EVENTS for e in batch.events):
+            await self._load_approvals()
+        if any(e.type not in DIRECTIVE_EVENTS_SKIP for e in mine):
+            self.directive = await self.store.get_directive(self.directive_id)
+            self._show_directive()
+        if detail_stale:
+            self.show_detail()
+
+    def on_dag_view_focused(self, message: DagView.Focused) -> None:
+        self.show_detail()
+
+    @work(exclusive=True, group="detail")
+    async def show_detail(self) -> None:
+        """Read the focused step's attempts and evaluations (one worker at a
+        time: holding an arrow key never queues a pile of reads)."""
+        if not self.ready:
+            return
+        focused = self.dag.focused_step
+        detail = self.query_one(StepDetail)
+        if focused is None:
+            detail.show(None, [], [], [])
+            return
+        step = await self.store.get_step(focused.id)
+        runs = await self.store.list_runs(step.id)
+        evaluations = await self.store.list_evaluations(step.id)
+        detail.show(step, runs, evaluations, list(self.tails.get(step.id, ())))
+
+    # -- the selection ------------------------------------------------------------
+
+    def current_approval(self) -> ApprovalRequest | None:
+        panel = self.query_one(ApprovalsPanel)
+        if self.focused is panel:
+            return panel.selected
+        mine = [a for a in self.approvals if a.directive_id == self.directive_id]
+        focused = self.dag.focused_step
+        for a in mine:
+            if focused is not None and a.step_id == focused.id:
+                return a
+        return mine[0] if mine else None
+
+    def _focused_step(self) -> Step | None:
+        step = self.dag.focused_step
+        if step is None:
+            self.notify("No step focused.", severity="warning")
+        return step
+
+    # -- actions ----------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_focus_dag(self) -> None:
+        self.dag.focus()
+
+    def action_side(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "tab-approvals":
+            self.query_one(ApprovalsPanel).focus()
+
+    async def action_start(self) -> None:
+        if not self.not_ready() and self.directive is not None:
+            await self.start(self.directive)
+
+    @work(group="directive")
+    async def action_pause(self) -> None:
+        if not self.not_ready() and self.directive is not None:
+            await self.pause_or_resume(self.directive)
+
+    @work(group="directive")
+    async def action_stop(self) -> None:
+        if not self.not_ready() and self.directive is not None:
+            await self.stop(self.directive)
+
+    @work(group="directive")
+    async def action_limits(self) -> None:
+        if not self.not_ready() and self.directive is not None:
+            await self.raise_limits(self.directive)
+
+    @work(group="directive")
+    async def action_replan(self) -> None:
+        if self.not_ready() or self.directive is None:
+            return
+        if await self.app.push_screen_wait(
+            ConfirmModal(
+                "Replan? Passed steps are kept; the rest of the chain is replaced.", "Replan"
+            )
+        ):
+            await self.command(
+                self.engine.regenerate_chain(self.directive_id, "replan requested by user"),
+                "replanning",
+            )
+
+    async def action_retry_step(self) -> None:
+        step = self._focused_step()
+        if step is not None and not self.not_ready():
+            await self.command(self.engine.retry_step(step.id), f"retrying {step.name}")
+
+    async def action_skip_step(self) -> None:
+        step = self._focused_step()
+        if step is not None and not self.not_ready():
+            await self.command(self.engine.skip_step(step.id), f"skipped {step.name}")
+
+    @work(group="approval", exclusive=True)
+    async def action_approval(self, intent: str) -> None:
+        await super().action_approval(intent)

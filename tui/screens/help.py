@@ -1,0 +1,87 @@
+"""`?`: every key of the screen it was opened on, the app's, and the
+widgets' (the DAG's arrows), gathered from the bindings themselves so the
+list can never drift from what the keys do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+Section = tuple[str, list[tuple[str, str]]]
+
+# Keys that are not bindings of ours but that a person needs to know.
+GENERAL: list[tuple[str, str]] = [
+    ("tab / shift+tab", "Move between panes"),
+    ("ctrl+p", "Command palette: every action by name"),
+]
+
+
+def _keys_of(node: DOMNode, display: Callable[[Binding], str]) -> list[tuple[str, str]]:
+    """(keys, description) per action, in binding order; several keys bound
+    to one action ("up,k") are shown together."""
+    grouped: dict[str, tuple[list[str], str]] = {}
+    for bindings in node._bindings.key_to_bindings.values():  # noqa: SLF001
+        for b in bindings:
+            if not b.description:
+                continue
+            keys, _ = grouped.setdefault(b.action, ([], b.description))
+            shown = display(b)
+            if shown not in keys:
+                keys.append(shown)
+    return [(" / ".join(keys), description) for keys, description in grouped.values()]
+
+
+def help_sections(screen: Screen[object]) -> list[Section]:
+    """Sections for `screen`: its own keys, its widgets' (by class, once
+    each, only ours), then the app's."""
+    app = screen.app
+    display = app.get_key_display
+    sections: list[Section] = [("This screen", _keys_of(screen, display))]
+    classes: set[type] = set()
+    for widget in screen.query("*"):
+        kind = type(widget)
+        if kind in classes or not kind.__module__.startswith("tui."):
+            continue
+        classes.add(kind)
+        keys = _keys_of(widget, display)
+        if keys:
+            sections.append((getattr(kind, "HELP_TITLE", kind.__name__), keys))
+    sections.append(("Everywhere", [*_keys_of(app, display), *GENERAL]))
+    return [s for s in sections if s[1]]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, sections: list[Section]) -> None:
+        super().__init__()
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="help-dialog"):
+            yield Static("Keys", classes="dialog-title")
+            with VerticalScroll(id="help-body"):
+                yield Static(self._table())
+            yield Static("esc closes", classes="dialog-sub")
+
+    def _table(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(justify="right", style="bold", no_wrap=True)
+        table.add_column()
+        for title, keys in self.sections:
+            table.add_row(Text(title, style="bold underline"), "")
+            for key, description in keys:
+                table.add_row(key, description)
+            table.add_row("", "")
+        return table
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,162 @@
+"""Home: every directive (status, progress, cost, time, approvals) and the
+pending approvals of all of them."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Static
+
+from engine.models import ApprovalRequest, Directive, DirectiveStatus
+from tui.messages import EngineBatch
+from tui.screens.base import APPROVAL_BINDINGS, EngineScreen
+from tui.widgets.approvals import ApprovalsPanel
+from tui.widgets.directive_table import DirectiveTable
+
+# Events that change what the home screen shows (step output does not).
+HOME_EVENTS = frozenset(
+    {
+        "directive_created",
+        "directive_status_changed",
+        "step_status_changed",
+        "cost_updated",
+        "chain_created",
+        "approval_required",
+        "approval_resolved",
+        "limits_changed",
+        "breaker_tripped",
+    }
+)
+
+
+class HomeScreen(EngineScreen):
+    BINDINGS = [
+        Binding("enter,o", "open", "Open"),
+        Binding("n", "new", "New"),
+        Binding("s", "start", "Start"),
+        Binding("p", "pause", "Pause/Resume"),
+        Binding("x", "stop", "Stop"),
+        *APPROVAL_BINDINGS,
+        Binding("q", "app.quit", "Quit"),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directives: dict[str, Directive] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("directive-tui", id="home-title")
+        with Vertical(id="home-directives", classes="pane"):
+            yield DirectiveTable(id="directives")
+        with Vertical(id="home-approvals", classes="pane"):
+            yield ApprovalsPanel(id="approvals")
+        yield Static("Opening the database…", id="home-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#home-directives").border_title = "Directives"
+        self.query_one("#home-approvals").border_title = "Pending approvals"
+        self.set_interval(1.0, self._tick)
+        super().on_mount()
+
+    # -- data -----------------------------------------------------------------
+
+    async def load(self) -> None:
+        directives = await self.store.list_directives()
+        progress = await self.store.progress()
+        self.directives = {d.id: d for d in directives}
+        table = self.query_one(DirectiveTable)
+        table.show(directives, progress, self.dapp.clock())
+        empty = self.query_one("#home-empty", Static)
+        empty.display = not directives
+        empty.update("No directives yet: press n to create one, or run `directive-tui demo`.")
+        await self._load_approvals()
+
+    async def _load_approvals(self) -> None:
+        pending = await self.store.pending_approvals()
+        self.query_one(ApprovalsPanel).show(pending, self.directives)
+        self.query_one("#home-approvals").border_title = f"Pending approvals ({len(pending)})"
+
+    async def apply(self, batch: EngineBatch) -> None:
+        if any(e.type in HOME_EVENTS for e in batch.events):
+            await self.load()
+
+    def _tick(self) -> None:
+        if self.ready and self.directives:
+            self.query_one(DirectiveTable).tick(list(self.directives.values()), self.dapp.clock())
+
+    # -- the selection --------------------------------------------------------
+
+    @property
+    def selected(self) -> Directive | None:
+        directive_id = self.query_one(DirectiveTable).selected_id
+        return self.directives.get(directive_id) if directive_id else None
+
+    def current_approval(self) -> ApprovalRequest | None:
+        panel = self.query_one(ApprovalsPanel)
+        if not panel.approvals:
+            return None
+        if self.focused is panel:
+            return panel.selected
+        d = self.selected
+        mine = [a for a in panel.approvals if d is not None and a.directive_id == d.id]
+        return (mine or panel.approvals)[0]
+
+    def _need_selection(self) -> Directive | None:
+        if self.not_ready():
+            return None
+        d = self.selected
+        if d is None:
+            self.notify("No directive selected.", severity="warning")
+        return d
+
+    # -- actions --------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "directives":
+            self.action_open()
+        elif event.data_table.id == "approvals":
+            self.action_approval("approve")
+
+    def action_open(self) -> None:
+        d = self._need_selection()
+        if d is not None:
+            self.dapp.open_directive_screen(d.id)
+
+    @work(group="home")
+    async def action_new(self) -> None:
+        if self.not_ready():
+            return
+        from tui.screens.new_directive import NewDirectiveScreen
+
+        created = await self.app.push_screen_wait(NewDirectiveScreen())
+        if created is not None:
+            await self.load()
+            self.query_one(DirectiveTable).select(created)
+
+    async def action_start(self) -> None:
+        d = self._need_selection()
+        if d is not None:
+            if d.status not in (DirectiveStatus.DRAFT, DirectiveStatus.PAUSED):
+                self.notify(f"{d.title} is {d.status.value}: nothing to start.", severity="warning")
+                return
+            await self.start(d)
+
+    @work(group="home")
+    async def action_pause(self) -> None:
+        d = self._need_selection()
+        if d is not None:
+            await self.pause_or_resume(d)
+
+    @work(group="home")
+    async def action_stop(self) -> None:
+        d = self._need_selection()
+        if d is not None:
+            await self.stop(d)
+
+    @work(group="approval", exclusive=True)
+    async def action_approval(self, intent: str) -> None:
+        await super().action_approval(intent)

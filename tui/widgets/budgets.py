@@ -1,0 +1,125 @@
+"""Cost, wall time, regenerations and failed steps against their limits,
+and the tripped breaker (if any) with the key that raises its limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
+
+from engine.models import Directive, DirectiveStatus
+from tui.format import bar, duration, fraction, money
+from tui.widgets.looks import LOOK_CLASSES, Looks
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """A circuit breaker as the screen knows it: which limit raises it."""
+
+    name: str  # as the engine names it in BreakerTripped / pause_reason
+    label: str
+    limit_field: str  # the `Limits` field `raise_limits` takes
+
+
+BREAKERS: dict[str, Breaker] = {
+    b.name: b
+    for b in (
+        Breaker("cost", "cost", "max_cost_usd"),
+        Breaker("wall_time", "time", "max_wall_time_minutes"),
+        Breaker("regenerations", "replans", "max_chain_regenerations"),
+        Breaker("failed_steps", "failed", "max_failed_steps"),
+    )
+}
+
+
+def tripped_breaker(d: Directive) -> tuple[Breaker, str] | None:
+    """(breaker, reason) when the directive is paused by one: the engine
+    writes `pause_reason` as "<breaker> breaker: <reason>"."""
+    if d.status is not DirectiveStatus.PAUSED or not d.pause_reason:
+        return None
+    name, sep, reason = d.pause_reason.partition(" breaker: ")
+    if not sep or name not in BREAKERS:
+        return None
+    return BREAKERS[name], reason
+
+
+def usage(d: Directive, at: float) -> list[tuple[Breaker, float, float | None, str]]:
+    """(breaker, used, limit, shown) for each bar, in screen order."""
+    limits = d.spec.limits
+    minutes = limits.max_wall_time_minutes
+    wall = d.wall_time_s(at)
+    cost = limits.max_cost_usd
+    return [
+        (BREAKERS["cost"], d.total_cost_usd, cost,
+         money(d.total_cost_usd) + (f" / {money(cost)}" if cost is not None else " (no limit)")),
+        (BREAKERS["wall_time"], wall, None if minutes is None else minutes * 60,
+         duration(wall) + (f" / {duration(minutes * 60)}" if minutes is not None else " (no limit)")),
+        (BREAKERS["regenerations"], d.regenerations, limits.max_chain_regenerations,
+         f"{d.regenerations} / {limits.max_chain_regenerations}"),
+        (BREAKERS["failed_steps"], d.failed_steps, limits.max_failed_steps,
+         f"{d.failed_steps} / {limits.max_failed_steps}"),
+    ]  # fmt: skip
+
+
+class BudgetBars(Looks, Widget):
+    """Two rows of two bars; a third line when a breaker has tripped."""
+
+    COMPONENT_CLASSES = LOOK_CLASSES
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.directive: Directive | None = None
+        self.at = 0.0
+
+    def show(self, directive: Directive, at: float) -> None:
+        self.directive, self.at = directive, at
+        tripped = tripped_breaker(directive) is not None
+        self.set_class(tripped, "-tripped")
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        d = self.directive
+        if d is None:
+            return Text("")
+        grid = Table.grid(expand=True, padding=(0, 1))
+        half = max(self.size.width // 2 - 1, 20)
+        grid.add_column(ratio=1)
+        grid.add_column(ratio=1)
+        cells = [
+            self._bar(b, used, limit, shown, half) for b, used, limit, shown in usage(d, self.at)
+        ]
+        grid.add_row(cells[0], cells[1])
+        grid.add_row(cells[2], cells[3])
+        tripped = tripped_breaker(d)
+        if tripped is None:
+            return grid
+        breaker, reason = tripped
+        banner = Text.assemble(
+            (f"⚠ {breaker.label} breaker: ", self.look("sev--error")),
+            reason,
+            ("  L", self.look("look--key")),
+            " raise limit and resume",
+        )
+        return Group(grid, banner)
+
+    def _bar(
+        self, breaker: Breaker, used: float, limit: float | None, shown: str, width: int
+    ) -> Text:
+        frac = fraction(used, limit)
+        css = "level--green"
+        if frac is not None and frac >= 0.9:
+            css = "level--red"
+        elif frac is not None and frac >= 0.6:
+            css = "level--yellow"
+        label = f"{breaker.label:<7}"
+        bar_width = max(width - len(label) - len(shown) - 2, 4)
+        return Text.assemble(
+            (label, self.look("look--muted")), bar(frac, bar_width, self.look(css)), " ", shown
+        )
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+        d = self.directive
+        return 2 + (1 if d is not None and tripped_breaker(d) else 0)

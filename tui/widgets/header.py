@@ -1,0 +1,37 @@
+"""One line on top of the directive screen: status, title, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+from engine.models import Directive, Step, StepStatus
+from tui.presentation import DIRECTIVE_LOOK
+from tui.widgets.looks import LOOK_CLASSES, Looks
+
+DONE = {StepStatus.PASSED, StepStatus.SKIPPED}
+
+
+class DirectiveHeader(Looks, Static):
+    COMPONENT_CLASSES = LOOK_CLASSES
+
+    def show(self, d: Directive, steps: Sequence[Step], waiting: int) -> None:
+        look = DIRECTIVE_LOOK[d.status]
+        done = sum(1 for s in steps if s.status in DONE)
+        line = Text.assemble(
+            (f" {look.icon} {look.label} ", self.look(f"look--{look.css}")),
+            " ",
+            (d.title, self.look("look--title")),
+            (
+                f"  {done}/{len(steps)} steps" if steps else "  no chain yet",
+                self.look("look--muted"),
+            ),
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        if waiting:
+            line.append(f"  ⚑ {waiting} awaiting you", self.look("look--awaiting"))
+        line.append(f"  {d.spec.autonomy.value} · {d.id}", self.look("look--muted"))
+        self.update(line)

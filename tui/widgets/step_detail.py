@@ -1,0 +1,168 @@
+"""The focused step: description, attempts, evaluations, live output."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from engine.models import Evaluation, Step, StepRun, StepStatus
+from tui.format import money, tail
+from tui.presentation import LEVEL_CSS, STEP_LOOK
+from tui.widgets.looks import LOOK_CLASSES, Looks
+
+TAIL_LINES = 12  # live output lines kept per step
+OUTPUT_TAIL_LINES = 4  # verifier output lines shown per result
+LIVE = {StepStatus.RUNNING, StepStatus.EVALUATING, StepStatus.READY, StepStatus.REWORK}
+
+
+class StepDetail(Looks, VerticalScroll):
+    COMPONENT_CLASSES = LOOK_CLASSES
+
+    """Shows one step; `show` replaces it, `output` appends a live line."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.step: Step | None = None
+        self._tail: deque[Text] = deque(maxlen=TAIL_LINES)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-body")
+        yield Static(id="detail-tail")
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-body", Static).update(
+            Text("No step focused.", style=self.look("look--muted"))
+        )
+
+    def show(
+        self,
+        step: Step | None,
+        runs: list[StepRun],
+        evaluations: list[Evaluation],
+        output: list[tuple[str, str]],
+    ) -> None:
+        self.step = step
+        body = self.query_one("#detail-body", Static)
+        if step is None:
+            body.update(Text("No step focused.", style=self.look("look--muted")))
+            self._tail.clear()
+            self._draw_tail()
+            return
+        body.update(Group(*self._header(step), *self._runs(runs), *self._evaluations(evaluations)))
+        self._tail.clear()
+        for source, line in output[-TAIL_LINES:]:
+            self._tail.append(self._line(source, line))
+        self._draw_tail()
+
+    def output(self, source: str, line: str) -> None:
+        self._tail.append(self._line(source, line))
+        self._draw_tail()
+
+    # -- pieces ---------------------------------------------------------------
+
+    def _heading(self, text: str) -> Text:
+        return Text(f"\n{text}", style=self.look("look--key"))
+
+    def _header(self, step: Step) -> list[RenderableType]:
+        look = STEP_LOOK[step.status]
+        head = Text.assemble((step.name, self.look("look--title")), f"  {step.type}")
+        status = Text.assemble((f"{look.icon} {look.label}", self.look(f"look--{look.css}")))
+        if step.confidence is not None and step.level is not None:
+            status.append(f"   confidence {step.confidence:.2f} ")
+            status.append(step.level.value, self.look(f"level--{LEVEL_CSS[step.level]}"))
+        if step.rework_count:
+            status.append(f"   ↻ {step.rework_count} rework", self.look("look--rework"))
+        status.append(f"   attempts {step.attempts}", self.look("look--muted"))
+        out: list[RenderableType] = [head, status]
+        if step.spec.description:
+            out.append(Text(step.spec.description))
+        if step.rework_instructions:
+            out += [self._heading("Rework instructions"), Text(step.rework_instructions)]
+        return out
+
+    def _runs(self, runs: list[StepRun]) -> list[RenderableType]:
+        if not runs:
+            return []
+        out: list[RenderableType] = [self._heading("Attempts")]
+        css = {"succeeded": "look--passed", "failed": "look--failed", "running": "look--running"}
+        for run in runs:
+            line = Text(f"#{run.attempt} {run.executor} ")
+            line.append(run.status, self.look(css.get(run.status, "look--muted")))
+            line.append(f"  {money(run.cost_usd)}", self.look("look--muted"))
+            out.append(line)
+            if run.summary:
+                out.append(Text(f"  {run.summary}"))
+            if run.error:
+                out.append(Text(f"  {run.error}", style=self.look("sev--error")))
+            if run.modified_files:
+                out.append(
+                    Text(
+                        "  files: " + ", ".join(run.modified_files), style=self.look("look--muted")
+                    )
+                )
+        return out
+
+    def _evaluations(self, evaluations: list[Evaluation]) -> list[RenderableType]:
+        if not evaluations:
+            return []
+        out: list[RenderableType] = [self._heading("Evaluations")]
+        for number, ev in enumerate(evaluations, start=1):
+            line = Text(f"#{number} ")
+            line.append(
+                f"{ev.score:.2f} {ev.level.value}", self.look(f"level--{LEVEL_CSS[ev.level]}")
+            )
+            if ev.flags:
+                line.append("  ⚠ " + ", ".join(ev.flags), self.look("sev--warning"))
+            out.append(line)
+            if ev.summary:
+                out.append(Text(f"  {ev.summary}", style=self.look("look--muted")))
+            out.extend(verifier_lines(self, ev))
+        return out
+
+    def _line(self, source: str, line: str) -> Text:
+        return Text.assemble(
+            (f"{source}: ", self.look("look--muted")), line, no_wrap=True, overflow="ellipsis"
+        )
+
+    def _draw_tail(self) -> None:
+        tail_widget = self.query_one("#detail-tail", Static)
+        if not self._tail or self.step is None:
+            tail_widget.update("")
+            tail_widget.display = False
+            return
+        tail_widget.display = True
+        tail_widget.update(Group(self._heading("Live output"), *self._tail))
+        if self.step.status in LIVE:
+            self.scroll_end(animate=False)
+
+
+def verifier_lines(
+    widget: Looks, ev: Evaluation, tail_lines: int = OUTPUT_TAIL_LINES
+) -> list[Text]:
+    """One line per verifier result (name, score, pass/fail, gating) and the
+    tail of its output: shared by the step panel and the approval modal."""
+    out: list[Text] = []
+    for r in ev.results:
+        mark, css = ("✔", "look--passed") if r.passed else ("✖", "look--failed")
+        line = Text.assemble((f"  {mark} ", widget.look(css)), (r.name, widget.look("look--title")))
+        line.append(f"  {r.score:.2f}")
+        line.append("  pass" if r.passed else "  fail", widget.look(css))
+        if r.gating:
+            line.append("  gating", widget.look("look--muted"))
+        if r.timed_out:
+            line.append("  timed out", widget.look("sev--error"))
+        out.append(line)
+        text = tail(r.output_tail or r.summary, tail_lines)
+        if text:
+            out.append(
+                Text(
+                    "\n".join(f"    {t}" for t in text.splitlines()),
+                    style=widget.look("look--muted"),
+                )
+            )
+    return out
