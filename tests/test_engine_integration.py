@@ -4,6 +4,7 @@ SIGKILL and restarted on the same database."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -203,3 +204,55 @@ def _step_status(db: Path, name: str) -> str | None:
     except sqlite3.OperationalError:
         return None
     return row[0] if row else None
+
+
+async def test_pause_and_stop_kill_the_step_subprocess_tree(
+    store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = make_git_repo({"README.md": "x\n"})
+    pids = tmp_path / "pids"
+    # the step starts a grandchild and records both pids, then waits forever
+    command = f"sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    spec = shell_spec(
+        repo,
+        [StepSpec(name="forever", command=command)],
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
+    )
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    for _ in range(200):
+        if pids.exists() and len(pids.read_text().split()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    started = [int(p) for p in pids.read_text().split()]
+    assert all(_alive(p) for p in started)
+    await engine.pause_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=10) is Outcome.PAUSED
+    assert not any(_alive(p) for p in started)
+    chain = await store.current_chain(d.id)
+    (step,) = await store.list_steps(chain.id)
+    assert step.status.value == "ready"
+    (run,) = await store.list_runs(step.id)
+    assert run.status == "cancelled"
+
+    pids.unlink()
+    await engine.resume_directive(d.id)
+    for _ in range(200):
+        if pids.exists() and len(pids.read_text().split()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    again = [int(p) for p in pids.read_text().split()]
+    await engine.stop_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=10) is Outcome.STOPPED
+    assert not any(_alive(p) for p in again)
+    await engine.close()
+
+
+def _alive(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

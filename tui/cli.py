@@ -139,6 +139,8 @@ async def run_headless(
     from engine.bus import EventBus
     from engine.engine import DirectiveEngine, EngineError, Outcome
     from engine.models import ApprovalDecision, ApprovalKind, DirectiveStatus
+    from engine.store import NotFound
+    from engine.transitions import InvalidTransition
 
     out = out or sys.stdout
     store = await _open(db)
@@ -198,7 +200,7 @@ async def run_headless(
                     file=out,
                 )
         return OUTCOME_EXIT[outcome.value]
-    except EngineError as exc:
+    except (EngineError, NotFound, InvalidTransition) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         if printer:

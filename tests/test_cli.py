@@ -1,0 +1,140 @@
+"""The `directive-tui` command without a screen: headless runs and their
+exit codes, and the scriptable companions (list, approvals, answers,
+resume, events)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from tui.cli import main
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def directive_file(tmp_path: Path, repo: Path, steps: str, **top: str) -> Path:
+    head = {"title": "cli test", "goal": "exercise the command", "repo": str(repo),
+            "executor": "shell", **top}  # fmt: skip
+    lines = [f'{k} = "{v}"' for k, v in head.items()]
+    lines += ["[verifiers]", "auto_detect = false", "llm_judge = false"]
+    path = tmp_path / "d.toml"
+    path.write_text("\n".join(lines) + "\n" + steps)
+    return path
+
+
+STEP_OK = '[[steps]]\nname = "hello"\ncommand = "echo hello"\n'
+# a directive-defined check that scores 0.5: yellow, so a person must answer
+YELLOW = (
+    STEP_OK
+    + '[[verifiers.extra]]\nname = "half"\nparser = "ruff"\n'
+    + "command = \"echo 'Found 10 errors'; exit 1\"\n"
+)
+
+
+def test_headless_run_prints_events_and_exits_0_when_completed(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK)
+    code, out, _ = run_cli("--db", str(tmp_path / "x.db"), "run", str(path), "--headless")
+    assert code == 0
+    lines = out.splitlines()
+    assert "#1" in lines[0] and "directive created: cli test" in lines[0]
+    assert "[hello:executor] hello" in out
+    assert lines[-1].endswith("directive active -> completed")
+
+
+def test_headless_json_lines_are_events(tmp_path: Path, make_git_repo: Callable[..., Path]) -> None:
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK)
+    code, out, _ = run_cli("--db", str(tmp_path / "x.db"), "run", str(path), "--headless", "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert (
+        events[-1]["type"] == "directive_status_changed" and events[-1]["new_status"] == "completed"
+    )
+
+
+def test_waiting_for_approval_exits_3_then_approve_and_resume_completes(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 3
+    assert "waiting for approval" in out and "approve" in out
+
+    code, out, _ = run_cli("--db", db, "approvals", "--json")
+    (pending,) = json.loads(out)
+    assert pending["kind"] == "step_review"
+
+    code, out, _ = run_cli("--db", db, "list")
+    assert "1 approvals" in out and "active" in out
+
+    code, out, _ = run_cli("--db", db, "approve", pending["id"][:6])  # a unique prefix will do
+    assert code == 0 and "approved" in out
+    code, out, err = run_cli("--db", db, "approve", pending["id"])
+    assert code == 2 and "already approved" in err
+
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    code, out, _ = run_cli("--db", db, "resume", did, "--headless")
+    assert code == 0 and out.splitlines()[-1].endswith("directive active -> completed")
+
+    code, out, _ = run_cli("--db", db, "events", did, "--json")
+    seqs = [json.loads(line)["seq"] for line in out.splitlines()]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_request_changes_needs_a_comment(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    run_cli("--db", db, "run", str(path), "--headless")
+    (pending,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    code, out, _ = run_cli("--db", db, "request-changes", pending["id"], "-m", "shorter please")
+    assert code == 0 and "changes_requested" in out
+
+
+def test_a_bad_directive_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "x"\ngoal = "y"\nrepo = "/no/such/folder"\n')
+    code, out, err = run_cli("--db", str(db), "run", str(bad), "--headless")
+    assert code == 2 and out == ""
+    assert "repo" in err and "does not exist" in err
+    assert not db.exists()
+
+
+def test_unknown_ids_exit_2_with_a_message(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.db")
+    code, _, err = run_cli("--db", db, "approve", "nope")
+    assert code == 2 and "no approval with id 'nope'" in err
+    code, _, err = run_cli("--db", db, "resume", "nope", "--headless")
+    assert code == 2 and "no directive with id 'nope'" in err
+
+
+def test_stop_from_the_command_line(tmp_path: Path, make_git_repo: Callable[..., Path]) -> None:
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    run_cli("--db", db, "run", str(path), "--headless")
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    code, out, _ = run_cli("--db", db, "stop", did)
+    assert code == 0 and "stopped" in out
+    with sqlite3.connect(db) as conn:
+        assert (
+            conn.execute(
+                "SELECT COUNT(*) FROM approval_requests WHERE status = 'pending'"
+            ).fetchone()[0]
+            == 0
+        )
+    code, _, err = run_cli("--db", db, "stop", did)
+    assert code == 2 and "cannot move from 'stopped'" in err
