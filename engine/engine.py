@@ -13,16 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from engine import approvals
+from engine.breakers import breaker_reason, budget_for
 from engine.bus import EventBus
+from engine.chains import (
+    LEVEL_SEVERITY,
+    LIVE_STEP,
+    DriverView,
+    build_chain,
+    charge_planning,
+    driver_view,
+    recover,
+)
 from engine.events import (
-    ApprovalRequired,
     ApprovalResolved,
     BreakerTripped,
     ChainCreated,
@@ -34,9 +43,8 @@ from engine.events import (
     Notice,
     StepOutput,
 )
-from engine.executors.base import Budget, ExecutionResult, Executor, StepContext
+from engine.executors.base import ExecutionResult, StepContext
 from engine.models import (
-    ESCALATION_OPTIONS,
     REVIEW_OPTIONS,
     Actor,
     ApprovalDecision,
@@ -61,9 +69,10 @@ from engine.models import (
     now,
 )
 from engine.planner import PlannedChain, ReplanContext
+from engine.services import EngineServices
 from engine.store import Store, Tx
-from engine.transitions import DIRECTIVE_TERMINAL, STEP_ACTIVE, STEP_DONE
-from engine.verifiers.base import Verifier, VerifyContext
+from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, STEP_ACTIVE
+from engine.verifiers.base import VerifyContext
 
 log = logging.getLogger(__name__)
 
@@ -86,92 +95,6 @@ class Outcome(StrEnum):
     STOPPED = "stopped"
     PAUSED = "paused"
     AWAITING_APPROVAL = "awaiting_approval"
-
-
-# What a resolved approval becomes, by its decision.
-APPROVAL_STATUS = {
-    ApprovalDecision.APPROVE: ApprovalStatus.APPROVED,
-    ApprovalDecision.DENY: ApprovalStatus.DENIED,
-    ApprovalDecision.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
-}
-
-# Statuses a superseded chain's steps are moved out of.
-LIVE_STEP = frozenset(
-    {
-        S.PENDING,
-        S.READY,
-        S.RUNNING,
-        S.EVALUATING,
-        S.AWAITING_APPROVAL,
-        S.REWORK,
-        S.BLOCKED,
-        S.FAILED,
-    }
-)
-
-
-# --------------------------------------------------------------------------
-# Pluggable services: what the engine builds planners, executors and
-# verifiers with. Tests and benchmarks swap these; the app uses the defaults.
-# --------------------------------------------------------------------------
-
-
-def default_llm_provider(spec: DirectiveSpec) -> Any | None:
-    """A Claude client when a key is configured; imported only then."""
-    if not os.environ.get("ANTHROPIC_API_KEY"):
-        return None
-    from engine.llm import LLMClient
-
-    return LLMClient.from_env(model=spec.model)
-
-
-def default_planner(kind: PlannerKind, llm: Any | None) -> Any:
-    from engine.planner import make_planner
-
-    return make_planner(kind, llm=llm)
-
-
-def default_executor(kind: str, llm: Any | None) -> Executor:
-    from engine.executors import ExecutorDeps, build_executor
-
-    return build_executor(kind, ExecutorDeps(llm=llm))
-
-
-# Steps that read and think rather than change code are not judged by the
-# repository's tests and linters (which may well be red before the fix), only
-# by the LLM judge when there is one, unless the step names its verifiers.
-READING_STEP_TYPES = frozenset({"research", "design", "review"})
-
-
-def default_verifiers(directive: Directive, step: Step, llm: Any | None) -> list[Verifier]:
-    from engine.verifiers.registry import LLM_JUDGE_NAME, build_verifiers
-
-    spec = step.spec
-    if spec.verifiers is None and spec.type in READING_STEP_TYPES:
-        spec = spec.model_copy(update={"verifiers": [LLM_JUDGE_NAME]})
-    judge = None
-    if llm is not None and directive.spec.verifiers.llm_judge:
-        from engine.verifiers.llm_judge import LLMJudge
-
-        judge = LLMJudge(llm, weight=directive.spec.verifiers.llm_judge_weight)
-    return build_verifiers(directive.spec, Path(directive.spec.repo), spec, llm_judge=judge)
-
-
-def default_evaluator(verifiers: list[Verifier], directive: Directive) -> Any:
-    from engine.evaluator import CompositeEvaluator
-
-    return CompositeEvaluator(verifiers, directive.spec.thresholds)
-
-
-@dataclass
-class EngineServices:
-    llm_provider: Callable[[DirectiveSpec], Any | None] = default_llm_provider
-    planner: Callable[[PlannerKind, Any | None], Any] = default_planner
-    executor: Callable[[str, Any | None], Executor] = default_executor
-    verifiers: Callable[[Directive, Step, Any | None], list[Verifier]] = default_verifiers
-    evaluator: Callable[[list[Verifier], Directive], Any] = default_evaluator
-    track_changes: bool = True
-    output_flush_s: float = 0.05
 
 
 # --------------------------------------------------------------------------
@@ -217,7 +140,7 @@ class DirectiveEngine:
         for d in await self.store.list_directives():
             if d.status in DIRECTIVE_TERMINAL or (only is not None and d.id not in only):
                 continue
-            await self._write(d.id, lambda tx, d=d: _recover(tx, d.id))
+            await self._write(d.id, lambda tx, d=d: recover(tx, d.id))
             if d.status in (D.ACTIVE, D.PLANNING):
                 self._launch_driver(d.id)
 
@@ -276,7 +199,7 @@ class DirectiveEngine:
     async def resume_directive(self, directive_id: str) -> None:
         d = await self.store.get_directive(directive_id)
         if d.status is D.PAUSED:
-            tripped = _breaker_reason(d)
+            tripped = breaker_reason(d)
             if tripped:
                 raise EngineError(f"cannot resume: {tripped[1]}; raise the limit first")
         chain = await self.store.current_chain(directive_id)
@@ -287,7 +210,7 @@ class DirectiveEngine:
     async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:
         def stop(tx: Tx) -> None:
             tx.directive_status(directive_id, D.STOPPED, reason=reason)
-            _close_approvals(tx, directive_id, ApprovalDecision.STOP, reason)
+            approvals.close_approvals(tx, directive_id, ApprovalDecision.STOP, reason)
 
         await self._write(directive_id, stop)
         await self._halt(directive_id)
@@ -309,7 +232,7 @@ class DirectiveEngine:
         step = await self.store.get_step(step_id)
         await self._write(
             step.directive_id,
-            lambda tx: _retry(tx, step_id),
+            lambda tx: approvals.retry_step(tx, step_id),
         )
         self._wake(step.directive_id)
 
@@ -317,7 +240,7 @@ class DirectiveEngine:
         step = await self.store.get_step(step_id)
         await self._write(
             step.directive_id,
-            lambda tx: _skip(tx, step_id),
+            lambda tx: approvals.skip_step(tx, step_id),
         )
         self._wake(step.directive_id)
 
@@ -349,7 +272,7 @@ class DirectiveEngine:
                 raise EngineError(
                     f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.value}"
                 )
-            status = APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
+            status = approvals.APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
             tx.update(
                 "approval_requests",
                 a.id,
@@ -368,7 +291,7 @@ class DirectiveEngine:
                     actor=Actor.USER,
                 )
             )
-            follow_up.extend(_apply_decision(tx, a, decision, comment))
+            follow_up.extend(approvals.apply_decision(tx, a, decision, comment))
             return a.model_copy(update={"status": status, "decision": decision, "comment": comment})
 
         resolved, _ = await self._write_with(approval.directive_id, resolve)
@@ -414,7 +337,7 @@ class DirectiveEngine:
             await self._fail(directive_id, f"replanned chain is invalid: {exc}")
             return None
         planned = planned.model_copy(update={"steps": specs})
-        chain, steps = _build_chain(
+        chain, steps = build_chain(
             d, planned, generation=(old.generation + 1 if old else 0), reason=reason
         )
         carried = {s.name: s for s in kept}
@@ -430,12 +353,12 @@ class DirectiveEngine:
                 for s in old_steps:
                     if s.status in LIVE_STEP:
                         tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
-                _close_approvals(
+                approvals.close_approvals(
                     tx, directive_id, ApprovalDecision.REPLAN, "chain regenerated", chain_id=old.id
                 )
             tx.add_chain(chain, steps)
             tx.update("directives", directive_id, regenerations=d.regenerations + 1)
-            _charge_planning(tx, directive_id, planned)
+            charge_planning(tx, directive_id, planned)
             tx.emit(
                 ChainCreated(
                     directive_id=directive_id,
@@ -519,14 +442,14 @@ class DirectiveEngine:
         try:
             while not self._closing:
                 rt.wake.clear()
-                view = await self.store.read(lambda c: _driver_view(c, directive_id))
+                view = await self.store.read(lambda c: driver_view(c, directive_id))
                 d = view.directive
                 if d.status is D.PLANNING:
                     await self._plan(d)
                     continue
                 if d.status is not D.ACTIVE:
                     break
-                tripped = _breaker_reason(d)
+                tripped = breaker_reason(d)
                 if tripped:
                     await self._trip(directive_id, *tripped)
                     break
@@ -562,7 +485,7 @@ class DirectiveEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.wake.wait(), timeout)
 
-    async def _launch_steps(self, d: Directive, view: _DriverView) -> None:
+    async def _launch_steps(self, d: Directive, view: DriverView) -> None:
         rt = self._runtime(d.id)
         if view.newly_ready:
             ids = [s.id for s in view.newly_ready]
@@ -585,11 +508,11 @@ class DirectiveEngine:
         planned = await self._run_planner(d, None)
         if planned is None:
             return
-        chain, steps = _build_chain(d, planned, generation=0, reason=None)
+        chain, steps = build_chain(d, planned, generation=0, reason=None)
 
         def commit(tx: Tx) -> None:
             tx.add_chain(chain, steps)
-            _charge_planning(tx, d.id, planned)
+            charge_planning(tx, d.id, planned)
             tx.emit(
                 ChainCreated(
                     directive_id=d.id,
@@ -600,7 +523,7 @@ class DirectiveEngine:
             )
             tx.directive_status(d.id, D.ACTIVE)
             if d.spec.autonomy is Autonomy.MANUAL:
-                _request_approval(
+                approvals.request_approval(
                     tx,
                     ApprovalRequest(
                         directive_id=d.id,
@@ -717,7 +640,7 @@ class DirectiveEngine:
             attempt=run.attempt,
             workdir=Path(d.spec.repo),
             rework_instructions=step.rework_instructions,
-            budget=_budget(fresh),
+            budget=budget_for(fresh),
             emit=self._emitter(d.id, step),
             add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
         )
@@ -789,7 +712,7 @@ class DirectiveEngine:
                     passed=ev.passed,
                     verifiers={r.name: r.score for r in ev.results},
                     flags=ev.flags,
-                    severity=_LEVEL_SEVERITY[ev.level],
+                    severity=LEVEL_SEVERITY[ev.level],
                 )
             )
             scored = {"confidence": ev.score, "level": ev.level}
@@ -801,7 +724,7 @@ class DirectiveEngine:
                 tx.step_status(
                     step.id, S.AWAITING_APPROVAL, reason=f"{level.value} {ev.score:.2f}", **scored
                 )
-                _request_approval(
+                approvals.request_approval(
                     tx,
                     ApprovalRequest(
                         directive_id=d.id,
@@ -836,7 +759,7 @@ class DirectiveEngine:
                 ):
                     replan_after = True
                 else:
-                    _escalate(tx, d.id, step, why, ev.id)
+                    approvals.escalate(tx, d.id, step, why, ev.id)
 
         await self._write(d.id, decide)
         if replan_after:
@@ -871,7 +794,7 @@ class DirectiveEngine:
                     severity=Severity.ERROR,
                 )
             )
-            _escalate(tx, d.id, step, f"executor failed: {error[:300]}", None)
+            approvals.escalate(tx, d.id, step, f"executor failed: {error[:300]}", None)
 
         await self._write(d.id, fail)
 
@@ -912,7 +835,7 @@ class DirectiveEngine:
 
         await self._write(directive_id, charge)
         d = await self.store.get_directive(directive_id)
-        tripped = _breaker_reason(d)
+        tripped = breaker_reason(d)
         if tripped and d.status is D.ACTIVE:
             self._spawn(self._trip(directive_id, *tripped))
 
@@ -930,10 +853,10 @@ class DirectiveEngine:
     async def _fail(self, directive_id: str, reason: str, cost: float = 0.0) -> None:
         def fail(tx: Tx) -> None:
             if cost:
-                _charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
+                charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
             tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
             d = tx.directive(directive_id)
-            if D.FAILED in _directive_next(d.status):
+            if D.FAILED in DIRECTIVE_TRANSITIONS[d.status]:
                 tx.directive_status(directive_id, D.FAILED, reason=reason)
 
         await self._write(directive_id, fail)
@@ -1028,307 +951,3 @@ class DirectiveEngine:
             rt.llm = self.services.llm_provider(d.spec)
             rt.llm_ready = True
         return rt.llm
-
-
-# --------------------------------------------------------------------------
-# Helpers that run inside a transaction (on the database thread)
-# --------------------------------------------------------------------------
-
-_LEVEL_SEVERITY = {
-    ConfidenceLevel.GREEN: Severity.SUCCESS,
-    ConfidenceLevel.YELLOW: Severity.WARNING,
-    ConfidenceLevel.RED: Severity.ERROR,
-}
-
-
-@dataclass
-class _DriverView:
-    """Everything the driver needs for one decision, read in one hop."""
-
-    directive: Directive
-    chain: Chain | None
-    plan_pending: bool
-    runnable: list[Step]  # ready or rework: waiting for a slot
-    newly_ready: list[Step]  # pending with every dependency done
-    all_done: bool
-
-
-def _driver_view(conn: Any, directive_id: str) -> _DriverView:
-    from engine.store import _chain, _list_steps
-
-    tx = Tx(conn)
-    d = tx.directive(directive_id)
-    row = tx.one(
-        "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
-        " ORDER BY generation DESC LIMIT 1",
-        (directive_id,),
-    )
-    if row is None:
-        return _DriverView(d, None, False, [], [], False)
-    chain = _chain(row)
-    plan_pending = (
-        tx.one(
-            "SELECT 1 FROM approval_requests WHERE directive_id = ? AND kind = 'plan' AND status = 'pending'",
-            (directive_id,),
-        )
-        is not None
-    )
-    runnable = _list_steps(conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,))
-    newly_ready = _list_steps(
-        conn,
-        "s.chain_id = ? AND s.status = 'pending' AND NOT EXISTS ("
-        " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
-        " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
-        (chain.id,),
-    )
-    done = tuple(s.value for s in STEP_DONE)
-    left = tx.one(
-        f"SELECT COUNT(*) FROM chain_steps WHERE chain_id = ? AND status NOT IN ({', '.join('?' * len(done))})",
-        (chain.id, *done),
-    )[0]
-    total = tx.one("SELECT COUNT(*) FROM chain_steps WHERE chain_id = ?", (chain.id,))[0]
-    return _DriverView(d, chain, plan_pending, runnable, newly_ready, total > 0 and left == 0)
-
-
-def _recover(tx: Tx, directive_id: str) -> None:
-    for row in tx.conn.execute(
-        "SELECT id FROM step_runs WHERE directive_id = ? AND status = 'running'", (directive_id,)
-    ).fetchall():
-        tx.update(
-            "step_runs",
-            row[0],
-            status="cancelled",
-            error="interrupted by restart",
-            finished_at=now(),
-        )
-    for row in tx.conn.execute(
-        "SELECT id FROM chain_steps WHERE directive_id = ? AND status IN ('running', 'evaluating')",
-        (directive_id,),
-    ).fetchall():
-        tx.step_status(row[0], S.READY, reason="interrupted by restart; runs again")
-
-
-def _request_approval(tx: Tx, a: ApprovalRequest) -> None:
-    tx.add_approval(a)
-    tx.emit(
-        ApprovalRequired(
-            directive_id=a.directive_id,
-            approval_id=a.id,
-            kind=a.kind.value,
-            step_id=a.step_id,
-            summary=a.summary,
-            severity=Severity.WARNING,
-        )
-    )
-
-
-def _escalate(tx: Tx, directive_id: str, step: Step, why: str, evaluation_id: str | None) -> None:
-    _request_approval(
-        tx,
-        ApprovalRequest(
-            directive_id=directive_id,
-            step_id=step.id,
-            kind=ApprovalKind.ESCALATION,
-            summary=f"step {step.name} needs a decision: {why}",
-            evaluation_id=evaluation_id,
-            options=list(ESCALATION_OPTIONS),
-        ),
-    )
-
-
-def _close_approvals(
-    tx: Tx, directive_id: str, decision: ApprovalDecision, why: str, chain_id: str | None = None
-) -> None:
-    """Pending approvals that no longer make sense (directive stopped, chain
-    replaced) are closed, with an event each, so none is left dangling."""
-    sql = "SELECT a.id, a.step_id FROM approval_requests a WHERE a.directive_id = ? AND a.status = 'pending'"
-    params: list[Any] = [directive_id]
-    if chain_id is not None:
-        sql += " AND (a.step_id IS NULL OR a.step_id IN (SELECT id FROM chain_steps WHERE chain_id = ?))"
-        params.append(chain_id)
-    for approval_id, step_id in tx.conn.execute(sql, params).fetchall():
-        tx.update(
-            "approval_requests",
-            approval_id,
-            status=ApprovalStatus.RESOLVED,
-            decision=decision,
-            comment=why,
-            resolved_at=now(),
-        )
-        tx.emit(
-            ApprovalResolved(
-                directive_id=directive_id,
-                approval_id=approval_id,
-                decision=decision.value,
-                step_id=step_id,
-                comment=why,
-            )
-        )
-
-
-def _retry(tx: Tx, step_id: str) -> None:
-    tx.step_status(step_id, S.READY, reason="retry", rework_count=0)
-    s = tx.step(step_id)
-    _close_approvals_for_step(tx, s, ApprovalDecision.RETRY)
-
-
-def _skip(tx: Tx, step_id: str) -> None:
-    tx.step_status(step_id, S.SKIPPED, reason="skipped by user")
-    s = tx.step(step_id)
-    _close_approvals_for_step(tx, s, ApprovalDecision.SKIP)
-
-
-def _close_approvals_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
-    for (approval_id,) in tx.conn.execute(
-        "SELECT id FROM approval_requests WHERE step_id = ? AND status = 'pending'", (step.id,)
-    ).fetchall():
-        tx.update(
-            "approval_requests",
-            approval_id,
-            status=ApprovalStatus.RESOLVED,
-            decision=decision,
-            resolved_at=now(),
-        )
-        tx.emit(
-            ApprovalResolved(
-                directive_id=step.directive_id,
-                approval_id=approval_id,
-                decision=decision.value,
-                step_id=step.id,
-                actor=Actor.USER,
-            )
-        )
-
-
-def _apply_decision(
-    tx: Tx, a: ApprovalRequest, decision: ApprovalDecision, comment: str | None
-) -> list[tuple[str, str]]:
-    """The state change an answer makes, inside the answer's transaction.
-    Returns follow-ups that need the engine (replan, stop)."""
-    note = comment or ""
-    if a.kind is ApprovalKind.PLAN:
-        if decision is ApprovalDecision.REQUEST_CHANGES:
-            return [("replan", f"plan changes requested: {note}")]
-        if decision is ApprovalDecision.DENY:
-            return [("stop", f"plan denied{': ' + note if note else ''}")]
-        return []
-    if a.step_id is None:
-        return []
-    step = tx.step(a.step_id)
-    if a.kind is ApprovalKind.STEP_REVIEW:
-        if decision is ApprovalDecision.APPROVE:
-            tx.step_status(step.id, S.PASSED, reason="approved")
-        elif decision is ApprovalDecision.REQUEST_CHANGES:
-            previous = step.rework_instructions or ""
-            instructions = f"A reviewer requested changes: {note}"
-            if previous:
-                instructions += f"\n\nEarlier findings:\n{previous}"
-            tx.step_status(
-                step.id,
-                S.REWORK,
-                reason="changes requested",
-                rework_count=step.rework_count + 1,
-                rework_instructions=instructions,
-            )
-        else:
-            tx.step_status(step.id, S.BLOCKED, reason="denied")
-            _escalate(
-                tx,
-                a.directive_id,
-                step,
-                f"denied by reviewer{': ' + note if note else ''}",
-                a.evaluation_id,
-            )
-        return []
-    # escalation
-    if decision is ApprovalDecision.RETRY:
-        tx.step_status(step.id, S.READY, reason="retry", rework_count=0)
-    elif decision is ApprovalDecision.SKIP:
-        tx.step_status(step.id, S.SKIPPED, reason="skipped")
-    elif decision is ApprovalDecision.REPLAN:
-        return [("replan", f"replan requested for step {step.name}{': ' + note if note else ''}")]
-    elif decision is ApprovalDecision.STOP:
-        return [("stop", f"stopped at step {step.name}{': ' + note if note else ''}")]
-    return []
-
-
-def _charge_planning(tx: Tx, directive_id: str, planned: PlannedChain) -> None:
-    if planned.cost_usd:
-        tx.conn.execute(
-            "UPDATE directives SET planning_cost_usd = planning_cost_usd + ? WHERE id = ?",
-            (planned.cost_usd, directive_id),
-        )
-        total = tx.add_cost(directive_id, planned.cost_usd)
-        tx.emit(CostUpdated(directive_id=directive_id, delta_usd=planned.cost_usd, total_usd=total))
-
-
-def _build_chain(
-    d: Directive, planned: PlannedChain, *, generation: int, reason: str | None
-) -> tuple[Chain, list[Step]]:
-    from engine.layout import layout_chain
-
-    chain = Chain(
-        directive_id=d.id,
-        generation=generation,
-        planner=d.spec.planner.value,
-        reason=reason,
-        cost_usd=planned.cost_usd,
-    )
-    positions = layout_chain(planned.steps)
-    ids = {
-        spec.name: Step(chain_id=chain.id, directive_id=d.id, name=spec.name, spec=spec).id
-        for spec in planned.steps
-    }
-    steps = [
-        Step(
-            id=ids[spec.name],
-            chain_id=chain.id,
-            directive_id=d.id,
-            name=spec.name,
-            spec=spec,
-            depends_on=[ids[n] for n in spec.depends_on],
-            layer=positions[spec.name][0],
-            row=positions[spec.name][1],
-        )
-        for spec in planned.steps
-    ]
-    return chain, steps
-
-
-def _budget(d: Directive) -> Budget:
-    limits = d.spec.limits
-    return Budget(
-        cost_usd=None
-        if limits.max_cost_usd is None
-        else max(limits.max_cost_usd - d.total_cost_usd, 0.0),
-        wall_time_s=None
-        if limits.max_wall_time_minutes is None
-        else max(limits.max_wall_time_minutes * 60 - d.wall_time_s(), 0.0),
-    )
-
-
-def _breaker_reason(d: Directive) -> tuple[str, str] | None:
-    """(breaker, reason) for the first limit this directive has reached."""
-    limits = d.spec.limits
-    if limits.max_cost_usd is not None and d.total_cost_usd >= limits.max_cost_usd:
-        return "cost", f"cost ${d.total_cost_usd:.2f} reached the limit ${limits.max_cost_usd:.2f}"
-    if (
-        limits.max_wall_time_minutes is not None
-        and d.wall_time_s() >= limits.max_wall_time_minutes * 60
-    ):
-        return (
-            "wall_time",
-            f"wall time {d.wall_time_s() / 60:.1f} min reached the limit {limits.max_wall_time_minutes:g} min",
-        )
-    if d.failed_steps >= limits.max_failed_steps:
-        return (
-            "failed_steps",
-            f"{d.failed_steps} failed steps reached the limit {limits.max_failed_steps}",
-        )
-    return None
-
-
-def _directive_next(status: DirectiveStatus) -> frozenset[DirectiveStatus]:
-    from engine.transitions import DIRECTIVE_TRANSITIONS
-
-    return DIRECTIVE_TRANSITIONS[status]

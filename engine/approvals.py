@@ -1,0 +1,172 @@
+"""Answering approvals: the state change each answer makes, written inside
+the answer's transaction (these functions run on the database thread)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.events import ApprovalRequired, ApprovalResolved
+from engine.models import (
+    ESCALATION_OPTIONS,
+    Actor,
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    ApprovalStatus,
+    Severity,
+    Step,
+    now,
+)
+from engine.models import StepStatus as S
+from engine.store import Tx
+
+# What a resolved approval becomes, by its decision; the rest are "resolved".
+APPROVAL_STATUS = {
+    ApprovalDecision.APPROVE: ApprovalStatus.APPROVED,
+    ApprovalDecision.DENY: ApprovalStatus.DENIED,
+    ApprovalDecision.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
+}
+
+
+def request_approval(tx: Tx, a: ApprovalRequest) -> None:
+    tx.add_approval(a)
+    tx.emit(
+        ApprovalRequired(
+            directive_id=a.directive_id,
+            approval_id=a.id,
+            kind=a.kind.value,
+            step_id=a.step_id,
+            summary=a.summary,
+            severity=Severity.WARNING,
+        )
+    )
+
+
+def escalate(tx: Tx, directive_id: str, step: Step, why: str, evaluation_id: str | None) -> None:
+    request_approval(
+        tx,
+        ApprovalRequest(
+            directive_id=directive_id,
+            step_id=step.id,
+            kind=ApprovalKind.ESCALATION,
+            summary=f"step {step.name} needs a decision: {why}",
+            evaluation_id=evaluation_id,
+            options=list(ESCALATION_OPTIONS),
+        ),
+    )
+
+
+def close_approvals(
+    tx: Tx, directive_id: str, decision: ApprovalDecision, why: str, chain_id: str | None = None
+) -> None:
+    """Pending approvals that no longer make sense (directive stopped, chain
+    replaced) are closed, with an event each, so none is left dangling."""
+    sql = "SELECT a.id, a.step_id FROM approval_requests a WHERE a.directive_id = ? AND a.status = 'pending'"
+    params: list[Any] = [directive_id]
+    if chain_id is not None:
+        sql += " AND (a.step_id IS NULL OR a.step_id IN (SELECT id FROM chain_steps WHERE chain_id = ?))"
+        params.append(chain_id)
+    for approval_id, step_id in tx.conn.execute(sql, params).fetchall():
+        tx.update(
+            "approval_requests",
+            approval_id,
+            status=ApprovalStatus.RESOLVED,
+            decision=decision,
+            comment=why,
+            resolved_at=now(),
+        )
+        tx.emit(
+            ApprovalResolved(
+                directive_id=directive_id,
+                approval_id=approval_id,
+                decision=decision.value,
+                step_id=step_id,
+                comment=why,
+            )
+        )
+
+
+def retry_step(tx: Tx, step_id: str) -> None:
+    tx.step_status(step_id, S.READY, reason="retry", rework_count=0)
+    s = tx.step(step_id)
+    close_approvals_for_step(tx, s, ApprovalDecision.RETRY)
+
+
+def skip_step(tx: Tx, step_id: str) -> None:
+    tx.step_status(step_id, S.SKIPPED, reason="skipped by user")
+    s = tx.step(step_id)
+    close_approvals_for_step(tx, s, ApprovalDecision.SKIP)
+
+
+def close_approvals_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
+    for (approval_id,) in tx.conn.execute(
+        "SELECT id FROM approval_requests WHERE step_id = ? AND status = 'pending'", (step.id,)
+    ).fetchall():
+        tx.update(
+            "approval_requests",
+            approval_id,
+            status=ApprovalStatus.RESOLVED,
+            decision=decision,
+            resolved_at=now(),
+        )
+        tx.emit(
+            ApprovalResolved(
+                directive_id=step.directive_id,
+                approval_id=approval_id,
+                decision=decision.value,
+                step_id=step.id,
+                actor=Actor.USER,
+            )
+        )
+
+
+def apply_decision(
+    tx: Tx, a: ApprovalRequest, decision: ApprovalDecision, comment: str | None
+) -> list[tuple[str, str]]:
+    """The state change an answer makes, inside the answer's transaction.
+    Returns follow-ups that need the engine (replan, stop)."""
+    note = comment or ""
+    if a.kind is ApprovalKind.PLAN:
+        if decision is ApprovalDecision.REQUEST_CHANGES:
+            return [("replan", f"plan changes requested: {note}")]
+        if decision is ApprovalDecision.DENY:
+            return [("stop", f"plan denied{': ' + note if note else ''}")]
+        return []
+    if a.step_id is None:
+        return []
+    step = tx.step(a.step_id)
+    if a.kind is ApprovalKind.STEP_REVIEW:
+        if decision is ApprovalDecision.APPROVE:
+            tx.step_status(step.id, S.PASSED, reason="approved")
+        elif decision is ApprovalDecision.REQUEST_CHANGES:
+            previous = step.rework_instructions or ""
+            instructions = f"A reviewer requested changes: {note}"
+            if previous:
+                instructions += f"\n\nEarlier findings:\n{previous}"
+            tx.step_status(
+                step.id,
+                S.REWORK,
+                reason="changes requested",
+                rework_count=step.rework_count + 1,
+                rework_instructions=instructions,
+            )
+        else:
+            tx.step_status(step.id, S.BLOCKED, reason="denied")
+            escalate(
+                tx,
+                a.directive_id,
+                step,
+                f"denied by reviewer{': ' + note if note else ''}",
+                a.evaluation_id,
+            )
+        return []
+    # escalation
+    if decision is ApprovalDecision.RETRY:
+        tx.step_status(step.id, S.READY, reason="retry", rework_count=0)
+    elif decision is ApprovalDecision.SKIP:
+        tx.step_status(step.id, S.SKIPPED, reason="skipped")
+    elif decision is ApprovalDecision.REPLAN:
+        return [("replan", f"replan requested for step {step.name}{': ' + note if note else ''}")]
+    elif decision is ApprovalDecision.STOP:
+        return [("stop", f"stopped at step {step.name}{': ' + note if note else ''}")]
+    return []

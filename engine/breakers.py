@@ -1,0 +1,40 @@
+"""Circuit breakers and budgets: which limit a directive has reached, and
+what an attempt may still spend."""
+
+from __future__ import annotations
+
+from engine.executors.base import Budget
+from engine.models import Directive
+
+
+def budget_for(d: Directive) -> Budget:
+    limits = d.spec.limits
+    return Budget(
+        cost_usd=None
+        if limits.max_cost_usd is None
+        else max(limits.max_cost_usd - d.total_cost_usd, 0.0),
+        wall_time_s=None
+        if limits.max_wall_time_minutes is None
+        else max(limits.max_wall_time_minutes * 60 - d.wall_time_s(), 0.0),
+    )
+
+
+def breaker_reason(d: Directive) -> tuple[str, str] | None:
+    """(breaker, reason) for the first limit this directive has reached."""
+    limits = d.spec.limits
+    if limits.max_cost_usd is not None and d.total_cost_usd >= limits.max_cost_usd:
+        return "cost", f"cost ${d.total_cost_usd:.2f} reached the limit ${limits.max_cost_usd:.2f}"
+    if (
+        limits.max_wall_time_minutes is not None
+        and d.wall_time_s() >= limits.max_wall_time_minutes * 60
+    ):
+        return (
+            "wall_time",
+            f"wall time {d.wall_time_s() / 60:.1f} min reached the limit {limits.max_wall_time_minutes:g} min",
+        )
+    if d.failed_steps >= limits.max_failed_steps:
+        return (
+            "failed_steps",
+            f"{d.failed_steps} failed steps reached the limit {limits.max_failed_steps}",
+        )
+    return None

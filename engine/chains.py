@@ -1,0 +1,142 @@
+"""Chains inside the engine: building one from a plan, the driver's one-hop
+view of a directive, and crash recovery (run on the database thread)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.events import CostUpdated
+from engine.models import Chain, ConfidenceLevel, Directive, Severity, Step, now
+from engine.models import StepStatus as S
+from engine.planner import PlannedChain
+from engine.store import Tx, _chain, _list_steps
+from engine.transitions import STEP_DONE
+
+# Statuses a superseded chain's steps are moved out of.
+LIVE_STEP = frozenset(
+    {
+        S.PENDING,
+        S.READY,
+        S.RUNNING,
+        S.EVALUATING,
+        S.AWAITING_APPROVAL,
+        S.REWORK,
+        S.BLOCKED,
+        S.FAILED,
+    }
+)
+
+LEVEL_SEVERITY = {
+    ConfidenceLevel.GREEN: Severity.SUCCESS,
+    ConfidenceLevel.YELLOW: Severity.WARNING,
+    ConfidenceLevel.RED: Severity.ERROR,
+}
+
+
+@dataclass
+class DriverView:
+    """Everything the driver needs for one decision, read in one hop."""
+
+    directive: Directive
+    chain: Chain | None
+    plan_pending: bool
+    runnable: list[Step]  # ready or rework: waiting for a slot
+    newly_ready: list[Step]  # pending with every dependency done
+    all_done: bool
+
+
+def driver_view(conn: Any, directive_id: str) -> DriverView:
+    tx = Tx(conn)
+    d = tx.directive(directive_id)
+    row = tx.one(
+        "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
+        " ORDER BY generation DESC LIMIT 1",
+        (directive_id,),
+    )
+    if row is None:
+        return DriverView(d, None, False, [], [], False)
+    chain = _chain(row)
+    plan_pending = (
+        tx.one(
+            "SELECT 1 FROM approval_requests WHERE directive_id = ? AND kind = 'plan' AND status = 'pending'",
+            (directive_id,),
+        )
+        is not None
+    )
+    runnable = _list_steps(conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,))
+    newly_ready = _list_steps(
+        conn,
+        "s.chain_id = ? AND s.status = 'pending' AND NOT EXISTS ("
+        " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
+        " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
+        (chain.id,),
+    )
+    done = tuple(s.value for s in STEP_DONE)
+    left = tx.one(
+        f"SELECT COUNT(*) FROM chain_steps WHERE chain_id = ? AND status NOT IN ({', '.join('?' * len(done))})",
+        (chain.id, *done),
+    )[0]
+    total = tx.one("SELECT COUNT(*) FROM chain_steps WHERE chain_id = ?", (chain.id,))[0]
+    return DriverView(d, chain, plan_pending, runnable, newly_ready, total > 0 and left == 0)
+
+
+def recover(tx: Tx, directive_id: str) -> None:
+    for row in tx.conn.execute(
+        "SELECT id FROM step_runs WHERE directive_id = ? AND status = 'running'", (directive_id,)
+    ).fetchall():
+        tx.update(
+            "step_runs",
+            row[0],
+            status="cancelled",
+            error="interrupted by restart",
+            finished_at=now(),
+        )
+    for row in tx.conn.execute(
+        "SELECT id FROM chain_steps WHERE directive_id = ? AND status IN ('running', 'evaluating')",
+        (directive_id,),
+    ).fetchall():
+        tx.step_status(row[0], S.READY, reason="interrupted by restart; runs again")
+
+
+def charge_planning(tx: Tx, directive_id: str, planned: PlannedChain) -> None:
+    if planned.cost_usd:
+        tx.conn.execute(
+            "UPDATE directives SET planning_cost_usd = planning_cost_usd + ? WHERE id = ?",
+            (planned.cost_usd, directive_id),
+        )
+        total = tx.add_cost(directive_id, planned.cost_usd)
+        tx.emit(CostUpdated(directive_id=directive_id, delta_usd=planned.cost_usd, total_usd=total))
+
+
+def build_chain(
+    d: Directive, planned: PlannedChain, *, generation: int, reason: str | None
+) -> tuple[Chain, list[Step]]:
+    from engine.layout import layout_chain
+
+    chain = Chain(
+        directive_id=d.id,
+        generation=generation,
+        planner=d.spec.planner.value,
+        reason=reason,
+        cost_usd=planned.cost_usd,
+    )
+    positions = layout_chain(planned.steps)
+    ids = {
+        spec.name: Step(chain_id=chain.id, directive_id=d.id, name=spec.name, spec=spec).id
+        for spec in planned.steps
+    }
+    steps = [
+        Step(
+            id=ids[spec.name],
+            chain_id=chain.id,
+            directive_id=d.id,
+            name=spec.name,
+            spec=spec,
+            depends_on=[ids[n] for n in spec.depends_on],
+            layer=positions[spec.name][0],
+            row=positions[spec.name][1],
+        )
+        for spec in planned.steps
+    ]
+    return chain, steps
