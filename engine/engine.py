@@ -153,6 +153,10 @@ class DirectiveEngine:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        for rt in self._rt.values():
+            if rt.llm is not None and hasattr(rt.llm, "aclose"):
+                with contextlib.suppress(Exception):
+                    await rt.llm.aclose()
         for did, rt in self._rt.items():
             if rt.flush:
                 rt.flush.cancel()
