@@ -76,6 +76,20 @@ async def test_prepare_demo_refuses_a_non_empty_target(tmp_path: Path) -> None:
     assert (tmp_path / REPO_NAME / "keep.txt").read_text() == "mine\n"
 
 
+async def test_prepare_demo_says_when_pytest_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a)
+    )
+    with pytest.raises(DemoError, match="pip install pytest"):
+        await prepare_demo(tmp_path)
+    assert not (tmp_path / REPO_NAME).exists()
+
+
 async def test_demo_reworks_red_waits_on_yellow_then_completes_once_approved(
     tmp_path: Path,
 ) -> None:
