@@ -715,6 +715,7 @@ class DirectiveEngine:
                     level=ev.level.value,
                     passed=ev.passed,
                     verifiers={r.name: r.score for r in ev.results},
+                    failed_gating=[r.name for r in ev.results if r.gating and not r.passed],
                     flags=ev.flags,
                     severity=LEVEL_SEVERITY[ev.level],
                 )

@@ -82,10 +82,14 @@ class EvaluationCompleted(_Event):
     level: str
     passed: bool
     verifiers: dict[str, float] = Field(default_factory=dict)  # name -> score
+    failed_gating: list[str] = Field(default_factory=list)  # why a high score can be red
     flags: list[str] = Field(default_factory=list)
 
     def describe(self) -> str:
-        scores = ", ".join(f"{k}={v:.2f}" for k, v in self.verifiers.items())
+        scores = ", ".join(
+            f"{k}={v:.2f}" + (" FAILED (gating)" if k in self.failed_gating else "")
+            for k, v in self.verifiers.items()
+        )
         flags = f" flags: {', '.join(self.flags)}" if self.flags else ""
         return f"step {self.step_name} evaluated {self.level} ({self.score:.2f}; {scores}){flags}"
 

@@ -381,10 +381,13 @@ def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
 async def _demo_headless(db: Path, auto: bool, as_json: bool) -> int:
     import tempfile
 
-    from engine.demo import prepare_demo
+    from engine.demo import DemoError, prepare_demo
 
     root = Path(tempfile.mkdtemp(prefix="directive-demo-"))
-    spec = await prepare_demo(root)
+    try:
+        spec = await prepare_demo(root)
+    except DemoError as exc:
+        raise UsageError(f"cannot prepare the demo: {exc}") from exc
     return await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto)
 
 
