@@ -80,7 +80,6 @@ class DirectiveScreen(EngineScreen):
     def on_mount(self) -> None:
         self.query_one(DagView).focus()
         self.set_interval(1.0, self._tick)
-        super().on_mount()
 
     @property
     def dag(self) -> DagView:
@@ -193,6 +192,8 @@ class DirectiveScreen(EngineScreen):
         step = await self.store.get_step(focused.id)
         runs = await self.store.list_runs(step.id)
         evaluations = await self.store.list_evaluations(step.id)
+        if not detail.is_attached:  # the screen closed while reading
+            return
         detail.show(step, runs, evaluations, list(self.tails.get(step.id, ())))
 
     # -- the selection ------------------------------------------------------------

@@ -60,7 +60,6 @@ class HomeScreen(EngineScreen):
         self.query_one("#home-directives").border_title = "Directives"
         self.query_one("#home-approvals").border_title = "Pending approvals"
         self.set_interval(1.0, self._tick)
-        super().on_mount()
 
     # -- data -----------------------------------------------------------------
 

@@ -29,15 +29,16 @@ class StepDetail(Looks, VerticalScroll):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.step: Step | None = None
         self._tail: deque[Text] = deque(maxlen=TAIL_LINES)
+        # Held, not queried: a late update after the screen closed is harmless.
+        self._body = Static(id="detail-body")
+        self._tail_view = Static(id="detail-tail")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="detail-body")
-        yield Static(id="detail-tail")
+        yield self._body
+        yield self._tail_view
 
     def on_mount(self) -> None:
-        self.query_one("#detail-body", Static).update(
-            Text("No step focused.", style=self.look("look--muted"))
-        )
+        self._body.update(Text("No step focused.", style=self.look("look--muted")))
 
     def show(
         self,
@@ -47,7 +48,7 @@ class StepDetail(Looks, VerticalScroll):
         output: list[tuple[str, str]],
     ) -> None:
         self.step = step
-        body = self.query_one("#detail-body", Static)
+        body = self._body
         if step is None:
             body.update(Text("No step focused.", style=self.look("look--muted")))
             self._tail.clear()
@@ -130,7 +131,7 @@ class StepDetail(Looks, VerticalScroll):
         )
 
     def _draw_tail(self) -> None:
-        tail_widget = self.query_one("#detail-tail", Static)
+        tail_widget = self._tail_view
         if not self._tail or self.step is None:
             tail_widget.update("")
             tail_widget.display = False

@@ -1,0 +1,433 @@
+"""The app driven from the keyboard (Textual's Pilot) against the real
+engine and a real SQLite file: approvals, pause/resume/stop, breakers,
+the new-directive form, help and the palette."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from engine.engine import DirectiveEngine
+from engine.models import ApprovalKind, Autonomy, DirectiveStatus, StepStatus
+from tests.engine_kit import Script, chain_spec, services, statuses
+from tui.app import DirectiveApp
+from tui.modals.approval import ApprovalModal
+from tui.modals.confirm import ConfirmModal
+from tui.modals.limits import LimitsModal
+from tui.screens.directive import DirectiveScreen
+from tui.screens.help import HelpScreen
+from tui.screens.home import HomeScreen
+from tui.screens.new_directive import NewDirectiveScreen
+from tui.widgets.budgets import BudgetBars
+from tui.widgets.dag import DagView
+
+SIZE = (100, 30)
+
+
+async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str, rounds: int = 400) -> None:
+    """Let the app and the engine run until `check()` holds (bounded)."""
+    for _ in range(rounds):
+        result = check()
+        if hasattr(result, "__await__"):
+            result = await result
+        if result:
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Notes:
+    """Records the app's notifications (what a person would read)."""
+
+    def __init__(self, app: DirectiveApp) -> None:
+        self.messages: list[tuple[str, str]] = []
+        original = app.notify
+
+        def notify(message: str, *args: Any, severity: str = "information", **kwargs: Any) -> None:
+            self.messages.append((severity, str(message)))
+            original(message, *args, severity=severity, **kwargs)  # type: ignore[arg-type]
+
+        app.notify = notify  # type: ignore[method-assign]
+
+    def has(self, text: str, severity: str | None = None) -> bool:
+        return any(text in m and (severity is None or s == severity) for s, m in self.messages)
+
+
+def app_for(tmp_path: Path, script: Script, **kwargs: Any) -> DirectiveApp:
+    return DirectiveApp(tmp_path / "tui.db", services=services(script), **kwargs)
+
+
+async def started(pilot: Pilot[Any], app: DirectiveApp, spec: Any) -> str:
+    """Create and start a directive through the engine, open its screen."""
+    await until(pilot, lambda: app.engine_ready, "the engine")
+    assert app.engine is not None
+    d = await app.engine.create_directive(spec)
+    await app.engine.start_directive(d.id)
+    app.open_directive_screen(d.id)
+    await until(pilot, lambda: _loaded(app), "the directive screen")
+    return d.id
+
+
+def _loaded(app: DirectiveApp) -> bool:
+    screen = app.screen
+    return isinstance(screen, DirectiveScreen) and screen.directive is not None
+
+
+def engine(app: DirectiveApp) -> DirectiveEngine:
+    assert app.engine is not None
+    return app.engine
+
+
+async def step_status(app: DirectiveApp, directive_id: str, name: str) -> str:
+    return (await statuses(engine(app), directive_id))[name]
+
+
+async def test_approve_from_the_keyboard(tmp_path: Path) -> None:
+    script = Script(scores={"build": [0.6]})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
+        await until(
+            pilot,
+            lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL,
+            "the yellow box",
+        )
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
+        modal = app.screen
+        assert isinstance(modal, ApprovalModal)
+        assert modal.evaluation is not None and modal.evaluation.score == pytest.approx(0.6)
+        await pilot.press("y")
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.PASSED, "build passed")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        assert _box_status(app, "ship") == StepStatus.PASSED
+
+
+async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
+    script = Script(scores={"build": [0.6]})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
+        await until(
+            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+        )
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
+        await pilot.press("y")
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.BLOCKED, "build blocked")
+        pending = await engine(app).store.pending_approvals(did)
+        assert [a.kind for a in pending] == [ApprovalKind.ESCALATION]
+        # The escalation offers its own answers; `s` skips the blocked step.
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the escalation modal")
+        modal = app.screen
+        assert isinstance(modal, ApprovalModal) and modal.intent is None
+        assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
+        await pilot.press("s")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        assert await step_status(app, did, "build") == "skipped"
+
+
+async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> None:
+    script = Script(scores={"build": [0.6, 0.95]})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(
+            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+        )
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes modal")
+        await pilot.press("enter")  # no comment: refused inline, nothing sent
+        await pilot.pause()
+        assert isinstance(app.screen, ApprovalModal)
+        assert "comment is required" in str(app.screen.query_one("#approval-error").render())
+        await pilot.press(*"handle empty input")
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        rework = [instructions for name, attempt, instructions in script.calls if attempt == 2]
+        assert rework and "handle empty input" in (rework[0] or "")
+        assert _box(app, "build").rework_count == 1
+
+
+async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
+    script = Script(scores={"build": [0.6]})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
+        await until(
+            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+        )
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
+        modal = app.screen
+        assert isinstance(modal, ApprovalModal)
+        # Someone else (the CLI, another screen) approves first.
+        await engine(app).resolve_approval(modal.approval.id, "approve")
+        await pilot.press("y")
+        await until(pilot, lambda: notes.has("already answered", "warning"), "the notice")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        assert await step_status(app, did, "build") == "passed"  # not denied
+        # Pressing again on the (now resolved) approval: said so, nothing sent.
+        resolved = await engine(app).store.get_approval(modal.approval.id)
+        assert await app.answer_approval(resolved.id, resolved.decision or "deny") is False  # type: ignore[arg-type]
+
+
+async def test_pause_resume_and_stop(tmp_path: Path) -> None:
+    script = Script(delay={"slow": 30.0})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await pilot.press("p")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(
+            pilot, lambda: _box_status(app, "slow") == StepStatus.READY, "step back to ready"
+        )
+        await pilot.press("p")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running again")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the stop confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        assert screen.directive is not None and screen.directive.status is DirectiveStatus.STOPPED
+
+
+async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
+    script = Script(costs={"spend": 2.0})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        spec = chain_spec(tmp_path, [("spend", []), ("after", ["spend"])], max_cost_usd=1.0)
+        did = await started(pilot, app, spec)
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "the breaker"
+        )
+        bars = app.screen.query_one(BudgetBars)
+        await until(pilot, lambda: bars.has_class("-tripped"), "the banner")
+        assert "cost breaker" in _text(bars)
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
+        field = app.screen.focused
+        assert field is not None and field.id == "limit-max_cost_usd"
+        field.value = "abc"  # type: ignore[attr-defined]
+        await pilot.press("enter")  # not a number: shown inline
+        await pilot.pause()
+        assert isinstance(app.screen, LimitsModal)
+        assert "is not a number" in _text(app.screen.query_one("#error-max_cost_usd"))
+        field.value = "50"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        d = await engine(app).store.get_directive(did)
+        assert d.spec.limits.max_cost_usd == 50.0
+        assert not bars.has_class("-tripped")
+
+
+async def test_dag_focus_follows_arrows_and_hjkl(tmp_path: Path) -> None:
+    script = Script(delay={"a": 30.0})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(
+            pilot,
+            app,
+            chain_spec(tmp_path, [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])]),
+        )
+        dag = app.screen.query_one(DagView)
+        await until(pilot, lambda: dag.steps, "the chain")
+        assert dag.has_focus
+
+        def focused() -> str | None:
+            return dag.focused_step.name if dag.focused_step else None
+
+        assert focused() == "a"
+        await pilot.press("right")
+        assert focused() == "b"
+        await pilot.press("j")
+        assert focused() == "c"
+        await pilot.press("up")
+        assert focused() == "b"
+        await pilot.press("l")
+        assert focused() == "d"
+        await pilot.press("h", "h")
+        assert focused() == "a"
+        await pilot.press("left")  # nothing further left: stays
+        assert focused() == "a"
+        await until(pilot, lambda: _detail_name(app) == "a", "the detail panel")
+        await pilot.press("right")
+        await until(pilot, lambda: _detail_name(app) == "b", "the detail panel to follow")
+
+
+async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
+    script = Script()
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        d = await engine(app).create_directive(chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: d.id in app.screen.directives, "the row")  # type: ignore[attr-defined]
+        assert isinstance(app.screen, HomeScreen)
+        await pilot.press("s")
+        await until(
+            pilot, lambda: _directive_status(app, d.id, DirectiveStatus.COMPLETED), "completion"
+        )
+        await until(
+            pilot, lambda: app.screen.directives[d.id].status is DirectiveStatus.COMPLETED, "row"
+        )  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: _loaded(app), "the directive screen")
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+
+
+async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewDirectiveScreen), "the form")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, NewDirectiveScreen)
+        assert "Title: required" in _text(screen.query_one("#error-title"))
+        assert "Repository: required" in _text(screen.query_one("#error-repo"))
+        # A directive file with a mistake: the loader's message, under the path.
+        bad = tmp_path / "bad.toml"
+        bad.write_text('title = "x"\ngoal = "y"\nrepo = "missing-folder"\n')
+        screen.query_one("#field-file").value = str(bad)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert "bad.toml" in _text(screen.query_one("#error-file"))
+        assert await engine(app).store.list_directives() == []
+        # The form, filled in properly.
+        screen.query_one("#field-file").value = ""  # type: ignore[attr-defined]
+        for name, value in {
+            "title": "Tidy",
+            "goal": "Tidy up",
+            "repo": str(tmp_path),
+            "max_cost_usd": "-3",
+        }.items():
+            screen.query_one(f"#field-{name}").value = value  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert "Max cost" in _text(screen.query_one("#error-max_cost_usd"))
+        assert await engine(app).store.list_directives() == []
+        screen.query_one("#field-max_cost_usd").value = "3"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "back home")
+        [created] = await engine(app).store.list_directives()
+        assert created.title == "Tidy" and created.spec.limits.max_cost_usd == 3.0
+        assert created.status is DirectiveStatus.DRAFT
+
+
+async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path) -> None:
+    from tui.commands import screen_commands
+
+    script = Script(delay={"a": 30.0})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.GUARDRAILS))
+        screen = app.screen
+        actions = {action for _, _, _, action in screen_commands(screen)}
+        for binding in DirectiveScreen.BINDINGS:
+            assert binding.action in actions  # type: ignore[union-attr]
+        assert "move('up')" in actions  # the DAG's keys too
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        help_text = " ".join(f"{k} {d}" for _, keys in app.screen.sections for k, d in keys)  # type: ignore[attr-defined]
+        for word in ("Approve", "Deny", "Changes", "Pause/Resume", "Limits", "Step up", "ctrl+p"):
+            assert word in help_text
+        await pilot.press("escape")
+        assert isinstance(app.screen, DirectiveScreen)
+
+
+async def test_run_file_opens_its_screen_and_bad_file_is_reported(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    good.write_text(
+        'title = "From a file"\ngoal = "g"\nrepo = "repo"\nexecutor = "noop"\n'
+        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+        '[[steps]]\nname = "one"\n'
+    )
+    app = app_for(tmp_path, Script(), start_file=good)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: _loaded(app), "the directive screen")
+        [d] = await engine(app).store.list_directives()
+        assert d.title == "From a file"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("title = \n")
+    app = app_for(tmp_path / "other", Script(), start_file=bad)
+    (tmp_path / "other").mkdir()
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await until(pilot, lambda: notes.has("bad.toml", "error"), "the file's error")
+        assert isinstance(app.screen, HomeScreen)
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _dag(app: DirectiveApp) -> DagView | None:
+    for screen in reversed(app.screen_stack):
+        if isinstance(screen, DirectiveScreen):
+            dags = screen.query(DagView)
+            return dags.first() if dags else None
+    return None
+
+
+def _box(app: DirectiveApp, name: str) -> Any:
+    dag = _dag(app)
+    return next((s for s in dag.steps if s.name == name), None) if dag else None
+
+
+def _box_status(app: DirectiveApp, name: str) -> StepStatus | None:
+    box = _box(app, name)
+    return box.status if box else None
+
+
+def _directive_status(app: DirectiveApp, did: str, status: DirectiveStatus) -> bool:
+    """As the topmost screen showing the directive has it."""
+    for screen in reversed(app.screen_stack):
+        if isinstance(screen, DirectiveScreen) and screen.directive_id == did and screen.directive:
+            return screen.directive.status is status
+        if isinstance(screen, HomeScreen) and did in screen.directives:
+            return screen.directives[did].status is status
+    return False
+
+
+def _detail_name(app: DirectiveApp) -> str | None:
+    from tui.widgets.step_detail import StepDetail
+
+    detail = app.screen.query_one(StepDetail)
+    return detail.step.name if detail.step else None
+
+
+def _text(widget: Any) -> str:
+    """What a widget shows, as plain text."""
+    import io
+
+    from rich.console import Console
+
+    rendered = widget.render()
+    if hasattr(rendered, "plain"):
+        return str(rendered.plain)
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(rendered)
+    return console.export_text()
