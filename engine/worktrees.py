@@ -1,0 +1,911 @@
+"""One git worktree per step attempt, merged back only when the step passes.
+
+Why: parallel steps editing one tree trample each other, and a red attempt's
+half-done edits would leak into the next step. Here every attempt works in a
+fresh worktree on its own branch, cut from the directive's *integration
+branch*; a passed attempt is merged into that branch (fast-forward when
+possible, else a real merge commit) and a conflict is reported, never hidden.
+
+The user's own checkout is never touched: the integration branch is created
+with `update-ref` (no checkout), merges happen in a dedicated integration
+worktree under the engine's data folder, status reads run with optional locks
+off (so not even the user's index is refreshed). Only
+`fast_forward_user_branch`, called on the user's say-so, moves their branch.
+
+Names (directive `d`, step slug `s`, attempt `n`):
+
+    branches   directive/<d>/integration          the directive's result
+               directive/<d>/step/<s>/<n>         one attempt (deleted with it)
+    folders    <data_dir>/worktrees/<d>/_integration
+               <data_dir>/worktrees/<d>/<s>-<n>
+    refs       refs/directive-tui/<d>/base        the user's HEAD at the start
+               refs/directive-tui/<d>/user        -> the user's branch (symbolic)
+               refs/directive-tui/<d>/checkpoints/<seq>/<s>/<n>
+               refs/directive-tui/<d>/attempts/<s>/<n>/{base,start,head}
+
+The hidden refs keep every checkpoint and attempt commit reachable (so `git
+gc` never drops the history the step detail shows) without cluttering
+`git branch`; `discard()` deletes them with the directive.
+
+Every git call goes through `run_git`: `-C <dir>`, no prompts, a fixed
+identity (commits work with no user config), hooks / signing / fsmonitor /
+auto-gc off (an engine commit must not run the user's pre-commit suite or
+ask for a GPG passphrase), C locale (stable messages), and a short retry when
+another git process holds a lock in the shared repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NAMESPACE = "refs/directive-tui"
+INTEGRATION_DIR = "_integration"
+# Ignored environment folders an attempt borrows from the user's tree by
+# symlink: a worktree has only tracked files, and verifiers need the
+# project's virtualenv / installed packages to run at all.
+DEFAULT_LINKS = (".venv", "venv", "node_modules")
+DEFAULT_IDENTITY = ("directive-tui", "directive-tui@localhost")
+
+# `-c` settings for every call: the engine's own commits and merges must not
+# depend on (or be slowed, blocked or re-routed by) the user's git config.
+GIT_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "core.fsmonitor=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "submodule.recurse=false",
+    "advice.detachedHead=false",
+    "core.quotePath=false",
+    "diff.noprefix=false",
+    "diff.mnemonicPrefix=false",
+)
+# Inherited variables that would point git somewhere other than `-C`.
+SCRUBBED_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+LOCK_RETRIES = 5
+LOCK_BACKOFF_S = 0.05
+LOCK_ERROR = re.compile(
+    r"Unable to create '[^']*\.lock': File exists|cannot lock ref .*File exists"
+)
+CANCEL_GRACE_S = 10.0  # a cancelled git call may finish (never leave a lock)
+SLUG_MAX = 40
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message names the command and its stderr."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, code: int | None, stderr: str) -> None:
+        self.args_ = list(args)
+        self.cwd = cwd
+        self.code = code
+        self.stderr = stderr.strip()
+        shown = " ".join(args)
+        super().__init__(
+            f"`git {shown}` failed (exit {code}) in {cwd}: {self.stderr or 'no output'}"
+        )
+
+
+class StaleAttemptError(RuntimeError):
+    """The integration branch was reset after this attempt started: merging it
+    would bring back the work the reset removed."""
+
+
+@dataclass(frozen=True)
+class GitOutput:
+    code: int
+    out: str
+    err: str
+
+
+def git_env(identity: tuple[str, str] = DEFAULT_IDENTITY) -> dict[str, str]:
+    name, email = identity
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_OPTIONAL_LOCKS="0",
+        LC_ALL="C",
+        LANGUAGE="C",
+        GIT_AUTHOR_NAME=name,
+        GIT_AUTHOR_EMAIL=email,
+        GIT_COMMITTER_NAME=name,
+        GIT_COMMITTER_EMAIL=email,
+    )
+    return env
+
+
+async def run_git(
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    stdin: str | None = None,
+) -> GitOutput:
+    """`git -C cwd <args>`; raises GitError on a non-zero exit when `check`.
+
+    A cancelled call lets git finish (up to CANCEL_GRACE_S) before the
+    cancellation goes on: a git killed mid-write leaves `*.lock` files that
+    block every later command in the repository."""
+    argv = ["git", "-C", str(cwd)]
+    for setting in GIT_CONFIG:
+        argv += ["-c", setting]
+    argv += list(args)
+    full_env = dict(env) if env is not None else git_env()
+    data = stdin.encode() if stdin is not None else None
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=full_env,
+                stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError as exc:
+            raise GitError(args, cwd, None, "git is not installed (not on PATH)") from exc
+        task = asyncio.ensure_future(proc.communicate(data))
+        try:
+            out, err = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        result = GitOutput(
+            proc.returncode or 0,
+            out.decode("utf-8", errors="replace"),
+            err.decode("utf-8", errors="replace"),
+        )
+        if result.code != 0 and LOCK_ERROR.search(result.err) and attempt < LOCK_RETRIES:
+            await asyncio.sleep(LOCK_BACKOFF_S * 2**attempt)
+            continue
+        break
+    if check and result.code != 0:
+        raise GitError(args, cwd, result.code, result.err or result.out)
+    return result
+
+
+def step_slug(name: str) -> str:
+    """A branch- and folder-safe name for a step. Lower case (refs are files,
+    and some file systems ignore case); a short hash of the real name is
+    added whenever the slug differs from it, so two names never collide."""
+    if not name.strip():
+        raise ValueError("step name is empty")
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
+    slug = re.sub(r"\.{2,}", ".", slug).strip(".-_")[:SLUG_MAX].rstrip(".-_")
+    if slug.endswith(".lock"):
+        slug = slug[: -len(".lock")] + "-lock"
+    slug = slug or "step"
+    if slug != name:
+        slug += "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
+    return slug
+
+
+@dataclass
+class Attempt:
+    """One attempt's worktree. `workdir` is where the directive's repo folder
+    lies inside it (the worktree root unless the repo is a subfolder of its
+    git top level): executors and verifiers run there."""
+
+    step_name: str
+    attempt: int
+    path: Path
+    workdir: Path
+    branch: str
+    base_sha: str  # integration tip when the attempt started
+    start_sha: str  # HEAD after carrying `carried_from` over (== base_sha without it)
+    carried_from: str | None = None
+    carry_conflicts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # top-relative symlinks, never committed
+    committed: bool = False
+    commit_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    merged: bool
+    sha: str | None  # integration tip after the merge (None on conflict)
+    fast_forward: bool
+    conflicts: list[str]
+    previous_sha: str  # integration tip before
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    step_slug: str
+    attempt: int
+    sha: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class FastForwardOffer:
+    possible: bool
+    branch: str | None
+    target_sha: str
+    reason: str  # why not, or what it would do: shown to the user as is
+    worktree: Path | None = None  # where the branch is checked out, if anywhere
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    worktrees: list[Path]
+    branches: list[str]
+    folders: list[Path]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    branch: str | None  # full ref name
+    locked: bool
+
+
+def _parse_worktrees(text: str) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            fields[key] = value
+        if "worktree" in fields:
+            entries.append(
+                _Entry(Path(fields["worktree"]), fields.get("branch"), "locked" in fields)
+            )
+    return entries
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+class Workspace:
+    """The git side of one directive. Build it with `await Workspace.open(...)`."""
+
+    def __init__(
+        self,
+        *,
+        repo: Path,
+        top: Path,
+        prefix: str,
+        directive_id: str,
+        root: Path,
+        base_sha: str,
+        user_branch: str | None,
+        dirty_at_open: list[str],
+        links: tuple[str, ...],
+        env: dict[str, str],
+    ) -> None:
+        self.repo = repo
+        self.top = top
+        self.prefix = prefix
+        self.directive_id = directive_id
+        self.root = root
+        self.base_sha = base_sha
+        self.user_branch = user_branch
+        self.dirty_at_open = dirty_at_open
+        self.links = links
+        self.integration_branch = f"directive/{directive_id}/integration"
+        self.integration_path = root / INTEGRATION_DIR
+        self._ns = f"{NAMESPACE}/{directive_id}"
+        self._step_branches = f"refs/heads/directive/{directive_id}/step/"
+        self._env = env
+        self._lock = asyncio.Lock()  # merges, resets and pruning go one at a time
+
+    # ------------------------------------------------------------------ open
+
+    @classmethod
+    async def open(
+        cls,
+        repo: Path,
+        directive_id: str,
+        data_dir: Path,
+        *,
+        links: Sequence[str] = DEFAULT_LINKS,
+        identity: tuple[str, str] = DEFAULT_IDENTITY,
+    ) -> Workspace | None:
+        """The directive's workspace, or None when `repo` is not in a git work
+        tree. Idempotent: reopening (after a restart) keeps the base, the
+        user's branch and the integration branch recorded the first time.
+
+        Raises GitError when the repo is in git but cannot be isolated (no
+        commit yet, the folder is not in the last commit), ValueError for bad
+        arguments (unsafe id, data folder inside the repository)."""
+        repo = Path(repo).resolve()
+        if not repo.is_dir():
+            raise ValueError(f"repository folder not found: {repo}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", directive_id):
+            raise ValueError(f"directive id {directive_id!r} is not usable in a branch name")
+        env = git_env(identity)
+        inside = await run_git(repo, "rev-parse", "--is-inside-work-tree", env=env, check=False)
+        if inside.code != 0 or inside.out.strip() != "true":
+            return None
+        top = Path((await run_git(repo, "rev-parse", "--show-toplevel", env=env)).out.strip())
+        top = top.resolve()
+        prefix = (await run_git(repo, "rev-parse", "--show-prefix", env=env)).out.strip()
+        root = (Path(data_dir).resolve() / "worktrees" / directive_id).resolve()
+        if _is_under(root, top):
+            raise ValueError(
+                f"the worktree folder {root} is inside the repository {top}; "
+                "choose a data folder outside it"
+            )
+        head = await run_git(
+            repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", env=env, check=False
+        )
+        if head.code != 0:
+            raise GitError(
+                ["rev-parse", "HEAD"],
+                repo,
+                head.code,
+                f"{top} has no commit yet: commit once so the directive has a base to branch from",
+            )
+        if prefix:
+            tracked = await run_git(top, "ls-tree", "-d", "HEAD", "--", prefix.rstrip("/"), env=env)
+            if not tracked.out.strip():
+                raise GitError(
+                    ["ls-tree", "HEAD", prefix],
+                    repo,
+                    0,
+                    f"{repo} is not in the last commit of {top}: commit it first",
+                )
+        ws = cls(
+            repo=repo,
+            top=top,
+            prefix=prefix,
+            directive_id=directive_id,
+            root=root,
+            base_sha="",
+            user_branch=None,
+            dirty_at_open=[],
+            links=tuple(links),
+            env=env,
+        )
+        await ws._record_start(head.out.strip())
+        ws.dirty_at_open = await ws._dirty(top)
+        root.mkdir(parents=True, exist_ok=True)
+        async with ws._lock:
+            await ws._ensure_integration()
+        return ws
+
+    async def _record_start(self, head: str) -> None:
+        """First open: remember the base commit and the user's branch, and
+        create the integration branch there (create-only updates, so a
+        reopen never moves them)."""
+        base_ref = f"{self._ns}/base"
+        user_ref = f"{self._ns}/user"
+        found = await self._git(self.top, "rev-parse", "--verify", "-q", base_ref, check=False)
+        if found.code != 0:
+            await self._git(self.top, "update-ref", base_ref, head, "")
+            branch = await self._git(self.top, "symbolic-ref", "-q", "HEAD", check=False)
+            if branch.code == 0 and branch.out.strip().startswith("refs/heads/"):
+                await self._git(self.top, "symbolic-ref", user_ref, branch.out.strip())
+        self.base_sha = await self._rev(base_ref)
+        user = await self._git(self.top, "symbolic-ref", "-q", user_ref, check=False)
+        if user.code == 0:
+            self.user_branch = user.out.strip().removeprefix("refs/heads/")
+        integration = f"refs/heads/{self.integration_branch}"
+        exists = await self._git(self.top, "rev-parse", "--verify", "-q", integration, check=False)
+        if exists.code != 0:
+            await self._git(self.top, "update-ref", integration, self.base_sha, "")
+
+    # -------------------------------------------------------------- helpers
+
+    async def _git(
+        self, cwd: Path, *args: str, check: bool = True, stdin: str | None = None
+    ) -> GitOutput:
+        return await run_git(cwd, *args, env=self._env, check=check, stdin=stdin)
+
+    async def _rev(self, rev: str, cwd: Path | None = None) -> str:
+        out = await self._git(
+            cwd or self.top, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False
+        )
+        if out.code != 0:
+            raise ValueError(f"unknown commit {rev!r} in {self.top}")
+        return out.out.strip()
+
+    async def _is_ancestor(self, older: str, newer: str) -> bool:
+        r = await self._git(self.top, "merge-base", "--is-ancestor", older, newer, check=False)
+        if r.code not in (0, 1):
+            raise GitError(["merge-base", "--is-ancestor", older, newer], self.top, r.code, r.err)
+        return r.code == 0
+
+    async def _dirty(self, cwd: Path, *, untracked: bool = True) -> list[str]:
+        mode = "--untracked-files=all" if untracked else "--untracked-files=no"
+        out = await self._git(cwd, "status", "--porcelain=v1", "-z", mode)
+        paths, parts = [], out.out.split("\0")
+        i = 0
+        while i < len(parts):
+            entry = parts[i]
+            if entry:
+                paths.append(entry[3:])
+                if entry[0] in "RC":
+                    i += 1  # the rename's source follows
+            i += 1
+        return paths
+
+    async def _worktrees(self) -> list[_Entry]:
+        out = await self._git(self.top, "worktree", "list", "--porcelain")
+        return [
+            _Entry(e.path.resolve() if e.path.exists() else e.path, e.branch, e.locked)
+            for e in _parse_worktrees(out.out)
+        ]
+
+    async def _remove_worktree(self, path: Path) -> None:
+        r = await self._git(
+            self.top, "worktree", "remove", "--force", "--force", str(path), check=False
+        )
+        if r.code != 0:  # older gits cannot remove a missing folder: unlock + prune
+            await self._git(self.top, "worktree", "unlock", str(path), check=False)
+            await self._git(self.top, "worktree", "prune")
+        if path.exists() or path.is_symlink():
+            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+
+    async def _delete_refs(self, refs: Iterable[str]) -> None:
+        lines = "".join(f"delete {ref}\n" for ref in refs)
+        if lines:
+            # --no-deref: never delete through a symbolic ref (`user` points at
+            # the user's branch)
+            await self._git(self.top, "update-ref", "--no-deref", "--stdin", stdin=lines)
+
+    async def _refs(self, prefix: str) -> list[tuple[str, str]]:
+        out = await self._git(self.top, "for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        pairs = (line.partition(" ") for line in out.out.splitlines() if line)
+        return [(ref, sha) for ref, _, sha in pairs]
+
+    async def _conflicts(self, cwd: Path) -> list[str]:
+        out = await self._git(cwd, "diff", "--name-only", "-z", "--diff-filter=U")
+        return sorted({p for p in out.out.split("\0") if p})
+
+    async def _merge_into(self, cwd: Path, sha: str, message: str) -> list[str] | None:
+        """Merge `sha` into the branch checked out at `cwd`. None on success;
+        on conflict the merge is aborted, the tree restored, and the
+        conflicting files returned."""
+        before = await self._rev("HEAD", cwd)
+        r = await self._git(cwd, "merge", "--no-edit", "--ff", "-m", message, sha, check=False)
+        if r.code == 0:
+            return None
+        conflicts = await self._conflicts(cwd)
+        await self._git(cwd, "merge", "--abort", check=False)
+        await self._git(cwd, "reset", "--hard", "-q", before)
+        await self._git(cwd, "clean", "-fdq")
+        if not conflicts:
+            raise GitError(["merge", sha], cwd, r.code, r.err or r.out)
+        return conflicts
+
+    async def _ensure_integration(self) -> None:
+        """The integration worktree exists, sits on the integration branch and
+        is clean (a crash mid-merge leaves MERGE_HEAD and a dirty tree)."""
+        path, ref = self.integration_path, f"refs/heads/{self.integration_branch}"
+        entries = await self._worktrees()
+        for e in entries:
+            if e.branch == ref and e.path != path:
+                raise GitError(
+                    ["worktree", "add", str(path), self.integration_branch],
+                    self.top,
+                    None,
+                    f"{self.integration_branch} is checked out in {e.path}; switch that "
+                    "checkout to another branch so the directive can merge into it",
+                )
+        mine = next((e for e in entries if e.path == path), None)
+        if mine is not None and (mine.branch != ref or not (path / ".git").exists()):
+            await self._remove_worktree(path)
+            mine = None
+        if mine is None:
+            if path.exists():
+                await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+            await self._git(self.top, "worktree", "add", "-q", str(path), self.integration_branch)
+            return
+        in_merge = await self._git(path, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)
+        if in_merge.code == 0:
+            await self._git(path, "merge", "--abort", check=False)
+        if await self._dirty(path):
+            await self._git(path, "reset", "--hard", "-q", "HEAD")
+            await self._git(path, "clean", "-fdxq")
+
+    def _attempt_names(self, step_name: str, attempt: int) -> tuple[str, Path, str]:
+        if attempt < 1:
+            raise ValueError(f"attempt numbers start at 1, got {attempt}")
+        slug = step_slug(step_name)
+        return (
+            slug,
+            self.root / f"{slug}-{attempt}",
+            f"directive/{self.directive_id}/step/{slug}/{attempt}",
+        )
+
+    async def _integration_tip(self) -> str:
+        return await self._rev(f"refs/heads/{self.integration_branch}")
+
+    # ------------------------------------------------------------- attempts
+
+    async def start_attempt(
+        self, step_name: str, attempt: int, *, from_commit: str | None = None
+    ) -> Attempt:
+        """A fresh worktree on a new branch at the integration tip. With
+        `from_commit` (a previous attempt's commit), that commit is merged in
+        (a fast-forward when the integration branch has not moved since); if
+        it conflicts with the new tip it is left out and the conflicting
+        files are listed in `carry_conflicts`: the attempt starts clean."""
+        slug, path, branch = self._attempt_names(step_name, attempt)
+        carried = await self._rev(from_commit) if from_commit else None
+        async with self._lock:
+            base = await self._integration_tip()
+            await self._drop_attempt(path, branch)
+            await self._git(self.top, "worktree", "add", "-q", "-b", branch, str(path), base)
+        path = path.resolve()
+        conflicts: list[str] = []
+        if carried is not None:
+            message = f"directive {self.directive_id}: carry {carried[:12]} into {step_name} attempt {attempt}"
+            conflicts = await self._merge_into(path, carried, message) or []
+        start = await self._rev("HEAD", path)
+        refs = self._attempt_refs(step_name, attempt)
+        await self._git(
+            self.top,
+            "update-ref",
+            "--no-deref",
+            "--stdin",
+            stdin=f"update {refs}/base {base}\nupdate {refs}/start {start}\ndelete {refs}/head\n",
+        )
+        workdir = path / self.prefix if self.prefix else path
+        links = await self._link_environments(workdir)
+        return Attempt(
+            step_name=step_name,
+            attempt=attempt,
+            path=path,
+            workdir=workdir,
+            branch=branch,
+            base_sha=base,
+            start_sha=start,
+            carried_from=carried if not conflicts else None,
+            carry_conflicts=conflicts,
+            links=links,
+        )
+
+    async def _link_environments(self, workdir: Path) -> list[str]:
+        """Symlink the user's git-ignored environment folders (virtualenv,
+        node_modules) into the attempt, so verifiers find the project's
+        dependencies. Only ignored, existing ones: never shadow tracked files."""
+        linked: list[str] = []
+        for name in self.links:
+            source, target = self.repo / name, workdir / name
+            if not source.exists() or target.exists() or target.is_symlink():
+                continue
+            ignored = await self._git(self.repo, "check-ignore", "-q", "--", name, check=False)
+            if ignored.code != 0:
+                continue
+            target.symlink_to(source, target_is_directory=source.is_dir())
+            linked.append(f"{self.prefix}{name}")
+        return linked
+
+    async def commit_attempt(self, attempt: Attempt, message: str) -> str | None:
+        """Commit everything the attempt changed (`add -A`, minus the linked
+        environment folders). Returns the attempt's head commit, or None when
+        it holds nothing beyond the integration tip it started from. Commits
+        an executor made itself count too. Call it before running verifiers,
+        so their debris (coverage files, caches) is not part of the step."""
+        if not message.strip():
+            raise ValueError("commit message is empty")
+        excludes = [f":(exclude,literal){rel}" for rel in attempt.links]
+        await self._git(attempt.path, "add", "-A", "--", ".", *excludes)
+        staged = await self._git(attempt.path, "diff", "--cached", "--quiet", check=False)
+        if staged.code == 1:
+            await self._git(attempt.path, "commit", "-q", "--no-verify", "-m", message)
+        elif staged.code != 0:
+            raise GitError(["diff", "--cached", "--quiet"], attempt.path, staged.code, staged.err)
+        head = await self._rev("HEAD", attempt.path)
+        attempt.committed = True
+        attempt.commit_sha = head if head != attempt.base_sha else None
+        # recorded even when it is the base: a resumed attempt knows it was committed
+        await self._git(self.top, "update-ref", f"{self._attempt_refs(attempt)}/head", head)
+        return attempt.commit_sha
+
+    def _attempt_refs(self, step: Attempt | str, attempt: int = 0) -> str:
+        if isinstance(step, Attempt):
+            step, attempt = step.step_name, step.attempt
+        return f"{self._ns}/attempts/{step_slug(step)}/{attempt}"
+
+    def attempt_path(self, step_name: str, attempt: int) -> Path:
+        """Where that attempt's worktree lives (for `prune(keep=...)` after a
+        restart, from what the store remembers)."""
+        return self._attempt_names(step_name, attempt)[1]
+
+    async def resume_attempt(self, step_name: str, attempt: int) -> Attempt | None:
+        """Rebuild a kept attempt after a restart (say a step that was
+        awaiting approval), or None when its worktree is gone."""
+        slug, path, branch = self._attempt_names(step_name, attempt)
+        if not any(e.path == path.resolve() for e in await self._worktrees()):
+            return None
+        path = path.resolve()
+        refs = dict(
+            (ref.rsplit("/", 1)[1], sha)
+            for ref, sha in await self._refs(f"{self._attempt_refs(step_name, attempt)}/")
+        )
+        if "base" not in refs:
+            return None
+        head = refs.get("head")
+        workdir = path / self.prefix if self.prefix else path
+        links = [f"{self.prefix}{name}" for name in self.links if (workdir / name).is_symlink()]
+        return Attempt(
+            step_name=step_name,
+            attempt=attempt,
+            path=path,
+            workdir=workdir,
+            branch=branch,
+            base_sha=refs["base"],
+            start_sha=refs.get("start", refs["base"]),
+            links=links,
+            committed=head is not None,
+            commit_sha=head if head and head != refs["base"] else None,
+        )
+
+    async def remove_attempt(self, attempt: Attempt, *, keep: bool = False) -> None:
+        """Remove the attempt's worktree and branch (its commit stays
+        reachable through the hidden attempt ref). `keep=True` leaves both for
+        inspection; `close()` removes them when the directive ends."""
+        if keep:
+            return
+        async with self._lock:
+            await self._drop_attempt(attempt.path, attempt.branch)
+
+    async def _drop_attempt(self, path: Path, branch: str) -> None:
+        path = path.resolve() if path.exists() else path
+        ref = f"refs/heads/{branch}"
+        for e in await self._worktrees():
+            if e.path == path or e.branch == ref:
+                await self._remove_worktree(e.path)
+        if path.exists() or path.is_symlink():
+            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+        await self._git(self.top, "update-ref", "-d", ref, check=False)
+
+    # ---------------------------------------------------------------- merge
+
+    async def merge(self, attempt: Attempt) -> MergeResult:
+        """Merge a committed attempt into the integration branch (ff when
+        possible, else a merge commit) inside the integration worktree, and
+        record a checkpoint. On conflict nothing changes: `merged` is False
+        and `conflicts` names the files."""
+        if not attempt.committed:
+            raise ValueError(
+                f"step {attempt.step_name!r} attempt {attempt.attempt} is not committed: "
+                "call commit_attempt first"
+            )
+        async with self._lock:
+            await self._ensure_integration()
+            before = await self._rev("HEAD", self.integration_path)
+            if not await self._is_ancestor(attempt.base_sha, before):
+                raise StaleAttemptError(
+                    f"step {attempt.step_name!r} attempt {attempt.attempt} started from "
+                    f"{attempt.base_sha[:12]}, which the integration branch no longer "
+                    "contains (it was reset since): start a new attempt"
+                )
+            # No commit means HEAD is still the base: merging is a no-op.
+            target = attempt.commit_sha or attempt.base_sha
+            if not await self._is_ancestor(target, before):
+                message = (
+                    f"directive {self.directive_id}: merge step {attempt.step_name} "
+                    f"attempt {attempt.attempt}"
+                )
+                conflicts = await self._merge_into(self.integration_path, target, message)
+                if conflicts:
+                    return MergeResult(False, None, False, conflicts, before)
+            after = await self._rev("HEAD", self.integration_path)
+            fast_forward = after == target and after != before
+            await self._add_checkpoint(attempt, after)
+            return MergeResult(True, after, fast_forward, [], before)
+
+    # ---------------------------------------------------------- checkpoints
+
+    async def _add_checkpoint(self, attempt: Attempt, sha: str) -> None:
+        existing = await self.checkpoints()
+        seq = (existing[-1].seq + 1) if existing else 1
+        ref = f"{self._ns}/checkpoints/{seq:04d}/{step_slug(attempt.step_name)}/{attempt.attempt}"
+        await self._git(self.top, "update-ref", ref, sha, "")
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """One per passed step, oldest first: the integration tip right after
+        its merge."""
+        found: list[Checkpoint] = []
+        prefix = f"{self._ns}/checkpoints/"
+        for ref, sha in await self._refs(prefix):
+            seq, slug, attempt = ref.removeprefix(prefix).split("/")
+            found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
+        return sorted(found, key=lambda c: c.seq)
+
+    async def reset_to(self, sha: str) -> list[Checkpoint]:
+        """Move the integration branch back to a checkpoint (or to the base)
+        and drop the checkpoints after it, which are returned: their steps
+        must run again. Attempts started from a commit the reset removed can
+        no longer be merged (StaleAttemptError)."""
+        target = await self._rev(sha)
+        async with self._lock:
+            cps = await self.checkpoints()
+            at = [i for i, c in enumerate(cps) if c.sha == target]
+            if at:
+                dropped = cps[at[-1] + 1 :]
+            elif target == self.base_sha:
+                dropped = cps
+            else:
+                known = ", ".join(c.sha[:12] for c in cps) or "none yet"
+                raise ValueError(
+                    f"{sha} is not a checkpoint of directive {self.directive_id} "
+                    f"(base {self.base_sha[:12]}; checkpoints: {known})"
+                )
+            await self._ensure_integration()
+            await self._git(self.integration_path, "reset", "--hard", "-q", target)
+            await self._delete_refs(c.ref for c in dropped)
+            return dropped
+
+    # ---------------------------------------------------------------- diffs
+
+    async def diff(self, base: str, sha: str, *, stat: bool = False) -> str:
+        args = ["diff", "--no-color", "--no-ext-diff", "-M"]
+        if stat:
+            args.append("--stat")
+        return (await self._git(self.top, *args, base, sha, "--")).out
+
+    async def changed_files(self, base: str, sha: str) -> list[str]:
+        out = await self._git(self.top, "diff", "--name-only", "-z", "-M", base, sha, "--")
+        return [p for p in out.out.split("\0") if p]
+
+    async def attempt_diff(self, attempt: Attempt) -> str:
+        """What the attempt changed relative to the integration tip it
+        started from (carried-over work included)."""
+        return await self.diff(attempt.base_sha, attempt.commit_sha or attempt.start_sha)
+
+    async def integration_tip(self) -> str:
+        return await self._integration_tip()
+
+    async def final_diff(self, *, stat: bool = False) -> str:
+        """Everything the directive did: base .. integration tip."""
+        return await self.diff(self.base_sha, await self._integration_tip(), stat=stat)
+
+    # ----------------------------------------------------- the user's branch
+
+    async def offer_fast_forward(self) -> FastForwardOffer:
+        """Can the user's branch (the one checked out when the directive
+        started) be fast-forwarded to the integration tip? Read only."""
+        tip = await self._integration_tip()
+        branch = self.user_branch
+
+        def no(reason: str, where: Path | None = None) -> FastForwardOffer:
+            return FastForwardOffer(False, branch, tip, reason, where)
+
+        if branch is None:
+            return no(
+                f"the repository was on a detached HEAD when the directive started; "
+                f"merge {self.integration_branch} yourself"
+            )
+        current = await self._git(
+            self.top, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False
+        )
+        if current.code != 0:
+            return no(f"branch {branch} no longer exists; merge {self.integration_branch} yourself")
+        cur = current.out.strip()
+        if cur == tip:
+            return no(f"{branch} is already at {tip[:12]}: nothing to fast-forward")
+        if not await self._is_ancestor(cur, tip):
+            return no(
+                f"{branch} has moved on since the directive started; "
+                f"merge {self.integration_branch} into it yourself"
+            )
+        where = next(
+            (e.path for e in await self._worktrees() if e.branch == f"refs/heads/{branch}"), None
+        )
+        if where is not None and await self._dirty(where, untracked=False):
+            return no(f"{where} has uncommitted changes: commit or stash them first", where)
+        count = (await self._git(self.top, "rev-list", "--count", f"{cur}..{tip}")).out.strip()
+        return FastForwardOffer(
+            True,
+            branch,
+            tip,
+            f"fast-forward {branch} {cur[:12]} -> {tip[:12]} ({count} commits)",
+            where,
+        )
+
+    async def fast_forward_user_branch(self) -> str:
+        """Fast-forward the user's branch to the integration tip: `merge
+        --ff-only` in the checkout that has it, or a checked ref update when
+        no checkout has it. Only ever on the user's explicit say-so."""
+        offer = await self.offer_fast_forward()
+        if not offer.possible or offer.branch is None:
+            raise ValueError(f"cannot fast-forward: {offer.reason}")
+        if offer.worktree is not None:
+            await self._git(offer.worktree, "merge", "--ff-only", "-q", offer.target_sha)
+        else:
+            ref = f"refs/heads/{offer.branch}"
+            old = await self._rev(ref)
+            await self._git(
+                self.top,
+                "update-ref",
+                "-m",
+                "directive-tui: fast-forward",
+                ref,
+                offer.target_sha,
+                old,
+            )
+        return offer.target_sha
+
+    # -------------------------------------------------------------- cleanup
+
+    async def prune(self, keep: Iterable[Attempt | Path] = ()) -> PruneReport:
+        """Crash cleanup (call on restart): remove every attempt worktree,
+        branch and folder of this directive except those in `keep`, and
+        repair the integration worktree. Stale `git worktree list` entries
+        (folder gone, or locked by a `worktree add` that never finished) go
+        too. Other directives and the user's own worktrees are left alone."""
+        kept = {(k.path if isinstance(k, Attempt) else Path(k)).resolve() for k in keep}
+        kept_branches = {f"refs/heads/{k.branch}" for k in keep if isinstance(k, Attempt)}
+        removed_wt: list[Path] = []
+        removed_branches: list[str] = []
+        removed_folders: list[Path] = []
+        async with self._lock:
+            for e in await self._worktrees():
+                if e.path == self.integration_path:
+                    continue
+                ours = _is_under(e.path, self.root) or (e.branch or "").startswith(
+                    self._step_branches
+                )
+                if not ours or e.path in kept:
+                    if e.path in kept and e.branch:
+                        kept_branches.add(e.branch)
+                    continue
+                await self._remove_worktree(e.path)
+                removed_wt.append(e.path)
+            for ref, _ in await self._refs(self._step_branches):
+                if ref not in kept_branches:
+                    await self._git(self.top, "update-ref", "-d", ref)
+                    removed_branches.append(ref.removeprefix("refs/heads/"))
+            registered = {e.path for e in await self._worktrees()}
+            if self.root.exists():
+                for child in sorted(self.root.iterdir()):
+                    child = child.resolve() if not child.is_symlink() else child
+                    if child in registered or child in kept:
+                        continue
+                    if child.is_dir() and not child.is_symlink():
+                        await asyncio.to_thread(shutil.rmtree, child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+                    removed_folders.append(child)
+            self.root.mkdir(parents=True, exist_ok=True)
+            await self._ensure_integration()
+        return PruneReport(removed_wt, removed_branches, removed_folders)
+
+    async def close(self) -> None:
+        """The directive ended: remove every worktree (kept ones too) and
+        attempt branch, and the engine's folder. The integration branch and
+        the hidden refs stay, so the user can still merge and see diffs."""
+        async with self._lock:
+            for e in await self._worktrees():
+                if _is_under(e.path, self.root) or (e.branch or "").startswith(self._step_branches):
+                    await self._remove_worktree(e.path)
+            await self._delete_refs(ref for ref, _ in await self._refs(self._step_branches))
+            if self.root.exists():
+                await asyncio.to_thread(shutil.rmtree, self.root, ignore_errors=True)
+
+    async def discard(self) -> None:
+        """The directive is deleted: `close()` plus the integration branch and
+        every hidden ref (checkpoints, attempts, base)."""
+        await self.close()
+        refs = [ref for ref, _ in await self._refs(f"{self._ns}/")]
+        user_ref = f"{self._ns}/user"
+        await self._git(self.top, "symbolic-ref", "--delete", user_ref, check=False)
+        await self._delete_refs(r for r in refs if r != user_ref)
+        await self._git(
+            self.top, "update-ref", "-d", f"refs/heads/{self.integration_branch}", check=False
+        )
