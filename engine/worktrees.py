@@ -255,7 +255,6 @@ class PruneReport:
 class _Entry:
     path: Path
     branch: str | None  # full ref name
-    locked: bool
 
 
 def _parse_worktrees(text: str) -> list[_Entry]:
@@ -266,9 +265,7 @@ def _parse_worktrees(text: str) -> list[_Entry]:
             key, _, value = line.partition(" ")
             fields[key] = value
         if "worktree" in fields:
-            entries.append(
-                _Entry(Path(fields["worktree"]), fields.get("branch"), "locked" in fields)
-            )
+            entries.append(_Entry(Path(fields["worktree"]), fields.get("branch")))
     return entries
 
 
@@ -443,7 +440,7 @@ class Workspace:
     async def _worktrees(self) -> list[_Entry]:
         out = await self._git(self.top, "worktree", "list", "--porcelain")
         return [
-            _Entry(e.path.resolve() if e.path.exists() else e.path, e.branch, e.locked)
+            _Entry(e.path.resolve() if e.path.exists() else e.path, e.branch)
             for e in _parse_worktrees(out.out)
         ]
 

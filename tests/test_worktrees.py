@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -340,8 +341,6 @@ async def test_prune_after_a_crash_leaves_no_orphan(
     # worktree locked like an unfinished `worktree add`, a stray folder, and
     # the integration worktree caught mid-merge
     git(repo, "worktree", "lock", "--reason", "initializing", str(half.path))
-    import shutil
-
     shutil.rmtree(gone.path)
     (ws.root / "junk-3").mkdir()
     (ws.root / "junk-3" / "file").write_text("x\n")
