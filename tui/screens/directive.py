@@ -45,7 +45,7 @@ class DirectiveScreen(EngineScreen):
     BINDINGS = [
         Binding("escape", "back", "Home"),
         *APPROVAL_BINDINGS,
-        Binding("p", "pause", "Pause/Resume"),
+        Binding("p", "pause", "Pause"),
         Binding("x", "stop", "Stop"),
         Binding("L", "limits", "Limits"),
         Binding("s", "start", "Start", show=False),
@@ -63,6 +63,7 @@ class DirectiveScreen(EngineScreen):
         self.directive: Directive | None = None
         self.approvals: list[ApprovalRequest] = []
         self.tails: dict[str, deque[tuple[str, str]]] = {}
+        self.seen_seq = 0  # events up to here are already shown (read back or live)
 
     def compose(self) -> ComposeResult:
         yield DirectiveHeader(id="directive-title")
@@ -75,7 +76,7 @@ class DirectiveScreen(EngineScreen):
                 with TabPane("Approvals", id="tab-approvals"):
                     yield ApprovalsPanel(id="approvals")
         yield EventLog(id="log")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(DagView).focus()
@@ -91,6 +92,7 @@ class DirectiveScreen(EngineScreen):
         self.directive = await self.store.get_directive(self.directive_id)
         await self._load_chain()
         history = await self.store.last_events(self.directive_id, OUTPUT_HISTORY)
+        self.seen_seq = history[-1].seq if history else 0
         self.tails.clear()
         for e in history:
             if isinstance(e, StepOutput):
@@ -138,7 +140,10 @@ class DirectiveScreen(EngineScreen):
     # -- live updates -------------------------------------------------------------
 
     async def apply(self, batch: EngineBatch) -> None:
-        mine = batch.of(self.directive_id)
+        # Events published while `load` was reading are in both: skip those.
+        mine = [e for e in batch.of(self.directive_id) if e.seq > self.seen_seq]
+        if mine:
+            self.seen_seq = mine[-1].seq
         focused = self.dag.focused_step
         detail_stale = False
         new_chain = False

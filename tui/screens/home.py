@@ -36,7 +36,7 @@ class HomeScreen(EngineScreen):
         Binding("enter,o", "open", "Open"),
         Binding("n", "new", "New"),
         Binding("s", "start", "Start"),
-        Binding("p", "pause", "Pause/Resume"),
+        Binding("p", "pause", "Pause"),
         Binding("x", "stop", "Stop"),
         *APPROVAL_BINDINGS,
         Binding("q", "app.quit", "Quit"),
@@ -54,7 +54,7 @@ class HomeScreen(EngineScreen):
         with Vertical(id="home-approvals", classes="pane"):
             yield ApprovalsPanel(id="approvals")
         yield Static("Opening the database…", id="home-empty")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#home-directives").border_title = "Directives"

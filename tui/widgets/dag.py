@@ -1,9 +1,11 @@
 """The chain as a DAG: one line-API widget, however many steps.
 
 Geometry is computed once per chain (`DagGeometry`); each canvas line is
-drawn once into a cached `Strip` and cropped to the viewport on scroll. A
-step's status change redraws only the lines its box covers, and only the
-box's region of the screen is refreshed, so 2,000 steps stay as cheap as 20.
+drawn in tiles of 128 columns, cached as `Strip`s and joined and cropped to
+the viewport on scroll. A step's status change redraws only the tiles its
+box covers and refreshes only the box's region of the screen; the focused
+step's edges are an overlay applied to shown lines, so moving the focus
+redraws two boxes. 2,000 steps stay as cheap as 20.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ BORDERS = {  # (top-left, top-right, bottom-left, bottom-right, horizontal, vert
     True: ("┏", "┓", "┗", "┛", "━", "┃"),
 }
 INNER = BOX_W - 4  # text width inside "│ " and " │"
+TILE = 128  # columns per cached piece of a line: cost stays flat however wide the chain
 
 
 def fit(text: str, width: int) -> str:
@@ -78,10 +81,10 @@ class DagView(Looks, ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._steps: list[Step] = []
         self._geom = DagGeometry.build([])
-        self._lines: dict[int, Strip] = {}
+        self._tiles: dict[tuple[int, int], Strip] = {}
         self._styles: dict[str, Style] = {}
         self._focus: int | None = None
-        self._hot: dict[int, set[int]] = {}
+        self._hot: dict[int, list[int]] = {}
 
     # -- data ---------------------------------------------------------------
 
@@ -98,17 +101,17 @@ class DagView(Looks, ScrollView, can_focus=True):
         return None if self._focus is None else self._steps[self._focus]
 
     @property
-    def cached_lines(self) -> set[int]:
-        """Canvas lines drawn and kept: lets tests see what a change redrew."""
-        return set(self._lines)
+    def cached_tiles(self) -> set[tuple[int, int]]:
+        """(line, tile) pieces drawn and kept: lets tests see what a change redrew."""
+        return set(self._tiles)
 
     def set_steps(self, steps: Iterable[Step]) -> None:
-        """A new chain (or a reload): geometry once, every line drawn afresh.
+        """A new chain (or a reload): geometry once, every tile drawn afresh.
         The focus stays on the same step id, or the same name, when it can."""
         old = self.focused_step
         self._steps = list(steps)
         self._geom = DagGeometry.build(self._steps)
-        self._lines.clear()
+        self._tiles.clear()
         self._focus = None
         if old is not None:
             self._focus = self._geom.by_id.get(old.id)
@@ -118,13 +121,13 @@ class DagView(Looks, ScrollView, can_focus=True):
                 )
         if self._focus is None and self._steps:
             self._focus = 0
-        self._hot = self._geom.hot_cells(self._focus)
+        self._hot = self._hot_cells(self._focus)
         self.virtual_size = Size(self._geom.width, self._geom.height)
         self.refresh()
         self._announce()
 
     def update_step(self, step: Step) -> None:
-        """One step changed: redraw only the lines and region of its box."""
+        """One step changed: redraw only the tiles and region of its box."""
         index = self._geom.by_id.get(step.id)
         if index is None:
             return
@@ -159,22 +162,23 @@ class DagView(Looks, ScrollView, can_focus=True):
 
     def on_click(self, event: Click) -> None:
         x, y = event.x + int(self.scroll_x), event.y + int(self.scroll_y)
-        for box in self._geom.boxes:
-            if box.region.contains(x, y):
-                self._move_focus(box.index, scroll=False)
-                return
+        inside = self._geom.box_line(y)
+        if inside is None:
+            return
+        for index in self._geom.boxes_between(inside[0], x, x + 1):
+            self._move_focus(index, scroll=False)
+            return
 
     def _move_focus(self, index: int, *, scroll: bool = True) -> None:
+        """Only the two boxes are redrawn; the highlighted edges are an
+        overlay applied when a line is shown, so no edge line is redrawn."""
         old = self._focus
         if old == index:
             return
         self._focus = index
-        lines = self._geom.edge_lines(index)
-        if old is not None:
-            lines |= self._geom.edge_lines(old)
-        self._hot = self._geom.hot_cells(index)
-        for y in lines:
-            self._lines.pop(y, None)
+        lines = set(self._hot)
+        self._hot = self._hot_cells(index)
+        lines |= set(self._hot)
         self.refresh_lines_at(lines)
         if old is not None:
             self._redraw_box(self._geom.boxes[old])
@@ -189,25 +193,30 @@ class DagView(Looks, ScrollView, can_focus=True):
     def _announce(self) -> None:
         self.post_message(self.Focused(self, self.focused_step))
 
+    def _hot_cells(self, index: int | None) -> dict[int, list[int]]:
+        return {y: sorted(xs) for y, xs in self._geom.hot_cells(index).items()}
+
     # -- invalidation ---------------------------------------------------------
 
     def _redraw_box(self, box: Box) -> None:
+        first, last = box.x // TILE, (box.x + BOX_W - 1) // TILE
         for y in range(box.y, box.y + BOX_H):
-            self._lines.pop(y, None)
+            for tile in range(first, last + 1):
+                self._tiles.pop((y, tile), None)
         sx, sy = self.scroll_offset
         self.refresh(Region(box.x - sx, box.y - sy, BOX_W, BOX_H))
 
     def refresh_lines_at(self, lines: Iterable[int]) -> None:
         sy = self.scroll_offset.y
-        width = self.size.width
+        width, height = self.size
         for y in lines:
-            if 0 <= y - sy < self.size.height:
+            if 0 <= y - sy < height:
                 self.refresh(Region(0, y - sy, width, 1))
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.__dict__.get("_styles", {}).clear()
-        self.__dict__.get("_lines", {}).clear()
+        self.__dict__.get("_tiles", {}).clear()
 
     # -- drawing ------------------------------------------------------------
 
@@ -223,44 +232,73 @@ class DagView(Looks, ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         sx, sy = self.scroll_offset
-        base = self.rich_style
+        width = self.size.width
+        base = self._style()
         if not self._steps:
             text = self.empty_text if y == 1 else ""
             return Strip([Segment("  " + text, self._style("dag--empty"))]).crop_extend(
-                0, self.size.width, base
+                0, width, base
             )
-        line = self._lines.get(sy + y)
-        if line is None:
-            line = self._lines[sy + y] = self._draw_line(sy + y)
-        return line.crop_extend(sx, sx + self.size.width, base)
+        line = sy + y
+        first, last = sx // TILE, (sx + width - 1) // TILE
+        strip = Strip.join(self._tile(line, t) for t in range(first, last + 1))
+        strip = strip.crop_extend(sx - first * TILE, sx - first * TILE + width, base)
+        hot = self._hot.get(line)
+        return self._overlay(strip, hot, sx, width) if hot else strip
 
-    def _draw_line(self, y: int) -> Strip:
+    def _overlay(self, strip: Strip, hot: list[int], sx: int, width: int) -> Strip:
+        """Restyle the cells of the focused step's edges on a shown line."""
+        cells = [x - sx for x in hot if sx <= x < sx + width]
+        if not cells:
+            return strip
+        cuts = sorted({c for x in cells for c in (x, x + 1)} | {width})
+        pieces = strip.divide(cuts)
+        hot_style = self._style("dag--edge-hot")
+        wanted = set(cells)
+        segments: list[Segment] = []
+        at = 0
+        for piece, end in zip(pieces, cuts, strict=False):
+            if at in wanted:
+                segments.extend(Segment(seg.text, hot_style) for seg in piece)
+            else:
+                segments.extend(piece)
+            at = end
+        return Strip(segments, width)
+
+    def _tile(self, y: int, tile: int) -> Strip:
+        key = (y, tile)
+        strip = self._tiles.get(key)
+        if strip is None:
+            strip = self._tiles[key] = self._draw_tile(y, tile)
+        return strip
+
+    def _draw_tile(self, y: int, tile: int) -> Strip:
+        """Columns [tile*TILE, (tile+1)*TILE) of canvas line y."""
         geom = self._geom
+        x0, x1 = tile * TILE, (tile + 1) * TILE
         pieces: list[tuple[int, str, Style]] = []
         inside = geom.box_line(y)
         if inside is not None:
             row, k = inside
-            for index in geom.rows.get(row, ()):
+            for index in geom.boxes_between(row, x0, x1):
                 pieces.extend(self._box_piece(geom.boxes[index], k))
-        cells = geom.edge_cells.get(y)
-        if cells:
-            hot = self._hot.get(y, ())
-            edge, edge_hot = self._style("dag--edge"), self._style("dag--edge-hot")
-            pieces.extend(
-                (x, edge_char(mask), edge_hot if x in hot else edge) for x, mask in cells.items()
-            )
+        xs = geom.edges_between(y, x0, x1)
+        if xs:
+            cells = geom.edge_cells[y]
+            edge = self._style("dag--edge")
+            pieces.extend((x, edge_char(cells[x]), edge) for x in xs)
         pieces.sort(key=lambda p: p[0])
-        base = self.rich_style
+        base = self._style()
+        start = min(pieces[0][0], x0) if pieces else x0
         segments: list[Segment] = []
-        at = 0
+        at = start
         for x, text, style in pieces:
             if x > at:
                 segments.append(Segment(" " * (x - at), base))
             segments.append(Segment(text, style))
             at = x + cell_len(text)
-        if at < geom.width:
-            segments.append(Segment(" " * (geom.width - at), base))
-        return Strip(segments, max(at, geom.width)).simplify()
+        strip = Strip(segments, at - start)
+        return strip.crop_extend(x0 - start, x1 - start, base).simplify()
 
     def _box_piece(self, box: Box, k: int) -> list[tuple[int, str, Style]]:
         step = self._steps[box.index]
@@ -288,7 +326,7 @@ class DagView(Looks, ScrollView, can_focus=True):
                 (x + BOX_W - 2, " " + v, border),
             ]
         score = "" if step.confidence is None else f"{step.confidence:.2f}"
-        level = self._style(f"level--{LEVEL_CSS[step.level]}") if step.level else self.rich_style
+        level = self._style(f"level--{LEVEL_CSS[step.level]}") if step.level else self._style()
         status = f"{look.icon} {look.label}"
         return [
             (x, v + " ", border),

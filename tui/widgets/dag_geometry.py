@@ -13,6 +13,7 @@ the empty line just above its target's row, where no box ever sits.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -110,6 +111,8 @@ class DagGeometry:
     layers: dict[int, list[int]] = field(default_factory=dict)  # layer -> boxes by row
     edge_cells: dict[int, dict[int, int]] = field(default_factory=dict)  # y -> x -> mask
     edges_of: dict[int, list[int]] = field(default_factory=dict)  # box -> its edges
+    edge_xs: dict[int, list[int]] = field(default_factory=dict)  # y -> sorted xs of edge cells
+    row_xs: dict[int, list[int]] = field(default_factory=dict)  # box row -> sorted box xs
 
     @classmethod
     def build(cls, steps: Sequence[Step]) -> DagGeometry:
@@ -142,6 +145,8 @@ class DagGeometry:
             geom.edges_of.setdefault(edge.source, []).append(number)
             geom.edges_of.setdefault(edge.target, []).append(number)
             _draw(geom.edge_cells, edge)
+        geom.edge_xs = {y: sorted(cells) for y, cells in geom.edge_cells.items()}
+        geom.row_xs = {row: [boxes[i].x for i in ids] for row, ids in geom.rows.items()}
         return geom
 
     # -- lookups used while drawing ------------------------------------------
@@ -152,6 +157,22 @@ class DagGeometry:
             return None
         row, inside = divmod(y - TOP, ROW_PITCH)
         return (row, inside) if inside < BOX_H else None
+
+    def boxes_between(self, row: int, x0: int, x1: int) -> list[int]:
+        """Boxes of a row that overlap columns [x0, x1)."""
+        xs = self.row_xs.get(row)
+        if not xs:
+            return []
+        first = bisect_left(xs, x0 - BOX_W + 1)
+        last = bisect_left(xs, x1)
+        return self.rows[row][first:last]
+
+    def edges_between(self, y: int, x0: int, x1: int) -> list[int]:
+        """Columns of edge cells on line y within [x0, x1)."""
+        xs = self.edge_xs.get(y)
+        if not xs:
+            return []
+        return xs[bisect_left(xs, x0) : bisect_left(xs, x1)]
 
     def edge_lines(self, box: int) -> set[int]:
         """Canvas lines touched by the edges of one box: what to redraw when
