@@ -56,6 +56,8 @@ class DagView(Looks, ScrollView, can_focus=True):
         "dag--empty",
     }
 
+    HELP_TITLE = "The chain (DAG)"
+
     BINDINGS = [
         Binding("up,k", "move('up')", "Step up", show=False),
         Binding("down,j", "move('down')", "Step down", show=False),
