@@ -431,3 +431,61 @@ def _text(widget: Any) -> str:
     console = Console(width=200, file=io.StringIO(), record=True)
     console.print(rendered)
     return console.export_text()
+
+
+# -- the offline demo, driven from the keyboard ---------------------------------
+
+
+def _demo_state(app: DirectiveApp) -> dict[str, StepStatus]:
+    dag = _dag(app)
+    return {s.name: s.status for s in dag.steps} if dag else {}
+
+
+async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
+    pytest.importorskip("engine.demo")
+    app = DirectiveApp(tmp_path / "demo.db", demo=True, demo_root=tmp_path / "demo")
+    async with app.run_test(size=(120, 34)) as pilot:
+        await until(pilot, lambda: _loaded(app), "the demo's screen", rounds=3000)
+        did = app.screen.directive_id  # type: ignore[attr-defined]
+        await until(
+            pilot,
+            lambda: StepStatus.AWAITING_APPROVAL in _demo_state(app).values(),
+            "the yellow step",
+            rounds=3000,
+        )
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
+        await pilot.press("y")
+        await until(
+            pilot,
+            lambda: _directive_status(app, did, DirectiveStatus.COMPLETED),
+            "completion",
+            rounds=3000,
+        )
+        dag = _dag(app)
+        assert dag is not None
+        assert all(s.status is StepStatus.PASSED for s in dag.steps)
+        assert any(s.rework_count > 0 for s in dag.steps)  # the red step was reworked
+        assert app.demo_repo is not None and (app.demo_repo / "tally").is_dir()
+
+
+async def test_demo_auto_approves_by_itself(tmp_path: Path) -> None:
+    pytest.importorskip("engine.demo")
+    app = DirectiveApp(
+        tmp_path / "demo.db",
+        demo=True,
+        auto_approve=True,
+        auto_delay_s=0.05,
+        demo_root=tmp_path / "demo",
+    )
+    async with app.run_test(size=(120, 34)) as pilot:
+        await until(pilot, lambda: _loaded(app), "the demo's screen", rounds=3000)
+        did = app.screen.directive_id  # type: ignore[attr-defined]
+        await until(
+            pilot,
+            lambda: _directive_status(app, did, DirectiveStatus.COMPLETED),
+            "completion",
+            rounds=3000,
+        )
+        answered = await engine(app).store.list_approvals(did)
+        assert answered and all(a.comment == "answered by --auto" for a in answered)

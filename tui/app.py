@@ -60,6 +60,7 @@ class DirectiveApp(App[None]):
         auto_approve: bool = False,
         clock: Callable[[], float] = time.time,
         auto_delay_s: float = AUTO_DELAY_S,
+        demo_root: Path | None = None,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
@@ -74,6 +75,7 @@ class DirectiveApp(App[None]):
         self.bus: EventBus | None = None
         self.engine: DirectiveEngine | None = None
         self.engine_ready = False
+        self.demo_root = demo_root  # where the demo's repository goes (default: a new temp dir)
         self.demo_repo: Path | None = None
         self.boot_error: str | None = None
         self._answered: set[str] = set()
@@ -136,8 +138,12 @@ class DirectiveApp(App[None]):
         except ImportError:
             self.notify("The demo is not part of this build.", severity="error")
             return None
-        self.demo_repo = Path(tempfile.mkdtemp(prefix="directive-demo-"))
-        spec = await prepare_demo(self.demo_repo)
+        self.demo_repo = self.demo_root or Path(tempfile.mkdtemp(prefix="directive-demo-"))
+        try:
+            spec = await prepare_demo(self.demo_repo)
+        except Exception as exc:  # DemoError: this machine cannot run it (no git, no pytest)
+            self.notify(f"The demo cannot run here: {exc}", severity="error", timeout=30)
+            return None
         directive = await self.engine.create_directive(spec)
         await self.engine.start_directive(directive.id)
         self.notify(f"Demo repository: {spec.repo}", timeout=8)
