@@ -121,9 +121,15 @@ def close_approvals_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> 
 
 
 def apply_decision(
-    tx: Tx, a: ApprovalRequest, decision: ApprovalDecision, comment: str | None
+    tx: Tx,
+    a: ApprovalRequest,
+    decision: ApprovalDecision,
+    comment: str | None,
+    merge_problem: str | None = None,
 ) -> list[tuple[str, str]]:
     """The state change an answer makes, inside the answer's transaction.
+    `merge_problem`: approving merged the attempt and it conflicted, so the
+    step goes to rework with that explanation instead of passing.
     Returns follow-ups that need the engine (replan, stop)."""
     note = comment or ""
     if a.kind is ApprovalKind.PLAN:
@@ -136,8 +142,17 @@ def apply_decision(
         return []
     step = tx.step(a.step_id)
     if a.kind is ApprovalKind.STEP_REVIEW:
-        if decision is ApprovalDecision.APPROVE:
-            tx.step_status(step.id, S.PASSED, reason="approved")
+        if decision is ApprovalDecision.APPROVE and merge_problem is None:
+            tx.step_status(step.id, S.PASSED, reason="approved", carry_sha=None)
+        elif decision is ApprovalDecision.APPROVE:
+            tx.step_status(
+                step.id,
+                S.REWORK,
+                reason="approved, but the merge conflicted",
+                rework_count=step.rework_count + 1,
+                rework_instructions=merge_problem,
+                carry_sha=_last_commit(tx, step.id),
+            )
         elif decision is ApprovalDecision.REQUEST_CHANGES:
             previous = step.rework_instructions or ""
             instructions = f"A reviewer requested changes: {note}"
@@ -149,6 +164,7 @@ def apply_decision(
                 reason="changes requested",
                 rework_count=step.rework_count + 1,
                 rework_instructions=instructions,
+                carry_sha=_last_commit(tx, step.id),  # build on what was reviewed
             )
         else:
             tx.step_status(step.id, S.BLOCKED, reason="denied")
@@ -170,3 +186,11 @@ def apply_decision(
     elif decision is ApprovalDecision.STOP:
         return [("stop", f"stopped at step {step.name}{': ' + note if note else ''}")]
     return []
+
+
+def _last_commit(tx: Tx, step_id: str) -> str | None:
+    row = tx.one(
+        "SELECT commit_sha FROM step_runs WHERE step_id = ? ORDER BY attempt DESC LIMIT 1",
+        (step_id,),
+    )
+    return row[0] if row else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.events import CostUpdated
+from engine.events import CheckpointRecorded, CostUpdated
 from engine.models import Chain, ConfidenceLevel, Directive, Severity, Step, now
 from engine.models import StepStatus as S
 from engine.planner import PlannedChain
@@ -140,3 +140,17 @@ def build_chain(
         for spec in planned.steps
     ]
     return chain, steps
+
+
+def record_checkpoint(tx: Tx, step: Step, merged: Any | None) -> None:
+    """A merge into the integration branch is the directive's checkpoint."""
+    if merged is not None and merged.merged and merged.sha:
+        tx.emit(
+            CheckpointRecorded(
+                directive_id=step.directive_id,
+                step_id=step.id,
+                step_name=step.name,
+                sha=merged.sha,
+                fast_forward=merged.fast_forward,
+            )
+        )

@@ -29,6 +29,7 @@ from engine.chains import (
     build_chain,
     charge_planning,
     driver_view,
+    record_checkpoint,
     recover,
 )
 from engine.events import (
@@ -72,7 +73,18 @@ from engine.planner import PlannedChain, ReplanContext
 from engine.services import EngineServices
 from engine.store import Store, Tx
 from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, STEP_ACTIVE
+from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
+from engine.worktrees import (
+    Attempt,
+    Checkpoint,
+    FastForwardOffer,
+    GitError,
+    MergeResult,
+    StaleAttemptError,
+    Workspace,
+    step_slug,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +124,9 @@ class _Runtime:
     flush: asyncio.TimerHandle | None = None
     llm: Any | None = None
     llm_ready: bool = False
+    workspace: Workspace | None = None  # git worktrees, when the repo is a git work tree
+    workspace_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    workspace_ready: bool = False
 
 
 class DirectiveEngine:
@@ -141,6 +156,7 @@ class DirectiveEngine:
             if d.status in DIRECTIVE_TERMINAL or (only is not None and d.id not in only):
                 continue
             await self._write(d.id, lambda tx, d=d: recover(tx, d.id))
+            await self._prune_worktrees(d)
             if d.status in (D.ACTIVE, D.PLANNING):
                 self._launch_driver(d.id)
 
@@ -218,6 +234,7 @@ class DirectiveEngine:
 
         await self._write(directive_id, stop)
         await self._halt(directive_id)
+        await self._finish_workspace(directive_id)
 
     async def raise_limits(self, directive_id: str, **changes: Any) -> Limits:
         """Change limits (validated as a whole); a paused directive can then resume."""
@@ -263,6 +280,7 @@ class DirectiveEngine:
                 "requesting changes needs a comment: it becomes the rework instructions"
             )
         follow_up: list[tuple[str, str]] = []
+        merged, problem, attempt = await self._merge_approved(approval, decision)
 
         def resolve(tx: Tx) -> ApprovalRequest:
             a = tx.approval(approval_id)
@@ -295,10 +313,15 @@ class DirectiveEngine:
                     actor=Actor.USER,
                 )
             )
-            follow_up.extend(approvals.apply_decision(tx, a, decision, comment))
+            follow_up.extend(approvals.apply_decision(tx, a, decision, comment, problem))
+            if a.step_id and problem is None and decision is ApprovalDecision.APPROVE:
+                record_checkpoint(tx, tx.step(a.step_id), merged)
             return a.model_copy(update={"status": status, "decision": decision, "comment": comment})
 
         resolved, _ = await self._write_with(approval.directive_id, resolve)
+        if attempt is not None and decision is not ApprovalDecision.DENY:
+            with contextlib.suppress(GitError):  # answered: the worktree has served
+                await self._runtime(approval.directive_id).workspace.remove_attempt(attempt)
         for action, reason in follow_up:
             if action == "replan":
                 await self.regenerate_chain(approval.directive_id, reason)
@@ -379,6 +402,170 @@ class DirectiveEngine:
         if d.status is D.ACTIVE:
             self._launch_driver(directive_id)
         return chain
+
+    # ------------------------------------------------------------------
+    # Git worktrees: checkpoints, the final diff, the user's branch
+    # ------------------------------------------------------------------
+
+    async def checkpoints(self, directive_id: str) -> list[Checkpoint]:
+        return await (await self._require_workspace(directive_id)).checkpoints()
+
+    async def final_diff(self, directive_id: str, *, stat: bool = False) -> str:
+        return await (await self._require_workspace(directive_id)).final_diff(stat=stat)
+
+    async def run_diff(self, run: StepRun) -> str:
+        """The diff of one attempt (its start commit to its own commit)."""
+        if not (run.base_sha and run.commit_sha):
+            return ""
+        ws = await self._require_workspace(run.directive_id)
+        return await ws.diff(run.base_sha, run.commit_sha)
+
+    async def offer_fast_forward(self, directive_id: str) -> FastForwardOffer:
+        return await (await self._require_workspace(directive_id)).offer_fast_forward()
+
+    async def fast_forward_user_branch(self, directive_id: str) -> str:
+        """Move the user's branch to the directive's result: only on request."""
+        ws = await self._require_workspace(directive_id)
+        try:
+            sha = await ws.fast_forward_user_branch()
+        except (GitError, ValueError) as exc:
+            raise EngineError(f"cannot fast-forward your branch: {exc}") from exc
+        notice = Notice(
+            directive_id=directive_id,
+            message=f"your branch {ws.user_branch} fast-forwarded to {sha[:10]}",
+            severity=Severity.SUCCESS,
+            actor=Actor.USER,
+        )
+        await self._write(directive_id, lambda tx: tx.emit(notice))
+        return sha
+
+    async def reset_to_checkpoint(self, directive_id: str, sha: str) -> list[str]:
+        """Reset the integration branch to a checkpoint; the steps merged
+        after it go back to pending to run again. Returns their names."""
+        ws = await self._require_workspace(directive_id)
+        await self._cancel_steps(directive_id)
+        try:
+            dropped = await ws.reset_to(sha)
+        except (GitError, ValueError) as exc:
+            raise EngineError(f"cannot reset to {sha}: {exc}") from exc
+        chain = await self.store.current_chain(directive_id)
+        steps = await self.store.list_steps(chain.id) if chain else []
+        by_slug = {step_slug(s.name): s for s in steps}
+        rerun = [by_slug[c.step_slug] for c in dropped if c.step_slug in by_slug]
+
+        def reset(tx: Tx) -> None:
+            why = f"integration branch reset to {sha[:10]}"
+            for s in rerun:
+                if tx.step(s.id).status is S.PASSED:
+                    tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None)
+            for s in steps:  # waiting on an attempt cut from a dropped commit
+                if tx.step(s.id).status is S.AWAITING_APPROVAL:
+                    approvals.close_approvals_for_step(tx, s, ApprovalDecision.REQUEST_CHANGES)
+                    tx.step_status(s.id, S.REWORK, reason=why, rework_instructions=why)
+            tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
+
+        await self._write(directive_id, reset)
+        self._wake(directive_id)
+        return [s.name for s in rerun]
+
+    def _work_dir(self) -> Path:
+        path = self.store.path
+        return self.services.work_dir or path.parent / f"{path.stem}-work"
+
+    async def _workspace(self, d: Directive) -> Workspace | None:
+        """The directive's git workspace, opened once; None means attempts run
+        in the repository itself (not a git work tree, or isolation is off)."""
+        rt = self._runtime(d.id)
+        async with rt.workspace_lock:
+            if rt.workspace_ready:
+                return rt.workspace
+            rt.workspace_ready = True
+            if not (self.services.isolate_steps and d.spec.workspace.isolate):
+                return None
+            warning = None
+            try:
+                rt.workspace = await Workspace.open(Path(d.spec.repo), d.id, self._work_dir())
+            except (GitError, ValueError) as exc:
+                warning = f"steps run in the repository itself: {exc}"
+            if rt.workspace is None and warning is None:
+                warning = (
+                    f"{d.spec.repo} is not a git work tree: steps run in it directly"
+                    " and parallel steps share one tree"
+                )
+            elif rt.workspace is not None and rt.workspace.dirty_at_open:
+                warning = (
+                    "uncommitted changes in your tree are not part of this directive: "
+                    + ", ".join(rt.workspace.dirty_at_open[:8])
+                )
+            if warning:
+                notice = Notice(directive_id=d.id, message=warning, severity=Severity.WARNING)
+                await self._write(d.id, lambda tx: tx.emit(notice))
+            return rt.workspace
+
+    async def _require_workspace(self, directive_id: str) -> Workspace:
+        ws = await self._workspace(await self.store.get_directive(directive_id))
+        if ws is None:
+            raise EngineError(
+                "this directive has no git workspace (its repo is not a git work tree)"
+            )
+        return ws
+
+    async def _prune_worktrees(self, d: Directive) -> None:
+        """After a crash: remove every worktree no step still needs (those
+        awaiting approval, and failed or blocked ones kept for inspection)."""
+        chain = await self.store.current_chain(d.id)
+        if chain is None:
+            return
+        ws = await self._workspace(d)
+        if ws is None:
+            return
+        keep_status = (S.AWAITING_APPROVAL, S.BLOCKED, S.FAILED)
+        keep = [
+            ws.attempt_path(s.name, s.attempts)
+            for s in await self.store.steps_in(chain.id, keep_status)
+            if s.attempts
+        ]
+        with contextlib.suppress(GitError):
+            await ws.prune(keep=keep)
+
+    async def _merge_approved(
+        self, approval: ApprovalRequest, decision: ApprovalDecision
+    ) -> tuple[MergeResult | None, str | None, Attempt | None]:
+        """Before an answer to a step review is written: approving merges the
+        waiting attempt (a conflict turns the approval into a rework)."""
+        review = approval.kind is ApprovalKind.STEP_REVIEW
+        if not (review and approval.pending and approval.step_id):
+            return None, None, None
+        ws = await self._workspace(await self.store.get_directive(approval.directive_id))
+        if ws is None:
+            return None, None, None
+        step = await self.store.get_step(approval.step_id)
+        attempt = await ws.resume_attempt(step.name, step.attempts)
+        if attempt is None or decision is not ApprovalDecision.APPROVE:
+            return None, None, attempt
+        merged, problem = await self._merge(approval.directive_id, attempt)
+        return merged, problem, attempt
+
+    async def _finish_workspace(self, directive_id: str) -> None:
+        """The directive ended: worktrees go, the integration branch stays,
+        and the user is told how to take the result (never done for them)."""
+        ws = self._runtime(directive_id).workspace
+        if ws is None:
+            return
+        try:
+            await ws.close()
+            offer = await ws.offer_fast_forward()
+        except GitError as exc:
+            message, severity = f"could not tidy the worktrees: {exc}", Severity.WARNING
+        else:
+            message = f"the result is on branch {ws.integration_branch}"
+            if offer.possible:
+                message += f"; `directive-tui merge {directive_id}` fast-forwards {offer.branch}"
+            else:
+                message += f" ({offer.reason})"
+            severity = Severity.INFO
+        notice = Notice(directive_id=directive_id, message=message, severity=severity)
+        await self._write(directive_id, lambda tx: tx.emit(notice))
 
     # ------------------------------------------------------------------
     # Waiting (headless command and tests)
@@ -465,6 +652,7 @@ class DirectiveEngine:
                         await self._write(
                             directive_id, lambda tx: tx.directive_status(directive_id, D.COMPLETED)
                         )
+                        await self._finish_workspace(directive_id)
                         break
                     await self._launch_steps(d, view)
                 rt.settled.clear() if rt.steps else rt.settled.set()
@@ -596,21 +784,65 @@ class DirectiveEngine:
             reason = f"attempt {run.attempt}" + (" (rework)" if step.status is S.REWORK else "")
             return tx.step_status(step.id, S.RUNNING, reason=reason, attempts=run.attempt)
 
+        held: list[Attempt] = []  # the attempt's worktree, once it has one
         try:
-            await self._attempt_phases(d, step, run, kind, begin)
+            await self._attempt_phases(d, step, run, kind, begin, held)
         except asyncio.CancelledError:
             # Any phase may have committed just before the cancel arrived:
             # the interrupt runs after it and puts the step back to ready.
-            await asyncio.shield(self._interrupt(d.id, step.id, run.id))
+            await asyncio.shield(self._interrupt(d.id, step.id, run.id, held))
             raise
 
     async def _attempt_phases(
-        self, d: Directive, step: Step, run: StepRun, kind: str, begin: Callable[[Tx], Step]
+        self,
+        d: Directive,
+        step: Step,
+        run: StepRun,
+        kind: str,
+        begin: Callable[[Tx], Step],
+        held: list[Attempt],
     ) -> None:
         step = await self._write(d.id, begin)
-        result = await self._execute(d, step, run, kind)
+        ws = await self._workspace(d)
+        workdir, attempt = Path(d.spec.repo), None
+        if ws is not None:
+            try:
+                attempt = await ws.start_attempt(step.name, run.attempt, from_commit=step.carry_sha)
+            except (GitError, StaleAttemptError) as exc:
+                failure = ExecutionResult(
+                    success=False, error=f"could not prepare a worktree: {exc}"
+                )
+                await self._step_failed(d, step, run, failure)
+                return
+            held.append(attempt)
+            workdir, run.base_sha = attempt.workdir, attempt.base_sha
+            if attempt.carry_conflicts:
+                self._emitter(d.id, step)(
+                    "previous attempt could not be carried over (conflicts in "
+                    + ", ".join(attempt.carry_conflicts)
+                    + "): starting from the integration branch",
+                    Severity.WARNING,
+                )
+        result = await self._execute(d, step, run, kind, workdir)
+        if attempt is not None and result.success:
+            try:
+                run.commit_sha = await ws.commit_attempt(
+                    attempt, f"{step.name}: attempt {run.attempt}\n\n{result.summary}"
+                )
+                changed = (
+                    await ws.changed_files(attempt.base_sha, run.commit_sha)
+                    if run.commit_sha
+                    else []
+                )
+                result.modified_files = changed
+            except GitError as exc:
+                result = ExecutionResult(
+                    success=False, error=f"could not commit the attempt: {exc}"
+                )
         if not result.success:
             await self._step_failed(d, step, run, result)
+            if attempt is not None:
+                await ws.remove_attempt(attempt, keep=True)  # kept for inspection
             return
 
         def executed(tx: Tx) -> Step:
@@ -620,6 +852,8 @@ class DirectiveEngine:
                 status="succeeded",
                 summary=result.summary,
                 modified_files=result.modified_files,
+                base_sha=run.base_sha,
+                commit_sha=run.commit_sha,
                 finished_at=now(),
             )
             return tx.step_status(step.id, S.EVALUATING)
@@ -628,10 +862,12 @@ class DirectiveEngine:
         run = run.model_copy(
             update={"modified_files": result.modified_files, "summary": result.summary}
         )
-        evaluation = await self._evaluate(d, step, run)
-        await self._judge(d, step, evaluation)
+        evaluation = await self._evaluate(d, step, run, workdir)
+        await self._judge(d, step, run, evaluation, attempt)
 
-    async def _execute(self, d: Directive, step: Step, run: StepRun, kind: str) -> ExecutionResult:
+    async def _execute(
+        self, d: Directive, step: Step, run: StepRun, kind: str, workdir: Path
+    ) -> ExecutionResult:
         try:
             llm = self._llm(d) if kind in (ExecutorKind.AGENT, ExecutorKind.CLAUDE_CODE) else None
             executor = self.services.executor(kind, llm)
@@ -642,7 +878,7 @@ class DirectiveEngine:
             directive=fresh,
             step=step,
             attempt=run.attempt,
-            workdir=Path(d.spec.repo),
+            workdir=workdir,
             rework_instructions=step.rework_instructions,
             budget=budget_for(fresh),
             emit=self._emitter(d.id, step),
@@ -664,10 +900,13 @@ class DirectiveEngine:
             result = ExecutionResult(success=False, error=f"{type(exc).__name__}: {exc}")
         return result
 
-    async def _evaluate(self, d: Directive, step: Step, run: StepRun) -> Evaluation:
+    async def _evaluate(self, d: Directive, step: Step, run: StepRun, workdir: Path) -> Evaluation:
         llm = self._llm(d) if d.spec.verifiers.llm_judge else None
+        # Verifiers see the attempt's tree as the repository (detection
+        # included: a step may have just added the tests).
+        seen_as = d.model_copy(update={"spec": d.spec.model_copy(update={"repo": workdir})})
         try:
-            verifiers = self.services.verifiers(d, step, llm)
+            verifiers = self.services.verifiers(seen_as, step, llm)
         except Exception as exc:  # e.g. a step naming an unknown verifier
             return Evaluation(
                 directive_id=d.id,
@@ -685,8 +924,9 @@ class DirectiveEngine:
             directive=d,
             step=step,
             run=run,
-            workdir=Path(d.spec.repo),
+            workdir=workdir,
             modified_files=run.modified_files,
+            diff_base=run.base_sha,
             emit=lambda source, line: emit(line, Severity.DEBUG, source),
             add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
         )
@@ -695,11 +935,21 @@ class DirectiveEngine:
             update={"directive_id": d.id, "step_id": step.id, "run_id": run.id}
         )
 
-    async def _judge(self, d: Directive, step: Step, ev: Evaluation) -> None:
-        """Act on the confidence level: pass, ask a person, or rework."""
+    async def _judge(
+        self, d: Directive, step: Step, run: StepRun, ev: Evaluation, attempt: Attempt | None
+    ) -> None:
+        """Act on the confidence level: pass (merging the attempt), ask a
+        person, or rework; a merge conflict is a rework with the files named."""
         d = await self.store.get_directive(d.id)
         limits, autonomy = d.spec.limits, d.spec.autonomy
-        level = ev.level
+        verdict = VERDICTS[(ev.level, autonomy)]
+        merged: MergeResult | None = None
+        instructions = ev.rework_instructions
+        carry = run.commit_sha if d.spec.workspace.carry_rework else None
+        if verdict is Verdict.PASS and attempt is not None:
+            merged, problem = await self._merge(d.id, attempt)
+            if problem:
+                verdict, instructions, carry = Verdict.REWORK, problem, run.commit_sha
         replan_after = False
 
         def decide(tx: Tx) -> None:
@@ -721,21 +971,19 @@ class DirectiveEngine:
                 )
             )
             scored = {"confidence": ev.score, "level": ev.level}
-            needs_person = level is ConfidenceLevel.YELLOW and autonomy is not Autonomy.FULL_AUTO
-            needs_person |= level is ConfidenceLevel.GREEN and autonomy is Autonomy.MANUAL
-            if level is not ConfidenceLevel.RED and not needs_person:
-                tx.step_status(step.id, S.PASSED, reason=f"{level.value} {ev.score:.2f}", **scored)
-            elif needs_person:
-                tx.step_status(
-                    step.id, S.AWAITING_APPROVAL, reason=f"{level.value} {ev.score:.2f}", **scored
-                )
+            said = f"{ev.level.value} {ev.score:.2f}"
+            if verdict is Verdict.PASS:
+                tx.step_status(step.id, S.PASSED, reason=said, carry_sha=None, **scored)
+                record_checkpoint(tx, step, merged)
+            elif verdict is Verdict.ASK:
+                tx.step_status(step.id, S.AWAITING_APPROVAL, reason=said, **scored)
                 approvals.request_approval(
                     tx,
                     ApprovalRequest(
                         directive_id=d.id,
                         step_id=step.id,
                         kind=ApprovalKind.STEP_REVIEW,
-                        summary=f"step {step.name} scored {ev.score:.2f} ({level.value}): {ev.summary}",
+                        summary=f"step {step.name} scored {ev.score:.2f} ({ev.level.value}): {ev.summary}",
                         evaluation_id=ev.id,
                         options=list(REVIEW_OPTIONS),
                     ),
@@ -744,19 +992,19 @@ class DirectiveEngine:
                 tx.step_status(
                     step.id,
                     S.REWORK,
-                    reason=f"red {ev.score:.2f}, rework {step.rework_count + 1}/{limits.max_rework_cycles}",
+                    reason=f"{said}, rework {step.rework_count + 1}/{limits.max_rework_cycles}"
+                    + (" (merge conflict)" if merged and merged.conflicts else ""),
                     rework_count=step.rework_count + 1,
-                    rework_instructions=ev.rework_instructions,
+                    rework_instructions=instructions,
+                    carry_sha=carry,
                     **scored,
                 )
             else:
                 why = f"still red after {step.rework_count} rework cycles"
+                if merged and merged.conflicts:
+                    why = f"merge conflicts after {step.rework_count} rework cycles"
                 tx.step_status(
-                    step.id,
-                    S.BLOCKED,
-                    reason=why,
-                    rework_instructions=ev.rework_instructions,
-                    **scored,
+                    step.id, S.BLOCKED, reason=why, rework_instructions=instructions, **scored
                 )
                 if (
                     autonomy is Autonomy.FULL_AUTO
@@ -767,12 +1015,36 @@ class DirectiveEngine:
                     approvals.escalate(tx, d.id, step, why, ev.id)
 
         await self._write(d.id, decide)
+        if attempt is not None and verdict is not Verdict.ASK:
+            ws = self._runtime(d.id).workspace
+            blocked = (await self.store.get_step(step.id)).status is S.BLOCKED
+            await ws.remove_attempt(attempt, keep=blocked)  # a blocked one stays for inspection
         if replan_after:
             self._spawn(
                 self.regenerate_chain(
                     d.id, f"step {step.name} blocked: still red after rework", step.id
                 )
             )
+
+    async def _merge(
+        self, directive_id: str, attempt: Attempt
+    ) -> tuple[MergeResult | None, str | None]:
+        """Merge a passed attempt into the integration branch. Returns the
+        result and, when it could not merge, rework instructions saying why."""
+        ws = self._runtime(directive_id).workspace
+        try:
+            result = await ws.merge(attempt)
+        except (GitError, StaleAttemptError) as exc:
+            return None, f"The attempt passed its checks but could not be merged: {exc}"
+        if result.conflicts:
+            files = ", ".join(result.conflicts)
+            return result, (
+                f"Your change passed its checks but conflicts with the integration branch in: "
+                f"{files}. Other steps changed these files after your attempt started. The next "
+                "attempt starts from the current integration branch with your previous commit "
+                "merged in where it applies; redo the change so that it merges cleanly."
+            )
+        return result, None
 
     async def _step_failed(
         self, d: Directive, step: Step, run: StepRun, result: ExecutionResult
@@ -786,6 +1058,7 @@ class DirectiveEngine:
                 status="failed",
                 error=error,
                 summary=result.summary,
+                base_sha=run.base_sha,
                 finished_at=now(),
             )
             tx.step_status(step.id, S.FAILED, reason=error[:200])
@@ -803,8 +1076,11 @@ class DirectiveEngine:
 
         await self._write(d.id, fail)
 
-    async def _interrupt(self, directive_id: str, step_id: str, run_id: str) -> None:
-        """A cancelled attempt: the step goes back to ready to run again."""
+    async def _interrupt(
+        self, directive_id: str, step_id: str, run_id: str, held: list[Attempt]
+    ) -> None:
+        """A cancelled attempt: the step goes back to ready to run again, and
+        its worktree goes (the next attempt starts fresh)."""
 
         def interrupt(tx: Tx) -> None:
             s = tx.step(step_id)
@@ -818,6 +1094,10 @@ class DirectiveEngine:
 
         with contextlib.suppress(Exception):
             await self._write(directive_id, interrupt)
+        ws = self._runtime(directive_id).workspace
+        for attempt in held:
+            with contextlib.suppress(Exception):
+                await ws.remove_attempt(attempt)
 
     # ------------------------------------------------------------------
     # Cost and breakers
@@ -865,6 +1145,7 @@ class DirectiveEngine:
                 tx.directive_status(directive_id, D.FAILED, reason=reason)
 
         await self._write(directive_id, fail)
+        await self._finish_workspace(directive_id)
 
     async def _halt(self, directive_id: str) -> None:
         await self._cancel_steps(directive_id)

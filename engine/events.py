@@ -159,6 +159,21 @@ class LimitsChanged(_Event):
         return "limits changed: " + ", ".join(f"{k}={v}" for k, v in self.limits.items())
 
 
+class CheckpointRecorded(_Event):
+    """A passed step merged into the directive's integration branch."""
+
+    type: Literal["checkpoint_recorded"] = "checkpoint_recorded"
+    step_id: str
+    step_name: str
+    sha: str
+    fast_forward: bool = False
+    severity: Severity = Severity.SUCCESS
+
+    def describe(self) -> str:
+        how = "fast-forward" if self.fast_forward else "merge"
+        return f"checkpoint {self.sha[:10]}: step {self.step_name} merged ({how})"
+
+
 class Notice(_Event):
     """Anything worth a line in the log that is not a state change: a
     warning about shared trees, a planner retry, an error message."""
@@ -184,6 +199,7 @@ EngineEvent = Annotated[
         ChainCreated,
         BreakerTripped,
         LimitsChanged,
+        CheckpointRecorded,
         Notice,
     ],
     Field(discriminator="type"),

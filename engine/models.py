@@ -230,6 +230,13 @@ class StepSpec(Strict):
     verifiers: list[str] | None = None  # restrict to these verifier names
 
 
+class WorkspaceConfig(Strict):
+    """How attempts get their working tree when the repo is a git work tree."""
+
+    isolate: bool = True  # each attempt in its own worktree, merged when it passes
+    carry_rework: bool = False  # a red attempt's commit is the next attempt's start
+
+
 class DirectiveSpec(Strict):
     title: str = Field(min_length=1)
     goal: str = Field(min_length=1)
@@ -243,6 +250,7 @@ class DirectiveSpec(Strict):
     executor: ExecutorKind = ExecutorKind.SHELL
     model: str | None = None  # Claude model for planner, agent and judge
     verifiers: VerifierConfig = Field(default_factory=VerifierConfig)
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     steps: list[StepSpec] = Field(default_factory=list)
 
 
@@ -303,6 +311,7 @@ class Step(BaseModel):
     layer: int = 0
     row: int = 0
     carried_from: str | None = None  # id of the passed step this one keeps
+    carry_sha: str | None = None  # the next attempt builds on this commit
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
 
@@ -338,7 +347,8 @@ class StepRun(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     rework_instructions: str | None = None
-    commit_sha: str | None = None
+    base_sha: str | None = None  # the integration commit the attempt started from
+    commit_sha: str | None = None  # the attempt's own commit (its diff: base..commit)
     started_at: float = Field(default_factory=now)
     finished_at: float | None = None
 

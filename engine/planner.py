@@ -49,7 +49,9 @@ class ReplanContext:
 class Planner(Protocol):
     kind: str
 
-    async def plan(self, directive: Directive, replan: ReplanContext | None = None) -> PlannedChain: ...
+    async def plan(
+        self, directive: Directive, replan: ReplanContext | None = None
+    ) -> PlannedChain: ...
 
 
 class ChainValidationError(ValueError):

@@ -71,3 +71,7 @@ class EngineServices:
     evaluator: Callable[[list[Verifier], Directive], Any] = default_evaluator
     track_changes: bool = True
     output_flush_s: float = 0.05
+    # Git worktrees per attempt (when the repo is a git work tree), kept in
+    # `work_dir` (default: beside the database, never inside the repo).
+    isolate_steps: bool = True
+    work_dir: Path | None = None

@@ -180,6 +180,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE directives ADD COLUMN planning_cost_usd REAL NOT NULL DEFAULT 0;
     """,
+    # 4: git worktrees: where each attempt started, and which commit a
+    # rework should carry forward (a merge conflict, changes requested)
+    """
+    ALTER TABLE step_runs ADD COLUMN base_sha TEXT;
+    ALTER TABLE chain_steps ADD COLUMN carry_sha TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -135,9 +135,12 @@ async def test_planned_executed_judged_approved_completed(
     await engine.resolve_approval(approval.id, "approve")
     assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
 
-    # Real files changed by the agent, in the real repo.
-    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
-    assert "+    return a + b" in git(repo, "diff")
+    # Real files changed by the agent, in its worktree, merged into the
+    # directive's integration branch; the user's checkout is untouched.
+    branch = f"directive/{d.id}/integration"
+    assert git(repo, "show", f"{branch}:calc.py") == "def add(a, b):\n    return a + b\n"
+    assert "+    return a + b" in git(repo, "diff", "HEAD", branch)
+    assert git(repo, "status", "--porcelain") == ""
     (run,) = await store.list_runs(step.id)
     assert run.status == "succeeded" and "calc.py" in run.modified_files
     assert run.summary == "Changed calc.add to return a + b."

@@ -49,7 +49,7 @@ def test_headless_run_prints_events_and_exits_0_when_completed(
     lines = out.splitlines()
     assert "#1" in lines[0] and "directive created: cli test" in lines[0]
     assert "[hello:executor] hello" in out
-    assert lines[-1].endswith("directive active -> completed")
+    assert any(line.endswith("directive active -> completed") for line in lines)
 
 
 def test_headless_json_lines_are_events(tmp_path: Path, make_git_repo: Callable[..., Path]) -> None:
@@ -58,9 +58,8 @@ def test_headless_json_lines_are_events(tmp_path: Path, make_git_repo: Callable[
     assert code == 0
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert (
-        events[-1]["type"] == "directive_status_changed" and events[-1]["new_status"] == "completed"
-    )
+    statuses = [e["new_status"] for e in events if e["type"] == "directive_status_changed"]
+    assert statuses[-1] == "completed"
 
 
 def test_waiting_for_approval_exits_3_then_approve_and_resume_completes(
@@ -86,7 +85,7 @@ def test_waiting_for_approval_exits_3_then_approve_and_resume_completes(
 
     (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
-    assert code == 0 and out.splitlines()[-1].endswith("directive active -> completed")
+    assert code == 0 and "directive active -> completed" in out
 
     code, out, _ = run_cli("--db", db, "events", did, "--json")
     seqs = [json.loads(line)["seq"] for line in out.splitlines()]

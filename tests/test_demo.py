@@ -163,7 +163,9 @@ async def test_demo_with_auto_approval_runs_straight_through(tmp_path: Path) -> 
         assert approval.status is ApprovalStatus.APPROVED
     finally:
         await store.close()
-    assert git(spec.repo, "status", "--porcelain")  # the steps really changed files
+    # --auto also took the result: the user's branch was fast-forwarded to it
+    assert git(spec.repo, "status", "--porcelain") == ""
+    assert len(git(spec.repo, "log", "--oneline").splitlines()) > 1
     assert "invoice_total" in (spec.repo / "tally" / "invoice.py").read_text()
 
 

@@ -25,6 +25,7 @@ from engine.models import (
     VerifierConfig,
 )
 from engine.store import Store
+from tests.conftest import git
 
 CALC_BUGGY = "def add(a, b):\n    return a - b\n"
 CALC_FIXED = "def add(a, b):\n    return a + b\n"
@@ -112,7 +113,11 @@ async def test_shell_chain_reworks_a_red_pytest_step_to_green(
     assert runs[1].modified_files == ["calc.py"]  # seen by the change tracker, confirmed by git
     outputs = [e.line for e in sub.drain() if e.type == "step_output" and e.step_id == fix.id]
     assert any(line.startswith("rework got: ") for line in outputs)
-    assert (repo / "calc.py").read_text() == CALC_FIXED
+    # the fix is on the directive's integration branch; the user's tree is untouched
+    assert (repo / "calc.py").read_text() == CALC_BUGGY
+    branch = f"directive/{d.id}/integration"
+    assert git(repo, "show", f"{branch}:calc.py") == CALC_FIXED
+    assert git(repo, "status", "--porcelain") == ""
 
 
 async def test_a_yellow_step_is_approved_and_another_denied(

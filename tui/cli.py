@@ -187,6 +187,8 @@ async def run_headless(
                 await engine.resolve_approval(
                     approval.id, decision, comment="auto-approved (--auto)"
                 )
+        if outcome is Outcome.COMPLETED and auto_approve:
+            await _accept_fast_forward(engine, did)
         await asyncio.sleep(0)  # let the printer drain what is queued
         while not sub.queue.empty():
             await asyncio.sleep(0.01)
@@ -207,6 +209,17 @@ async def run_headless(
             printer.cancel()
         await engine.close()
         await store.close()
+
+
+async def _accept_fast_forward(engine: Any, directive_id: str) -> None:
+    """`--auto` says yes to everything, the offer to take the result too."""
+    from engine.engine import EngineError
+
+    try:
+        if (await engine.offer_fast_forward(directive_id)).possible:
+            await engine.fast_forward_user_branch(directive_id)
+    except EngineError:
+        pass  # no git workspace: the steps already worked in the tree itself
 
 
 # --------------------------------------------------------------------------

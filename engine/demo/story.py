@@ -48,6 +48,7 @@ from engine.models import (
     Thresholds,
     VerifierConfig,
     VerifierSpec,
+    WorkspaceConfig,
 )
 
 DOCS_CHECK = "docs"
@@ -95,6 +96,8 @@ def demo_spec(repo: Path) -> DirectiveSpec:
         ),
         planner=PlannerKind.EXPLICIT,
         executor=ExecutorKind.SCRIPTED,
+        # the rework edits the red attempt's files: carry its commit forward
+        workspace=WorkspaceConfig(carry_rework=True),
         verifiers=VerifierConfig(
             auto_detect=True,
             llm_judge=False,

@@ -18,6 +18,7 @@ class VerifyContext:
     workdir: Path
     modified_files: list[str] = field(default_factory=list)
     prior_results: list[VerifierResult] = field(default_factory=list)  # for the LLM judge
+    diff_base: str | None = None  # the attempt's start commit, when it ran in a worktree
     emit: Callable[[str, str], None] = lambda source, line: None  # (verifier name, line)
     add_cost: Callable[[TokenUsage, float], Awaitable[None]] | None = None
 

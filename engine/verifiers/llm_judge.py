@@ -87,9 +87,11 @@ def _file_text(workdir: Path, rel: str) -> str:
     return f"--- {rel} (new or changed file, full content)\n{text}"
 
 
-async def gather_diff(workdir: Path, modified_files: list[str]) -> str:
+async def gather_diff(workdir: Path, modified_files: list[str], base: str | None = None) -> str:
     """What changed: `git diff HEAD` plus untracked files' contents in a git
-    tree, else the modified files' contents. Trimmed to DIFF_CHARS."""
+    tree (`git diff base` when the attempt was committed in its own worktree,
+    since HEAD then already holds the change), else the modified files'
+    contents. Trimmed to DIFF_CHARS."""
     workdir = Path(workdir)
     in_git, _ = await _git(workdir, "rev-parse", "--is-inside-work-tree")
     has_head = in_git and (await _git(workdir, "rev-parse", "--verify", "-q", "HEAD"))[0]
@@ -98,7 +100,7 @@ async def gather_diff(workdir: Path, modified_files: list[str]) -> str:
         text = "\n\n".join(parts) if parts else "(no modified files reported)"
         return trim_output(text, DIFF_CHARS)
     scope = ["--", *modified_files] if modified_files else []
-    _, diff = await _git(workdir, "diff", "--no-color", "--no-ext-diff", "HEAD", *scope)
+    _, diff = await _git(workdir, "diff", "--no-color", "--no-ext-diff", base or "HEAD", *scope)
     _, untracked = await _git(workdir, "ls-files", "--others", "--exclude-standard", *scope)
     parts = [diff.strip()] if diff.strip() else []
     parts += [_file_text(workdir, rel) for rel in untracked.splitlines() if rel.strip()]
@@ -164,7 +166,7 @@ class LLMJudge:
 
     async def verify(self, ctx: VerifyContext) -> VerifierResult:
         started = time.monotonic()
-        diff = await gather_diff(ctx.workdir, list(ctx.modified_files))
+        diff = await gather_diff(ctx.workdir, list(ctx.modified_files), ctx.diff_base)
         try:
             response = await self.llm.parse(
                 messages=[{"role": "user", "content": judge_prompt(ctx, diff)}],
