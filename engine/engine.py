@@ -451,22 +451,37 @@ class DirectiveEngine:
         chain = await self.store.current_chain(directive_id)
         steps = await self.store.list_steps(chain.id) if chain else []
         by_slug = {step_slug(s.name): s for s in steps}
-        rerun = [by_slug[c.step_slug] for c in dropped if c.step_slug in by_slug]
+        rerun = {by_slug[c.step_slug].id for c in dropped if c.step_slug in by_slug}
+        # ...and everything downstream of them waits for them again
+        dependents: dict[str, list[str]] = {}
+        for s in steps:
+            for dep in s.depends_on:
+                dependents.setdefault(dep, []).append(s.id)
+        todo = list(rerun)
+        while todo:
+            for child in dependents.get(todo.pop(), []):
+                if child not in rerun:
+                    rerun.add(child)
+                    todo.append(child)
+        names = [s.name for s in steps if s.id in rerun]
 
         def reset(tx: Tx) -> None:
             why = f"integration branch reset to {sha[:10]}"
-            for s in rerun:
-                if tx.step(s.id).status is S.PASSED:
-                    tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None)
-            for s in steps:  # waiting on an attempt cut from a dropped commit
-                if tx.step(s.id).status is S.AWAITING_APPROVAL:
-                    approvals.close_approvals_for_step(tx, s, ApprovalDecision.REQUEST_CHANGES)
+            for s in steps:
+                current = tx.step(s.id)
+                if s.id in rerun and current.status is not S.PENDING:
+                    approvals.close_approvals_for_step(tx, current, ApprovalDecision.REPLAN)
+                    tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
+                elif current.status is S.AWAITING_APPROVAL:  # cut from a dropped commit
+                    approvals.close_approvals_for_step(
+                        tx, current, ApprovalDecision.REQUEST_CHANGES
+                    )
                     tx.step_status(s.id, S.REWORK, reason=why, rework_instructions=why)
             tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
 
         await self._write(directive_id, reset)
         self._wake(directive_id)
-        return [s.name for s in rerun]
+        return names
 
     def _work_dir(self) -> Path:
         path = self.store.path

@@ -32,20 +32,23 @@ DIRECTIVE_TRANSITIONS: dict[D, frozenset[D]] = {
 
 _ANY_LIVE = frozenset({S.SUPERSEDED})
 
+# -> pending: the integration branch was reset to an earlier checkpoint and
+# the step's dependencies must pass again before it can run.
+_RESET = frozenset({S.PENDING})
+
 STEP_TRANSITIONS: dict[S, frozenset[S]] = {
     S.PENDING: frozenset({S.READY, S.SKIPPED}) | _ANY_LIVE,
-    S.READY: frozenset({S.RUNNING}) | _ANY_LIVE,
+    S.READY: frozenset({S.RUNNING}) | _ANY_LIVE | _RESET,
     # running -> ready: interrupted (pause, stop, crash) and run again later
     S.RUNNING: frozenset({S.EVALUATING, S.FAILED, S.READY}) | _ANY_LIVE,
     # evaluating -> blocked: red with no rework cycles left
     S.EVALUATING: frozenset({S.PASSED, S.AWAITING_APPROVAL, S.REWORK, S.BLOCKED, S.FAILED, S.READY})
     | _ANY_LIVE,
-    S.AWAITING_APPROVAL: frozenset({S.PASSED, S.REWORK, S.BLOCKED}) | _ANY_LIVE,
-    S.REWORK: frozenset({S.RUNNING, S.BLOCKED}) | _ANY_LIVE,
-    S.BLOCKED: frozenset({S.READY, S.SKIPPED}) | _ANY_LIVE,
-    S.FAILED: frozenset({S.READY, S.SKIPPED}) | _ANY_LIVE,
-    # passed -> pending: the integration branch was reset to an earlier checkpoint
-    S.PASSED: frozenset({S.PENDING}),
+    S.AWAITING_APPROVAL: frozenset({S.PASSED, S.REWORK, S.BLOCKED}) | _ANY_LIVE | _RESET,
+    S.REWORK: frozenset({S.RUNNING, S.BLOCKED}) | _ANY_LIVE | _RESET,
+    S.BLOCKED: frozenset({S.READY, S.SKIPPED}) | _ANY_LIVE | _RESET,
+    S.FAILED: frozenset({S.READY, S.SKIPPED}) | _ANY_LIVE | _RESET,
+    S.PASSED: _RESET,
     S.SKIPPED: frozenset(),
     S.SUPERSEDED: frozenset(),
 }

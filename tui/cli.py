@@ -89,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=f"{name} a directive")
         cmd.add_argument("id")
 
+    diff = sub.add_parser("diff", help="the directive's result so far, as a diff of your branch")
+    diff.add_argument("id")
+    diff.add_argument("--stat", action="store_true")
+
+    cps = sub.add_parser("checkpoints", help="commits recorded after each passed step")
+    cps.add_argument("id")
+
+    reset = sub.add_parser("reset", help="reset the directive's branch to a checkpoint")
+    reset.add_argument("id")
+    reset.add_argument("sha", help="a checkpoint's commit (see `checkpoints`)")
+    reset.add_argument(
+        "--yes", action="store_true", help="do it (without it, only say what would run again)"
+    )
+
+    merge = sub.add_parser("merge", help="fast-forward your branch to the directive's result")
+    merge.add_argument("id")
+
     ev = sub.add_parser("events", help="print a directive's event log")
     ev.add_argument("id")
     ev.add_argument("--json", action="store_true")
@@ -333,6 +350,40 @@ async def print_events(db: Path, directive_id: str, after: int, as_json: bool, o
         await store.close()
 
 
+async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
+    """The directive's git workspace: its diff, checkpoints, reset, merge."""
+    from engine.engine import DirectiveEngine, EngineError
+    from engine.store import NotFound
+
+    store = await _open(db)
+    engine = DirectiveEngine(store)
+    try:
+        did = (await store.find_directive(args.id)).id
+        if args.command == "diff":
+            print(await engine.final_diff(did, stat=args.stat), file=out, end="")
+        elif args.command == "checkpoints":
+            for cp in await engine.checkpoints(did):
+                print(
+                    f"{cp.sha[:12]}  #{cp.seq:<3} {cp.step_slug} (attempt {cp.attempt})", file=out
+                )
+        elif args.command == "merge":
+            sha = await engine.fast_forward_user_branch(did)
+            print(f"fast-forwarded to {sha[:12]}", file=out)
+        elif args.yes:
+            rerun = await engine.reset_to_checkpoint(did, args.sha)
+            print(
+                f"reset to {args.sha[:12]}; to run again: {', '.join(rerun) or 'nothing'}", file=out
+            )
+        else:
+            print(f"would reset to {args.sha[:12]}: add --yes to do it", file=out)
+        return EXIT_OK
+    except (EngineError, NotFound) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await engine.close()
+        await store.close()
+
+
 def load_spec(path: Path) -> Any:
     from engine.directive_file import DirectiveFileError, load_directive_file
 
@@ -388,6 +439,8 @@ def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
         return asyncio.run(directive_command(db, args.id, cmd, out))
     if cmd == "events":
         return asyncio.run(print_events(db, args.id, args.after, args.json, out))
+    if cmd in ("diff", "checkpoints", "reset", "merge"):
+        return asyncio.run(git_command(db, args, out))
     return _run_app(db)
 
 

@@ -1,0 +1,325 @@
+"""Steps in isolated git worktrees, through the whole engine: parallel
+merges, conflicts sent to rework, no leaks between attempts, no orphans
+after a crash, and the user's checkout untouched until they ask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineError, EngineServices, Outcome
+from engine.models import (
+    Autonomy,
+    DirectiveSpec,
+    ExecutorKind,
+    FileEdit,
+    Limits,
+    PlannerKind,
+    ScriptedAttempt,
+    StepSpec,
+    VerifierConfig,
+    WorkspaceConfig,
+)
+from engine.store import Store
+from tests.conftest import git
+
+BASE = {"a.txt": "one\ntwo\nthree\n", "b.txt": "alpha\n", "README.md": "hi\n"}
+NO_LLM = EngineServices(llm_provider=lambda s: None)
+
+
+def edit(path: str, content: str) -> ScriptedAttempt:
+    return ScriptedAttempt(edits=[FileEdit(path=path, content=content)])
+
+
+def scripted(
+    repo: Path, steps: list[StepSpec], checks: list[dict] | None = None, **kw
+) -> DirectiveSpec:
+    return DirectiveSpec(
+        title="worktrees",
+        goal="isolate attempts",
+        repo=repo,
+        autonomy=kw.pop("autonomy", Autonomy.GUARDRAILS),
+        planner=PlannerKind.EXPLICIT,
+        executor=ExecutorKind.SCRIPTED,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=False, extra=checks or []),
+        limits=Limits(max_parallel_steps=2, **kw.pop("limits", {})),
+        steps=steps,
+        **kw,
+    )
+
+
+async def run_to_rest(store: Store, spec: DirectiveSpec) -> tuple[DirectiveEngine, str, Outcome]:
+    engine = DirectiveEngine(store, EventBus(), NO_LLM)
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    return engine, d.id, await engine.wait_settled(d.id, timeout=60)
+
+
+def integration(repo: Path, did: str, path: str) -> str:
+    return git(repo, "show", f"directive/{did}/integration:{path}")
+
+
+async def test_two_parallel_steps_editing_different_files_both_merge(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo(BASE)
+    user_head = git(repo, "rev-parse", "HEAD")
+    spec = scripted(
+        repo,
+        [
+            StepSpec(name="left", attempts=[edit("a.txt", "ONE\ntwo\nthree\n")]),
+            StepSpec(name="right", attempts=[edit("b.txt", "ALPHA\n")]),
+        ],
+    )
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.COMPLETED
+    assert integration(repo, did, "a.txt") == "ONE\ntwo\nthree\n"
+    assert integration(repo, did, "b.txt") == "ALPHA\n"
+    checkpoints = await engine.checkpoints(did)
+    assert len(checkpoints) == 2
+    # untouched until asked
+    assert git(repo, "rev-parse", "HEAD") == user_head
+    assert (repo / "a.txt").read_text() == BASE["a.txt"] and git(
+        repo, "status", "--porcelain"
+    ) == ""
+    assert "+ONE" in await engine.final_diff(did)
+    offer = await engine.offer_fast_forward(did)
+    assert offer.possible
+    await engine.fast_forward_user_branch(did)
+    assert (repo / "a.txt").read_text() == "ONE\ntwo\nthree\n"
+    assert (repo / "b.txt").read_text() == "ALPHA\n"
+    await engine.close()
+
+
+async def test_two_steps_editing_the_same_lines_conflict_and_the_second_is_reworked(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo(BASE)
+    spec = scripted(
+        repo,
+        [
+            StepSpec(name="first", attempts=[edit("a.txt", "one\nTWO (first)\nthree\n")]),
+            # runs alongside "first" from the same base: its change conflicts
+            StepSpec(
+                name="second",
+                attempts=[
+                    edit("a.txt", "one\nTWO (second)\nthree\n"),
+                    edit("a.txt", "one\nTWO (first)\nthree\nfour (second)\n"),
+                ],
+            ),
+        ],
+    )
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.COMPLETED
+    chain = await store.current_chain(did)
+    steps = {s.name: s for s in await store.list_steps(chain.id)}
+    loser = next(s for s in steps.values() if s.rework_count == 1)
+    events = [e for e in await store.list_events(did) if e.type == "step_status_changed"]
+    conflict = next(e for e in events if e.step_id == loser.id and e.new_status == "rework")
+    assert "merge conflict" in conflict.reason
+    runs = await store.list_runs(loser.id)
+    assert "a.txt" in runs[1].rework_instructions and "conflicts" in runs[1].rework_instructions
+    assert integration(repo, did, "a.txt").startswith("one\nTWO (first)\nthree\n")
+    await engine.close()
+
+
+async def test_a_red_attempt_does_not_leak_into_the_next_unless_asked(
+    store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    # the check is red while scratch.txt exists: attempt 1 leaves it behind,
+    # attempt 2 only touches b.txt. Fresh from the integration branch, the
+    # second attempt does not see scratch.txt, so it is green.
+    check = {"name": "no-scratch", "command": "test ! -e scratch.txt", "gating": True}
+    step = StepSpec(
+        name="tidy",
+        attempts=[edit("scratch.txt", "half done\n"), edit("b.txt", "ALPHA\n")],
+    )
+    repo = make_git_repo(BASE)
+    engine, did, outcome = await run_to_rest(store, scripted(repo, [step], [check]))
+    assert outcome is Outcome.COMPLETED
+    chain = await store.current_chain(did)
+    (tidy,) = await store.list_steps(chain.id)
+    assert tidy.rework_count == 1
+    first, second = await store.list_runs(tidy.id)
+    assert second.base_sha == first.base_sha  # started over from the integration branch
+    assert "scratch.txt" in await engine.run_diff(first)
+    assert "scratch.txt" not in await engine.run_diff(second)
+    await engine.close()
+
+    # asked: carry the red attempt forward, and the leftover keeps it red
+    store2 = await Store.open(tmp_path / "carry.db")
+    repo2 = make_git_repo(BASE, name="repo2")
+    spec = scripted(
+        repo2,
+        [step],
+        [check],
+        workspace=WorkspaceConfig(carry_rework=True),
+        limits={"max_rework_cycles": 1},
+    )
+    engine2, did2, outcome2 = await run_to_rest(store2, spec)
+    assert outcome2 is Outcome.AWAITING_APPROVAL  # blocked: escalated
+    chain2 = await store2.current_chain(did2)
+    (tidy2,) = await store2.list_steps(chain2.id)
+    assert tidy2.status.value == "blocked"
+    await engine2.close()
+    await store2.close()
+
+
+async def test_approving_a_yellow_step_merges_it_and_denying_keeps_it_out(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo(BASE)
+    half = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
+    ok = {"name": "ok", "command": "true"}
+    spec = scripted(
+        repo,
+        [
+            StepSpec(name="kept", attempts=[edit("a.txt", "kept\n")]),
+            StepSpec(name="refused", attempts=[edit("b.txt", "refused\n")]),
+        ],
+        [half, ok],
+    )
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.AWAITING_APPROVAL
+    chain = await store.current_chain(did)
+    names = {s.id: s.name for s in await store.list_steps(chain.id)}
+    for approval in await store.pending_approvals(did):
+        decision = "approve" if names[approval.step_id] == "kept" else "deny"
+        await engine.resolve_approval(approval.id, decision, comment="no thanks")
+    await engine.wait_settled(did, timeout=30)
+    assert integration(repo, did, "a.txt") == "kept\n"
+    assert integration(repo, did, "b.txt") == BASE["b.txt"]
+    await engine.close()
+
+
+async def test_reset_to_a_checkpoint_reruns_the_later_steps(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo(BASE)
+    half = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
+    ok = {"name": "ok", "command": "true"}
+    spec = scripted(
+        repo,
+        [
+            StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+            StepSpec(
+                name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["ok"]
+            ),
+            # yellow: waits for a person while we reset
+            StepSpec(name="s3", attempts=[edit("c.txt", "3\n")], depends_on=["s2"]),
+        ],
+        [half, ok],
+    )
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.AWAITING_APPROVAL
+    first, second = await engine.checkpoints(did)
+    assert integration(repo, did, "b.txt") == "2\n"
+
+    rerun = await engine.reset_to_checkpoint(did, first.sha)
+    assert rerun == ["s2", "s3"]
+    assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == first.sha
+    # s2 runs again from the checkpoint, then s3 asks again
+    assert await engine.wait_settled(did, timeout=30) is Outcome.AWAITING_APPROVAL
+    chain = await store.current_chain(did)
+    steps = {s.name: s for s in await store.list_steps(chain.id)}
+    assert steps["s2"].status.value == "passed" and steps["s2"].attempts == 2
+    assert steps["s3"].status.value == "awaiting_approval" and steps["s3"].attempts == 2
+    assert integration(repo, did, "b.txt") == "2\n"
+    assert len(await store.pending_approvals(did)) == 1  # the first review was closed
+    with pytest.raises(EngineError, match="cannot reset"):
+        await engine.reset_to_checkpoint(did, "0" * 40)
+    await engine.close()
+
+
+def test_a_crash_mid_step_leaves_no_orphan_worktree_after_restart(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo(BASE)
+    directive = tmp_path / "slow.toml"
+    steps = "\n".join(
+        f'[[steps]]\nname = "s{i}"\ncommand = "sleep 0.4 && echo s{i} > s{i}.txt"\n'
+        + (f'depends_on = ["s{i - 1}"]\n' if i else "")
+        for i in range(3)
+    )
+    directive.write_text(
+        f'title = "slow"\ngoal = "crash"\nrepo = "{repo}"\nautonomy = "full_auto"\n'
+        'executor = "shell"\n[verifiers]\nauto_detect = false\nllm_judge = false\n' + steps
+    )
+    db = tmp_path / "crash.db"
+    cmd = [sys.executable, "-m", "tui.cli", "--db", str(db)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([*cmd, "run", str(directive), "--headless"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    work = tmp_path / "crash-work" / "worktrees"
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.name.startswith("s1-") for p in _dirs(work)):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any(p.name.startswith("s1-") for p in _dirs(work))  # the orphan the crash left
+    with sqlite3.connect(db) as conn:
+        (did,) = conn.execute("SELECT id FROM directives").fetchone()
+    done = subprocess.run([*cmd, "resume", did, "--headless"], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    leftovers = [p for p in _dirs(work) if not p.name.startswith("_")]
+    assert leftovers == []
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert "/s0-" not in listed and "/s1-" not in listed and "/s2-" not in listed
+    assert git(repo, "status", "--porcelain") == ""  # the user's tree never changed
+    for i in range(3):
+        assert git(repo, "show", f"directive/{did}/integration:s{i}.txt") == f"s{i}\n"
+
+
+def _dirs(root: Path) -> list[Path]:
+    return [p for p in root.glob("*/*") if p.is_dir()] if root.exists() else []
+
+
+async def test_a_folder_that_is_not_a_git_tree_runs_in_place_with_a_warning(
+    store: Store, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    spec = scripted(plain, [StepSpec(name="write", attempts=[edit("x.txt", "x\n")])])
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.COMPLETED
+    assert (plain / "x.txt").read_text() == "x\n"
+    notices = [e.message for e in await store.list_events(did) if e.type == "notice"]
+    assert any("not a git work tree" in n and "share one tree" in n for n in notices)
+    await engine.close()
+
+
+def test_the_command_line_shows_the_diff_and_checkpoints_and_merges_on_request(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_cli import run_cli
+
+    repo = make_git_repo(BASE)
+    directive = tmp_path / "d.toml"
+    directive.write_text(
+        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
+        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+        '[[steps]]\nname = "write"\ncommand = "echo new > new.txt"\n'
+    )
+    db = str(tmp_path / "x.db")
+    code, out, _ = run_cli("--db", db, "run", str(directive), "--headless")
+    assert code == 0 and "`directive-tui merge" in out
+    did = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/directive/").split(
+        "/"
+    )[1]
+    code, out, _ = run_cli("--db", db, "diff", did)
+    assert code == 0 and "+new" in out
+    code, out, _ = run_cli("--db", db, "checkpoints", did)
+    assert code == 0 and "write (attempt 1)" in out
+    assert not (repo / "new.txt").exists()
+    code, out, _ = run_cli("--db", db, "merge", did)
+    assert code == 0 and (repo / "new.txt").read_text() == "new\n"
