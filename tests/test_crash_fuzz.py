@@ -5,7 +5,8 @@ The directive is a chain of 22 real shell steps (a fan-out and join, a step
 that is red once and reworked to green by a directive-defined verifier, a
 yellow step that waits for approval, a step whose executor fails on its
 first attempt and is retried from its escalation). `tests/crash_worker.py`
-runs it in a subprocess and answers approvals itself; this test kills that
+runs it in a subprocess, holding the engine lease (so every restart also
+takes over the lease of the engine it replaces), and answers approvals itself; this test kills that
 process after a random delay drawn from `random.Random(seed)`, so every
 seed's schedule is the same on every run and a failure names its seed.
 
@@ -43,7 +44,8 @@ SEEDS = range(6)
 KILLS_PER_SEED = 9  # 54 kill points in all
 JITTER_S = (0.0, 0.06)  # after the chosen event, before the kill
 POLL_S = 0.005
-RUN_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 90
+STALL_S = 45  # a worker that has not reached its kill point by then hangs
 
 
 # --------------------------------------------------------------------------
@@ -173,7 +175,7 @@ def write_directive(path: Path, repo: Path) -> Path:
 def start_worker(db: Path, directive: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [PY, "-m", "tests.crash_worker", str(db), str(directive)],
+            [PY, "-m", "tests.crash_worker", str(db), str(directive), "--lease"],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=out,
@@ -224,10 +226,13 @@ async def recovered_copy_violations(db: Path, workdir: Path) -> list[str]:
     return await check_invariants(copy, after_recovery=True)
 
 
-def run_to_end(db: Path, directive: Path, log: Path) -> int:
+def run_to_end(db: Path, directive: Path, log: Path) -> int | None:
+    """The worker's exit code, or None if it hung (then it is killed)."""
     proc = start_worker(db, directive, log)
     try:
         return proc.wait(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -259,11 +264,17 @@ def last_seq(db: Path) -> int:
     return row[0] or 0 if row else 0
 
 
-def kill_when(proc: subprocess.Popen[bytes], db: Path, seq: int, jitter_s: float) -> bool:
+def kill_when(
+    proc: subprocess.Popen[bytes], db: Path, seq: int, jitter_s: float, log: Path
+) -> bool:
     """SIGKILL `proc` once the event log reaches `seq`, `jitter_s` later.
     False if it exited by itself first."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while proc.poll() is None and last_seq(db) < seq and time.monotonic() < deadline:
+    deadline = time.monotonic() + STALL_S
+    while proc.poll() is None and last_seq(db) < seq:
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"worker stalled before event #{seq}:\n" + log.read_text()[-3000:])
         time.sleep(POLL_S)
     time.sleep(jitter_s)
     if proc.poll() is not None:
@@ -291,7 +302,7 @@ async def test_sigkill_at_random_moments_loses_nothing(
     for point in points:
         jitter = round(rng.uniform(*JITTER_S), 3)
         proc = start_worker(db, directive, log)
-        if not kill_when(proc, db, point, jitter):
+        if not kill_when(proc, db, point, jitter, log):
             assert proc.returncode == 0, (
                 f"seed {seed}: worker exited {proc.returncode}\n" + log.read_text()[-3000:]
             )
@@ -317,3 +328,114 @@ async def test_sigkill_at_random_moments_loses_nothing(
     FIGURES["kill_points"] += len(kills)
     FIGURES["seeds"] += 1
     print(f"\ncrash fuzz seed {seed}: {len(kills)} kill points survived at {kills}; {FIGURES}")
+
+
+# --------------------------------------------------------------------------
+# The checker itself: a sound database passes, and each kind of corruption
+# the fuzzer looks for is seen and named.
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def waiting_db(tmp_path: Path) -> Path:
+    """A real engine's database: a passed step with cost, a failed step's
+    escalation answered, a yellow step waiting for approval."""
+    from engine.bus import EventBus
+    from engine.engine import Outcome
+    from tests.engine_kit import Script, chain_spec, services
+
+    script = Script(scores={"b": [0.6]}, costs={"a": 0.25, "b": 0.125})
+    store = await Store.open(tmp_path / "sound.db")
+    engine = DirectiveEngine(store, EventBus(), services(script))
+    await engine.start()
+    d = await engine.create_directive(chain_spec(tmp_path, [("a", []), ("b", ["a"])]))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    await engine.close()
+    await store.close()
+    return tmp_path / "sound.db"
+
+
+def _step_id(conn: sqlite3.Connection, name: str) -> str:
+    return conn.execute("SELECT id FROM chain_steps WHERE name = ?", (name,)).fetchone()[0]
+
+
+CORRUPTIONS: dict[str, tuple[str, str]] = {
+    # name: (SQL run on the sound database, what the violation says)
+    "unreachable status": (
+        "UPDATE chain_steps SET status = 'exploded' WHERE name = 'a'",
+        "is not reachable from pending",
+    ),
+    "running without attempt": (
+        "UPDATE chain_steps SET status = 'running' WHERE name = 'a'",
+        "running without a live attempt",
+    ),
+    "orphan running run": (
+        "UPDATE step_runs SET status = 'running' WHERE step_id = (SELECT id FROM chain_steps WHERE name = 'a')",
+        "is 'running' but the step is 'passed'",
+    ),
+    "event gap": (
+        "DELETE FROM directive_events WHERE seq = 3",
+        "event sequence has gaps (missing [3])",
+    ),
+    "last_seq ahead": (
+        "UPDATE directives SET last_seq = last_seq + 1",
+        "events are stored",
+    ),
+    "cost drift": (
+        "UPDATE directives SET total_cost_usd = total_cost_usd + 0.000001",
+        "total cost",
+    ),
+    "pending approval in a stopped directive": (
+        "UPDATE directives SET status = 'stopped'",
+        "is pending in stopped directive",
+    ),
+    "awaiting approval with none pending": (
+        "UPDATE approval_requests SET status = 'approved', decision = 'approve', resolved_at = 1",
+        "pending step reviews (expected exactly 1)",
+    ),
+    "status changed without its event": (
+        "UPDATE chain_steps SET status = 'rework' WHERE name = 'b'",
+        "but its events end at ['awaiting_approval']",
+    ),
+    "failed attempts miscounted": (
+        "UPDATE directives SET failed_steps = 2",
+        "failed_steps is 2 but 0 attempts failed",
+    ),
+    "two current chains": (
+        "INSERT INTO directive_chains (id, directive_id, generation, planner, superseded, cost_usd, created_at)"
+        " SELECT 'extra', directive_id, 7, planner, 0, 0, created_at FROM directive_chains",
+        "current chains",
+    ),
+    "started before its dependency": (
+        "UPDATE chain_steps SET status = 'pending' WHERE name = 'a'",
+        "but its dependency",
+    ),
+}
+
+
+async def test_the_checker_passes_a_sound_database(waiting_db: Path) -> None:
+    assert await check_invariants(waiting_db) == []
+    assert await check_invariants(waiting_db, after_recovery=True) == []
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS, ids=list(CORRUPTIONS))
+async def test_the_checker_names_each_corruption(
+    corruption: str, waiting_db: Path, tmp_path: Path
+) -> None:
+    sql, expected = CORRUPTIONS[corruption]
+    with sqlite3.connect(waiting_db) as conn:
+        conn.execute(sql)
+    violations = await check_invariants(waiting_db)
+    assert any(expected in v for v in violations), describe(violations)
+
+
+async def test_the_checker_sees_an_attempt_left_open_after_recovery(waiting_db: Path) -> None:
+    with sqlite3.connect(waiting_db) as conn:
+        b = _step_id(conn, "b")
+        conn.execute(
+            "UPDATE step_runs SET status = 'running', finished_at = NULL WHERE step_id = ?", (b,)
+        )
+        conn.execute("UPDATE chain_steps SET status = 'running' WHERE id = ?", (b,))
+    during = await check_invariants(waiting_db, after_recovery=True)
+    assert any("still 'running' after recovery" in v for v in during), describe(during)
