@@ -155,8 +155,10 @@ class ApprovalModal(ModalScreen[Answer | None]):
             with Horizontal(classes="dialog-buttons"):
                 for c in self.choices:
                     yield Button(
-                        f"{c.label} [{c.key}]", id=f"choice-{c.decision.value}", variant=c.variant
-                    )  # type: ignore[arg-type]
+                        Text(f"{c.label} [{c.key}]"),
+                        id=f"choice-{c.decision.value}",
+                        variant=c.variant,  # type: ignore[arg-type]
+                    )
                 yield Button(Text("Cancel [esc]"), id="cancel")
 
     def on_mount(self) -> None:

@@ -35,6 +35,13 @@ from tui.widgets.event_log import EventLog
 from tui.widgets.header import DirectiveHeader
 from tui.widgets.step_detail import TAIL_LINES, StepDetail
 
+# Where the focus lands when the screen opens, first match wins.
+ATTENTION = (
+    StepStatus.AWAITING_APPROVAL,
+    StepStatus.BLOCKED,
+    StepStatus.FAILED,
+    StepStatus.RUNNING,
+)
 LOG_HISTORY = 300  # events read back into the log when the screen opens
 OUTPUT_HISTORY = 1_000  # recent events searched for step output lines
 DIRECTIVE_EVENTS_SKIP = frozenset({"step_output"})  # events that leave the directive row alone
@@ -89,10 +96,13 @@ class DirectiveScreen(EngineScreen):
     # -- loading ----------------------------------------------------------------
 
     async def load(self) -> None:
-        self.directive = await self.store.get_directive(self.directive_id)
-        await self._load_chain()
+        # History first: whatever happens after it arrives as a batch (and is
+        # applied on top of the reads below); whatever happened before it is
+        # in those reads. Reading it last could hide a chain made in between.
         history = await self.store.last_events(self.directive_id, OUTPUT_HISTORY)
         self.seen_seq = history[-1].seq if history else 0
+        self.directive = await self.store.get_directive(self.directive_id)
+        await self._load_chain()
         self.tails.clear()
         for e in history:
             if isinstance(e, StepOutput):
@@ -107,7 +117,14 @@ class DirectiveScreen(EngineScreen):
     async def _load_chain(self) -> None:
         chain = await self.store.current_chain(self.directive_id)
         steps = await self.store.list_steps(chain.id) if chain else []
+        first_look = not self.dag.steps
         self.dag.set_steps(steps)
+        if first_look:  # open on what needs a person, else on what is at work
+            for wanted in ATTENTION:
+                step = next((s for s in steps if s.status is wanted), None)
+                if step is not None:
+                    self.dag.focus_step(step.id)
+                    break
 
     async def _load_approvals(self) -> None:
         self.approvals = await self.store.pending_approvals()

@@ -114,7 +114,7 @@ class BudgetBars(Looks, Widget):
             css = "level--red"
         elif frac is not None and frac >= 0.6:
             css = "level--yellow"
-        label = f"{breaker.label:<7}"
+        label = f"{breaker.label:<8}"
         bar_width = max(width - len(label) - len(shown) - 2, 4)
         return Text.assemble(
             (label, self.look("look--muted")), bar(frac, bar_width, self.look(css)), " ", shown

@@ -59,10 +59,14 @@ class StepDetail(Looks, VerticalScroll):
         for source, line in output[-TAIL_LINES:]:
             self._tail.append(self._line(source, line))
         self._draw_tail()
+        self.scroll_home(animate=False)
 
     def output(self, source: str, line: str) -> None:
+        """A live line: shown, and followed while the step is at work."""
         self._tail.append(self._line(source, line))
         self._draw_tail()
+        if self.step is not None and self.step.status in LIVE:
+            self.scroll_end(animate=False)
 
     # -- pieces ---------------------------------------------------------------
 
@@ -138,8 +142,6 @@ class StepDetail(Looks, VerticalScroll):
             return
         tail_widget.display = True
         tail_widget.update(Group(self._heading("Live output"), *self._tail))
-        if self.step.status in LIVE:
-            self.scroll_end(animate=False)
 
 
 def verifier_lines(
