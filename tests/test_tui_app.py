@@ -489,3 +489,28 @@ async def test_demo_auto_approves_by_itself(tmp_path: Path) -> None:
         )
         answered = await engine(app).store.list_approvals(did)
         assert answered and all(a.comment == "answered by --auto" for a in answered)
+
+
+def test_start_up_imports_nothing_slow(tmp_path: Path) -> None:
+    """The first frame must not wait for the Anthropic SDK: run the app to
+    its first screen in a fresh interpreter and look at what it imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from tui.app import DirectiveApp\n"
+        "async def main():\n"
+        f"    app = DirectiveApp(Path({str(tmp_path / 'x.db')!r}))\n"
+        "    async with app.run_test() as pilot:\n"
+        "        while not app.engine_ready:\n"
+        "            await pilot.pause(0.01)\n"
+        "asyncio.run(main())\n"
+        "print('anthropic' in sys.modules)\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ANTHROPIC_API_KEY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parent.parent, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
