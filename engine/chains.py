@@ -27,6 +27,11 @@ LIVE_STEP = frozenset(
     }
 )
 
+# Every status that keeps a chain from being done, spelled out so SQLite can
+# probe the index for each instead of scanning for "NOT IN".
+NOT_DONE = tuple(s.value for s in S if s not in STEP_DONE)
+NOT_DONE_MARKS = ", ".join("?" * len(NOT_DONE))
+
 LEVEL_SEVERITY = {
     ConfidenceLevel.GREEN: Severity.SUCCESS,
     ConfidenceLevel.YELLOW: Severity.WARNING,
@@ -72,13 +77,15 @@ def driver_view(conn: Any, directive_id: str) -> DriverView:
         " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
         (chain.id,),
     )
-    done = tuple(s.value for s in STEP_DONE)
-    left = tx.one(
-        f"SELECT COUNT(*) FROM chain_steps WHERE chain_id = ? AND status NOT IN ({', '.join('?' * len(done))})",
-        (chain.id, *done),
-    )[0]
-    total = tx.one("SELECT COUNT(*) FROM chain_steps WHERE chain_id = ?", (chain.id,))[0]
-    return DriverView(d, chain, plan_pending, runnable, newly_ready, total > 0 and left == 0)
+    # Existence, not counts: each is a few probes of the (chain, status)
+    # index, where counting walked every passed step on every wake-up.
+    any_left = tx.one(
+        f"SELECT 1 FROM chain_steps WHERE chain_id = ? AND status IN ({NOT_DONE_MARKS}) LIMIT 1",
+        (chain.id, *NOT_DONE),
+    )
+    any_step = tx.one("SELECT 1 FROM chain_steps WHERE chain_id = ? LIMIT 1", (chain.id,))
+    all_done = any_step is not None and any_left is None
+    return DriverView(d, chain, plan_pending, runnable, newly_ready, all_done)
 
 
 def recover(tx: Tx, directive_id: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -212,9 +213,18 @@ def _dump(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=64)
+def _directive_spec(text: str) -> DirectiveSpec:
+    """The spec holds every planned step: parsing it is O(steps), and the
+    engine reads the directive several times per step. The text changes only
+    when the limits do, and nothing mutates a spec in place (changes are
+    `model_copy`), so one parsed object per text serves every read."""
+    return DirectiveSpec.model_validate_json(text)
+
+
 def _directive(row: sqlite3.Row) -> Directive:
     d = dict(row)
-    d["spec"] = DirectiveSpec.model_validate_json(d.pop("spec"))
+    d["spec"] = _directive_spec(d.pop("spec"))
     d.pop("title")
     return Directive.model_validate(d)
 
