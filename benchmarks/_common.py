@@ -118,6 +118,25 @@ class InstantGreen:
         return VerifierResult(name=self.name, passed=True, score=1.0, summary="instant green")
 
 
+class SleepExecutor:
+    """Work that takes wall time but no CPU (as an agent waiting on a model):
+    what parallel steps overlap."""
+
+    kind = "sleep"
+    modifies_files = False
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def run(self, ctx: Any) -> Any:
+        import asyncio
+
+        from engine.executors.base import ExecutionResult
+
+        await asyncio.sleep(self.seconds)
+        return ExecutionResult(success=True, summary=f"slept {self.seconds} s")
+
+
 def noop_services(**overrides: Any) -> Any:
     from engine.engine import EngineServices
     from engine.executors.noop import NoopExecutor
