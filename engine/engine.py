@@ -143,28 +143,93 @@ class DirectiveEngine:
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
         self._inflight: set[asyncio.Future[Any]] = set()  # shielded writes
+        self._lease: Any | None = None  # engine.lease.EngineLease once started
+        self._watcher: asyncio.Task[None] | None = None
+        self._seen: dict[str, int] = {}  # directive id -> last event seq published here
+        self._only: list[str] | None = None
+        self._label = "engine"
+        # Who runs this database when this engine only watches (None: we do),
+        # and who wants to know when that changes (the app's title line).
+        self.watching: str | None = None
+        self.on_role_change: Callable[[str | None], None] | None = None
 
     # ------------------------------------------------------------------
     # Lifecycle
     # ------------------------------------------------------------------
 
-    async def start(self, only: list[str] | None = None) -> None:
-        """Recover: steps caught running or evaluating by a crash go back to
-        ready (their open attempts are closed as interrupted), then drivers
-        resume for every planning or active directive (or just `only`)."""
+    async def start(
+        self,
+        only: list[str] | None = None,
+        *,
+        label: str = "engine",
+        watch_if_held: bool = False,
+    ) -> None:
+        """Take the database's lease, then recover: steps caught running or
+        evaluating by a crash go back to ready (their open attempts are closed
+        as interrupted), and drivers resume for every planning or active
+        directive (or just `only`).
+
+        One running engine per file: when another live engine holds the
+        lease, `LeaseHeld` names it, or with `watch_if_held` this engine
+        *watches* instead (`watching` says whom): it publishes the other
+        engine's events, its commands are written for that engine to carry
+        out, and it takes the lease over by itself once the holder is gone."""
+        self._only = only
+        if self.services.take_lease:
+            from engine.lease import LeaseHeld
+
+            try:
+                await self._take_lease(label)
+            except LeaseHeld as exc:
+                if not watch_if_held:
+                    raise
+                self.watching = exc.holder.describe()
+                self._label = label
+        await self.watch_external()
+        if self.watching is None:
+            await self._recover_all()
+
+    async def _take_lease(self, label: str) -> None:
+        from engine.lease import EngineLease
+
+        self._lease = await EngineLease.acquire(
+            self.store,
+            label,
+            heartbeat_s=self.services.lease_heartbeat_s,
+            stale_after_s=self.services.lease_stale_after_s,
+            on_lost=self._lease_lost,
+        )
+        self.watching = None
+        if self._lease.taken_over:
+            log.warning("%s", self._lease.taken_over)
+
+    async def recover(self, directive_id: str) -> None:
+        """Pick up one directive that `start(only=...)` left out (the headless
+        command takes the lease before it knows, or creates, its directive)."""
+        if self._only is not None and directive_id not in self._only:
+            self._only.append(directive_id)
+        await self._recover(await self.store.get_directive(directive_id))
+
+    async def _recover_all(self) -> None:
         for d in await self.store.list_directives():
-            if d.status in DIRECTIVE_TERMINAL or (only is not None and d.id not in only):
-                continue
-            await self._write(d.id, lambda tx, d=d: recover(tx, d.id))
-            await self._prune_worktrees(d)
-            if d.status in (D.ACTIVE, D.PLANNING):
-                self._launch_driver(d.id)
+            if self._only is None or d.id in self._only:
+                await self._recover(d)
+
+    async def _recover(self, d: Directive) -> None:
+        if d.status in DIRECTIVE_TERMINAL or not self.runs_steps:
+            return
+        await self._write(d.id, lambda tx: recover(tx, d.id))
+        await self._prune_worktrees(d)
+        if d.status in (D.ACTIVE, D.PLANNING):
+            self._launch_driver(d.id)
 
     async def close(self) -> None:
         """Stop every task; running steps are left ready to run again."""
         self._closing = True
         tasks = [t for rt in self._rt.values() for t in (rt.driver, *rt.steps.values()) if t]
         tasks += list(self._background)
+        if self._watcher is not None:
+            tasks.append(self._watcher)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -179,6 +244,94 @@ class DirectiveEngine:
             if rt.output:
                 with contextlib.suppress(Exception):
                     await self._write(did, lambda tx: None)
+        if self._lease is not None:
+            await self._lease.release()
+
+    @property
+    def runs_steps(self) -> bool:
+        """Whether this engine carries out directives (it holds the lease,
+        or was told not to take one), rather than watching another."""
+        return self.watching is None
+
+    async def watch_external(self) -> None:
+        """Follow writes made by other processes on this database (an answer
+        given with `directive-tui approve`, a directive started from a
+        watching app, or the holder's own work when this engine watches):
+        their events are published here as well. Cheap: SQLite's
+        `data_version` moves only when another connection commits."""
+        if self._watcher is not None:
+            return
+        for d in await self.store.list_directives():
+            self._seen.setdefault(d.id, d.last_seq)
+        self._watcher = asyncio.create_task(self._follow_external(), name="external-writes")
+
+    async def _follow_external(self) -> None:
+        version = await self.store.read(_data_version)
+        next_try = 0.0
+        while True:
+            await asyncio.sleep(self.services.external_poll_s)
+            if self.watching is not None and asyncio.get_running_loop().time() >= next_try:
+                next_try = asyncio.get_running_loop().time() + self.services.lease_heartbeat_s
+                await self._try_take_over()
+            now_version = await self.store.read(_data_version)
+            if now_version == version:
+                continue
+            version = now_version
+            for d in await self.store.list_directives():
+                events = await self.store.list_events(d.id, after_seq=self._seen.get(d.id, 0))
+                if not events:
+                    continue
+                self._seen[d.id] = events[-1].seq
+                self.bus.publish_many(events)
+                if self.runs_steps:
+                    await self._adopt(d)
+
+    async def _adopt(self, d: Directive) -> None:
+        """Something else wrote to `d`: the running engine carries on with it
+        (a directive started or resumed from a watching app or the command
+        line gets a driver here; a running one re-reads, and stops its steps
+        when it was paused or stopped elsewhere)."""
+        rt = self._rt.get(d.id)
+        if rt is not None and rt.driver is not None and not rt.driver.done():
+            self._wake(d.id)
+            return
+        if d.status not in (D.ACTIVE, D.PLANNING):
+            if rt is not None:
+                self._wake(d.id)
+            return
+        if rt is None or not rt.steps:  # none of its steps runs here: close what a crash left open
+            await self._write(d.id, lambda tx: recover(tx, d.id))
+        self._launch_driver(d.id)
+
+    async def _try_take_over(self) -> None:
+        """A watching engine becomes the running one once the holder is gone."""
+        from engine.lease import LeaseError
+
+        try:
+            await self._take_lease(self._label)
+        except (LeaseError, OSError) as exc:
+            holder = getattr(exc, "holder", None)
+            if holder is not None:
+                self.watching = holder.describe()
+            return
+        self._only = None
+        self._role_changed()
+        await self._recover_all()
+
+    def _role_changed(self) -> None:
+        if self.on_role_change is not None:
+            self.on_role_change(self.watching)
+
+    def _lease_lost(self) -> None:
+        """Another engine took this database over (ours had gone quiet too
+        long): stop running anything, so no step runs twice, and watch."""
+        log.error("engine lease lost: this engine stops running steps and watches")
+        self.watching = "the engine that took this database over"
+        self._role_changed()
+        for rt in self._rt.values():
+            for t in (rt.driver, *rt.steps.values()):
+                if t is not None:
+                    t.cancel()
 
     async def __aenter__(self) -> DirectiveEngine:
         await self.start()
@@ -630,6 +783,8 @@ class DirectiveEngine:
         return rt
 
     def _launch_driver(self, directive_id: str) -> None:
+        if not self.runs_steps:  # the engine holding the lease picks it up from the database
+            return
         rt = self._runtime(directive_id)
         rt.settled.clear()
         if rt.driver is None or rt.driver.done():
@@ -654,6 +809,7 @@ class DirectiveEngine:
                     await self._plan(d)
                     continue
                 if d.status is not D.ACTIVE:
+                    await self._cancel_steps(directive_id)  # paused or stopped elsewhere too
                     break
                 tripped = breaker_reason(d)
                 if tripped:
@@ -1211,6 +1367,8 @@ class DirectiveEngine:
                 rt.output[:0] = pending  # not written: keep them for the next write
                 raise
             self.bus.publish_many(events)
+            if events:
+                self._seen[directive_id] = max(self._seen.get(directive_id, 0), events[-1].seq)
             return result, events
 
         # Shielded: a cancelled caller must not leave a write half-known
@@ -1252,3 +1410,7 @@ class DirectiveEngine:
             rt.llm = self.services.llm_provider(d.spec)
             rt.llm_ready = True
         return rt.llm
+
+
+def _data_version(conn: Any) -> int:
+    return conn.execute("PRAGMA data_version").fetchone()[0]

@@ -71,6 +71,7 @@ STEP_MOVES = {k.value: frozenset(v.value for v in vs) for k, vs in STEP_TRANSITI
 DIRECTIVE_MOVES = {
     k.value: frozenset(v.value for v in vs) for k, vs in DIRECTIVE_TRANSITIONS.items()
 }
+TERMINAL = frozenset(x.value for x in DIRECTIVE_TERMINAL)
 # Which step status a pending approval of each kind needs.
 PENDING_APPROVAL_STEP = {
     ApprovalKind.STEP_REVIEW: frozenset({StepStatus.AWAITING_APPROVAL}),
@@ -194,9 +195,10 @@ def recovered(s: Snapshot) -> Iterator[str]:
         return
     for st in s.steps.values():
         d = s.directives.get(st["directive_id"], {})
-        if st["status"] in (StepStatus.RUNNING, StepStatus.EVALUATING) and d.get("status") not in {
-            x.value for x in DIRECTIVE_TERMINAL
-        }:
+        if (
+            st["status"] in (StepStatus.RUNNING, StepStatus.EVALUATING)
+            and d.get("status") not in TERMINAL
+        ):
             yield f"{s.step_name(st['id'])} is still {st['status']!r} after recovery"
     for runs in s.runs.values():
         for r in runs:
@@ -299,7 +301,7 @@ def approvals_consistent(s: Snapshot) -> Iterator[str]:
             if a["decision"] is None or a["resolved_at"] is None:
                 yield f"approval {a['id']} is {a['status']} without a decision and time"
             continue
-        if d["status"] in {x.value for x in DIRECTIVE_TERMINAL}:
+        if d["status"] in TERMINAL:
             yield f"approval {a['id']} is pending in {d['status']} directive {d['id']}"
             continue
         kind = ApprovalKind(a["kind"])
@@ -319,6 +321,9 @@ def approvals_consistent(s: Snapshot) -> Iterator[str]:
                 f"is {step['status']!r}"
             )
     for st in s.steps.values():
+        d = s.directives.get(st["directive_id"], {})
+        if d.get("status") in TERMINAL:
+            continue  # stopping closes every approval and leaves the steps as they were
         if st["status"] == StepStatus.AWAITING_APPROVAL and pending_reviews[st["id"]] != 1:
             yield (
                 f"{s.step_name(st['id'])} awaits approval with {pending_reviews[st['id']]} "

@@ -75,3 +75,9 @@ class EngineServices:
     # `work_dir` (default: beside the database, never inside the repo).
     isolate_steps: bool = True
     work_dir: Path | None = None
+    # One running engine per database file (engine/lease.py): a second one
+    # watches, and takes over when the holder is gone.
+    take_lease: bool = True
+    lease_heartbeat_s: float = 5.0
+    lease_stale_after_s: float = 30.0
+    external_poll_s: float = 0.5  # how often to look for other processes' writes

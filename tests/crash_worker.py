@@ -65,7 +65,10 @@ async def run(db: Path, directive_file: Path, *, lease: bool = False) -> int:
             return EXIT_REFUSED
         if held.taken_over:
             print(held.taken_over, flush=True)
-    engine = DirectiveEngine(store, EventBus(), EngineServices(output_flush_s=0.01))
+    # The worker holds the lease itself (short heartbeat, and it exits 5 on
+    # losing it), so its engine takes none of its own.
+    services = EngineServices(output_flush_s=0.01, take_lease=False)
+    engine = DirectiveEngine(store, EventBus(), services)
     try:
         return await _drive(engine, store, directive_file)
     except asyncio.CancelledError:

@@ -27,21 +27,23 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.engine import DirectiveEngine
+from engine.engine import DirectiveEngine, EngineServices
 from engine.invariants import check_invariants, describe
 from engine.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-SEEDS = range(6)
-KILLS_PER_SEED = 9  # 54 kill points in all
+# (repository kind, seed): 7 x 9 = 63 kill points in all
+SCENARIOS = [("folder", seed) for seed in range(5)] + [("git", seed) for seed in range(5, 7)]
+KILLS_PER_SEED = 9
 JITTER_S = (0.0, 0.06)  # after the chosen event, before the kill
 POLL_S = 0.005
 RUN_TIMEOUT_S = 90
@@ -184,6 +186,42 @@ def start_worker(db: Path, directive: Path, log: Path) -> subprocess.Popen[bytes
         )
 
 
+def make_repo(path: Path, mode: str) -> Path:
+    """The directive's repository: a plain folder (steps run in it), or a
+    git work tree (each attempt in its own worktree, merged when it passes)."""
+    path.mkdir()
+    if mode == "git":
+        for args in (
+            ["init", "-q", "-b", "main"],
+            ["config", "user.email", "fuzz@example.com"],
+            ["config", "user.name", "Fuzz"],
+            ["commit", "-q", "--allow-empty", "-m", "start"],
+        ):
+            git(path, *args)
+    return path
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def result_files(repo: Path) -> dict[str, str]:
+    """out/* as the directive left it: in the folder itself, or on the
+    directive's integration branch (the user's own tree stays untouched)."""
+    if not (repo / ".git").exists():
+        return {p.name: p.read_text() for p in sorted((repo / "out").iterdir())}
+    (branch,) = git(
+        repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/directive/"
+    ).split()
+    names = git(repo, "ls-tree", "-r", "--name-only", branch, "out/").split()
+    assert not (repo / "out").exists(), "a step wrote into the user's own work tree"
+    extra = git(repo, "worktree", "list", "--porcelain").count("worktree ") - 1
+    assert extra == 0, git(repo, "worktree", "list")
+    return {Path(n).name: git(repo, "show", f"{branch}:{n}") for n in names}
+
+
 def outcome(db: Path, repo: Path) -> dict[str, Any]:
     """What an uninterrupted run and a crashed-and-restarted one must share."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
@@ -193,11 +231,8 @@ def outcome(db: Path, repo: Path) -> dict[str, Any]:
             " JOIN directive_chains c ON c.id = s.chain_id WHERE c.superseded = 0 ORDER BY s.name"
         ).fetchall()
         chains = conn.execute("SELECT COUNT(*) FROM directive_chains").fetchone()[0]
-    out = repo / "out"
-    files = {
-        p.name: p.read_text() if p.name != "rework_attempt" else "(attempt number)"
-        for p in sorted(out.iterdir())
-    }
+    files = result_files(repo)
+    files["rework_attempt"] = "(the attempt number differs with crashes)"
     return {
         "directive": directive,
         "steps": steps,
@@ -216,7 +251,8 @@ async def recovered_copy_violations(db: Path, workdir: Path) -> list[str]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as src, sqlite3.connect(copy) as dst:
         src.backup(dst)
     store = await Store.open(copy)
-    engine = DirectiveEngine(store)
+    # no workspace: the copy must not touch the repository the real one uses
+    engine = DirectiveEngine(store, services=EngineServices(isolate_steps=False, take_lease=False))
     engine._launch_driver = lambda directive_id: None  # type: ignore[method-assign]  # recovery only
     try:
         await engine.start()
@@ -240,15 +276,21 @@ def run_to_end(db: Path, directive: Path, log: Path) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The same directive run once without interruption."""
-    root = tmp_path_factory.mktemp("reference")
-    repo = root / "repo"
-    repo.mkdir()
-    directive = write_directive(root / "fuzz.toml", repo)
-    code = run_to_end(root / "fuzz.db", directive, root / "worker.log")
-    assert code == 0, (root / "worker.log").read_text()[-3000:]
-    return outcome(root / "fuzz.db", repo)
+def references(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, Any]]:
+    """The same directive run once without interruption, per repository kind."""
+    made: dict[str, dict[str, Any]] = {}
+
+    def reference(mode: str) -> dict[str, Any]:
+        if mode not in made:
+            root = tmp_path_factory.mktemp(f"reference-{mode}")
+            repo = make_repo(root / "repo", mode)
+            directive = write_directive(root / "fuzz.toml", repo)
+            code = run_to_end(root / "fuzz.db", directive, root / "worker.log")
+            assert code == 0, (root / "worker.log").read_text()[-3000:]
+            made[mode] = outcome(root / "fuzz.db", repo)
+        return made[mode]
+
+    return reference
 
 
 FIGURES: dict[str, int] = {"kill_points": 0, "invariant_checks": 0, "seeds": 0}
@@ -284,18 +326,18 @@ def kill_when(
     return True
 
 
-@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
+@pytest.mark.parametrize(("mode", "seed"), SCENARIOS, ids=[f"{m}-seed{s}" for m, s in SCENARIOS])
 async def test_sigkill_at_random_moments_loses_nothing(
-    seed: int, tmp_path: Path, reference: dict[str, Any]
+    mode: str, seed: int, tmp_path: Path, references: Callable[[str], dict[str, Any]]
 ) -> None:
     """Kill points are drawn as positions in the reference run's event log
     (so they fall in every phase: planning, steps, evaluations, rework,
     approvals, escalation, completion) plus a random delay; a point the
     restarted engine has already passed kills it during start-up and recovery."""
+    reference = references(mode)
     rng = random.Random(seed)
     points = sorted(rng.sample(range(1, reference["events"] - 2), KILLS_PER_SEED))
-    repo = tmp_path / "repo"
-    repo.mkdir()
+    repo = make_repo(tmp_path / "repo", mode)
     directive = write_directive(tmp_path / "fuzz.toml", repo)
     db, log = tmp_path / "fuzz.db", tmp_path / "worker.log"
     kills: list[tuple[int, float]] = []
@@ -327,7 +369,9 @@ async def test_sigkill_at_random_moments_loses_nothing(
     }, f"seed {seed}, kills at {kills}"
     FIGURES["kill_points"] += len(kills)
     FIGURES["seeds"] += 1
-    print(f"\ncrash fuzz seed {seed}: {len(kills)} kill points survived at {kills}; {FIGURES}")
+    print(
+        f"\ncrash fuzz {mode} seed {seed}: {len(kills)} kill points survived at {kills}; {FIGURES}"
+    )
 
 
 # --------------------------------------------------------------------------

@@ -16,10 +16,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineServices
 from engine.invariants import check_invariants, describe
 from engine.lease import EngineLease, LeaseError, LeaseHeld, LeaseHolder, holder_gone
 from engine.store import Store
@@ -218,17 +222,6 @@ async def test_readers_watch_a_running_engine_without_disturbing_it(tmp_path: Pa
     assert set(runs_per_step(db).values()) == {1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "tui/cli.py run_headless does not take the engine lease: a second "
-        "`directive-tui resume ID --headless` on the same database runs engine.start(), whose "
-        "recovery takes the first engine's running step for a crashed one, cancels its run "
-        "and starts it again, so the step runs twice (and the first engine then writes "
-        "over the second one's attempt). Fix: EngineLease.acquire(store, ...) in run_headless "
-        "before engine.start(); LeaseHeld -> UsageError (exit 2)."
-    ),
-)
 async def test_a_second_headless_command_on_the_same_directive_is_refused(tmp_path: Path) -> None:
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=4, sleep_s=0.8)
     first = subprocess.Popen(
@@ -246,8 +239,6 @@ async def test_a_second_headless_command_on_the_same_directive_is_refused(tmp_pa
             first.wait()
     doubled = {name: n for name, n in runs_per_step(db).items() if n > 1}
     assert not doubled, f"steps run more than once: {doubled}"
-    # (today's result also breaks the invariants: the first engine's attempt
-    # stays 'running' forever under a step the second engine passed)
     assert await check_invariants(db) == []
     assert second.returncode == 2, second.stdout[-2000:] + second.stderr
     assert "in use by another directive-tui engine" in second.stderr
@@ -397,3 +388,172 @@ def test_the_takeover_rule_as_a_table() -> None:
             alive=lambda pid, alive=alive: alive,
         )
         assert (why is not None) is taken, (host, age, alive, why)
+
+
+# --------------------------------------------------------------------------
+# A watching engine: the app (or any engine) opened while another one runs
+# --------------------------------------------------------------------------
+
+
+def headless(db: Path, directive: Path, log: Path) -> subprocess.Popen[str]:
+    """`directive-tui run FILE --headless`: the engine holding the lease."""
+    return subprocess.Popen(
+        [PY, "-m", "tui.cli", "--db", str(db), "run", str(directive), "--headless"],
+        cwd=ROOT, env=ENV, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+def one_step_spec(repo: Path, name: str) -> Any:
+    from engine.directive_file import parse_directive_text
+
+    return parse_directive_text(
+        f'title = "{name}"\ngoal = "run once"\nrepo = "{repo}"\nautonomy = "full_auto"\n'
+        'executor = "shell"\n[verifiers]\nauto_detect = false\nllm_judge = false\n'
+        f'[[steps]]\nname = "{name}"\ncommand = "echo {name} >> runs.log"\n',
+        base_dir=repo,
+        source=f"{name}.toml",
+    )
+
+
+def watcher_services() -> EngineServices:
+    return EngineServices(
+        llm_provider=lambda spec: None,
+        lease_heartbeat_s=0.2,
+        lease_stale_after_s=2.0,
+        external_poll_s=0.05,
+    )
+
+
+async def until_async(check: Callable[[], Any], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        result = check()
+        if hasattr(result, "__await__"):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_watching_engine_hands_its_commands_to_the_holder_then_takes_over(
+    tmp_path: Path,
+) -> None:
+    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=4, sleep_s=1.0)
+    repo = tmp_path / "repo"
+    holder = headless(db, directive, tmp_path / "holder.log")
+    store: Store | None = None
+    engine: DirectiveEngine | None = None
+    try:
+        wait_for(lambda: a_step_is_running(db), "the holder to run a step")
+        store = await Store.open(db)
+        bus = EventBus()
+        seen = StepNames(bus.subscribe())
+        engine = DirectiveEngine(store, bus, watcher_services())
+        await engine.start(watch_if_held=True)
+        assert engine.watching is not None and "'directive-tui --headless'" in engine.watching
+        assert f"pid {holder.pid}" in engine.watching
+
+        # Started here, run there: the holder picks it up from the database.
+        quick = await engine.create_directive(one_step_spec(repo, "quick"))
+        await engine.start_directive(quick.id)
+        await until_async(
+            lambda: status_of(store, quick.id, "completed"), "the holder to run 'quick'"
+        )
+        assert holder.poll() is None, "the holder ended before it could have run 'quick'"
+        # The holder's own events reached the watcher's subscribers too.
+        await until_async(lambda: "s1" in seen, "the holder's step events")
+
+        assert holder.wait(timeout=WAIT_S) == 0, (tmp_path / "holder.log").read_text()
+        await until_async(lambda: engine.watching is None, "the watcher to take the lease over")
+        late = await engine.create_directive(one_step_spec(repo, "late"))
+        await engine.start_directive(late.id)
+        await until_async(lambda: status_of(store, late.id, "completed"), "'late' to run here")
+    finally:
+        if engine is not None:
+            await engine.close()
+        if store is not None:
+            await store.close()
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert sorted((repo / "runs.log").read_text().split()) == sorted(
+        ["s0", "s1", "s2", "s3", "quick", "late"]
+    )
+    assert set(runs_per_step(db).values()) == {1}
+    assert await check_invariants(db) == []
+
+
+async def test_pausing_from_another_process_stops_the_running_step(tmp_path: Path) -> None:
+    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=2, sleep_s=5.0)
+    holder = headless(db, directive, tmp_path / "holder.log")
+    try:
+        wait_for(lambda: a_step_is_running(db), "the holder to run a step")
+        (did,) = query(db, "SELECT id FROM directives")[0]
+        paused = cli(db, "pause", str(did))
+        assert paused.returncode == 0, paused.stderr
+        assert holder.wait(timeout=WAIT_S) == 4, (tmp_path / "holder.log").read_text()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    # The step's process died with it (the 5 s sleep never reached its echo),
+    # and the attempt was closed, not left running.
+    assert not (tmp_path / "repo" / "runs.log").exists()
+    assert query(db, "SELECT status FROM step_runs") == [("cancelled",)]
+    assert await check_invariants(db) == []
+    resumed = cli(db, "resume", str(did), "--headless", timeout=WAIT_S * 2)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr
+    assert (tmp_path / "repo" / "runs.log").read_text().split() == ["s0", "s1"]
+
+
+async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -> None:
+    from tui.app import DirectiveApp
+    from tui.screens.home import HomeScreen
+
+    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=3, sleep_s=0.5)
+    holder = headless(db, directive, tmp_path / "holder.log")
+    try:
+        wait_for(lambda: a_step_is_running(db), "the holder to run a step")
+        (did,) = query(db, "SELECT id FROM directives")[0]
+        app = DirectiveApp(db, services=watcher_services())
+        async with app.run_test(size=(100, 30)) as pilot:
+            deadline = time.monotonic() + WAIT_S
+            while not app.engine_ready and time.monotonic() < deadline:
+                await pilot.pause(0.02)
+            assert app.engine is not None and app.engine.watching is not None
+            screen = app.screen
+            assert isinstance(screen, HomeScreen)
+            assert "watching · run by 'directive-tui --headless'" in str(
+                screen.query_one("#home-title").render()
+            )
+            # the holder's progress arrives as events: the row reaches completed
+            while time.monotonic() < deadline:
+                d = screen.directives.get(str(did))
+                if d is not None and d.status.value == "completed":
+                    break
+                await pilot.pause(0.05)
+            assert screen.directives[str(did)].status.value == "completed"
+        assert holder.wait(timeout=WAIT_S) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert set(runs_per_step(db).values()) == {1}
+
+
+async def status_of(store: Store, directive_id: str, wanted: str) -> bool:
+    return (await store.get_directive(directive_id)).status.value == wanted
+
+
+class StepNames:
+    """The step names a subscription has seen so far."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub, self.names = sub, set()
+
+    def __contains__(self, name: str) -> bool:
+        self.names |= {getattr(e, "step_name", None) for e in self.sub.drain()}
+        return name in self.names

@@ -96,7 +96,10 @@ class DirectiveApp(App[None]):
         self.bus = EventBus()
         self.engine = DirectiveEngine(self.store, self.bus, self.services)
         subscription = self.bus.subscribe()  # before recovery: its events count too
-        await self.engine.start()
+        self.engine.on_role_change = self._role_changed
+        await self.engine.start(label="directive-tui app", watch_if_held=True)
+        if self.engine.watching:
+            self._role_changed(self.engine.watching)
         self.run_worker(self._follow(subscription), name="events", group="engine")
         self.engine_ready = True
         for screen in self.screen_stack:
@@ -148,6 +151,32 @@ class DirectiveApp(App[None]):
         await self.engine.start_directive(directive.id)
         self.notify(f"Demo repository: {spec.repo}", timeout=8)
         return directive.id
+
+    def _role_changed(self, watching: str | None) -> None:
+        """Say whether this app runs the directives or watches another engine."""
+        if watching:
+            self.notify(
+                f"Another engine runs this database: {watching}. This app watches; "
+                "what you start, answer or stop here is carried out by that engine, "
+                "and this app takes over when it stops.",
+                title="Watching",
+                severity="warning",
+                timeout=15,
+            )
+        else:
+            self.notify("This app now runs the directives of this database.", title="Running")
+        if not self.engine_ready:
+            return  # the first load, right after start, shows it
+        for screen in self.screen_stack:
+            if isinstance(screen, EngineScreen):
+                screen.post_message(EngineReady())
+
+    @property
+    def role_note(self) -> str:
+        """A few words for title lines: empty while this app runs the engine."""
+        if self.engine is None or not self.engine.watching:
+            return ""
+        return f"watching · run by {self.engine.watching}"
 
     async def on_unmount(self) -> None:
         if self.engine is not None:

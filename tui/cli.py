@@ -155,6 +155,7 @@ async def run_headless(
     events until it settles, and return the exit code for its outcome."""
     from engine.bus import EventBus
     from engine.engine import DirectiveEngine, EngineError, Outcome
+    from engine.lease import LeaseError
     from engine.models import ApprovalDecision, ApprovalKind, DirectiveStatus
     from engine.store import NotFound
     from engine.transitions import InvalidTransition
@@ -165,6 +166,9 @@ async def run_headless(
     engine = DirectiveEngine(store, bus, services)
     printer: asyncio.Task[None] | None = None
     try:
+        # The lease first: while another engine runs this database, nothing
+        # is written (not even the new directive) and the holder is named.
+        await engine.start(only=[], label="directive-tui --headless")
         if spec is not None:
             directive = await engine.create_directive(spec)
         else:
@@ -186,7 +190,7 @@ async def run_headless(
                     print(format_event(event, as_json), file=out, flush=True)
 
         printer = asyncio.create_task(follow())
-        await engine.start(only=[did])
+        await engine.recover(did)
         if directive.status is DirectiveStatus.DRAFT:
             await engine.start_directive(did)
         elif directive.status is DirectiveStatus.PAUSED:
@@ -219,7 +223,7 @@ async def run_headless(
                     file=out,
                 )
         return OUTCOME_EXIT[outcome.value]
-    except (EngineError, NotFound, InvalidTransition) as exc:
+    except (EngineError, NotFound, InvalidTransition, LeaseError) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         if printer:

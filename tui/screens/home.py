@@ -3,6 +3,7 @@ pending approvals of all of them."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -67,6 +68,10 @@ class HomeScreen(EngineScreen):
         directives = await self.store.list_directives()
         progress = await self.store.progress()
         self.directives = {d.id: d for d in directives}
+        note = self.dapp.role_note
+        self.query_one("#home-title", Static).update(
+            Text.assemble("directive-tui", (f"  · {note}" if note else "", "dim"))
+        )
         table = self.query_one(DirectiveTable)
         table.show(directives, progress, self.dapp.clock())
         empty = self.query_one("#home-empty", Static)
