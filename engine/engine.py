@@ -183,7 +183,7 @@ class DirectiveEngine:
             except LeaseHeld as exc:
                 if not watch_if_held:
                     raise
-                self.watching = exc.holder.describe()
+                self.watching = exc.holder.brief()
                 self._label = label
         await self.watch_external()
         if self.watching is None:
@@ -312,7 +312,7 @@ class DirectiveEngine:
         except (LeaseError, OSError) as exc:
             holder = getattr(exc, "holder", None)
             if holder is not None:
-                self.watching = holder.describe()
+                self.watching = holder.brief()
             return
         self._only = None
         self._role_changed()

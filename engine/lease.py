@@ -69,6 +69,10 @@ class LeaseHolder:
             started = None
         return cls(label, token, started, int(pid), host, float(heartbeat))
 
+    def brief(self) -> str:
+        """Who, without the clock: fit for a title line that stays up."""
+        return f"{self.label!r} (pid {self.pid} on {self.host})"
+
     def describe(self, at: float | None = None) -> str:
         at = time.time() if at is None else at
         since = (
