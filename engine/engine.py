@@ -756,6 +756,11 @@ class DirectiveEngine:
         return await asyncio.wait_for(wait(), timeout)
 
     async def _outcome(self, directive_id: str) -> Outcome | None:
+        if self._lease is not None and self._lease.lost.is_set():
+            raise EngineError(
+                f"this engine lost the database to {self.watching} (its heartbeat had gone quiet) "
+                "and stopped running steps; that engine carries on"
+            )
         d = await self.store.get_directive(directive_id)
         rt = self._runtime(directive_id)
         if d.status in (D.COMPLETED, D.FAILED, D.STOPPED):
@@ -1251,7 +1256,10 @@ class DirectiveEngine:
         self, directive_id: str, step_id: str, run_id: str, held: list[Attempt]
     ) -> None:
         """A cancelled attempt: the step goes back to ready to run again, and
-        its worktree goes (the next attempt starts fresh)."""
+        its worktree goes (the next attempt starts fresh). Not when the lease
+        was lost: the engine that took over owns these rows now."""
+        if self._lease is not None and self._lease.lost.is_set():
+            return
 
         def interrupt(tx: Tx) -> None:
             s = tx.step(step_id)

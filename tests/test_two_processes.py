@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine.bus import EventBus
-from engine.engine import DirectiveEngine, EngineServices
+from engine.engine import DirectiveEngine, EngineError, EngineServices
 from engine.invariants import check_invariants, describe
 from engine.lease import EngineLease, LeaseError, LeaseHeld, LeaseHolder, holder_gone
 from engine.store import Store
@@ -557,3 +557,31 @@ class StepNames:
     def __contains__(self, name: str) -> bool:
         self.names |= {getattr(e, "step_name", None) for e in self.sub.drain()}
         return name in self.names
+
+
+async def test_an_engine_whose_lease_is_taken_stops_and_says_so(tmp_path: Path) -> None:
+    from tests.engine_kit import Script, chain_spec, services
+
+    script = Script(delay={"a": 30.0})
+    store = await Store.open(tmp_path / "lost.db")
+    engine = DirectiveEngine(store, EventBus(), services(script))
+    engine.services.lease_heartbeat_s, engine.services.lease_stale_after_s = 0.05, 1.0
+    try:
+        await engine.start()
+        d = await engine.create_directive(chain_spec(tmp_path, [("a", []), ("b", ["a"])]))
+        await engine.start_directive(d.id)
+        await until_async(lambda: a_step_is_running(tmp_path / "lost.db"), "step a to run")
+        with sqlite3.connect(tmp_path / "lost.db") as conn:  # what a takeover writes
+            conn.execute("UPDATE engine_lease SET owner = 'usurper', pid = 1")
+        with pytest.raises(EngineError, match="lost the database"):
+            await engine.wait_settled(d.id, timeout=WAIT_S)
+        assert engine.watching is not None
+        await until_async(lambda: not engine._rt[d.id].steps, "its steps to be cancelled")
+    finally:
+        await engine.close()
+        await store.close()
+    assert [name for name, _, _ in script.calls] == ["a"]  # b never started here
+    # and the cancelled attempt left its rows to the engine that took over
+    assert query(tmp_path / "lost.db", "SELECT status FROM chain_steps WHERE name = 'a'") == [
+        ("running",)
+    ]
