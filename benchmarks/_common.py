@@ -16,6 +16,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -153,7 +154,11 @@ def noop_services(**overrides: Any) -> Any:
     return EngineServices(**values)
 
 
-def directive_spec(repo: Path, shape: Shape, *, parallel: int, title: str = "benchmark") -> Any:
+def directive_spec(
+    repo: Path, shape: Shape, *, parallel: int, title: str = "benchmark", manual: bool = False
+) -> Any:
+    """`manual`: the plan waits for approval, so the chain is stored and
+    shown but no step runs (what the screen benchmarks need)."""
     from engine.models import (
         Autonomy,
         DirectiveSpec,
@@ -168,13 +173,63 @@ def directive_spec(repo: Path, shape: Shape, *, parallel: int, title: str = "ben
         title=title,
         goal="measure the engine",
         repo=repo,
-        autonomy=Autonomy.FULL_AUTO,
+        autonomy=Autonomy.MANUAL if manual else Autonomy.FULL_AUTO,
         planner=PlannerKind.EXPLICIT,
         executor=ExecutorKind.NOOP,
         verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
         limits=Limits(max_parallel_steps=parallel, max_cost_usd=None, max_wall_time_minutes=None),
         steps=[StepSpec(name=n, type="implement", depends_on=deps) for n, deps in shape],
     )
+
+
+def rss_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+
+class PaintProbe:
+    """When a widget's change reached the screen: the end of the first
+    compositor refresh that drew lines of `widget` after `arm()`.
+
+    Textual paints at most 60 times a second, from a timer; the probe wraps
+    the screen's compositor refresh and the widget's `render_line` on these
+    two instances only, so the app's code is untouched."""
+
+    def __init__(self, screen: Any, widget: Any) -> None:
+        import asyncio
+
+        self._drawn = False
+        self._waiters: list[asyncio.Future[float]] = []
+        self.paints = 0
+        render_line, refresh = widget.render_line, screen._compositor_refresh
+
+        def drawing(y: int) -> Any:
+            self._drawn = True
+            return render_line(y)
+
+        def refreshing() -> None:
+            refresh()
+            if self._drawn:
+                self._drawn = False
+                self.paints += 1
+                now = time.perf_counter()
+                for waiter in self._waiters:
+                    if not waiter.done():
+                        waiter.set_result(now)
+                self._waiters.clear()
+
+        widget.render_line = drawing
+        screen._compositor_refresh = refreshing
+
+    def arm(self) -> Any:
+        """A future for the next paint that draws the widget (perf_counter)."""
+        import asyncio
+
+        self._drawn = False
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
 
 
 def db_bytes(directory: Path, stem: str) -> int:
