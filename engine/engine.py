@@ -216,7 +216,11 @@ class DirectiveEngine:
                 await self._recover(d)
 
     async def _recover(self, d: Directive) -> None:
-        if d.status in DIRECTIVE_TERMINAL or not self.runs_steps:
+        if not self.runs_steps:
+            return
+        if d.status in DIRECTIVE_TERMINAL:
+            if self._worktrees_left(d.id):  # it ended while no engine could tidy up
+                await self._finish_workspace(d.id)
             return
         await self._write(d.id, lambda tx: recover(tx, d.id))
         await self._prune_worktrees(d)
@@ -670,6 +674,9 @@ class DirectiveEngine:
                 await self._write(d.id, lambda tx: tx.emit(notice))
             return rt.workspace
 
+    def _worktrees_left(self, directive_id: str) -> bool:
+        return (self._work_dir() / "worktrees" / directive_id).exists()
+
     async def _require_workspace(self, directive_id: str) -> Workspace:
         ws = await self._workspace(await self.store.get_directive(directive_id))
         if ws is None:
@@ -718,6 +725,10 @@ class DirectiveEngine:
         """The directive ended: worktrees go, the integration branch stays,
         and the user is told how to take the result (never done for them)."""
         ws = self._runtime(directive_id).workspace
+        if ws is None and self._worktrees_left(directive_id):
+            # ended by a command of another process, or before a restart
+            with contextlib.suppress(GitError, ValueError):
+                ws = await self._workspace(await self.store.get_directive(directive_id))
         if ws is None:
             return
         try:

@@ -323,3 +323,53 @@ def test_the_command_line_shows_the_diff_and_checkpoints_and_merges_on_request(
     assert not (repo / "new.txt").exists()
     code, out, _ = run_cli("--db", db, "merge", did)
     assert code == 0 and (repo / "new.txt").read_text() == "new\n"
+
+
+async def test_worktrees_kept_for_inspection_go_when_the_directive_is_stopped_elsewhere(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A failed step's worktree is kept while the directive waits; stopping it
+    from the command line (no engine running) removes it, and an engine that
+    starts later tidies whatever a directive that ended elsewhere left."""
+    repo = make_git_repo(BASE)
+    directive = tmp_path / "fails.toml"
+    directive.write_text(
+        f'title = "fails"\ngoal = "wait"\nrepo = "{repo}"\nautonomy = "full_auto"\n'
+        'executor = "shell"\n[verifiers]\nauto_detect = false\nllm_judge = false\n'
+        '[[steps]]\nname = "broken"\ncommand = "echo half > half.txt && exit 1"\n'
+    )
+    db = tmp_path / "stop.db"
+    cmd = [sys.executable, "-m", "tui.cli", "--db", str(db)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    waiting = subprocess.run([*cmd, "run", str(directive), "--headless"], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert waiting.returncode == 3, waiting.stdout + waiting.stderr  # the escalation waits
+    work = tmp_path / "stop-work" / "worktrees"
+    assert any(p.name.startswith("broken-") for p in _dirs(work))  # kept for inspection
+    with sqlite3.connect(db) as conn:
+        (did,) = conn.execute("SELECT id FROM directives").fetchone()
+
+    stopped = subprocess.run([*cmd, "stop", did], env=env, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert stopped.returncode == 0, stopped.stderr
+    assert _dirs(work) == []
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "status", "--porcelain") == ""
+
+    # The same leftovers, from a directive that ended while nothing could tidy
+    # up (its stop committed, then the process died): the next engine does.
+    second = subprocess.run([*cmd, "run", str(directive), "--headless"], env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert second.returncode == 3
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE directives SET status = 'stopped' WHERE status = 'active'")
+    assert any(p.name.startswith("broken-") for p in _dirs(work))
+    store = await Store.open(db)
+    engine = DirectiveEngine(store, EventBus())
+    try:
+        await engine.start()
+    finally:
+        await engine.close()
+        await store.close()
+    assert _dirs(work) == []
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
