@@ -30,7 +30,8 @@ def breaker_reason(d: Directive) -> tuple[str, str] | None:
     ):
         return (
             "wall_time",
-            f"wall time {d.wall_time_s() / 60:.1f} min reached the limit {limits.max_wall_time_minutes:g} min",
+            f"wall time {duration(d.wall_time_s())} reached the limit "
+            f"{duration(limits.max_wall_time_minutes * 60)}",
         )
     if d.failed_steps >= limits.max_failed_steps:
         return (
@@ -38,3 +39,15 @@ def breaker_reason(d: Directive) -> tuple[str, str] | None:
             f"{d.failed_steps} failed steps reached the limit {limits.max_failed_steps}",
         )
     return None
+
+
+def duration(seconds: float) -> str:
+    """'45s', '3m05s', '2h00m': short and exact enough for a breaker's reason."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -137,3 +137,39 @@ def test_stop_from_the_command_line(tmp_path: Path, make_git_repo: Callable[...,
         )
     code, _, err = run_cli("--db", db, "stop", did)
     assert code == 2 and "cannot move from 'stopped'" in err
+
+
+def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    steps = (
+        '[[steps]]\nname = "slow"\ncommand = "sleep 2"\n'
+        '[[steps]]\nname = "after"\ncommand = "echo after"\ndepends_on = ["slow"]\n'
+    )
+    path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
+    path.write_text(path.read_text() + "[limits]\nmax_wall_time_minutes = 0.01\n")
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 4 and "breaker wall_time tripped" in out
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+
+    code, out, _ = run_cli("--db", db, "limits", did)
+    assert code == 0 and "still over a limit: wall time" in out
+    code, _, err = run_cli("--db", db, "resume", did, "--headless")
+    assert code == 2 and "raise the limit first" in err
+
+    def saved() -> tuple[str, int]:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT spec, last_seq FROM directives").fetchone()
+
+    before = saved()
+    code, _, err = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "-1")
+    assert code == 2
+    assert "limits not changed: --max-wall-time-minutes: Input should be greater than 0" in err
+    assert saved() == before
+
+    code, out, _ = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "10")
+    assert code == 0
+    assert "max_wall_time_minutes          10" in out and f"resume {did} --headless" in out
+    code, out, _ = run_cli("--db", db, "resume", did, "--headless")
+    assert code == 0 and "directive active -> completed" in out

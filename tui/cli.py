@@ -27,6 +27,17 @@ OUTCOME_EXIT = {
 }
 
 
+# `directive-tui limits ID --max-cost-usd 5 ...`: the Limits fields a person changes.
+LIMIT_OPTIONS: list[tuple[str, type, str]] = [
+    ("max_cost_usd", float, "total cost in USD"),
+    ("max_wall_time_minutes", float, "wall time in minutes (paused time does not count)"),
+    ("max_rework_cycles", int, "rework cycles per step before it is blocked"),
+    ("max_chain_regenerations", int, "replans"),
+    ("max_parallel_steps", int, "steps running at once"),
+    ("max_failed_steps", int, "failed steps before the directive pauses"),
+]
+
+
 def default_db() -> Path:
     env = os.environ.get("DIRECTIVE_TUI_DB")
     if env:
@@ -88,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("pause", "stop"):
         cmd = sub.add_parser(name, help=f"{name} a directive")
         cmd.add_argument("id")
+
+    lim = sub.add_parser(
+        "limits", help="show a directive's limits, or raise them (then `resume` after a breaker)"
+    )
+    lim.add_argument("id")
+    for name, kind, what in LIMIT_OPTIONS:
+        lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what)
 
     diff = sub.add_parser("diff", help="the directive's result so far, as a diff of your branch")
     diff.add_argument("id")
@@ -339,6 +357,55 @@ async def directive_command(db: Path, directive_id: str, action: str, out: Any) 
         await store.close()
 
 
+async def limits_command(db: Path, args: argparse.Namespace, out: Any) -> int:
+    """Print the limits against what was used; with options, change them
+    first (validated as a whole: a bad value changes nothing)."""
+    from pydantic import ValidationError
+
+    from engine.breakers import breaker_reason, duration
+    from engine.engine import DirectiveEngine, EngineError
+    from engine.store import NotFound
+
+    changes = {name: getattr(args, name) for name, _, _ in LIMIT_OPTIONS}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    store = await _open(db)
+    engine = DirectiveEngine(store)
+    try:
+        d = await store.find_directive(args.id)
+        if changes:
+            await engine.raise_limits(d.id, **changes)
+            d = await store.get_directive(d.id)
+        limits = d.spec.limits
+        used = {
+            "max_cost_usd": f"${d.total_cost_usd:.2f}",
+            "max_wall_time_minutes": duration(d.wall_time_s()),
+            "max_chain_regenerations": str(d.regenerations),
+            "max_failed_steps": str(d.failed_steps),
+        }
+        for name, _, what in LIMIT_OPTIONS:
+            value = getattr(limits, name)
+            shown = "none" if value is None else f"{value:g}"
+            spent = f"  (used {used[name]})" if name in used else ""
+            print(f"{name:<24} {shown:>8}{spent}  {what}", file=out)
+        tripped = breaker_reason(d)
+        if tripped:
+            print(f"still over a limit: {tripped[1]}", file=out)
+        elif d.status.value == "paused":
+            print(f"within its limits: `directive-tui resume {d.id} --headless`", file=out)
+        return EXIT_OK
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}".replace("_", "-")
+            for e in exc.errors()
+        )
+        raise UsageError(f"limits not changed: {problems}") from exc
+    except (EngineError, NotFound) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await engine.close()
+        await store.close()
+
+
 async def print_events(db: Path, directive_id: str, after: int, as_json: bool, out: Any) -> int:
     from engine.store import NotFound
 
@@ -441,6 +508,8 @@ def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
         return asyncio.run(resolve(db, args.id, args.decision, args.comment, out))
     if cmd in ("pause", "stop"):
         return asyncio.run(directive_command(db, args.id, cmd, out))
+    if cmd == "limits":
+        return asyncio.run(limits_command(db, args, out))
     if cmd == "events":
         return asyncio.run(print_events(db, args.id, args.after, args.json, out))
     if cmd in ("diff", "checkpoints", "reset", "merge"):
