@@ -518,7 +518,9 @@ class DirectiveEngine:
         try:
             specs = compose_replan([s.spec for s in kept], planned.steps)
         except ValueError as exc:
-            await self._fail(directive_id, f"replanned chain is invalid: {exc}")
+            await self._replan_failed(
+                directive_id, context, f"the new chain is invalid: {exc}", planned.cost_usd
+            )
             return None
         planned = planned.model_copy(update={"steps": specs})
         chain, steps = build_chain(
@@ -926,9 +928,47 @@ class DirectiveEngine:
             raise
         except Exception as exc:
             # A planner that gave up may still have spent money: charge it.
-            await self._fail(d.id, f"planning failed: {exc}", cost=getattr(exc, "cost_usd", 0.0))
+            cost = getattr(exc, "cost_usd", 0.0)
+            if replan is None:
+                await self._fail(d.id, f"planning failed: {exc}", cost=cost)
+            else:
+                await self._replan_failed(d.id, replan, str(exc), cost)
             return None
         return planned
+
+    async def _replan_failed(
+        self, directive_id: str, replan: ReplanContext, error: str, cost: float = 0.0
+    ) -> None:
+        """A replan that could not be made (an overloaded API, an invalid
+        plan) ends nothing: the current chain stays, and the step that asked
+        for it is put to a person again, whatever the autonomy, so a failing
+        planner cannot loop by itself."""
+        failed = replan.failed
+
+        def keep(tx: Tx) -> None:
+            if cost:
+                charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
+            tx.emit(
+                Notice(
+                    directive_id=directive_id,
+                    message=f"replanning failed, the current chain stays: {error}",
+                    severity=Severity.ERROR,
+                )
+            )
+            if failed is None:
+                return
+            step = tx.step(failed.id)
+            waiting = tx.one(
+                "SELECT COUNT(*) FROM approval_requests WHERE step_id = ? AND status = 'pending'",
+                (step.id,),
+            )[0]
+            if step.status in (S.BLOCKED, S.FAILED) and not waiting:
+                approvals.escalate(
+                    tx, directive_id, step, f"replanning failed: {error[:300]}", None
+                )
+
+        await self._write(directive_id, keep)
+        self._wake(directive_id)
 
     # ------------------------------------------------------------------
     # One step attempt

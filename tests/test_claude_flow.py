@@ -194,3 +194,43 @@ async def test_cost_breaker_trips_mid_chain(
     assert len(api.requests) == 4 and api.remaining == 1
     await engine.close()
     await store.close()
+
+
+async def test_an_overloaded_api_fails_the_step_and_the_directive_resumes(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    """529 on every try: after the SDK's retries the step fails with the
+    API's own message as an event; the directive stays active with an
+    escalation (nothing lost, invariants hold), and a retry once the API is
+    back completes it."""
+    from engine.invariants import check_invariants
+
+    api = fake_env
+    api.reply_json(plan(("implement", [])), usage=usage(1000, 100))
+    for _ in range(2):  # the first try and the one retry fake_env allows
+        api.error(529, "Overloaded: please come back later")
+
+    store = await Store.open(tmp_path / "engine.db")
+    engine = await engine_for(store)
+    d = await engine.create_directive(spec(repo, max_cost_usd=5.0))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    assert (await store.get_directive(d.id)).status is DirectiveStatus.ACTIVE
+    (escalation,) = await store.pending_approvals(d.id)
+    assert escalation.kind is ApprovalKind.ESCALATION
+    assert "Overloaded: please come back later" in escalation.summary
+    logged = [e.describe() for e in await store.list_events(d.id)]
+    assert any("Overloaded: please come back later" in line for line in logged)
+    assert len(api.requests) == 3  # the plan, then the agent's try and its retry
+    assert await check_invariants(store.path) == []
+
+    api.reply(
+        "Fixed.", tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})]
+    )
+    api.reply("Changed calc.add to return a + b.")
+    api.reply_json(verdict(0.95))
+    await engine.resolve_approval(escalation.id, "retry")
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    assert git(repo, "show", f"directive/{d.id}/integration:calc.py").endswith("a + b\n")
+    await engine.close()
+    await store.close()

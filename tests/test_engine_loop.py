@@ -411,3 +411,58 @@ async def test_every_change_is_an_event_with_gap_free_sequence(
     assert {"directive_created", "chain_created", "step_status_changed", "step_output",
             "evaluation_completed", "directive_status_changed"} <= types  # fmt: skip
     await engine.close()
+
+
+class OverloadedReplanner:
+    """Plans the first chain as written; every replan fails as an API would."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def plan(self, d, replan):
+        if replan is not None:
+            raise RuntimeError("Overloaded (529): the API is busy, try again later")
+        return await self.inner.plan(d, None)
+
+
+async def test_a_replan_that_fails_keeps_the_chain_and_asks_a_person(
+    store: Store, tmp_path: Path
+) -> None:
+    from engine.invariants import check_invariants
+    from engine.services import default_planner
+
+    script = Script(scores={"b": [0.1]})
+    spec = chain_spec(
+        tmp_path, LINEAR, autonomy=Autonomy.FULL_AUTO, max_rework_cycles=1,
+        max_chain_regenerations=2,
+    )  # fmt: skip
+    kit = services(script)
+    kit.planner = lambda kind, llm: OverloadedReplanner(default_planner(kind, llm))
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    did = (await engine.create_directive(spec)).id
+    await engine.start_directive(did)
+
+    # full_auto replans the blocked step by itself; the replan fails once and
+    # the directive waits for a person instead of failing (or looping)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    d = await store.get_directive(did)
+    assert d.status is DirectiveStatus.ACTIVE and d.regenerations == 0
+    (escalation,) = await store.pending_approvals(did)
+    assert escalation.kind is ApprovalKind.ESCALATION
+    assert "replanning failed: Overloaded (529)" in escalation.summary
+    notices = [e.message for e in await store.list_events(did) if e.type == "notice"]
+    assert any("replanning failed, the current chain stays" in n for n in notices)
+    assert len(await store.list_chains(did)) == 1
+    assert await check_invariants(store.path) == []
+
+    # asked again to replan by a person: fails the same way, asks again
+    await engine.resolve_approval(escalation.id, ApprovalDecision.REPLAN)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (again,) = await store.pending_approvals(did)
+    assert again.id != escalation.id
+    # skipping the step lets the rest of the chain finish
+    await engine.resolve_approval(again.id, ApprovalDecision.SKIP)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert await statuses(engine, did) == {"a": "passed", "b": "skipped", "c": "passed"}
+    await engine.close()
