@@ -16,7 +16,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from engine.events import EvaluationCompleted, StepOutput, StepStatusChanged
+from engine.events import (
+    DirectiveStatusChanged,
+    EvaluationCompleted,
+    StepOutput,
+    StepStatusChanged,
+)
 from engine.models import (
     ApprovalRequest,
     ConfidenceLevel,
@@ -27,6 +32,7 @@ from engine.models import (
 )
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
+from tui.modals.diff import AttemptDiffs
 from tui.screens.base import APPROVAL_BINDINGS, EngineScreen
 from tui.widgets.approvals import ApprovalsPanel
 from tui.widgets.budgets import BudgetBars
@@ -62,6 +68,10 @@ class DirectiveScreen(EngineScreen):
         Binding("1", "side('tab-step')", "Step panel", show=False),
         Binding("2", "side('tab-approvals')", "Approvals panel", show=False),
         Binding("g", "focus_dag", "Focus DAG", show=False),
+        # Not in the footer (it would push `?` off an 80-column one): the
+        # step panel's "Attempts" heading names them when there is a diff.
+        Binding("D", "attempt_diffs", "Diff of attempt", show=False),
+        Binding("G", "result", "Result", show=False),
     ]
 
     def __init__(self, directive_id: str) -> None:
@@ -185,6 +195,11 @@ class DirectiveScreen(EngineScreen):
                     detail.output(e.source, e.line)
             elif e.type == "chain_created":
                 new_chain = True
+            elif (
+                isinstance(e, DirectiveStatusChanged)
+                and e.new_status == DirectiveStatus.COMPLETED.value
+            ):
+                self.announce_result()
         self.query_one(EventLog).add_events(mine)
         if new_chain:
             await self._load_chain()
@@ -292,6 +307,51 @@ class DirectiveScreen(EngineScreen):
         step = self._focused_step()
         if step is not None and not self.not_ready():
             await self.command(self.engine.skip_step(step.id), f"skipped {step.name}")
+
+    @work(group="diff", exclusive=True)
+    async def action_attempt_diffs(self) -> None:
+        """The focused step's attempts, each with its diff (read by the modal)."""
+        from engine.engine import EngineError
+
+        step = self._focused_step()
+        if step is None or self.not_ready():
+            return
+        runs = await self.store.list_runs(step.id)
+        if not runs:
+            self.notify(f"{step.name} has no attempt yet.", severity="warning")
+            return
+        if not any(r.commit_sha for r in runs):
+            try:  # why not: no git workspace, or nothing committed yet
+                await self.engine.checkpoints(self.directive_id)
+            except EngineError as exc:
+                self.notify(f"No diff to show: {exc}", severity="warning", timeout=8)
+                return
+            self.notify(f"No attempt of {step.name} has a commit yet.", severity="warning")
+            return
+        self.app.push_screen(AttemptDiffs(self.engine, step.name, runs))
+
+    def action_result(self) -> None:
+        from tui.screens.result import ResultScreen
+
+        if not self.not_ready():
+            self.app.push_screen(ResultScreen(self.directive_id))
+
+    @work(group="announce", exclusive=True)
+    async def announce_result(self) -> None:
+        """Completed: say where the result is (when there is one in git)."""
+        from engine.engine import EngineError
+
+        try:
+            checkpoints = await self.engine.checkpoints(self.directive_id)
+        except EngineError:
+            self.notify("Directive completed.", title="Done", timeout=8)
+            return
+        self.notify(
+            f"The result is ready ({len(checkpoints)} checkpoints): press G to see the diff "
+            "and fast-forward your branch to it.",
+            title="Directive completed",
+            timeout=15,
+        )
 
     @work(group="approval", exclusive=True)
     async def action_approval(self, intent: str) -> None:

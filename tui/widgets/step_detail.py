@@ -93,12 +93,17 @@ class StepDetail(Looks, VerticalScroll):
     def _runs(self, runs: list[StepRun]) -> list[RenderableType]:
         if not runs:
             return []
-        out: list[RenderableType] = [self._heading("Attempts")]
+        heading = self._heading("Attempts")
+        if any(run.commit_sha for run in runs):
+            heading.append("  D: diffs · G: result", self.look("look--muted"))
+        out: list[RenderableType] = [heading]
         css = {"succeeded": "look--passed", "failed": "look--failed", "running": "look--running"}
         for run in runs:
             line = Text(f"#{run.attempt} {run.executor} ")
             line.append(run.status, self.look(css.get(run.status, "look--muted")))
             line.append(f"  {money(run.cost_usd)}", self.look("look--muted"))
+            if run.commit_sha:
+                line.append(f"  {run.commit_sha[:10]}", self.look("look--muted"))
             out.append(line)
             if run.summary:
                 out.append(Text(f"  {run.summary}"))

@@ -1,0 +1,270 @@
+"""`G` on a directive: what it did in git. Its checkpoints (a commit per
+passed step on the integration branch), the final diff (`--stat` on top,
+the whole diff below), fast-forwarding your branch to it (`m`) and going
+back to a checkpoint (`r` / enter), both after a confirmation.
+
+Everything comes from git through the engine, in a worker after the first
+frame; a directive without a git workspace says so in a notification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Static
+
+from engine.models import Actor, Directive, DirectiveStatus, Step
+from engine.store import StoreError
+from engine.worktrees import Checkpoint, FastForwardOffer, step_slug
+from tui.messages import EngineBatch
+from tui.modals.confirm import ConfirmModal
+from tui.screens.base import EngineScreen
+from tui.widgets.diff_log import DiffLog
+
+# Events after which the result may have changed.
+RESULT_EVENTS = frozenset({"checkpoint_recorded", "directive_status_changed"})
+ENDED = frozenset({DirectiveStatus.COMPLETED, DirectiveStatus.FAILED, DirectiveStatus.STOPPED})
+
+
+@dataclass
+class Result:
+    directive: Directive
+    steps: list[Step]
+    checkpoints: list[Checkpoint]
+    stat: str
+    diff: str
+    offer: FastForwardOffer
+
+
+def rerun_preview(steps: list[Step], later: list[Checkpoint]) -> list[str]:
+    """The steps a reset would send back to pending: those merged after the
+    checkpoint, and everything that depends on them (what the engine does;
+    its own answer is reported after the reset)."""
+    by_slug = {step_slug(s.name): s for s in steps}
+    rerun = {by_slug[c.step_slug].id for c in later if c.step_slug in by_slug}
+    dependents: dict[str, list[str]] = {}
+    for s in steps:
+        for dep in s.depends_on:
+            dependents.setdefault(dep, []).append(s.id)
+    todo = list(rerun)
+    while todo:
+        for child in dependents.get(todo.pop(), []):
+            if child not in rerun:
+                rerun.add(child)
+                todo.append(child)
+    return [s.name for s in steps if s.id in rerun]
+
+
+class ResultScreen(EngineScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("m", "merge", "Fast-forward your branch"),
+        Binding("r", "reset", "Reset to checkpoint"),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+    ]
+
+    def __init__(self, directive_id: str) -> None:
+        super().__init__()
+        self.directive_id = directive_id
+        self.result: Result | None = None
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Result", id="result-title")
+        yield Static("", id="result-offer")
+        with Vertical(id="result-checkpoints", classes="pane"):
+            table: DataTable[str] = DataTable(
+                id="checkpoints", cursor_type="row", zebra_stripes=True
+            )
+            table.add_columns("Checkpoint", "#", "Step", "Attempt")
+            yield table
+        with Vertical(id="result-diff", classes="pane"):
+            yield DiffLog(id="final-diff")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#result-checkpoints").border_title = "Checkpoints"
+        self.query_one("#result-checkpoints").border_subtitle = "r / enter: reset to"
+        self.query_one("#result-diff").border_title = "Final diff"
+        self.query_one(DataTable).focus()
+        super().on_mount()
+
+    # -- loading ----------------------------------------------------------------
+
+    async def load(self) -> None:
+        self.refresh_result()
+
+    async def apply(self, batch: EngineBatch) -> None:
+        mine = batch.of(self.directive_id)
+        if any(e.type in RESULT_EVENTS for e in mine) or any(
+            e.type == "notice" and e.actor is Actor.USER for e in mine
+        ):
+            self.refresh_result()
+
+    @work(exclusive=True, group="result")
+    async def refresh_result(self) -> None:
+        """Read everything first, then draw it at once."""
+        from engine.engine import EngineError
+
+        try:
+            directive = await self.store.get_directive(self.directive_id)
+            chain = await self.store.current_chain(self.directive_id)
+            steps = await self.store.list_steps(chain.id) if chain else []
+            checkpoints = await self.engine.checkpoints(self.directive_id)
+            stat = await self.engine.final_diff(self.directive_id, stat=True)
+            diff = await self.engine.final_diff(self.directive_id)
+            offer = await self.engine.offer_fast_forward(self.directive_id)
+        except (EngineError, StoreError) as exc:
+            self._show_error(str(exc))
+            return
+        if not self.is_attached:
+            return
+        self.error = None
+        self.result = Result(directive, steps, checkpoints, stat, diff, offer)
+        self._show(self.result)
+
+    def _show_error(self, message: str) -> None:
+        first = self.error is None
+        self.error = message
+        self.notify(f"No result to show: {message}", severity="error", timeout=10)
+        if not self.is_attached:
+            return
+        if first:
+            log = self.query_one(DiffLog)
+            log.clear()
+            log.note(f"No result to show: {message}", "sev--error")
+
+    def _show(self, r: Result) -> None:
+        d = r.directive
+        self.query_one("#result-title", Static).update(
+            Text.assemble(" Result · ", d.title, "  ", d.status.value, "  ", self.dapp.role_note)
+        )
+        offer = Text()
+        if r.offer.possible:
+            offer.append(" m: ")
+            offer.append(r.offer.reason)
+        else:
+            offer.append(f" {r.offer.reason}")
+        self.query_one("#result-offer", Static).update(offer)
+        self.query_one("#result-offer", Static).set_class(not r.offer.possible, "-muted")
+        names = {step_slug(s.name): s.name for s in r.steps}
+        table: DataTable[str] = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        for cp in r.checkpoints:
+            table.add_row(
+                cp.sha[:12], str(cp.seq), names.get(cp.step_slug, cp.step_slug), str(cp.attempt),
+                key=cp.sha,
+            )  # fmt: skip
+        if r.checkpoints:
+            table.move_cursor(row=min(row, len(r.checkpoints) - 1))
+        self.query_one("#result-checkpoints").border_title = f"Checkpoints ({len(r.checkpoints)})"
+        log = self.query_one(DiffLog)
+        log.clear()
+        if not r.diff.strip():
+            log.note("No changes yet: the integration branch is where your branch was.")
+            return
+        log.stat(r.stat)
+        log.add(Text(""))
+        log.diff(r.diff, more=f"directive-tui diff {d.id}")
+
+    # -- the selection --------------------------------------------------------------
+
+    def selected_checkpoint(self) -> Checkpoint | None:
+        if self.result is None or not self.result.checkpoints:
+            return None
+        row = self.query_one(DataTable).cursor_row
+        cps = self.result.checkpoints
+        return cps[row] if 0 <= row < len(cps) else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_reset()
+
+    # -- actions ----------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _unavailable(self) -> bool:
+        if self.not_ready():
+            return True
+        if self.error is not None:
+            self.notify(self.error, severity="error", timeout=8)
+            return True
+        if self.result is None:
+            self.notify("Still reading the result…", severity="warning")
+            return True
+        return False
+
+    @work(group="result-action", exclusive=True)
+    async def action_merge(self) -> None:
+        from engine.engine import EngineError
+
+        if self._unavailable():
+            return
+        try:
+            offer = await self.engine.offer_fast_forward(self.directive_id)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        if not offer.possible:
+            self.notify(f"Cannot fast-forward: {offer.reason}", severity="warning", timeout=10)
+            return
+        d = self.result.directive if self.result else None
+        question = (
+            f"Fast-forward your branch {offer.branch} to the directive's result "
+            f"({offer.target_sha[:12]})?\n{offer.reason}"
+        )
+        if d is not None and d.status not in ENDED:
+            question += f"\nThe directive is still {d.status.value}: this takes the result so far."
+        if not await self.app.push_screen_wait(ConfirmModal(question, "Fast-forward")):
+            return
+        try:
+            sha = await self.engine.fast_forward_user_branch(self.directive_id)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.notify(f"Your branch {offer.branch} now points at {sha[:12]}.", title="Fast-forwarded")
+        self.refresh_result()
+
+    @work(group="result-action", exclusive=True)
+    async def action_reset(self) -> None:
+        from engine.engine import EngineError
+
+        if self._unavailable() or self.result is None:
+            return
+        cp = self.selected_checkpoint()
+        if cp is None:
+            self.notify("No checkpoint yet: no step has passed.", severity="warning")
+            return
+        r = self.result
+        names = {step_slug(s.name): s.name for s in r.steps}
+        preview = rerun_preview(r.steps, [c for c in r.checkpoints if c.seq > cp.seq])
+        question = (
+            f"Reset the directive to checkpoint {cp.sha[:12]} "
+            f"(#{cp.seq} {names.get(cp.step_slug, cp.step_slug)}, attempt {cp.attempt})?\n"
+            "Its integration branch moves back there; later steps go back to pending "
+            "and run again"
+            + (f": {', '.join(preview)}." if preview else " (none: it is the latest).")
+        )
+        if r.directive.status in ENDED:
+            question += (
+                f"\nThe directive has ended ({r.directive.status.value}): only the branch "
+                "moves back; the engine cannot reopen an ended directive to run them."
+            )
+        if not await self.app.push_screen_wait(ConfirmModal(question, "Reset", danger=True)):
+            return
+        try:
+            rerun = await self.engine.reset_to_checkpoint(self.directive_id, cp.sha)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.notify(
+            f"Back to {cp.sha[:12]}; to run again: {', '.join(rerun) or 'nothing'}.",
+            title="Reset",
+        )
+        self.refresh_result()
