@@ -127,6 +127,10 @@ class _Runtime:
     workspace: Workspace | None = None  # git worktrees, when the repo is a git work tree
     workspace_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workspace_ready: bool = False
+    # A replan is being made: the driver launches no step of the old chain,
+    # and a second replan waits for the first (each reads the chain it replaces).
+    replanning: bool = False
+    replan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class DirectiveEngine:
@@ -491,8 +495,27 @@ class DirectiveEngine:
         self, directive_id: str, reason: str, failed_step_id: str | None = None
     ) -> Chain | None:
         """Replan: keep passed steps, supersede the old chain, count it.
-        Returns None when the regeneration breaker trips instead."""
+        Returns None when the regeneration breaker trips instead. Only an
+        active or paused directive with a chain can be replanned; replans
+        of one directive run one after the other."""
+        rt = self._runtime(directive_id)
+        async with rt.replan_lock:
+            rt.replanning = True
+            try:
+                return await self._regenerate(directive_id, reason, failed_step_id)
+            finally:
+                rt.replanning = False
+                self._wake(directive_id)
+
+    async def _regenerate(
+        self, directive_id: str, reason: str, failed_step_id: str | None
+    ) -> Chain | None:
         d = await self.store.get_directive(directive_id)
+        if d.status not in (D.ACTIVE, D.PAUSED) or await self.store.current_chain(d.id) is None:
+            raise EngineError(
+                f"cannot replan a {d.status.value} directive: only an active or paused one"
+                " with a chain (a draft is planned when it starts)"
+            )
         limit = d.spec.limits.max_chain_regenerations
         if d.regenerations >= limit:
             await self._trip(
@@ -537,7 +560,7 @@ class DirectiveEngine:
             if old is not None:
                 tx.update("directive_chains", old.id, superseded=True)
                 for s in old_steps:
-                    if s.status in LIVE_STEP:
+                    if tx.step(s.id).status in LIVE_STEP:  # as it is now, not before planning
                         tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
                 approvals.close_approvals(
                     tx, directive_id, ApprovalDecision.REPLAN, "chain regenerated", chain_id=old.id
@@ -838,13 +861,12 @@ class DirectiveEngine:
                     break
                 if not view.plan_pending:
                     if view.all_done:
-                        await self._write(
-                            directive_id, lambda tx: tx.directive_status(directive_id, D.COMPLETED)
-                        )
-                        await self._finish_workspace(directive_id)
-                        break
+                        if await self._write(directive_id, lambda tx: _complete(tx, directive_id)):
+                            await self._finish_workspace(directive_id)
+                            break
+                        continue  # paused or stopped since the view was read
                     await self._launch_steps(d, view)
-                rt.settled.clear() if rt.steps else rt.settled.set()
+                rt.settled.clear() if rt.steps or rt.replanning else rt.settled.set()
                 await self._sleep(rt, d)
         except asyncio.CancelledError:
             raise
@@ -868,13 +890,21 @@ class DirectiveEngine:
 
     async def _launch_steps(self, d: Directive, view: DriverView) -> None:
         rt = self._runtime(d.id)
-        if view.newly_ready:
-            ids = [s.id for s in view.newly_ready]
-            await self._write(
-                d.id,
-                lambda tx: [tx.step_status(i, S.READY, reason="dependencies met") for i in ids],
-            )
-        waiting = [s for s in (*view.runnable, *view.newly_ready) if s.id not in rt.steps]
+        if rt.replanning:
+            return  # the chain is about to be replaced
+        promoted = view.newly_ready
+        if promoted:
+
+            def promote(tx: Tx) -> set[str]:
+                # Still pending? A person may have skipped one since the view was read.
+                moved = {s.id for s in promoted if tx.step(s.id).status is S.PENDING}
+                for i in moved:
+                    tx.step_status(i, S.READY, reason="dependencies met")
+                return moved
+
+            moved = await self._write(d.id, promote)
+            promoted = [s for s in promoted if s.id in moved]
+        waiting = [s for s in (*view.runnable, *promoted) if s.id not in rt.steps]
         slots = d.spec.limits.max_parallel_steps - len(rt.steps)
         for step in waiting[: max(slots, 0)]:
             rt.steps[step.id] = asyncio.create_task(
@@ -892,6 +922,9 @@ class DirectiveEngine:
         chain, steps = build_chain(d, planned, generation=0, reason=None)
 
         def commit(tx: Tx) -> None:
+            status = tx.directive(d.id).status
+            if status is not D.PLANNING and status is not D.PAUSED:
+                return  # stopped or failed while the planner worked: nothing to add
             tx.add_chain(chain, steps)
             charge_planning(tx, d.id, planned)
             tx.emit(
@@ -902,7 +935,8 @@ class DirectiveEngine:
                     steps=[s.name for s in steps],
                 )
             )
-            tx.directive_status(d.id, D.ACTIVE)
+            if status is D.PLANNING:  # paused meanwhile: stays paused, resumes active
+                tx.directive_status(d.id, D.ACTIVE)
             if d.spec.autonomy is Autonomy.MANUAL:
                 approvals.request_approval(
                     tx,
@@ -1006,7 +1040,12 @@ class DirectiveEngine:
             rework_instructions=step.rework_instructions,
         )
 
-        def begin(tx: Tx) -> Step:
+        def begin(tx: Tx) -> Step | None:
+            if tx.directive(d.id).status is not D.ACTIVE or tx.step(step.id).status not in (
+                S.READY,
+                S.REWORK,
+            ):
+                return None  # paused, stopped or replanned since the driver chose it
             tx.add_run(run)
             reason = f"attempt {run.attempt}" + (" (rework)" if step.status is S.REWORK else "")
             return tx.step_status(step.id, S.RUNNING, reason=reason, attempts=run.attempt)
@@ -1026,10 +1065,13 @@ class DirectiveEngine:
         step: Step,
         run: StepRun,
         kind: str,
-        begin: Callable[[Tx], Step],
+        begin: Callable[[Tx], Step | None],
         held: list[Attempt],
     ) -> None:
-        step = await self._write(d.id, begin)
+        began = await self._write(d.id, begin)
+        if began is None:
+            return
+        step = began
         ws = await self._workspace(d)
         workdir, attempt = Path(d.spec.repo), None
         if ws is not None:
@@ -1394,6 +1436,7 @@ class DirectiveEngine:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(_report_failure)
 
     # ------------------------------------------------------------------
     # Writing and publishing
@@ -1473,3 +1516,23 @@ class DirectiveEngine:
 
 def _data_version(conn: Any) -> int:
     return conn.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    """A background task (full_auto's own replan, a breaker trip) that ended
+    in an error: a refusal is logged as such, anything else as the bug it is."""
+    if task.cancelled() or task.exception() is None:
+        return
+    exc = task.exception()
+    if isinstance(exc, EngineError):
+        log.warning("background command refused: %s", exc)
+    else:
+        log.error("background task failed", exc_info=exc)
+
+
+def _complete(tx: Tx, directive_id: str) -> bool:
+    """Every step done: completed, unless a person paused or stopped it since."""
+    if tx.directive(directive_id).status is not D.ACTIVE:
+        return False
+    tx.directive_status(directive_id, D.COMPLETED)
+    return True

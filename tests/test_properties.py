@@ -19,9 +19,8 @@ someone resumes; after the engine is closed nothing is left mid-attempt and
 the event log holds no "engine error".
 
 The machine found seven engine bugs (races between a command and the
-driver, mostly around planning and replanning). Each is pinned by a
-deterministic strict xfail at the bottom of this file, and the machine keeps
-clear of those interleavings until they are fixed.
+driver, mostly around planning and replanning), now fixed; each is pinned by
+a deterministic test of its interleaving at the bottom of this file.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import dataclasses
 import gc
 import logging
 import re
-import sqlite3
 import string
 import tempfile
 import time
@@ -304,13 +302,8 @@ def engine_error_notices(events: list[EngineEvent]) -> list[str]:
 
 
 class EngineCommands(RuleBasedStateMachine):
-    """One directive, one engine, any order of commands.
-
-    Known engine bugs are pinned by the strict xfail tests further down; the
-    machine keeps clear of them so that it checks everything else. Replans
-    (the command, an escalation answered "replan", changes requested on the
-    plan) are only given to an active or paused directive, once it rests.
-    Delete `rest_before_replanning` when those tests pass."""
+    """One directive, one engine, any order of commands, given at any moment
+    (while planning, while a step runs, while a replan is being made)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -397,24 +390,6 @@ class EngineCommands(RuleBasedStateMachine):
             return []
         return [s.id for s in self.run(self.store.list_steps(chain.id)) if s.status in statuses]
 
-    def let_planning_finish(self) -> None:
-        """Known bug (see the xfail tests below): a pause or stop given while
-        the directive is planning is undone or crashes the driver when the
-        plan is written. Let the plan land first."""
-        for _ in range(200):
-            if self.status() is not DirectiveStatus.PLANNING:
-                return
-            self.run(asyncio.sleep(0.005))
-
-    def rest_before_replanning(self) -> bool:
-        """Known bugs (see the xfail tests below): replanning a directive that
-        is not active or paused, or while its driver can still launch steps
-        of the old chain. Wait for rest; False when a replan would hit them."""
-        self.settle()
-        while self.engine._background:  # full_auto's own replan, even when paused
-            self.run(asyncio.sleep(0.005))
-        return self.status() in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED)
-
     # -- the commands ------------------------------------------------------------
 
     @rule()
@@ -424,7 +399,6 @@ class EngineCommands(RuleBasedStateMachine):
 
     @rule()
     def pause(self) -> None:
-        self.let_planning_finish()
         if self.command("pause", self.engine.pause_directive(self.did)):
             self.held_by_pause = True
 
@@ -437,7 +411,6 @@ class EngineCommands(RuleBasedStateMachine):
     def stop(self, now: int) -> None:
         """One draw in four: stopping ends the sequence's interest early."""
         if now == 0:
-            self.let_planning_finish()
             self.command("stop", self.engine.stop_directive(self.did))
 
     @rule(
@@ -454,9 +427,6 @@ class EngineCommands(RuleBasedStateMachine):
         if not reviews:
             return
         approval = reviews[which % len(reviews)]
-        if approval.kind is ApprovalKind.PLAN and decision == "request_changes":
-            if not self.rest_before_replanning() or not self.pending(ApprovalKind.PLAN):
-                return
         comment = "please add a test" if decision == "request_changes" else None
         self.command(decision, self.engine.resolve_approval(approval.id, decision, comment))
 
@@ -464,8 +434,6 @@ class EngineCommands(RuleBasedStateMachine):
     def answer_an_escalation(self, decision: str, look_first: bool) -> None:
         if look_first:
             self.settle()
-        if decision == "replan" and not self.rest_before_replanning():
-            return
         escalations = self.pending(ApprovalKind.ESCALATION)
         if escalations:
             self.command(decision, self.engine.resolve_approval(escalations[0].id, decision))
@@ -493,18 +461,12 @@ class EngineCommands(RuleBasedStateMachine):
     @rule()
     def skip_a_step(self) -> None:
         stuck = self.steps_in("blocked", "failed", "pending")
-        if stuck and stuck[-1] in self.steps_in("pending"):
-            # Known bug (xfail below): skipping a pending step while the
-            # driver promotes it crashes the driver. Skip it at rest.
-            self.settle()
-            stuck = self.steps_in("blocked", "failed", "pending")
         if stuck:
             self.command("skip", self.engine.skip_step(stuck[-1]))
 
     @rule()
     def replan(self) -> None:
-        if self.rest_before_replanning():
-            self.command("replan", self.engine.regenerate_chain(self.did, "replan requested"))
+        self.command("replan", self.engine.regenerate_chain(self.did, "replan requested"))
 
     @rule()
     def raise_limits(self) -> None:
@@ -592,11 +554,8 @@ test_random_engine_commands_never_leave_an_illegal_state = EngineCommands.TestCa
 
 
 # --------------------------------------------------------------------------
-# Engine bugs the command machine found, pinned one interleaving each
+# Engine bugs the command machine found (now fixed), one interleaving each
 # --------------------------------------------------------------------------
-# Each is a strict xfail: it fails today for the reason given, and turns the
-# suite red (XPASS) once engine/engine.py is fixed, so the guard in the
-# machine above can go with the marker.
 
 
 class SlowPlanner:
@@ -634,13 +593,6 @@ async def no_engine_errors(engine: DirectiveEngine, did: str, caplog: Any) -> No
     assert not engine_error_notices(await engine.store.list_events(did))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: regenerate_chain accepts a draft directive and writes a "
-    "generation-0 chain; start then plans another generation 0, the UNIQUE "
-    "(directive_id, generation) insert crashes the driver and the directive "
-    "stays 'planning' for ever",
-)
 async def test_replanning_a_draft_directive_leaves_it_startable(tmp_path: Path, caplog) -> None:
     async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.0)) as (engine, did):
         with contextlib.suppress(EngineError):  # refusing it would be fine too
@@ -650,12 +602,6 @@ async def test_replanning_a_draft_directive_leaves_it_startable(tmp_path: Path, 
         await no_engine_errors(engine, did, caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.IntegrityError,
-    reason="engine bug: regenerate_chain while the first plan is being made writes "
-    "a second generation-0 chain: a raw sqlite3.IntegrityError reaches the caller",
-)
 async def test_replanning_while_the_first_plan_is_made_gives_one_chain_per_generation(
     tmp_path: Path, caplog
 ) -> None:
@@ -669,11 +615,6 @@ async def test_replanning_while_the_first_plan_is_made_gives_one_chain_per_gener
         await no_engine_errors(engine, did, caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a pause given while the directive is planning is undone: "
-    "the plan's transaction moves it paused -> active (a legal move) and steps run",
-)
 async def test_a_pause_during_planning_holds(tmp_path: Path, caplog) -> None:
     script = Script()
     async with slow_planning_engine(tmp_path, script, SlowPlanner(0.1)) as (engine, did):
@@ -685,12 +626,6 @@ async def test_a_pause_during_planning_holds(tmp_path: Path, caplog) -> None:
         await no_engine_errors(engine, did, caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a stop given while the directive is planning crashes the "
-    "driver when the plan is written (stopped -> active is refused): an "
-    "'engine error' notice and a logged traceback",
-)
 async def test_a_stop_during_planning_is_quiet(tmp_path: Path, caplog) -> None:
     async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.1)) as (engine, did):
         await engine.start_directive(did)
@@ -700,15 +635,6 @@ async def test_a_stop_during_planning_is_quiet(tmp_path: Path, caplog) -> None:
         await no_engine_errors(engine, did, caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: regenerate_chain cancels the running steps before it plans, "
-    "but the driver keeps launching steps of the old chain while the planner "
-    "works. A step that passes meanwhile makes the swap fail (InvalidTransition "
-    "'passed' -> 'superseded', from the stale list read before planning: the "
-    "replan is lost); one that begins after the swap crashes ('engine error in "
-    "step: ... cannot move from superseded to running')",
-)
 async def test_no_step_of_the_old_chain_starts_while_a_replan_is_planned(
     tmp_path: Path, caplog
 ) -> None:
@@ -728,13 +654,6 @@ async def test_no_step_of_the_old_chain_starts_while_a_replan_is_planned(
         await no_engine_errors(engine, did, caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: two replans at once (a person's while full_auto's own is "
-    "in flight, or two people's) both read the same old chain: the second swap "
-    "fails (superseded -> superseded, or UNIQUE generation), in a background "
-    "task whose exception nobody retrieves",
-)
 async def test_two_replans_at_once_make_two_generations(tmp_path: Path, caplog) -> None:
     planner = SlowPlanner(0.1, replans_only=True)
     manual = {"autonomy": Autonomy.MANUAL}
@@ -754,13 +673,6 @@ async def test_two_replans_at_once_make_two_generations(tmp_path: Path, caplog) 
         await no_engine_errors(engine, did, caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the driver promotes the pending steps it read in one hop "
-    "(driver_view) to ready in a later transaction without looking again; a "
-    "step skipped (or superseded) in between makes it 'skipped' -> 'ready', the "
-    "driver crashes and the directive hangs",
-)
 async def test_skipping_a_step_as_the_driver_promotes_it(tmp_path: Path, caplog) -> None:
     async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.0)) as (engine, did):
         store, read = engine.store, engine.store.read
