@@ -77,8 +77,11 @@ class BudgetBars(Looks, Widget):
     def show(self, directive: Directive, at: float) -> None:
         self.directive, self.at = directive, at
         tripped = tripped_breaker(directive) is not None
+        # Only the banner changes the height: a layout of the whole screen on
+        # every event batch and every tick was the app's costliest paint.
+        grows = tripped != self.has_class("-tripped")
         self.set_class(tripped, "-tripped")
-        self.refresh(layout=True)
+        self.refresh(layout=grows)
 
     def render(self) -> RenderableType:
         d = self.directive

@@ -16,6 +16,7 @@ DONE = {StepStatus.PASSED, StepStatus.SKIPPED}
 
 class DirectiveHeader(Looks, Static):
     COMPONENT_CLASSES = LOOK_CLASSES
+    _shown: Text | None = None
 
     def show(self, d: Directive, steps: Sequence[Step], waiting: int) -> None:
         look = DIRECTIVE_LOOK[d.status]
@@ -34,4 +35,6 @@ class DirectiveHeader(Looks, Static):
         if waiting:
             line.append(f"  ⚑ {waiting} awaiting you", self.look("look--awaiting"))
         line.append(f"  {d.spec.autonomy.value} · {d.id}", self.look("look--muted"))
-        self.update(line)
+        if line != self._shown:  # shown once per event batch: most change nothing
+            self._shown = line
+            self.update(line)
