@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ PER_TX = 10  # events per transaction
 KEY_EVERY_S = 0.25
 TARGET_P99_MS = 50.0
 TARGET_KEY_MS = 100.0  # "responsive": every key handled within a tenth of a second
+FULL_GC: list[float] = []  # this process's full collections during its burst (ms each)
 
 
 class Timings:
@@ -97,9 +99,36 @@ class Timings:
         ]
 
 
+class FullCollections:
+    """The garbage collector's full (generation 2) passes during the burst:
+    each stops the event loop, so they show in the latency tail."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1e3)
+
+
 async def burst(store: Any, bus: Any, directive_id: str, rate: int, seconds: float) -> int:
     """`rate` notices a second, PER_TX to a transaction, on a fixed schedule
     (a late tick catches up rather than lowering the rate)."""
+    collections = FullCollections()
+    gc.callbacks.append(collections)
+    try:
+        return await _burst(store, bus, directive_id, rate, seconds)
+    finally:
+        gc.callbacks.remove(collections)
+        FULL_GC.extend(collections.pauses_ms)
+
+
+async def _burst(store: Any, bus: Any, directive_id: str, rate: int, seconds: float) -> int:
     from engine.events import Notice
 
     ticks = int(rate * seconds / PER_TX)
@@ -220,6 +249,7 @@ async def app_run(workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
         "key_p50": percentile(key_ms, 50),
         "key_max": max(key_ms, default=float("nan")),
         "keys": len(key_ms),
+        **full_gc(),
     }
 
 
@@ -277,7 +307,12 @@ async def floor_run(workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
         "key_p50": float("nan"),
         "key_max": float("nan"),
         "keys": 0,
+        **full_gc(),
     }
+
+
+def full_gc() -> dict[str, float]:
+    return {"gc_count": len(FULL_GC), "gc_max": max(FULL_GC, default=0.0)}
 
 
 def child(job: dict[str, Any]) -> None:
@@ -313,7 +348,8 @@ def main() -> None:
     rows = [
         [name, med(name, "rate"), med(name, "p50"), med(name, "p99"), med(name, "p99") / floor_p99,
          med(name, "max"), sum(r["dropped"] for r in results[name]),
-         sum(r["reloads"] for r in results[name]), med(name, "key_p50"), med(name, "key_max")]
+         sum(r["reloads"] for r in results[name]), med(name, "key_p50"), med(name, "key_max"),
+         med(name, "gc_count"), med(name, "gc_max")]
         for name in systems
     ]  # fmt: skip
     print()
@@ -334,6 +370,8 @@ def main() -> None:
                 "reloads",
                 "key p50 ms",
                 "key max ms",
+                "full GCs",
+                "GC max ms",
             ],
             rows,
         )  # fmt: skip
