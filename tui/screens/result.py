@@ -244,17 +244,18 @@ class ResultScreen(EngineScreen):
         r = self.result
         names = {step_slug(s.name): s.name for s in r.steps}
         preview = rerun_preview(r.steps, [c for c in r.checkpoints if c.seq > cp.seq])
+        ended = r.directive.status in ENDED
         question = (
             f"Reset the directive to checkpoint {cp.sha[:12]} "
             f"(#{cp.seq} {names.get(cp.step_slug, cp.step_slug)}, attempt {cp.attempt})?\n"
-            "Its integration branch moves back there; later steps go back to pending "
-            "and run again"
+            "Its integration branch moves back there; later steps go back to pending"
+            + ("" if ended else " and run again")
             + (f": {', '.join(preview)}." if preview else " (none: it is the latest).")
         )
-        if r.directive.status in ENDED:
+        if ended:
             question += (
-                f"\nThe directive has ended ({r.directive.status.value}): only the branch "
-                "moves back; the engine cannot reopen an ended directive to run them."
+                f"\nThe directive has ended ({r.directive.status.value}): they will not run "
+                "again, only the branch moves back."
             )
         if not await self.app.push_screen_wait(ConfirmModal(question, "Reset", danger=True)):
             return
