@@ -161,3 +161,24 @@ def record_checkpoint(tx: Tx, step: Step, merged: Any | None) -> None:
                 fast_forward=merged.fast_forward,
             )
         )
+
+
+def steps_to_rerun(steps: list[Step], dropped_slugs: list[str]) -> list[str]:
+    """Resetting the integration branch drops the commits of some steps: those
+    steps run again, and so does everything downstream of them. Names, in
+    chain order (the engine does it; the app shows it before asking)."""
+    from engine.worktrees import step_slug
+
+    by_slug = {step_slug(s.name): s for s in steps}
+    rerun = {by_slug[slug].id for slug in dropped_slugs if slug in by_slug}
+    dependents: dict[str, list[str]] = {}
+    for s in steps:
+        for dep in s.depends_on:
+            dependents.setdefault(dep, []).append(s.id)
+    todo = list(rerun)
+    while todo:
+        for child in dependents.get(todo.pop(), []):
+            if child not in rerun:
+                rerun.add(child)
+                todo.append(child)
+    return [s.name for s in steps if s.id in rerun]

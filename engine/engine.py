@@ -31,6 +31,7 @@ from engine.chains import (
     driver_view,
     record_checkpoint,
     recover,
+    steps_to_rerun,
 )
 from engine.events import (
     ApprovalResolved,
@@ -83,7 +84,6 @@ from engine.worktrees import (
     MergeResult,
     StaleAttemptError,
     Workspace,
-    step_slug,
 )
 
 log = logging.getLogger(__name__)
@@ -621,10 +621,31 @@ class DirectiveEngine:
         await self._write(directive_id, lambda tx: tx.emit(notice))
         return sha
 
+    async def preview_reset(self, directive_id: str, sha: str) -> list[str]:
+        """The steps `reset_to_checkpoint(sha)` would run again, changing nothing."""
+        await self._resettable(directive_id)
+        cps = await self.checkpoints(directive_id)
+        at = [i for i, c in enumerate(cps) if c.sha.startswith(sha)]
+        if not at:
+            raise EngineError(f"{sha} is not a checkpoint of directive {directive_id}")
+        chain = await self.store.current_chain(directive_id)
+        steps = await self.store.list_steps(chain.id) if chain else []
+        return steps_to_rerun(steps, [c.step_slug for c in cps[at[-1] + 1 :]])
+
+    async def _resettable(self, directive_id: str) -> Workspace:
+        d = await self.store.get_directive(directive_id)
+        if d.status in DIRECTIVE_TERMINAL:
+            raise EngineError(
+                f"directive {d.id} has ended ({d.status.value}): nothing would run again, "
+                "so its branch stays as it is; reset a directive while it is active or paused"
+            )
+        return await self._require_workspace(directive_id)
+
     async def reset_to_checkpoint(self, directive_id: str, sha: str) -> list[str]:
         """Reset the integration branch to a checkpoint; the steps merged
-        after it go back to pending to run again. Returns their names."""
-        ws = await self._require_workspace(directive_id)
+        after it, and everything downstream, go back to pending to run
+        again. Returns their names."""
+        ws = await self._resettable(directive_id)
         await self._cancel_steps(directive_id)
         try:
             dropped = await ws.reset_to(sha)
@@ -632,20 +653,8 @@ class DirectiveEngine:
             raise EngineError(f"cannot reset to {sha}: {exc}") from exc
         chain = await self.store.current_chain(directive_id)
         steps = await self.store.list_steps(chain.id) if chain else []
-        by_slug = {step_slug(s.name): s for s in steps}
-        rerun = {by_slug[c.step_slug].id for c in dropped if c.step_slug in by_slug}
-        # ...and everything downstream of them waits for them again
-        dependents: dict[str, list[str]] = {}
-        for s in steps:
-            for dep in s.depends_on:
-                dependents.setdefault(dep, []).append(s.id)
-        todo = list(rerun)
-        while todo:
-            for child in dependents.get(todo.pop(), []):
-                if child not in rerun:
-                    rerun.add(child)
-                    todo.append(child)
-        names = [s.name for s in steps if s.id in rerun]
+        names = steps_to_rerun(steps, [c.step_slug for c in dropped])
+        rerun = {s.id for s in steps if s.name in names}
 
         def reset(tx: Tx) -> None:
             why = f"integration branch reset to {sha[:10]}"

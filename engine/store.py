@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from functools import lru_cache
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 

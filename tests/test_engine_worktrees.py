@@ -224,6 +224,8 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     first, second = await engine.checkpoints(did)
     assert integration(repo, did, "b.txt") == "2\n"
 
+    assert await engine.preview_reset(did, first.sha[:12]) == ["s2", "s3"]  # changes nothing
+    assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == second.sha
     rerun = await engine.reset_to_checkpoint(did, first.sha)
     assert rerun == ["s2", "s3"]
     assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == first.sha
@@ -237,6 +239,14 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     assert len(await store.pending_approvals(did)) == 1  # the first review was closed
     with pytest.raises(EngineError, match="cannot reset"):
         await engine.reset_to_checkpoint(did, "0" * 40)
+
+    # Once the directive has ended nothing would run again: refused, branch kept.
+    await engine.stop_directive(did)
+    tip = git(repo, "rev-parse", f"directive/{did}/integration").strip()
+    for attempt in (engine.preview_reset, engine.reset_to_checkpoint):
+        with pytest.raises(EngineError, match=r"has ended \(stopped\)"):
+            await attempt(did, first.sha)
+    assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == tip
     await engine.close()
 
 

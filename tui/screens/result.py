@@ -40,25 +40,6 @@ class Result:
     offer: FastForwardOffer
 
 
-def rerun_preview(steps: list[Step], later: list[Checkpoint]) -> list[str]:
-    """The steps a reset would send back to pending: those merged after the
-    checkpoint, and everything that depends on them (what the engine does;
-    its own answer is reported after the reset)."""
-    by_slug = {step_slug(s.name): s for s in steps}
-    rerun = {by_slug[c.step_slug].id for c in later if c.step_slug in by_slug}
-    dependents: dict[str, list[str]] = {}
-    for s in steps:
-        for dep in s.depends_on:
-            dependents.setdefault(dep, []).append(s.id)
-    todo = list(rerun)
-    while todo:
-        for child in dependents.get(todo.pop(), []):
-            if child not in rerun:
-                rerun.add(child)
-                todo.append(child)
-    return [s.name for s in steps if s.id in rerun]
-
-
 class ResultScreen(EngineScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -243,20 +224,17 @@ class ResultScreen(EngineScreen):
             return
         r = self.result
         names = {step_slug(s.name): s.name for s in r.steps}
-        preview = rerun_preview(r.steps, [c for c in r.checkpoints if c.seq > cp.seq])
-        ended = r.directive.status in ENDED
+        try:  # refused for an ended directive: nothing would run again
+            preview = await self.engine.preview_reset(self.directive_id, cp.sha)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
         question = (
             f"Reset the directive to checkpoint {cp.sha[:12]} "
             f"(#{cp.seq} {names.get(cp.step_slug, cp.step_slug)}, attempt {cp.attempt})?\n"
             "Its integration branch moves back there; later steps go back to pending"
-            + ("" if ended else " and run again")
-            + (f": {', '.join(preview)}." if preview else " (none: it is the latest).")
+            + (f" and run again: {', '.join(preview)}." if preview else " (none: it is the latest).")
         )
-        if ended:
-            question += (
-                f"\nThe directive has ended ({r.directive.status.value}): they will not run "
-                "again, only the branch moves back."
-            )
         if not await self.app.push_screen_wait(ConfirmModal(question, "Reset", danger=True)):
             return
         try:
