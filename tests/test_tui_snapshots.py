@@ -124,6 +124,19 @@ def test_approval_modal(seeded: Path, snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=(100, 32), run_before=modal)
 
 
+def test_approval_modal_80x24_keeps_its_buttons_on_screen(seeded: Path, snap_compare: Any) -> None:
+    app = seeded_app(seeded, open_directive=ACTIVE_ID)
+
+    async def modal(pilot: Pilot[Any]) -> None:
+        await _open_mid_run(pilot)
+        await pilot.press("a")
+        await settle(pilot, lambda: type(app.screen).__name__ == "ApprovalModal")
+        button = app.screen.query_one("#choice-approve")
+        assert button.region.bottom <= 24 and button.region.height > 0, button.region
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=modal)
+
+
 def test_help(seeded: Path, snap_compare: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
 
