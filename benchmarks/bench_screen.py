@@ -15,6 +15,7 @@ RichLog fed the same burst from the same store and bus by a loop like the
 app's.
 
     python benchmarks/bench_screen.py [--reps N] [--rate 1000] [--seconds 10]
+    python benchmarks/bench_screen.py --variant fix=/path/to/patched/copy
 """
 
 from __future__ import annotations
@@ -326,17 +327,27 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rate", type=int, default=1000, help="events per second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another copy of the code (with tui/ and engine/ in it) to run side by side",
+    )
     args = parser.parse_args()
 
     print_machine()
-    systems = {"directive-tui app": "app", "floor (bare RichLog)": "floor"}
+    systems: dict[str, tuple[str, Path | None]] = {"directive-tui app": ("app", None)}
+    for name, _, path in (v.partition("=") for v in args.variant):
+        systems[f"app: {name}"] = ("app", Path(path).resolve())
+    systems["floor (bare RichLog)"] = ("floor", None)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
     failures = []
     for rep in range(args.reps):
-        for name, system in systems.items():
+        for name, (system, root) in systems.items():
             job = {"system": system, "rate": args.rate, "seconds": args.seconds}
             try:
-                results[name].append(run_child(SCRIPT, job, timeout=args.seconds + 120))
+                results[name].append(run_child(SCRIPT, job, root=root, timeout=args.seconds + 120))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 failures.append(f"{name} (repetition {rep + 1}): {exc}")
                 print(f"  FAILED: {failures[-1]}")

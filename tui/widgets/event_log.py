@@ -1,11 +1,24 @@
-"""The directive's event log: severity colours, timestamps, bounded."""
+"""The directive's event log: severity colours, timestamps, bounded.
+
+A line-API widget: each event is kept as a few strings and drawn only while
+on screen. A `RichLog` kept every line as rendered strips with their caches;
+at a thousand events a second that heap made the garbage collector's full
+passes the app's longest pauses. Lines are laid out as RichLog did: cut to
+the view's (and terminal's) width when they arrive, never narrower than
+MIN_WIDTH.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
+from rich.segment import Segment
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.events import Resize
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from engine.events import EngineEvent
 from tui.format import clock
@@ -13,29 +26,83 @@ from tui.presentation import SEVERITY_CSS
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 MAX_LINES = 2_000
+MIN_WIDTH = 78
 # Progress lines go to the step panel's live tail, not the log.
 HIDDEN_TYPES = frozenset({"step_output"})
 
+# (clock, message, severity css, laid-out width or 0 until the view has a size)
+Row = tuple[str, str, str, int]
 
-class EventLog(Looks, RichLog):
+
+class EventLog(Looks, ScrollView, can_focus=True):
     COMPONENT_CLASSES = LOOK_CLASSES
+    DEFAULT_CSS = """
+    EventLog {
+        background: $surface;
+        color: $foreground;
+        overflow-y: scroll;
+        &:focus { background-tint: $foreground 5%; }
+    }
+    """
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.lines: deque[Row] = deque(maxlen=MAX_LINES)
+        self._widest = 0
 
     def add_events(self, events: Iterable[EngineEvent]) -> None:
-        """One write per batch, not per event: each write measures, renders,
-        trims and scrolls the log, which at a thousand events a second was
-        most of the app's time."""
-        muted = self.look("look--muted")
-        lines = [
-            Text.assemble(
-                (clock(e.ts), muted),
-                " ",
-                (e.describe(), self.look(f"sev--{SEVERITY_CSS[e.severity]}")),
-            )
+        view = self.scrollable_content_region.width if self.size.width else 0
+        rows = [
+            self._laid_out((clock(e.ts), e.describe(), SEVERITY_CSS[e.severity], 0), view)
             for e in events
             if e.type not in HIDDEN_TYPES
         ]
-        if lines:
-            self.write(Text("\n", no_wrap=True, overflow="ellipsis").join(lines))
+        if rows:
+            self.lines.extend(rows)
+            self._resized()
+
+    def clear(self) -> None:
+        self.lines.clear()
+        self._widest = 0
+        self._resized()
+
+    def on_resize(self, event: Resize) -> None:
+        """Lines that came before the view had a size are laid out now."""
+        if event.size.width and self.lines and not self.lines[-1][3]:
+            view = self.scrollable_content_region.width
+            self.lines = deque((self._laid_out(r, view) for r in self.lines), maxlen=MAX_LINES)
+            self._resized()
+
+    def _laid_out(self, row: Row, view: int) -> Row:
+        if row[3] or not view:
+            return row
+        cells = len(row[0]) + 1 + Text(row[1]).cell_len
+        # RichLog measured lines against the console too (the terminal's width).
+        return (*row[:3], max(min(cells, view, self.app.console.width), MIN_WIDTH))
+
+    def _resized(self) -> None:
+        self._widest = max((r[3] for r in self.lines), default=0)
+        self.virtual_size = Size(self._widest, len(self.lines))
+        self.refresh()
+        self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        index = scroll_y + y
+        if index >= len(self.lines) or not self.lines[index][3]:
+            return Strip.blank(width, self.rich_style)
+        at, message, severity, line_width = self.lines[index]
+        text = Text.assemble(
+            (at, self.look("look--muted")),
+            " ",
+            (message, self.look(f"sev--{severity}")),
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        console = self.app.console
+        options = console.options.update(width=line_width, overflow="ignore", no_wrap=True)
+        segments = next(iter(Segment.split_lines(console.render(text, options))), [])
+        strip = Strip(segments).adjust_cell_length(line_width)
+        strip = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return strip.apply_style(self.rich_style)
