@@ -37,4 +37,6 @@ class DirectiveHeader(Looks, Static):
         line.append(f"  {d.spec.autonomy.value} · {d.id}", self.look("look--muted"))
         if line != self._shown:  # shown once per event batch: most change nothing
             self._shown = line
-            self.update(line)
+            # Always one line (app.tcss): a new text never needs the layout
+            # of the whole screen that `update` does by default.
+            self.update(line, layout=False)
