@@ -295,6 +295,24 @@ async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
         assert isinstance(app.screen, HomeScreen)
 
 
+async def test_home_catches_up_with_what_happened_while_a_directive_was_open(
+    tmp_path: Path,
+) -> None:
+    app = app_for(tmp_path, Script(delay={"only": 0.3}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        home = app.screen_stack[-2]
+        assert isinstance(home, HomeScreen)
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        await pilot.press("escape")
+        assert app.screen is home
+        await until(
+            pilot, lambda: home.directives[did].status is DirectiveStatus.COMPLETED, "the row"
+        )
+
+
 async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path: Path) -> None:
     app = app_for(tmp_path, Script())
     async with app.run_test(size=(100, 40)) as pilot:

@@ -47,6 +47,7 @@ class HomeScreen(EngineScreen):
     def __init__(self) -> None:
         super().__init__()
         self.directives: dict[str, Directive] = {}
+        self._stale = False  # events arrived while another screen was on top
 
     def compose(self) -> ComposeResult:
         yield Static("directive-tui", id="home-title")
@@ -85,7 +86,16 @@ class HomeScreen(EngineScreen):
         self.query_one("#home-approvals").border_title = f"Pending approvals ({len(pending)})"
 
     async def apply(self, batch: EngineBatch) -> None:
-        if any(e.type in HOME_EVENTS for e in batch.events):
+        if not any(e.type in HOME_EVENTS for e in batch.events):
+            return
+        if self.is_current:
+            await self.load()
+        else:  # under a directive screen: read once when it shows again, not per batch
+            self._stale = True
+
+    async def on_screen_resume(self) -> None:
+        if self._stale and self.ready:
+            self._stale = False
             await self.load()
 
     def _tick(self) -> None:
