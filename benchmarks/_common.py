@@ -330,11 +330,28 @@ class Verdict:
         return f"{'PASS' if self.met else 'MISS'}  {self.target}: {self.measured}"
 
 
-def print_verdicts(verdicts: Sequence[Verdict]) -> None:
+def print_verdicts(verdicts: Sequence[Verdict], failures: Sequence[str] = ()) -> None:
+    """The targets, PASS or MISS; runs that failed (printed as they happened)
+    are a MISS of their own, so a broken run never reads as a clean table."""
+    if failures:
+        verdicts = [
+            *verdicts,
+            Verdict("every run finished", f"{len(failures)} failed (above)", False),
+        ]
     print()
     print("targets:")
     for v in verdicts:
         print(v.line())
+
+
+def run_script(child: Callable[[dict[str, Any]], Any], main: Callable[[], Any]) -> None:
+    """A benchmark script's entry: the measuring child when started with
+    `--child JSON` by its parent, else the parent that runs and reports."""
+    job = child_job()
+    if job is not None:
+        child(job)
+    else:
+        main()
 
 
 def child_job() -> dict[str, Any] | None:

@@ -36,7 +36,6 @@ from _common import (  # noqa: E402
     PaintProbe,
     Verdict,
     chain_shape,
-    child_job,
     directive_spec,
     emit,
     median,
@@ -45,6 +44,7 @@ from _common import (  # noqa: E402
     print_verdicts,
     rss_mb,
     run_child,
+    run_script,
     table,
 )
 
@@ -234,14 +234,8 @@ def main() -> None:
                 rss < TARGET_RSS_MB,
             )
         )
-    if failures:
-        verdicts.append(Verdict("every run finished", f"{len(failures)} failed (above)", False))
-    print_verdicts(verdicts)
+    print_verdicts(verdicts, failures)
 
 
 if __name__ == "__main__":
-    job = child_job()
-    if job is not None:
-        child(job)
-    else:
-        main()
+    run_script(child, main)

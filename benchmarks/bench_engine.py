@@ -42,7 +42,6 @@ from _common import (  # noqa: E402
     SHAPES,
     Shape,
     Verdict,
-    child_job,
     db_bytes,
     directive_spec,
     emit,
@@ -51,6 +50,7 @@ from _common import (  # noqa: E402
     print_machine,
     print_verdicts,
     run_child,
+    run_script,
     table,
 )
 
@@ -536,14 +536,8 @@ def main() -> None:
         verdicts.append(Verdict(
             f"database growth linear (bytes/step at {max(sizes)} <= {LINEAR_SLACK}x at {min(sizes)})",
             f"{growth:.2f}x", growth <= LINEAR_SLACK))  # fmt: skip
-    if failures:
-        verdicts.append(Verdict("every run finished", f"{len(failures)} failed (above)", False))
-    print_verdicts(verdicts)
+    print_verdicts(verdicts, failures)
 
 
 if __name__ == "__main__":
-    job = child_job()
-    if job is not None:
-        child(job)
-    else:
-        main()
+    run_script(child, main)

@@ -24,7 +24,6 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 from _common import (  # noqa: E402
     SleepExecutor,
     Verdict,
-    child_job,
     directive_spec,
     emit,
     median,
@@ -32,6 +31,7 @@ from _common import (  # noqa: E402
     print_machine,
     print_verdicts,
     run_child,
+    run_script,
     table,
 )
 
@@ -129,14 +129,8 @@ def main() -> None:
             f"layer of {args.width} under {target:.1f} s", f"{engine_s:.3f} s", engine_s < target
         )
     ]
-    if failures:
-        verdicts.append(Verdict("every run finished", f"{len(failures)} failed (above)", False))
-    print_verdicts(verdicts)
+    print_verdicts(verdicts, failures)
 
 
 if __name__ == "__main__":
-    job = child_job()
-    if job is not None:
-        child(job)
-    else:
-        main()
+    run_script(child, main)

@@ -37,7 +37,6 @@ from _common import (  # noqa: E402
     SleepExecutor,
     Verdict,
     chain_shape,
-    child_job,
     directive_spec,
     emit,
     layered_shape,
@@ -47,6 +46,7 @@ from _common import (  # noqa: E402
     print_machine,
     print_verdicts,
     run_child,
+    run_script,
     table,
 )
 
@@ -400,14 +400,8 @@ def main() -> None:
             key_max < TARGET_KEY_MS,
         ),
     ]
-    if failures:
-        verdicts.append(Verdict("every run finished", f"{len(failures)} failed (above)", False))
-    print_verdicts(verdicts)
+    print_verdicts(verdicts, failures)
 
 
 if __name__ == "__main__":
-    job = child_job()
-    if job is not None:
-        child(job)
-    else:
-        main()
+    run_script(child, main)
