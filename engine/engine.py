@@ -623,14 +623,22 @@ class DirectiveEngine:
 
     async def preview_reset(self, directive_id: str, sha: str) -> list[str]:
         """The steps `reset_to_checkpoint(sha)` would run again, changing nothing."""
-        await self._resettable(directive_id)
-        cps = await self.checkpoints(directive_id)
-        at = [i for i, c in enumerate(cps) if c.sha.startswith(sha)]
-        if not at:
-            raise EngineError(f"{sha} is not a checkpoint of directive {directive_id}")
+        ws = await self._resettable(directive_id)
+        try:
+            _, dropped = await ws.dropped_by_reset(sha)
+        except (GitError, ValueError) as exc:
+            raise EngineError(f"cannot reset to {sha}: {exc}") from exc
+        _, names = await self._rerun_after(directive_id, dropped)
+        return names
+
+    async def _rerun_after(
+        self, directive_id: str, dropped: list[Checkpoint]
+    ) -> tuple[list[Step], list[str]]:
+        """The current chain's steps, and the names of those a reset that
+        drops these checkpoints sends back to pending."""
         chain = await self.store.current_chain(directive_id)
         steps = await self.store.list_steps(chain.id) if chain else []
-        return steps_to_rerun(steps, [c.step_slug for c in cps[at[-1] + 1 :]])
+        return steps, steps_to_rerun(steps, [c.step_slug for c in dropped])
 
     async def _resettable(self, directive_id: str) -> Workspace:
         d = await self.store.get_directive(directive_id)
@@ -651,9 +659,7 @@ class DirectiveEngine:
             dropped = await ws.reset_to(sha)
         except (GitError, ValueError) as exc:
             raise EngineError(f"cannot reset to {sha}: {exc}") from exc
-        chain = await self.store.current_chain(directive_id)
-        steps = await self.store.list_steps(chain.id) if chain else []
-        names = steps_to_rerun(steps, [c.step_slug for c in dropped])
+        steps, names = await self._rerun_after(directive_id, dropped)
         rerun = {s.id for s in steps if s.name in names}
 
         def reset(tx: Tx) -> None:

@@ -724,25 +724,29 @@ class Workspace:
             found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
         return sorted(found, key=lambda c: c.seq)
 
+    async def dropped_by_reset(self, sha: str) -> tuple[str, list[Checkpoint]]:
+        """The commit `sha` names and the checkpoints a reset to it would drop
+        (all of them for the base); ValueError when it is neither. Reads only."""
+        target = await self._rev(sha)
+        cps = await self.checkpoints()
+        at = [i for i, c in enumerate(cps) if c.sha == target]
+        if at:
+            return target, cps[at[-1] + 1 :]
+        if target == self.base_sha:
+            return target, cps
+        known = ", ".join(c.sha[:12] for c in cps) or "none yet"
+        raise ValueError(
+            f"{sha} is not a checkpoint of directive {self.directive_id} "
+            f"(base {self.base_sha[:12]}; checkpoints: {known})"
+        )
+
     async def reset_to(self, sha: str) -> list[Checkpoint]:
         """Move the integration branch back to a checkpoint (or to the base)
         and drop the checkpoints after it, which are returned: their steps
         must run again. Attempts started from a commit the reset removed can
         no longer be merged (StaleAttemptError)."""
-        target = await self._rev(sha)
         async with self._lock:
-            cps = await self.checkpoints()
-            at = [i for i, c in enumerate(cps) if c.sha == target]
-            if at:
-                dropped = cps[at[-1] + 1 :]
-            elif target == self.base_sha:
-                dropped = cps
-            else:
-                known = ", ".join(c.sha[:12] for c in cps) or "none yet"
-                raise ValueError(
-                    f"{sha} is not a checkpoint of directive {self.directive_id} "
-                    f"(base {self.base_sha[:12]}; checkpoints: {known})"
-                )
+            target, dropped = await self.dropped_by_reset(sha)
             await self._ensure_integration()
             await self._git(self.integration_path, "reset", "--hard", "-q", target)
             await self._delete_refs(c.ref for c in dropped)
