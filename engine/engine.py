@@ -307,9 +307,10 @@ class DirectiveEngine:
             if rt is not None:
                 self._wake(d.id)
             return
-        if rt is None or not rt.steps:  # none of its steps runs here: close what a crash left open
-            await self._write(d.id, lambda tx: recover(tx, d.id))
-        self._launch_driver(d.id)
+        if rt is not None and rt.steps:
+            self._launch_driver(d.id)
+        else:  # none of its steps runs here: close what a crash left open, then drive
+            await self._recover(d)
 
     async def _try_take_over(self) -> None:
         """A watching engine becomes the running one once the holder is gone."""

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,8 @@ from engine.models import (
     VerifierConfig,
 )
 from engine.store import Store
-from tests.conftest import git
 from tests.fake_anthropic import FakeAnthropic, tool_use
+from tests.test_tui_app import until
 from tui.app import DirectiveApp
 
 KEY = "sk-ant-test-" + secrets.token_hex(20)
@@ -117,16 +117,8 @@ def closed_port() -> str:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "T")
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "seed")
-    return root
+def repo(make_git_repo: Callable[..., Path]) -> Path:
+    return make_git_repo({"calc.py": "def add(a, b):\n    return a - b\n"})
 
 
 def spec(repo: Path, title: str = "Fix add") -> DirectiveSpec:
@@ -306,17 +298,6 @@ def test_the_headless_command_prints_no_key(
 # --------------------------------------------------------------------------
 # The app, and what it draws
 # --------------------------------------------------------------------------
-
-
-async def until(pilot: Any, check: Any, what: str, rounds: int = 2000) -> None:
-    for _ in range(rounds):
-        result = check()
-        if hasattr(result, "__await__"):
-            result = await result
-        if result:
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_the_app_draws_no_key(

@@ -13,22 +13,20 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from engine.engine import EngineServices
 from engine.models import (
     Autonomy,
     Directive,
     DirectiveSpec,
     DirectiveStatus,
     ExecutorKind,
-    FileEdit,
     Limits,
     PlannerKind,
-    ScriptedAttempt,
     StepSpec,
     VerifierConfig,
 )
 from tests.conftest import git
-from tests.test_tui_app import Notes, _box_status, _directive_status, _loaded, until
+from tests.test_engine_worktrees import BASE, NO_LLM, edit
+from tests.test_tui_app import Notes, _box_status, _directive_status, _loaded, started, until
 from tui.app import DirectiveApp
 from tui.modals.confirm import ConfirmModal
 from tui.modals.diff import AttemptDiffs
@@ -37,17 +35,11 @@ from tui.screens.help import HelpScreen
 from tui.screens.result import ResultScreen
 from tui.widgets.diff_log import DiffLog
 
-BASE = {"a.txt": "one\ntwo\nthree\n", "b.txt": "alpha\n", "README.md": "hi\n"}
-NO_LLM = EngineServices(llm_provider=lambda s: None)
 SIZE = (120, 34)
 HAS_TWO = {"name": "has-two", "command": "grep -q TWO a.txt"}
 OK = {"name": "ok", "command": "true"}
 # A ruff-like failure: half a score, a yellow step that waits for a person.
 HALF = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
-
-
-def edit(path: str, content: str) -> ScriptedAttempt:
-    return ScriptedAttempt(edits=[FileEdit(path=path, content=content)])
 
 
 def scripted(repo: Path, steps: list[StepSpec], checks: list[dict[str, Any]]) -> DirectiveSpec:
@@ -62,16 +54,6 @@ def scripted(repo: Path, steps: list[StepSpec], checks: list[dict[str, Any]]) ->
         limits=Limits(max_parallel_steps=1),
         steps=steps,
     )
-
-
-async def run_directive(pilot: Pilot[Any], app: DirectiveApp, spec: DirectiveSpec) -> str:
-    await until(pilot, lambda: app.engine_ready, "the engine")
-    assert app.engine is not None
-    d = await app.engine.create_directive(spec)
-    await app.engine.start_directive(d.id)
-    app.open_directive_screen(d.id)
-    await until(pilot, lambda: _loaded(app), "the directive screen")
-    return d.id
 
 
 def directive_screen(app: DirectiveApp) -> DirectiveScreen:
@@ -109,7 +91,7 @@ async def test_attempt_diffs_latest_first_with_their_added_lines(
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
-        did = await run_directive(pilot, app, spec)
+        did = await started(pilot, app, spec)
         await until(
             pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
@@ -149,7 +131,7 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
-        did = await run_directive(pilot, app, spec)
+        did = await started(pilot, app, spec)
         await until(
             pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
@@ -224,7 +206,7 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
-        did = await run_directive(pilot, app, spec)
+        did = await started(pilot, app, spec)
         await until(pilot, lambda: _box_status(app, "s3") == "awaiting_approval", "s3 waits")
         screen = await open_result(pilot, app)
         await until(pilot, lambda: len(screen.result.checkpoints) == 2, "two checkpoints")  # type: ignore[union-attr]
@@ -265,7 +247,7 @@ async def test_a_directive_without_git_says_so(tmp_path: Path) -> None:
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
-        did = await run_directive(pilot, app, spec)
+        did = await started(pilot, app, spec)
         await until(
             pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
