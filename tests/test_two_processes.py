@@ -9,6 +9,7 @@ that takes the lease (engine/lease.py) first; `tui.cli` is the command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,18 @@ def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[obj
         return []
 
 
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The process, killed and reaped on the way out if it still runs
+    (a failed assertion must not leave an engine behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def wait_for(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + WAIT_S
     while not predicate():
@@ -111,8 +124,7 @@ def runs_per_step(db: Path) -> dict[str, int]:
 
 async def test_a_second_engine_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path)
-    first = worker(db, directive, tmp_path / "first.log")
-    try:
+    with reaped(worker(db, directive, tmp_path / "first.log")) as first:
         wait_for(lambda: a_step_is_running(db), "the first engine to run a step")
         second = subprocess.run(
             [PY, "-m", "tests.crash_worker", str(db), str(directive), "--lease"],
@@ -124,10 +136,6 @@ async def test_a_second_engine_is_refused_while_the_first_runs(tmp_path: Path) -
         assert f"pid {first.pid} on {socket.gethostname()}" in message
         assert "since " in message and "last heartbeat" in message
         assert first.wait(timeout=WAIT_S) == 0, (tmp_path / "first.log").read_text()
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert set(runs_per_step(db).values()) == {1}, "a step ran more than once"
     assert (tmp_path / "repo" / "runs.log").read_text().split() == [f"s{i}" for i in range(5)]
     assert await check_invariants(db) == []
@@ -203,8 +211,7 @@ async def test_engines_starting_at_the_same_moment_elect_exactly_one(tmp_path: P
 
 async def test_readers_watch_a_running_engine_without_disturbing_it(tmp_path: Path) -> None:
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path)
-    first = worker(db, directive, tmp_path / "first.log")
-    try:
+    with reaped(worker(db, directive, tmp_path / "first.log")) as first:
         wait_for(lambda: a_step_is_running(db), "the engine to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
         listed = cli(db, "list")
@@ -215,10 +222,6 @@ async def test_readers_watch_a_running_engine_without_disturbing_it(tmp_path: Pa
         during = await check_invariants(db)  # a read-only look mid-run
         assert during == [], describe(during)
         assert first.wait(timeout=WAIT_S) == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert set(runs_per_step(db).values()) == {1}
 
 
@@ -228,15 +231,11 @@ async def test_a_second_headless_command_on_the_same_directive_is_refused(tmp_pa
         [PY, "-m", "tui.cli", "--db", str(db), "run", str(directive), "--headless"],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
+    with reaped(first):
         wait_for(lambda: a_step_is_running(db), "the first command to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
         second = cli(db, "resume", str(did), "--headless")
         first_out, first_err = first.communicate(timeout=WAIT_S)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     doubled = {name: n for name, n in runs_per_step(db).items() if n > 1}
     assert not doubled, f"steps run more than once: {doubled}"
     assert await check_invariants(db) == []
@@ -443,42 +442,36 @@ async def test_a_watching_engine_hands_its_commands_to_the_holder_then_takes_ove
 ) -> None:
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=4, sleep_s=1.0)
     repo = tmp_path / "repo"
-    holder = headless(db, directive, tmp_path / "holder.log")
-    store: Store | None = None
-    engine: DirectiveEngine | None = None
-    try:
+    with reaped(headless(db, directive, tmp_path / "holder.log")) as holder:
         wait_for(lambda: a_step_is_running(db), "the holder to run a step")
         store = await Store.open(db)
         bus = EventBus()
         seen = StepNames(bus.subscribe())
         engine = DirectiveEngine(store, bus, watcher_services())
-        await engine.start(watch_if_held=True)
-        assert engine.watching is not None and "'directive-tui --headless'" in engine.watching
-        assert f"pid {holder.pid}" in engine.watching
+        try:
+            await engine.start(watch_if_held=True)
+            assert engine.watching is not None
+            assert "'directive-tui --headless'" in engine.watching
+            assert f"pid {holder.pid}" in engine.watching
 
-        # Started here, run there: the holder picks it up from the database.
-        quick = await engine.create_directive(one_step_spec(repo, "quick"))
-        await engine.start_directive(quick.id)
-        await until_async(
-            lambda: status_of(store, quick.id, "completed"), "the holder to run 'quick'"
-        )
-        assert holder.poll() is None, "the holder ended before it could have run 'quick'"
-        # The holder's own events reached the watcher's subscribers too.
-        await until_async(lambda: "s1" in seen, "the holder's step events")
+            # Started here, run there: the holder picks it up from the database.
+            quick = await engine.create_directive(one_step_spec(repo, "quick"))
+            await engine.start_directive(quick.id)
+            await until_async(
+                lambda: status_of(store, quick.id, "completed"), "the holder to run 'quick'"
+            )
+            assert holder.poll() is None, "the holder ended before it could have run 'quick'"
+            # The holder's own events reached the watcher's subscribers too.
+            await until_async(lambda: "s1" in seen, "the holder's step events")
 
-        assert holder.wait(timeout=WAIT_S) == 0, (tmp_path / "holder.log").read_text()
-        await until_async(lambda: engine.watching is None, "the watcher to take the lease over")
-        late = await engine.create_directive(one_step_spec(repo, "late"))
-        await engine.start_directive(late.id)
-        await until_async(lambda: status_of(store, late.id, "completed"), "'late' to run here")
-    finally:
-        if engine is not None:
+            assert holder.wait(timeout=WAIT_S) == 0, (tmp_path / "holder.log").read_text()
+            await until_async(lambda: engine.watching is None, "the watcher to take the lease over")
+            late = await engine.create_directive(one_step_spec(repo, "late"))
+            await engine.start_directive(late.id)
+            await until_async(lambda: status_of(store, late.id, "completed"), "'late' to run here")
+        finally:
             await engine.close()
-        if store is not None:
             await store.close()
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
     assert sorted((repo / "runs.log").read_text().split()) == sorted(
         ["s0", "s1", "s2", "s3", "quick", "late"]
     )
@@ -488,17 +481,12 @@ async def test_a_watching_engine_hands_its_commands_to_the_holder_then_takes_ove
 
 async def test_pausing_from_another_process_stops_the_running_step(tmp_path: Path) -> None:
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=2, sleep_s=5.0)
-    holder = headless(db, directive, tmp_path / "holder.log")
-    try:
+    with reaped(headless(db, directive, tmp_path / "holder.log")) as holder:
         wait_for(lambda: a_step_is_running(db), "the holder to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
         paused = cli(db, "pause", str(did))
         assert paused.returncode == 0, paused.stderr
         assert holder.wait(timeout=WAIT_S) == 4, (tmp_path / "holder.log").read_text()
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
     # The step's process died with it (the 5 s sleep never reached its echo),
     # and the attempt was closed, not left running.
     assert not (tmp_path / "repo" / "runs.log").exists()
@@ -510,19 +498,18 @@ async def test_pausing_from_another_process_stops_the_running_step(tmp_path: Pat
 
 
 async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -> None:
+    from engine.models import DirectiveStatus
+    from tests.test_tui_app import until
     from tui.app import DirectiveApp
     from tui.screens.home import HomeScreen
 
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=3, sleep_s=0.5)
-    holder = headless(db, directive, tmp_path / "holder.log")
-    try:
+    with reaped(headless(db, directive, tmp_path / "holder.log")) as holder:
         wait_for(lambda: a_step_is_running(db), "the holder to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
         app = DirectiveApp(db, services=watcher_services())
         async with app.run_test(size=(100, 30)) as pilot:
-            deadline = time.monotonic() + WAIT_S
-            while not app.engine_ready and time.monotonic() < deadline:
-                await pilot.pause(0.02)
+            await until(pilot, lambda: app.engine_ready, "the app's engine")
             assert app.engine is not None and app.engine.watching is not None
             screen = app.screen
             assert isinstance(screen, HomeScreen)
@@ -530,17 +517,15 @@ async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -
                 screen.query_one("#home-title").render()
             )
             # the holder's progress arrives as events: the row reaches completed
-            while time.monotonic() < deadline:
-                d = screen.directives.get(str(did))
-                if d is not None and d.status.value == "completed":
-                    break
-                await pilot.pause(0.05)
-            assert screen.directives[str(did)].status.value == "completed"
+            await until(
+                pilot,
+                lambda: (
+                    getattr(screen.directives.get(str(did)), "status", None)
+                    is DirectiveStatus.COMPLETED
+                ),
+                "the row to show the holder's directive completed",
+            )
         assert holder.wait(timeout=WAIT_S) == 0
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
     assert set(runs_per_step(db).values()) == {1}
 
 
