@@ -98,10 +98,18 @@ def skip_step(tx: Tx, step_id: str) -> None:
     close_approvals_for_step(tx, s, ApprovalDecision.SKIP)
 
 
+def pending_for_step(tx: Tx, step_id: str) -> list[str]:
+    """Ids of the step's approvals still waiting for a person."""
+    return [
+        row[0]
+        for row in tx.conn.execute(
+            "SELECT id FROM approval_requests WHERE step_id = ? AND status = 'pending'", (step_id,)
+        ).fetchall()
+    ]
+
+
 def close_approvals_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
-    for (approval_id,) in tx.conn.execute(
-        "SELECT id FROM approval_requests WHERE step_id = ? AND status = 'pending'", (step.id,)
-    ).fetchall():
+    for approval_id in pending_for_step(tx, step.id):
         tx.update(
             "approval_requests",
             approval_id,

@@ -127,10 +127,18 @@ class _Runtime:
     workspace: Workspace | None = None  # git worktrees, when the repo is a git work tree
     workspace_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workspace_ready: bool = False
-    # A replan is being made: the driver launches no step of the old chain,
-    # and a second replan waits for the first (each reads the chain it replaces).
-    replanning: bool = False
+    # Held while a replan is made: the driver launches no step of the old
+    # chain, and a second replan waits for the first (each reads the chain
+    # it replaces).
     replan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def replanning(self) -> bool:
+        return self.replan_lock.locked()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The driver and the running step attempts."""
+        return [t for t in (self.driver, *self.steps.values()) if t is not None]
 
 
 class DirectiveEngine:
@@ -234,7 +242,7 @@ class DirectiveEngine:
     async def close(self) -> None:
         """Stop every task; running steps are left ready to run again."""
         self._closing = True
-        tasks = [t for rt in self._rt.values() for t in (rt.driver, *rt.steps.values()) if t]
+        tasks = [t for rt in self._rt.values() for t in rt.tasks()]
         tasks += list(self._background)
         if self._watcher is not None:
             tasks.append(self._watcher)
@@ -338,9 +346,8 @@ class DirectiveEngine:
         self.watching = "the engine that took this database over"
         self._role_changed()
         for rt in self._rt.values():
-            for t in (rt.driver, *rt.steps.values()):
-                if t is not None:
-                    t.cancel()
+            for t in rt.tasks():
+                t.cancel()
 
     async def __aenter__(self) -> DirectiveEngine:
         await self.start()
@@ -501,12 +508,10 @@ class DirectiveEngine:
         of one directive run one after the other."""
         rt = self._runtime(directive_id)
         async with rt.replan_lock:
-            rt.replanning = True
             try:
                 return await self._regenerate(directive_id, reason, failed_step_id)
             finally:
-                rt.replanning = False
-                self._wake(directive_id)
+                self._wake(directive_id)  # the driver runs again once the lock is free
 
     async def _regenerate(
         self, directive_id: str, reason: str, failed_step_id: str | None
@@ -1008,11 +1013,7 @@ class DirectiveEngine:
             if failed is None:
                 return
             step = tx.step(failed.id)
-            waiting = tx.one(
-                "SELECT COUNT(*) FROM approval_requests WHERE step_id = ? AND status = 'pending'",
-                (step.id,),
-            )[0]
-            if step.status in (S.BLOCKED, S.FAILED) and not waiting:
+            if step.status in (S.BLOCKED, S.FAILED) and not approvals.pending_for_step(tx, step.id):
                 approvals.escalate(
                     tx, directive_id, step, f"replanning failed: {error[:300]}", None
                 )
