@@ -42,12 +42,13 @@ def breaker_reason(d: Directive) -> tuple[str, str] | None:
 
 
 def duration(seconds: float) -> str:
-    """'45s', '3m05s', '2h00m': short and exact enough for a breaker's reason."""
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
+    """`42s`, `3m05s`, `2h07m`: one way to write a time span, in breaker
+    reasons, on the command line and in the app's table cells."""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
         return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,4 +1,5 @@
-"""Small text helpers shared by widgets: money, durations, clock times, bars."""
+"""Small text helpers shared by widgets: money, clock times, bars (durations
+are `engine.breakers.duration`, which breaker reasons use too)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,6 @@ BAR_FULL, BAR_EMPTY = "█", "░"
 
 def money(usd: float) -> str:
     return f"${usd:.2f}" if usd >= 0.01 or usd == 0 else f"${usd:.4f}"
-
-
-def duration(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h07m`: short enough for a table cell."""
-    seconds = max(int(seconds), 0)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def clock(ts: float) -> str:

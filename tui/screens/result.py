@@ -233,7 +233,11 @@ class ResultScreen(EngineScreen):
             f"Reset the directive to checkpoint {cp.sha[:12]} "
             f"(#{cp.seq} {names.get(cp.step_slug, cp.step_slug)}, attempt {cp.attempt})?\n"
             "Its integration branch moves back there; later steps go back to pending"
-            + (f" and run again: {', '.join(preview)}." if preview else " (none: it is the latest).")
+            + (
+                f" and run again: {', '.join(preview)}."
+                if preview
+                else " (none: it is the latest)."
+            )
         )
         if not await self.app.push_screen_wait(ConfirmModal(question, "Reset", danger=True)):
             return

@@ -10,8 +10,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
+from engine.breakers import duration
 from engine.models import Directive, DirectiveStatus
-from tui.format import bar, duration, fraction, money
+from tui.format import bar, fraction, money
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 

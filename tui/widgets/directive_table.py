@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from engine.breakers import duration
 from engine.models import Directive, DirectiveStatus
-from tui.format import duration, money
+from tui.format import money
 from tui.presentation import DIRECTIVE_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
