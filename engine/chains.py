@@ -6,8 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.breakers import breaker_reason
 from engine.events import CheckpointRecorded, CostUpdated
-from engine.models import Chain, ConfidenceLevel, Directive, Severity, Step, now
+from engine.models import (
+    Chain,
+    ConfidenceLevel,
+    Directive,
+    DirectiveStatus,
+    Severity,
+    Step,
+    StepRun,
+    now,
+)
 from engine.models import StepStatus as S
 from engine.planner import PlannedChain
 from engine.store import Tx, _chain, _list_steps
@@ -40,27 +50,68 @@ LEVEL_SEVERITY = {
 
 
 @dataclass
+class Claim:
+    """A step the driver has moved to running, with its run row, in the same
+    transaction as it read the directive: the attempt starts from these
+    instead of reading them again."""
+
+    directive: Directive
+    step: Step  # running
+    run: StepRun
+    rework: bool  # it ran again after a red verdict
+
+
+@dataclass
 class DriverView:
-    """Everything the driver needs for one decision, read in one hop."""
+    """Everything the driver needs for one decision, in one transaction."""
 
     directive: Directive
     chain: Chain | None
     plan_pending: bool
-    runnable: list[Step]  # ready or rework: waiting for a slot
-    newly_ready: list[Step]  # pending with every dependency done
-    all_done: bool
+    claims: list[Claim]
+    completed: bool  # every step was done: the directive is completed now
+    promoted: bool = False  # pending steps were looked at
 
 
-def driver_view(conn: Any, directive_id: str) -> DriverView:
-    tx = Tx(conn)
-    d = tx.directive(directive_id)
+# Pending steps whose every dependency passed or was skipped.
+_READY_SQL = (
+    " AND s.status = 'pending' AND NOT EXISTS ("
+    " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
+    " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))"
+)
+
+
+def drive(
+    tx: Tx,
+    directive_id: str,
+    *,
+    busy: frozenset[str],
+    done: set[str] | None,
+    launch: bool,
+    complete: bool = False,
+    directive: Directive | None = None,
+) -> DriverView:
+    """One wake-up of the driver: read the directive and its chain, promote
+    the steps whose dependencies are met and claim runnable steps (not in
+    `busy`, whose tasks are alive here) for the slots the parallel limit
+    leaves beside the steps running or evaluating, all in one transaction,
+    so no person's answer can land between seeing a step ready and
+    starting it.
+
+    `done`: steps that just passed; only their dependents can have become
+    ready (None: look at every pending step, after a start, an answer, a
+    skip or anything else from outside). `complete`: when every step is
+    done, complete the directive in this same transaction (no replan or
+    reset can slip in between). `directive`: already read in this
+    transaction."""
+    d = directive or tx.directive(directive_id)
     row = tx.one(
         "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
         " ORDER BY generation DESC LIMIT 1",
         (directive_id,),
     )
     if row is None:
-        return DriverView(d, None, False, [], [], False)
+        return DriverView(d, None, False, [], False)
     chain = _chain(row)
     plan_pending = (
         tx.one(
@@ -69,23 +120,84 @@ def driver_view(conn: Any, directive_id: str) -> DriverView:
         )
         is not None
     )
-    runnable = _list_steps(conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,))
-    newly_ready = _list_steps(
-        conn,
-        "s.chain_id = ? AND s.status = 'pending' AND NOT EXISTS ("
-        " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
-        " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
-        (chain.id,),
-    )
-    # Existence, not counts: each is a few probes of the (chain, status)
-    # index, where counting walked every passed step on every wake-up.
+    claims: list[Claim] = []
+    promoted = False
+    go = d.status is DirectiveStatus.ACTIVE and not plan_pending and not breaker_reason(d)
+    if launch and go:
+        promoted = True
+        for step_id in _newly_ready(tx, chain.id, done):
+            tx.move_step(step_id, S.READY, reason="dependencies met")
+        running = tx.one(
+            "SELECT COUNT(*) FROM chain_steps WHERE chain_id = ?"
+            " AND status IN ('running', 'evaluating')",
+            (chain.id,),
+        )[0]
+        slots = d.spec.limits.max_parallel_steps - running
+        if slots > 0:
+            runnable = _list_steps(
+                tx.conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,)
+            )
+            waiting = [s for s in runnable if s.id not in busy]
+            claims = [_claim(tx, d, s) for s in waiting[:slots]]
+    # Not while a replan is being made: its new chain may bring steps to run.
+    completed = complete and launch and go and not claims and _all_done(tx, chain.id)
+    if completed:
+        tx.directive_status(directive_id, DirectiveStatus.COMPLETED)
+    return DriverView(d, chain, plan_pending, claims, completed, promoted)
+
+
+def _all_done(tx: Tx, chain_id: str) -> bool:
+    """Existence, not counts: each is a few probes of the (chain, status)
+    index, where counting walked every passed step on every wake-up."""
     any_left = tx.one(
         f"SELECT 1 FROM chain_steps WHERE chain_id = ? AND status IN ({NOT_DONE_MARKS}) LIMIT 1",
-        (chain.id, *NOT_DONE),
+        (chain_id, *NOT_DONE),
     )
-    any_step = tx.one("SELECT 1 FROM chain_steps WHERE chain_id = ? LIMIT 1", (chain.id,))
-    all_done = any_step is not None and any_left is None
-    return DriverView(d, chain, plan_pending, runnable, newly_ready, all_done)
+    if any_left is not None:
+        return False
+    return tx.one("SELECT 1 FROM chain_steps WHERE chain_id = ? LIMIT 1", (chain_id,)) is not None
+
+
+def _newly_ready(tx: Tx, chain_id: str, done: set[str] | None) -> list[str]:
+    """Ids of pending steps whose dependencies are all met, in chain order.
+    With `done` known, only the dependents of those steps are looked at
+    (through the step_deps index on the dependency), not every pending step."""
+    if done is None:
+        where, params = "s.chain_id = ?" + _READY_SQL, [chain_id]
+    elif not done:
+        return []
+    else:
+        marks = ", ".join("?" * len(done))
+        # CROSS JOIN keeps this order: from the dependency index to the step,
+        # never a scan of the chain's pending steps.
+        rows = tx.conn.execute(
+            "SELECT DISTINCT s.id, s.layer, s.row FROM step_deps x CROSS JOIN chain_steps s"
+            f" ON s.id = x.step_id WHERE x.depends_on IN ({marks}) AND s.chain_id = ?"
+            + _READY_SQL
+            + " ORDER BY s.layer, s.row",
+            [*done, chain_id],
+        )
+        return [r[0] for r in rows]
+    rows = tx.conn.execute(
+        f"SELECT s.id FROM chain_steps s WHERE {where} ORDER BY s.layer, s.row", params
+    )
+    return [r[0] for r in rows]
+
+
+def _claim(tx: Tx, d: Directive, step: Step) -> Claim:
+    """ready or rework -> running, with the attempt's run row."""
+    run = StepRun(
+        step_id=step.id,
+        directive_id=d.id,
+        attempt=step.attempts + 1,
+        executor=(step.spec.executor or d.spec.executor).value,
+        rework_instructions=step.rework_instructions,
+    )
+    tx.add_run(run)
+    rework = step.status is S.REWORK
+    reason = f"attempt {run.attempt}" + (" (rework)" if rework else "")
+    running = tx.step_status(step.id, S.RUNNING, reason=reason, known=step, attempts=run.attempt)
+    return Claim(d, running, run, rework)
 
 
 def recover(tx: Tx, directive_id: str) -> None:

@@ -25,10 +25,11 @@ from engine.bus import EventBus
 from engine.chains import (
     LEVEL_SEVERITY,
     LIVE_STEP,
+    Claim,
     DriverView,
     build_chain,
     charge_planning,
-    driver_view,
+    drive,
     record_checkpoint,
     recover,
     steps_to_rerun,
@@ -131,6 +132,13 @@ class _Runtime:
     # chain, and a second replan waits for the first (each reads the chain
     # it replaces).
     replan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Whether the driver must look at every pending step: after anything from
+    # outside the step tasks (a start, an answer, a skip, a replan). A step
+    # that passes promotes its own dependents (see `_judge`).
+    rescan: bool = True
+    # Claimed by the driver (running in the database) but their task has not
+    # begun: a cancel then never reaches the attempt's own clean-up.
+    unstarted: dict[str, Claim] = field(default_factory=dict)
 
     @property
     def replanning(self) -> bool:
@@ -250,6 +258,8 @@ class DirectiveEngine:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        for rt in self._rt.values():
+            await self._release_unstarted(rt)
         for rt in self._rt.values():
             if rt.llm is not None and hasattr(rt.llm, "aclose"):
                 with contextlib.suppress(Exception):
@@ -412,7 +422,7 @@ class DirectiveEngine:
         spec = d.spec.model_copy(update={"limits": limits})
 
         def apply(tx: Tx) -> None:
-            tx.update("directives", directive_id, spec=spec.model_dump_json(), updated_at=now())
+            tx.set_spec(directive_id, spec)
             tx.emit(LimitsChanged(directive_id=directive_id, limits=changes, actor=Actor.USER))
 
         await self._write(directive_id, apply)
@@ -522,22 +532,22 @@ class DirectiveEngine:
                 f"cannot replan a {d.status.value} directive: only an active or paused one"
                 " with a chain (a draft is planned when it starts)"
             )
-        limit = d.spec.limits.max_chain_regenerations
-        if d.regenerations >= limit:
-            await self._trip(
-                directive_id,
-                "regenerations",
-                f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}",
-            )
-            return None
-        await self._cancel_steps(directive_id)
         old = await self.store.current_chain(directive_id)
         old_steps = await self.store.list_steps(old.id) if old else []
-        kept = [s for s in old_steps if s.status is S.PASSED]
         failed = next(
             (s for s in old_steps if s.id == failed_step_id),
             next((s for s in old_steps if s.status in (S.BLOCKED, S.FAILED)), None),
         )
+        limit = d.spec.limits.max_chain_regenerations
+        if d.regenerations >= limit:
+            why = f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}"
+            await self._trip(directive_id, "regenerations", why)
+            # Paused; once resumed, a person decides about the step instead.
+            await self._write(directive_id, lambda tx: _ask_again(tx, directive_id, failed, why))
+            return None
+        await self._cancel_steps(directive_id)
+        old_steps = await self.store.list_steps(old.id) if old else []
+        kept = [s for s in old_steps if s.status is S.PASSED]
         context = ReplanContext(reason=reason, kept=kept, failed=failed)
         planned = await self._run_planner(d, context)
         if planned is None:
@@ -562,7 +572,19 @@ class DirectiveEngine:
                 s.status, s.carried_from = S.PASSED, k.id
                 s.confidence, s.level, s.attempts = k.confidence, k.level, k.attempts
 
-        def swap(tx: Tx) -> None:
+        def swap(tx: Tx) -> bool:
+            if tx.directive(directive_id).status not in (D.ACTIVE, D.PAUSED):
+                # Completed, stopped or failed while the planner worked: the
+                # plan is not used, what it cost is still charged.
+                charge_planning(tx, directive_id, planned)
+                tx.emit(
+                    Notice(
+                        directive_id=directive_id,
+                        message="the new chain was not used: the directive ended while it was planned",
+                        severity=Severity.WARNING,
+                    )
+                )
+                return False
             if old is not None:
                 tx.update("directive_chains", old.id, superseded=True)
                 for s in old_steps:
@@ -584,8 +606,10 @@ class DirectiveEngine:
                     reason=reason,
                 )
             )
+            return True
 
-        await self._write(directive_id, swap)
+        if not await self._write(directive_id, swap):
+            return None
         d = await self.store.get_directive(directive_id)
         if d.status is D.ACTIVE:
             self._launch_driver(directive_id)
@@ -849,6 +873,7 @@ class DirectiveEngine:
             return
         rt = self._runtime(directive_id)
         rt.settled.clear()
+        rt.rescan = True
         if rt.driver is None or rt.driver.done():
             rt.driver = asyncio.create_task(self._drive(directive_id), name=f"drive-{directive_id}")
         rt.wake.set()
@@ -856,6 +881,7 @@ class DirectiveEngine:
     def _wake(self, directive_id: str) -> None:
         rt = self._runtime(directive_id)
         rt.settled.clear()
+        rt.rescan = True
         rt.wake.set()
         if rt.driver is None or rt.driver.done():
             rt.settled.set()
@@ -865,7 +891,7 @@ class DirectiveEngine:
         try:
             while not self._closing:
                 rt.wake.clear()
-                view = await self.store.read(lambda c: driver_view(c, directive_id))
+                view = await self._look(rt, directive_id)
                 d = view.directive
                 if d.status is D.PLANNING:
                     await self._plan(d)
@@ -880,13 +906,9 @@ class DirectiveEngine:
                 if view.chain is None:
                     await self._fail(directive_id, "active directive has no chain")
                     break
-                if not view.plan_pending:
-                    if view.all_done:
-                        if await self._write(directive_id, lambda tx: _complete(tx, directive_id)):
-                            await self._finish_workspace(directive_id)
-                            break
-                        continue  # paused or stopped since the view was read
-                    await self._launch_steps(d, view)
+                if view.completed:
+                    await self._finish_workspace(directive_id)
+                    break
                 rt.settled.clear() if rt.steps or rt.replanning else rt.settled.set()
                 await self._sleep(rt, d)
         except asyncio.CancelledError:
@@ -909,27 +931,43 @@ class DirectiveEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.wake.wait(), timeout)
 
-    async def _launch_steps(self, d: Directive, view: DriverView) -> None:
-        rt = self._runtime(d.id)
-        if rt.replanning:
-            return  # the chain is about to be replaced
-        promoted = view.newly_ready
-        if promoted:
+    async def _look(self, rt: _Runtime, directive_id: str) -> DriverView:
+        """The driver's transaction: the directive, its chain, and the steps
+        it starts now (see `chains.drive`)."""
+        rescan, rt.rescan = rt.rescan, False
+        busy = frozenset(rt.steps)
+        try:
+            view: DriverView = await self._write(
+                directive_id,
+                lambda tx: drive(
+                    tx,
+                    directive_id,
+                    busy=busy,
+                    done=None if rescan else set(),
+                    launch=not rt.replanning,
+                    complete=True,
+                ),
+                then=self._start_claims,
+            )
+        except BaseException:
+            rt.rescan = True
+            raise
+        if rescan and not view.promoted:
+            rt.rescan = True  # nothing was looked at: look at everything next time
+        return view
 
-            def promote(tx: Tx) -> set[str]:
-                # Still pending? A person may have skipped one since the view was read.
-                moved = {s.id for s in promoted if tx.step(s.id).status is S.PENDING}
-                for i in moved:
-                    tx.step_status(i, S.READY, reason="dependencies met")
-                return moved
-
-            moved = await self._write(d.id, promote)
-            promoted = [s for s in promoted if s.id in moved]
-        waiting = [s for s in (*view.runnable, *promoted) if s.id not in rt.steps]
-        slots = d.spec.limits.max_parallel_steps - len(rt.steps)
-        for step in waiting[: max(slots, 0)]:
-            rt.steps[step.id] = asyncio.create_task(
-                self._run_step(d.id, step.id), name=f"step-{step.name}"
+    def _start_claims(self, view: DriverView) -> None:
+        """Give each claimed step its task. Runs right after the claiming
+        transaction commits, even when the caller was cancelled meanwhile, so
+        no claim is lost; an engine closing (or no longer holding the lease)
+        starts none, and `_release_unstarted` puts them back."""
+        for claim in view.claims:
+            rt = self._runtime(claim.directive.id)
+            rt.unstarted[claim.step.id] = claim
+            if self._closing or (self._lease is not None and self._lease.lost.is_set()):
+                continue
+            rt.steps[claim.step.id] = asyncio.create_task(
+                self._run_step(claim), name=f"step-{claim.step.name}"
             )
 
     # ------------------------------------------------------------------
@@ -1010,13 +1048,7 @@ class DirectiveEngine:
                     severity=Severity.ERROR,
                 )
             )
-            if failed is None:
-                return
-            step = tx.step(failed.id)
-            if step.status in (S.BLOCKED, S.FAILED) and not approvals.pending_for_step(tx, step.id):
-                approvals.escalate(
-                    tx, directive_id, step, f"replanning failed: {error[:300]}", None
-                )
+            _ask_again(tx, directive_id, failed, f"replanning failed: {error[:300]}")
 
         await self._write(directive_id, keep)
         self._wake(directive_id)
@@ -1025,10 +1057,13 @@ class DirectiveEngine:
     # One step attempt
     # ------------------------------------------------------------------
 
-    async def _run_step(self, directive_id: str, step_id: str) -> None:
+    async def _run_step(self, claim: Claim) -> None:
+        directive_id, step_id = claim.directive.id, claim.step.id
         rt = self._runtime(directive_id)
+        rt.unstarted.pop(step_id, None)
+        handed_on = False
         try:
-            await self._attempt(directive_id, step_id)
+            handed_on = await self._attempt(claim)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1042,34 +1077,18 @@ class DirectiveEngine:
             with contextlib.suppress(Exception):
                 await self._write(directive_id, lambda tx: tx.emit(notice))
         finally:
-            rt.steps.pop(step_id, None)
-            rt.wake.set()
+            if rt.steps.get(step_id) is asyncio.current_task():
+                del rt.steps[step_id]
+            if not handed_on:
+                rt.wake.set()
 
-    async def _attempt(self, directive_id: str, step_id: str) -> None:
-        d = await self.store.get_directive(directive_id)
-        step = await self.store.get_step(step_id)
-        kind = (step.spec.executor or d.spec.executor).value
-        run = StepRun(
-            step_id=step.id,
-            directive_id=d.id,
-            attempt=step.attempts + 1,
-            executor=kind,
-            rework_instructions=step.rework_instructions,
-        )
-
-        def begin(tx: Tx) -> Step | None:
-            if tx.directive(d.id).status is not D.ACTIVE or tx.step(step.id).status not in (
-                S.READY,
-                S.REWORK,
-            ):
-                return None  # paused, stopped or replanned since the driver chose it
-            tx.add_run(run)
-            reason = f"attempt {run.attempt}" + (" (rework)" if step.status is S.REWORK else "")
-            return tx.step_status(step.id, S.RUNNING, reason=reason, attempts=run.attempt)
-
+    async def _attempt(self, claim: Claim) -> bool:
+        """Run one attempt to its verdict. True when the verdict's transaction
+        started the next steps itself, so the driver need not look."""
+        d, step, run = claim.directive, claim.step, claim.run
         held: list[Attempt] = []  # the attempt's worktree, once it has one
         try:
-            await self._attempt_phases(d, step, run, kind, begin, held)
+            return await self._attempt_phases(d, step, run, held)
         except asyncio.CancelledError:
             # Any phase may have committed just before the cancel arrived:
             # the interrupt runs after it and puts the step back to ready.
@@ -1081,14 +1100,8 @@ class DirectiveEngine:
         d: Directive,
         step: Step,
         run: StepRun,
-        kind: str,
-        begin: Callable[[Tx], Step | None],
         held: list[Attempt],
-    ) -> None:
-        began = await self._write(d.id, begin)
-        if began is None:
-            return
-        step = began
+    ) -> bool:
         ws = await self._workspace(d)
         workdir, attempt = Path(d.spec.repo), None
         if ws is not None:
@@ -1099,7 +1112,7 @@ class DirectiveEngine:
                     success=False, error=f"could not prepare a worktree: {exc}"
                 )
                 await self._step_failed(d, step, run, failure)
-                return
+                return False
             held.append(attempt)
             workdir, run.base_sha = attempt.workdir, attempt.base_sha
             if attempt.carry_conflicts:
@@ -1109,7 +1122,7 @@ class DirectiveEngine:
                     + "): starting from the integration branch",
                     Severity.WARNING,
                 )
-        result = await self._execute(d, step, run, kind, workdir)
+        result = await self._execute(d, step, run, workdir)
         if attempt is not None and result.success:
             try:
                 run.commit_sha = await ws.commit_attempt(
@@ -1129,9 +1142,9 @@ class DirectiveEngine:
             await self._step_failed(d, step, run, result)
             if attempt is not None:
                 await ws.remove_attempt(attempt, keep=True)  # kept for inspection
-            return
+            return False
 
-        def executed(tx: Tx) -> Step:
+        def executed(tx: Tx) -> None:
             tx.update(
                 "step_runs",
                 run.id,
@@ -1142,31 +1155,41 @@ class DirectiveEngine:
                 commit_sha=run.commit_sha,
                 finished_at=now(),
             )
-            return tx.step_status(step.id, S.EVALUATING)
+            tx.step_status(step.id, S.EVALUATING, known=step)
 
-        step = await self._write(d.id, executed)
+        # Queued, not awaited: the verifiers start at once, and when they
+        # finish before the database thread takes the write (instant checks),
+        # the verdict shares its commit. Writes commit in order, so nothing
+        # can overtake it; the verdict waits for it.
+        evaluating = self._submit(d.id, executed)
+        step = step.model_copy(update={"status": S.EVALUATING})
         run = run.model_copy(
             update={"modified_files": result.modified_files, "summary": result.summary}
         )
-        evaluation = await self._evaluate(d, step, run, workdir)
-        await self._judge(d, step, run, evaluation, attempt)
+        try:
+            evaluation = await self._evaluate(d, step, run, workdir)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(evaluating)
+            raise
+        return await self._judge(d, step, run, evaluation, attempt, evaluating)
 
     async def _execute(
-        self, d: Directive, step: Step, run: StepRun, kind: str, workdir: Path
+        self, d: Directive, step: Step, run: StepRun, workdir: Path
     ) -> ExecutionResult:
+        kind = run.executor
         try:
             llm = self._llm(d) if kind in (ExecutorKind.AGENT, ExecutorKind.CLAUDE_CODE) else None
             executor = self.services.executor(kind, llm)
         except Exception as exc:
             return ExecutionResult(success=False, error=f"cannot build executor {kind!r}: {exc}")
-        fresh = await self.store.get_directive(d.id)
         ctx = StepContext(
-            directive=fresh,
+            directive=d,
             step=step,
             attempt=run.attempt,
             workdir=workdir,
             rework_instructions=step.rework_instructions,
-            budget=budget_for(fresh),
+            budget=budget_for(d),
             emit=self._emitter(d.id, step),
             add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
         )
@@ -1222,12 +1245,27 @@ class DirectiveEngine:
         )
 
     async def _judge(
-        self, d: Directive, step: Step, run: StepRun, ev: Evaluation, attempt: Attempt | None
-    ) -> None:
+        self,
+        d: Directive,
+        step: Step,
+        run: StepRun,
+        ev: Evaluation,
+        attempt: Attempt | None,
+        evaluating: asyncio.Task[Any],
+    ) -> bool:
         """Act on the confidence level: pass (merging the attempt), ask a
-        person, or rework; a merge conflict is a rework with the files named."""
-        d = await self.store.get_directive(d.id)
-        limits, autonomy = d.spec.limits, d.spec.autonomy
+        person, or rework; a merge conflict is a rework with the files named.
+        `evaluating` is the write that moved the step to evaluating; limits
+        and the replan count are read in the verdict's own transaction (a
+        person may have raised them while the step ran).
+
+        The same transaction then does the driver's work for the slot this
+        step frees: a pass promotes the dependents it made ready, and steps
+        waiting to run are started. True when it started any: the driver
+        need not wake, and a chain of quick steps costs one transaction per
+        step (this verdict, the next step's start and, sharing the commit,
+        the move to evaluating)."""
+        autonomy = d.spec.autonomy
         verdict = VERDICTS[(ev.level, autonomy)]
         merged: MergeResult | None = None
         instructions = ev.rework_instructions
@@ -1238,8 +1276,27 @@ class DirectiveEngine:
                 verdict, instructions, carry = Verdict.REWORK, problem, run.commit_sha
         replan_after = False
 
-        def decide(tx: Tx) -> None:
+        rt = self._runtime(d.id)
+        busy = frozenset(rt.steps)  # this step among them: a rework goes through the driver
+
+        status = S.EVALUATING
+
+        def decide(tx: Tx) -> DriverView:
+            nonlocal status
+            now_d = tx.directive(d.id)
+            status = settle(tx, now_d)
+            return drive(
+                tx,
+                d.id,
+                busy=busy,
+                done={step.id} if status is S.PASSED else set(),
+                launch=not rt.replanning,
+                directive=now_d,  # the verdict changes steps, not the directive
+            )
+
+        def settle(tx: Tx, now_d: Directive) -> S:
             nonlocal replan_after
+            limits = now_d.spec.limits
             tx.add_evaluation(ev)
             tx.emit(
                 EvaluationCompleted(
@@ -1259,10 +1316,11 @@ class DirectiveEngine:
             scored = {"confidence": ev.score, "level": ev.level}
             said = f"{ev.level.value} {ev.score:.2f}"
             if verdict is Verdict.PASS:
-                tx.step_status(step.id, S.PASSED, reason=said, carry_sha=None, **scored)
+                tx.step_status(step.id, S.PASSED, reason=said, known=step, carry_sha=None, **scored)
                 record_checkpoint(tx, step, merged)
-            elif verdict is Verdict.ASK:
-                tx.step_status(step.id, S.AWAITING_APPROVAL, reason=said, **scored)
+                return S.PASSED
+            if verdict is Verdict.ASK:
+                tx.step_status(step.id, S.AWAITING_APPROVAL, reason=said, known=step, **scored)
                 approvals.request_approval(
                     tx,
                     ApprovalRequest(
@@ -1274,10 +1332,12 @@ class DirectiveEngine:
                         options=list(REVIEW_OPTIONS),
                     ),
                 )
-            elif step.rework_count < limits.max_rework_cycles:
+                return S.AWAITING_APPROVAL
+            if step.rework_count < limits.max_rework_cycles:
                 tx.step_status(
                     step.id,
                     S.REWORK,
+                    known=step,
                     reason=f"{said}, rework {step.rework_count + 1}/{limits.max_rework_cycles}"
                     + (" (merge conflict)" if merged and merged.conflicts else ""),
                     rework_count=step.rework_count + 1,
@@ -1285,32 +1345,47 @@ class DirectiveEngine:
                     carry_sha=carry,
                     **scored,
                 )
+                return S.REWORK
+            why = f"still red after {step.rework_count} rework cycles"
+            if merged and merged.conflicts:
+                why = f"merge conflicts after {step.rework_count} rework cycles"
+            tx.step_status(
+                step.id,
+                S.BLOCKED,
+                reason=why,
+                known=step,
+                rework_instructions=instructions,
+                **scored,
+            )
+            if (
+                autonomy is Autonomy.FULL_AUTO
+                and now_d.regenerations < limits.max_chain_regenerations
+            ):
+                replan_after = True
             else:
-                why = f"still red after {step.rework_count} rework cycles"
-                if merged and merged.conflicts:
-                    why = f"merge conflicts after {step.rework_count} rework cycles"
-                tx.step_status(
-                    step.id, S.BLOCKED, reason=why, rework_instructions=instructions, **scored
-                )
-                if (
-                    autonomy is Autonomy.FULL_AUTO
-                    and d.regenerations < limits.max_chain_regenerations
-                ):
-                    replan_after = True
-                else:
-                    approvals.escalate(tx, d.id, step, why, ev.id)
+                approvals.escalate(tx, d.id, step, why, ev.id)
+            return S.BLOCKED
 
-        await self._write(d.id, decide)
+        decided = self._submit(d.id, decide, then=self._start_claims)
+        try:
+            await asyncio.shield(evaluating)
+        except BaseException:  # the verdict, queued behind it, fails or lands: wait for it
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(decided)
+            raise
+        view, _ = await asyncio.shield(decided)
+        if not view.promoted:
+            rt.rescan = True  # replanning, paused, tripped: the driver looks later
         if attempt is not None and verdict is not Verdict.ASK:
-            ws = self._runtime(d.id).workspace
-            blocked = (await self.store.get_step(step.id)).status is S.BLOCKED
-            await ws.remove_attempt(attempt, keep=blocked)  # a blocked one stays for inspection
+            # a blocked attempt's worktree stays for inspection
+            await rt.workspace.remove_attempt(attempt, keep=status is S.BLOCKED)
         if replan_after:
             self._spawn(
                 self.regenerate_chain(
                     d.id, f"step {step.name} blocked: still red after rework", step.id
                 )
             )
+        return bool(view.claims)
 
     async def _merge(
         self, directive_id: str, attempt: Attempt
@@ -1448,6 +1523,15 @@ class DirectiveEngine:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._release_unstarted(rt)
+
+    async def _release_unstarted(self, rt: _Runtime) -> None:
+        """Steps claimed by the driver whose task was cancelled before it
+        began: their attempt never ran its own clean-up, so put them back
+        to ready here."""
+        claims, rt.unstarted = list(rt.unstarted.values()), {}
+        for claim in claims:
+            await self._interrupt(claim.directive.id, claim.step.id, claim.run.id, [])
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -1459,15 +1543,36 @@ class DirectiveEngine:
     # Writing and publishing
     # ------------------------------------------------------------------
 
-    async def _write(self, directive_id: str, fn: Callable[[Tx], Any]) -> Any:
-        result, _ = await self._write_with(directive_id, fn)
+    async def _write(
+        self,
+        directive_id: str,
+        fn: Callable[[Tx], Any],
+        then: Callable[[Any], None] | None = None,
+    ) -> Any:
+        result, _ = await self._write_with(directive_id, fn, then)
         return result
 
     async def _write_with(
-        self, directive_id: str, fn: Callable[[Tx], Any]
+        self,
+        directive_id: str,
+        fn: Callable[[Tx], Any],
+        then: Callable[[Any], None] | None = None,
     ) -> tuple[Any, list[EngineEvent]]:
-        """One transaction: buffered output lines of this directive first (so
-        sequence numbers follow what happened), then `fn`; publish after commit."""
+        # Shielded: a cancelled caller must not leave a write half-known
+        # (committed on the database thread but never published).
+        return await asyncio.shield(self._submit(directive_id, fn, then))
+
+    def _submit(
+        self,
+        directive_id: str,
+        fn: Callable[[Tx], Any],
+        then: Callable[[Any], None] | None = None,
+    ) -> asyncio.Task[tuple[Any, list[EngineEvent]]]:
+        """One transaction, queued now (writes queued before the caller
+        yields share a commit): buffered output lines of this directive
+        first (so sequence numbers follow what happened), then `fn`; publish
+        after commit, then `then(result)`. The task finishes all of it even
+        when whoever waits on it is cancelled; await it shielded."""
         rt = self._runtime(directive_id)
         pending, rt.output = rt.output, []
         if rt.flush is not None:
@@ -1479,23 +1584,25 @@ class DirectiveEngine:
                 tx.emit(ev)
             return fn(tx)
 
+        written = self.store.submit(work)
+
         async def commit() -> tuple[Any, list[EngineEvent]]:
             try:
-                result, events = await self.store.write(work)
+                result, events = await written
             except BaseException:
                 rt.output[:0] = pending  # not written: keep them for the next write
                 raise
             self.bus.publish_many(events)
             if events:
                 self._seen[directive_id] = max(self._seen.get(directive_id, 0), events[-1].seq)
+            if then is not None:
+                then(result)
             return result, events
 
-        # Shielded: a cancelled caller must not leave a write half-known
-        # (committed on the database thread but never published).
         task = asyncio.ensure_future(commit())
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
+        return task
 
     def _emitter(self, directive_id: str, step: Step) -> Callable[..., None]:
         rt = self._runtime(directive_id)
@@ -1547,9 +1654,12 @@ def _report_failure(task: asyncio.Task[Any]) -> None:
         log.error("background task failed", exc_info=exc)
 
 
-def _complete(tx: Tx, directive_id: str) -> bool:
-    """Every step done: completed, unless a person paused or stopped it since."""
-    if tx.directive(directive_id).status is not D.ACTIVE:
-        return False
-    tx.directive_status(directive_id, D.COMPLETED)
-    return True
+def _ask_again(tx: Tx, directive_id: str, failed: Step | None, why: str) -> None:
+    """A replan that did not happen leaves the step that asked for it where
+    it was: put it to a person again (once), whatever the autonomy, so
+    nothing waits on a replan that will not come."""
+    if failed is None:
+        return
+    step = tx.step(failed.id)
+    if step.status in (S.BLOCKED, S.FAILED) and not approvals.pending_for_step(tx, step.id):
+        approvals.escalate(tx, directive_id, step, why, None)

@@ -311,6 +311,10 @@ async def test_regeneration_breaker_trips_instead_of_replanning(
     assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
     d = await store.get_directive(did)
     assert d.pause_reason.startswith("regenerations breaker") and d.regenerations == 0
+    (again,) = await store.pending_approvals(did)  # the step waits on a person, not a replan
+    assert again.kind is ApprovalKind.ESCALATION and again.step_id == escalation.step_id
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
     await engine.close()
 
 

@@ -50,7 +50,6 @@ from hypothesis.stateful import (
 )
 
 from engine.bus import EventBus
-from engine.chains import DriverView
 from engine.directive_file import DirectiveFileError, parse_directive_text
 from engine.engine import ApprovalAlreadyResolved, DirectiveEngine, EngineError
 from engine.events import EngineEvent, Notice
@@ -673,22 +672,41 @@ async def test_two_replans_at_once_make_two_generations(tmp_path: Path, caplog) 
         await no_engine_errors(engine, did, caplog)
 
 
-async def test_skipping_a_step_as_the_driver_promotes_it(tmp_path: Path, caplog) -> None:
-    async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.0)) as (engine, did):
-        store, read = engine.store, engine.store.read
-        skipped: list[str] = []
-
-        async def read_then_skip(fn):  # type: ignore[no-untyped-def]
-            """A person skips a step just after the driver saw it ready to run."""
-            result = await read(fn)
-            if isinstance(result, DriverView) and result.newly_ready and not skipped:
-                step = result.newly_ready[-1]
-                skipped.append(step.name)
-                await engine.skip_step(step.id)
-            return result
-
-        store.read = read_then_skip  # type: ignore[method-assign]
+async def test_a_pending_step_skipped_while_its_dependency_runs_is_never_started(
+    tmp_path: Path, caplog
+) -> None:
+    """The step that passes promotes its dependents in its own transaction:
+    a skip that landed before must hold, and what depends on the skipped
+    step still runs."""
+    script = Script(delay={"a": 0.2})
+    async with slow_planning_engine(tmp_path, script, SlowPlanner(0.0)) as (engine, did):
         await engine.start_directive(did)
-        assert await engine.wait_settled(did, timeout=3) == "completed"
-        assert skipped == ["a"]
+        while not script.calls:  # a is running
+            await asyncio.sleep(0.005)
+        chain = await engine.store.current_chain(did)
+        b = next(s for s in await engine.store.list_steps(chain.id) if s.name == "b")
+        await engine.skip_step(b.id)
+        assert await engine.wait_settled(did, timeout=5) == "completed"
+        statuses = {s.name: s.status for s in await engine.store.list_steps(chain.id)}
+        assert statuses == {"a": "passed", "b": "skipped", "c": "passed", "d": "passed"}
+        assert [name for name, _, _ in script.calls] == ["a", "c", "d"]
+        await no_engine_errors(engine, did, caplog)
+
+
+async def test_a_replan_finished_after_the_directive_was_stopped_adds_no_chain(
+    tmp_path: Path, caplog
+) -> None:
+    planner = SlowPlanner(0.3, replans_only=True)
+    manual = {"autonomy": Autonomy.MANUAL}
+    async with slow_planning_engine(tmp_path, Script(), planner, **manual) as (engine, did):
+        await engine.start_directive(did)
+        assert await engine.wait_settled(did, timeout=5) == "awaiting_approval"  # the plan
+        replan = asyncio.create_task(engine.regenerate_chain(did, "replan, then stop"))
+        await asyncio.sleep(0.05)  # the planner is at work
+        await engine.stop_directive(did)
+        assert await replan is None
+        assert len(await engine.store.list_chains(did)) == 1
+        notices = [e.message for e in await engine.store.list_events(did) if e.type == "notice"]
+        assert any("new chain was not used" in m for m in notices)
+        assert (await engine.store.get_directive(did)).status == "stopped"
         await no_engine_errors(engine, did, caplog)

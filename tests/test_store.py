@@ -4,21 +4,26 @@ transactions that write a change and its event together, and a
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from engine.events import Notice
 from engine.models import (
     Chain,
     Directive,
     DirectiveSpec,
     DirectiveStatus,
+    Limits,
     Step,
     StepSpec,
     StepStatus,
 )
-from engine.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from engine.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, Tx
+from engine.transitions import InvalidTransition
 
 
 def pragma(path: Path, name: str):
@@ -145,3 +150,72 @@ async def test_readonly_open_cannot_write(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         await reader.write(lambda tx: tx.add_directive(d))
     await reader.close()
+
+
+async def _directive(store: Store, tmp_path: Path) -> Directive:
+    d = Directive(spec=DirectiveSpec(title="t", goal="g", repo=tmp_path))
+    await store.write(lambda tx: tx.add_directive(d))
+    return d
+
+
+def commits_counted() -> tuple[list[str], Callable[[sqlite3.Connection], None]]:
+    """A list of every COMMIT run on a connection, and the function that
+    sets SQLite's trace on it to fill the list (run it on the store)."""
+    seen: list[str] = []
+
+    def trace(conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(lambda sql: seen.append(sql) if sql == "COMMIT" else None)
+
+    return seen, trace
+
+
+async def test_writes_submitted_together_share_one_commit_in_order(
+    store: Store, tmp_path: Path
+) -> None:
+    d = await _directive(store, tmp_path)
+    commits, trace = commits_counted()
+    await store.read(trace)
+    notes = [Notice(directive_id=d.id, message=f"note {i}") for i in range(5)]
+    results = await asyncio.gather(*(store.submit(lambda tx, n=n: tx.emit(n)) for n in notes))
+    assert commits == ["COMMIT"]
+    assert [events[0].seq for _, events in results] == [1, 2, 3, 4, 5]
+    assert [e.message for e in await store.list_events(d.id)] == [n.message for n in notes]
+
+
+async def test_a_failing_write_in_a_shared_commit_is_rolled_back_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    d = await _directive(store, tmp_path)
+    first = store.submit(lambda tx: tx.directive_status(d.id, DirectiveStatus.PLANNING))
+    refused = store.submit(lambda tx: tx.directive_status(d.id, DirectiveStatus.COMPLETED))
+    third = store.submit(lambda tx: tx.emit(Notice(directive_id=d.id, message="after")))
+    outcomes = await asyncio.gather(first, refused, third, return_exceptions=True)
+    assert isinstance(outcomes[1], InvalidTransition)
+    assert [e.seq for e in outcomes[0][1]] + [e.seq for e in outcomes[2][1]] == [1, 2]
+    assert (await store.get_directive(d.id)).status is DirectiveStatus.PLANNING
+    assert [e.type for e in await store.list_events(d.id)] == [
+        "directive_status_changed",
+        "notice",
+    ]
+
+
+async def test_a_changed_spec_is_read_back_changed(store: Store, tmp_path: Path) -> None:
+    """Reads take the parsed spec from the connection's cache by revision:
+    a change moves the revision, a rolled-back change leaves no trace."""
+    d = await _directive(store, tmp_path)
+    assert (await store.get_directive(d.id)).spec.limits.max_parallel_steps == 2
+    wider = d.spec.model_copy(update={"limits": Limits(max_parallel_steps=4)})
+    await store.write(lambda tx: tx.set_spec(d.id, wider))
+    assert (await store.get_directive(d.id)).spec.limits.max_parallel_steps == 4
+
+    def change_then_fail(tx: Tx) -> None:
+        tx.set_spec(d.id, d.spec.model_copy(update={"limits": Limits(max_parallel_steps=9)}))
+        assert tx.directive(d.id).spec.limits.max_parallel_steps == 9
+        raise RuntimeError("refused after reading")
+
+    with pytest.raises(RuntimeError):
+        await store.write(change_then_fail)
+    assert (await store.get_directive(d.id)).spec.limits.max_parallel_steps == 4
+    other = d.spec.model_copy(update={"limits": Limits(max_parallel_steps=3)})
+    await store.write(lambda tx: tx.set_spec(d.id, other))  # the same revision number again
+    assert (await store.get_directive(d.id)).spec.limits.max_parallel_steps == 3
