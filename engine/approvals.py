@@ -19,6 +19,7 @@ from engine.models import (
 )
 from engine.models import StepStatus as S
 from engine.store import Tx
+from engine.transitions import DIRECTIVE_TERMINAL
 
 # What a resolved approval becomes, by its decision; the rest are "resolved".
 APPROVAL_STATUS = {
@@ -29,6 +30,11 @@ APPROVAL_STATUS = {
 
 
 def request_approval(tx: Tx, a: ApprovalRequest) -> None:
+    """Ask a person, unless the directive has ended meanwhile (a stop that
+    committed while a step was finishing): nobody can answer there, and the
+    step's own status still records what happened."""
+    if tx.directive(a.directive_id).status in DIRECTIVE_TERMINAL:
+        return
     tx.add_approval(a)
     tx.emit(
         ApprovalRequired(
