@@ -50,7 +50,20 @@ ATTENTION = (
 )
 LOG_HISTORY = 300  # events read back into the log when the screen opens
 OUTPUT_HISTORY = 1_000  # recent events searched for step output lines
-DIRECTIVE_EVENTS_SKIP = frozenset({"step_output"})  # events that leave the directive row alone
+# Events after which the directive's row (status, cost, counters) is read
+# again; a failed step counts too (failed_steps). Anything else, notices and
+# output above all, never costs a database read.
+DIRECTIVE_ROW_EVENTS = frozenset(
+    {
+        "directive_status_changed",
+        "cost_updated",
+        "chain_created",
+        "breaker_tripped",
+        "limits_changed",
+    }
+)
+# Events the header shows (it counts steps by status as well).
+HEADER_EVENTS = DIRECTIVE_ROW_EVENTS | {"step_status_changed"}
 APPROVAL_EVENTS = frozenset({"approval_required", "approval_resolved", "directive_status_changed"})
 
 
@@ -206,8 +219,9 @@ class DirectiveScreen(EngineScreen):
             detail_stale = True
         if any(e.type in APPROVAL_EVENTS for e in batch.events):
             await self._load_approvals()
-        if any(e.type not in DIRECTIVE_EVENTS_SKIP for e in mine):
+        if any(e.type in DIRECTIVE_ROW_EVENTS or _step_failed(e) for e in mine):
             self.directive = await self.store.get_directive(self.directive_id)
+        if any(e.type in HEADER_EVENTS for e in mine):
             self._show_directive()
         if detail_stale:
             self.show_detail()
@@ -356,3 +370,7 @@ class DirectiveScreen(EngineScreen):
     @work(group="approval", exclusive=True)
     async def action_approval(self, intent: str) -> None:
         await super().action_approval(intent)
+
+
+def _step_failed(event: object) -> bool:
+    return isinstance(event, StepStatusChanged) and event.new_status == StepStatus.FAILED.value
