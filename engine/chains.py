@@ -169,15 +169,15 @@ def _newly_ready(tx: Tx, chain_id: str, done: set[str] | None) -> list[str]:
     else:
         marks = ", ".join("?" * len(done))
         # CROSS JOIN keeps this order: from the dependency index to the step,
-        # never a scan of the chain's pending steps.
+        # never a scan of the chain's pending steps. The few rows are made
+        # unique and ordered here, without SQLite's temporary b-trees.
         rows = tx.conn.execute(
-            "SELECT DISTINCT s.id, s.layer, s.row FROM step_deps x CROSS JOIN chain_steps s"
+            "SELECT s.layer, s.row, s.id FROM step_deps x CROSS JOIN chain_steps s"
             f" ON s.id = x.step_id WHERE x.depends_on IN ({marks}) AND s.chain_id = ?"
-            + _READY_SQL
-            + " ORDER BY s.layer, s.row",
+            + _READY_SQL,
             [*done, chain_id],
         )
-        return [r[0] for r in rows]
+        return [r[2] for r in sorted(set(map(tuple, rows)))]
     rows = tx.conn.execute(
         f"SELECT s.id FROM chain_steps s WHERE {where} ORDER BY s.layer, s.row", params
     )

@@ -162,7 +162,7 @@ class DirectiveEngine:
         self._rt: dict[str, _Runtime] = {}
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
-        self._inflight: set[asyncio.Future[Any]] = set()  # shielded writes
+        self._inflight: set[asyncio.Future[Any]] = set()  # writes not yet committed
         self._lease: Any | None = None  # engine.lease.EngineLease once started
         self._watcher: asyncio.Task[None] | None = None
         self._seen: dict[str, int] = {}  # directive id -> last event seq published here
@@ -1161,18 +1161,20 @@ class DirectiveEngine:
         # finish before the database thread takes the write (instant checks),
         # the verdict shares its commit. Writes commit in order, so nothing
         # can overtake it; the verdict waits for it.
+        # (`executed` reads `step` and `run` on the database thread: the
+        # copies below get names of their own.)
         evaluating = self._submit(d.id, executed)
-        step = step.model_copy(update={"status": S.EVALUATING})
-        run = run.model_copy(
+        judged = step.model_copy(update={"status": S.EVALUATING})
+        done = run.model_copy(
             update={"modified_files": result.modified_files, "summary": result.summary}
         )
         try:
-            evaluation = await self._evaluate(d, step, run, workdir)
+            evaluation = await self._evaluate(d, judged, done, workdir)
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(evaluating)
             raise
-        return await self._judge(d, step, run, evaluation, attempt, evaluating)
+        return await self._judge(d, judged, done, evaluation, attempt, evaluating)
 
     async def _execute(
         self, d: Directive, step: Step, run: StepRun, workdir: Path
@@ -1251,7 +1253,7 @@ class DirectiveEngine:
         run: StepRun,
         ev: Evaluation,
         attempt: Attempt | None,
-        evaluating: asyncio.Task[Any],
+        evaluating: asyncio.Future[Any],
     ) -> bool:
         """Act on the confidence level: pass (merging the attempt), ask a
         person, or rework; a merge conflict is a rework with the files named.
@@ -1558,21 +1560,20 @@ class DirectiveEngine:
         fn: Callable[[Tx], Any],
         then: Callable[[Any], None] | None = None,
     ) -> tuple[Any, list[EngineEvent]]:
-        # Shielded: a cancelled caller must not leave a write half-known
-        # (committed on the database thread but never published).
-        return await asyncio.shield(self._submit(directive_id, fn, then))
+        return await self._submit(directive_id, fn, then)
 
     def _submit(
         self,
         directive_id: str,
         fn: Callable[[Tx], Any],
         then: Callable[[Any], None] | None = None,
-    ) -> asyncio.Task[tuple[Any, list[EngineEvent]]]:
+    ) -> asyncio.Future[tuple[Any, list[EngineEvent]]]:
         """One transaction, queued now (writes queued before the caller
         yields share a commit): buffered output lines of this directive
         first (so sequence numbers follow what happened), then `fn`; publish
-        after commit, then `then(result)`. The task finishes all of it even
-        when whoever waits on it is cancelled; await it shielded."""
+        after commit, then `then(result)`. Both run from the commit itself,
+        so a waiter that is cancelled never leaves a write half-known
+        (committed on the database thread but never published)."""
         rt = self._runtime(directive_id)
         pending, rt.output = rt.output, []
         if rt.flush is not None:
@@ -1585,24 +1586,41 @@ class DirectiveEngine:
             return fn(tx)
 
         written = self.store.submit(work)
+        landed: asyncio.Future[tuple[Any, list[EngineEvent]]] = (
+            asyncio.get_running_loop().create_future()
+        )
 
-        async def commit() -> tuple[Any, list[EngineEvent]]:
-            try:
-                result, events = await written
-            except BaseException:
+        def on_commit(f: asyncio.Future[Any]) -> None:
+            self._inflight.discard(f)
+            if f.cancelled():  # the loop is going away
+                landed.cancel()
+                return
+            outcome: BaseException | tuple[Any, list[EngineEvent]]
+            if f.exception() is not None:
                 rt.output[:0] = pending  # not written: keep them for the next write
-                raise
-            self.bus.publish_many(events)
-            if events:
-                self._seen[directive_id] = max(self._seen.get(directive_id, 0), events[-1].seq)
-            if then is not None:
-                then(result)
-            return result, events
+                outcome = f.exception()
+            else:
+                result, events = outcome = f.result()
+                self.bus.publish_many(events)
+                if events:
+                    seen = self._seen.get(directive_id, 0)
+                    self._seen[directive_id] = max(seen, events[-1].seq)
+                try:
+                    if then is not None:
+                        then(result)
+                except Exception as exc:
+                    outcome = exc
+            if landed.done():  # its waiter was cancelled
+                if isinstance(outcome, Exception):
+                    log.error("a write failed after its caller stopped waiting", exc_info=outcome)
+            elif isinstance(outcome, BaseException):
+                landed.set_exception(outcome)
+            else:
+                landed.set_result(outcome)
 
-        task = asyncio.ensure_future(commit())
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return task
+        self._inflight.add(written)
+        written.add_done_callback(on_commit)
+        return landed
 
     def _emitter(self, directive_id: str, step: Step) -> Callable[..., None]:
         rt = self._runtime(directive_id)

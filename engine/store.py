@@ -49,7 +49,7 @@ from engine.models import (
     VerifierResult,
     now,
 )
-from engine.transitions import check_directive, check_step
+from engine.transitions import STEP_TRANSITIONS, check_directive, check_step
 
 T = TypeVar("T")
 
@@ -467,18 +467,26 @@ class Tx:
         **fields: Any,
     ) -> Step:
         """`known`: the step as this engine last wrote it. Every way into
-        running counts an attempt, so an unchanged (status, attempts) means
-        the row is still `known` and is not read again."""
+        running counts an attempt, so a row whose (status, attempts) still
+        match is still `known`: the update is guarded by those two instead
+        of reading the row first."""
+        values = {"status": to, "updated_at": now(), **fields}
         s = known
-        if s is not None:
-            row = self.one("SELECT status, attempts FROM chain_steps WHERE id = ?", (step_id,))
-            if row is None or (row[0], row[1]) != (s.status, s.attempts):
-                s = None
+        if s is not None and to in STEP_TRANSITIONS[s.status]:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            cur = self.conn.execute(
+                f"UPDATE chain_steps SET {sets} WHERE id = ? AND status = ? AND attempts = ?",
+                [*map(_dump, values.values()), step_id, s.status, s.attempts],
+            )
+            if cur.rowcount != 1:
+                s = None  # changed since: read it and check for real
+        else:
+            s = None
         if s is None:
             s = self.step(step_id)
-        check_step(s.name, s.status, to)
-        self.update("chain_steps", step_id, status=to, updated_at=now(), **fields)
-        updated = s.model_copy(update={"status": to, **fields})
+            check_step(s.name, s.status, to)
+            self.update("chain_steps", step_id, **values)
+        updated = s.model_copy(update=values)
         self.emit(
             StepStatusChanged(
                 directive_id=s.directive_id,
