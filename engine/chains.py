@@ -58,7 +58,6 @@ class Claim:
     directive: Directive
     step: Step  # running
     run: StepRun
-    rework: bool  # it ran again after a red verdict
 
 
 @dataclass
@@ -161,27 +160,25 @@ def _all_done(tx: Tx, chain_id: str) -> bool:
 def _newly_ready(tx: Tx, chain_id: str, done: set[str] | None) -> list[str]:
     """Ids of pending steps whose dependencies are all met, in chain order.
     With `done` known, only the dependents of those steps are looked at
-    (through the step_deps index on the dependency), not every pending step."""
+    (through the step_deps index on the dependency), not every pending step.
+    The few rows are made unique and ordered here, without SQLite's
+    temporary b-trees."""
     if done is None:
-        where, params = "s.chain_id = ?" + _READY_SQL, [chain_id]
-    elif not done:
-        return []
-    else:
+        rows = tx.conn.execute(
+            "SELECT s.layer, s.row, s.id FROM chain_steps s WHERE s.chain_id = ?" + _READY_SQL,
+            (chain_id,),
+        )
+    elif done:
+        # CROSS JOIN keeps this order: from the dependency index to the step.
         marks = ", ".join("?" * len(done))
-        # CROSS JOIN keeps this order: from the dependency index to the step,
-        # never a scan of the chain's pending steps. The few rows are made
-        # unique and ordered here, without SQLite's temporary b-trees.
         rows = tx.conn.execute(
             "SELECT s.layer, s.row, s.id FROM step_deps x CROSS JOIN chain_steps s"
-            f" ON s.id = x.step_id WHERE x.depends_on IN ({marks}) AND s.chain_id = ?"
-            + _READY_SQL,
-            [*done, chain_id],
+            f" ON s.id = x.step_id WHERE x.depends_on IN ({marks}) AND s.chain_id = ?" + _READY_SQL,
+            (*done, chain_id),
         )
-        return [r[2] for r in sorted(set(map(tuple, rows)))]
-    rows = tx.conn.execute(
-        f"SELECT s.id FROM chain_steps s WHERE {where} ORDER BY s.layer, s.row", params
-    )
-    return [r[0] for r in rows]
+    else:
+        return []
+    return [r[2] for r in sorted(set(map(tuple, rows)))]
 
 
 def _claim(tx: Tx, d: Directive, step: Step) -> Claim:
@@ -194,10 +191,9 @@ def _claim(tx: Tx, d: Directive, step: Step) -> Claim:
         rework_instructions=step.rework_instructions,
     )
     tx.add_run(run)
-    rework = step.status is S.REWORK
-    reason = f"attempt {run.attempt}" + (" (rework)" if rework else "")
+    reason = f"attempt {run.attempt}" + (" (rework)" if step.status is S.REWORK else "")
     running = tx.step_status(step.id, S.RUNNING, reason=reason, known=step, attempts=run.attempt)
-    return Claim(d, running, run, rework)
+    return Claim(d, running, run)
 
 
 def recover(tx: Tx, directive_id: str) -> None:

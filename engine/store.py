@@ -487,17 +487,7 @@ class Tx:
             check_step(s.name, s.status, to)
             self.update("chain_steps", step_id, **values)
         updated = s.model_copy(update=values)
-        self.emit(
-            StepStatusChanged(
-                directive_id=s.directive_id,
-                step_id=step_id,
-                step_name=s.name,
-                old_status=s.status,
-                new_status=to,
-                rework_count=updated.rework_count,
-                reason=reason,
-            )
-        )
+        self._moved(s.directive_id, step_id, s.name, s.status, to, updated.rework_count, reason)
         return updated
 
     def move_step(self, step_id: str, to: StepStatus, *, reason: str | None = None) -> None:
@@ -512,6 +502,18 @@ class Tx:
         name, old, directive_id, rework_count = row
         check_step(name, StepStatus(old), to)
         self.update("chain_steps", step_id, status=to, updated_at=now())
+        self._moved(directive_id, step_id, name, old, to, rework_count, reason)
+
+    def _moved(
+        self,
+        directive_id: str,
+        step_id: str,
+        name: str,
+        old: str,
+        to: StepStatus,
+        rework_count: int,
+        reason: str | None,
+    ) -> None:
         self.emit(
             StepStatusChanged(
                 directive_id=directive_id,
