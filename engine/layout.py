@@ -17,8 +17,8 @@ from engine.planner import topological_order
 
 Position = tuple[int, int]  # (layer, row)
 
-# Down-and-up sweep pairs; crossings rarely improve after a few, and the best
-# ordering seen is kept, so more sweeps never make the picture worse.
+# Down-and-up sweep pairs, at most; crossings rarely improve after a few, the
+# best ordering seen is kept, and a pair that gains nothing ends the search.
 SWEEPS = 4
 
 
@@ -123,6 +123,7 @@ def layout_chain(steps: Sequence[StepSpec]) -> dict[str, Position]:
     for _ in range(SWEEPS):
         if best_crossings == 0:
             break
+        before = best_crossings
         for neighbours, order in (
             (preds, range(1, len(layers))),  # down: follow dependencies
             (succs, range(len(layers) - 2, -1, -1)),  # up: follow dependents
@@ -132,4 +133,6 @@ def layout_chain(steps: Sequence[StepSpec]) -> dict[str, Position]:
             crossings = _crossings(edges, candidate)
             if crossings < best_crossings:
                 best, best_crossings = candidate, crossings
+        if best_crossings == before:
+            break  # a whole pair of sweeps gained nothing (dense layers: nothing will)
     return {s.name: best[s.name] for s in steps}
