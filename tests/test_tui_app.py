@@ -532,3 +532,18 @@ def test_start_up_imports_nothing_slow(tmp_path: Path) -> None:
                          cwd=Path(__file__).resolve().parent.parent, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+async def test_a_confirm_question_shows_brackets_in_names_as_written() -> None:
+    """Step and branch names go into confirm questions: `[...]` in them is
+    text, not markup to interpret (or to fail on)."""
+    from textual.app import App
+    from textual.widgets import Static
+
+    question = "Reset to #2 fix [bold]parser[/] [y]?"
+    app = App()
+    async with app.run_test() as pilot:
+        app.push_screen(ConfirmModal(question, "Reset", danger=True))
+        await until(pilot, lambda: app.screen.query(".dialog-title"), "the confirm modal")
+        title = app.screen.query_one(".dialog-title", Static)
+        assert str(title.render()) == question

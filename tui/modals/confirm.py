@@ -24,7 +24,7 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-title")
+            yield Static(Text(self.question), classes="dialog-title")  # names are not markup
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
                     Text(f"{self.confirm} [y]"),
