@@ -397,6 +397,8 @@ class DirectiveEngine:
 
     async def resume_directive(self, directive_id: str) -> None:
         d = await self.store.get_directive(directive_id)
+        if d.status is D.DRAFT:
+            raise EngineError(f"{d.title!r} has not started yet: start it instead")
         if d.status is D.PAUSED:
             tripped = breaker_reason(d)
             if tripped:

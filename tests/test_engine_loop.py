@@ -470,3 +470,15 @@ async def test_a_replan_that_fails_keeps_the_chain_and_asks_a_person(
     assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
     assert await statuses(engine, did) == {"a": "passed", "b": "skipped", "c": "passed"}
     await engine.close()
+
+
+async def test_resuming_a_directive_that_never_started_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    engine = DirectiveEngine(store, EventBus(), services(Script()))
+    await engine.start()
+    d = await engine.create_directive(chain_spec(tmp_path, LINEAR))
+    with pytest.raises(EngineError, match="has not started yet: start it"):
+        await engine.resume_directive(d.id)
+    assert (await store.get_directive(d.id)).status is DirectiveStatus.DRAFT
+    await engine.close()
