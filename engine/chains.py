@@ -20,7 +20,7 @@ from engine.models import (
 )
 from engine.models import StepStatus as S
 from engine.planner import PlannedChain
-from engine.store import Tx, _chain, _list_steps
+from engine.store import READY_SQL, Tx, _chain, _list_steps
 from engine.transitions import STEP_DONE
 
 # Statuses a superseded chain's steps are moved out of.
@@ -70,14 +70,6 @@ class DriverView:
     claims: list[Claim]
     completed: bool  # every step was done: the directive is completed now
     promoted: bool = False  # pending steps were looked at
-
-
-# Pending steps whose every dependency passed or was skipped.
-_READY_SQL = (
-    " AND s.status = 'pending' AND NOT EXISTS ("
-    " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
-    " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))"
-)
 
 
 def drive(
@@ -165,7 +157,7 @@ def _newly_ready(tx: Tx, chain_id: str, done: set[str] | None) -> list[str]:
     temporary b-trees."""
     if done is None:
         rows = tx.conn.execute(
-            "SELECT s.layer, s.row, s.id FROM chain_steps s WHERE s.chain_id = ?" + _READY_SQL,
+            "SELECT s.layer, s.row, s.id FROM chain_steps s WHERE s.chain_id = ?" + READY_SQL,
             (chain_id,),
         )
     elif done:
@@ -173,7 +165,7 @@ def _newly_ready(tx: Tx, chain_id: str, done: set[str] | None) -> list[str]:
         marks = ", ".join("?" * len(done))
         rows = tx.conn.execute(
             "SELECT s.layer, s.row, s.id FROM step_deps x CROSS JOIN chain_steps s"
-            f" ON s.id = x.step_id WHERE x.depends_on IN ({marks}) AND s.chain_id = ?" + _READY_SQL,
+            f" ON s.id = x.step_id WHERE x.depends_on IN ({marks}) AND s.chain_id = ?" + READY_SQL,
             (*done, chain_id),
         )
     else:

@@ -205,6 +205,14 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Appended to a `WHERE` on `chain_steps s`: pending steps whose every
+# dependency passed or was skipped (ready to be promoted).
+READY_SQL = (
+    " AND s.status = 'pending' AND NOT EXISTS ("
+    " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
+    " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))"
+)
+
 
 class StoreError(RuntimeError):
     pass
@@ -713,14 +721,9 @@ class Store:
         return await self._call(lambda c: Tx(c).step(step_id))
 
     async def find_ready_steps(self, chain_id: str) -> list[Step]:
-        """Pending steps whose dependencies all passed or were skipped."""
-        return await self._call(
-            _list_steps,
-            "s.chain_id = ? AND s.status = 'pending' AND NOT EXISTS ("
-            " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
-            " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))",
-            (chain_id,),
-        )
+        """Pending steps whose dependencies all passed or were skipped (the
+        rule the driver promotes by)."""
+        return await self._call(_list_steps, "s.chain_id = ?" + READY_SQL, (chain_id,))
 
     async def steps_in(self, chain_id: str, statuses: Iterable[StepStatus]) -> list[Step]:
         wanted = [s.value for s in statuses]
@@ -728,13 +731,6 @@ class Store:
         return await self._call(
             _list_steps, f"s.chain_id = ? AND s.status IN ({marks})", (chain_id, *wanted)
         )
-
-    async def status_counts(self, chain_id: str) -> dict[StepStatus, int]:
-        rows = await self._conn.execute_fetchall(
-            "SELECT status, COUNT(*) FROM chain_steps WHERE chain_id = ? GROUP BY status",
-            (chain_id,),
-        )
-        return {StepStatus(r[0]): r[1] for r in rows}
 
     async def list_runs(self, step_id: str) -> list[StepRun]:
         rows = await self._conn.execute_fetchall(
