@@ -328,8 +328,10 @@ def test_the_command_line_shows_the_diff_and_checkpoints_and_merges_on_request(
     )[1]
     code, out, _ = run_cli("--db", db, "diff", did)
     assert code == 0 and "+new" in out
+    start = git(repo, "rev-parse", "HEAD").strip()
     code, out, _ = run_cli("--db", db, "checkpoints", did)
-    assert code == 0 and "write (attempt 1)" in out
+    assert code == 0 and out.splitlines()[0] == f"{start[:12]}  #0   start: before any step"
+    assert "write (attempt 1)" in out.splitlines()[1]
     assert not (repo / "new.txt").exists()
     code, out, _ = run_cli("--db", db, "merge", did)
     assert code == 0 and (repo / "new.txt").read_text() == "new\n"

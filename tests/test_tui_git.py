@@ -140,8 +140,10 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
         table = screen.query_one(DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         cps = await app.engine.checkpoints(did)  # type: ignore[union-attr]
-        assert [r[0] for r in rows] == [c.sha[:12] for c in cps]
-        assert [r[2] for r in rows] == ["left", "right"] and [r[3] for r in rows] == ["1", "1"]
+        # the first row is where the directive started: your branch's commit
+        assert [r[0] for r in rows] == [user_head[:12]] + [c.sha[:12] for c in cps]
+        assert [r[2] for r in rows] == ["start: before any step", "left", "right"]
+        assert [r[3] for r in rows] == ["", "1", "1"]
         text = shown(screen.query_one(DiffLog))
         assert "a.txt | 2 +-" in text.replace("  ", " ") or "a.txt |" in text  # the --stat
         assert "2 files changed" in text
@@ -209,10 +211,10 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
         did = await started(pilot, app, spec)
         await until(pilot, lambda: _box_status(app, "s3") == "awaiting_approval", "s3 waits")
         screen = await open_result(pilot, app)
-        await until(pilot, lambda: len(screen.result.checkpoints) == 2, "two checkpoints")  # type: ignore[union-attr]
-        first = screen.result.checkpoints[0]  # type: ignore[union-attr]
-        assert screen.query_one(DataTable).cursor_row == 0
-        await pilot.press("r")
+        await until(pilot, lambda: len(screen.result.checkpoints) == 3, "start + two checkpoints")  # type: ignore[union-attr]
+        first = screen.result.checkpoints[1]  # type: ignore[union-attr]
+        assert screen.query_one(DataTable).cursor_row == 0  # the start point
+        await pilot.press("down", "r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the confirm modal")
         question = app.screen.question  # type: ignore[attr-defined]
         assert first.sha[:12] in question and "s2, s3" in question
@@ -232,11 +234,48 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
             pilot,
             lambda: (
                 screen.result is not None
-                and len(screen.result.checkpoints) == 2
-                and screen.result.checkpoints[1].attempt == 2
+                and len(screen.result.checkpoints) == 3
+                and screen.result.checkpoints[2].attempt == 2
             ),
             "the new checkpoint",
         )
+
+
+async def test_reset_to_where_the_directive_started_runs_every_step_again(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo(BASE)
+    user_head = git(repo, "rev-parse", "HEAD").strip()
+    spec = scripted(
+        repo,
+        [
+            StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+            # yellow: waits for a person while we reset
+            StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"]),
+        ],
+        [HALF, OK],
+    )
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, spec)
+        await until(pilot, lambda: _box_status(app, "s2") == "awaiting_approval", "s2 waits")
+        screen = await open_result(pilot, app)
+        await until(pilot, lambda: len(screen.result.checkpoints) == 2, "start + a checkpoint")  # type: ignore[union-attr]
+        await pilot.press("r")  # on the first row: the start point
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the confirm modal")
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert f"where it started ({user_head[:12]}, before any step)" in question
+        assert "run again: s1, s2" in question
+        await pilot.press("y")
+        await until(pilot, lambda: notes.has("to run again: s1, s2"), "the reset's answer")
+        assert app.engine is not None
+        await app.engine.wait_settled(did, timeout=30)
+        chain = await app.engine.store.current_chain(did)
+        steps = {s.name: s for s in await app.engine.store.list_steps(chain.id)}  # type: ignore[union-attr]
+        assert steps["s1"].status.value == "passed" and steps["s1"].attempts == 2
+        assert steps["s2"].status.value == "awaiting_approval" and steps["s2"].attempts == 2
+        assert git(repo, "rev-parse", "HEAD").strip() == user_head  # your branch untouched
 
 
 async def test_a_directive_without_git_says_so(tmp_path: Path) -> None:

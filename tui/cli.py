@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("id")
     diff.add_argument("--stat", action="store_true")
 
-    cps = sub.add_parser("checkpoints", help="commits recorded after each passed step")
+    cps = sub.add_parser(
+        "checkpoints", help="where the directive started, then a commit per passed step"
+    )
     cps.add_argument("id")
 
     reset = sub.add_parser("reset", help="reset the directive's branch to a checkpoint")
@@ -433,6 +435,8 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
         if args.command == "diff":
             print(await engine.final_diff(did, stat=args.stat), file=out, end="")
         elif args.command == "checkpoints":
+            start = await engine.start_point(did)
+            print(f"{start.sha[:12]}  #0   start: before any step", file=out)
             for cp in await engine.checkpoints(did):
                 print(
                     f"{cp.sha[:12]}  #{cp.seq:<3} {cp.step_slug} (attempt {cp.attempt})", file=out

@@ -1,7 +1,8 @@
 """`G` on a directive: what it did in git. Its checkpoints (a commit per
 passed step on the integration branch), the final diff (`--stat` on top,
 the whole diff below), fast-forwarding your branch to it (`m`) and going
-back to a checkpoint (`r` / enter), both after a confirmation.
+back to a checkpoint (`r` / enter), or to where the directive started (the
+first row), both after a confirmation.
 
 Everything comes from git through the engine, in a worker after the first
 frame; a directive without a git workspace says so in a notification."""
@@ -34,7 +35,7 @@ ENDED = frozenset({DirectiveStatus.COMPLETED, DirectiveStatus.FAILED, DirectiveS
 class Result:
     directive: Directive
     steps: list[Step]
-    checkpoints: list[Checkpoint]
+    checkpoints: list[Checkpoint]  # the start point first, then one per passed step
     stat: str
     diff: str
     offer: FastForwardOffer
@@ -95,7 +96,10 @@ class ResultScreen(EngineScreen):
             directive = await self.store.get_directive(self.directive_id)
             chain = await self.store.current_chain(self.directive_id)
             steps = await self.store.list_steps(chain.id) if chain else []
-            checkpoints = await self.engine.checkpoints(self.directive_id)
+            checkpoints = [
+                await self.engine.start_point(self.directive_id),
+                *await self.engine.checkpoints(self.directive_id),
+            ]
             stat = await self.engine.final_diff(self.directive_id, stat=True)
             diff = await self.engine.final_diff(self.directive_id)
             offer = await self.engine.offer_fast_forward(self.directive_id)
@@ -137,13 +141,10 @@ class ResultScreen(EngineScreen):
         row = table.cursor_row
         table.clear()
         for cp in r.checkpoints:
-            table.add_row(
-                cp.sha[:12], str(cp.seq), names.get(cp.step_slug, cp.step_slug), str(cp.attempt),
-                key=cp.sha,
-            )  # fmt: skip
-        if r.checkpoints:
-            table.move_cursor(row=min(row, len(r.checkpoints) - 1))
-        self.query_one("#result-checkpoints").border_title = f"Checkpoints ({len(r.checkpoints)})"
+            table.add_row(cp.sha[:12], str(cp.seq), _step_label(cp, names), _attempt_label(cp))
+        table.move_cursor(row=min(row, len(r.checkpoints) - 1))
+        passed = len(r.checkpoints) - 1
+        self.query_one("#result-checkpoints").border_title = f"Checkpoints ({passed})"
         log = self.query_one(DiffLog)
         log.clear()
         if not r.diff.strip():
@@ -219,8 +220,8 @@ class ResultScreen(EngineScreen):
         if self._unavailable() or self.result is None:
             return
         cp = self.selected_checkpoint()
-        if cp is None:
-            self.notify("No checkpoint yet: no step has passed.", severity="warning")
+        if cp is None or len(self.result.checkpoints) < 2:
+            self.notify("Nothing to go back from: no step has passed.", severity="warning")
             return
         r = self.result
         names = {step_slug(s.name): s.name for s in r.steps}
@@ -229,9 +230,14 @@ class ResultScreen(EngineScreen):
         except EngineError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
+        where = (
+            f"where it started ({cp.sha[:12]}, before any step)"
+            if cp.seq == 0
+            else f"checkpoint {cp.sha[:12]} (#{cp.seq} {_step_label(cp, names)}, "
+            f"attempt {cp.attempt})"
+        )
         question = (
-            f"Reset the directive to checkpoint {cp.sha[:12]} "
-            f"(#{cp.seq} {names.get(cp.step_slug, cp.step_slug)}, attempt {cp.attempt})?\n"
+            f"Reset the directive to {where}?\n"
             "Its integration branch moves back there; later steps go back to pending"
             + (
                 f" and run again: {', '.join(preview)}."
@@ -251,3 +257,11 @@ class ResultScreen(EngineScreen):
             title="Reset",
         )
         self.refresh_result()
+
+
+def _step_label(cp: Checkpoint, names: dict[str, str]) -> str:
+    return "start: before any step" if cp.seq == 0 else names.get(cp.step_slug, cp.step_slug)
+
+
+def _attempt_label(cp: Checkpoint) -> str:
+    return "" if cp.seq == 0 else str(cp.attempt)
