@@ -1142,6 +1142,15 @@ class DirectiveEngine:
                     else []
                 )
                 result.modified_files = changed
+                left_out = await ws.left_out(attempt)
+                if left_out:
+                    shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
+                    self._emitter(d.id, step)(
+                        f"not committed, git ignores it: {shown}; later steps will not see it"
+                        " (have the step that needs it make it, or stop ignoring it)",
+                        Severity.WARNING,
+                        "workspace",
+                    )
             except GitError as exc:
                 result = ExecutionResult(
                     success=False, error=f"could not commit the attempt: {exc}"

@@ -45,6 +45,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.changes import is_ignored
+
 NAMESPACE = "refs/directive-tui"
 INTEGRATION_DIR = "_integration"
 # Ignored environment folders an attempt borrows from the user's tree by
@@ -759,6 +761,19 @@ class Workspace:
         if stat:
             args.append("--stat")
         return (await self._git(self.top, *args, base, sha, "--")).out
+
+    async def left_out(self, attempt: Attempt) -> list[str]:
+        """What the attempt wrote that git ignores: not committed, so no later
+        step's worktree has it. Build debris and the linked environment
+        folders aside; top-relative, a folder ending in `/`."""
+        out = await self._git(attempt.path, "status", "--porcelain", "--ignored=matching", "-z")
+        return [
+            rel
+            for entry in out.out.split("\0")
+            if entry.startswith("!! ")
+            and (rel := entry[3:]).rstrip("/") not in attempt.links
+            and not is_ignored(rel.rstrip("/"))
+        ]
 
     async def changed_files(self, base: str, sha: str) -> list[str]:
         out = await self._git(self.top, "diff", "--name-only", "-z", "-M", base, sha, "--")

@@ -385,3 +385,26 @@ async def test_worktrees_kept_for_inspection_go_when_the_directive_is_stopped_el
         await store.close()
     assert _dirs(work) == []
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_a_step_that_writes_only_ignored_files_is_told_later_steps_will_not_see_them(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Steps pass files on through commits: what git ignores stays behind in
+    the step's worktree, and the run says so, naming it."""
+    from tests.test_cli import run_cli
+
+    repo = make_git_repo({**BASE, ".gitignore": "out/\n"})
+    directive = tmp_path / "d.toml"
+    directive.write_text(
+        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
+        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+        '[[steps]]\nname = "build"\n'
+        'command = "mkdir -p out && echo bin > out/app && echo notes > notes.txt"\n'
+        '[[steps]]\nname = "use"\ndepends_on = ["build"]\ncommand = "cat notes.txt"\n'
+    )
+    code, out, _ = run_cli("--db", str(tmp_path / "x.db"), "run", str(directive), "--headless")
+    assert code == 0
+    (warning,) = [line for line in out.splitlines() if "git ignores it" in line]
+    assert "out/" in warning and "later steps will not see it" in warning
+    assert "notes.txt" not in warning  # committed: the next step has it
