@@ -4,7 +4,8 @@ The engine runs in the app's own asyncio loop. The first frame shows the
 home screen at once; the database opens, and the engine recovers, in a
 worker right after. One worker follows the event bus: it waits for an
 event, takes everything else already queued, and hands the batch to each
-engine screen. Nothing polls the database.
+engine screen. Nothing polls the database. The engine's own module is
+imported by that worker too: nothing on screen needs it sooner.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
 
 from engine.bus import EventBus, Subscription
-from engine.engine import ApprovalAlreadyResolved, DirectiveEngine, EngineError, EngineServices
 from engine.events import ApprovalRequired, EngineEvent
 from engine.models import ApprovalDecision, ApprovalKind, ApprovalRequest
 from engine.store import Store, StoreError
@@ -31,6 +32,9 @@ from tui.presentation import DECISION_DONE
 from tui.screens.base import EngineScreen
 from tui.screens.home import HomeScreen
 
+if TYPE_CHECKING:
+    from engine.engine import DirectiveEngine, EngineServices
+
 # What `--auto` answers, by kind: the demo must always reach its end.
 AUTO_DECISION: dict[ApprovalKind, ApprovalDecision] = {
     ApprovalKind.PLAN: ApprovalDecision.APPROVE,
@@ -38,7 +42,14 @@ AUTO_DECISION: dict[ApprovalKind, ApprovalDecision] = {
     ApprovalKind.ESCALATION: ApprovalDecision.SKIP,
 }
 AUTO_DELAY_S = 1.0  # long enough to see the yellow step wait
-COMMAND_ERRORS = (EngineError, InvalidTransition, StoreError, ValueError)
+
+
+def command_errors() -> tuple[type[Exception], ...]:
+    """What a refused command raises (an `except` clause evaluates this only
+    when something was raised, by then the engine is imported)."""
+    from engine.engine import EngineError
+
+    return (EngineError, InvalidTransition, StoreError, ValueError)
 
 
 class DirectiveApp(App[None]):
@@ -94,6 +105,8 @@ class DirectiveApp(App[None]):
             self.boot_error = str(exc)
             self.notify(f"Cannot open {self.db_path}: {exc}", severity="error", timeout=30)
             return
+        from engine.engine import DirectiveEngine
+
         self.bus = EventBus()
         self.engine = DirectiveEngine(self.store, self.bus, self.services)
         subscription = self.bus.subscribe()  # before recovery: its events count too
@@ -215,7 +228,7 @@ class DirectiveApp(App[None]):
         """Await an engine command; a refusal becomes an error notification."""
         try:
             await work
-        except COMMAND_ERRORS as exc:
+        except command_errors() as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return False
         if done:
@@ -243,11 +256,11 @@ class DirectiveApp(App[None]):
                     self.notify(self.already_resolved(current), severity="warning")
                 return False
             await self.engine.resolve_approval(approval_id, decision, comment)
-        except ApprovalAlreadyResolved as exc:
+        except _already_resolved() as exc:
             if not quiet:
                 self.notify(f"{exc}: nothing changed.", severity="warning")
             return False
-        except COMMAND_ERRORS as exc:
+        except command_errors() as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return False
         self.notify(f"{DECISION_DONE[decision].capitalize()}: {current.summary}", timeout=4)
@@ -291,3 +304,9 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _already_resolved() -> type[Exception]:
+    from engine.engine import ApprovalAlreadyResolved
+
+    return ApprovalAlreadyResolved
