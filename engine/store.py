@@ -642,8 +642,9 @@ class Store:
         return await self.submit(fn)
 
     def submit(self, fn: Callable[[Tx], T]) -> asyncio.Future[tuple[T, list[EngineEvent]]]:
-        """`write`, queued now: writes submitted before the caller next
-        yields share one commit, in the order they were submitted."""
+        """`write`, queued now. Writes queued before the committer gets to
+        them (in the same turn of the loop, or while a transaction is on the
+        database thread) share one commit, in the order they were queued."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((fn, future))
         if self._committer is None or self._committer.done():
@@ -651,6 +652,7 @@ class Store:
         return future
 
     async def _commit_queued(self) -> None:
+        """Commit what is queued, a batch at a time, until nothing is."""
         while self._queued:
             batch = [(fn, f) for fn, f in self._queued if not f.cancelled()]
             self._queued = []
