@@ -482,3 +482,27 @@ async def test_resuming_a_directive_that_never_started_is_refused(
         await engine.resume_directive(d.id)
     assert (await store.get_directive(d.id)).status is DirectiveStatus.DRAFT
     await engine.close()
+
+
+async def test_steps_claimed_but_not_begun_when_the_engine_closes_are_ready_to_run_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """The driver moves a step to running in the transaction that claims it;
+    closing the engine before the attempt's task took its first step must not
+    leave the step running with nothing running it."""
+    bus = EventBus()
+    events = bus.subscribe()
+    script = Script()
+    engine = DirectiveEngine(store, bus, services(script))
+    await engine.start()
+    spec = chain_spec(tmp_path, [("a", []), ("b", [])], max_parallel_steps=2)
+    did = (await engine.create_directive(spec)).id
+    await engine.start_directive(did)
+    while (e := await events.get()).type != "step_status_changed" or e.new_status != "running":
+        pass
+    await engine.close()  # the claims are committed; their tasks have not begun
+    assert script.calls == []
+    assert await statuses(engine, did) == {"a": "ready", "b": "ready"}
+    chain = await store.current_chain(did)
+    runs = [r for s in await store.list_steps(chain.id) for r in await store.list_runs(s.id)]
+    assert [(r.status, r.error) for r in runs] == [("cancelled", "interrupted")] * 2
