@@ -34,10 +34,23 @@ from tests.conftest import git
 
 BASE = {"a.txt": "one\ntwo\nthree\n", "b.txt": "alpha\n", "README.md": "hi\n"}
 NO_LLM = EngineServices(llm_provider=lambda s: None)
+OK = {"name": "ok", "command": "true"}
+# A ruff-like failure: half a score, a yellow step that waits for a person.
+HALF = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
 
 
 def edit(path: str, content: str) -> ScriptedAttempt:
     return ScriptedAttempt(edits=[FileEdit(path=path, content=content)])
+
+
+def three_to_reset() -> list[StepSpec]:
+    """s1 and s2 pass (checked by OK), s3 is yellow (HALF) and waits for a
+    person: two checkpoints to reset to while the directive is still live."""
+    return [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["ok"]),
+        StepSpec(name="s3", attempts=[edit("c.txt", "3\n")], depends_on=["s2"]),
+    ]
 
 
 def scripted(
@@ -178,15 +191,13 @@ async def test_approving_a_yellow_step_merges_it_and_denying_keeps_it_out(
     store: Store, make_git_repo: Callable[..., Path]
 ) -> None:
     repo = make_git_repo(BASE)
-    half = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
-    ok = {"name": "ok", "command": "true"}
     spec = scripted(
         repo,
         [
             StepSpec(name="kept", attempts=[edit("a.txt", "kept\n")]),
             StepSpec(name="refused", attempts=[edit("b.txt", "refused\n")]),
         ],
-        [half, ok],
+        [HALF, OK],
     )
     engine, did, outcome = await run_to_rest(store, spec)
     assert outcome is Outcome.AWAITING_APPROVAL
@@ -205,20 +216,7 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     store: Store, make_git_repo: Callable[..., Path]
 ) -> None:
     repo = make_git_repo(BASE)
-    half = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
-    ok = {"name": "ok", "command": "true"}
-    spec = scripted(
-        repo,
-        [
-            StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
-            StepSpec(
-                name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["ok"]
-            ),
-            # yellow: waits for a person while we reset
-            StepSpec(name="s3", attempts=[edit("c.txt", "3\n")], depends_on=["s2"]),
-        ],
-        [half, ok],
-    )
+    spec = scripted(repo, three_to_reset(), [HALF, OK])
     engine, did, outcome = await run_to_rest(store, spec)
     assert outcome is Outcome.AWAITING_APPROVAL
     first, second = await engine.checkpoints(did)

@@ -21,11 +21,12 @@ from engine.models import (
     ExecutorKind,
     Limits,
     PlannerKind,
+    Step,
     StepSpec,
     VerifierConfig,
 )
 from tests.conftest import git
-from tests.test_engine_worktrees import BASE, NO_LLM, edit
+from tests.test_engine_worktrees import BASE, HALF, NO_LLM, OK, edit, three_to_reset
 from tests.test_tui_app import Notes, _box_status, _directive_status, _loaded, started, until
 from tui.app import DirectiveApp
 from tui.modals.confirm import ConfirmModal
@@ -37,9 +38,6 @@ from tui.widgets.diff_log import DiffLog
 
 SIZE = (120, 34)
 HAS_TWO = {"name": "has-two", "command": "grep -q TWO a.txt"}
-OK = {"name": "ok", "command": "true"}
-# A ruff-like failure: half a score, a yellow step that waits for a person.
-HALF = {"name": "half", "command": "echo 'Found 10 errors'; exit 1", "parser": "ruff"}
 
 
 def scripted(repo: Path, steps: list[StepSpec], checks: list[dict[str, Any]]) -> DirectiveSpec:
@@ -72,6 +70,15 @@ async def open_result(pilot: Pilot[Any], app: DirectiveApp) -> ResultScreen:
     assert isinstance(screen, ResultScreen)
     await until(pilot, lambda: screen.result is not None, "the result read from git")
     return screen
+
+
+async def settled_steps(app: DirectiveApp, did: str) -> dict[str, Step]:
+    """Once the engine rests: the current chain's steps by name."""
+    assert app.engine is not None
+    await app.engine.wait_settled(did, timeout=30)
+    chain = await app.engine.store.current_chain(did)
+    assert chain is not None
+    return {s.name: s for s in await app.engine.store.list_steps(chain.id)}
 
 
 def tip(repo: Path, did: str) -> str:
@@ -193,18 +200,7 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
     repo = make_git_repo(BASE)
-    spec = scripted(
-        repo,
-        [
-            StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
-            StepSpec(
-                name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["ok"]
-            ),
-            # yellow: waits for a person while we reset
-            StepSpec(name="s3", attempts=[edit("c.txt", "3\n")], depends_on=["s2"]),
-        ],
-        [HALF, OK],
-    )
+    spec = scripted(repo, three_to_reset(), [HALF, OK])
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
@@ -223,13 +219,10 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
         await until(pilot, lambda: notes.has("to run again: s2, s3"), "the reset's answer")
         assert tip(repo, did) != ""  # the branch still exists
         # s2 runs again from the checkpoint, then s3 asks again
-        assert app.engine is not None
-        await app.engine.wait_settled(did, timeout=30)
-        chain = await app.engine.store.current_chain(did)
-        steps = {s.name: s for s in await app.engine.store.list_steps(chain.id)}  # type: ignore[union-attr]
+        steps = await settled_steps(app, did)
         assert steps["s2"].status.value == "passed" and steps["s2"].attempts == 2
         assert steps["s3"].status.value == "awaiting_approval" and steps["s3"].attempts == 2
-        # the screen followed: two checkpoints again, the new s2 on top of the first
+        # the screen followed: the start and two checkpoints, the new s2 on top of the first
         await until(
             pilot,
             lambda: (
@@ -269,10 +262,7 @@ async def test_reset_to_where_the_directive_started_runs_every_step_again(
         assert "run again: s1, s2" in question
         await pilot.press("y")
         await until(pilot, lambda: notes.has("to run again: s1, s2"), "the reset's answer")
-        assert app.engine is not None
-        await app.engine.wait_settled(did, timeout=30)
-        chain = await app.engine.store.current_chain(did)
-        steps = {s.name: s for s in await app.engine.store.list_steps(chain.id)}  # type: ignore[union-attr]
+        steps = await settled_steps(app, did)
         assert steps["s1"].status.value == "passed" and steps["s1"].attempts == 2
         assert steps["s2"].status.value == "awaiting_approval" and steps["s2"].attempts == 2
         assert git(repo, "rev-parse", "HEAD").strip() == user_head  # your branch untouched
