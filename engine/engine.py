@@ -625,10 +625,8 @@ class DirectiveEngine:
         return await (await self._require_workspace(directive_id)).checkpoints()
 
     async def start_point(self, directive_id: str) -> Checkpoint:
-        """Where the integration branch began (your branch when the directive
-        started), as checkpoint 0: resetting to it runs every step again."""
-        ws = await self._require_workspace(directive_id)
-        return Checkpoint(seq=0, step_slug="", attempt=0, sha=ws.base_sha, ref="")
+        """Checkpoint 0: resetting to it runs every step again."""
+        return (await self._require_workspace(directive_id)).start_point()
 
     async def final_diff(self, directive_id: str, *, stat: bool = False) -> str:
         return await (await self._require_workspace(directive_id)).final_diff(stat=stat)

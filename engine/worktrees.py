@@ -48,6 +48,7 @@ from pathlib import Path
 from engine.changes import is_ignored
 
 NAMESPACE = "refs/directive-tui"
+START_LABEL = "start: before any step"  # how the start point is named to a person
 INTEGRATION_DIR = "_integration"
 # Ignored environment folders an attempt borrows from the user's tree by
 # symlink: a worktree has only tracked files, and verifiers need the
@@ -230,11 +231,15 @@ class MergeResult:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    seq: int
+    seq: int  # 0: the start point, where the integration branch began
     step_slug: str
     attempt: int
     sha: str
     ref: str
+
+    @property
+    def is_start(self) -> bool:
+        return self.seq == 0
 
 
 @dataclass(frozen=True)
@@ -725,6 +730,11 @@ class Workspace:
             seq, slug, attempt = ref.removeprefix(prefix).split("/")
             found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
         return sorted(found, key=lambda c: c.seq)
+
+    def start_point(self) -> Checkpoint:
+        """Where the integration branch began (the user's branch when the
+        directive started), as checkpoint 0: resetting to it drops them all."""
+        return Checkpoint(seq=0, step_slug="", attempt=0, sha=self.base_sha, ref="")
 
     async def dropped_by_reset(self, sha: str) -> tuple[str, list[Checkpoint]]:
         """The commit `sha` names and the checkpoints a reset to it would drop

@@ -427,6 +427,7 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
     """The directive's git workspace: its diff, checkpoints, reset, merge."""
     from engine.engine import DirectiveEngine, EngineError
     from engine.store import NotFound
+    from engine.worktrees import START_LABEL
 
     store = await _open(db)
     engine = DirectiveEngine(store)
@@ -436,7 +437,7 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
             print(await engine.final_diff(did, stat=args.stat), file=out, end="")
         elif args.command == "checkpoints":
             start = await engine.start_point(did)
-            print(f"{start.sha[:12]}  #0   start: before any step", file=out)
+            print(f"{start.sha[:12]}  #{start.seq:<3} {START_LABEL}", file=out)
             for cp in await engine.checkpoints(did):
                 print(
                     f"{cp.sha[:12]}  #{cp.seq:<3} {cp.step_slug} (attempt {cp.attempt})", file=out

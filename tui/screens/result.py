@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from engine.models import Actor, Directive, DirectiveStatus, Step
 from engine.store import StoreError
-from engine.worktrees import Checkpoint, FastForwardOffer, step_slug
+from engine.worktrees import START_LABEL, Checkpoint, FastForwardOffer, step_slug
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.screens.base import EngineScreen
@@ -232,7 +232,7 @@ class ResultScreen(EngineScreen):
             return
         where = (
             f"where it started ({cp.sha[:12]}, before any step)"
-            if cp.seq == 0
+            if cp.is_start
             else f"checkpoint {cp.sha[:12]} (#{cp.seq} {_step_label(cp, names)}, "
             f"attempt {cp.attempt})"
         )
@@ -260,8 +260,8 @@ class ResultScreen(EngineScreen):
 
 
 def _step_label(cp: Checkpoint, names: dict[str, str]) -> str:
-    return "start: before any step" if cp.seq == 0 else names.get(cp.step_slug, cp.step_slug)
+    return START_LABEL if cp.is_start else names.get(cp.step_slug, cp.step_slug)
 
 
 def _attempt_label(cp: Checkpoint) -> str:
-    return "" if cp.seq == 0 else str(cp.attempt)
+    return "" if cp.is_start else str(cp.attempt)
