@@ -336,14 +336,21 @@ class Tx:
         )
 
     def update(self, table: str, row_id: str, **values: Any) -> None:
-        if not values:
-            return
-        sets = ", ".join(f"{k} = ?" for k in values)
-        cur = self.conn.execute(
-            f"UPDATE {table} SET {sets} WHERE id = ?", [*map(_dump, values.values()), row_id]
-        )
-        if cur.rowcount != 1:
+        if values and not self.update_if(table, row_id, {}, values):
             raise NotFound(f"{table}: no row with id {row_id!r}")
+
+    def update_if(
+        self, table: str, row_id: str, guard: dict[str, Any], values: dict[str, Any]
+    ) -> bool:
+        """Update the row only while its `guard` columns hold those values;
+        whether it did."""
+        sets = ", ".join(f"{k} = ?" for k in values)
+        where = "".join(f" AND {k} = ?" for k in guard)
+        cur = self.conn.execute(
+            f"UPDATE {table} SET {sets} WHERE id = ?{where}",
+            [*map(_dump, values.values()), row_id, *map(_dump, guard.values())],
+        )
+        return cur.rowcount == 1
 
     def one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, tuple(params)).fetchone()
@@ -480,17 +487,13 @@ class Tx:
         of reading the row first."""
         values = {"status": to, "updated_at": now(), **fields}
         s = known
-        if s is not None and to in STEP_TRANSITIONS[s.status]:
-            sets = ", ".join(f"{k} = ?" for k in values)
-            cur = self.conn.execute(
-                f"UPDATE chain_steps SET {sets} WHERE id = ? AND status = ? AND attempts = ?",
-                [*map(_dump, values.values()), step_id, s.status, s.attempts],
+        if (
+            s is None
+            or to not in STEP_TRANSITIONS[s.status]
+            or not self.update_if(
+                "chain_steps", step_id, {"status": s.status, "attempts": s.attempts}, values
             )
-            if cur.rowcount != 1:
-                s = None  # changed since: read it and check for real
-        else:
-            s = None
-        if s is None:
+        ):  # not known, or changed since: read it and check for real
             s = self.step(step_id)
             check_step(s.name, s.status, to)
             self.update("chain_steps", step_id, **values)
