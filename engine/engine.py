@@ -529,27 +529,24 @@ class DirectiveEngine:
         self, directive_id: str, reason: str, failed_step_id: str | None
     ) -> Chain | None:
         d = await self.store.get_directive(directive_id)
-        if d.status not in (D.ACTIVE, D.PAUSED) or await self.store.current_chain(d.id) is None:
+        old = await self.store.current_chain(directive_id)
+        if d.status not in (D.ACTIVE, D.PAUSED) or old is None:
             raise EngineError(
                 f"cannot replan a {d.status.value} directive: only an active or paused one"
                 " with a chain (a draft is planned when it starts)"
             )
-        old = await self.store.current_chain(directive_id)
-        old_steps = await self.store.list_steps(old.id) if old else []
-        failed = next(
-            (s for s in old_steps if s.id == failed_step_id),
-            next((s for s in old_steps if s.status in (S.BLOCKED, S.FAILED)), None),
-        )
         limit = d.spec.limits.max_chain_regenerations
         if d.regenerations >= limit:
             why = f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}"
             await self._trip(directive_id, "regenerations", why)
             # Paused; once resumed, a person decides about the step instead.
+            failed = _asking_step(await self.store.list_steps(old.id), failed_step_id)
             await self._write(directive_id, lambda tx: _ask_again(tx, directive_id, failed, why))
             return None
         await self._cancel_steps(directive_id)
-        old_steps = await self.store.list_steps(old.id) if old else []
+        old_steps = await self.store.list_steps(old.id)
         kept = [s for s in old_steps if s.status is S.PASSED]
+        failed = _asking_step(old_steps, failed_step_id)
         context = ReplanContext(reason=reason, kept=kept, failed=failed)
         planned = await self._run_planner(d, context)
         if planned is None:
@@ -564,9 +561,7 @@ class DirectiveEngine:
             )
             return None
         planned = planned.model_copy(update={"steps": specs})
-        chain, steps = build_chain(
-            d, planned, generation=(old.generation + 1 if old else 0), reason=reason
-        )
+        chain, steps = build_chain(d, planned, generation=old.generation + 1, reason=reason)
         carried = {s.name: s for s in kept}
         for s in steps:
             if s.name in carried:
@@ -574,8 +569,9 @@ class DirectiveEngine:
                 s.status, s.carried_from = S.PASSED, k.id
                 s.confidence, s.level, s.attempts = k.confidence, k.level, k.attempts
 
-        def swap(tx: Tx) -> bool:
-            if tx.directive(directive_id).status not in (D.ACTIVE, D.PAUSED):
+        def swap(tx: Tx) -> D:
+            status = tx.directive(directive_id).status
+            if status not in (D.ACTIVE, D.PAUSED):
                 # Completed, stopped or failed while the planner worked: the
                 # plan is not used, what it cost is still charged.
                 charge_planning(tx, directive_id, planned)
@@ -586,15 +582,14 @@ class DirectiveEngine:
                         severity=Severity.WARNING,
                     )
                 )
-                return False
-            if old is not None:
-                tx.update("directive_chains", old.id, superseded=True)
-                for s in old_steps:
-                    if tx.step(s.id).status in LIVE_STEP:  # as it is now, not before planning
-                        tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
-                approvals.close_approvals(
-                    tx, directive_id, ApprovalDecision.REPLAN, "chain regenerated", chain_id=old.id
-                )
+                return status
+            tx.update("directive_chains", old.id, superseded=True)
+            for s in old_steps:
+                if tx.step(s.id).status in LIVE_STEP:  # as it is now, not before planning
+                    tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
+            approvals.close_approvals(
+                tx, directive_id, ApprovalDecision.REPLAN, "chain regenerated", chain_id=old.id
+            )
             tx.add_chain(chain, steps)
             tx.update("directives", directive_id, regenerations=d.regenerations + 1)
             charge_planning(tx, directive_id, planned)
@@ -604,16 +599,16 @@ class DirectiveEngine:
                     chain_id=chain.id,
                     generation=chain.generation,
                     steps=[s.name for s in steps],
-                    old_chain_id=old.id if old else None,
+                    old_chain_id=old.id,
                     reason=reason,
                 )
             )
-            return True
+            return status
 
-        if not await self._write(directive_id, swap):
+        status = await self._write(directive_id, swap)
+        if status not in (D.ACTIVE, D.PAUSED):
             return None
-        d = await self.store.get_directive(directive_id)
-        if d.status is D.ACTIVE:
+        if status is D.ACTIVE:
             self._launch_driver(directive_id)
         return chain
 
@@ -1685,6 +1680,15 @@ def _report_failure(task: asyncio.Task[Any]) -> None:
         log.warning("background command refused: %s", exc)
     else:
         log.error("background task failed", exc_info=exc)
+
+
+def _asking_step(steps: list[Step], step_id: str | None) -> Step | None:
+    """The step a replan is for: the one named, else the first blocked or
+    failed one."""
+    return next(
+        (s for s in steps if s.id == step_id),
+        next((s for s in steps if s.status in (S.BLOCKED, S.FAILED)), None),
+    )
 
 
 def _ask_again(tx: Tx, directive_id: str, failed: Step | None, why: str) -> None:
