@@ -66,7 +66,6 @@ class DriverView:
 
     directive: Directive
     chain: Chain | None
-    plan_pending: bool
     claims: list[Claim]
     completed: bool  # every step was done: the directive is completed now
     promoted: bool = False  # pending steps were looked at
@@ -102,7 +101,7 @@ def drive(
         (directive_id,),
     )
     if row is None:
-        return DriverView(d, None, False, [], False)
+        return DriverView(d, None, [], False)
     chain = _chain(row)
     plan_pending = (
         tx.one(
@@ -134,7 +133,7 @@ def drive(
     completed = complete and launch and go and not claims and _all_done(tx, chain.id)
     if completed:
         tx.directive_status(directive_id, DirectiveStatus.COMPLETED)
-    return DriverView(d, chain, plan_pending, claims, completed, promoted)
+    return DriverView(d, chain, claims, completed, promoted)
 
 
 def _all_done(tx: Tx, chain_id: str) -> bool:
