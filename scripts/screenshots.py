@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.models import StepStatus  # noqa: E402
 from tui.app import DirectiveApp  # noqa: E402
 from tui.screens.directive import DirectiveScreen  # noqa: E402
+from tui.widgets.dag import DagView  # noqa: E402
 
 ROUNDS = 6_000  # x 0.02 s: two minutes at most for the demo to get there
 
@@ -47,9 +48,11 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
                 saved.append(path)
 
             def waiting() -> bool:
-                screen = app.screen
-                return isinstance(screen, DirectiveScreen) and any(
-                    s.status is StepStatus.AWAITING_APPROVAL for s in screen.dag.steps
+                screen = app.screen  # pushed, but maybe not composed yet
+                return (
+                    isinstance(screen, DirectiveScreen)
+                    and bool(screen.query(DagView))
+                    and any(s.status is StepStatus.AWAITING_APPROVAL for s in screen.dag.steps)
                 )
 
             await until(waiting, "the demo's yellow step")
