@@ -17,6 +17,7 @@ process; systems and repetitions are interleaved and medians reported.
     python benchmarks/bench_engine.py [--quick] [--reps N] [--sizes 100,1000]
     python benchmarks/bench_engine.py --variant fix=/path/to/patched/copy
     python benchmarks/bench_engine.py --profile chain:1000
+    python benchmarks/bench_engine.py --breakdown chain:1000
 """
 
 from __future__ import annotations
@@ -429,6 +430,95 @@ def profile(spec: str) -> None:
 
 
 # --------------------------------------------------------------------------
+# Where a step's wall time goes, without a profiler's overhead: the database
+# thread, the two hand-offs between threads, and the event loop (the rest)
+# --------------------------------------------------------------------------
+
+
+def breakdown(spec: str) -> None:
+    """Time stamps around each transaction on the database thread and each
+    write from queued to committed; COMMIT timed alone, since its mean hides
+    the WAL checkpoints (an fsync every ~1,000 pages) behind a short median."""
+    import bisect
+
+    import engine.store as store_module
+    from engine.store import Store
+
+    shape_name, _, size = spec.partition(":")
+    shape = SHAPES[shape_name](int(size or 1000))
+    busy: list[tuple[float, float]] = []  # a transaction on the database thread
+    writes: list[tuple[float, float]] = []  # queued, committed (callback ran)
+    commits: list[float] = []
+    statements = [0]
+    original_transactions = store_module._transactions
+    original_submit = Store.submit
+
+    class Counted(store_module.Connection):
+        def execute(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+            statements[0] += 1
+            if sql != "COMMIT":
+                return super().execute(sql, *args)
+            t = time.perf_counter()
+            try:
+                return super().execute(sql, *args)
+            finally:
+                commits.append(time.perf_counter() - t)
+
+        def executemany(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+            statements[0] += 1
+            return super().executemany(sql, *args)
+
+    def timed_transactions(conn: Any, fns: list[Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return original_transactions(conn, fns)
+        finally:
+            busy.append((t, time.perf_counter()))
+
+    def timed_submit(self: Store, fn: Any) -> Any:
+        future = original_submit(self, fn)
+        queued = time.perf_counter()
+        future.add_done_callback(lambda _: writes.append((queued, time.perf_counter())))
+        return future
+
+    store_module.Connection = Counted  # type: ignore[misc]
+    store_module._transactions = timed_transactions  # type: ignore[assignment]
+    Store.submit = timed_submit  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        result = asyncio.run(engine_run(shape, PARALLEL[shape_name], Path(tmp)))
+    n = len(shape)
+    queued = sorted(q for q, _ in writes)
+    landed = sorted(c for _, c in writes)
+    hand_in, hand_out = [], []
+    for start, end in busy:  # from the last write queued before it, to the first callback after
+        i = bisect.bisect_left(queued, start) - 1
+        if i >= 0:
+            hand_in.append(start - queued[i])
+        j = bisect.bisect_left(landed, end)
+        if j < len(landed):
+            hand_out.append(landed[j] - end)
+    on_db = sum(end - start for start, end in busy)
+    total = result["ms_step"] / 1e3 * n
+    commits.sort()
+    slowest = commits[int(len(commits) * 0.98) :]
+    print(f"{spec}: {result['ms_step']:.3f} ms/step, {len(busy)} transactions\n")
+    rows = [
+        ["database thread (transactions)", on_db],
+        ["  of which COMMIT", sum(commits)],
+        ["  of which the slowest 2% of COMMITs (checkpoints)", sum(slowest)],
+        ["hand-off in (queued -> thread starts)", sum(hand_in)],
+        ["hand-off out (thread ends -> callback)", sum(hand_out)],
+        ["event loop and the rest", total - on_db - sum(hand_in) - sum(hand_out)],
+    ]
+    print(table(["where", "ms/step", "share"], [[k, v / n * 1e3, v / total] for k, v in rows]))
+    print(
+        f"\n{statements[0] / n:.1f} statements a step; COMMIT median"
+        f" {median(commits) * 1e6:.0f} us, mean {sum(commits) / len(commits) * 1e6:.0f} us;"
+        f" hand-offs median {median(hand_in) * 1e6:.0f} us in, {median(hand_out) * 1e6:.0f} us out"
+    )
+
+
+# --------------------------------------------------------------------------
 # The parent: interleave, take medians, print the table and the verdicts
 # --------------------------------------------------------------------------
 
@@ -448,9 +538,14 @@ def main() -> None:
         help="another copy of the code (with engine/ in it) to run side by side",
     )
     parser.add_argument("--profile", metavar="SHAPE:N", help="profile one engine case instead")
+    parser.add_argument(
+        "--breakdown", metavar="SHAPE:N", help="where one engine case's wall time goes, by thread"
+    )
     args = parser.parse_args()
     if args.profile:
         return profile(args.profile)
+    if args.breakdown:
+        return breakdown(args.breakdown)
 
     sizes = [int(s) for s in (args.sizes or ("100" if args.quick else "100,1000")).split(",")]
     reps = args.reps or (2 if args.quick else 3)
