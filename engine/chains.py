@@ -258,6 +258,7 @@ def record_checkpoint(tx: Tx, step: Step, merged: Any | None) -> None:
                 step_name=step.name,
                 sha=merged.sha,
                 fast_forward=merged.fast_forward,
+                artifacts=merged.artifacts,
             )
         )
 

@@ -727,7 +727,12 @@ class DirectiveEngine:
                 return None
             warning = None
             try:
-                rt.workspace = await Workspace.open(Path(d.spec.repo), d.id, self._work_dir())
+                rt.workspace = await Workspace.open(
+                    Path(d.spec.repo),
+                    d.id,
+                    self._work_dir(),
+                    artifacts=d.spec.workspace.artifacts,
+                )
             except (GitError, ValueError) as exc:
                 warning = f"steps run in the repository itself: {exc}"
             if rt.workspace is None and warning is None:
@@ -1140,7 +1145,8 @@ class DirectiveEngine:
                     shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
                     self._emitter(d.id, step)(
                         f"not committed, git ignores it: {shown}; later steps will not see it"
-                        " (have the step that needs it make it, or stop ignoring it)",
+                        " (have the step that needs it make it, list it in [workspace]"
+                        " artifacts, or stop ignoring it)",
                         Severity.WARNING,
                         "workspace",
                     )

@@ -167,11 +167,13 @@ class CheckpointRecorded(_Event):
     step_name: str
     sha: str
     fast_forward: bool = False
+    artifacts: list[str] = Field(default_factory=list)  # ignored outputs handed on
     severity: Severity = Severity.SUCCESS
 
     def describe(self) -> str:
         how = "fast-forward" if self.fast_forward else "merge"
-        return f"checkpoint {self.sha[:10]}: step {self.step_name} merged ({how})"
+        handed = f"; hands on {', '.join(self.artifacts)}" if self.artifacts else ""
+        return f"checkpoint {self.sha[:10]}: step {self.step_name} merged ({how}){handed}"
 
 
 class Notice(_Event):

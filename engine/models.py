@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def new_id() -> str:
@@ -235,6 +235,25 @@ class WorkspaceConfig(Strict):
 
     isolate: bool = True  # each attempt in its own worktree, merged when it passes
     carry_rework: bool = False  # a red attempt's commit is the next attempt's start
+    # Git-ignored outputs (a build/ folder) a passed step hands on to the
+    # steps after it: commits carry everything else.
+    artifacts: list[str] = Field(default_factory=list)
+
+    @field_validator("artifacts")
+    @classmethod
+    def _inside_repo(cls, paths: list[str]) -> list[str]:
+        """Paths relative to the repo folder, inside it, as `a/b` (no `./`,
+        no trailing `/`): the worktree code matches them against git's."""
+        clean = []
+        for raw in paths:
+            path = PurePosixPath(raw.replace("\\", "/"))
+            if path.is_absolute() or ".." in path.parts or not path.parts or str(path) == ".":
+                raise ValueError(
+                    f"{raw!r} is not a path inside the repository: give it relative to `repo`"
+                    " (like 'build' or 'dist/app.whl')"
+                )
+            clean.append(str(path))
+        return clean
 
 
 class DirectiveSpec(Strict):

@@ -18,6 +18,7 @@ Names (directive `d`, step slug `s`, attempt `n`):
                directive/<d>/step/<s>/<n>         one attempt (deleted with it)
     folders    <data_dir>/worktrees/<d>/_integration
                <data_dir>/worktrees/<d>/<s>-<n>
+               <data_dir>/worktrees/<d>/_artifacts/<seq>   ignored outputs a checkpoint hands on
     refs       refs/directive-tui/<d>/base        the user's HEAD at the start
                refs/directive-tui/<d>/user        -> the user's branch (symbolic)
                refs/directive-tui/<d>/checkpoints/<seq>/<s>/<n>
@@ -50,6 +51,7 @@ from engine.changes import is_ignored
 NAMESPACE = "refs/directive-tui"
 START_LABEL = "start: before any step"  # how the start point is named to a person
 INTEGRATION_DIR = "_integration"
+ARTIFACTS_DIR = "_artifacts"
 # Ignored environment folders an attempt borrows from the user's tree by
 # symlink: a worktree has only tracked files, and verifiers need the
 # project's virtualenv / installed packages to run at all.
@@ -216,6 +218,8 @@ class Attempt:
     carried_from: str | None = None
     carry_conflicts: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # top-relative symlinks, never committed
+    # artifacts put in at the start, by top-relative file: (size, mtime_ns)
+    restored: dict[str, tuple[int, int]] = field(default_factory=dict)
     committed: bool = False
     commit_sha: str | None = None
 
@@ -227,6 +231,7 @@ class MergeResult:
     fast_forward: bool
     conflicts: list[str]
     previous_sha: str  # integration tip before
+    artifacts: list[str] = field(default_factory=list)  # ignored outputs kept for later steps
 
 
 @dataclass(frozen=True)
@@ -295,6 +300,7 @@ class Workspace:
         user_branch: str | None,
         dirty_at_open: list[str],
         links: tuple[str, ...],
+        artifacts: tuple[str, ...],
         env: dict[str, str],
     ) -> None:
         self.repo = repo
@@ -306,8 +312,10 @@ class Workspace:
         self.user_branch = user_branch
         self.dirty_at_open = dirty_at_open
         self.links = links
+        self.artifacts = artifacts  # top-relative
         self.integration_branch = f"directive/{directive_id}/integration"
         self.integration_path = root / INTEGRATION_DIR
+        self.artifacts_path = root / ARTIFACTS_DIR
         self._ns = f"{NAMESPACE}/{directive_id}"
         self._step_branches = f"refs/heads/directive/{directive_id}/step/"
         self._env = env
@@ -323,11 +331,14 @@ class Workspace:
         data_dir: Path,
         *,
         links: Sequence[str] = DEFAULT_LINKS,
+        artifacts: Sequence[str] = (),
         identity: tuple[str, str] = DEFAULT_IDENTITY,
     ) -> Workspace | None:
         """The directive's workspace, or None when `repo` is not in a git work
         tree. Idempotent: reopening (after a restart) keeps the base, the
         user's branch and the integration branch recorded the first time.
+        `artifacts`: git-ignored paths, relative to `repo`, that a passed
+        attempt hands on to the attempts started after it.
 
         Raises GitError when the repo is in git but cannot be isolated (no
         commit yet, the folder is not in the last commit), ValueError for bad
@@ -379,6 +390,7 @@ class Workspace:
             user_branch=None,
             dirty_at_open=[],
             links=tuple(links),
+            artifacts=tuple(f"{prefix}{a}" for a in artifacts),
             env=env,
         )
         await ws._record_start(head.out.strip())
@@ -558,6 +570,8 @@ class Workspace:
             message = f"directive {self.directive_id}: carry {carried[:12]} into {step_name} attempt {attempt}"
             conflicts = await self._merge_into(path, carried, message) or []
         start = await self._rev("HEAD", path)
+        async with self._lock:
+            restored = await self._restore_artifacts(path)
         refs = self._attempt_refs(step_name, attempt)
         await self._git(
             self.top,
@@ -579,6 +593,7 @@ class Workspace:
             carried_from=carried if not conflicts else None,
             carry_conflicts=conflicts,
             links=links,
+            restored=restored,
         )
 
     async def _link_environments(self, workdir: Path) -> list[str]:
@@ -710,16 +725,69 @@ class Workspace:
                     return MergeResult(False, None, False, conflicts, before)
             after = await self._rev("HEAD", self.integration_path)
             fast_forward = after == target and after != before
-            await self._add_checkpoint(attempt, after)
-            return MergeResult(True, after, fast_forward, [], before)
+            seq = await self._add_checkpoint(attempt, after)
+            kept = await self._keep_artifacts(attempt, seq)
+            return MergeResult(True, after, fast_forward, [], before, kept)
 
     # ---------------------------------------------------------- checkpoints
 
-    async def _add_checkpoint(self, attempt: Attempt, sha: str) -> None:
+    async def _add_checkpoint(self, attempt: Attempt, sha: str) -> int:
         existing = await self.checkpoints()
         seq = (existing[-1].seq + 1) if existing else 1
         ref = f"{self._ns}/checkpoints/{seq:04d}/{step_slug(attempt.step_name)}/{attempt.attempt}"
         await self._git(self.top, "update-ref", ref, sha, "")
+        return seq
+
+    # ------------------------------------------------------------ artifacts
+    #
+    # What git ignores never reaches a commit, so a `build/` folder one step
+    # makes would be missing from the next step's fresh worktree. The paths
+    # named in `[workspace] artifacts` are copied, when a step passes, to a
+    # folder per checkpoint, and into every attempt started later, newest
+    # checkpoint first. A reset drops them with their checkpoints.
+
+    def _artifacts_of(self, ignored: Iterable[str]) -> list[str]:
+        """The top-relative paths under `artifacts` among git's ignored
+        entries (a folder entry ends in `/`): a whole entry inside an
+        artifact path, or the artifact path inside an ignored folder."""
+        found: list[str] = []
+        for entry in (e.rstrip("/") for e in ignored):
+            for art in self.artifacts:
+                if entry == art or entry.startswith(art + "/"):
+                    found.append(entry)
+                elif art.startswith(entry + "/"):
+                    found.append(art)
+        return sorted(set(found))
+
+    async def _keep_artifacts(self, attempt: Attempt, seq: int) -> list[str]:
+        """Copy the attempt's artifacts to checkpoint `seq`'s folder (emptied
+        first: a reset frees its number for reuse), leaving out files still as
+        they were restored (an older checkpoint has them). Returns the paths
+        looked at."""
+        folder = self.artifacts_path / f"{seq:04d}"
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        if not self.artifacts:
+            return []
+        kept = [
+            rel
+            for rel in self._artifacts_of(await self._ignored(attempt))
+            if os.path.lexists(attempt.path / rel)
+        ]
+        await asyncio.to_thread(_copy_changed, attempt.path, folder, kept, attempt.restored)
+        return kept
+
+    async def _restore_artifacts(self, path: Path) -> dict[str, tuple[int, int]]:
+        """Put the artifacts of the live checkpoints into a new worktree. The
+        newest copy of a path wins; nothing there already (tracked) is
+        overwritten. Returns what was put there, by file."""
+        restored: dict[str, tuple[int, int]] = {}
+        if not self.artifacts or not self.artifacts_path.is_dir():
+            return restored
+        for cp in reversed(await self.checkpoints()):
+            folder = self.artifacts_path / f"{cp.seq:04d}"
+            if folder.is_dir():
+                await asyncio.to_thread(_copy_missing, folder, path, restored)
+        return restored
 
     async def checkpoints(self) -> list[Checkpoint]:
         """One per passed step, oldest first: the integration tip right after
@@ -762,6 +830,9 @@ class Workspace:
             await self._ensure_integration()
             await self._git(self.integration_path, "reset", "--hard", "-q", target)
             await self._delete_refs(c.ref for c in dropped)
+            for c in dropped:
+                folder = self.artifacts_path / f"{c.seq:04d}"
+                await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
             return dropped
 
     # ---------------------------------------------------------------- diffs
@@ -772,10 +843,9 @@ class Workspace:
             args.append("--stat")
         return (await self._git(self.top, *args, base, sha, "--")).out
 
-    async def left_out(self, attempt: Attempt) -> list[str]:
-        """What the attempt wrote that git ignores: not committed, so no later
-        step's worktree has it. Build debris and the linked environment
-        folders aside; top-relative, a folder ending in `/`."""
+    async def _ignored(self, attempt: Attempt) -> list[str]:
+        """What the attempt holds that git ignores, build debris and the
+        linked environment folders aside; top-relative, a folder ending in `/`."""
         out = await self._git(attempt.path, "status", "--porcelain", "--ignored=matching", "-z")
         return [
             rel
@@ -784,6 +854,13 @@ class Workspace:
             and (rel := entry[3:]).rstrip("/") not in attempt.links
             and not is_ignored(rel.rstrip("/"))
         ]
+
+    async def left_out(self, attempt: Attempt) -> list[str]:
+        """What the attempt wrote that git ignores and no artifact path
+        covers: neither committed nor handed on, so no later step has it."""
+        ignored = await self._ignored(attempt)
+        handed_on = set(self._artifacts_of(ignored))
+        return [rel for rel in ignored if rel.rstrip("/") not in handed_on]
 
     async def changed_files(self, base: str, sha: str) -> list[str]:
         out = await self._git(self.top, "diff", "--name-only", "-z", "-M", base, sha, "--")
@@ -901,7 +978,7 @@ class Workspace:
             if self.root.exists():
                 for child in sorted(self.root.iterdir()):
                     child = child.resolve() if not child.is_symlink() else child
-                    if child in registered or child in kept:
+                    if child in registered or child in kept or child == self.artifacts_path:
                         continue
                     if child.is_dir() and not child.is_symlink():
                         await asyncio.to_thread(shutil.rmtree, child, ignore_errors=True)
@@ -935,3 +1012,50 @@ class Workspace:
         await self._git(
             self.top, "update-ref", "-d", f"refs/heads/{self.integration_branch}", check=False
         )
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    st = path.lstat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _files(top: Path, rels: Iterable[str]) -> Iterable[str]:
+    """Top-relative files (and symlinks) at or under each of `rels`."""
+    for rel in rels:
+        start = top / rel
+        if not start.is_dir() or start.is_symlink():
+            yield rel
+            continue
+        for folder, dirs, files in os.walk(start):
+            here = Path(folder).relative_to(top).as_posix()
+            links = [d for d in dirs if (Path(folder) / d).is_symlink()]
+            yield from (f"{here}/{name}" for name in [*files, *links])
+
+
+def _copy_changed(
+    src_top: Path, dst_top: Path, rels: Iterable[str], unchanged: dict[str, tuple[int, int]]
+) -> None:
+    """Copy the files under `rels` from one tree to the same places in
+    another (symlinks as links), but those whose (size, mtime) still match
+    `unchanged`."""
+    for rel in _files(src_top, rels):
+        src, dst = src_top / rel, dst_top / rel
+        if unchanged.get(rel) == _signature(src):
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _copy_missing(src_top: Path, dst_top: Path, copied: dict[str, tuple[int, int]]) -> None:
+    """Copy a tree's files into another where nothing is in their place
+    yet (not under a file either), noting each one copied in `copied`."""
+    for rel in _files(src_top, ["."]):
+        rel = rel.removeprefix("./")
+        dst = dst_top / rel
+        if os.path.lexists(dst) or any(
+            p.exists() and not p.is_dir() for p in dst.parents if _is_under(p, dst_top)
+        ):
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src_top / rel, dst, follow_symlinks=False)
+        copied[rel] = _signature(dst)

@@ -325,6 +325,18 @@ def test_threshold_above_one(tmp_path, repo):
     assert message == "d.toml: thresholds.green: must be at most 1, got 1.5"
 
 
+@pytest.mark.parametrize("path", ["../shared", "/tmp/out", "."])
+def test_artifacts_outside_the_repository_are_refused(tmp_path, repo, path):
+    message = error(HEAD + f'[workspace]\nartifacts = ["build", "{path}"]\n', tmp_path)
+    assert message.startswith(f"d.toml: workspace.artifacts: '{path}' is not a path inside")
+
+
+def test_artifacts_are_kept_as_plain_relative_paths(tmp_path, repo):
+    path = tmp_path / "d.toml"
+    path.write_text(HEAD + '[workspace]\nartifacts = ["build/", "./dist/app.whl"]\n')
+    assert load_directive_file(path).workspace.artifacts == ["build", "dist/app.whl"]
+
+
 @pytest.mark.parametrize("key", ["title", "goal", "repo"])
 def test_missing_required_key(tmp_path, repo, key):
     text = "".join(line + "\n" for line in HEAD.splitlines() if not line.startswith(key))

@@ -406,3 +406,31 @@ def test_a_step_that_writes_only_ignored_files_is_told_later_steps_will_not_see_
     (warning,) = [line for line in out.splitlines() if "git ignores it" in line]
     assert "out/" in warning and "later steps will not see it" in warning
     assert "notes.txt" not in warning  # committed: the next step has it
+
+
+def test_listed_artifacts_reach_the_steps_after_the_one_that_built_them(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`[workspace] artifacts` hands a git-ignored build folder on: the step
+    that needs it finds it, the checkpoint says so, nothing is committed."""
+    from tests.test_cli import run_cli
+
+    repo = make_git_repo({**BASE, ".gitignore": "out/\n"})
+    directive = tmp_path / "d.toml"
+    directive.write_text(
+        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
+        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+        '[workspace]\nartifacts = ["out"]\n'
+        '[[steps]]\nname = "build"\ncommand = "mkdir -p out && echo bin > out/app"\n'
+        '[[steps]]\nname = "use"\ndepends_on = ["build"]\n'
+        'command = "test \\"$(cat out/app)\\" = bin"\n'
+    )
+    code, out, err = run_cli("--db", str(tmp_path / "x.db"), "run", str(directive), "--headless")
+    assert code == 0, out + err
+    assert "git ignores it" not in out
+    (checkpoint,) = [line for line in out.splitlines() if "step build merged" in line]
+    assert checkpoint.endswith("hands on out")
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        (did,) = conn.execute("SELECT id FROM directives").fetchone()
+    tip = f"directive/{did}/integration"
+    assert git(repo, "ls-tree", "-r", "--name-only", tip).split() == [".gitignore", *sorted(BASE)]

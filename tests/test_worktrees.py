@@ -326,6 +326,100 @@ async def test_reset_to_checkpoint_drops_later_ones_and_stale_attempts(ws: Works
     assert [c.seq for c in await ws.checkpoints()] == [1]
 
 
+# ------------------------------------------------------------ artifacts
+
+
+@pytest.fixture
+async def builds(make_git_repo: Callable[..., Path], data_dir: Path) -> Workspace:
+    """A workspace whose repo ignores build/ and cache/, handing build/ on."""
+    repo = make_git_repo({"README.md": "hello\n", ".gitignore": "build/\ncache/\n"})
+    opened = await Workspace.open(repo, DIRECTIVE, data_dir, artifacts=["build"])
+    assert opened is not None
+    return opened
+
+
+async def make(ws: Workspace, step: str, attempt: int, files: dict[str, str]) -> Attempt:
+    """An attempt that writes `files` (ignored ones included) and commits."""
+    att = await ws.start_attempt(step, attempt)
+    for rel, text in files.items():
+        (att.workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (att.workdir / rel).write_text(text)
+    await ws.commit_attempt(att, f"{step} attempt {attempt}")
+    return att
+
+
+def tree(att: Attempt, folder: str) -> dict[str, str]:
+    top = att.workdir / folder
+    return {
+        p.relative_to(top).as_posix(): p.read_text() for p in sorted(top.rglob("*")) if p.is_file()
+    }
+
+
+async def test_a_passed_step_hands_its_ignored_build_folder_to_later_attempts(
+    builds: Workspace,
+) -> None:
+    compile_ = await make(builds, "compile", 1, {"build/app.bin": "v1", "cache/x": "tmp"})
+    assert await builds.left_out(compile_) == ["cache/"]  # build/ is handed on, not left out
+    merged = await builds.merge(compile_)
+    assert merged.artifacts == ["build"]
+    assert (
+        git(builds.top, "ls-tree", "-r", "--name-only", merged.sha or "") == ".gitignore\nREADME.md"
+    )
+
+    package = await builds.start_attempt("package", 1)
+    assert tree(package, "build") == {"app.bin": "v1"}
+    assert not (package.workdir / "cache").exists()  # ignored but not listed: stays behind
+    assert git(package.workdir, "status", "--porcelain") == ""  # nothing to commit
+
+
+async def test_artifacts_of_parallel_steps_add_up_and_the_newest_copy_wins(
+    builds: Workspace,
+) -> None:
+    left = await make(builds, "left", 1, {"build/left.o": "L", "build/shared": "from left"})
+    right = await make(builds, "right", 1, {"build/right.o": "R", "build/shared": "from right"})
+    await builds.merge(left)
+    await builds.merge(right)  # cut before left passed: it never saw left.o
+
+    link = await builds.start_attempt("link", 1)
+    assert tree(link, "build") == {"left.o": "L", "right.o": "R", "shared": "from right"}
+    # link changes one file: its checkpoint keeps that one only, the rest
+    # still comes from the older checkpoints
+    (link.workdir / "build/shared").write_text("linked")
+    await builds.commit_attempt(link, "link")
+    await builds.merge(link)
+    kept = builds.artifacts_path / "0003"
+    assert [p.name for p in kept.rglob("*") if p.is_file()] == ["shared"]
+    after = await builds.start_attempt("ship", 1)
+    assert tree(after, "build") == {"left.o": "L", "right.o": "R", "shared": "linked"}
+
+
+async def test_a_reset_drops_the_artifacts_of_the_checkpoints_it_drops(
+    builds: Workspace,
+) -> None:
+    first = await builds.merge(await make(builds, "first", 1, {"build/a": "1", "a.txt": "1"}))
+    await builds.merge(await make(builds, "second", 1, {"build/b": "2", "b.txt": "2"}))
+    await builds.reset_to(first.sha or "")
+    assert tree(await builds.start_attempt("again", 1), "build") == {"a": "1"}
+    await builds.reset_to(builds.base_sha)
+    assert not (await builds.start_attempt("fresh", 1)).workdir.joinpath("build").exists()
+
+
+async def test_artifacts_survive_a_restart_but_never_overwrite_tracked_files(
+    builds: Workspace, data_dir: Path
+) -> None:
+    await builds.merge(await make(builds, "compile", 1, {"build/app.bin": "v1"}))
+    await builds.prune()  # crash cleanup on restart keeps the artifacts folder
+    reopened = await Workspace.open(builds.repo, DIRECTIVE, data_dir, artifacts=["build"])
+    assert reopened is not None
+    # a later step stops ignoring build/ and commits its own build/app.bin
+    tracked = await reopened.start_attempt("track", 1)
+    (tracked.workdir / ".gitignore").write_text("cache/\n")
+    (tracked.workdir / "build/app.bin").write_text("committed")
+    await reopened.commit_attempt(tracked, "track build")
+    await reopened.merge(tracked)
+    assert tree(await reopened.start_attempt("after", 1), "build") == {"app.bin": "committed"}
+
+
 # ------------------------------------------------------------ crash cleanup
 
 
