@@ -652,13 +652,13 @@ class DirectiveEngine:
         await self._write(directive_id, lambda tx: tx.emit(notice))
         return sha
 
-    async def preview_reset(self, directive_id: str, sha: str) -> list[str]:
-        """The steps `reset_to_checkpoint(sha)` would run again, changing nothing."""
+    async def preview_reset(self, directive_id: str, point: str | int) -> list[str]:
+        """The steps `reset_to_checkpoint(point)` would run again, changing nothing."""
         ws = await self._resettable(directive_id)
         try:
-            _, dropped = await ws.dropped_by_reset(sha)
+            _, dropped = await ws.dropped_by_reset(point)
         except (GitError, ValueError) as exc:
-            raise EngineError(f"cannot reset to {sha}: {exc}") from exc
+            raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
         _, names = await self._rerun_after(directive_id, dropped)
         return names
 
@@ -680,21 +680,22 @@ class DirectiveEngine:
             )
         return await self._require_workspace(directive_id)
 
-    async def reset_to_checkpoint(self, directive_id: str, sha: str) -> list[str]:
-        """Reset the integration branch to a checkpoint; the steps merged
-        after it, and everything downstream, go back to pending to run
-        again. Returns their names."""
+    async def reset_to_checkpoint(self, directive_id: str, point: str | int) -> list[str]:
+        """Reset the integration branch to a checkpoint, by number (0: where
+        the directive started) or commit; the steps merged after it, and
+        everything downstream, go back to pending to run again. Returns
+        their names."""
         ws = await self._resettable(directive_id)
         await self._cancel_steps(directive_id)
         try:
-            dropped = await ws.reset_to(sha)
+            dropped = await ws.reset_to(point)
         except (GitError, ValueError) as exc:
-            raise EngineError(f"cannot reset to {sha}: {exc}") from exc
+            raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
         steps, names = await self._rerun_after(directive_id, dropped)
         rerun = {s.id for s in steps if s.name in names}
 
         def reset(tx: Tx) -> None:
-            why = f"integration branch reset to {sha[:10]}"
+            why = f"integration branch reset to {_point(point)}"
             for s in steps:
                 current = tx.step(s.id)
                 if s.id in rerun and current.status is not S.PENDING:
@@ -1706,3 +1707,8 @@ def _ask_again(tx: Tx, directive_id: str, failed: Step | None, why: str) -> None
     step = tx.step(failed.id)
     if step.status in (S.BLOCKED, S.FAILED) and not approvals.pending_for_step(tx, step.id):
         approvals.escalate(tx, directive_id, step, why, None)
+
+
+def _point(point: str | int) -> str:
+    """A reset target as a person names it: `#2`, or a commit's short form."""
+    return f"checkpoint #{point}" if isinstance(point, int) else point[:10]

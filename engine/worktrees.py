@@ -804,11 +804,28 @@ class Workspace:
         directive started), as checkpoint 0: resetting to it drops them all."""
         return Checkpoint(seq=0, step_slug="", attempt=0, sha=self.base_sha, ref="")
 
-    async def dropped_by_reset(self, sha: str) -> tuple[str, list[Checkpoint]]:
-        """The commit `sha` names and the checkpoints a reset to it would drop
-        (all of them for the base); ValueError when it is neither. Reads only."""
-        target = await self._rev(sha)
+    async def dropped_by_reset(self, point: str | int) -> tuple[str, list[Checkpoint]]:
+        """The commit a reset to `point` moves to and the checkpoints it drops;
+        ValueError when `point` is none of ours. Reads only.
+
+        `point` is a checkpoint's number (0: where the directive started, so
+        every checkpoint is dropped) or a commit. Steps that commit nothing
+        share the commit before them: a commit names the latest checkpoint
+        at it, and only a number goes back past the others."""
         cps = await self.checkpoints()
+        if isinstance(point, int):
+            if point == 0:
+                return self.base_sha, cps
+            at = [i for i, c in enumerate(cps) if c.seq == point]
+            if not at:
+                numbers = ", ".join(f"#{c.seq}" for c in cps) or "none yet"
+                raise ValueError(
+                    f"directive {self.directive_id} has no checkpoint #{point}"
+                    f" (#0 is where it started; checkpoints: {numbers})"
+                )
+            return cps[at[0]].sha, cps[at[0] + 1 :]
+        sha = point
+        target = await self._rev(sha)
         at = [i for i, c in enumerate(cps) if c.sha == target]
         if at:
             return target, cps[at[-1] + 1 :]
@@ -820,13 +837,14 @@ class Workspace:
             f"(base {self.base_sha[:12]}; checkpoints: {known})"
         )
 
-    async def reset_to(self, sha: str) -> list[Checkpoint]:
-        """Move the integration branch back to a checkpoint (or to the base)
-        and drop the checkpoints after it, which are returned: their steps
-        must run again. Attempts started from a commit the reset removed can
-        no longer be merged (StaleAttemptError)."""
+    async def reset_to(self, point: str | int) -> list[Checkpoint]:
+        """Move the integration branch back to a checkpoint (by number or
+        commit, see `dropped_by_reset`) and drop the checkpoints after it,
+        which are returned: their steps must run again. Attempts started
+        from a commit the reset removed can no longer be merged
+        (StaleAttemptError)."""
         async with self._lock:
-            target, dropped = await self.dropped_by_reset(sha)
+            target, dropped = await self.dropped_by_reset(point)
             await self._ensure_integration()
             await self._git(self.integration_path, "reset", "--hard", "-q", target)
             await self._delete_refs(c.ref for c in dropped)

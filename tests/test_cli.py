@@ -173,3 +173,37 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
     assert "max_wall_time_minutes          10" in out and f"resume {did} --headless" in out
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
     assert code == 0 and "directive active -> completed" in out
+
+
+def test_checkpoints_and_a_reset_by_number_from_the_command_line(
+    tmp_path: Path, make_git_repo
+) -> None:
+    """`checkpoints` lists where the directive started and each passed step;
+    `reset ID N` says what would run again, and with --yes does it."""
+    repo = make_git_repo({"README.md": "hi\n"})
+    steps = (
+        '[[steps]]\nname = "one"\ncommand = "echo 1 > one.txt"\nverifiers = ["ok"]\n'
+        '[[steps]]\nname = "two"\ndepends_on = ["one"]\ncommand = "echo 2 > two.txt"\n'
+        'verifiers = ["half"]\n[[verifiers.extra]]\nname = "ok"\ncommand = "true"\n'
+    )
+    path = directive_file(tmp_path, repo, steps + YELLOW.removeprefix(STEP_OK))
+    db = str(tmp_path / "x.db")
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 3  # `two` is yellow: it waits for a person, the directive is live
+    with sqlite3.connect(db) as conn:
+        (did,) = conn.execute("SELECT id FROM directives").fetchone()
+
+    code, out, _ = run_cli("--db", db, "checkpoints", did)
+    assert code == 0
+    assert [line.split()[1:] for line in out.splitlines()] == [
+        ["#0", "start:", "before", "any", "step"],
+        ["#1", "one", "(attempt", "1)"],
+    ]
+    assert run_cli("--db", db, "reset", did, "0")[1] == (
+        "would run again: one, two; add --yes to reset\n"
+    )
+    code, out, _ = run_cli("--db", db, "reset", did, "#0", "--yes")
+    assert (code, out) == (0, "reset; to run again: one, two\n")
+    assert run_cli("--db", db, "checkpoints", did)[1].count("\n") == 1  # only the start
+    code, _, err = run_cli("--db", db, "reset", did, "3")
+    assert code == 2 and "no checkpoint #3" in err

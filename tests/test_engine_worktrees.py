@@ -223,6 +223,10 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     assert integration(repo, did, "b.txt") == "2\n"
 
     assert await engine.preview_reset(did, first.sha[:12]) == ["s2", "s3"]  # changes nothing
+    assert await engine.preview_reset(did, 1) == ["s2", "s3"]  # by number: the same
+    assert await engine.preview_reset(did, 0) == ["s1", "s2", "s3"]
+    with pytest.raises(EngineError, match="cannot reset to checkpoint #5: .* no checkpoint #5"):
+        await engine.preview_reset(did, 5)
     assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == second.sha
     rerun = await engine.reset_to_checkpoint(did, first.sha)
     assert rerun == ["s2", "s3"]

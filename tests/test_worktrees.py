@@ -326,6 +326,30 @@ async def test_reset_to_checkpoint_drops_later_ones_and_stale_attempts(ws: Works
     assert [c.seq for c in await ws.checkpoints()] == [1]
 
 
+async def test_checkpoints_that_share_a_commit_are_told_apart_by_number(
+    ws: Workspace,
+) -> None:
+    """A step that commits nothing (research, a build into ignored files)
+    leaves the commit before it: only its number names that checkpoint."""
+    survey = await ws.start_attempt("survey", 1)
+    await ws.commit_attempt(survey, "survey: nothing to commit")
+    at_base = await ws.merge(survey)
+    assert at_base.sha == ws.base_sha
+    one = await ws.merge(await edit(ws, "one", 1, {"lib.py": "x = 'one'\n"}))
+
+    assert (await ws.dropped_by_reset(ws.base_sha))[1] == [await ws.checkpoints()][0][1:]
+    assert [c.step_slug for c in (await ws.dropped_by_reset(0))[1]] == ["survey", "one"]
+    assert await ws.dropped_by_reset(1) == (ws.base_sha, (await ws.checkpoints())[1:])
+    with pytest.raises(
+        ValueError, match=r"no checkpoint #7 \(#0 is where it started; checkpoints: #1, #2\)"
+    ):
+        await ws.dropped_by_reset(7)
+    assert [c.seq for c in await ws.reset_to(2)] == []
+    assert tip(ws) == one.sha
+    assert [c.step_slug for c in await ws.reset_to(0)] == ["survey", "one"]
+    assert await ws.checkpoints() == []
+
+
 # ------------------------------------------------------------ artifacts
 
 

@@ -118,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = sub.add_parser("reset", help="reset the directive's branch to a checkpoint")
     reset.add_argument("id")
-    reset.add_argument("sha", help="a checkpoint's commit (see `checkpoints`)")
+    reset.add_argument(
+        "point",
+        type=_reset_point,
+        help="a checkpoint's number (0: where the directive started) or commit; see `checkpoints`",
+    )
     reset.add_argument(
         "--yes", action="store_true", help="do it (without it, only say what would run again)"
     )
@@ -131,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--after", type=int, default=0, help="only events after this sequence number")
     return p
+
+
+def _reset_point(text: str) -> str | int:
+    """`2` or `#2` is checkpoint number 2 (git takes no commit abbreviation
+    under four characters, so short numbers are never commits)."""
+    number = text.removeprefix("#")
+    return int(number) if number.isdigit() and len(number) < 4 else text
 
 
 def _headless_flags(p: argparse.ArgumentParser) -> None:
@@ -446,12 +457,11 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
             sha = await engine.fast_forward_user_branch(did)
             print(f"fast-forwarded to {sha[:12]}", file=out)
         elif args.yes:
-            rerun = await engine.reset_to_checkpoint(did, args.sha)
-            print(
-                f"reset to {args.sha[:12]}; to run again: {', '.join(rerun) or 'nothing'}", file=out
-            )
+            rerun = await engine.reset_to_checkpoint(did, args.point)
+            print(f"reset; to run again: {', '.join(rerun) or 'nothing'}", file=out)
         else:
-            print(f"would reset to {args.sha[:12]}: add --yes to do it", file=out)
+            rerun = await engine.preview_reset(did, args.point)
+            print(f"would run again: {', '.join(rerun) or 'nothing'}; add --yes to reset", file=out)
         return EXIT_OK
     except (EngineError, NotFound) as exc:
         raise UsageError(str(exc)) from exc

@@ -226,7 +226,7 @@ class ResultScreen(EngineScreen):
         r = self.result
         names = {step_slug(s.name): s.name for s in r.steps}
         try:  # refused for an ended directive: nothing would run again
-            preview = await self.engine.preview_reset(self.directive_id, cp.sha)
+            preview = await self.engine.preview_reset(self.directive_id, cp.seq)
         except EngineError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
@@ -248,7 +248,7 @@ class ResultScreen(EngineScreen):
         if not await self.app.push_screen_wait(ConfirmModal(question, "Reset", danger=True)):
             return
         try:
-            rerun = await self.engine.reset_to_checkpoint(self.directive_id, cp.sha)
+            rerun = await self.engine.reset_to_checkpoint(self.directive_id, cp.seq)
         except EngineError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
