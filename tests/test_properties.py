@@ -437,6 +437,22 @@ class EngineCommands(RuleBasedStateMachine):
         if escalations:
             self.command(decision, self.engine.resolve_approval(escalations[0].id, decision))
 
+    @rule(
+        review=st.sampled_from(["approve", "deny", "request_changes"]),
+        escalation=st.sampled_from(["retry", "skip", "replan", "stop"]),
+    )
+    def answer_what_it_asks(self, review: str, escalation: str) -> None:
+        """As a person at the keyboard: start it if need be, let it work
+        until it rests, then answer the oldest question it asks. Without
+        this rule few sequences got as far as a question."""
+        if self.status() is DirectiveStatus.DRAFT:
+            self.command("start", self.engine.start_directive(self.did))
+        self.settle()
+        for approval in self.pending()[:1]:
+            decision = escalation if approval.kind is ApprovalKind.ESCALATION else review
+            comment = "please add a test" if decision == "request_changes" else None
+            self.command(decision, self.engine.resolve_approval(approval.id, decision, comment))
+
     @rule()
     def answer_twice(self) -> None:
         """A second answer to the same approval is refused and changes nothing."""
