@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from textual.app import App
 from textual.binding import Binding
@@ -42,6 +42,9 @@ AUTO_DECISION: dict[ApprovalKind, ApprovalDecision] = {
     ApprovalKind.ESCALATION: ApprovalDecision.SKIP,
 }
 AUTO_DELAY_S = 1.0  # long enough to see the yellow step wait
+
+
+T = TypeVar("T")
 
 
 def command_errors() -> tuple[type[Exception], ...]:
@@ -224,12 +227,24 @@ class DirectiveApp(App[None]):
 
     # -- commands ---------------------------------------------------------------
 
-    async def run_command(self, work: Awaitable[object], done: str | None = None) -> bool:
-        """Await an engine command; a refusal becomes an error notification."""
+    async def command_value(self, work: Awaitable[T]) -> T | None:
+        """An engine command's answer, or None when it was refused (the
+        refusal becomes an error notification)."""
         try:
-            await work
+            return await work
         except command_errors() as exc:
-            self.notify(str(exc), severity="error", timeout=8)
+            self.notify(str(exc), severity="error", timeout=10)
+            return None
+
+    async def run_command(self, work: Awaitable[object], done: str | None = None) -> bool:
+        """Await an engine command; whether it was accepted (`done` is said
+        if so)."""
+
+        async def accepted() -> bool:
+            await work
+            return True
+
+        if await self.command_value(accepted()) is None:
             return False
         if done:
             self.notify(done)

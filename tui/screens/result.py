@@ -184,14 +184,10 @@ class ResultScreen(EngineScreen):
 
     @work(group="result-action", exclusive=True)
     async def action_merge(self) -> None:
-        from engine.engine import EngineError
-
         if self._unavailable():
             return
-        try:
-            offer = await self.engine.offer_fast_forward(self.directive_id)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
+        offer = await self.dapp.command_value(self.engine.offer_fast_forward(self.directive_id))
+        if offer is None:
             return
         if not offer.possible:
             self.notify(f"Cannot fast-forward: {offer.reason}", severity="warning", timeout=10)
@@ -205,18 +201,14 @@ class ResultScreen(EngineScreen):
             question += f"\nThe directive is still {d.status.value}: this takes the result so far."
         if not await self.app.push_screen_wait(ConfirmModal(question, "Fast-forward")):
             return
-        try:
-            sha = await self.engine.fast_forward_user_branch(self.directive_id)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
+        sha = await self.dapp.command_value(self.engine.fast_forward_user_branch(self.directive_id))
+        if sha is None:
             return
         self.notify(f"Your branch {offer.branch} now points at {sha[:12]}.", title="Fast-forwarded")
         self.refresh_result()
 
     @work(group="result-action", exclusive=True)
     async def action_reset(self) -> None:
-        from engine.engine import EngineError
-
         if self._unavailable() or self.result is None:
             return
         cp = self.selected_checkpoint()
@@ -225,10 +217,11 @@ class ResultScreen(EngineScreen):
             return
         r = self.result
         names = {step_slug(s.name): s.name for s in r.steps}
-        try:  # refused for an ended directive: nothing would run again
-            preview = await self.engine.preview_reset(self.directive_id, cp.seq)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
+        # refused for an ended directive: nothing would run again
+        preview = await self.dapp.command_value(
+            self.engine.preview_reset(self.directive_id, cp.seq)
+        )
+        if preview is None:
             return
         where = (
             f"where it started ({cp.sha[:12]}, before any step)"
@@ -247,10 +240,10 @@ class ResultScreen(EngineScreen):
         )
         if not await self.app.push_screen_wait(ConfirmModal(question, "Reset", danger=True)):
             return
-        try:
-            rerun = await self.engine.reset_to_checkpoint(self.directive_id, cp.seq)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
+        rerun = await self.dapp.command_value(
+            self.engine.reset_to_checkpoint(self.directive_id, cp.seq)
+        )
+        if rerun is None:
             return
         self.notify(
             f"Back to {cp.sha[:12]}; to run again: {', '.join(rerun) or 'nothing'}.",
