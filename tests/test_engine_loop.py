@@ -484,6 +484,32 @@ async def test_resuming_a_directive_that_never_started_is_refused(
     await engine.close()
 
 
+async def test_steps_claimed_but_not_begun_when_a_person_pauses_run_after_the_resume(
+    store: Store, tmp_path: Path
+) -> None:
+    """A pause that lands between the claim's commit and its task's first
+    step: the claims go back to ready (not left running with nothing
+    running them) and the resume runs each step once."""
+    bus = EventBus()
+    events = bus.subscribe()
+    script = Script()
+    engine = DirectiveEngine(store, bus, services(script))
+    await engine.start()
+    spec = chain_spec(tmp_path, [("a", []), ("b", [])], max_parallel_steps=2)
+    did = (await engine.create_directive(spec)).id
+    await engine.start_directive(did)
+    while (e := await events.get()).type != "step_status_changed" or e.new_status != "running":
+        pass
+    await engine.pause_directive(did)  # before the claimed steps' tasks began
+    assert script.calls == []
+    assert await statuses(engine, did) == {"a": "ready", "b": "ready"}
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    # each runs once; the claim the pause interrupted was attempt 1
+    assert sorted(call[:2] for call in script.calls) == [("a", 2), ("b", 2)]
+    await engine.close()
+
+
 async def test_steps_claimed_but_not_begun_when_the_engine_closes_are_ready_to_run_again(
     store: Store, tmp_path: Path
 ) -> None:
