@@ -725,18 +725,21 @@ class Workspace:
                     return MergeResult(False, None, False, conflicts, before)
             after = await self._rev("HEAD", self.integration_path)
             fast_forward = after == target and after != before
-            seq = await self._add_checkpoint(attempt, after)
-            kept = await self._keep_artifacts(attempt, seq)
+            kept = await self._add_checkpoint(attempt, after)
             return MergeResult(True, after, fast_forward, [], before, kept)
 
     # ---------------------------------------------------------- checkpoints
 
-    async def _add_checkpoint(self, attempt: Attempt, sha: str) -> int:
+    async def _add_checkpoint(self, attempt: Attempt, sha: str) -> list[str]:
+        """Record the checkpoint, its artifacts first (a crash between the two
+        leaves a folder the next checkpoint of that number empties, never a
+        checkpoint without its artifacts). Returns the artifacts kept."""
         existing = await self.checkpoints()
         seq = (existing[-1].seq + 1) if existing else 1
+        kept = await self._keep_artifacts(attempt, seq)
         ref = f"{self._ns}/checkpoints/{seq:04d}/{step_slug(attempt.step_name)}/{attempt.attempt}"
         await self._git(self.top, "update-ref", ref, sha, "")
-        return seq
+        return kept
 
     # ------------------------------------------------------------ artifacts
     #
