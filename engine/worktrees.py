@@ -749,6 +749,9 @@ class Workspace:
     # folder per checkpoint, and into every attempt started later, newest
     # checkpoint first. A reset drops them with their checkpoints.
 
+    def _artifacts_folder(self, seq: int) -> Path:
+        return self.artifacts_path / f"{seq:04d}"
+
     def _artifacts_of(self, ignored: Iterable[str]) -> list[str]:
         """The top-relative paths under `artifacts` among git's ignored
         entries (a folder entry ends in `/`): a whole entry inside an
@@ -767,7 +770,7 @@ class Workspace:
         first: a reset frees its number for reuse), leaving out files still as
         they were restored (an older checkpoint has them). Returns the paths
         looked at."""
-        folder = self.artifacts_path / f"{seq:04d}"
+        folder = self._artifacts_folder(seq)
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
         if not self.artifacts:
             return []
@@ -787,7 +790,7 @@ class Workspace:
         if not self.artifacts or not self.artifacts_path.is_dir():
             return restored
         for cp in reversed(await self.checkpoints()):
-            folder = self.artifacts_path / f"{cp.seq:04d}"
+            folder = self._artifacts_folder(cp.seq)
             if folder.is_dir():
                 await asyncio.to_thread(_copy_missing, folder, path, restored)
         return restored
@@ -852,8 +855,9 @@ class Workspace:
             await self._git(self.integration_path, "reset", "--hard", "-q", target)
             await self._delete_refs(c.ref for c in dropped)
             for c in dropped:
-                folder = self.artifacts_path / f"{c.seq:04d}"
-                await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+                await asyncio.to_thread(
+                    shutil.rmtree, self._artifacts_folder(c.seq), ignore_errors=True
+                )
             return dropped
 
     # ---------------------------------------------------------------- diffs
