@@ -3,11 +3,13 @@ are `engine.breakers.duration`, which breaker reasons use too)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.text import Text
 
 BAR_FULL, BAR_EMPTY = "█", "░"
+PADDING = re.compile(r" {3,}")
 
 
 def money(usd: float) -> str:
@@ -36,4 +38,9 @@ def bar(frac: float | None, width: int, style: str) -> Text:
 
 
 def tail(text: str, lines: int) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """The last `lines` lines, runs of padding squeezed to two spaces: tools
+    pad for an 80-column terminal (pytest right-aligns its `[100%]`), which
+    wraps into a stray line in a narrow panel."""
+    return "\n".join(
+        PADDING.sub("  ", line.rstrip()) for line in text.rstrip().splitlines()[-lines:]
+    )
