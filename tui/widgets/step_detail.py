@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -106,15 +107,12 @@ class StepDetail(Looks, VerticalScroll):
                 line.append(f"  {run.commit_sha[:10]}", self.look("look--muted"))
             out.append(line)
             if run.summary:
-                out.append(Text(f"  {run.summary}"))
+                out.append(indented(Text(run.summary), 2))
             if run.error:
-                out.append(Text(f"  {run.error}", style=self.look("sev--error")))
+                out.append(indented(Text(run.error, style=self.look("sev--error")), 2))
             if run.modified_files:
-                out.append(
-                    Text(
-                        "  files: " + ", ".join(run.modified_files), style=self.look("look--muted")
-                    )
-                )
+                files = "files: " + ", ".join(run.modified_files)
+                out.append(indented(Text(files, style=self.look("look--muted")), 2))
         return out
 
     def _evaluations(self, evaluations: list[Evaluation]) -> list[RenderableType]:
@@ -130,7 +128,7 @@ class StepDetail(Looks, VerticalScroll):
                 line.append("  ⚠ " + ", ".join(ev.flags), self.look("sev--warning"))
             out.append(line)
             if ev.summary:
-                out.append(Text(f"  {ev.summary}", style=self.look("look--muted")))
+                out.append(indented(Text(ev.summary, style=self.look("look--muted")), 2))
             out.extend(verifier_lines(self, ev))
         return out
 
@@ -149,12 +147,18 @@ class StepDetail(Looks, VerticalScroll):
         tail_widget.update(Group(self._heading("Live output"), *self._tail))
 
 
+def indented(text: Text, by: int) -> Padding:
+    """Text whose wrapped lines keep its indent, where leading spaces would
+    indent only the first."""
+    return Padding(text, (0, 0, 0, by))
+
+
 def verifier_lines(
     widget: Looks, ev: Evaluation, tail_lines: int = OUTPUT_TAIL_LINES
-) -> list[Text]:
+) -> list[RenderableType]:
     """One line per verifier result (name, score, pass/fail, gating) and the
     tail of its output: shared by the step panel and the approval modal."""
-    out: list[Text] = []
+    out: list[RenderableType] = []
     for r in ev.results:
         mark, css = ("✔", "look--passed") if r.passed else ("✖", "look--failed")
         line = Text.assemble((f"  {mark} ", widget.look(css)), (r.name, widget.look("look--title")))
@@ -167,10 +171,5 @@ def verifier_lines(
         out.append(line)
         text = tail(r.output_tail or r.summary, tail_lines)
         if text:
-            out.append(
-                Text(
-                    "\n".join(f"    {t}" for t in text.splitlines()),
-                    style=widget.look("look--muted"),
-                )
-            )
+            out.append(indented(Text(text, style=widget.look("look--muted")), 4))
     return out
