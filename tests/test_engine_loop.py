@@ -484,12 +484,11 @@ async def test_resuming_a_directive_that_never_started_is_refused(
     await engine.close()
 
 
-async def test_steps_claimed_but_not_begun_when_a_person_pauses_run_after_the_resume(
+async def two_steps_just_claimed(
     store: Store, tmp_path: Path
-) -> None:
-    """A pause that lands between the claim's commit and its task's first
-    step: the claims go back to ready (not left running with nothing
-    running them) and the resume runs each step once."""
+) -> tuple[DirectiveEngine, str, Script]:
+    """A directive of two independent steps, returned as soon as the claim
+    that moved them to running is published: their tasks have not begun."""
     bus = EventBus()
     events = bus.subscribe()
     script = Script()
@@ -500,6 +499,16 @@ async def test_steps_claimed_but_not_begun_when_a_person_pauses_run_after_the_re
     await engine.start_directive(did)
     while (e := await events.get()).type != "step_status_changed" or e.new_status != "running":
         pass
+    return engine, did, script
+
+
+async def test_steps_claimed_but_not_begun_when_a_person_pauses_run_after_the_resume(
+    store: Store, tmp_path: Path
+) -> None:
+    """A pause that lands between the claim's commit and its task's first
+    step: the claims go back to ready (not left running with nothing
+    running them) and the resume runs each step once."""
+    engine, did, script = await two_steps_just_claimed(store, tmp_path)
     await engine.pause_directive(did)  # before the claimed steps' tasks began
     assert script.calls == []
     assert await statuses(engine, did) == {"a": "ready", "b": "ready"}
@@ -516,16 +525,7 @@ async def test_steps_claimed_but_not_begun_when_the_engine_closes_are_ready_to_r
     """The driver moves a step to running in the transaction that claims it;
     closing the engine before the attempt's task took its first step must not
     leave the step running with nothing running it."""
-    bus = EventBus()
-    events = bus.subscribe()
-    script = Script()
-    engine = DirectiveEngine(store, bus, services(script))
-    await engine.start()
-    spec = chain_spec(tmp_path, [("a", []), ("b", [])], max_parallel_steps=2)
-    did = (await engine.create_directive(spec)).id
-    await engine.start_directive(did)
-    while (e := await events.get()).type != "step_status_changed" or e.new_status != "running":
-        pass
+    engine, did, script = await two_steps_just_claimed(store, tmp_path)
     await engine.close()  # the claims are committed; their tasks have not begun
     assert script.calls == []
     assert await statuses(engine, did) == {"a": "ready", "b": "ready"}

@@ -394,16 +394,15 @@ def test_a_step_that_writes_only_ignored_files_is_told_later_steps_will_not_see_
 ) -> None:
     """Steps pass files on through commits: what git ignores stays behind in
     the step's worktree, and the run says so, naming it."""
-    from tests.test_cli import run_cli
+    from tests.test_cli import directive_file, run_cli
 
     repo = make_git_repo({**BASE, ".gitignore": "out/\n"})
-    directive = tmp_path / "d.toml"
-    directive.write_text(
-        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
-        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+    directive = directive_file(
+        tmp_path,
+        repo,
         '[[steps]]\nname = "build"\n'
         'command = "mkdir -p out && echo bin > out/app && echo notes > notes.txt"\n'
-        '[[steps]]\nname = "use"\ndepends_on = ["build"]\ncommand = "cat notes.txt"\n'
+        '[[steps]]\nname = "use"\ndepends_on = ["build"]\ncommand = "cat notes.txt"\n',
     )
     code, out, _ = run_cli("--db", str(tmp_path / "x.db"), "run", str(directive), "--headless")
     assert code == 0
@@ -417,17 +416,16 @@ def test_listed_artifacts_reach_the_steps_after_the_one_that_built_them(
 ) -> None:
     """`[workspace] artifacts` hands a git-ignored build folder on: the step
     that needs it finds it, the checkpoint says so, nothing is committed."""
-    from tests.test_cli import run_cli
+    from tests.test_cli import directive_file, run_cli
 
     repo = make_git_repo({**BASE, ".gitignore": "out/\n"})
-    directive = tmp_path / "d.toml"
-    directive.write_text(
-        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
-        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+    directive = directive_file(
+        tmp_path,
+        repo,
         '[workspace]\nartifacts = ["out"]\n'
         '[[steps]]\nname = "build"\ncommand = "mkdir -p out && echo bin > out/app"\n'
         '[[steps]]\nname = "use"\ndepends_on = ["build"]\n'
-        'command = "test \\"$(cat out/app)\\" = bin"\n'
+        'command = "test \\"$(cat out/app)\\" = bin"\n',
     )
     code, out, err = run_cli("--db", str(tmp_path / "x.db"), "run", str(directive), "--headless")
     assert code == 0, out + err
