@@ -20,7 +20,7 @@ from engine.models import (
 )
 from engine.models import StepStatus as S
 from engine.planner import PlannedChain
-from engine.store import READY_SQL, Tx, _chain, _list_steps
+from engine.store import READY_SQL, Tx, _list_steps
 from engine.transitions import STEP_DONE
 
 # Statuses a superseded chain's steps are moved out of.
@@ -95,14 +95,9 @@ def drive(
     reset can slip in between). `directive`: already read in this
     transaction."""
     d = directive or tx.directive(directive_id)
-    row = tx.one(
-        "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
-        " ORDER BY generation DESC LIMIT 1",
-        (directive_id,),
-    )
-    if row is None:
+    chain = tx.current_chain(directive_id)
+    if chain is None:
         return DriverView(d, None, [], False)
-    chain = _chain(row)
     plan_pending = (
         tx.one(
             "SELECT 1 FROM approval_requests WHERE directive_id = ? AND kind = 'plan' AND status = 'pending'",

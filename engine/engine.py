@@ -403,9 +403,14 @@ class DirectiveEngine:
             tripped = breaker_reason(d)
             if tripped:
                 raise EngineError(f"cannot resume: {tripped[1]}; raise the limit first")
-        chain = await self.store.current_chain(directive_id)
-        target = D.ACTIVE if chain else D.PLANNING
-        await self._write(directive_id, lambda tx: tx.directive_status(directive_id, target))
+
+        def resume(tx: Tx) -> None:
+            # Whether a chain exists is read here, with the write: a first
+            # plan landing between a read and the write would be planned twice.
+            planned = tx.current_chain(directive_id) is not None
+            tx.directive_status(directive_id, D.ACTIVE if planned else D.PLANNING)
+
+        await self._write(directive_id, resume)
         self._launch_driver(directive_id)
 
     async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:

@@ -380,6 +380,15 @@ class Tx:
         if cur.rowcount != 1:
             raise NotFound(f"directives: no row with id {directive_id!r}")
 
+    def current_chain(self, directive_id: str) -> Chain | None:
+        """The directive's newest chain that no replan has superseded."""
+        row = self.one(
+            "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
+            " ORDER BY generation DESC LIMIT 1",
+            (directive_id,),
+        )
+        return _chain(row) if row else None
+
     def step(self, step_id: str) -> Step:
         row = self.one("SELECT * FROM chain_steps WHERE id = ?", (step_id,))
         if row is None:
@@ -705,12 +714,7 @@ class Store:
         return _directive(rows[0])
 
     async def current_chain(self, directive_id: str) -> Chain | None:
-        rows = await self._conn.execute_fetchall(
-            "SELECT * FROM directive_chains WHERE directive_id = ? AND superseded = 0"
-            " ORDER BY generation DESC LIMIT 1",
-            (directive_id,),
-        )
-        return _chain(rows[0]) if rows else None
+        return await self._call(lambda c: Tx(c).current_chain(directive_id))
 
     async def list_chains(self, directive_id: str) -> list[Chain]:
         rows = await self._conn.execute_fetchall(

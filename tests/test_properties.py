@@ -641,6 +641,47 @@ async def test_a_pause_during_planning_holds(tmp_path: Path, caplog) -> None:
         await no_engine_errors(engine, did, caplog)
 
 
+class HeldPlanner:
+    """The explicit planner, holding its plan until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def plan(self, directive, replan=None):  # type: ignore[no-untyped-def]
+        await self.release.wait()
+        return await ExplicitPlanner().plan(directive, replan)
+
+
+async def test_a_resume_while_the_paused_first_plan_lands_plans_once(
+    tmp_path: Path, caplog
+) -> None:
+    """Paused while planning, then resumed just as the plan landed: resume
+    read "no chain yet", the plan committed, and resume's write put the
+    directive back to planning, so the driver planned it a second time and
+    crashed on the duplicate generation. Resume now decides in the
+    transaction that writes."""
+    planner = HeldPlanner()
+    async with slow_planning_engine(tmp_path, Script(), planner) as (engine, did):  # type: ignore[arg-type]
+        await engine.start_directive(did)
+        await engine.pause_directive(did)
+        store_chain = engine.store.current_chain
+
+        async def chain_read_just_before_the_plan_lands(directive_id: str):  # type: ignore[no-untyped-def]
+            seen = await store_chain(directive_id)
+            planner.release.set()
+            while await store_chain(directive_id) is None:
+                await asyncio.sleep(0.005)
+            return seen
+
+        engine.store.current_chain = chain_read_just_before_the_plan_lands  # type: ignore[method-assign]
+        await engine.resume_directive(did)
+        planner.release.set()
+        engine.store.current_chain = store_chain  # type: ignore[method-assign]
+        assert await engine.wait_settled(did, timeout=5) == "completed"
+        assert [c.generation for c in await engine.store.list_chains(did)] == [0]
+        await no_engine_errors(engine, did, caplog)
+
+
 async def test_a_stop_during_planning_is_quiet(tmp_path: Path, caplog) -> None:
     async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.1)) as (engine, did):
         await engine.start_directive(did)
