@@ -382,10 +382,8 @@ class DirectiveEngine:
         return await self.store.get_directive(d.id)
 
     async def start_directive(self, directive_id: str) -> None:
-        d = await self.store.get_directive(directive_id)
-        if d.status is D.PAUSED:
-            return await self.resume_directive(directive_id)
-        await self._write(directive_id, lambda tx: tx.directive_status(directive_id, D.PLANNING))
+        """Plan a draft; a paused directive resumes instead."""
+        await self._write(directive_id, lambda tx: _go(tx, directive_id, starting=True))
         self._launch_driver(directive_id)
 
     async def pause_directive(self, directive_id: str, reason: str = "paused by user") -> None:
@@ -396,21 +394,7 @@ class DirectiveEngine:
         await self._halt(directive_id)
 
     async def resume_directive(self, directive_id: str) -> None:
-        d = await self.store.get_directive(directive_id)
-        if d.status is D.DRAFT:
-            raise EngineError(f"{d.title!r} has not started yet: start it instead")
-        if d.status is D.PAUSED:
-            tripped = breaker_reason(d)
-            if tripped:
-                raise EngineError(f"cannot resume: {tripped[1]}; raise the limit first")
-
-        def resume(tx: Tx) -> None:
-            # Whether a chain exists is read here, with the write: a first
-            # plan landing between a read and the write would be planned twice.
-            planned = tx.current_chain(directive_id) is not None
-            tx.directive_status(directive_id, D.ACTIVE if planned else D.PLANNING)
-
-        await self._write(directive_id, resume)
+        await self._write(directive_id, lambda tx: _go(tx, directive_id, starting=False))
         self._launch_driver(directive_id)
 
     async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:
@@ -1717,3 +1701,24 @@ def _ask_again(tx: Tx, directive_id: str, failed: Step | None, why: str) -> None
 def _point(point: str | int) -> str:
     """A reset target as a person names it: `#2`, or a commit's short form."""
     return f"checkpoint #{point}" if isinstance(point, int) else point[:10]
+
+
+def _go(tx: Tx, directive_id: str, *, starting: bool) -> None:
+    """Start or resume, decided on what this transaction reads: between a
+    read and a later write a breaker could pause the directive, or its first
+    plan land, and planning it again would add a second first chain. A
+    paused directive goes back to where it was (active with a chain,
+    planning without) once no breaker trips; `start` plans a draft, and
+    what the transition table refuses is refused with its message."""
+    d = tx.directive(directive_id)
+    if d.status is D.DRAFT and not starting:
+        raise EngineError(f"{d.title!r} has not started yet: start it instead")
+    if d.status is D.PAUSED:
+        tripped = breaker_reason(d)
+        if tripped:
+            raise EngineError(f"cannot resume: {tripped[1]}; raise the limit first")
+    if starting and d.status is not D.PAUSED:
+        target = D.PLANNING
+    else:
+        target = D.ACTIVE if tx.current_chain(directive_id) is not None else D.PLANNING
+    tx.directive_status(directive_id, target)

@@ -682,6 +682,39 @@ async def test_a_resume_while_the_paused_first_plan_lands_plans_once(
         await no_engine_errors(engine, did, caplog)
 
 
+async def test_a_start_on_a_directive_paused_since_it_was_read_resumes_it(
+    tmp_path: Path, caplog
+) -> None:
+    """`start` read the directive active (so: plan it), a breaker paused it,
+    and the write moved it from paused to planning: a second first chain.
+    Start and resume now decide in the transaction that writes; here the
+    read before the write is made stale on purpose."""
+    manual = {"autonomy": Autonomy.MANUAL}
+    async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.0), **manual) as (
+        engine,
+        did,
+    ):
+        await engine.start_directive(did)
+        assert await engine.wait_settled(did, timeout=5) == "awaiting_approval"  # the plan
+        read = engine.store.get_directive
+        active = await read(did)
+        await engine.pause_directive(did, reason="cost limit reached")
+
+        async def read_before_the_pause(directive_id: str):  # type: ignore[no-untyped-def]
+            return active if directive_id == did else await read(directive_id)
+
+        engine.store.get_directive = read_before_the_pause  # type: ignore[method-assign]
+        await engine.start_directive(did)
+        engine.store.get_directive = read  # type: ignore[method-assign]
+        assert (await read(did)).status is DirectiveStatus.ACTIVE
+        while await engine.wait_settled(did, timeout=5) == "awaiting_approval":
+            for approval in await engine.store.pending_approvals(did):  # the plan, then steps
+                await engine.resolve_approval(approval.id, "approve")
+        assert (await read(did)).status is DirectiveStatus.COMPLETED
+        assert [c.generation for c in await engine.store.list_chains(did)] == [0]
+        await no_engine_errors(engine, did, caplog)
+
+
 async def test_a_stop_during_planning_is_quiet(tmp_path: Path, caplog) -> None:
     async with slow_planning_engine(tmp_path, Script(), SlowPlanner(0.1)) as (engine, did):
         await engine.start_directive(did)
