@@ -42,7 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 # (repository kind, seed): 7 x 9 = 63 kill points in all
-SCENARIOS = [("folder", seed) for seed in range(5)] + [("git", seed) for seed in range(5, 7)]
+# folder: steps run in the repository; git: in worktrees, out/ committed;
+# artifacts: in worktrees, out/ git-ignored and handed on as artifacts
+SCENARIOS = (
+    [("folder", seed) for seed in range(5)]
+    + [("git", seed) for seed in range(5, 7)]
+    + [("artifacts", seed) for seed in range(7, 9)]
+)
 KILLS_PER_SEED = 9
 JITTER_S = (0.0, 0.06)  # after the chosen event, before the kill
 POLL_S = 0.005
@@ -119,8 +125,9 @@ def _toml_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
-def directive_text(repo: Path) -> str:
+def directive_text(repo: Path, mode: str) -> str:
     check_attempt = f"{PY} -c \"import sys; sys.exit(int(open('out/rework_attempt').read()) < 2)\""
+    workspace = '[workspace]\nartifacts = ["out"]\n' if mode == "artifacts" else ""
     head = f"""\
 title = "crash fuzz"
 goal = "survive SIGKILL at any moment"
@@ -133,6 +140,7 @@ max_parallel_steps = 2
 max_failed_steps = 5
 max_rework_cycles = 3
 
+{workspace}
 [verifiers]
 auto_detect = false
 llm_judge = false
@@ -164,8 +172,8 @@ verifiers = {_toml_list(s.verifiers)}
     return head + body
 
 
-def write_directive(path: Path, repo: Path) -> Path:
-    path.write_text(directive_text(repo))
+def write_directive(path: Path, repo: Path, mode: str) -> Path:
+    path.write_text(directive_text(repo, mode))
     return path
 
 
@@ -188,13 +196,17 @@ def start_worker(db: Path, directive: Path, log: Path) -> subprocess.Popen[bytes
 
 def make_repo(path: Path, mode: str) -> Path:
     """The directive's repository: a plain folder (steps run in it), or a
-    git work tree (each attempt in its own worktree, merged when it passes)."""
+    git work tree (each attempt in its own worktree, merged when it passes),
+    which ignores out/ in the artifacts mode."""
     path.mkdir()
-    if mode == "git":
+    if mode != "folder":
+        if mode == "artifacts":
+            (path / ".gitignore").write_text("out/\n")
         for args in (
             ["init", "-q", "-b", "main"],
             ["config", "user.email", "fuzz@example.com"],
             ["config", "user.name", "Fuzz"],
+            ["add", "-A"],
             ["commit", "-q", "--allow-empty", "-m", "start"],
         ):
             git(path, *args)
@@ -209,7 +221,9 @@ def git(repo: Path, *args: str) -> str:
 
 def result_files(repo: Path) -> dict[str, str]:
     """out/* as the directive left it: in the folder itself, or on the
-    directive's integration branch (the user's own tree stays untouched)."""
+    directive's integration branch (the user's own tree stays untouched);
+    none when out/ is ignored (its files went from step to step as artifacts,
+    and the steps that read them passing is what shows they arrived)."""
     if not (repo / ".git").exists():
         return {p.name: p.read_text() for p in sorted((repo / "out").iterdir())}
     (branch,) = git(
@@ -284,7 +298,7 @@ def references(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict
         if mode not in made:
             root = tmp_path_factory.mktemp(f"reference-{mode}")
             repo = make_repo(root / "repo", mode)
-            directive = write_directive(root / "fuzz.toml", repo)
+            directive = write_directive(root / "fuzz.toml", repo, mode)
             code = run_to_end(root / "fuzz.db", directive, root / "worker.log")
             assert code == 0, (root / "worker.log").read_text()[-3000:]
             made[mode] = outcome(root / "fuzz.db", repo)
@@ -338,7 +352,7 @@ async def test_sigkill_at_random_moments_loses_nothing(
     rng = random.Random(seed)
     points = sorted(rng.sample(range(1, reference["events"] - 2), KILLS_PER_SEED))
     repo = make_repo(tmp_path / "repo", mode)
-    directive = write_directive(tmp_path / "fuzz.toml", repo)
+    directive = write_directive(tmp_path / "fuzz.toml", repo, mode)
     db, log = tmp_path / "fuzz.db", tmp_path / "worker.log"
     kills: list[tuple[int, float]] = []
     for point in points:
