@@ -44,11 +44,13 @@ PY = sys.executable
 # (repository kind, seed): 7 x 9 = 63 kill points in all
 # folder: steps run in the repository; git: in worktrees, out/ committed;
 # artifacts: in worktrees, out/ git-ignored and handed on as artifacts
-SCENARIOS = (
-    [("folder", seed) for seed in range(5)]
-    + [("git", seed) for seed in range(5, 7)]
-    + [("artifacts", seed) for seed in range(7, 9)]
-)
+SEED_ROUNDS = int(os.environ.get("CRASH_FUZZ_ROUNDS", "1"))  # more for a longer hunt
+SCENARIOS = [
+    (mode, 10 * round_ + seed)
+    for round_ in range(SEED_ROUNDS)
+    for mode, seeds in (("folder", range(5)), ("git", range(5, 7)), ("artifacts", range(7, 9)))
+    for seed in seeds
+]
 KILLS_PER_SEED = 9
 JITTER_S = (0.0, 0.06)  # after the chosen event, before the kill
 POLL_S = 0.005
