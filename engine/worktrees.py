@@ -746,11 +746,20 @@ class Workspace:
     # What git ignores never reaches a commit, so a `build/` folder one step
     # makes would be missing from the next step's fresh worktree. The paths
     # named in `[workspace] artifacts` are copied, when a step passes, to a
-    # folder per checkpoint, and into every attempt started later, newest
-    # checkpoint first. A reset drops them with their checkpoints.
+    # folder per checkpoint (with the list of files the step removed), and
+    # into every attempt started later, newest checkpoint first. A reset
+    # drops them with their checkpoints.
 
     def _artifacts_folder(self, seq: int) -> Path:
         return self.artifacts_path / f"{seq:04d}"
+
+    def _removed_list(self, seq: int) -> Path:
+        """Artifact files the step of checkpoint `seq` was given and removed."""
+        return self.artifacts_path / f"{seq:04d}.removed"
+
+    async def _drop_artifacts(self, seq: int) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._artifacts_folder(seq), ignore_errors=True)
+        self._removed_list(seq).unlink(missing_ok=True)
 
     def _artifacts_of(self, ignored: Iterable[str]) -> list[str]:
         """The top-relative paths under `artifacts` among git's ignored
@@ -768,10 +777,9 @@ class Workspace:
     async def _keep_artifacts(self, attempt: Attempt, seq: int) -> list[str]:
         """Copy the attempt's artifacts to checkpoint `seq`'s folder (emptied
         first: a reset frees its number for reuse), leaving out files still as
-        they were restored (an older checkpoint has them). Returns the paths
-        looked at."""
-        folder = self._artifacts_folder(seq)
-        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        they were restored (an older checkpoint has them), and list the
+        restored files it removed. Returns the paths looked at."""
+        await self._drop_artifacts(seq)
         if not self.artifacts:
             return []
         kept = [
@@ -779,20 +787,29 @@ class Workspace:
             for rel in self._artifacts_of(await self._ignored(attempt))
             if os.path.lexists(attempt.path / rel)
         ]
+        folder = self._artifacts_folder(seq)
         await asyncio.to_thread(_copy_changed, attempt.path, folder, kept, attempt.restored)
+        removed = sorted(r for r in attempt.restored if not os.path.lexists(attempt.path / r))
+        if removed:
+            self.artifacts_path.mkdir(parents=True, exist_ok=True)
+            self._removed_list(seq).write_text("".join(f"{r}\n" for r in removed))
         return kept
 
     async def _restore_artifacts(self, path: Path) -> dict[str, tuple[int, int]]:
         """Put the artifacts of the live checkpoints into a new worktree. The
-        newest copy of a path wins; nothing there already (tracked) is
-        overwritten. Returns what was put there, by file."""
+        newest copy of a path wins, a later step's removal hides older
+        copies, and nothing there already (tracked) is overwritten. Returns
+        what was put there, by file."""
         restored: dict[str, tuple[int, int]] = {}
         if not self.artifacts or not self.artifacts_path.is_dir():
             return restored
+        removed: set[str] = set()
         for cp in reversed(await self.checkpoints()):
             folder = self._artifacts_folder(cp.seq)
             if folder.is_dir():
-                await asyncio.to_thread(_copy_missing, folder, path, restored)
+                await asyncio.to_thread(_copy_missing, folder, path, restored, removed)
+            if self._removed_list(cp.seq).exists():
+                removed.update(self._removed_list(cp.seq).read_text().splitlines())
         return restored
 
     async def checkpoints(self) -> list[Checkpoint]:
@@ -855,9 +872,7 @@ class Workspace:
             await self._git(self.integration_path, "reset", "--hard", "-q", target)
             await self._delete_refs(c.ref for c in dropped)
             for c in dropped:
-                await asyncio.to_thread(
-                    shutil.rmtree, self._artifacts_folder(c.seq), ignore_errors=True
-                )
+                await self._drop_artifacts(c.seq)
             return dropped
 
     # ---------------------------------------------------------------- diffs
@@ -1071,14 +1086,19 @@ def _copy_changed(
         shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def _copy_missing(src_top: Path, dst_top: Path, copied: dict[str, tuple[int, int]]) -> None:
-    """Copy a tree's files into another where nothing is in their place
-    yet (not under a file either), noting each one copied in `copied`."""
+def _copy_missing(
+    src_top: Path, dst_top: Path, copied: dict[str, tuple[int, int]], skip: set[str]
+) -> None:
+    """Copy a tree's files, but those in `skip`, into another where nothing
+    is in their place yet (not under a file either), noting each one copied
+    in `copied`."""
     for rel in _files(src_top, ["."]):
         rel = rel.removeprefix("./")
         dst = dst_top / rel
-        if os.path.lexists(dst) or any(
-            p.exists() and not p.is_dir() for p in dst.parents if _is_under(p, dst_top)
+        if (
+            rel in skip
+            or os.path.lexists(dst)
+            or any(p.exists() and not p.is_dir() for p in dst.parents if _is_under(p, dst_top))
         ):
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)

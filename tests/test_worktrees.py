@@ -417,6 +417,22 @@ async def test_artifacts_of_parallel_steps_add_up_and_the_newest_copy_wins(
     assert tree(after, "build") == {"left.o": "L", "right.o": "R", "shared": "linked"}
 
 
+async def test_an_artifact_a_later_step_removes_stays_removed(builds: Workspace) -> None:
+    """Artifacts merge like files: what a step was given and deleted is gone
+    for the steps after it, while older checkpoints still hold their copy."""
+    await builds.merge(await make(builds, "compile", 1, {"build/a.o": "A", "build/b.o": "B"}))
+    clean = await builds.start_attempt("clean", 1)
+    (clean.workdir / "build/a.o").unlink()
+    (clean.workdir / "README.md").write_text("cleaned\n")
+    await builds.commit_attempt(clean, "clean")
+    await builds.merge(clean)
+    assert (builds.artifacts_path / "0002.removed").read_text() == "build/a.o\n"
+    assert tree(await builds.start_attempt("link", 1), "build") == {"b.o": "B"}
+    await builds.reset_to(1)  # the removal goes with its checkpoint
+    assert not (builds.artifacts_path / "0002.removed").exists()
+    assert tree(await builds.start_attempt("again", 1), "build") == {"a.o": "A", "b.o": "B"}
+
+
 async def test_a_reset_drops_the_artifacts_of_the_checkpoints_it_drops(
     builds: Workspace,
 ) -> None:
