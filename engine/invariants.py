@@ -207,18 +207,19 @@ def recovered(s: Snapshot) -> Iterator[str]:
 
 
 def attempts_numbered(s: Snapshot) -> Iterator[str]:
-    """A step's runs are attempts 1..attempts; a carried step has none of its own."""
+    """A step's runs are attempts 1..attempts. A step carried over by a
+    replan keeps the count of the step it carries and has no runs of its
+    own, until a reset sends it back to run: then its runs go on from that
+    count."""
     for st in s.steps.values():
         numbers = [r["attempt"] for r in s.runs.get(st["id"], [])]
+        first = 1
         if st["carried_from"]:
-            if numbers:
-                yield f"{s.step_name(st['id'])} was carried over but has runs of its own"
-            continue
-        if numbers != list(range(1, st["attempts"] + 1)):
-            yield (
-                f"{s.step_name(st['id'])}: runs are attempts {numbers}, "
-                f"expected 1..{st['attempts']}"
-            )
+            origin = s.steps.get(st["carried_from"])
+            first = (origin["attempts"] if origin else st["attempts"]) + 1
+        if numbers != list(range(first, st["attempts"] + 1)):
+            expected = f"{first}..{st['attempts']}" if first <= st["attempts"] else "none"
+            yield f"{s.step_name(st['id'])}: runs are attempts {numbers}, expected {expected}"
 
 
 def event_sequence(s: Snapshot) -> Iterator[str]:

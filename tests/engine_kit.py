@@ -28,13 +28,15 @@ from engine.verifiers.base import VerifyContext
 @dataclass
 class Script:
     """Per step name: one score per run (the last repeats); optional cost,
-    failure and delay."""
+    failure and delay. `writes`: each run leaves `out/<step>` (its attempt
+    number) in its working tree, so a git workspace gets a commit per step."""
 
     scores: dict[str, list[float]] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
     fail: dict[str, str] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
     gating: bool = False
+    writes: bool = False
     calls: list[tuple[str, int, str | None]] = field(default_factory=list)
 
     def score(self, step: str) -> float:
@@ -62,6 +64,9 @@ class ScriptExecutor:
             await ctx.record_cost(TokenUsage(input_tokens=1000), self.script.costs[name])
         if name in self.script.fail:
             return ExecutionResult(success=False, error=self.script.fail[name])
+        if self.script.writes:
+            (ctx.workdir / "out").mkdir(exist_ok=True)
+            (ctx.workdir / "out" / name).write_text(f"{ctx.attempt}\n")
         return ExecutionResult(success=True, summary=f"{name} done")
 
 

@@ -252,6 +252,33 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     await engine.close()
 
 
+async def test_a_reset_after_a_replan_runs_the_carried_steps_again(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """A replan carries the passed steps into its chain (their runs stay with
+    the old one); a reset to the start sends the carried copies back to
+    run, their attempts counting on from what they carried. Found by the
+    command machine in a git repository: the checker wanted carried steps
+    never to run."""
+    from engine.invariants import check_invariants
+
+    spec = scripted(make_git_repo(BASE), three_to_reset(), [HALF, OK])
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.AWAITING_APPROVAL
+    await engine.regenerate_chain(did, "a new plan keeping what passed")
+    assert await engine.wait_settled(did, timeout=30) is Outcome.AWAITING_APPROVAL
+    carried = {s.name: s for s in await store.list_steps((await store.current_chain(did)).id)}
+    assert carried["s1"].carried_from and carried["s1"].attempts == 1
+
+    assert await engine.reset_to_checkpoint(did, 0) == ["s1", "s2", "s3"]
+    assert await engine.wait_settled(did, timeout=30) is Outcome.AWAITING_APPROVAL
+    s1 = next(s for s in await store.list_steps(carried["s1"].chain_id) if s.name == "s1")
+    assert (s1.status.value, s1.attempts) == ("passed", 2)
+    assert [r.attempt for r in await store.list_runs(s1.id)] == [2]
+    assert await check_invariants(store.path) == []
+    await engine.close()
+
+
 def test_a_crash_mid_step_leaves_no_orphan_worktree_after_restart(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:

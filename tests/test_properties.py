@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import string
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -343,11 +344,12 @@ class EngineCommands(RuleBasedStateMachine):
             fail={name: "scripted failure" for name in failing},
             delay={name: delay for name, _ in STEPS},
             costs={"a": 0.01, "d": 0.02},
+            writes=self.in_git,
         )
         self.store = self.run(Store.open(self.db))
         self.engine = DirectiveEngine(self.store, EventBus(), services(self.script))
         spec = chain_spec(
-            Path(self.tmp.name),
+            self.repo(),
             STEPS,
             autonomy=autonomy,
             max_rework_cycles=1,
@@ -360,6 +362,11 @@ class EngineCommands(RuleBasedStateMachine):
             self.command("start", self.engine.start_directive(self.did))
 
     # -- helpers ---------------------------------------------------------------
+
+    in_git = False  # steps run in the folder itself
+
+    def repo(self) -> Path:
+        return Path(self.tmp.name)
 
     def command(self, name: str, coro) -> bool:  # type: ignore[no-untyped-def]
         """Run one command; a refusal must be one of the engine's own, with a
@@ -569,6 +576,42 @@ EngineCommands.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_random_engine_commands_never_leave_an_illegal_state = EngineCommands.TestCase
+
+
+class GitEngineCommands(EngineCommands):
+    """The same commands on a directive in a git repository (each attempt in
+    its own worktree, merged when it passes, a checkpoint per pass), plus a
+    reset to any checkpoint at any moment, steps running or not."""
+
+    in_git = True
+
+    def repo(self) -> Path:
+        repo = Path(self.tmp.name) / "repo"
+        if not repo.exists():
+            repo.mkdir()
+            for args in (
+                ["init", "-q", "-b", "main"],
+                ["-c", "user.email=m@example.com", "-c", "user.name=M", "commit", "-q",
+                 "--allow-empty", "-m", "start"],
+            ):  # fmt: skip
+                subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+        return repo
+
+    @rule(which=st.integers(0, 4), look_first=st.booleans())
+    def reset_to_a_checkpoint(self, which: int, look_first: bool) -> None:
+        """Back to checkpoint `which` (0: where it started), by number."""
+        if look_first:
+            self.settle()
+        self.command("reset", self.engine.reset_to_checkpoint(self.did, which))
+
+
+GitEngineCommands.TestCase.settings = settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")) // 3,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_random_commands_in_a_git_repository_never_leave_an_illegal_state = GitEngineCommands.TestCase
 
 
 # --------------------------------------------------------------------------
