@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -572,6 +573,8 @@ class Workspace:
         start = await self._rev("HEAD", path)
         async with self._lock:
             restored = await self._restore_artifacts(path)
+        if restored:  # for `resume_attempt` after a restart
+            await self._note_restored(path, restored)
         refs = self._attempt_refs(step_name, attempt)
         await self._git(
             self.top,
@@ -660,6 +663,12 @@ class Workspace:
         head = refs.get("head")
         workdir = path / self.prefix if self.prefix else path
         links = [f"{self.prefix}{name}" for name in self.links if (workdir / name).is_symlink()]
+        note = await self._restored_note(path)
+        restored = (
+            {rel: (size, mtime) for rel, (size, mtime) in json.loads(note.read_text()).items()}
+            if note.exists()
+            else {}
+        )
         return Attempt(
             step_name=step_name,
             attempt=attempt,
@@ -669,9 +678,19 @@ class Workspace:
             base_sha=refs["base"],
             start_sha=refs.get("start", refs["base"]),
             links=links,
+            restored=restored,
             committed=head is not None,
             commit_sha=head if head and head != refs["base"] else None,
         )
+
+    async def _restored_note(self, path: Path) -> Path:
+        """Where an attempt's worktree records the artifacts it was given: in
+        git's own folder for the worktree, which goes when the worktree does."""
+        git_dir = (await self._git(path, "rev-parse", "--absolute-git-dir")).out.strip()
+        return Path(git_dir) / "directive-tui-artifacts.json"
+
+    async def _note_restored(self, path: Path, restored: dict[str, tuple[int, int]]) -> None:
+        (await self._restored_note(path)).write_text(json.dumps(restored))
 
     async def remove_attempt(self, attempt: Attempt, *, keep: bool = False) -> None:
         """Remove the attempt's worktree and branch (its commit stays

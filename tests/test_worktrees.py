@@ -433,6 +433,26 @@ async def test_an_artifact_a_later_step_removes_stays_removed(builds: Workspace)
     assert tree(await builds.start_attempt("again", 1), "build") == {"a.o": "A", "b.o": "B"}
 
 
+async def test_an_attempt_resumed_after_a_restart_knows_the_artifacts_it_was_given(
+    builds: Workspace, data_dir: Path
+) -> None:
+    """A step waiting for approval across a restart: when it passes, what it
+    left unchanged is not copied again and what it removed is recorded."""
+    await builds.merge(await make(builds, "compile", 1, {"build/a.o": "A", "build/b.o": "B"}))
+    waiting = await builds.start_attempt("review", 1)
+    (waiting.workdir / "build/a.o").unlink()
+    (waiting.workdir / "notes.txt").write_text("reviewed\n")
+    await builds.commit_attempt(waiting, "review")
+
+    reopened = await Workspace.open(builds.repo, DIRECTIVE, data_dir, artifacts=["build"])
+    assert reopened is not None
+    resumed = await reopened.resume_attempt("review", 1)
+    assert resumed is not None and resumed.restored == waiting.restored
+    await reopened.merge(resumed)
+    assert not (reopened.artifacts_path / "0002").exists()  # b.o unchanged: not copied
+    assert (reopened.artifacts_path / "0002.removed").read_text() == "build/a.o\n"
+
+
 async def test_a_reset_drops_the_artifacts_of_the_checkpoints_it_drops(
     builds: Workspace,
 ) -> None:
