@@ -78,12 +78,13 @@ class StepDetail(Looks, VerticalScroll):
         look = STEP_LOOK[step.status]
         head = Text.assemble((step.name, self.look("look--title")), f"  {step.type}")
         status = Text.assemble((f"{look.icon} {look.label}", self.look(f"look--{look.css}")))
+        # short enough for the narrow panel: the score as the DAG box shows it
         if step.confidence is not None and step.level is not None:
-            status.append(f"   confidence {step.confidence:.2f} ")
+            status.append(f"  {step.confidence:.2f} ")
             status.append(step.level.value, self.look(f"level--{LEVEL_CSS[step.level]}"))
         if step.rework_count:
-            status.append(f"   ↻ {step.rework_count} rework", self.look("look--rework"))
-        status.append(f"   attempts {step.attempts}", self.look("look--muted"))
+            status.append(f"  ↻ {step.rework_count} rework", self.look("look--rework"))
+        status.append(f"  attempts {step.attempts}", self.look("look--muted"))
         out: list[RenderableType] = [head, status]
         if step.spec.description:
             out.append(Text(step.spec.description))
