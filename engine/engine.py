@@ -817,7 +817,8 @@ class DirectiveEngine:
     # ------------------------------------------------------------------
 
     async def wait_settled(self, directive_id: str, timeout: float | None = None) -> Outcome:
-        """Wait until the directive is done, paused, or waiting only for a person."""
+        """Wait until the directive is done (and its ending's own writes
+        landed), paused, or waiting only for a person."""
 
         async def wait() -> Outcome:
             while True:
@@ -841,6 +842,10 @@ class DirectiveEngine:
         d = await self.store.get_directive(directive_id)
         rt = self._runtime(directive_id)
         if d.status in (D.COMPLETED, D.FAILED, D.STOPPED):
+            # An ending still has work that writes: the driver tidying the
+            # workspace (its closing notice), a replan finishing after a stop.
+            if (rt.driver is not None and not rt.driver.done()) or rt.replanning:
+                return None
             return Outcome(d.status.value)
         if rt.steps or (rt.driver and not rt.driver.done() and not rt.settled.is_set()):
             return None
