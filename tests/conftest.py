@@ -31,22 +31,27 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+def init_git_repo(repo: Path, files: dict[str, str]) -> Path:
+    """A new git repository at `repo` whose first commit holds `files` (an
+    empty commit when there are none: the engine needs one to branch from)."""
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "test@example.com")
+    git(repo, "config", "user.name", "Test")
+    for rel, content in files.items():
+        path = repo / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "initial")
+    return repo
+
+
 @pytest.fixture
 def make_git_repo(tmp_path: Path) -> Callable[..., Path]:
     """A fresh git repository with the given files committed."""
 
     def make(files: dict[str, str] | None = None, name: str = "repo") -> Path:
-        repo = tmp_path / name
-        repo.mkdir()
-        git(repo, "init", "-q", "-b", "main")
-        git(repo, "config", "user.email", "test@example.com")
-        git(repo, "config", "user.name", "Test")
-        for rel, content in (files or {"README.md": "hello\n"}).items():
-            path = repo / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
-        return repo
+        return init_git_repo(tmp_path / name, files or {"README.md": "hello\n"})
 
     return make

@@ -37,6 +37,7 @@ import pytest
 from engine.engine import DirectiveEngine, EngineServices
 from engine.invariants import check_invariants, describe
 from engine.store import Store
+from tests.conftest import git, init_git_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -200,25 +201,10 @@ def make_repo(path: Path, mode: str) -> Path:
     """The directive's repository: a plain folder (steps run in it), or a
     git work tree (each attempt in its own worktree, merged when it passes),
     which ignores out/ in the artifacts mode."""
-    path.mkdir()
-    if mode != "folder":
-        if mode == "artifacts":
-            (path / ".gitignore").write_text("out/\n")
-        for args in (
-            ["init", "-q", "-b", "main"],
-            ["config", "user.email", "fuzz@example.com"],
-            ["config", "user.name", "Fuzz"],
-            ["add", "-A"],
-            ["commit", "-q", "--allow-empty", "-m", "start"],
-        ):
-            git(path, *args)
-    return path
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout
+    if mode == "folder":
+        path.mkdir()
+        return path
+    return init_git_repo(path, {".gitignore": "out/\n"} if mode == "artifacts" else {})
 
 
 def result_files(repo: Path) -> dict[str, str]:

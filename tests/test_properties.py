@@ -37,7 +37,6 @@ import logging
 import os
 import re
 import string
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -71,6 +70,7 @@ from engine.models import (
 from engine.planner import ChainValidationError, ExplicitPlanner, validate_chain
 from engine.store import NotFound, Store
 from engine.transitions import DIRECTIVE_TERMINAL, InvalidTransition
+from tests.conftest import init_git_repo
 from tests.engine_kit import Script, chain_spec, services
 
 FIGURES: Counter[str] = Counter()
@@ -594,15 +594,7 @@ class GitEngineCommands(EngineCommands):
 
     def repo(self) -> Path:
         repo = Path(self.tmp.name) / "repo"
-        if not repo.exists():
-            repo.mkdir()
-            for args in (
-                ["init", "-q", "-b", "main"],
-                ["-c", "user.email=m@example.com", "-c", "user.name=M", "commit", "-q",
-                 "--allow-empty", "-m", "start"],
-            ):  # fmt: skip
-                subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
-        return repo
+        return repo if repo.exists() else init_git_repo(repo, {})
 
     @rule(which=st.integers(0, 4), look_first=st.booleans())
     def reset_to_a_checkpoint(self, which: int, look_first: bool) -> None:
