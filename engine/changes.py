@@ -18,11 +18,14 @@ can show it before the confirmation exists.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+
+from engine.procs import start_process
 
 IGNORED_DIRS = frozenset(
     {
@@ -54,26 +57,36 @@ class GitError(RuntimeError):
 
 async def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never fight a commit for index.lock
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await start_process(
+        asyncio.create_subprocess_exec(
+            "git",
+            *args,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        ),
+        _kill,
     )
     try:
         out, err = await proc.communicate(stdin)
     except BaseException:
         if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            await _kill(proc)
         raise
     if proc.returncode != 0:
         message = err.decode(errors="replace").strip()
         raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {message}")
     return out
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """These git calls only read (optional locks off): stopping one is safe."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    await proc.wait()
 
 
 async def is_git_worktree(path: Path) -> bool:

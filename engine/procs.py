@@ -15,7 +15,7 @@ import shlex
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,6 +216,34 @@ def _failed(code: int, message: str, started: float) -> ProcessResult:
     )
 
 
+async def start_process(
+    spawn: Coroutine[object, object, asyncio.subprocess.Process],
+    on_cancel: Callable[[asyncio.subprocess.Process], Awaitable[None]],
+) -> asyncio.subprocess.Process:
+    """Start a process that a cancellation cannot cut in half.
+
+    asyncio forks the child, then waits for its pipes to connect; a
+    cancellation landing in that wait makes it SIGKILL the child alone (a
+    git killed mid-write leaves lock files; a shell's own children live on)
+    and reap it behind its child watcher's back. Here the start finishes,
+    `on_cancel` ends the process the caller's way, then the cancellation
+    goes on. A start that fails raises as usual."""
+    start = asyncio.ensure_future(spawn)
+    try:
+        return await asyncio.shield(start)
+    except asyncio.CancelledError:
+        await asyncio.wait({start})
+        if not start.cancelled() and start.exception() is None:
+            await on_cancel(start.result())
+        raise
+
+
+async def _end_group(proc: asyncio.subprocess.Process) -> None:
+    """The whole session goes, and asyncio's watcher reaps the child."""
+    await kill_process_group(proc.pid)
+    await asyncio.wait({asyncio.ensure_future(proc.wait())}, timeout=DRAIN_GRACE_S)
+
+
 async def _spawn(
     argv: str | list[str], cwd: Path, env: dict[str, str] | None
 ) -> asyncio.subprocess.Process:
@@ -228,8 +256,10 @@ async def _spawn(
         start_new_session=True,
     )
     if isinstance(argv, str):
-        return await asyncio.create_subprocess_shell(argv, **common)
-    return await asyncio.create_subprocess_exec(*argv, **common)
+        spawn = asyncio.create_subprocess_shell(argv, **common)
+    else:
+        spawn = asyncio.create_subprocess_exec(*argv, **common)
+    return await start_process(spawn, _end_group)
 
 
 async def run_process(

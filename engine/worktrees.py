@@ -46,8 +46,10 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.changes import is_ignored
+from engine.procs import start_process
 
 NAMESPACE = "refs/directive-tui"
 START_LABEL = "start: before any step"  # how the start point is named to a person
@@ -155,23 +157,25 @@ async def run_git(
     data = stdin.encode() if stdin is not None else None
     for attempt in range(LOCK_RETRIES + 1):
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=full_env,
-                stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            proc = await start_process(
+                asyncio.create_subprocess_exec(
+                    *argv,
+                    env=full_env,
+                    stdin=asyncio.subprocess.PIPE
+                    if data is not None
+                    else asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                ),
+                lambda started: _let_finish(started, data),
             )
         except FileNotFoundError as exc:
             raise GitError(args, cwd, None, "git is not installed (not on PATH)") from exc
-        task = asyncio.ensure_future(proc.communicate(data))
+        talk = asyncio.ensure_future(proc.communicate(data))
         try:
-            out, err = await asyncio.shield(task)
+            out, err = await asyncio.shield(talk)
         except asyncio.CancelledError:
-            await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await _let_finish(proc, data, talk)
             raise
         result = GitOutput(
             proc.returncode or 0,
@@ -185,6 +189,19 @@ async def run_git(
     if check and result.code != 0:
         raise GitError(args, cwd, result.code, result.err or result.out)
     return result
+
+
+async def _let_finish(
+    proc: asyncio.subprocess.Process, data: bytes | None, talk: asyncio.Future[Any] | None = None
+) -> None:
+    """A cancelled git call: git may end on its own (up to CANCEL_GRACE_S),
+    its input given and its output drained (`talk`, or a new exchange when
+    the call was cancelled while git was starting)."""
+    talk = talk or asyncio.ensure_future(proc.communicate(data))
+    await asyncio.wait({talk}, timeout=CANCEL_GRACE_S)
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
 
 
 def step_slug(name: str) -> str:

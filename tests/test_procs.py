@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.procs import ProcessResult, run_process, trim_output
+from engine.procs import ProcessResult, run_process, start_process, trim_output
 
 PY = sys.executable
 
@@ -146,6 +146,31 @@ async def test_cancellation_kills_the_group_and_reraises(tmp_path: Path) -> None
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await wait_gone(int(pidfile.read_text()))
+
+
+async def test_a_start_cancelled_half_way_hands_the_live_process_to_its_cleanup(
+    tmp_path: Path,
+) -> None:
+    """asyncio forks, then waits for the pipes; cancelled in that wait it
+    would SIGKILL the child alone. The cleanup gets it alive instead."""
+    handed: list[asyncio.subprocess.Process] = []
+
+    async def cleanup(proc: asyncio.subprocess.Process) -> None:
+        handed.append(proc)
+        assert proc.returncode is None  # still running: nobody killed it
+        proc.terminate()
+        await proc.wait()
+
+    spawn = asyncio.create_subprocess_exec(
+        "sleep", "1000", cwd=tmp_path, stdout=asyncio.subprocess.PIPE
+    )
+    task = asyncio.create_task(start_process(spawn, cleanup))
+    await asyncio.sleep(0)  # forked; waiting for its pipe
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(handed) == 1 and handed[0].returncode == -15
+    assert not pid_alive(handed[0].pid)
 
 
 async def test_background_children_do_not_outlive_a_finished_command(tmp_path: Path) -> None:

@@ -715,3 +715,19 @@ async def test_cancelled_git_call_is_let_finish(ws: Workspace, tmp_path: Path) -
     with pytest.raises(asyncio.CancelledError):
         await call
     assert done.exists()
+
+
+async def test_git_cancelled_while_starting_is_let_finish(ws: Workspace, tmp_path: Path) -> None:
+    """A cancellation landing while asyncio connects git's pipes (after the
+    fork) made asyncio SIGKILL git mid-start. Which turn of the loop that is
+    depends on asyncio's internals, so every early turn is tried."""
+    for turns in range(1, 5):
+        done = tmp_path / f"done-{turns}"
+        alias = f"alias.slow=!sleep 0.2 && touch {done}"
+        call = asyncio.create_task(run_git(ws.top, "-c", alias, "slow"))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert done.exists(), f"git cut off when cancelled after {turns} turns"
