@@ -592,6 +592,7 @@ class DirectiveEngine:
                     reason=reason,
                 )
             )
+            _ask_plan_approval(tx, d, steps, reason=reason)
             return status
 
         status = await self._write(directive_id, swap)
@@ -997,16 +998,7 @@ class DirectiveEngine:
             )
             if status is D.PLANNING:  # paused meanwhile: stays paused, resumes active
                 tx.directive_status(d.id, D.ACTIVE)
-            if d.spec.autonomy is Autonomy.MANUAL:
-                approvals.request_approval(
-                    tx,
-                    ApprovalRequest(
-                        directive_id=d.id,
-                        kind=ApprovalKind.PLAN,
-                        summary=f"approve the plan: {' -> '.join(s.name for s in steps)}",
-                        options=list(REVIEW_OPTIONS),
-                    ),
-                )
+            _ask_plan_approval(tx, d, steps)
 
         await self._write(d.id, commit)
 
@@ -1701,6 +1693,26 @@ def _ask_again(tx: Tx, directive_id: str, failed: Step | None, why: str) -> None
     step = tx.step(failed.id)
     if step.status in (S.BLOCKED, S.FAILED) and not approvals.pending_for_step(tx, step.id):
         approvals.escalate(tx, directive_id, step, why, None)
+
+
+def _ask_plan_approval(
+    tx: Tx, d: Directive, steps: list[Step], reason: str | None = None
+) -> None:
+    """Under manual autonomy no plan runs unseen: the first one, and every
+    replan (requested changes, a person's or an escalation's replan), waits
+    for approval. Steps a replan keeps are marked so."""
+    if d.spec.autonomy is not Autonomy.MANUAL:
+        return
+    names = " -> ".join(s.name + (" (kept)" if s.carried_from else "") for s in steps)
+    summary = f"approve the plan: {names}"
+    if reason:
+        summary = f"approve the new plan ({reason}): {names}"
+    approvals.request_approval(
+        tx,
+        ApprovalRequest(
+            directive_id=d.id, kind=ApprovalKind.PLAN, summary=summary, options=list(REVIEW_OPTIONS)
+        ),
+    )
 
 
 def _point(point: str | int) -> str:

@@ -224,6 +224,37 @@ async def test_manual_autonomy_asks_for_the_plan_and_every_result(
     await engine.close()
 
 
+async def test_manual_autonomy_asks_again_for_every_new_plan(store: Store, tmp_path: Path) -> None:
+    """A plan sent back with changes, or replanned later, does not run
+    until a person approves it; the steps a replan keeps are marked."""
+    script = Script()
+    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], autonomy=Autonomy.MANUAL)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(did)
+    await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "split b")
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (second,) = await store.pending_approvals(did)
+    assert second.kind is ApprovalKind.PLAN and second.id != plan.id
+    assert second.summary == "approve the new plan (plan changes requested: split b): a -> b"
+    assert script.calls == []  # nothing ran unseen
+
+    await engine.resolve_approval(second.id, ApprovalDecision.APPROVE)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (review,) = await store.pending_approvals(did)
+    assert review.kind is ApprovalKind.STEP_REVIEW
+    await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)  # a passes
+    await engine.wait_settled(did, timeout=10)
+    (review_b,) = await store.pending_approvals(did)
+    await engine.regenerate_chain(did, "rethink b")
+    (third,) = await store.pending_approvals(did)  # b's review closed with the old chain
+    assert review_b.id != third.id and third.kind is ApprovalKind.PLAN
+    assert third.summary == "approve the new plan (rethink b): a (kept) -> b"
+    await asyncio.sleep(0.05)
+    assert [name for name, _, _ in script.calls] == ["a", "b"]  # b not run again yet
+    await engine.close()
+
+
 async def test_approvals_never_expire(store: Store, tmp_path: Path) -> None:
     script = Script(scores={"a": [0.6]})
     engine, did = await run(
