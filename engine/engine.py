@@ -1428,8 +1428,13 @@ class DirectiveEngine:
                 finished_at=now(),
             )
             tx.step_status(step.id, S.FAILED, reason=error[:200])
-            cur = tx.directive(d.id)
-            tx.update("directives", d.id, failed_steps=cur.failed_steps + 1)
+            failed_before = tx.one(
+                "SELECT 1 FROM step_runs WHERE step_id = ? AND status = 'failed' AND id != ?",
+                (step.id, run.id),
+            )
+            if failed_before is None:  # the breaker counts steps, not retries of one
+                cur = tx.directive(d.id)
+                tx.update("directives", d.id, failed_steps=cur.failed_steps + 1)
             tx.emit(
                 Notice(
                     directive_id=d.id,

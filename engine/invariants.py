@@ -375,15 +375,16 @@ def costs_add_up(s: Snapshot) -> Iterator[str]:
 
 
 def failures_counted(s: Snapshot) -> Iterator[str]:
-    """failed_steps counts failed attempts (the failed-steps breaker reads it)."""
-    failed: Counter[str] = Counter()
+    """failed_steps counts the steps with a failed attempt (the failed-steps
+    breaker reads it): a step retried and failing again counts once."""
+    failed: defaultdict[str, set[str]] = defaultdict(set)
     for runs in s.runs.values():
         for r in runs:
             if r["status"] == "failed":
-                failed[r["directive_id"]] += 1
+                failed[r["directive_id"]].add(r["step_id"])
     for did, d in s.directives.items():
-        if d["failed_steps"] != failed[did]:
-            yield f"directive {did}: failed_steps is {d['failed_steps']} but {failed[did]} attempts failed"
+        if d["failed_steps"] != len(failed[did]):
+            yield f"directive {did}: failed_steps is {d['failed_steps']} but {len(failed[did])} steps failed"
 
 
 def chains_sound(s: Snapshot) -> Iterator[str]:

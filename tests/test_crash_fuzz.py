@@ -446,7 +446,7 @@ CORRUPTIONS: dict[str, tuple[str, str]] = {
     ),
     "failed attempts miscounted": (
         "UPDATE directives SET failed_steps = 2",
-        "failed_steps is 2 but 0 attempts failed",
+        "failed_steps is 2 but 0 steps failed",
     ),
     "two current chains": (
         "INSERT INTO directive_chains (id, directive_id, generation, planner, superseded, cost_usd, created_at)"

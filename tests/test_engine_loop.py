@@ -330,6 +330,30 @@ async def test_failed_steps_breaker(store: Store, tmp_path: Path) -> None:
     await engine.close()
 
 
+async def test_failed_steps_breaker_counts_steps_not_retries(store: Store, tmp_path: Path) -> None:
+    """Retrying a flaky step that fails again is a person's call, not a
+    second failed step: only another step failing trips the breaker."""
+    script = Script(fail={"a": "flaky", "b": "boom"})
+    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], max_failed_steps=2)
+    engine, did = await run(store, spec, script)
+    for _ in range(3):
+        assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+        (escalation,) = await store.pending_approvals(did)
+        await engine.resolve_approval(escalation.id, ApprovalDecision.RETRY)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert (await store.get_directive(did)).failed_steps == 1
+    assert [name for name, _, _ in script.calls] == ["a"] * 4
+
+    script.fail.pop("a")
+    (escalation,) = await store.pending_approvals(did)
+    await engine.resolve_approval(escalation.id, ApprovalDecision.RETRY)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED  # b failed: 2 steps
+    d = await store.get_directive(did)
+    assert d.failed_steps == 2
+    assert d.pause_reason == "failed_steps breaker: 2 failed steps reached the limit 2"
+    await engine.close()
+
+
 async def test_regeneration_breaker_trips_instead_of_replanning(
     store: Store, tmp_path: Path
 ) -> None:
