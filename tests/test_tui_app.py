@@ -209,6 +209,24 @@ async def test_pause_resume_and_stop(tmp_path: Path) -> None:
         assert screen.directive is not None and screen.directive.status is DirectiveStatus.STOPPED
 
 
+async def test_skip_asks_first_and_cancel_keeps_the_step(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", []), ("later", ["slow"])]))
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await pilot.press("right")  # later: pending
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
+        assert "Skip later?" in _text(app.screen.query_one(".dialog-title"))
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert await step_status(app, did, "later") == "pending"
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
+        await pilot.press("y")
+        await until(pilot, lambda: _box_status(app, "later") == StepStatus.SKIPPED, "skipped")
+
+
 async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
     script = Script(costs={"spend": 2.0})
     app = app_for(tmp_path, script)

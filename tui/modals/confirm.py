@@ -1,4 +1,4 @@
-"""Yes or no, before something that cannot be undone (stop, replan)."""
+"""Yes or no, before something that cannot be undone (stop, replan, skip)."""
 
 from __future__ import annotations
 

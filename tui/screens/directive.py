@@ -317,9 +317,19 @@ class DirectiveScreen(EngineScreen):
         if step is not None and not self.not_ready():
             await self.command(self.engine.retry_step(step.id), f"retrying {step.name}")
 
+    @work(group="directive")
     async def action_skip_step(self) -> None:
         step = self._focused_step()
-        if step is not None and not self.not_ready():
+        if step is None or self.not_ready():
+            return
+        if await self.app.push_screen_wait(
+            ConfirmModal(
+                f"Skip {step.name}? It will not run, and a skip cannot be undone: "
+                "the steps after it run without it.",
+                "Skip",
+                danger=True,
+            )
+        ):
             await self.command(self.engine.skip_step(step.id), f"skipped {step.name}")
 
     @work(group="diff", exclusive=True)
