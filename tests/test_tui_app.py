@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import TabbedContent
 
 from engine.engine import DirectiveEngine
 from engine.models import ApprovalKind, Autonomy, DirectiveStatus, StepStatus
@@ -225,6 +226,34 @@ async def test_skip_asks_first_and_cancel_keeps_the_step(tmp_path: Path) -> None
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
         await pilot.press("y")
         await until(pilot, lambda: _box_status(app, "later") == StepStatus.SKIPPED, "skipped")
+
+
+async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -> None:
+    from tui.widgets.approvals import ApprovalsPanel
+    from tui.widgets.header import DirectiveHeader
+
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}, delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        other = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        assert str(screen.query_one(TabbedContent).get_tab("tab-approvals").label) == (
+            "Approvals (1)"
+        )
+        await until(pilot, lambda: "⚑ 1 awaiting you" in _text(screen.query_one(DirectiveHeader)),
+                    "the header's count")  # fmt: skip
+        await pilot.press("escape")
+        await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen) and screen.directive_id != other
+        assert screen.query_one(ApprovalsPanel).approvals == []
+        assert str(screen.query_one(TabbedContent).get_tab("tab-approvals").label) == "Approvals"
+        assert "awaiting you" not in _text(screen.query_one(DirectiveHeader))
+        await pilot.press("2", "a")  # the other directive's approval is not this screen's
+        await until(pilot, lambda: notes.has("No pending approval here."), "the refusal")
+        assert isinstance(app.screen, DirectiveScreen)
 
 
 async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:

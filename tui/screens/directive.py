@@ -62,9 +62,9 @@ DIRECTIVE_ROW_EVENTS = frozenset(
         "limits_changed",
     }
 )
-# Events the header shows (it counts steps by status as well).
-HEADER_EVENTS = DIRECTIVE_ROW_EVENTS | {"step_status_changed"}
 APPROVAL_EVENTS = frozenset({"approval_required", "approval_resolved", "directive_status_changed"})
+# Events the header shows (it counts steps by status, and approvals, as well).
+HEADER_EVENTS = DIRECTIVE_ROW_EVENTS | APPROVAL_EVENTS | {"step_status_changed"}
 
 
 class DirectiveScreen(EngineScreen):
@@ -104,7 +104,7 @@ class DirectiveScreen(EngineScreen):
                 with TabPane("Step", id="tab-step"):
                     yield StepDetail(id="detail")
                 with TabPane("Approvals", id="tab-approvals"):
-                    yield ApprovalsPanel(id="approvals")
+                    yield ApprovalsPanel(show_directive=False, id="approvals")
         yield EventLog(id="log")
         yield Footer(compact=True)
 
@@ -150,20 +150,18 @@ class DirectiveScreen(EngineScreen):
                     break
 
     async def _load_approvals(self) -> None:
-        self.approvals = await self.store.pending_approvals()
-        titles = {d.id: d for d in await self.store.list_directives()}
-        self.query_one(ApprovalsPanel).show(self.approvals, titles)
-        mine = sum(1 for a in self.approvals if a.directive_id == self.directive_id)
+        """This directive's pending approvals (home lists every directive's)."""
+        self.approvals = await self.store.pending_approvals(self.directive_id)
+        self.query_one(ApprovalsPanel).show(self.approvals, {})
         self.query_one(TabbedContent).get_tab("tab-approvals").label = (
             f"Approvals ({len(self.approvals)})" if self.approvals else "Approvals"
         )
-        self._waiting = mine
 
     def _show_directive(self) -> None:
         d = self.directive
         if d is None:
             return
-        self.query_one(DirectiveHeader).show(d, self.dag.steps, getattr(self, "_waiting", 0))
+        self.query_one(DirectiveHeader).show(d, self.dag.steps, len(self.approvals))
         self.query_one(BudgetBars).show(d, self.dapp.clock())
 
     def _tick(self) -> None:
@@ -217,7 +215,7 @@ class DirectiveScreen(EngineScreen):
         if new_chain:
             await self._load_chain()
             detail_stale = True
-        if any(e.type in APPROVAL_EVENTS for e in batch.events):
+        if any(e.type in APPROVAL_EVENTS for e in mine):
             await self._load_approvals()
         if any(e.type in DIRECTIVE_ROW_EVENTS or _step_failed(e) for e in mine):
             self.directive = await self.store.get_directive(self.directive_id)
@@ -253,12 +251,11 @@ class DirectiveScreen(EngineScreen):
         panel = self.query_one(ApprovalsPanel)
         if self.focused is panel:
             return panel.selected
-        mine = [a for a in self.approvals if a.directive_id == self.directive_id]
         focused = self.dag.focused_step
-        for a in mine:
+        for a in self.approvals:
             if focused is not None and a.step_id == focused.id:
                 return a
-        return mine[0] if mine else None
+        return self.approvals[0] if self.approvals else None
 
     def _focused_step(self) -> Step | None:
         step = self.dag.focused_step
