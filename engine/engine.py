@@ -1215,7 +1215,12 @@ class DirectiveEngine:
         return result
 
     async def _evaluate(self, d: Directive, step: Step, run: StepRun, workdir: Path) -> Evaluation:
-        llm = self._llm(d) if d.spec.verifiers.llm_judge else None
+        try:
+            llm = self._llm(d) if d.spec.verifiers.llm_judge else None
+        except Exception as exc:  # a bad DIRECTIVE_LLM_* setting: the judge says so, no verdict
+            from engine.verifiers.llm_judge import UnbuiltClient
+
+            llm = UnbuiltClient(f"the Claude client could not be built: {exc}")
         # Verifiers see the attempt's tree as the repository (detection
         # included: a step may have just added the tests).
         seen_as = d.model_copy(update={"spec": d.spec.model_copy(update={"repo": workdir})})

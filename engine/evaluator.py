@@ -13,6 +13,12 @@ Rules worth knowing:
   `no_weighted_verifiers`), but a gating one that fails still makes it red.
 * A verifier that raises is recorded as failed with score 0 and flagged
   `verifier_error: NAME`: a check that could not run has not passed.
+* A non-gating verifier that raises `NoVerdictError` (the LLM judge when the
+  API is down or its answer is unusable) has no opinion, which is not a
+  score of 0: it is recorded with the reason, weighs nothing, is flagged
+  `no_verdict: NAME` and never becomes rework instructions (an agent cannot
+  fix an API outage). When nothing else scored the attempt, it is yellow
+  (a person decides), never green on its own.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from fnmatch import fnmatch
 from pathlib import PurePosixPath
 
 from engine.models import ConfidenceLevel, Evaluation, Thresholds, VerifierResult
-from engine.verifiers.base import Verifier, VerifyContext
+from engine.verifiers.base import NoVerdictError, Verifier, VerifyContext
 
 LLM_JUDGE_KIND = "llm_judge"
 SCORE_DIGITS = 6  # rounding before threshold checks: 0.8 must not become 0.7999999
@@ -32,6 +38,7 @@ REWORK_TAIL_CHARS = 3_000
 FLAG_FILES_SHOWN = 8
 
 NO_VERIFIERS_SUMMARY = "no verifiers ran: accepted on the executor's result"
+NO_VERDICT = "no_verdict"  # the flag's name, and the key in a result's details
 
 # Changed files that deserve a reviewer's eye: a step that edits the tests
 # or the checks' configuration can make verification pass without doing the work.
@@ -73,6 +80,10 @@ def file_flags(modified_files: Sequence[str]) -> list[str]:
     return flags
 
 
+def gave_no_verdict(result: VerifierResult) -> bool:
+    return bool(result.details.get(NO_VERDICT))
+
+
 def weighted_score(results: Sequence[VerifierResult]) -> float | None:
     """Weighted mean of the scores; None when nothing carries weight."""
     total = sum(r.weight for r in results if r.weight > 0)
@@ -96,12 +107,16 @@ def _tail(text: str, lines: int = REWORK_TAIL_LINES, chars: int = REWORK_TAIL_CH
 
 
 def _short(result: VerifierResult) -> str:
+    if gave_no_verdict(result):
+        return f"{result.name} no verdict [{result.summary}]"
     mark = "" if result.passed else (" FAILED (gating)" if result.gating else " failed")
     summary = f" [{result.summary}]" if result.summary else ""
     return f"{result.name} {result.score:.2f}{mark}{summary}"
 
 
 def _needs_rework(result: VerifierResult, thresholds: Thresholds) -> bool:
+    if gave_no_verdict(result):
+        return False
     return not result.passed or (result.weight > 0 and result.score < thresholds.green)
 
 
@@ -146,7 +161,7 @@ def rework_instructions(
         if result.kind != LLM_JUDGE_KIND:
             continue
         judge = str(result.details.get("rework_instructions") or "").strip()
-        if judge or _needs_rework(result, thresholds):
+        if (judge and not gave_no_verdict(result)) or _needs_rework(result, thresholds):
             body = judge or result.summary or "no details given"
             parts.append(f"## Reviewer ({result.name}): score {result.score:.2f}\n{body}")
     changed = [
@@ -187,6 +202,8 @@ class CompositeEvaluator:
         try:
             result = await verifier.verify(run_ctx)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed check, not lost
+            if isinstance(exc, NoVerdictError) and not verifier.gating:
+                return self._unscored(verifier, exc), f"{NO_VERDICT}: {verifier.name}"
             message = f"{type(exc).__name__}: {exc}"
             failed = VerifierResult(
                 name=verifier.name,
@@ -198,6 +215,19 @@ class CompositeEvaluator:
             )
             return self._configured(failed, verifier), f"verifier_error: {verifier.name}"
         return self._configured(result, verifier), None
+
+    @staticmethod
+    def _unscored(verifier: Verifier, exc: NoVerdictError) -> VerifierResult:
+        """The record of a verifier that gave no verdict: why, weighing nothing."""
+        return VerifierResult(
+            name=verifier.name,
+            kind=verifier.kind,
+            passed=False,
+            score=0.0,
+            weight=0.0,
+            summary=str(exc)[:300],
+            details={"error": f"{type(exc).__name__}: {exc}", NO_VERDICT: True},
+        )
 
     @staticmethod
     def _configured(result: VerifierResult, verifier: Verifier) -> VerifierResult:
@@ -228,10 +258,13 @@ class CompositeEvaluator:
                 flags=["no_verifiers", *flags],
             )
         mean = weighted_score(results)
+        gating_failed = any(r.gating and not r.passed for r in results)
+        silent = [r.name for r in results if gave_no_verdict(r)]
+        if mean is None and silent and not gating_failed:
+            return self._for_a_person(base, results, flags, silent)
         if mean is None:
             flags.append("no_weighted_verifiers")
         score = 1.0 if mean is None else mean
-        gating_failed = any(r.gating and not r.passed for r in results)
         level = confidence_level(score, gating_failed, self.thresholds)
         summary = f"{level.value} {score:.2f}: " + "; ".join(_short(r) for r in results)
         instructions = (
@@ -247,5 +280,30 @@ class CompositeEvaluator:
             results=results,
             summary=summary,
             rework_instructions=instructions,
+            flags=flags,
+        )
+
+    @staticmethod
+    def _for_a_person(
+        base: dict[str, str | None],
+        results: list[VerifierResult],
+        flags: list[str],
+        silent: list[str],
+    ) -> Evaluation:
+        """Nothing scored the attempt and a verifier gave no verdict: it must
+        not pass on its own, and there is nothing for an agent to fix, so a
+        person decides (yellow, no rework instructions)."""
+        level = ConfidenceLevel.YELLOW
+        summary = (
+            f"{level.value}, not scored: {', '.join(silent)} gave no verdict and nothing else "
+            "scored this attempt, so a person decides; " + "; ".join(_short(r) for r in results)
+        )
+        return Evaluation(
+            **base,
+            score=0.0,
+            level=level,
+            passed=False,
+            results=results,
+            summary=summary,
             flags=flags,
         )

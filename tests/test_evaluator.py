@@ -19,7 +19,7 @@ from engine.evaluator import (
     rework_instructions,
 )
 from engine.models import ConfidenceLevel, Thresholds, VerifierResult
-from engine.verifiers.base import VerifyContext
+from engine.verifiers.base import NoVerdictError, VerifyContext
 from engine.verifiers.runners import CommandVerifier
 from tests.test_verifiers import PASSING, make_ctx, pytest_verifier, write
 
@@ -59,6 +59,19 @@ class Broken:
 
     async def verify(self, ctx: VerifyContext) -> VerifierResult:
         raise RuntimeError("tool exploded")
+
+
+@dataclass
+class Silent:
+    """A verifier whose service could not judge (the LLM judge in an outage)."""
+
+    name: str = "reviewer"
+    kind: str = "command"
+    weight: float = 1.0
+    gating: bool = False
+
+    async def verify(self, ctx: VerifyContext) -> VerifierResult:
+        raise NoVerdictError("the service is down")
 
 
 async def evaluate(tmp_path: Path, *verifiers, modified: list[str] | None = None, **thresholds):
@@ -157,6 +170,38 @@ async def test_a_verifier_that_raises_is_a_failed_check(tmp_path: Path) -> None:
     assert "tool exploded" in broken.summary
     assert "verifier_error: broken" in evaluation.flags
     assert evaluation.score == 0.5
+
+
+async def test_a_verifier_without_a_verdict_weighs_nothing(tmp_path: Path) -> None:
+    evaluation = await evaluate(tmp_path, Silent(), Fixed("ok", 0.9))
+    assert (evaluation.score, evaluation.level) == (0.9, GREEN)
+    assert "no_verdict: reviewer" in evaluation.flags
+    silent = evaluation.results[0]
+    assert (silent.weight, silent.passed, silent.summary) == (0, False, "the service is down")
+
+
+async def test_nothing_scored_and_no_verdict_is_yellow_for_a_person(tmp_path: Path) -> None:
+    evaluation = await evaluate(tmp_path, Silent(), Fixed("free", 1.0, weight=0))
+    assert (evaluation.level, evaluation.passed, evaluation.rework_instructions) == (
+        YELLOW,
+        False,
+        None,
+    )
+    assert "no_weighted_verifiers" not in evaluation.flags
+    assert "reviewer no verdict [the service is down]" in evaluation.summary
+
+
+async def test_a_failing_gating_check_stays_red_beside_a_missing_verdict(tmp_path: Path) -> None:
+    gate = Fixed("tests", 0.0, passed=False, weight=0, gating=True)
+    evaluation = await evaluate(tmp_path, Silent(), gate)
+    assert evaluation.level is RED
+    assert "the service is down" not in (evaluation.rework_instructions or "")
+
+
+async def test_a_gating_verifier_without_a_verdict_has_not_passed(tmp_path: Path) -> None:
+    evaluation = await evaluate(tmp_path, Silent(gating=True), Fixed("ok", 1.0))
+    assert evaluation.level is RED  # a gate that could not run is closed, as before
+    assert "verifier_error: reviewer" in evaluation.flags
 
 
 def test_duplicate_names_are_refused() -> None:

@@ -7,22 +7,29 @@ from pathlib import Path
 
 import pytest
 
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineServices, Outcome
 from engine.evaluator import CompositeEvaluator
 from engine.llm import LLMClient
 from engine.models import (
     Directive,
     DirectiveSpec,
+    ExecutorKind,
+    PlannerKind,
     Requirement,
+    ScriptedAttempt,
     Step,
     StepRun,
     StepSpec,
     Thresholds,
     TokenUsage,
+    VerifierConfig,
     VerifierResult,
 )
 from engine.pricing import cost_usd
+from engine.store import Store
 from engine.verifiers.base import VerifyContext
-from engine.verifiers.llm_judge import JudgeError, LLMJudge, gather_diff
+from engine.verifiers.llm_judge import JudgeError, LLMJudge, UnbuiltClient, gather_diff
 from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
 
 pytest_plugins = ["tests.conftest_llm"]
@@ -108,6 +115,18 @@ def make_ctx(repo: Path, costs: Costs, prior: list[VerifierResult] | None = None
     )
 
 
+class Given:
+    """A programmatic check whose result is given: the judge is what is tested."""
+
+    def __init__(self, result: VerifierResult) -> None:
+        self.result = result
+        self.name, self.kind = result.name, result.kind
+        self.weight, self.gating = result.weight, result.gating
+
+    async def verify(self, ctx: VerifyContext) -> VerifierResult:
+        return self.result
+
+
 PYTEST_FAILED = VerifierResult(
     name="pytest",
     kind="pytest",
@@ -166,34 +185,116 @@ async def test_judge_rework_instructions_reach_the_composite(
     assert "Add a test for add(-1, -2)." in (evaluation.rework_instructions or "")
 
 
-async def test_score_is_clamped(fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path) -> None:
-    fake_api.reply_json({**VERDICT, "score": 7})
-    result = await LLMJudge(fake_llm).verify(make_ctx(repo, Costs()))
-    assert result.score == 1.0 and result.details["raw_score"] == 7
-
-
-async def test_malformed_verdict_is_an_error_whose_cost_is_recorded(
+async def test_a_score_outside_0_1_is_sent_back_once_for_correction(
     fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
 ) -> None:
-    fake_api.reply("Looks good to me!", usage=usage(3000, 20))
+    fake_api.reply_json({**VERDICT, "score": 7}, usage=usage(3000, 200))  # 7 out of 10
+    fake_api.reply_json(VERDICT, usage=usage(3500, 200))
+    costs = Costs()
+    result = await LLMJudge(fake_llm).verify(make_ctx(repo, costs))
+
+    assert result.score == 0.65  # the corrected verdict, not 7 clamped to 1.0
+    assert len(costs.calls) == 2  # both calls are paid for
+    correction = fake_api.requests[1].last_user_text
+    assert "That verdict is not usable" in correction and "less than or equal to 1" in correction
+
+
+@pytest.mark.parametrize("score", [7, 85, 1.7, -0.4, float("nan")])
+async def test_a_score_still_outside_0_1_is_no_verdict_never_a_clamp(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path, score: float
+) -> None:
+    for _ in range(2):
+        fake_api.reply_json({**VERDICT, "score": score})
+    costs = Costs()
+    with pytest.raises(JudgeError, match=r"gave no verdict: .*score.* \(still after 2 tries\)"):
+        await LLMJudge(fake_llm).verify(make_ctx(repo, costs))
+    assert len(costs.calls) == 2 and len(fake_api.requests) == 2
+
+
+async def test_a_malformed_verdict_twice_is_no_verdict_with_its_cost_recorded(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    fake_api.reply("Looks good to me! 9/10", usage=usage(3000, 20))
+    fake_api.reply("Really, it is fine.", usage=usage(3100, 20))
     costs = Costs()
     with pytest.raises(JudgeError, match="not a valid JudgeVerdict"):
         await LLMJudge(fake_llm).verify(make_ctx(repo, costs))
-    assert len(costs.calls) == 1 and costs.calls[0][1] > 0
+    assert len(costs.calls) == 2 and all(cost > 0 for _, cost in costs.calls)
 
 
-async def test_judge_error_becomes_a_flagged_failed_check(
+async def test_an_api_outage_is_not_retried_by_the_judge(
+    fake_api: FakeAnthropic, repo: Path
+) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0)
+    fake_api.error(529, "Overloaded")
+    with pytest.raises(JudgeError, match="overloaded"):
+        await LLMJudge(client).verify(make_ctx(repo, Costs()))
+    assert len(fake_api.requests) == 1  # the SDK's retries are the only ones
+
+
+async def judged_with(verifiers: list, repo: Path):  # type: ignore[no-untyped-def]
+    return await CompositeEvaluator(verifiers, Thresholds()).evaluate(make_ctx(repo, Costs()))
+
+
+def outage(fake_api: FakeAnthropic) -> LLMJudge:
+    """A judge whose API answers 529 (no retries)."""
+    fake_api.error(529, "Overloaded")
+    return LLMJudge(LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0))
+
+
+async def test_a_judge_alone_without_a_verdict_leaves_the_step_to_a_person(
+    fake_api: FakeAnthropic, repo: Path
+) -> None:
+    evaluation = await judged_with([outage(fake_api)], repo)
+
+    assert evaluation.level.value == "yellow" and not evaluation.passed  # never green alone
+    assert "no_verdict: llm_judge" in evaluation.flags
+    assert "llm_judge gave no verdict and nothing else scored" in evaluation.summary
+    assert "the Anthropic API is overloaded" in evaluation.summary  # the reason, for the person
+    assert evaluation.rework_instructions is None  # nothing for an agent to fix
+    [result] = evaluation.results
+    assert result.weight == 0 and "overloaded" in result.summary
+
+
+async def test_a_judge_without_a_verdict_is_left_out_of_the_score(
+    fake_api: FakeAnthropic, repo: Path
+) -> None:
+    tests_pass = VerifierResult(name="pytest", kind="pytest", passed=True, score=1.0, gating=True)
+    evaluation = await judged_with([Given(tests_pass), outage(fake_api)], repo)
+
+    assert evaluation.level.value == "green" and evaluation.score == 1.0
+    assert "no_verdict: llm_judge" in evaluation.flags
+    assert "llm_judge no verdict [the LLM judge gave no verdict" in evaluation.summary
+
+
+async def test_a_judge_without_a_verdict_is_never_rework_instructions(
+    fake_api: FakeAnthropic, repo: Path
+) -> None:
+    evaluation = await judged_with([Given(PYTEST_FAILED), outage(fake_api)], repo)
+
+    assert evaluation.level.value == "red"  # the failing gating tests, as ever
+    instructions = evaluation.rework_instructions or ""
+    assert "assert -3 == 1" in instructions
+    assert "llm_judge" not in instructions and "overloaded" not in instructions
+
+
+async def test_a_judge_that_cannot_be_built_says_why_and_gives_no_verdict(repo: Path) -> None:
+    reason = "the Claude client could not be built: DIRECTIVE_LLM_MAX_RETRIES must be a int"
+    evaluation = await judged_with([LLMJudge(UnbuiltClient(reason))], repo)
+    assert evaluation.level.value == "yellow" and "no_verdict: llm_judge" in evaluation.flags
+    assert "DIRECTIVE_LLM_MAX_RETRIES must be a int" in evaluation.summary
+
+
+async def test_an_auth_error_names_the_key_never_its_value(
     fake_api: FakeAnthropic, repo: Path
 ) -> None:
     client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0)
     fake_api.error(401, "invalid x-api-key")
-    evaluation = await CompositeEvaluator([LLMJudge(client)], Thresholds()).evaluate(
-        make_ctx(repo, Costs())
-    )
-    assert "verifier_error: llm_judge" in evaluation.flags
+    evaluation = await judged_with([LLMJudge(client)], repo)
+    assert "no_verdict: llm_judge" in evaluation.flags
     [result] = evaluation.results
     assert "check ANTHROPIC_API_KEY" in result.summary
-    assert FAKE_KEY not in result.model_dump_json()
+    assert FAKE_KEY not in evaluation.model_dump_json()
 
 
 async def test_diff_without_git_shows_file_contents(tmp_path: Path) -> None:
@@ -209,3 +310,36 @@ async def test_diff_without_git_shows_file_contents(tmp_path: Path) -> None:
 async def test_diff_of_whole_tree_when_no_files_reported(repo: Path) -> None:
     text = await gather_diff(repo, [])
     assert "+x = 2" in text and "+    return a + b" in text and "test_calc.py" in text
+
+
+async def test_a_bad_llm_setting_at_evaluation_reaches_a_person_not_a_hang(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judge's client is built when the step is evaluated: a bad
+    DIRECTIVE_LLM_* value there once left the step in `evaluating` forever.
+    Now the judge gives no verdict naming the setting, and a person decides."""
+    monkeypatch.setenv("DIRECTIVE_LLM_MAX_RETRIES", "two")
+    store = await Store.open(tmp_path / "engine.db")
+    engine = DirectiveEngine(store, EventBus(), EngineServices(output_flush_s=0.01))
+    await engine.start()
+    spec = DirectiveSpec(
+        title="Fix add",
+        goal="add() must return the sum",
+        repo=repo,
+        planner=PlannerKind.EXPLICIT,
+        executor=ExecutorKind.SCRIPTED,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=True),
+        steps=[StepSpec(name="fix", attempts=[ScriptedAttempt(summary="fixed add")])],
+    )
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    (approval,) = await store.pending_approvals(d.id)
+    assert "DIRECTIVE_LLM_MAX_RETRIES must be a int, got 'two'" in approval.summary
+    (step,) = await store.list_steps((await store.current_chain(d.id)).id)
+    (evaluation,) = await store.list_evaluations(step.id)
+    assert "no_verdict: llm_judge" in evaluation.flags
+    assert fake_env.requests == []
+    await engine.close()
+    await store.close()

@@ -10,6 +10,12 @@ from typing import Protocol
 from engine.models import Directive, Step, StepRun, TokenUsage, VerifierResult
 
 
+class NoVerdictError(RuntimeError):
+    """The verifier could not judge this attempt (its service was down or
+    answered badly). That says nothing about the work, so a non-gating
+    verifier raising it is left out of the score instead of scoring 0."""
+
+
 @dataclass
 class VerifyContext:
     directive: Directive

@@ -7,20 +7,26 @@ changed files' contents; trimmed) and the results of the programmatic
 verifiers, and answers in a fixed shape (structured output): a score in
 [0, 1], a summary, a verdict per criterion and rework instructions. It never
 gates: it weighs in the composite score like any other verifier.
+
+An answer that does not fit the shape (not JSON, a score of 7 or 85 or NaN)
+is sent back once for correction; still unusable, or the API failing, the
+judge gives no verdict (`JudgeError`, a `NoVerdictError`): the evaluator
+leaves it out of the score instead of reading it as "wrong".
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from engine.llm import LLMClient, LLMError
+from engine.llm import LLMClient, LLMError, LLMErrorKind, ParsedResponse
 from engine.models import VerifierResult
 from engine.paths import PathEscapeError, resolve_in_repo
 from engine.procs import run_process, trim_output
-from engine.verifiers.base import VerifyContext
+from engine.verifiers.base import NoVerdictError, VerifyContext
 
 NAME = "llm_judge"
 KIND = "llm_judge"
@@ -29,10 +35,31 @@ FILE_CHARS = 12_000
 RESULT_TAIL_CHARS = 1_500
 GIT_TIMEOUT_S = 30.0
 JUDGE_MAX_TOKENS = 4_000
+JUDGE_CORRECTIONS = 1  # a malformed verdict is asked for again once; an outage is not
 
 
-class JudgeError(RuntimeError):
+class JudgeError(NoVerdictError):
     """The judge could not give a verdict (the API failed or answered badly)."""
+
+
+class UnbuiltClient:
+    """Stands in for the Claude client when it could not be built (a bad
+    DIRECTIVE_LLM_* setting): the judge then gives no verdict naming the
+    reason, and the evaluation goes on instead of breaking."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def parse(self, **_: Any) -> Any:
+        raise LLMError(LLMErrorKind.API, self.reason)
+
+
+class _Unusable(Exception):
+    """One answer that cannot be used as a verdict; the model may correct it."""
+
+    def __init__(self, problem: str, answer: str) -> None:
+        super().__init__(problem)
+        self.answer = answer or "(an answer that did not match the schema)"
 
 
 class CriterionVerdict(BaseModel):
@@ -42,7 +69,14 @@ class CriterionVerdict(BaseModel):
 
 
 class JudgeVerdict(BaseModel):
-    score: float = Field(description="0.0 (not done or wrong) to 1.0 (done, correct, clean).")
+    # Structured outputs cannot enforce the bounds: validation does, and an
+    # out-of-range score (7 out of 10, 85 percent, NaN) is a malformed verdict.
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="0.0 (not done or wrong) to 1.0 (done, correct, clean).",
+    )
     summary: str = Field(description="Two or three sentences: what the attempt did and how well.")
     criteria: list[CriterionVerdict] = Field(description="One verdict per criterion listed.")
     rework_instructions: str = Field(
@@ -164,12 +198,14 @@ class LLMJudge:
         self.llm = llm
         self.weight = weight
 
-    async def verify(self, ctx: VerifyContext) -> VerifierResult:
-        started = time.monotonic()
-        diff = await gather_diff(ctx.workdir, list(ctx.modified_files), ctx.diff_base)
+    async def _ask(
+        self, ctx: VerifyContext, messages: list[dict[str, Any]]
+    ) -> ParsedResponse[JudgeVerdict]:
+        """One call, its cost recorded whatever the answer. An unusable answer
+        raises `_Unusable`; an API failure, `JudgeError`."""
         try:
             response = await self.llm.parse(
-                messages=[{"role": "user", "content": judge_prompt(ctx, diff)}],
+                messages=messages,
                 output_format=JudgeVerdict,
                 system=SYSTEM_PROMPT,
                 max_tokens=JUDGE_MAX_TOKENS,
@@ -177,12 +213,44 @@ class LLMJudge:
         except LLMError as exc:
             if exc.cost_usd and ctx.add_cost is not None:
                 await ctx.add_cost(exc.usage, exc.cost_usd)
+            if exc.kind is LLMErrorKind.MALFORMED:
+                raise _Unusable(str(exc), "") from exc
             raise JudgeError(f"the LLM judge gave no verdict: {exc}") from exc
         if ctx.add_cost is not None:
             await ctx.add_cost(response.usage, response.cost_usd)
+        return response
+
+    async def _verdict(self, ctx: VerifyContext, prompt: str) -> ParsedResponse[JudgeVerdict]:
+        """A usable verdict, after at most JUDGE_CORRECTIONS corrections."""
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        for _ in range(JUDGE_CORRECTIONS):
+            try:
+                return await self._ask(ctx, messages)
+            except _Unusable as exc:
+                messages += [
+                    {"role": "assistant", "content": exc.answer},
+                    {
+                        "role": "user",
+                        "content": f"That verdict is not usable: {exc}\n"
+                        "Give the whole verdict again as JSON matching the schema, "
+                        "with a score from 0.0 to 1.0.",
+                    },
+                ]
+        try:
+            return await self._ask(ctx, messages)
+        except _Unusable as exc:
+            tries = 1 + JUDGE_CORRECTIONS
+            raise JudgeError(
+                f"the LLM judge gave no verdict: {exc} (still after {tries} tries)"
+            ) from exc
+
+    async def verify(self, ctx: VerifyContext) -> VerifierResult:
+        started = time.monotonic()
+        diff = await gather_diff(ctx.workdir, list(ctx.modified_files), ctx.diff_base)
+        response = await self._verdict(ctx, judge_prompt(ctx, diff))
         verdict = response.parsed
         assert verdict is not None
-        score = min(max(verdict.score, 0.0), 1.0)
+        score = verdict.score
         passed = score >= ctx.directive.spec.thresholds.yellow
         criteria = [c.model_dump() for c in verdict.criteria]
         lines = [f"[{'x' if c.met else ' '}] {c.criterion}: {c.note}" for c in verdict.criteria]
@@ -204,6 +272,5 @@ class LLMJudge:
                 "rework_instructions": verdict.rework_instructions.strip(),
                 "model": response.model,
                 "usage": response.usage.model_dump(),
-                "raw_score": verdict.score,
             },
         )
