@@ -2,8 +2,8 @@
 
 The answer is structured output (the JSON schema of `ChainDraft`), so it is
 parsed, not scraped. A chain that is not a usable DAG (cycle, unknown
-dependency, duplicate name, no steps, unknown requirement id) goes back to
-the model with the validation error for a bounded number of corrections;
+dependency, duplicate name, no steps, a blank name, unknown requirement id)
+or is too long (over MAX_PLANNED_STEPS) goes back to the model with the validation error for a bounded number of corrections;
 after that, `PlanningError` says what was still wrong. A replan shows the
 model what already passed (kept as it is), what failed and why.
 """
@@ -20,6 +20,10 @@ from engine.planner import ChainValidationError, PlannedChain, ReplanContext, va
 
 DEFAULT_CORRECTIONS = 2  # attempts after the first, when the chain is invalid
 PLAN_MAX_TOKENS = 8_000
+# The prompt asks for 2 to 8 steps; a plan may stretch that, but every step
+# is an agent session that costs money, so a far longer one is sent back.
+# Kept steps of a replan (already passed) do not count.
+MAX_PLANNED_STEPS = 20
 
 
 class PlanningError(RuntimeError):
@@ -114,6 +118,14 @@ def _replan_text(replan: ReplanContext) -> str:
 
 
 def _to_specs(draft: ChainDraft) -> list[StepSpec]:
+    """The drafted steps as specs; a blank name is a chain error the model
+    can fix (StepSpec itself would refuse it with a bare ValidationError)."""
+    blank = [f"step {i}" for i, s in enumerate(draft.steps, 1) if not s.name.strip()]
+    if blank:
+        raise ChainValidationError(
+            f"{', '.join(blank)} of the chain {'has' if len(blank) == 1 else 'have'} "
+            "an empty name; give every step a short unique name"
+        )
     return [
         StepSpec(
             name=s.name.strip(),
@@ -137,6 +149,16 @@ def _check_requirements(steps: list[StepSpec], directive: Directive) -> None:
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise ChainValidationError("; ".join(unknown) + f" (requirement ids: {allowed})")
+
+
+def _check_size(steps: list[StepSpec], replan: ReplanContext | None) -> None:
+    kept = {s.spec.name for s in replan.kept} if replan is not None else set()
+    planned = sum(1 for s in steps if s.name not in kept)
+    if planned > MAX_PLANNED_STEPS:
+        raise ChainValidationError(
+            f"the chain has {planned} new steps, more than the {MAX_PLANNED_STEPS} allowed; "
+            "plan 2 to 8 steps, each one focused agent session (merge small steps)"
+        )
 
 
 def _restore_kept(steps: list[StepSpec], replan: ReplanContext | None) -> list[StepSpec]:
@@ -204,8 +226,9 @@ class LLMPlanner:
                 continue
             spent.add(response.usage, response.cost_usd)
             assert response.parsed is not None
-            steps = _restore_kept(_to_specs(response.parsed), replan)
             try:
+                steps = _restore_kept(_to_specs(response.parsed), replan)
+                _check_size(steps, replan)
                 _check_requirements(steps, directive)
                 validate_chain(steps)
             except ChainValidationError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.llm import LLMClient
-from engine.llm_planner import LLMPlanner, PlanningError
+from engine.llm_planner import MAX_PLANNED_STEPS, LLMPlanner, PlanningError
 from engine.models import (
     Directive,
     DirectiveSpec,
@@ -136,6 +136,56 @@ async def test_unknown_requirement_ids_are_sent_back(
     assert (
         "unknown requirement 'R9' (requirement ids: R1, R2)" in fake_api.requests[1].last_user_text
     )
+
+
+async def test_a_blank_step_name_is_sent_back_and_paid_for(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    blank = {
+        "rationale": "",
+        "steps": [step("research", "research", []), step("  ", "implement", [])],
+    }
+    fake_api.reply_json(blank, usage=usage(800, 200))
+    fake_api.reply_json(GOOD, usage=usage(1200, 400))
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert [s.name for s in chain.steps] == ["research", "implement", "test", "docs"]
+    assert "step 2 of the chain has an empty name" in fake_api.requests[1].last_user_text
+    assert chain.cost_usd == pytest.approx(cost_of(usage(800, 200), usage(1200, 400)))
+
+
+async def test_a_blank_name_to_the_end_fails_with_its_cost(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    fake_api.reply_json({"rationale": "", "steps": [step("", "implement", [])]})
+    with pytest.raises(PlanningError, match="empty name") as caught:
+        await LLMPlanner(fake_llm, corrections=0).plan(directive(tmp_path))
+    assert caught.value.cost_usd == pytest.approx(cost_of(usage()))
+
+
+async def test_a_plan_longer_than_the_bound_is_sent_back(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    names = [f"s{i}" for i in range(MAX_PLANNED_STEPS + 1)]
+    huge = {"rationale": "", "steps": [step(n, "implement", [], ["R1", "R2"]) for n in names]}
+    fake_api.reply_json(huge)
+    fake_api.reply_json(GOOD)
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert len(chain.steps) == 4
+    assert (
+        f"the chain has {MAX_PLANNED_STEPS + 1} new steps, more than the {MAX_PLANNED_STEPS} allowed"
+        in fake_api.requests[1].last_user_text
+    )
+
+
+async def test_a_plan_at_the_bound_is_accepted(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    names = [f"s{i}" for i in range(MAX_PLANNED_STEPS)]
+    fake_api.reply_json(
+        {"rationale": "", "steps": [step(n, "implement", [], ["R1", "R2"]) for n in names]}
+    )
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert len(chain.steps) == MAX_PLANNED_STEPS
 
 
 async def test_malformed_answer_is_retried_then_fails_clearly(
