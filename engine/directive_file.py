@@ -82,6 +82,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.models import DirectiveSpec, ExecutorKind, PlannerKind
 from engine.planner import ChainValidationError, validate_chain
+from engine.pricing import DEFAULT_MODEL
 
 Loc = tuple[str | int, ...]
 
@@ -389,6 +390,17 @@ def _resolve_repo(written: str, base_dir: Path, report: _Reporter) -> Path:
     return path
 
 
+def _clean_model(spec: DirectiveSpec, report: _Reporter) -> DirectiveSpec:
+    """A blank `model` would be sent to the API as the empty name."""
+    if spec.model is None:
+        return spec
+    if not spec.model.strip():
+        raise report.error(
+            ("model",), f"must not be blank (leave the key out for the default, {DEFAULT_MODEL})"
+        )
+    return spec.model_copy(update={"model": spec.model.strip()})
+
+
 def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
     planner = spec.planner.value
     if spec.planner is PlannerKind.EXPLICIT and not spec.steps:
@@ -449,6 +461,7 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     if problems:
         raise report.first_of(_merge(problems))
     spec = spec.model_copy(update={"repo": _resolve_repo(raw["repo"], base_dir, report)})
+    spec = _clean_model(spec, report)
     _check_requirements(spec, report)
     _check_steps(spec, report)
     return spec

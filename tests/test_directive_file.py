@@ -347,6 +347,17 @@ def test_empty_title(tmp_path, repo):
     assert error(HEAD.replace('"T"', '""'), tmp_path) == "d.toml: title: must not be empty"
 
 
+@pytest.mark.parametrize("model", ['""', '"   "'])
+def test_blank_model(tmp_path, repo, model):
+    assert error(HEAD + f"model = {model}\n", tmp_path) == (
+        "d.toml: model: must not be blank (leave the key out for the default, claude-sonnet-5-5)"
+    )
+
+
+def test_model_is_trimmed(tmp_path, repo):
+    assert parse(HEAD + 'model = " claude-haiku-5-5 "\n', tmp_path).model == "claude-haiku-5-5"
+
+
 def test_duplicate_requirement_ids(tmp_path, repo):
     text = HEAD + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
     message = error(text, tmp_path)
