@@ -279,8 +279,7 @@ class LLMClient:
             max_tokens=max_tokens,
         )
         self._client: AsyncAnthropic | None = None
-        if not pricing.is_known(self.model):
-            log.warning(pricing.unknown_model_message(self.model))
+        pricing.warn_if_unknown(self.model)
 
     @classmethod
     def from_env(

@@ -14,14 +14,14 @@ Sources, read 2026-11-25 (today's date in this project):
   price-tracker release notes (named on the row) that cite the official page.
 
 An unknown model is never free: it is priced at the most expensive rate of
-every known model (element-wise), with a warning naming the model.
+every known model (element-wise), with a warning naming the model, logged
+once per model and process (not on every call).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import warnings
 from dataclasses import dataclass
 
 from engine.models import TokenUsage
@@ -34,10 +34,6 @@ MTOK = 1_000_000
 # Sonnet in the SDK's model list (anthropic/types/model.py). claude-sonnet-4-5
 # reaches end of life on 2026-11-30, so it is not a default.
 DEFAULT_MODEL = "claude-sonnet-5-5"
-
-
-class UnknownModelPriceWarning(UserWarning):
-    """A model missing from the price table was priced at the highest known rate."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +148,8 @@ _SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{8}$")
 
 FALLBACK_PRICE = Price.highest([rate for mp in PRICES.values() for rate in mp.rates()])
 
+_warned: set[str] = set()  # unknown models already warned about in this process
+
 
 def canonical_model(model: str) -> str:
     """The price-table name of `model`: dated snapshots map to their model."""
@@ -176,13 +174,20 @@ def unknown_model_message(model: str) -> str:
     )
 
 
+def warn_if_unknown(model: str) -> None:
+    """Log that `model` is priced at the fallback rate, the first time only:
+    a mistyped model name is worth one line, not one per call."""
+    if is_known(model) or model in _warned:
+        return
+    _warned.add(model)
+    log.warning(unknown_model_message(model))
+
+
 def price_for(model: str, usage: TokenUsage) -> Price:
     """The rates for one response of `model` with this `usage`."""
     entry = PRICES.get(canonical_model(model))
     if entry is None:
-        message = unknown_model_message(model)
-        log.warning(message)
-        warnings.warn(message, UnknownModelPriceWarning, stacklevel=3)
+        warn_if_unknown(model)
         return FALLBACK_PRICE
     return entry.for_usage(usage)
 

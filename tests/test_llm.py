@@ -173,12 +173,17 @@ async def test_key_never_in_debug_logs(
     assert FAKE_KEY not in caplog.text
 
 
-async def test_unknown_model_is_priced_at_the_highest_rate(fake_api: FakeAnthropic) -> None:
-    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, model="claude-nova-9")
-    fake_api.reply("ok", usage=usage(1000, 1000))
-    with pytest.warns(UserWarning, match="claude-nova-9"):
-        response = await client.create(messages=[{"role": "user", "content": "x"}])
+async def test_unknown_model_is_priced_at_the_highest_rate_with_one_warning(
+    fake_api: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, model="claude-nova-10")
+        for _ in range(2):
+            fake_api.reply("ok", usage=usage(1000, 1000))
+            response = await client.create(messages=[{"role": "user", "content": "x"}])
     assert response.cost_usd > cost_usd("claude-sonnet-5-5", response.usage)
+    warnings = [r.message for r in caplog.records if "no price known" in r.message]
+    assert len(warnings) == 1 and "claude-nova-10" in warnings[0]  # not one per call
 
 
 async def test_timeout_after_retries_is_a_clear_error(fake_api: FakeAnthropic) -> None:
