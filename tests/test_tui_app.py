@@ -256,6 +256,54 @@ async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -
         assert isinstance(app.screen, DirectiveScreen)
 
 
+async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: Path) -> None:
+    from tui.commands import screen_commands
+
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", []), ("later", ["slow"])]))
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+
+        def footer(key: str) -> str | None:
+            shown = screen.active_bindings.get(key)  # what the footer draws
+            return shown.binding.description if shown and shown.binding.show else None
+
+        def palette() -> set[str]:
+            return {title for title, _, _, _ in screen_commands(screen)}
+
+        assert footer("p") == "Pause" and "Resume" not in palette()
+        await pilot.press("p")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: footer("p") == "Resume", "the footer to say Resume")
+        assert "Resume" in palette() and "Pause" not in palette()
+        await pilot.press("p")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
+        await until(pilot, lambda: footer("p") == "Pause", "the footer to say Pause")
+        # A skipped step cannot be retried: said before anything is sent.
+        await pilot.press("right", "S")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
+        await pilot.press("y")
+        await until(pilot, lambda: _box_status(app, "later") == StepStatus.SKIPPED, "skipped")
+        await pilot.press("R")
+        await until(pilot, lambda: notes.has("later is skipped: only a blocked or failed step"),
+                    "the plain refusal")  # fmt: skip
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the stop question")
+        await pilot.press("y")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
+        await until(pilot, lambda: footer("x") is None and footer("p") is None, "no Stop, no Pause")
+        # Pressed anyway: a plain sentence, no question first, no engine jargon.
+        await pilot.press("x", "p", "r")
+        await pilot.pause(0.1)
+        assert app.screen is screen
+        for said in ("nothing to stop.", "nothing to pause.", "nothing to replan."):
+            assert notes.has(f"test directive is stopped: {said}", "warning"), said
+        assert not notes.has("cannot move from")
+
+
 async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
     script = Script(costs={"spend": 2.0})
     app = app_for(tmp_path, script)
@@ -325,6 +373,7 @@ async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
     script = Script()
     app = app_for(tmp_path, script)
     async with app.run_test(size=(80, 24)) as pilot:
+        notes = Notes(app)
         await until(pilot, lambda: app.engine_ready, "the engine")
         d = await engine(app).create_directive(chain_spec(tmp_path, [("only", [])]))
         await until(pilot, lambda: d.id in app.screen.directives, "the row")  # type: ignore[attr-defined]
@@ -336,6 +385,10 @@ async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
         await until(
             pilot, lambda: app.screen.directives[d.id].status is DirectiveStatus.COMPLETED, "row"
         )  # type: ignore[attr-defined]
+        await pilot.press("x")  # the selected row is done: said, not asked
+        await until(pilot, lambda: notes.has("test directive is completed: nothing to stop."),
+                    "the plain refusal")  # fmt: skip
+        assert isinstance(app.screen, HomeScreen)
         await pilot.press("enter")
         await until(pilot, lambda: _loaded(app), "the directive screen")
         await pilot.press("escape")
@@ -410,8 +463,9 @@ async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path)
         await started(pilot, app, chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.GUARDRAILS))
         screen = app.screen
         actions = {action for _, _, _, action in screen_commands(screen)}
-        for binding in DirectiveScreen.BINDINGS:
-            assert binding.action in actions  # type: ignore[union-attr]
+        described = {b.action for b in DirectiveScreen.BINDINGS if b.description}  # type: ignore[union-attr]
+        # Active, its one step running: what does not apply is left out.
+        assert described - actions == {"resume", "start", "retry_step", "skip_step"}
         assert "move('up')" in actions  # the DAG's keys too
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")

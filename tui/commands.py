@@ -1,6 +1,8 @@
 """The command palette (ctrl+p): every key's action by name, plus "Open"
 for each directive. Built from the bindings of the screen it was opened
-on, so whatever a key does, the palette does too."""
+on, so whatever a key does, the palette does too; an action that does not
+apply now (the screen's `check_action`: "Pause" on a paused directive) is
+left out, as the footer leaves out its key."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ Command = tuple[str, str, DOMNode, str]  # (title, help, node, action)
 
 def screen_commands(screen: DOMNode) -> list[Command]:
     """(title, help, node, action) for every described binding of the
-    screen, of our widgets on it (once per class), and of the app."""
+    screen, of our widgets on it (once per class), and of the app, that
+    applies now."""
     app = screen.app
     nodes: list[DOMNode] = [screen]
     classes: set[type] = set()
@@ -34,6 +37,8 @@ def screen_commands(screen: DOMNode) -> list[Command]:
                 if not b.description or (id(node), b.action) in seen:
                     continue
                 if b.action in ("command_palette", "app.command_palette"):
+                    continue
+                if not app._check_action_state(b.action, node):  # noqa: SLF001
                     continue
                 seen.add((id(node), b.action))
                 out.append((b.description, f"key: {app.get_key_display(b)}", node, b.action))

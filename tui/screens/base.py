@@ -1,7 +1,8 @@
 """What every engine-backed screen shares: access to the engine, event
-batches from the app, engine commands with errors as notifications, and
-the approval keys (`a`, `d`, `c`), which act on "the current approval"
-each screen defines."""
+batches from the app, engine commands with errors as notifications, the
+directive keys (start, pause or resume, stop), offered only where they
+apply, and the approval keys (`a`, `d`, `c`), which act on "the current
+approval" each screen defines."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.screen import Screen
 
 from engine.models import ApprovalDecision, ApprovalRequest, Directive
 from engine.store import NotFound, Store
+from tui.applicable import DIRECTIVE_ACTIONS, directive_refusal
 from tui.messages import EngineBatch, EngineReady
 from tui.modals.approval import Answer, ApprovalModal
 from tui.modals.confirm import ConfirmModal
@@ -29,6 +31,24 @@ APPROVAL_BINDINGS = [
     Binding("a", "approval('approve')", "Approve"),
     Binding("d", "approval('deny')", "Deny"),
     Binding("c", "approval('request_changes')", "Changes"),
+]
+
+
+def refusable(key: str, action: str, description: str, *, show: bool = True) -> list[Binding]:
+    """`key` runs `action` where it applies (`check_action`); elsewhere the
+    same key says why not (a binding tried only when the first is off)."""
+    return [
+        Binding(key, action, description, show=show),
+        Binding(key, f"refuse('{action}')", show=False),
+    ]
+
+
+# `p` pauses or resumes: the footer, the help and the palette name the one
+# that applies.
+PAUSE_BINDINGS = [
+    Binding("p", "pause", "Pause"),
+    Binding("p", "resume", "Resume"),
+    Binding("p", "refuse('pause')", show=False),
 ]
 
 
@@ -71,6 +91,38 @@ class EngineScreen(Screen[None]):
     async def load(self) -> None:
         raise NotImplementedError
 
+    # -- which keys apply -------------------------------------------------------
+
+    _binding_state: object = None
+
+    def command_directive(self) -> Directive | None:
+        """The directive the directive keys act on (None: not known yet)."""
+        return None
+
+    def refusal(self, action: str) -> str | None:
+        """Why `action` does not apply here, or None when it does."""
+        if action in DIRECTIVE_ACTIONS:
+            d = self.command_directive()
+            return directive_refusal(d, action) if d is not None else None
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "resume" and self.command_directive() is None:
+            return False  # `p` says "pause" until there is something to resume
+        return self.refusal(action) is None
+
+    def action_refuse(self, action: str) -> None:
+        refusal = self.refusal(action)
+        if refusal is not None:
+            self.notify(refusal, severity="warning")
+
+    def follow_bindings(self, state: object) -> None:
+        """Refresh the footer and the palette when what the keys act on
+        changed (`state` sums it up)."""
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
     async def apply(self, batch: EngineBatch) -> None:
         raise NotImplementedError
 
@@ -88,16 +140,15 @@ class EngineScreen(Screen[None]):
     async def start(self, d: Directive) -> None:
         await self.command(self.engine.start_directive(d.id), f"started: {d.title}")
 
-    async def pause_or_resume(self, d: Directive) -> None:
-        from engine.models import DirectiveStatus
+    async def pause(self, d: Directive) -> None:
+        await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
 
-        if d.status is DirectiveStatus.PAUSED:
-            if tripped_breaker(d) is not None:
-                await self.raise_limits(d)
-                return
-            await self.command(self.engine.resume_directive(d.id), f"resumed: {d.title}")
-        else:
-            await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
+    async def resume(self, d: Directive) -> None:
+        """Resume; paused by a breaker, the limits dialog first."""
+        if tripped_breaker(d) is not None:
+            await self.raise_limits(d)
+            return
+        await self.command(self.engine.resume_directive(d.id), f"resumed: {d.title}")
 
     async def stop(self, d: Directive) -> None:
         if await self.app.push_screen_wait(

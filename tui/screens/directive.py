@@ -30,10 +30,11 @@ from engine.models import (
     Step,
     StepStatus,
 )
+from tui.applicable import STEP_ACTIONS, step_refusal
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.modals.diff import AttemptDiffs
-from tui.screens.base import APPROVAL_BINDINGS, EngineScreen
+from tui.screens.base import APPROVAL_BINDINGS, PAUSE_BINDINGS, EngineScreen, refusable
 from tui.widgets.approvals import ApprovalsPanel
 from tui.widgets.budgets import BudgetBars
 from tui.widgets.dag import DagView
@@ -71,13 +72,13 @@ class DirectiveScreen(EngineScreen):
     BINDINGS = [
         Binding("escape", "back", "Home"),
         *APPROVAL_BINDINGS,
-        Binding("p", "pause", "Pause"),
-        Binding("x", "stop", "Stop"),
+        *PAUSE_BINDINGS,
+        *refusable("x", "stop", "Stop"),
         Binding("L", "limits", "Limits"),
-        Binding("s", "start", "Start", show=False),
-        Binding("r", "replan", "Replan", show=False),
-        Binding("R", "retry_step", "Retry step", show=False),
-        Binding("S", "skip_step", "Skip step", show=False),
+        *refusable("s", "start", "Start", show=False),
+        *refusable("r", "replan", "Replan", show=False),
+        *refusable("R", "retry_step", "Retry step", show=False),
+        *refusable("S", "skip_step", "Skip step", show=False),
         Binding("1", "side('tab-step')", "Step panel", show=False),
         Binding("2", "side('tab-approvals')", "Approvals panel", show=False),
         Binding("g", "focus_dag", "Focus DAG", show=False),
@@ -161,6 +162,7 @@ class DirectiveScreen(EngineScreen):
         d = self.directive
         if d is None:
             return
+        self._follow_bindings()
         self.query_one(DirectiveHeader).show(d, self.dag.steps, len(self.approvals))
         self.query_one(BudgetBars).show(d, self.dapp.clock())
 
@@ -226,6 +228,7 @@ class DirectiveScreen(EngineScreen):
 
     def on_dag_view_focused(self, message: DagView.Focused) -> None:
         self.show_detail()
+        self._follow_bindings()
 
     @work(exclusive=True, group="detail")
     async def show_detail(self) -> None:
@@ -257,6 +260,27 @@ class DirectiveScreen(EngineScreen):
                 return a
         return self.approvals[0] if self.approvals else None
 
+    # -- which keys apply -----------------------------------------------------
+
+    def command_directive(self) -> Directive | None:
+        return self.directive
+
+    def refusal(self, action: str) -> str | None:
+        if action in STEP_ACTIONS:
+            dags = self.query(DagView)
+            step = dags.first().focused_step if dags else None
+            return step_refusal(step, action) if step is not None else None
+        return super().refusal(action)
+
+    def _follow_bindings(self) -> None:
+        step = self.dag.focused_step
+        self.follow_bindings(
+            (
+                self.directive.status if self.directive else None,
+                (step.id, step.status) if step else None,
+            )
+        )
+
     def _focused_step(self) -> Step | None:
         step = self.dag.focused_step
         if step is None:
@@ -283,7 +307,12 @@ class DirectiveScreen(EngineScreen):
     @work(group="directive")
     async def action_pause(self) -> None:
         if not self.not_ready() and self.directive is not None:
-            await self.pause_or_resume(self.directive)
+            await self.pause(self.directive)
+
+    @work(group="directive")
+    async def action_resume(self) -> None:
+        if not self.not_ready() and self.directive is not None:
+            await self.resume(self.directive)
 
     @work(group="directive")
     async def action_stop(self) -> None:

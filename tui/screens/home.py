@@ -10,9 +10,9 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
-from engine.models import ApprovalRequest, Directive, DirectiveStatus
+from engine.models import ApprovalRequest, Directive
 from tui.messages import EngineBatch
-from tui.screens.base import APPROVAL_BINDINGS, EngineScreen
+from tui.screens.base import APPROVAL_BINDINGS, PAUSE_BINDINGS, EngineScreen, refusable
 from tui.widgets.approvals import ApprovalsPanel
 from tui.widgets.directive_table import DirectiveTable
 
@@ -36,9 +36,9 @@ class HomeScreen(EngineScreen):
     BINDINGS = [
         Binding("enter,o", "open", "Open"),
         Binding("n", "new", "New"),
-        Binding("s", "start", "Start"),
-        Binding("p", "pause", "Pause"),
-        Binding("x", "stop", "Stop"),
+        *refusable("s", "start", "Start"),
+        *PAUSE_BINDINGS,
+        *refusable("x", "stop", "Stop"),
         *APPROVAL_BINDINGS,
         Binding("q", "app.quit", "Quit"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
@@ -75,6 +75,7 @@ class HomeScreen(EngineScreen):
         )
         table = self.query_one(DirectiveTable)
         table.show(directives, progress, self.dapp.clock())
+        self._follow_bindings()
         empty = self.query_one("#home-empty", Static)
         empty.display = not directives
         empty.update("No directives yet: press n to create one, or run `directive-tui demo`.")
@@ -119,6 +120,17 @@ class HomeScreen(EngineScreen):
         mine = [a for a in panel.approvals if d is not None and a.directive_id == d.id]
         return (mine or panel.approvals)[0]
 
+    def command_directive(self) -> Directive | None:
+        return self.selected
+
+    def _follow_bindings(self) -> None:
+        d = self.selected
+        self.follow_bindings((d.id, d.status) if d else None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "directives":
+            self._follow_bindings()
+
     def _need_selection(self) -> Directive | None:
         if self.not_ready():
             return None
@@ -154,16 +166,19 @@ class HomeScreen(EngineScreen):
     async def action_start(self) -> None:
         d = self._need_selection()
         if d is not None:
-            if d.status not in (DirectiveStatus.DRAFT, DirectiveStatus.PAUSED):
-                self.notify(f"{d.title} is {d.status.value}: nothing to start.", severity="warning")
-                return
             await self.start(d)
 
     @work(group="home")
     async def action_pause(self) -> None:
         d = self._need_selection()
         if d is not None:
-            await self.pause_or_resume(d)
+            await self.pause(d)
+
+    @work(group="home")
+    async def action_resume(self) -> None:
+        d = self._need_selection()
+        if d is not None:
+            await self.resume(d)
 
     @work(group="home")
     async def action_stop(self) -> None:

@@ -1,0 +1,65 @@
+"""Which commands apply to a directive or a step in its current state, and a
+plain sentence for one that does not.
+
+The screens hide the keys that do not apply (`check_action`), so the footer
+and the palette offer only what can happen, and when such a key is pressed
+anyway they say why instead of asking to confirm something the engine would
+refuse. The engine still checks every move (engine/transitions.py); this is
+what a person is told first.
+"""
+
+from __future__ import annotations
+
+from engine.models import Directive, DirectiveStatus, Step, StepStatus
+from engine.transitions import DIRECTIVE_TRANSITIONS, STEP_TRANSITIONS
+
+# Actions of the screens, by what they act on.
+DIRECTIVE_ACTIONS = frozenset({"start", "pause", "resume", "stop", "replan"})
+STEP_ACTIONS = frozenset({"retry_step", "skip_step"})
+
+RETRYABLE = frozenset({StepStatus.BLOCKED, StepStatus.FAILED})  # the escalation's "retry"
+SKIPPABLE = frozenset(s for s, moves in STEP_TRANSITIONS.items() if StepStatus.SKIPPED in moves)
+
+
+def directive_refusal(d: Directive, action: str) -> str | None:
+    """None when `action` applies to `d`, else why not, in words."""
+    status = d.status
+    moves = DIRECTIVE_TRANSITIONS[status]
+    is_ = f"{d.title} is {status.value}"
+    if action == "start":
+        if status is DirectiveStatus.DRAFT:
+            return None
+        if status is DirectiveStatus.PAUSED:
+            return f"{is_}: p resumes it."
+        return f"{is_}: nothing to start."
+    if action == "pause":
+        return None if DirectiveStatus.PAUSED in moves else f"{is_}: nothing to pause."
+    if action == "resume":
+        if status is DirectiveStatus.PAUSED:
+            return None
+        if DirectiveStatus.PAUSED in moves:
+            return f"{is_}, not paused: nothing to resume."
+        return f"{is_}: nothing to resume."
+    if action == "stop":
+        return None if DirectiveStatus.STOPPED in moves else f"{is_}: nothing to stop."
+    if action == "replan":
+        if status in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED):
+            return None
+        if status in (DirectiveStatus.DRAFT, DirectiveStatus.PLANNING):
+            return f"{is_}: it has no plan to replace yet."
+        return f"{is_}: nothing to replan."
+    raise ValueError(f"not a directive action: {action}")
+
+
+def step_refusal(step: Step, action: str) -> str | None:
+    """None when `action` applies to `step`, else why not, in words."""
+    is_ = f"{step.name} is {step.status.value}"
+    if action == "retry_step":
+        if step.status in RETRYABLE:
+            return None
+        return f"{is_}: only a blocked or failed step can be retried."
+    if action == "skip_step":
+        if step.status in SKIPPABLE:
+            return None
+        return f"{is_}: only a pending, blocked or failed step can be skipped."
+    raise ValueError(f"not a step action: {action}")
