@@ -13,7 +13,14 @@ from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
 from engine.engine import DirectiveEngine
-from engine.models import ApprovalKind, Autonomy, DirectiveStatus, StepStatus
+from engine.models import (
+    ApprovalKind,
+    Autonomy,
+    DirectiveStatus,
+    ExecutorKind,
+    PlannerKind,
+    StepStatus,
+)
 from tests.engine_kit import Script, chain_spec, services, statuses
 from tui.app import DirectiveApp
 from tui.modals.approval import ApprovalModal
@@ -452,6 +459,25 @@ async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path
         [created] = await engine(app).store.list_directives()
         assert created.title == "Tidy" and created.spec.limits.max_cost_usd == 3.0
         assert created.status is DirectiveStatus.DRAFT
+        # The form's plans have no commands: its executor is one that works from words.
+        assert created.spec.planner is PlannerKind.TEMPLATE
+        assert created.spec.executor is ExecutorKind.AGENT
+
+
+async def test_the_form_offers_no_executor_its_plans_cannot_run(tmp_path: Path) -> None:
+    from textual.widgets import Select
+    from textual.widgets.select import InvalidSelectValueError
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewDirectiveScreen), "the form")
+        executors = app.screen.query_one("#field-executor", Select)
+        assert executors.value == ExecutorKind.AGENT.value
+        with pytest.raises(InvalidSelectValueError):  # "has no command" at step 1
+            executors.value = ExecutorKind.SHELL.value
+        assert "directive file" in _text(app.screen.query_one(".form-note"))
 
 
 async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path) -> None:

@@ -1,5 +1,10 @@
 """Create a directive: from a TOML file, or from a short form.
 
+The form's planners (template, anthropic) describe steps in words, with no
+command and no scripted edits, so it offers the executors that work from
+words: an agent (the Anthropic API) or Claude Code. Shell and scripted steps
+go in a directive file, which can say what each step runs.
+
 Nothing is saved until the input is valid; each problem is shown under the
 field it belongs to (or under the file path, as the file loader words it).
 """
@@ -42,8 +47,16 @@ CHOICE_FIELDS: dict[str, tuple[str, list[str], str]] = {
         [p.value for p in PlannerKind if p is not PlannerKind.EXPLICIT],
         "template",
     ),
-    "executor": ("Executor", [e.value for e in ExecutorKind], ExecutorKind.SHELL.value),
+    "executor": (
+        "Executor",
+        [ExecutorKind.AGENT.value, ExecutorKind.CLAUDE_CODE.value],
+        ExecutorKind.AGENT.value,
+    ),
 }
+EXECUTOR_NOTE = (
+    "An agent carries out the planned steps. Steps that run shell commands or "
+    "scripted edits are written in a directive file: give its path in From file."
+)
 LIMIT_FORM: tuple[LimitField, ...] = (
     LimitField("max_cost_usd", "Max cost (USD)", float, True),
     LimitField("max_wall_time_minutes", "Max minutes", float, True),
@@ -138,6 +151,8 @@ class NewDirectiveScreen(ModalScreen[str | None]):
                             allow_blank=False,
                             id=f"field-{name}",
                         )
+                    if name == "executor":
+                        yield Static(EXECUTOR_NOTE, classes="form-note")
                 for f in LIMIT_FORM:
                     with Horizontal(classes="form-row"):
                         yield Label(f.label, classes="form-label")
