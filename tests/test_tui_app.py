@@ -282,6 +282,7 @@ async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: P
             return {title for title, _, _, _ in screen_commands(screen)}
 
         assert footer("p") == "Pause" and "Resume" not in palette()
+        assert footer("escape") == "Back"  # to where it was opened from, not always home
         await pilot.press("p")
         await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await until(pilot, lambda: footer("p") == "Resume", "the footer to say Resume")

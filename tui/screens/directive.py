@@ -70,7 +70,7 @@ HEADER_EVENTS = DIRECTIVE_ROW_EVENTS | APPROVAL_EVENTS | {"step_status_changed"}
 
 class DirectiveScreen(EngineScreen):
     BINDINGS = [
-        Binding("escape", "back", "Home"),
+        Binding("escape", "back", "Back"),  # to the screen it was opened from
         *APPROVAL_BINDINGS,
         *PAUSE_BINDINGS,
         *refusable("x", "stop", "Stop"),
