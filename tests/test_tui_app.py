@@ -137,11 +137,21 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         modal = app.screen
         assert isinstance(modal, ApprovalModal) and modal.intent is None
         assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
+        # Enter in the note leads to the answers; it does not pick one.
+        modal.query_one("#comment").focus()
+        await pilot.press(*"not needed", "enter")
+        await pilot.pause(0.1)
+        assert app.screen is modal and modal.focused is not None
+        assert modal.focused.id == "choice-retry"
         await pilot.press("s")
         await until(
             pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         assert await step_status(app, did, "build") == "skipped"
+        [escalation] = [
+            a for a in await engine(app).store.list_approvals(did) if a.kind == "escalation"
+        ]
+        assert escalation.comment == "not needed"
 
 
 async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> None:

@@ -175,7 +175,10 @@ class ApprovalModal(ModalScreen[Answer | None]):
             self._answer(D(button.removeprefix("choice-")))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._answer(self.choices[0].decision if self.intent is not None else None)
+        if self.intent is None:  # an escalation: Enter leads to the answers, picks none
+            self.query_one(f"#choice-{self.choices[0].decision.value}", Button).focus()
+            return
+        self._answer(self.choices[0].decision)
 
     def action_choose(self, key: str) -> None:
         for c in self.choices:
@@ -186,9 +189,7 @@ class ApprovalModal(ModalScreen[Answer | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def _answer(self, decision: ApprovalDecision | None) -> None:
-        if decision is None:
-            return
+    def _answer(self, decision: ApprovalDecision) -> None:
         inputs = self.query("#comment").results(Input)
         comment = next((i.value.strip() for i in inputs), "") or None
         if decision is D.REQUEST_CHANGES and not comment:
