@@ -103,6 +103,18 @@ def test_home(seeded: Path, snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=(100, 24), run_before=ready)
 
 
+def test_home_80x24_keeps_the_approvals_column(seeded: Path, snap_compare: Any) -> None:
+    """The titles give way: "⚑ 2" and the time stay on an 80-column screen."""
+    app = seeded_app(seeded)
+
+    async def ready(pilot: Pilot[Any]) -> None:
+        await settle(
+            pilot, lambda: isinstance(app.screen, HomeScreen) and len(app.screen.directives) == 4
+        )
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
 def test_directive_mid_run(seeded: Path, snap_compare: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
     assert snap_compare(app, terminal_size=(130, 36), run_before=_open_mid_run)

@@ -1,9 +1,16 @@
-"""Home: every directive in the database, one row each."""
+"""Home: every directive in the database, one row each.
+
+The title column gives way (down to TITLE_MIN cells, its text cut with an
+ellipsis) so the others, the approvals waiting above all, fit the view: at
+80 columns a long title would push them off the screen.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import DataTable
+from textual.widgets.data_table import Column, ColumnKey
 
 from engine.breakers import duration
 from engine.models import Directive, DirectiveStatus
@@ -20,6 +27,9 @@ COLUMNS = (
     ("approvals", "Approvals"),
 )
 
+ELAPSED = [key for key, _ in COLUMNS].index("elapsed")
+TITLE_MIN = 12
+
 Progress = tuple[int, int, int]  # passed or skipped, total, pending approvals
 
 
@@ -31,10 +41,11 @@ class DirectiveTable(Looks, DataTable):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self._ids: list[str] = []
+        self._rows: dict[str, list[Text]] = {}  # the cells as shown, by directive id
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(label, key=key, width=TITLE_MIN if key == "title" else None)
 
     @property
     def selected_id(self) -> str | None:
@@ -47,26 +58,58 @@ class DirectiveTable(Looks, DataTable):
             self.move_cursor(row=self._ids.index(directive_id))
 
     def show(self, directives: list[Directive], progress: dict[str, Progress], at: float) -> None:
-        """Rebuild the rows (keeping the cursor on the same directive)."""
-        keep = self.selected_id
-        ids = [d.id for d in directives]
-        if ids != self._ids:
-            self.clear()
-            for d in directives:
-                self.add_row(*self._cells(d, progress.get(d.id), at), key=d.id)
-            self._ids = ids
-            if keep in ids:
-                self.move_cursor(row=ids.index(keep))
+        """Show these rows: updated in place, or laid out again when the
+        directives or the title column's width changed."""
+        rows = {d.id: self._cells(d, progress.get(d.id), at) for d in directives}
+        if list(rows) != self._ids or self._title_width(rows) != self._title.width:
+            self._rebuild(rows)
             return
-        for d in directives:
-            for (key, _), cell in zip(COLUMNS, self._cells(d, progress.get(d.id), at), strict=True):
-                self.update_cell(d.id, key, cell, update_width=True)
+        self._rows = rows
+        for directive_id, cells in rows.items():
+            for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                self.update_cell(directive_id, key, cell, update_width=True)
 
     def tick(self, directives: list[Directive], at: float) -> None:
         """Only the time column of running directives: what a clock tick changes."""
         for d in directives:
-            if d.status is DirectiveStatus.ACTIVE and d.id in self._ids:
-                self.update_cell(d.id, "elapsed", self._elapsed(d, at), update_width=True)
+            if d.status is DirectiveStatus.ACTIVE and d.id in self._rows:
+                cell = self._rows[d.id][ELAPSED] = self._elapsed(d, at)
+                self.update_cell(d.id, "elapsed", cell, update_width=True)
+        if self._title_width(self._rows) != self._title.width:
+            self._rebuild(self._rows)
+
+    def on_resize(self, event: Resize) -> None:
+        if self._title_width(self._rows) != self._title.width:
+            self._rebuild(self._rows)
+
+    @property
+    def _title(self) -> Column:
+        return self.columns[ColumnKey("title")]
+
+    def _title_width(self, rows: dict[str, list[Text]]) -> int:
+        """As wide as the longest title, as long as the other columns fit."""
+        natural = [
+            max([Text(label).cell_len, *(row[i].cell_len for row in rows.values())])
+            for i, (_, label) in enumerate(COLUMNS)
+        ]
+        view = self.scrollable_content_region.width
+        if not view:
+            return natural[0]
+        pad = 2 * self.cell_padding
+        others = sum(width + pad for width in natural[1:])
+        return max(TITLE_MIN, min(natural[0], view - others - pad))
+
+    def _rebuild(self, rows: dict[str, list[Text]]) -> None:
+        """All rows again (keeping the cursor on the same directive)."""
+        keep = self.selected_id
+        self._title.width = self._title_width(rows)
+        self.clear()
+        for directive_id, cells in rows.items():
+            self.add_row(*cells, key=directive_id)
+        self._rows = rows
+        self._ids = list(rows)
+        if keep in self._ids:
+            self.move_cursor(row=self._ids.index(keep))
 
     def _elapsed(self, d: Directive, at: float) -> Text:
         limit = d.spec.limits.max_wall_time_minutes
