@@ -623,6 +623,12 @@ async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
         assert all(s.status is StepStatus.PASSED for s in dag.steps)
         assert any(s.rework_count > 0 for s in dag.steps)  # the red step was reworked
         assert app.demo_repo is not None and (app.demo_repo / "tally").is_dir()
+        # Where the demo's repository is stays findable: home's title, and the
+        # line the command prints once the app has closed.
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+        assert str(app.demo_repo / "tally") in _text(app.screen.query_one("#home-title"))
+    assert app.farewell == f"The demo's repository: {app.demo_repo / 'tally'}"
 
 
 async def test_demo_auto_approves_by_itself(tmp_path: Path) -> None:

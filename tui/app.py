@@ -92,6 +92,7 @@ class DirectiveApp(App[None]):
         self.engine_ready = False
         self.demo_root = demo_root  # where the demo's repository goes (default: a new temp dir)
         self.demo_repo: Path | None = None
+        self.demo_repository: Path | None = None  # the demo's git repository (in demo_repo)
         self.boot_error: str | None = None
         self._answered: set[str] = set()
 
@@ -170,7 +171,14 @@ class DirectiveApp(App[None]):
             return None
         directive = await self.engine.create_directive(spec)
         await self.engine.start_directive(directive.id)
-        self.notify(f"Demo repository: {spec.repo}", timeout=8)
+        self.demo_repository = Path(spec.repo)
+        self.notify(
+            f"Demo repository: {spec.repo} (on the home screen's title, and printed when you quit)",
+            timeout=15,
+        )
+        for screen in self.screen_stack:
+            if isinstance(screen, HomeScreen):
+                screen.show_title()
         return directive.id
 
     def _role_changed(self, watching: str | None) -> None:
@@ -191,6 +199,13 @@ class DirectiveApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, EngineScreen):
                 screen.post_message(EngineReady())
+
+    @property
+    def farewell(self) -> str | None:
+        """What the command line prints once the app has closed."""
+        if self.demo_repository is None:
+            return None
+        return f"The demo's repository: {self.demo_repository}"
 
     @property
     def role_note(self) -> str:

@@ -550,6 +550,8 @@ def _run_app(db: Path, **kwargs: Any) -> int:
 
     app = DirectiveApp(db, **kwargs)
     app.run()
+    if app.farewell:
+        print(app.farewell)
     return int(app.return_code or 0)
 
 

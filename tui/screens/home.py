@@ -69,10 +69,7 @@ class HomeScreen(EngineScreen):
         directives = await self.store.list_directives()
         progress = await self.store.progress()
         self.directives = {d.id: d for d in directives}
-        note = self.dapp.role_note
-        self.query_one("#home-title", Static).update(
-            Text.assemble("directive-tui", (f"  · {note}" if note else "", "dim"))
-        )
+        self.show_title()
         table = self.query_one(DirectiveTable)
         table.show(directives, progress, self.dapp.clock())
         self._follow_bindings()
@@ -80,6 +77,17 @@ class HomeScreen(EngineScreen):
         empty.display = not directives
         empty.update("No directives yet: press n to create one, or run `directive-tui demo`.")
         await self._load_approvals()
+
+    def show_title(self) -> None:
+        """Who runs the engine (when another process does), and where the
+        demo's repository is (when this app runs the demo)."""
+        notes = [self.dapp.role_note]
+        if self.dapp.demo_repository is not None:
+            notes.append(f"demo repository {self.dapp.demo_repository}")
+        title = Text("directive-tui")
+        for note in filter(None, notes):
+            title.append(f"  · {note}", "dim")
+        self.query_one("#home-title", Static).update(title)
 
     async def _load_approvals(self) -> None:
         pending = await self.store.pending_approvals()
