@@ -691,3 +691,28 @@ async def test_a_confirm_question_shows_brackets_in_names_as_written() -> None:
         await until(pilot, lambda: app.screen.query(".dialog-title"), "the confirm modal")
         title = app.screen.query_one(".dialog-title", Static)
         assert str(title.render()) == question
+
+
+async def test_the_event_log_shows_more_of_a_line_once_the_terminal_is_wider() -> None:
+    """A line cut at 80 columns shows in full after the terminal is widened
+    (it stayed cut at the width it was written)."""
+    from textual.app import App, ComposeResult
+
+    from engine.events import Notice
+    from tui.widgets.event_log import EventLog
+
+    message = "approval needed: step add-vat scored 0.75 (yellow): " + "pytest 12/12 " * 8 + "end"
+
+    class LogOnly(App[None]):
+        def compose(self) -> ComposeResult:
+            yield EventLog()
+
+    app = LogOnly()
+    async with app.run_test(size=(80, 10)) as pilot:
+        log = app.query_one(EventLog)
+        log.add_events([Notice(directive_id="d", message=message)])
+        await pilot.pause()
+        assert "…" in log.render_line(0).text and "end" not in log.render_line(0).text
+        await pilot.resize_terminal(200, 10)
+        await pilot.pause()
+        assert log.render_line(0).text.rstrip().endswith(message)

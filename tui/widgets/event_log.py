@@ -3,9 +3,9 @@
 A line-API widget: each event is kept as a few strings and drawn only while
 on screen. A `RichLog` kept every line as rendered strips with their caches;
 at a thousand events a second that heap made the garbage collector's full
-passes the app's longest pauses. Lines are laid out as RichLog did: cut to
-the view's (and terminal's) width when they arrive, never narrower than
-MIN_WIDTH.
+passes the app's longest pauses. Lines are cut to the view's width (never
+narrower than MIN_WIDTH) and laid out again when that width changes: a
+line written at 80 columns shows in full once the terminal is wider.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ MIN_WIDTH = 78
 # Progress lines go to the step panel's live tail, not the log.
 HIDDEN_TYPES = frozenset({"step_output"})
 
-# (clock, message, severity css, laid-out width or 0 until the view has a size)
-Row = tuple[str, str, str, int]
+# (clock, message, severity css, full width in cells, laid-out width or 0
+# until the view has a size)
+Row = tuple[str, str, str, int, int]
 
 
 class EventLog(Looks, ScrollView, can_focus=True):
@@ -49,14 +50,17 @@ class EventLog(Looks, ScrollView, can_focus=True):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.lines: deque[Row] = deque(maxlen=MAX_LINES)
         self._widest = 0
+        self._view = 0  # the width lines were laid out for
 
     def add_events(self, events: Iterable[EngineEvent]) -> None:
-        view = self.scrollable_content_region.width if self.size.width else 0
-        rows = [
-            self._laid_out((clock(e.ts), e.describe(), SEVERITY_CSS[e.severity], 0), view)
-            for e in events
-            if e.type not in HIDDEN_TYPES
-        ]
+        view = self._view
+        rows = []
+        for e in events:
+            if e.type in HIDDEN_TYPES:
+                continue
+            at, message = clock(e.ts), e.describe()
+            cells = len(at) + 1 + Text(message).cell_len
+            rows.append((at, message, SEVERITY_CSS[e.severity], cells, self._fit(cells, view)))
         if rows:
             self.lines.extend(rows)
             self._resized()
@@ -67,21 +71,21 @@ class EventLog(Looks, ScrollView, can_focus=True):
         self._resized()
 
     def on_resize(self, event: Resize) -> None:
-        """Lines that came before the view had a size are laid out now."""
-        if event.size.width and self.lines and not self.lines[-1][3]:
-            view = self.scrollable_content_region.width
-            self.lines = deque((self._laid_out(r, view) for r in self.lines), maxlen=MAX_LINES)
-            self._resized()
+        """Lay every line out again for the new width (the first size too)."""
+        view = self.scrollable_content_region.width if event.size.width else 0
+        if view == self._view:
+            return
+        self._view = view
+        self.lines = deque(((*r[:4], self._fit(r[3], view)) for r in self.lines), maxlen=MAX_LINES)
+        self._resized()
 
-    def _laid_out(self, row: Row, view: int) -> Row:
-        if row[3] or not view:
-            return row
-        cells = len(row[0]) + 1 + Text(row[1]).cell_len
-        # RichLog measured lines against the console too (the terminal's width).
-        return (*row[:3], max(min(cells, view, self.app.console.width), MIN_WIDTH))
+    def _fit(self, cells: int, view: int) -> int:
+        if not view:
+            return 0
+        return max(min(cells, view), MIN_WIDTH)
 
     def _resized(self) -> None:
-        self._widest = max((r[3] for r in self.lines), default=0)
+        self._widest = max((r[4] for r in self.lines), default=0)
         self.virtual_size = Size(self._widest, len(self.lines))
         self.refresh()
         self.scroll_end(animate=False, immediate=False, x_axis=False)
@@ -90,9 +94,9 @@ class EventLog(Looks, ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         index = scroll_y + y
-        if index >= len(self.lines) or not self.lines[index][3]:
+        if index >= len(self.lines) or not self.lines[index][4]:
             return Strip.blank(width, self.rich_style)
-        at, message, severity, line_width = self.lines[index]
+        at, message, severity, _, line_width = self.lines[index]
         text = Text.assemble(
             (at, self.look("look--muted")),
             " ",
