@@ -322,6 +322,29 @@ async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: P
         assert not notes.has("cannot move from")
 
 
+async def test_limits_of_an_active_directive_save_without_resuming(tmp_path: Path) -> None:
+    from textual.widgets import Button
+
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
+        assert str(app.screen.query_one("#save", Button).label) == "Save [enter]"
+        app.screen.query_one("#limit-max_cost_usd").focus()
+        await pilot.press("enter")  # nothing changed: said so
+        await until(pilot, lambda: notes.has("No limit changed."), "the notice")
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
+        app.screen.query_one("#limit-max_cost_usd").value = "7"  # type: ignore[attr-defined]
+        app.screen.query_one("#limit-max_cost_usd").focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: notes.has("limits saved"), "saved")
+        d = await engine(app).store.get_directive(did)
+        assert d.spec.limits.max_cost_usd == 7.0 and d.status is DirectiveStatus.ACTIVE
+
+
 async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
     script = Script(costs={"spend": 2.0})
     app = app_for(tmp_path, script)
@@ -338,6 +361,7 @@ async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
         field = app.screen.focused
         assert field is not None and field.id == "limit-max_cost_usd"
+        assert "Save and resume" in str(app.screen.query_one("#save").label)  # type: ignore[attr-defined]
         field.value = "abc"  # type: ignore[attr-defined]
         await pilot.press("enter")  # not a number: shown inline
         await pilot.pause()

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from engine.models import Directive, Limits
+from tui.widgets.budgets import tripped_breaker
 from tui.widgets.looks import show_error
 
 
@@ -92,7 +93,9 @@ class LimitsModal(ModalScreen[dict[str, Any] | None]):
                     yield Input(shown(getattr(limits, field.name)), id=f"limit-{field.name}")
                 yield Static("", id=f"error-{field.name}", classes="error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(Text("Save and resume [enter]"), id="save", variant="primary")
+                # Saving resumes only a directive a breaker paused (screens/base.py).
+                save = "Save and resume" if tripped_breaker(self.directive) else "Save"
+                yield Button(Text(f"{save} [enter]"), id="save", variant="primary")
                 yield Button(Text("Cancel [esc]"), id="cancel")
 
     def on_mount(self) -> None:

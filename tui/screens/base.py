@@ -162,6 +162,9 @@ class EngineScreen(Screen[None]):
         changes = await self.app.push_screen_wait(LimitsModal(d, focus))
         if changes is None:
             return
+        if not changes and tripped is None:
+            self.notify("No limit changed.")
+            return
         if changes and not await self.command(
             self.engine.raise_limits(d.id, **changes), "limits saved"
         ):
