@@ -5,6 +5,15 @@ shell calls). Each runs in its own session, so a timeout or a cancelled task
 can kill the command *and everything it started* with one `killpg`; its
 output is streamed line by line to a callback but only a bounded head and
 tail are kept, so megabytes of log never sit in memory.
+
+Children never get the app's own Anthropic credentials: every command a
+step, a verifier or an agent runs gets the environment without
+`SECRET_ENV`, so `echo $ANTHROPIC_API_KEY` or a test printing `os.environ`
+cannot put the key into output that becomes events, database rows and the
+model's context. A component that needs them (Claude Code) passes them
+itself. As a second line, the credentials' values are replaced by
+[redacted] in everything a command's output turns into here (it could
+still read them elsewhere, e.g. from this process's /proc/PID/environ).
 """
 
 from __future__ import annotations
@@ -24,6 +33,12 @@ LINE_LIMIT = 2_000  # characters passed to on_line per line
 TERM_GRACE_S = 2.0  # SIGTERM -> SIGKILL
 DRAIN_GRACE_S = 0.5  # after exit, how long a background child may hold the pipe
 POLL_S = 0.05
+
+# The credentials the app reads for itself: `engine.llm` reads the API key,
+# and the `anthropic` SDK falls back to the auth token.
+SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+MIN_SECRET_CHARS = 8  # shorter values would redact ordinary words
+REDACTED = "[redacted]"
 
 
 @dataclass
@@ -146,6 +161,35 @@ class _Capture:
         self.finish()
 
 
+def credentials(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `SECRET_ENV` variables set in `env` (default: this process's), for
+    the component that hands them on deliberately."""
+    source = os.environ if env is None else env
+    return {name: source[name] for name in SECRET_ENV if source.get(name, "").strip()}
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without `SECRET_ENV`, plus `extra` (which
+    may name a credential on purpose)."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env.update(extra or {})
+    return env
+
+
+def secret_values(extra: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The credential values to redact from a command's output: the app's,
+    and any `extra` passes on."""
+    values = {*credentials().values(), *credentials(extra or {}).values()}
+    return tuple(sorted(v for v in values if len(v) >= MIN_SECRET_CHARS))
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """`text` with each of `secrets` replaced by [redacted]."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def _signal_group(pgid: int, sig: int) -> bool:
     """Send `sig` to the group; False when no process of it is left."""
     try:
@@ -245,7 +289,7 @@ async def _end_group(proc: asyncio.subprocess.Process) -> None:
 
 
 async def _spawn(
-    argv: str | list[str], cwd: Path, env: dict[str, str] | None
+    argv: str | list[str], cwd: Path, env: dict[str, str]
 ) -> asyncio.subprocess.Process:
     common = dict(
         cwd=cwd,
@@ -262,6 +306,10 @@ async def _spawn(
     return await start_process(spawn, _end_group)
 
 
+def _scrubbed(on_line: Callable[[str], None], secrets: Sequence[str]) -> Callable[[str], None]:
+    return lambda line: on_line(scrub(line, secrets))
+
+
 async def run_process(
     cmd: str | Sequence[str],
     *,
@@ -274,7 +322,9 @@ async def run_process(
 ) -> ProcessResult:
     """Run `cmd` in `cwd` and return its exit code and trimmed output.
 
-    `env` is added to `os.environ`. A string runs through the shell unless
+    `env` is added to `os.environ` less the app's credentials (see the
+    module docstring), whose values are also redacted from the output and
+    the lines. A string runs through the shell unless
     `shell=False` (then it is split like a shell would). The command runs in
     its own session: on timeout, on cancellation, or when it exits leaving
     background children behind, the whole group is terminated. A missing
@@ -286,7 +336,10 @@ async def run_process(
     cwd = Path(cwd)
     if not cwd.is_dir():
         return _failed(127, f"working directory not found: {cwd}", started)
-    full_env = {**os.environ, **env} if env else None
+    full_env = child_env(env)
+    secrets = secret_values(env)
+    if on_line is not None and secrets:
+        on_line = _scrubbed(on_line, secrets)
     try:
         proc = await _spawn(argv, cwd, full_env)
     except FileNotFoundError:
@@ -334,7 +387,7 @@ async def run_process(
         capture.finish()
     return ProcessResult(
         exit_code=None if timed_out else proc.returncode,
-        output=capture.text(),
+        output=scrub(capture.text(), secrets),
         timed_out=timed_out,
         duration_s=time.monotonic() - started,
         total_bytes=capture.total,

@@ -16,6 +16,7 @@ from engine.executors import build_executor
 from engine.executors.base import Budget, ExecutorError, StepContext
 from engine.executors.claude_code import PERMISSION_MODE, ClaudeCodeExecutor
 from engine.models import Directive, DirectiveSpec, Severity, Step, StepSpec, TokenUsage
+from engine.procs import run_process
 
 
 class Recorder:
@@ -130,6 +131,7 @@ class ClaudeAgentOptions:
     permission_mode: str | None = None
     allowed_tools: list[str] = field(default_factory=list)
     system_prompt: Any = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def fake_sdk(messages: list[Any], seen: dict[str, Any]) -> types.ModuleType:
@@ -193,6 +195,26 @@ async def test_run_records_reported_cost_and_edited_files(
     assert seen["options"].cwd == str(tmp_path.resolve())
     assert "fix calc.add" in seen["prompt"] and "also add a docstring" in seen["prompt"]
     assert "Reading calc.py" in rec.lines
+
+
+async def test_claude_code_is_handed_the_credentials_our_own_commands_never_get(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code calls the API itself, so it needs the key that
+    engine.procs keeps from every other child process."""
+    key = "sk-ant-test-claude-code-0123456789abcdef"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    seen: dict[str, Any] = {}
+    messages = [ResultMessage("success", False, 1, 0.01, None, "done")]
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", fake_sdk(messages, seen))
+    result = await ClaudeCodeExecutor().run(make_ctx(tmp_path, Recorder()))
+    assert result.success
+    assert seen["options"].env == {"ANTHROPIC_API_KEY": key}
+    echoed = await run_process('echo "[$ANTHROPIC_API_KEY]"', cwd=tmp_path)
+    assert echoed.output == "[]\n"
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    assert ClaudeCodeExecutor().options(make_ctx(tmp_path, Recorder()))["env"] == {}
 
 
 async def test_error_result_fails_the_step_but_still_records_cost(

@@ -81,6 +81,20 @@ async def test_shell_passes_the_attempt_through_the_environment(tmp_path: Path) 
     assert (tmp_path / "out.txt").read_text() == "done\n"
 
 
+async def test_a_shell_step_printing_its_environment_shows_no_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ant-test-shell-step-0123456789abcdef"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    ctx, lines = make_ctx(tmp_path, command='env; echo "key=[$ANTHROPIC_API_KEY]"')
+    result = await ShellExecutor().run(ctx)
+    shown = [line for line, _ in lines]
+    assert result.success and "key=[]" in shown
+    assert any(line.startswith("DIRECTIVE_STEP=build") for line in shown)
+    assert not any(key in line for line in shown)
+    assert key not in (result.summary or "") + (result.error or "")
+
+
 async def test_shell_rework_instructions_are_empty_when_none(tmp_path: Path) -> None:
     ctx, lines = make_ctx(tmp_path, command='echo "[${DIRECTIVE_REWORK_INSTRUCTIONS-unset}]"')
     result = await ShellExecutor().run(ctx)

@@ -1,4 +1,5 @@
-"""run_process with real subprocesses: streaming, trimming, group kills."""
+"""run_process with real subprocesses: streaming, trimming, group kills, and
+the app's credentials kept from the children."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.procs import ProcessResult, run_process, start_process, trim_output
+from engine.procs import SECRET_ENV, ProcessResult, run_process, start_process, trim_output
 
 PY = sys.executable
 
@@ -71,6 +72,33 @@ async def test_env_is_added_cwd_is_used_and_argv_runs_without_a_shell(tmp_path: 
     )
     assert result.ok
     assert result.output.split() == ["a", "b", "$HOME", "True", str(tmp_path.resolve())]
+
+
+KEY = "sk-ant-test-0123456789abcdef-procs"
+TOKEN = "sk-ant-test-auth-token-fedcba9876543210"
+
+
+async def test_children_get_no_credentials_unless_a_caller_passes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", TOKEN)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # not a secret: inherited
+    lines: list[str] = []
+    plain = await run_process("env", cwd=tmp_path, on_line=lines.append)
+    assert plain.ok and "ANTHROPIC_BASE_URL=http://127.0.0.1:9" in plain.output
+    names = {line.partition("=")[0] for line in plain.output.splitlines()}
+    assert names.isdisjoint(SECRET_ENV)
+    assert KEY not in plain.output and TOKEN not in "\n".join(lines)
+    # A component that needs the key passes it; the child has it, its output does not.
+    passed = await run_process(
+        'test "$ANTHROPIC_API_KEY" = "$EXPECTED" && echo "has it: $ANTHROPIC_API_KEY"',
+        cwd=tmp_path,
+        env={"ANTHROPIC_API_KEY": KEY, "EXPECTED": KEY},
+        on_line=lines.append,
+    )
+    assert passed.ok
+    assert passed.output == "has it: [redacted]\n" and lines[-1] == "has it: [redacted]"
 
 
 async def test_megabytes_are_trimmed_with_bounded_memory(tmp_path: Path) -> None:

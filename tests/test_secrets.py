@@ -1,6 +1,8 @@
 """The API key never leaves the process environment: not into the database
 (nor its -wal/-shm), the event log, the headless command's output, an
-exception, a log record or a screenshot.
+exception, a log record, a screenshot, or what the model is sent. The
+commands a run starts (the agent's run_command, verifiers) print their whole
+environment, and do not have it to print.
 
 A fresh, distinctive key per run ("sk-ant-test-" + random hex) is given to
 the real SDK, which sends it to the fake Messages API on 127.0.0.1; the fake
@@ -36,6 +38,7 @@ from engine.models import (
     ExecutorKind,
     PlannerKind,
     VerifierConfig,
+    VerifierSpec,
 )
 from engine.store import Store
 from tests.fake_anthropic import FakeAnthropic, tool_use
@@ -43,6 +46,11 @@ from tests.test_tui_app import until
 from tui.app import DirectiveApp
 
 KEY = "sk-ant-test-" + secrets.token_hex(20)
+# A run that cannot plan stops with the reason, failed or paused for a resume
+# (tests/test_bad_input.py and the engine's tests pin which); here only the
+# key matters. The headless command's exit code for each.
+STOPPED = {Outcome.FAILED: 1, Outcome.PAUSED: 4}
+PRINT_ENV = 'env; echo "key=[$ANTHROPIC_API_KEY]"'  # what a careless test or script does
 MIDDLE = KEY.removeprefix("sk-ant-test-")[8:32]  # what a truncated or re-wrapped copy keeps
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,12 +138,17 @@ def spec(repo: Path, title: str = "Fix add") -> DirectiveSpec:
         autonomy=Autonomy.GUARDRAILS,
         planner=PlannerKind.ANTHROPIC,
         executor=ExecutorKind.AGENT,
-        verifiers=VerifierConfig(auto_detect=False, llm_judge=True),
+        verifiers=VerifierConfig(
+            auto_detect=False,
+            llm_judge=True,
+            extra=[VerifierSpec(name="environment", command=PRINT_ENV)],
+        ),
     )
 
 
 def script_a_good_run(api: FakeAnthropic) -> None:
-    """Plan, the agent's edit and its summary, the judge's green verdict."""
+    """Plan, the agent's look at its environment and its edit, its summary,
+    the judge's green verdict."""
     api.reply_json(
         {
             "rationale": "one step",
@@ -150,7 +163,12 @@ def script_a_good_run(api: FakeAnthropic) -> None:
             ],
         }
     )
-    api.reply(tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})])
+    api.reply(
+        tools=[
+            tool_use("run_command", {"command": PRINT_ENV}),
+            tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"}),
+        ]
+    )
     api.reply("Changed calc.add to return a + b.")
     api.reply_json(
         {
@@ -189,17 +207,27 @@ async def test_the_engine_keeps_the_key_out_of_everything_it_writes_or_raises(
     assert await engine.wait_settled(good.id, timeout=30) is Outcome.COMPLETED
     # the key was in play: every call carried it, and the fake accepted it
     assert len(api.requests) == 4 and all(r.authorized for r in api.requests)
+    # the agent's command printed its environment, without the key, to the model
+    assert "key=[]" in api.requests[2].last_user_text
+    assert "ANTHROPIC_BASE_URL=" in api.requests[2].last_user_text
+    for number, request in enumerate(api.requests):
+        searched.check(f"request {number} to the API", json.dumps(request.body))
+    (chain,) = await store.list_chains(good.id)
+    (step,) = await store.list_steps(chain.id)
+    (evaluation,) = await store.list_evaluations(step.id)
+    (environment,) = [r for r in evaluation.results if r.name == "environment"]
+    assert "key=[]" in environment.output_tail  # the verifier's command printed it, keyless
 
     script_an_echoed_401(api)
     rejected = await engine.create_directive(spec(repo, "Rejected key"))
     await engine.start_directive(rejected.id)
-    assert await engine.wait_settled(rejected.id, timeout=30) is Outcome.FAILED
+    assert await engine.wait_settled(rejected.id, timeout=30) in STOPPED
     assert api.requests[-1].authorized and api.remaining == 0
 
     monkeypatch.setenv("ANTHROPIC_BASE_URL", closed_port())
     unreachable = await engine.create_directive(spec(repo, "No connection"))
     await engine.start_directive(unreachable.id)
-    assert await engine.wait_settled(unreachable.id, timeout=30) is Outcome.FAILED
+    assert await engine.wait_settled(unreachable.id, timeout=30) in STOPPED
 
     reasons = {}
     for d in (good, rejected, unreachable):
@@ -210,7 +238,7 @@ async def test_the_engine_keeps_the_key_out_of_everything_it_writes_or_raises(
         e.reason
         for d in (rejected, unreachable)
         for e in await store.list_events(d.id)
-        if getattr(e, "new_status", None) == DirectiveStatus.FAILED
+        if getattr(e, "new_status", None) in (DirectiveStatus.FAILED, DirectiveStatus.PAUSED)
     ]
     assert "rejected the API key" in failed_with[0]  # the reason is there, the key is not
     assert "invalid x-api-key" in failed_with[0]
@@ -242,6 +270,46 @@ async def test_errors_from_the_client_carry_no_key(api: FakeAnthropic, searched:
 
 
 # --------------------------------------------------------------------------
+# A command that finds the key anyway
+# --------------------------------------------------------------------------
+
+READ_PARENT_ENV = r"""
+import asyncio, json, sys
+from engine.agent_tools import AgentTools
+
+async def main():
+    lines = []
+    tools = AgentTools(sys.argv[1], on_command_line=lines.append)
+    command = "tr '\\0' '\\n' < /proc/$PPID/environ"  # the engine's own environment
+    outcome = await tools.call("run_command", {"command": command})
+    print(json.dumps({"content": outcome.content, "lines": lines}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_command_reading_the_engine_s_own_environment_sees_the_key_redacted(
+    tmp_path: Path, searched: Searched
+) -> None:
+    """The child has no key, but the engine process still does, and a shell
+    of the same user can read it from /proc: its output is scrubbed."""
+    engine = subprocess.run(
+        [sys.executable, "-c", READ_PARENT_ENV, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "ANTHROPIC_API_KEY": KEY},
+        timeout=60,
+    )
+    assert engine.returncode == 0, engine.stderr
+    searched.check("the output of a command reading /proc/PPID/environ", engine.stdout)
+    seen = json.loads(engine.stdout)
+    assert "ANTHROPIC_API_KEY=[redacted]" in seen["content"]
+    assert "ANTHROPIC_API_KEY=[redacted]" in seen["lines"]
+
+
+# --------------------------------------------------------------------------
 # The headless command
 # --------------------------------------------------------------------------
 
@@ -254,6 +322,7 @@ def test_the_headless_command_prints_no_key(
         f'title = "Fix add"\ngoal = "calc.add returns a sum"\nrepo = "{repo}"\n'
         'planner = "anthropic"\nexecutor = "agent"\n'
         "[verifiers]\nauto_detect = false\n"
+        f"[[verifiers.extra]]\nname = \"environment\"\ncommand = '{PRINT_ENV}'\n"
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "DIRECTIVE_"))}
 
@@ -280,7 +349,9 @@ def test_the_headless_command_prints_no_key(
     for what, run in runs.items():
         searched.check(f"stdout of {what}", run.stdout)
         searched.check(f"stderr of {what}", run.stderr)
-    assert [r.returncode for r in runs.values()] == [0, 1, 1]
+    assert "key=[]" in runs["a good run"].stdout  # the commands printed their environment
+    stopped = [runs["a rejected key"].returncode, runs["no connection"].returncode]
+    assert set(stopped) <= set(STOPPED.values())
     assert "rejected the API key" in runs["a rejected key"].stdout
     events = [json.loads(line) for line in runs["a rejected key"].stdout.splitlines()]
     assert events and all(not leaked(json.dumps(e)) for e in events)
@@ -335,7 +406,12 @@ async def test_the_app_draws_no_key(
         rejected = await engine.create_directive(spec(repo, "Rejected key"))
         await engine.start_directive(rejected.id)
         app.open_directive_screen(rejected.id)
-        await until(pilot, lambda: status_of(rejected.id, DirectiveStatus.FAILED), "the failure")
+
+        async def stopped(did: str) -> bool:
+            status = (await engine.store.get_directive(did)).status
+            return status in (DirectiveStatus.FAILED, DirectiveStatus.PAUSED)
+
+        await until(pilot, lambda: stopped(rejected.id), "the failure")
         await pilot.pause(0.3)  # let the screen draw the failure
         shown = app.export_screenshot()
         searched.check("the directive screen's screenshot", shown)

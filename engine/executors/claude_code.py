@@ -13,6 +13,10 @@ blanket-approved as `bypassPermissions` would do: only the ones listed in
 `allowed_tools` run (reading, searching and — so it can run the tests —
 Bash, like our own agent's run_command); anything else (web access, MCP
 servers) is refused.
+
+Claude Code calls the API itself, so it is the one component handed the
+Anthropic credentials on purpose (`options["env"]`); commands run through
+`engine.procs` never get them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from engine.executors.agent import task_prompt
 from engine.executors.base import ExecutionResult, ExecutorError, StepContext
 from engine.models import ExecutorKind, Severity, TokenUsage
 from engine.paths import PathEscapeError, relative_to_repo
+from engine.procs import credentials
 
 INSTALL_HINT = "install directive-tui[claude-code] (pip install 'directive-tui[claude-code]')"
 PERMISSION_MODE = "acceptEdits"
@@ -106,6 +111,7 @@ class ClaudeCodeExecutor:
             "permission_mode": PERMISSION_MODE,
             "allowed_tools": tools,
             "system_prompt": {"type": "preset", "preset": "claude_code", "append": APPEND_PROMPT},
+            "env": credentials(),
         }
 
     async def run(self, ctx: StepContext) -> ExecutionResult:
