@@ -1,19 +1,25 @@
-"""The agent's tools: look at, search, change and test a repository, and
-nothing outside it.
+"""The agent's tools: look at, search, change and test a repository.
 
-Every path a model sends goes through `engine.paths.resolve_in_repo`, so
-`..`, absolute paths and symlinks that lead out are refused; the refusal
-comes back to the model as a tool_result with `is_error`, which it can read
-and correct. The tools are a table (name -> argument model, description,
-handler): the definitions sent to the API are made from the same models that
-validate the arguments.
+The file tools reach nothing outside the repository: every path a model
+sends goes through `engine.paths.resolve_in_repo`, so `..`, absolute paths
+and symlinks that lead out are refused; the refusal comes back to the model
+as a tool_result with `is_error`, which it can read and correct. They read
+and write regular files only: a named pipe or a device would block the
+event loop on open or read, so it is refused by name. `run_command` is not
+confined: it is a shell started in the repository folder with the user's
+rights (minus the app's API credentials, see `engine.procs`), like a
+person typing there. The tools are a table (name -> argument model,
+description, handler): the definitions sent to the API are made from the
+same models that validate the arguments.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import os
 import re
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,13 @@ MAX_LIST_ENTRIES = 500
 MAX_COMMAND_OUTPUT = 20_000
 DEFAULT_COMMAND_TIMEOUT_S = 120.0
 BINARY_SNIFF_BYTES = 8_192
+# Names a file system may take for `.git`: any case (macOS, Windows), trailing
+# dots and spaces (Windows drops them), its 8.3 short name, and code points
+# macOS ignores in names (zero-width joiners and direction marks).
+GIT_DIR_NAMES = frozenset({".git", "git~1"})
+HFS_IGNORED = dict.fromkeys(
+    [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
 SKIPPED_DIRS = frozenset(
     {
         ".git",
@@ -109,7 +122,11 @@ class EditFileArgs(_Args):
 
 
 class RunCommandArgs(_Args):
-    command: str = Field(min_length=1, description="Shell command, run in the repository root.")
+    command: str = Field(
+        min_length=1,
+        description="Shell command, run in the repository root with the user's rights "
+        "(not confined to the repository).",
+    )
     timeout_s: float | None = Field(None, gt=0, description="Seconds before the command is killed.")
 
 
@@ -126,6 +143,50 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
+def _is_git_dir_name(part: str) -> bool:
+    """Whether a path component names `.git` on some file system."""
+    name = part.translate(HFS_IGNORED).casefold().rstrip(". ")
+    return name in GIT_DIR_NAMES
+
+
+def _not_regular(user_path: str) -> ToolError:
+    return ToolError(
+        f"{user_path!r} is not a regular file (a named pipe, socket or device); "
+        "the file tools only open regular files"
+    )
+
+
+def _open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
+    """An open descriptor of `path`, refused unless it is a regular file.
+    O_NONBLOCK makes opening a named pipe return at once (a write-open with
+    no reader fails), and fstat checks what was really opened: the callers'
+    own checks could be raced by a command the agent left running."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_regular(path.name)
+    return fd
+
+
+def _read_regular(path: Path, limit: int) -> tuple[bytes, int]:
+    """Up to `limit` bytes of a regular file, and its size."""
+    with os.fdopen(_open_regular(path), "rb") as handle:
+        return handle.read(limit), os.fstat(handle.fileno()).st_size
+
+
+def _write_regular(path: Path, data: bytes) -> None:
+    fd = _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 def _is_binary(head: bytes) -> bool:
     if b"\0" in head:
         return True
@@ -135,6 +196,56 @@ def _is_binary(head: bytes) -> bool:
         # A multi-byte character cut by the sniff window is still text.
         return exc.start < len(head) - 4
     return False
+
+
+@dataclass
+class _View:
+    """The lines a read shows: whole lines within MAX_READ_BYTES, or the start
+    of one line too long for it."""
+
+    lines: list[str]
+    first: int  # 1-based number of the first line shown
+    cut_line_bytes: int | None = None  # length of the last line when it was cut
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.lines) - 1
+
+    @classmethod
+    def of(cls, wanted: list[str], start: int) -> _View:
+        shown: list[str] = []
+        used = 0
+        for line in wanted:
+            cost = len(line.encode())
+            if used + cost <= MAX_READ_BYTES:
+                shown.append(line)
+                used += cost
+                continue
+            if not shown:  # one enormous line: show its start, and say so
+                head = line.encode()[:MAX_READ_BYTES].decode("utf-8", errors="ignore")
+                return cls([head], start + 1, cost)
+            break
+        return cls(shown, start + 1)
+
+    def cuts(self, *, more_wanted: bool, file_cut: bool) -> list[str]:
+        """Where this view stops short of what was asked, one note each."""
+        notes = []
+        if self.cut_line_bytes is not None:
+            notes.append(
+                f"line {self.first} is {self.cut_line_bytes} bytes and only its first "
+                f"{MAX_READ_BYTES} are shown; read_file cannot show it whole, so change this "
+                "file with edit_file, not by rewriting it from this read"
+            )
+        if more_wanted:
+            notes.append(
+                f"this shows lines {self.first}-{self.last}. Read on with start_line={self.last + 1}"
+            )
+        elif file_cut:
+            notes.append(
+                f"only its first {MAX_PAGED_BYTES} bytes can be read (through line {self.last}, "
+                "which may itself be cut)"
+            )
+        return notes
 
 
 class AgentTools:
@@ -159,7 +270,8 @@ class AgentTools:
             ),
             "read_file": (
                 ReadFileArgs,
-                "Read a text file (large files come back truncated; use start_line to page).",
+                "Read a text file (large files come back truncated with a note saying where; "
+                "use start_line to page).",
                 self.read_file,
             ),
             "search": (
@@ -175,7 +287,8 @@ class AgentTools:
             "edit_file": (EditFileArgs, "Replace an exact string in a file.", self.edit_file),
             "run_command": (
                 RunCommandArgs,
-                "Run a shell command in the repository root (tests, linters, builds); output is trimmed.",
+                "Run a shell command in the repository root (tests, linters, builds); output is "
+                "trimmed. It runs as the user and is not confined to the repository: stay in it.",
                 self.run_command,
             ),
         }
@@ -231,10 +344,12 @@ class AgentTools:
     def _writable(self, user_path: str) -> Path:
         target = self._resolve(user_path)
         rel = self._rel(target)
-        if rel == "." or rel.split("/")[0] == ".git":
+        if rel == "." or any(_is_git_dir_name(part) for part in rel.split("/")):
             raise ToolError(f"refused: {user_path!r} is not a file the agent may write")
         if target.is_dir():
             raise ToolError(f"{user_path!r} is a directory")
+        if target.exists() and not _is_regular(target):
+            raise _not_regular(user_path)
         return target
 
     def _walk(self, start: Path) -> list[Path]:
@@ -282,9 +397,9 @@ class AgentTools:
             raise ToolError(f"no such file: {args.path!r}")
         if path.is_dir():
             raise ToolError(f"{args.path!r} is a directory; use list_files")
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            data = handle.read(MAX_PAGED_BYTES)
+        if not _is_regular(path):
+            raise _not_regular(args.path)
+        data, size = await asyncio.to_thread(_read_regular, path, MAX_PAGED_BYTES)
         if _is_binary(data[:BINARY_SNIFF_BYTES]):
             raise ToolError(
                 f"{args.path!r} is a binary file ({size} bytes); it cannot be read as text"
@@ -296,26 +411,15 @@ class AgentTools:
                 f"{args.path!r} has {len(lines)} lines; start_line {args.start_line} is past the end"
             )
         wanted = lines[start : start + args.max_lines] if args.max_lines else lines[start:]
-        shown: list[str] = []
-        used = 0
-        for line in wanted:
-            cost = len(line.encode())
-            if used + cost > MAX_READ_BYTES:
-                if not shown:  # one enormous line: show its start
-                    shown.append(
-                        line.encode()[:MAX_READ_BYTES].decode("utf-8", errors="ignore") + "\n"
-                    )
-                break
-            shown.append(line)
-            used += cost
-        body = "".join(shown)
-        shown_to = start + len(shown)
-        more_lines = shown_to < len(lines) and len(shown) < len(wanted)
-        if more_lines or size > len(data):
-            body += (
-                f"\n[truncated: {args.path} is {size} bytes; this shows lines {start + 1}-{shown_to}. "
-                f"Read on with start_line={shown_to + 1}]"
-            )
+        view = _View.of(wanted, start)
+        cuts = view.cuts(
+            more_wanted=len(view.lines) < len(wanted),
+            file_cut=size > len(data) and view.last == len(lines),
+        )
+        body = "".join(view.lines)
+        if cuts:
+            body = body if body.endswith("\n") else body + "\n"
+            body += f"\n[truncated: {args.path} is {size} bytes; " + "; ".join(cuts) + "]"
         return ToolOutcome(body)
 
     async def search(self, args: SearchArgs) -> ToolOutcome:
@@ -327,18 +431,25 @@ class AgentTools:
         base = self._resolve(args.path)
         if not base.exists():
             raise ToolError(f"no such path: {args.path!r}")
+        if not base.is_dir() and not _is_regular(base):
+            raise _not_regular(args.path)
+        # A walk reading up to a megabyte per file runs off the event loop.
+        matches = await asyncio.to_thread(self._search, base, regex, args.glob)
+        return ToolOutcome("\n".join(matches) if matches else f"no matches for {args.pattern!r}")
+
+    def _search(self, base: Path, regex: re.Pattern[str], glob: str | None) -> list[str]:
+        """`path:line: text` for each match below `base`, regular files only
+        (anything else is skipped, never opened blocking)."""
         files = [base] if base.is_file() else self._walk(base)
         matches: list[str] = []
         for path in files:
-            if args.glob and not fnmatch.fnmatch(path.name, args.glob):
+            if glob and not fnmatch.fnmatch(path.name, glob):
                 continue
             try:
-                if path.stat().st_size > MAX_SEARCH_FILE_BYTES:
-                    continue
-                data = path.read_bytes()
-            except OSError:
+                data, size = _read_regular(path, MAX_SEARCH_FILE_BYTES + 1)
+            except (OSError, ToolError):
                 continue
-            if _is_binary(data[:BINARY_SNIFF_BYTES]):
+            if size > MAX_SEARCH_FILE_BYTES or _is_binary(data[:BINARY_SNIFF_BYTES]):
                 continue
             for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
                 if regex.search(line):
@@ -347,8 +458,8 @@ class AgentTools:
                         matches.append(
                             f"... stopped at {MAX_SEARCH_MATCHES} matches; narrow the search"
                         )
-                        return ToolOutcome("\n".join(matches))
-        return ToolOutcome("\n".join(matches) if matches else f"no matches for {args.pattern!r}")
+                        return matches
+        return matches
 
     async def write_file(self, args: WriteFileArgs) -> ToolOutcome:
         target = self._writable(args.path)
@@ -357,7 +468,7 @@ class AgentTools:
             raise ToolError(f"content is {len(data)} bytes; the limit is {MAX_WRITE_BYTES}")
         existed = target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        _write_regular(target, data)
         rel = self._rel(target)
         verb = "overwrote" if existed else "created"
         return ToolOutcome(f"{verb} {rel} ({len(data)} bytes)", modified=[rel])
@@ -366,7 +477,7 @@ class AgentTools:
         target = self._writable(args.path)
         if not target.exists():
             raise ToolError(f"no such file: {args.path!r}; use write_file to create it")
-        raw = target.read_bytes()
+        raw, _ = _read_regular(target, -1)
         if _is_binary(raw[:BINARY_SNIFF_BYTES]):
             raise ToolError(f"{args.path!r} is a binary file; it cannot be edited as text")
         text = raw.decode("utf-8")
@@ -385,7 +496,7 @@ class AgentTools:
             if args.replace_all
             else text.replace(args.old, args.new, 1)
         )
-        target.write_text(updated, encoding="utf-8")
+        _write_regular(target, updated.encode())
         rel = self._rel(target)
         return ToolOutcome(
             f"replaced {count if args.replace_all else 1} occurrence(s) in {rel}", modified=[rel]

@@ -1,14 +1,16 @@
 """The agent's tools on a real directory: confinement, truncation, binary
-files, exact edits, commands."""
+files and named pipes, exact edits, commands."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from engine.agent_tools import MAX_READ_BYTES, AgentTools
+from engine.agent_tools import MAX_PAGED_BYTES, MAX_READ_BYTES, AgentTools
 
 
 @pytest.fixture
@@ -47,11 +49,27 @@ async def test_escaping_paths_are_refused_as_errors(repo: Path, tmp_path: Path) 
     assert tools.modified == []
 
 
-async def test_git_directory_is_not_writable(repo: Path) -> None:
+async def test_git_directory_is_not_writable_under_any_name_a_file_system_may_give_it(
+    repo: Path,
+) -> None:
     (repo / ".git").mkdir()
     tools = AgentTools(repo)
-    outcome = await tools.call("write_file", {"path": ".git/config", "content": "x"})
-    assert outcome.is_error and "the agent may write" in outcome.content
+    for path in [
+        ".git/config",
+        ".GIT/config",  # the real .git on macOS and Windows
+        ".Git/hooks/pre-commit",
+        "vendor/lib/.git/config",  # a nested repository's
+        ".git./config",  # Windows drops trailing dots and spaces
+        ".git /config",
+        "GIT~1/config",  # its 8.3 short name
+        ".g\u200cit/config",  # macOS ignores zero-width characters
+    ]:
+        outcome = await tools.call("write_file", {"path": path, "content": "x"})
+        assert outcome.is_error and "the agent may write" in outcome.content, path
+    assert tools.modified == []
+    for path in [".gitignore", ".github/workflows/ci.yml", "docs/git/notes.md"]:
+        outcome = await tools.call("write_file", {"path": path, "content": "x"})
+        assert not outcome.is_error, path
 
 
 async def test_huge_file_is_truncated_with_a_note_and_can_be_paged(repo: Path) -> None:
@@ -68,6 +86,56 @@ async def test_huge_file_is_truncated_with_a_note_and_can_be_paged(repo: Path) -
     page = await tools.call("read_file", {"path": "big.txt", "start_line": 2901})
     assert page.content.count("x" * 99) == 100
     assert "truncated" not in page.content
+
+
+async def test_a_line_too_long_to_show_whole_is_cut_with_a_note_saying_so(repo: Path) -> None:
+    (repo / "app.min.js").write_text("x" * 300_000)
+    (repo / "data.txt").write_text("short\n" + "y" * 300_000 + "\nlast\n")
+    tools = AgentTools(repo)
+    whole = await tools.call("read_file", {"path": "app.min.js"})
+    assert whole.content.startswith("x" * MAX_READ_BYTES + "\n\n[truncated: ")
+    assert "line 1 is 300000 bytes and only its first 100000 are shown" in whole.content
+    assert "edit_file, not by rewriting it" in whole.content
+    second = await tools.call("read_file", {"path": "data.txt", "start_line": 2})
+    assert "line 2 is 300001 bytes" in second.content
+    assert "this shows lines 2-2. Read on with start_line=3" in second.content
+    first = await tools.call("read_file", {"path": "data.txt"})
+    assert first.content.startswith("short\n\n[truncated: data.txt is 300012 bytes; ")
+    assert "Read on with start_line=2" in first.content
+    last = await tools.call("read_file", {"path": "data.txt", "start_line": 3})
+    assert last.content == "last\n"
+
+
+async def test_a_file_beyond_what_can_be_paged_says_where_reading_stops(repo: Path) -> None:
+    line = "z" * 99 + "\n"
+    (repo / "huge.log").write_text(line * (MAX_PAGED_BYTES // 100 + 5))
+    tools = AgentTools(repo)
+    end = await tools.call("read_file", {"path": "huge.log", "start_line": 99_990})
+    assert end.content.count(line) == 11  # lines 99990-100000, all the first 10 MB holds
+    assert "only its first 10000000 bytes can be read (through line 100000" in end.content
+
+
+@pytest.mark.timeout(20)
+async def test_a_named_pipe_is_refused_at_once_by_every_file_tool(repo: Path) -> None:
+    """A FIFO has size 0 and blocks whoever opens or reads it: a tool that
+    did would freeze the event loop, breakers and screen included."""
+    os.mkfifo(repo / "build.pipe")
+    (repo / "src" / "link.pipe").symlink_to(repo / "build.pipe")
+    tools = AgentTools(repo)
+    for name, args in [
+        ("read_file", {"path": "build.pipe"}),
+        ("read_file", {"path": "src/link.pipe"}),
+        ("search", {"pattern": "x", "path": "build.pipe"}),
+        ("write_file", {"path": "build.pipe", "content": "x"}),
+        ("edit_file", {"path": "src/link.pipe", "old": "a", "new": "b"}),
+    ]:
+        outcome = await asyncio.wait_for(tools.call(name, args), 5)
+        assert outcome.is_error and "not a regular file" in outcome.content, (name, args)
+    everywhere = await asyncio.wait_for(tools.call("search", {"pattern": "greet"}), 5)
+    assert everywhere.content == "src/app.py:1: def greet(name):"
+    listing = await tools.call("list_files", {"path": ".", "recursive": True})
+    assert "build.pipe" in listing.content.splitlines()
+    assert stat.S_ISFIFO((repo / "build.pipe").stat().st_mode) and tools.modified == []
 
 
 async def test_binary_file_is_refused_clearly(repo: Path) -> None:

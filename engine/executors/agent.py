@@ -1,13 +1,14 @@
 """The `agent` executor: Claude works on a step with tools, in the repository.
 
 A plain tool-use loop: send the conversation, run the tools the model asks
-for (`engine.agent_tools`, all confined to the repository), send the
-results back, until the model answers without a tool call. Bounded by turns,
-dollars and wall time; the model is told what is left on every turn. Each
-call's cost is recorded at once through `ctx.record_cost`, so the engine's
-cost breaker sees it while the step is still running. The system prompt and
-the tool definitions are marked for prompt caching, and so is the newest
-turn, so each call pays full price only for what is new.
+for (`engine.agent_tools`: file tools confined to the repository, and a
+shell that starts there with the user's rights, which is not confined),
+send the results back, until the model answers without a tool call.
+Bounded by turns, dollars and wall time; the model is told what is left on
+every turn. Each call's cost is recorded at once through `ctx.record_cost`,
+so the engine's cost breaker sees it while the step is still running. The
+system prompt and the tool definitions are marked for prompt caching, and
+so is the newest turn, so each call pays full price only for what is new.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ EMIT_TEXT_CHARS = 240
 
 SYSTEM_PROMPT = """\
 You are a careful software engineer doing one step of a larger plan in a code repository.
-You work only through the tools you are given; every path is relative to the repository root
-and you cannot reach anything outside it (such a request is refused).
+You work only through the tools you are given. The file tools take paths relative to the
+repository root and refuse anything outside it. run_command runs a shell in the repository
+root with the user's rights: it is not confined, so keep commands to this repository.
 
 How to work:
 - Look before you change: list and read the relevant files, search for usages.
@@ -99,7 +101,7 @@ def task_prompt(ctx: StepContext) -> str:
 
 
 class AgentExecutor:
-    """Runs a step as a Claude tool-use loop confined to `ctx.workdir`."""
+    """Runs a step as a Claude tool-use loop in `ctx.workdir` (see the module docstring)."""
 
     kind = ExecutorKind.AGENT.value
     modifies_files = True
