@@ -345,6 +345,27 @@ async def test_limits_of_an_active_directive_save_without_resuming(tmp_path: Pat
         assert d.spec.limits.max_cost_usd == 7.0 and d.status is DirectiveStatus.ACTIVE
 
 
+async def test_replan_says_what_happened_and_past_the_limit_asks_for_the_limit(
+    tmp_path: Path,
+) -> None:
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        spec = chain_spec(tmp_path, [("slow", [])], max_chain_regenerations=1)
+        did = await started(pilot, app, spec)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the replan question")
+        await pilot.press("y")
+        await until(pilot, lambda: notes.has("Replanned"), "the replan")
+        await until(pilot, lambda: app.screen.directive.regenerations == 1, "the count")  # type: ignore[attr-defined]
+        # No replan left: said at once, and the directive is not paused by a breaker.
+        await pilot.press("r")
+        await until(pilot, lambda: notes.has("has used its replans (1/1): L raises the limit."),
+                    "the refusal")  # fmt: skip
+        assert not isinstance(app.screen, ConfirmModal)
+        assert (await engine(app).store.get_directive(did)).status is DirectiveStatus.ACTIVE
+
+
 async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
     script = Script(costs={"spend": 2.0})
     app = app_for(tmp_path, script)

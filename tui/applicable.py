@@ -43,11 +43,15 @@ def directive_refusal(d: Directive, action: str) -> str | None:
     if action == "stop":
         return None if DirectiveStatus.STOPPED in moves else f"{is_}: nothing to stop."
     if action == "replan":
-        if status in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED):
-            return None
         if status in (DirectiveStatus.DRAFT, DirectiveStatus.PLANNING):
             return f"{is_}: it has no plan to replace yet."
-        return f"{is_}: nothing to replan."
+        if status not in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED):
+            return f"{is_}: nothing to replan."
+        # The engine would trip the replans breaker and pause the directive.
+        used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
+        if used >= limit:
+            return f"{d.title} has used its replans ({used}/{limit}): L raises the limit."
+        return None
     raise ValueError(f"not a directive action: {action}")
 
 

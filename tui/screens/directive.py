@@ -333,10 +333,17 @@ class DirectiveScreen(EngineScreen):
                 "Replan? Passed steps are kept; the rest of the chain is replaced.", "Replan"
             )
         ):
-            await self.command(
-                self.engine.regenerate_chain(self.directive_id, "replan requested by user"),
-                "replanning",
-            )
+            self.notify("Replanning…")
+
+            async def replan() -> bool:
+                reason = "replan requested by user"
+                return await self.engine.regenerate_chain(self.directive_id, reason) is not None
+
+            made = await self.dapp.command_value(replan())  # None: refused, and said so
+            if made:
+                self.notify("Replanned: the new chain is on screen.")
+            elif made is False:  # a breaker, a failed planner, the directive ended: logged
+                self.notify("No new plan: the event log says why.", severity="warning")
 
     async def action_retry_step(self) -> None:
         step = self._focused_step()
