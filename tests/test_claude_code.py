@@ -206,11 +206,18 @@ async def test_claude_code_is_handed_the_credentials_our_own_commands_never_get(
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     seen: dict[str, Any] = {}
-    messages = [ResultMessage("success", False, 1, 0.01, None, "done")]
+    messages = [
+        AssistantMessage([TextBlock(f"Bash printed ANTHROPIC_API_KEY={key}")]),
+        ResultMessage("success", False, 1, 0.01, None, f"done; the key was {key}"),
+    ]
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", fake_sdk(messages, seen))
-    result = await ClaudeCodeExecutor().run(make_ctx(tmp_path, Recorder()))
+    rec = Recorder()
+    result = await ClaudeCodeExecutor().run(make_ctx(tmp_path, rec))
     assert result.success
     assert seen["options"].env == {"ANTHROPIC_API_KEY": key}
+    # What it writes back, where its own shell may have put the key, is scrubbed.
+    assert rec.lines == ["Bash printed ANTHROPIC_API_KEY=[redacted]"]
+    assert result.summary == "done; the key was [redacted]"
     echoed = await run_process('echo "[$ANTHROPIC_API_KEY]"', cwd=tmp_path)
     assert echoed.output == "[]\n"
     monkeypatch.delenv("ANTHROPIC_API_KEY")

@@ -16,7 +16,8 @@ servers) is refused.
 
 Claude Code calls the API itself, so it is the one component handed the
 Anthropic credentials on purpose (`options["env"]`); commands run through
-`engine.procs` never get them.
+`engine.procs` never get them. Its own shell does, so what it writes back is
+scrubbed of them before it becomes an event or the step's summary.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from engine.executors.agent import task_prompt
 from engine.executors.base import ExecutionResult, ExecutorError, StepContext
 from engine.models import ExecutorKind, Severity, TokenUsage
 from engine.paths import PathEscapeError, relative_to_repo
-from engine.procs import credentials
+from engine.procs import credentials, scrub, secret_values
 
 INSTALL_HINT = "install directive-tui[claude-code] (pip install 'directive-tui[claude-code]')"
 PERMISSION_MODE = "acceptEdits"
@@ -122,6 +123,7 @@ class ClaudeCodeExecutor:
         root = Path(options["cwd"])
         modified: list[str] = []
         last_text = ""
+        secrets = secret_values(options["env"])
         result: Any = None
         try:
             async for message in sdk.query(
@@ -134,7 +136,7 @@ class ClaudeCodeExecutor:
                     continue
                 for block in message.content:
                     if isinstance(block, sdk.TextBlock) and block.text.strip():
-                        last_text = block.text.strip()
+                        last_text = scrub(block.text.strip(), secrets)
                         ctx.emit(last_text[:EMIT_CHARS].replace("\n", " "), Severity.INFO)
                     elif isinstance(block, sdk.ToolUseBlock):
                         path = (block.input or {}).get("file_path") or (block.input or {}).get(
@@ -160,7 +162,7 @@ class ClaudeCodeExecutor:
             )
         cost = float(getattr(result, "total_cost_usd", None) or 0.0)
         await ctx.record_cost(_usage(getattr(result, "usage", None)), cost)
-        summary = (getattr(result, "result", None) or last_text or "").strip()
+        summary = scrub((getattr(result, "result", None) or last_text or "").strip(), secrets)
         if getattr(result, "is_error", False):
             subtype = getattr(result, "subtype", "error")
             return ExecutionResult(
