@@ -1016,11 +1016,26 @@ class DirectiveEngine:
             # A planner that gave up may still have spent money: charge it.
             cost = getattr(exc, "cost_usd", 0.0)
             if replan is None:
-                await self._fail(d.id, f"planning failed: {exc}", cost=cost)
+                await self._planning_failed(d.id, f"planning failed: {exc}", cost)
             else:
                 await self._replan_failed(d.id, replan, str(exc), cost)
             return None
         return planned
+
+    async def _planning_failed(self, directive_id: str, reason: str, cost: float) -> None:
+        """The first plan could not be made (an overloaded API, a missing
+        key, a plan still invalid after the corrections): nothing is lost,
+        so the directive pauses with the reason instead of failing for
+        good, and resuming plans again once the cause is fixed."""
+
+        def pause(tx: Tx) -> None:
+            if cost:
+                charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
+            tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
+            if tx.directive(directive_id).status is D.PLANNING:
+                tx.directive_status(directive_id, D.PAUSED, reason=f"{reason} (resume to plan again)")
+
+        await self._write(directive_id, pause)
 
     async def _replan_failed(
         self, directive_id: str, replan: ReplanContext, error: str, cost: float = 0.0
@@ -1514,10 +1529,8 @@ class DirectiveEngine:
         await self._write(directive_id, trip)
         await self._halt(directive_id)
 
-    async def _fail(self, directive_id: str, reason: str, cost: float = 0.0) -> None:
+    async def _fail(self, directive_id: str, reason: str) -> None:
         def fail(tx: Tx) -> None:
-            if cost:
-                charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
             tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
             d = tx.directive(directive_id)
             if D.FAILED in DIRECTIVE_TRANSITIONS[d.status]:

@@ -276,9 +276,11 @@ PLANNER_OUTPUT: list[tuple[str, str, str]] = [
     ("answer", "says"),
     [pytest.param(answer, says, id=name) for name, answer, says in PLANNER_OUTPUT],
 )
-def test_bad_planner_output_fails_the_directive_with_the_reason(
+def test_bad_planner_output_pauses_the_directive_with_the_reason(
     seeded: tuple[Path, Path], tmp_path: Path, fake_api: FakeAnthropic, answer: str, says: str
 ) -> None:
+    """Still bad after the corrections: the directive pauses (exit 4) with
+    the reason, no chain is saved, and resuming plans again."""
     repo, _ = seeded
     for _ in range(10):  # the same bad answer to every correction the planner asks for
         fake_api.reply(answer)
@@ -294,17 +296,18 @@ def test_bad_planner_output_fails_the_directive_with_the_reason(
     result = command("--db", str(db), "run", str(directive), "--headless", "--json", env=env)
 
     TRIED["planner outputs"] += 1
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 4, result.stdout + result.stderr
     assert fake_api.requests and all(r.authorized for r in fake_api.requests)
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    failed = [
-        e for e in events if e["type"] == "directive_status_changed" and e["new_status"] == "failed"
+    paused = [
+        e for e in events if e["type"] == "directive_status_changed" and e["new_status"] == "paused"
     ]
-    assert len(failed) == 1, events
-    assert "planning failed" in failed[0]["reason"] and says in failed[0]["reason"]
+    assert len(paused) == 1, events
+    assert "planning failed" in paused[0]["reason"] and says in paused[0]["reason"]
+    assert paused[0]["reason"].endswith("(resume to plan again)")
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM directive_chains").fetchone() == (0,)
-        assert conn.execute("SELECT status FROM directives").fetchall() == [("failed",)]
+        assert conn.execute("SELECT status FROM directives").fetchall() == [("paused",)]
 
 
 # --------------------------------------------------------------------------

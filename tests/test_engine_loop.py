@@ -10,7 +10,13 @@ import pytest
 
 from engine.bus import EventBus
 from engine.engine import ApprovalAlreadyResolved, DirectiveEngine, EngineError, Outcome
-from engine.models import ApprovalDecision, ApprovalKind, Autonomy, DirectiveStatus
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    Autonomy,
+    DirectiveStatus,
+    PlannerKind,
+)
 from engine.store import Store
 from tests.engine_kit import Script, chain_spec, services, statuses
 
@@ -482,6 +488,51 @@ class OverloadedReplanner:
         if replan is not None:
             raise RuntimeError("Overloaded (529): the API is busy, try again later")
         return await self.inner.plan(d, None)
+
+
+class OverloadedOnce:
+    """The first plan fails as an overloaded API would, after costing a
+    call; the next one is planned as written."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    async def plan(self, d, replan):
+        self.calls += 1
+        if self.calls == 1:
+            error = RuntimeError("Overloaded (529): the API is busy, try again later")
+            error.cost_usd = 0.25
+            raise error
+        return await self.inner.plan(d, replan)
+
+
+async def test_a_first_plan_that_fails_pauses_and_resuming_plans_again(
+    store: Store, tmp_path: Path
+) -> None:
+    from engine.invariants import check_invariants
+    from engine.services import default_planner
+
+    kit = services(Script())
+    planner = OverloadedOnce(default_planner(PlannerKind.EXPLICIT, None))
+    kit.planner = lambda kind, llm: planner
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    did = (await engine.create_directive(chain_spec(tmp_path, LINEAR))).id
+    await engine.start_directive(did)
+
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    d = await store.get_directive(did)
+    assert d.pause_reason == (
+        "planning failed: Overloaded (529): the API is busy, try again later (resume to plan again)"
+    )
+    assert d.total_cost_usd == 0.25 and await store.list_chains(did) == []
+    assert await check_invariants(store.path) == []
+
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert planner.calls == 2 and len(await store.list_chains(did)) == 1
+    assert await check_invariants(store.path) == []
+    await engine.close()
 
 
 async def test_a_replan_that_fails_keeps_the_chain_and_asks_a_person(
