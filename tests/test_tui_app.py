@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from engine.engine import DirectiveEngine
 from engine.models import (
@@ -366,6 +366,29 @@ async def test_replan_says_what_happened_and_past_the_limit_asks_for_the_limit(
         assert (await engine(app).store.get_directive(did)).status is DirectiveStatus.ACTIVE
 
 
+async def test_a_step_kept_by_a_replan_keeps_its_attempts_on_screen(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await started(pilot, app, chain_spec(tmp_path, [("first", []), ("slow", ["first"])]))
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the replan question")
+        await pilot.press("y")
+        await until(pilot, lambda: notes.has("Replanned"), "the replan")
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        await until(pilot, lambda: _box(app, "first").carried_from is not None, "the new chain")
+        screen.dag.focus_step(_box(app, "first").id)
+        body = screen.query_one("#detail-body", Static)
+        await until(pilot, lambda: "#1 shell" in _printed(body.content), "the kept step's attempt")
+        assert "kept by a replan" in _printed(body.content)
+        assert "Evaluations" in _printed(body.content)
+        await pilot.press("D")
+        await pilot.pause(0.2)
+        assert not notes.has("has no attempt yet")
+
+
 async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
     script = Script(costs={"spend": 2.0})
     app = app_for(tmp_path, script)
@@ -620,18 +643,22 @@ def _detail_name(app: DirectiveApp) -> str | None:
     return detail.step.name if detail.step else None
 
 
-def _text(widget: Any) -> str:
-    """What a widget shows, as plain text."""
+def _printed(renderable: Any) -> str:
     import io
 
     from rich.console import Console
 
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+def _text(widget: Any) -> str:
+    """What a widget shows, as plain text."""
     rendered = widget.render()
     if hasattr(rendered, "plain"):
         return str(rendered.plain)
-    console = Console(width=200, file=io.StringIO(), record=True)
-    console.print(rendered)
-    return console.export_text()
+    return _printed(rendered)
 
 
 # -- the offline demo, driven from the keyboard ---------------------------------

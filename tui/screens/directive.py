@@ -27,7 +27,9 @@ from engine.models import (
     ConfidenceLevel,
     Directive,
     DirectiveStatus,
+    Evaluation,
     Step,
+    StepRun,
     StepStatus,
 )
 from tui.applicable import STEP_ACTIONS, step_refusal
@@ -242,11 +244,26 @@ class DirectiveScreen(EngineScreen):
             detail.show(None, [], [], [])
             return
         step = await self.store.get_step(focused.id)
-        runs = await self.store.list_runs(step.id)
-        evaluations = await self.store.list_evaluations(step.id)
+        runs, evaluations = await self._history(step)
         if not detail.is_attached:  # the screen closed while reading
             return
         detail.show(step, runs, evaluations, list(self.tails.get(step.id, ())))
+
+    async def _history(self, step: Step) -> tuple[list[StepRun], list[Evaluation]]:
+        """The step's attempts and evaluations, oldest first, with those of
+        the steps a replan carried it from: a kept step's history stays
+        under the old chain's step."""
+        ids = [step.id]
+        origin = step.carried_from
+        while origin is not None and origin not in ids:
+            ids.append(origin)
+            origin = (await self.store.get_step(origin)).carried_from
+        runs: list[StepRun] = []
+        evaluations: list[Evaluation] = []
+        for step_id in reversed(ids):
+            runs += await self.store.list_runs(step_id)
+            evaluations += await self.store.list_evaluations(step_id)
+        return runs, evaluations
 
     # -- the selection ------------------------------------------------------------
 
@@ -373,7 +390,7 @@ class DirectiveScreen(EngineScreen):
         step = self._focused_step()
         if step is None or self.not_ready():
             return
-        runs = await self.store.list_runs(step.id)
+        runs, _ = await self._history(await self.store.get_step(step.id))
         if not runs:
             self.notify(f"{step.name} has no attempt yet.", severity="warning")
             return

@@ -86,6 +86,13 @@ class StepDetail(Looks, VerticalScroll):
             status.append(f"  ↻ {step.rework_count} rework", self.look("look--rework"))
         status.append(f"  attempts {step.attempts}", self.look("look--muted"))
         out: list[RenderableType] = [head, status]
+        if step.carried_from:
+            out.append(
+                Text(
+                    "kept by a replan: its attempts are from the chain before",
+                    style=self.look("look--muted"),
+                )
+            )
         if step.spec.description:
             out.append(Text(step.spec.description))
         if step.rework_instructions:
