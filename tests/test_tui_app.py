@@ -305,6 +305,8 @@ async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: P
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
         await pilot.press("y")
         await until(pilot, lambda: _box_status(app, "later") == StepStatus.SKIPPED, "skipped")
+        header = screen.query_one("#directive-title")
+        await until(pilot, lambda: "1/2 steps (1 skipped)" in _text(header), "skips counted apart")
         await pilot.press("R")
         await until(pilot, lambda: notes.has("later is skipped: only a blocked or failed step"),
                     "the plain refusal")  # fmt: skip
@@ -788,3 +790,26 @@ async def test_the_event_log_shows_more_of_a_line_once_the_terminal_is_wider() -
         await pilot.resize_terminal(200, 10)
         await pilot.pause()
         assert log.render_line(0).text.rstrip().endswith(message)
+
+
+async def test_live_output_keeps_the_end_of_a_padded_line() -> None:
+    """pytest pads its progress to 80 columns before "[100%]": the narrow
+    step panel shows the percentage, not the padding."""
+    from textual.app import App, ComposeResult
+
+    from engine.models import Step, StepSpec
+    from tui.widgets.step_detail import StepDetail
+
+    class DetailOnly(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepDetail()
+
+    app = DetailOnly()
+    async with app.run_test(size=(40, 10)) as pilot:
+        detail = app.query_one(StepDetail)
+        spec = StepSpec(name="check", type="test")
+        detail.show(Step(chain_id="c", directive_id="d", name="check", spec=spec,
+                         status=StepStatus.RUNNING), [], [], [])  # fmt: skip
+        detail.output("pytest", "....." + " " * 60 + "[100%]")
+        await pilot.pause()
+        assert "pytest: .....  [100%]" in _printed(detail.query_one("#detail-tail", Static).content)

@@ -21,14 +21,16 @@ class DirectiveHeader(Looks, Static):
     def show(self, d: Directive, steps: Sequence[Step], waiting: int) -> None:
         look = DIRECTIVE_LOOK[d.status]
         done = sum(1 for s in steps if s.status in DONE)
+        skipped = sum(1 for s in steps if s.status is StepStatus.SKIPPED)
+        # Skipped steps count as done (their dependents ran): say how many.
+        progress = f"  {done}/{len(steps)} steps" if steps else "  no chain yet"
+        if skipped:
+            progress += f" ({skipped} skipped)"
         line = Text.assemble(
             (f" {look.icon} {look.label} ", self.look(f"look--{look.css}")),
             " ",
             (d.title, self.look("look--title")),
-            (
-                f"  {done}/{len(steps)} steps" if steps else "  no chain yet",
-                self.look("look--muted"),
-            ),
+            (progress, self.look("look--muted")),
             no_wrap=True,
             overflow="ellipsis",
         )

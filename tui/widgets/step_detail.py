@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from rich.console import Group, RenderableType
@@ -18,6 +19,7 @@ from tui.widgets.looks import LOOK_CLASSES, Looks
 
 TAIL_LINES = 12  # live output lines kept per step
 OUTPUT_TAIL_LINES = 4  # verifier output lines shown per result
+PADDING = re.compile(r"(?<=\S) {3,}(?=\S)")  # a run of spaces between words
 LIVE = {StepStatus.RUNNING, StepStatus.EVALUATING, StepStatus.READY, StepStatus.REWORK}
 
 
@@ -141,6 +143,9 @@ class StepDetail(Looks, VerticalScroll):
         return out
 
     def _line(self, source: str, line: str) -> Text:
+        # Padding inside a line (pytest pads its progress to 80 columns before
+        # "[100%]") would push the end of it out of this narrow panel.
+        line = PADDING.sub("  ", line.rstrip())
         return Text.assemble(
             (f"{source}: ", self.look("look--muted")), line, no_wrap=True, overflow="ellipsis"
         )
