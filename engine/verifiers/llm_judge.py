@@ -57,10 +57,6 @@ class UnbuiltClient:
 class _Unusable(Exception):
     """One answer that cannot be used as a verdict; the model may correct it."""
 
-    def __init__(self, problem: str, answer: str) -> None:
-        super().__init__(problem)
-        self.answer = answer or "(an answer that did not match the schema)"
-
 
 class CriterionVerdict(BaseModel):
     criterion: str = Field(description="The acceptance criterion, as given.")
@@ -214,7 +210,7 @@ class LLMJudge:
             if exc.cost_usd and ctx.add_cost is not None:
                 await ctx.add_cost(exc.usage, exc.cost_usd)
             if exc.kind is LLMErrorKind.MALFORMED:
-                raise _Unusable(str(exc), "") from exc
+                raise _Unusable(str(exc)) from exc
             raise JudgeError(f"the LLM judge gave no verdict: {exc}") from exc
         if ctx.add_cost is not None:
             await ctx.add_cost(response.usage, response.cost_usd)
@@ -228,7 +224,7 @@ class LLMJudge:
                 return await self._ask(ctx, messages)
             except _Unusable as exc:
                 messages += [
-                    {"role": "assistant", "content": exc.answer},
+                    {"role": "assistant", "content": "(a verdict that did not fit the schema)"},
                     {
                         "role": "user",
                         "content": f"That verdict is not usable: {exc}\n"
