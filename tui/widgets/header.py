@@ -30,12 +30,12 @@ class DirectiveHeader(Looks, Static):
             (f" {look.icon} {look.label} ", self.look(f"look--{look.css}")),
             " ",
             (d.title, self.look("look--title")),
-            (progress, self.look("look--muted")),
             no_wrap=True,
             overflow="ellipsis",
         )
-        if waiting:
+        if waiting:  # before the rest: what a person is needed for stays on a narrow screen
             line.append(f"  ⚑ {waiting} awaiting you", self.look("look--awaiting"))
+        line.append(progress, self.look("look--muted"))
         line.append(f"  {d.spec.autonomy.value} · {d.id}", self.look("look--muted"))
         if line != self._shown:  # shown once per event batch: most change nothing
             self._shown = line
