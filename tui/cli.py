@@ -4,19 +4,23 @@ Kept light on purpose: only argparse at import time, so `--help` and the
 first frame of the app never wait for the engine's heavier modules.
 
 Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input,
-3 stopped waiting for an approval, 4 paused by a circuit breaker or a person.
+3 stopped waiting for an approval, 4 paused (a circuit breaker, a person, or
+a first plan that could not be made), 141 the output was closed (as a
+process killed by SIGPIPE reports it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_APPROVAL, EXIT_PAUSED = 0, 1, 2, 3, 4
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
 
 OUTCOME_EXIT = {
     "completed": EXIT_OK,
@@ -221,13 +225,24 @@ async def run_headless(
                     print(format_event(event, as_json), file=out, flush=True)
 
         printer = asyncio.create_task(follow())
+
+        async def settled() -> Outcome:
+            """The outcome, unless the reader of our output went away first
+            (`| head`): then the printer's BrokenPipeError ends the run."""
+            waiting = asyncio.ensure_future(engine.wait_settled(did))
+            await asyncio.wait({waiting, printer}, return_when=asyncio.FIRST_COMPLETED)
+            if printer.done() and printer.exception() is not None:
+                waiting.cancel()
+                raise printer.exception()  # type: ignore[misc]
+            return await waiting
+
         await engine.recover(did)
         if directive.status is DirectiveStatus.DRAFT:
             await engine.start_directive(did)
         elif directive.status is DirectiveStatus.PAUSED:
             await engine.resume_directive(did)
         while True:
-            outcome = await engine.wait_settled(did)
+            outcome = await settled()
             if outcome is not Outcome.AWAITING_APPROVAL or not auto_approve:
                 break
             for approval in await store.pending_approvals(did):
@@ -242,8 +257,10 @@ async def run_headless(
         if outcome is Outcome.COMPLETED and auto_approve:
             await _accept_fast_forward(engine, did)
         await asyncio.sleep(0)  # let the printer drain what is queued
-        while not sub.queue.empty():
+        while not sub.queue.empty() and not printer.done():
             await asyncio.sleep(0.01)
+        if printer.done() and printer.exception() is not None:
+            raise printer.exception()  # type: ignore[misc]
         if outcome is Outcome.AWAITING_APPROVAL and not as_json:
             for approval in await store.pending_approvals(did):
                 print(
@@ -495,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do. A
+        # headless run has closed its engine; its steps run again on resume.
+        with contextlib.suppress(OSError):  # nor complain when stdout is flushed at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OUTPUT_CLOSED
 
 
 def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
