@@ -34,6 +34,7 @@ from engine.chains import (
     recover,
     steps_to_rerun,
 )
+from engine.evaluator import FOR_A_PERSON
 from engine.events import (
     ApprovalResolved,
     BreakerTripped,
@@ -1292,6 +1293,8 @@ class DirectiveEngine:
         the move to evaluating)."""
         autonomy = d.spec.autonomy
         verdict = VERDICTS[(ev.level, autonomy)]
+        if FOR_A_PERSON in ev.flags:  # yellow, but unscored: full_auto may not pass it
+            verdict = Verdict.ASK
         merged: MergeResult | None = None
         instructions = ev.rework_instructions
         carry = run.commit_sha if d.spec.workspace.carry_rework else None

@@ -39,6 +39,7 @@ FLAG_FILES_SHOWN = 8
 
 NO_VERIFIERS_SUMMARY = "no verifiers ran: accepted on the executor's result"
 NO_VERDICT = "no_verdict"  # the flag's name, and the key in a result's details
+FOR_A_PERSON = "for_a_person"  # flag: nothing scored the attempt; no autonomy passes it
 
 # Changed files that deserve a reviewer's eye: a step that edits the tests
 # or the checks' configuration can make verification pass without doing the work.
@@ -305,5 +306,5 @@ class CompositeEvaluator:
             passed=False,
             results=results,
             summary=summary,
-            flags=flags,
+            flags=[*flags, FOR_A_PERSON],
         )

@@ -638,3 +638,35 @@ async def test_steps_claimed_but_not_begun_when_the_engine_closes_are_ready_to_r
     chain = await store.current_chain(did)
     runs = [r for s in await store.list_steps(chain.id) for r in await store.list_runs(s.id)]
     assert [(r.status, r.error) for r in runs] == [("cancelled", "interrupted")] * 2
+
+
+class SilentJudge:
+    """A judge whose API is down: it gives no verdict at all."""
+
+    name, kind, weight, gating = "llm_judge", "llm_judge", 1.0, False
+
+    async def verify(self, ctx):
+        from engine.verifiers.base import NoVerdictError
+
+        raise NoVerdictError("the Anthropic API is overloaded (529)")
+
+
+async def test_an_attempt_nothing_could_score_waits_for_a_person_even_in_full_auto(
+    store: Store, tmp_path: Path
+) -> None:
+    """full_auto passes yellow steps, but this yellow means 'not scored':
+    the only verifier gave no verdict, so no autonomy lets it through."""
+    kit = services(Script())
+    kit.verifiers = lambda d, step, llm: [SilentJudge()]
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.FULL_AUTO)
+    did = (await engine.create_directive(spec)).id
+    await engine.start_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (review,) = await store.pending_approvals(did)
+    assert review.kind is ApprovalKind.STEP_REVIEW
+    assert "llm_judge gave no verdict" in review.summary
+    (evaluation,) = await store.list_evaluations(review.step_id)
+    assert "for_a_person" in evaluation.flags and evaluation.rework_instructions is None
+    await engine.close()
