@@ -678,6 +678,14 @@ class DirectiveEngine:
         their names."""
         ws = await self._resettable(directive_id)
         await self._cancel_steps(directive_id)
+        chain = await self.store.current_chain(directive_id)
+        busy = await self.store.steps_in(chain.id, STEP_ACTIVE) if chain else []
+        if busy:  # this engine's are cancelled: another process runs these
+            names = ", ".join(s.name for s in busy)
+            raise EngineError(
+                f"cannot reset while {names} runs in another directive-tui: pause the"
+                " directive there (or wait for the step), then reset"
+            )
         try:
             dropped = await ws.reset_to(point)
         except (GitError, ValueError) as exc:
@@ -689,6 +697,8 @@ class DirectiveEngine:
             why = f"integration branch reset to {_point(point)}"
             for s in steps:
                 current = tx.step(s.id)
+                if current.status in STEP_ACTIVE:
+                    continue  # claimed since the check: its merge is checked against the reset
                 if s.id in rerun and current.status is not S.PENDING:
                     approvals.close_approvals_for_step(tx, current, ApprovalDecision.REPLAN)
                     tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)

@@ -4,6 +4,7 @@ after a crash, and the user's checkout untouched until they ask."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -26,6 +27,7 @@ from engine.models import (
     PlannerKind,
     ScriptedAttempt,
     StepSpec,
+    StepStatus,
     VerifierConfig,
     WorkspaceConfig,
 )
@@ -250,6 +252,39 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
             await attempt(did, first.sha)
     assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == tip
     await engine.close()
+
+
+async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_moves(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """The command line's engine cannot cancel a step another process runs:
+    it used to reset the branch, then fail on the step's status, leaving the
+    branch and the database apart."""
+    repo = make_git_repo(BASE)
+    slow = {"name": "slow", "command": "sleep 2"}
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["slow"]),
+    ]
+    running = DirectiveEngine(store, EventBus(), NO_LLM)
+    did = (await running.create_directive(scripted(repo, steps, [OK, slow]))).id
+    await running.start_directive(did)
+    async def s2_checked() -> bool:
+        chain = await store.current_chain(did)
+        evaluating = await store.steps_in(chain.id, [StepStatus.EVALUATING]) if chain else []
+        return [s.name for s in evaluating] == ["s2"]
+
+    while not await s2_checked():
+        await asyncio.sleep(0.02)
+    tip = git(repo, "rev-parse", f"directive/{did}/integration").strip()
+
+    other = DirectiveEngine(store, EventBus(), NO_LLM)  # as `directive-tui reset` builds it
+    with pytest.raises(EngineError, match="cannot reset while s2 runs in another directive-tui"):
+        await other.reset_to_checkpoint(did, 0)
+    assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == tip
+    await other.close()
+    assert await running.wait_settled(did, timeout=30) is Outcome.COMPLETED
+    await running.close()
 
 
 async def test_a_reset_after_a_replan_runs_the_carried_steps_again(

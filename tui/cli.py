@@ -455,6 +455,7 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
     """The directive's git workspace: its diff, checkpoints, reset, merge."""
     from engine.engine import DirectiveEngine, EngineError
     from engine.store import NotFound
+    from engine.transitions import InvalidTransition
     from engine.worktrees import START_LABEL
 
     store = await _open(db)
@@ -480,7 +481,7 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
             rerun = await engine.preview_reset(did, args.point)
             print(f"would run again: {', '.join(rerun) or 'nothing'}; add --yes to reset", file=out)
         return EXIT_OK
-    except (EngineError, NotFound) as exc:
+    except (EngineError, NotFound, InvalidTransition) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         await engine.close()
