@@ -604,6 +604,11 @@ def _write_events(
     return numbered
 
 
+def _like_literal(text: str) -> str:
+    """`text` as a LIKE pattern that matches only itself (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 # --------------------------------------------------------------------------
 # Store
 # --------------------------------------------------------------------------
@@ -704,9 +709,7 @@ class Store:
 
     async def find_directive(self, prefix: str) -> Directive:
         """By id or unique id prefix: what a person types in the CLI."""
-        rows = await self._conn.execute_fetchall(
-            "SELECT * FROM directives WHERE id LIKE ? || '%' LIMIT 2", (prefix,)
-        )
+        rows = await self._by_prefix("directives", prefix, "directive")
         if not rows:
             raise NotFound(f"no directive with id {prefix!r}")
         if len(rows) > 1:
@@ -765,14 +768,24 @@ class Store:
         return await self._call(lambda c: Tx(c).approval(approval_id))
 
     async def find_approval(self, prefix: str) -> ApprovalRequest:
-        rows = await self._conn.execute_fetchall(
-            "SELECT * FROM approval_requests WHERE id LIKE ? || '%' LIMIT 2", (prefix,)
-        )
+        """By id or unique id prefix, as `find_directive`."""
+        rows = await self._by_prefix("approval_requests", prefix, "approval")
         if not rows:
             raise NotFound(f"no approval with id {prefix!r}")
         if len(rows) > 1:
             raise NotFound(f"id prefix {prefix!r} matches more than one approval")
         return _approval(rows[0])
+
+    async def _by_prefix(self, table: str, prefix: str, what: str) -> list[Any]:
+        """Up to two rows whose id starts with `prefix`, taken literally: `_`
+        and `%` are characters, not LIKE wildcards, and an empty prefix (which
+        would match every row) is refused."""
+        if not prefix:
+            raise NotFound(f"the {what} id is empty: give an id or a unique prefix of one")
+        return await self._conn.execute_fetchall(
+            f"SELECT * FROM {table} WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+            (_like_literal(prefix) + "%",),
+        )
 
     async def pending_approvals(self, directive_id: str | None = None) -> list[ApprovalRequest]:
         sql = "SELECT * FROM approval_requests WHERE status = ?"

@@ -22,7 +22,7 @@ from engine.models import (
     StepSpec,
     StepStatus,
 )
-from engine.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError, Tx
+from engine.store import MIGRATIONS, SCHEMA_VERSION, NotFound, Store, StoreError, Tx
 from engine.transitions import InvalidTransition
 
 
@@ -219,3 +219,27 @@ async def test_a_changed_spec_is_read_back_changed(store: Store, tmp_path: Path)
     other = d.spec.model_copy(update={"limits": Limits(max_parallel_steps=3)})
     await store.write(lambda tx: tx.set_spec(d.id, other))  # the same revision number again
     assert (await store.get_directive(d.id)).spec.limits.max_parallel_steps == 3
+
+
+async def test_an_id_prefix_is_taken_literally_and_an_empty_one_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    """A person types an id prefix: `_` and `%` in it are characters, not
+    SQL LIKE wildcards, and an empty prefix (which would pick any directive)
+    is refused."""
+    for directive_id in ("ab_1", "abx2", "a%c3"):
+        d = Directive(id=directive_id, spec=DirectiveSpec(title="t", goal="g", repo=tmp_path))
+        await store.write(lambda tx, d=d: tx.add_directive(d))
+    assert (await store.find_directive("ab_")).id == "ab_1"  # not also abx2
+    assert (await store.find_directive("a%")).id == "a%c3"
+    assert (await store.find_directive("ABX")).id == "abx2"  # case still does not matter
+    with pytest.raises(NotFound, match="no directive with id '_'"):
+        await store.find_directive("_")
+    with pytest.raises(NotFound, match="matches more than one directive"):
+        await store.find_directive("ab")
+    with pytest.raises(NotFound, match="the directive id is empty"):
+        await store.find_directive("")
+    with pytest.raises(NotFound, match="the approval id is empty"):
+        await store.find_approval("")
+    with pytest.raises(NotFound, match="no approval with id '%'"):
+        await store.find_approval("%")
