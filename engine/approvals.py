@@ -26,6 +26,7 @@ APPROVAL_STATUS = {
     ApprovalDecision.APPROVE: ApprovalStatus.APPROVED,
     ApprovalDecision.DENY: ApprovalStatus.DENIED,
     ApprovalDecision.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
+    ApprovalDecision.SUPERSEDED: ApprovalStatus.SUPERSEDED,
 }
 
 
@@ -62,46 +63,41 @@ def escalate(tx: Tx, directive_id: str, step: Step, why: str, evaluation_id: str
     )
 
 
-def close_approvals(
-    tx: Tx, directive_id: str, decision: ApprovalDecision, why: str, chain_id: str | None = None
-) -> None:
-    """Pending approvals that no longer make sense (directive stopped, chain
-    replaced) are closed, with an event each, so none is left dangling."""
+def supersede(tx: Tx, directive_id: str, why: str, chain_id: str | None = None) -> None:
+    """Pending approvals a stop or a replan made moot (all of the directive's,
+    or those of the chain being replaced) are closed as superseded, with
+    `why`, and an event each: none is left dangling, and none is recorded as
+    an answer nobody gave."""
     sql = "SELECT a.id, a.step_id FROM approval_requests a WHERE a.directive_id = ? AND a.status = 'pending'"
     params: list[Any] = [directive_id]
     if chain_id is not None:
         sql += " AND (a.step_id IS NULL OR a.step_id IN (SELECT id FROM chain_steps WHERE chain_id = ?))"
         params.append(chain_id)
     for approval_id, step_id in tx.conn.execute(sql, params).fetchall():
-        tx.update(
-            "approval_requests",
-            approval_id,
-            status=ApprovalStatus.RESOLVED,
-            decision=decision,
-            comment=why,
-            resolved_at=now(),
-        )
-        tx.emit(
-            ApprovalResolved(
-                directive_id=directive_id,
-                approval_id=approval_id,
-                decision=decision.value,
-                step_id=step_id,
-                comment=why,
-            )
-        )
+        _close(tx, directive_id, approval_id, step_id, ApprovalDecision.SUPERSEDED, why)
 
 
-def retry_step(tx: Tx, step_id: str) -> None:
-    tx.step_status(step_id, S.READY, reason="retry", rework_count=0)
-    s = tx.step(step_id)
-    close_approvals_for_step(tx, s, ApprovalDecision.RETRY)
+def supersede_for_step(tx: Tx, step: Step, why: str) -> None:
+    """The step's pending approvals, made moot by a reset: superseded."""
+    for approval_id in pending_for_step(tx, step.id):
+        _close(tx, step.directive_id, approval_id, step.id, ApprovalDecision.SUPERSEDED, why)
+
+
+RETRYABLE = frozenset({S.BLOCKED, S.FAILED})  # what the escalation's "retry" is for
+
+
+def retry_step(tx: Tx, step: Step) -> None:
+    """A person's retry of a blocked or failed step (the escalation's answer
+    given with the step's own command): it runs again, with fresh rework
+    cycles. The engine checked it is one of `RETRYABLE`."""
+    tx.step_status(step.id, S.READY, reason="retry", known=step, rework_count=0)
+    _answer_for_step(tx, step, ApprovalDecision.RETRY)
 
 
 def skip_step(tx: Tx, step_id: str) -> None:
     tx.step_status(step_id, S.SKIPPED, reason="skipped by user")
     s = tx.step(step_id)
-    close_approvals_for_step(tx, s, ApprovalDecision.SKIP)
+    _answer_for_step(tx, s, ApprovalDecision.SKIP)
 
 
 def pending_for_step(tx: Tx, step_id: str) -> list[str]:
@@ -114,24 +110,40 @@ def pending_for_step(tx: Tx, step_id: str) -> list[str]:
     ]
 
 
-def close_approvals_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
+def _answer_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
+    """A person retried or skipped the step with its own command: that is
+    their answer to the step's escalation."""
     for approval_id in pending_for_step(tx, step.id):
-        tx.update(
-            "approval_requests",
-            approval_id,
-            status=ApprovalStatus.RESOLVED,
-            decision=decision,
-            resolved_at=now(),
+        _close(tx, step.directive_id, approval_id, step.id, decision, None, Actor.USER)
+
+
+def _close(
+    tx: Tx,
+    directive_id: str,
+    approval_id: str,
+    step_id: str | None,
+    decision: ApprovalDecision,
+    why: str | None,
+    actor: Actor = Actor.SYSTEM,
+) -> None:
+    tx.update(
+        "approval_requests",
+        approval_id,
+        status=APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED),
+        decision=decision,
+        comment=why,
+        resolved_at=now(),
+    )
+    tx.emit(
+        ApprovalResolved(
+            directive_id=directive_id,
+            approval_id=approval_id,
+            decision=decision.value,
+            step_id=step_id,
+            comment=why,
+            actor=actor,
         )
-        tx.emit(
-            ApprovalResolved(
-                directive_id=step.directive_id,
-                approval_id=approval_id,
-                decision=decision.value,
-                step_id=step.id,
-                actor=Actor.USER,
-            )
-        )
+    )
 
 
 def apply_decision(

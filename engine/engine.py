@@ -129,6 +129,11 @@ class _Runtime:
     workspace: Workspace | None = None  # git worktrees, when the repo is a git work tree
     workspace_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workspace_ready: bool = False
+    # Said in the log before the first attempt runs (read-only views write
+    # nothing): the tree is shared, or holds changes the directive leaves out.
+    workspace_note: str | None = None
+    # Why there is no git workspace, for the views that need one.
+    workspace_absent: str = ""
     # Held while a replan is made: the driver launches no step of the old
     # chain, and a second replan waits for the first (each reads the chain
     # it replaces).
@@ -384,6 +389,7 @@ class DirectiveEngine:
 
     async def start_directive(self, directive_id: str) -> None:
         """Plan a draft; a paused directive resumes instead."""
+        await self._refuse_without_repo(directive_id, "start")
         await self._write(directive_id, lambda tx: _go(tx, directive_id, starting=True))
         self._launch_driver(directive_id)
 
@@ -395,13 +401,21 @@ class DirectiveEngine:
         await self._halt(directive_id)
 
     async def resume_directive(self, directive_id: str) -> None:
+        await self._refuse_without_repo(directive_id, "resume")
         await self._write(directive_id, lambda tx: _go(tx, directive_id, starting=False))
         self._launch_driver(directive_id)
+
+    async def _refuse_without_repo(self, directive_id: str, doing: str) -> None:
+        """Nothing can run without the repository folder: say so, rather than
+        run steps that fail over it."""
+        gone = _missing_repo(await self.store.get_directive(directive_id))
+        if gone:
+            raise RepoGone(f"cannot {doing}: {gone}; put it back first")
 
     async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:
         def stop(tx: Tx) -> None:
             tx.directive_status(directive_id, D.STOPPED, reason=reason)
-            approvals.close_approvals(tx, directive_id, ApprovalDecision.STOP, reason)
+            approvals.supersede(tx, directive_id, reason)
 
         await self._write(directive_id, stop)
         await self._halt(directive_id)
@@ -421,11 +435,23 @@ class DirectiveEngine:
         return limits
 
     async def retry_step(self, step_id: str) -> None:
+        """Run a blocked or failed step again. Nothing else: a pending step
+        made ready would run before its dependencies, and a running or
+        reworking one is already on its way."""
         step = await self.store.get_step(step_id)
-        await self._write(
-            step.directive_id,
-            lambda tx: approvals.retry_step(tx, step_id),
-        )
+
+        def retry(tx: Tx) -> None:
+            s = tx.step(step_id)
+            if s.status not in approvals.RETRYABLE:
+                raise EngineError(
+                    f"step {s.name} is {s.status.value}: only a blocked or failed step"
+                    " can be retried"
+                )
+            if tx.directive(s.directive_id).status in DIRECTIVE_TERMINAL:
+                raise EngineError(f"step {s.name} cannot be retried: its directive has ended")
+            approvals.retry_step(tx, s)
+
+        await self._write(step.directive_id, retry)
         self._wake(step.directive_id)
 
     async def skip_step(self, step_id: str) -> None:
@@ -455,6 +481,10 @@ class DirectiveEngine:
 
         def resolve(tx: Tx) -> ApprovalRequest:
             a = tx.approval(approval_id)
+            if a.status is ApprovalStatus.SUPERSEDED:
+                raise ApprovalAlreadyResolved(
+                    f"approval {a.id} was closed unanswered ({a.comment}): nothing to answer"
+                )
             if not a.pending:
                 raise ApprovalAlreadyResolved(
                     f"approval {a.id} is already {a.status.value}"
@@ -558,6 +588,7 @@ class DirectiveEngine:
                 k = carried[s.name]
                 s.status, s.carried_from = S.PASSED, k.id
                 s.confidence, s.level, s.attempts = k.confidence, k.level, k.attempts
+                s.rework_count = k.rework_count  # the rework it took stays visible (↻N)
 
         def swap(tx: Tx) -> D:
             status = tx.directive(directive_id).status
@@ -577,9 +608,7 @@ class DirectiveEngine:
             for s in old_steps:
                 if tx.step(s.id).status in LIVE_STEP:  # as it is now, not before planning
                     tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
-            approvals.close_approvals(
-                tx, directive_id, ApprovalDecision.REPLAN, "chain regenerated", chain_id=old.id
-            )
+            approvals.supersede(tx, directive_id, f"chain regenerated: {reason}", chain_id=old.id)
             tx.add_chain(chain, steps)
             tx.update("directives", directive_id, regenerations=d.regenerations + 1)
             charge_planning(tx, directive_id, planned)
@@ -700,12 +729,10 @@ class DirectiveEngine:
                 if current.status in STEP_ACTIVE:
                     continue  # claimed since the check: its merge is checked against the reset
                 if s.id in rerun and current.status is not S.PENDING:
-                    approvals.close_approvals_for_step(tx, current, ApprovalDecision.REPLAN)
+                    approvals.supersede_for_step(tx, current, why)
                     tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
                 elif current.status is S.AWAITING_APPROVAL:  # cut from a dropped commit
-                    approvals.close_approvals_for_step(
-                        tx, current, ApprovalDecision.REQUEST_CHANGES
-                    )
+                    approvals.supersede_for_step(tx, current, why)
                     tx.step_status(s.id, S.REWORK, reason=why, rework_instructions=why)
             tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
 
@@ -719,55 +746,77 @@ class DirectiveEngine:
 
     async def _workspace(self, d: Directive) -> Workspace | None:
         """The directive's git workspace, opened once; None means attempts run
-        in the repository itself (not a git work tree, or isolation is off)."""
+        in the repository itself (not a git work tree, or isolation is off).
+        An ended directive's is opened to look only, creating nothing in the
+        repository (see `Workspace.open`). RepoGone, and nothing kept, while
+        the folder is missing: it may come back."""
         rt = self._runtime(d.id)
         async with rt.workspace_lock:
             if rt.workspace_ready:
                 return rt.workspace
+            _require_repo(d)
             rt.workspace_ready = True
             if not (self.services.isolate_steps and d.spec.workspace.isolate):
+                rt.workspace_absent = (
+                    "it runs in its folder without worktrees ([workspace] isolate is off)"
+                )
                 return None
-            warning = None
             try:
                 rt.workspace = await Workspace.open(
                     Path(d.spec.repo),
                     d.id,
                     self._work_dir(),
                     artifacts=d.spec.workspace.artifacts,
+                    look_only=d.status in DIRECTIVE_TERMINAL,
                 )
             except (GitError, ValueError) as exc:
-                warning = f"steps run in the repository itself: {exc}"
-            if rt.workspace is None and warning is None:
-                warning = (
+                rt.workspace_absent = str(exc)
+                rt.workspace_note = f"steps run in the repository itself: {exc}"
+                return None
+            if rt.workspace is None:
+                rt.workspace_absent = f"{d.spec.repo} is not a git work tree"
+                rt.workspace_note = (
                     f"{d.spec.repo} is not a git work tree: steps run in it directly"
                     " and parallel steps share one tree"
                 )
-            elif rt.workspace is not None and rt.workspace.dirty_at_open:
-                warning = (
+            elif rt.workspace.dirty_at_open:
+                rt.workspace_note = (
                     "uncommitted changes in your tree are not part of this directive: "
                     + ", ".join(rt.workspace.dirty_at_open[:8])
                 )
-            if warning:
-                notice = Notice(directive_id=d.id, message=warning, severity=Severity.WARNING)
-                await self._write(d.id, lambda tx: tx.emit(notice))
             return rt.workspace
+
+    async def _steps_workspace(self, d: Directive) -> Workspace | None:
+        """The workspace an attempt runs in. The folder is looked for every
+        time (it can go while the directive runs: RepoGone), and the first
+        attempt writes the workspace's warning to the log."""
+        _require_repo(d)
+        ws = await self._workspace(d)
+        rt = self._runtime(d.id)
+        note, rt.workspace_note = rt.workspace_note, None
+        if note:
+            notice = Notice(directive_id=d.id, message=note, severity=Severity.WARNING)
+            await self._write(d.id, lambda tx: tx.emit(notice))
+        return ws
 
     def _worktrees_left(self, directive_id: str) -> bool:
         return (self._work_dir() / "worktrees" / directive_id).exists()
 
     async def _require_workspace(self, directive_id: str) -> Workspace:
+        """For the git views and commands (diff, checkpoints, merge, reset):
+        they write no event, and refuse in plain words when there is nothing
+        to show."""
         ws = await self._workspace(await self.store.get_directive(directive_id))
         if ws is None:
-            raise EngineError(
-                "this directive has no git workspace (its repo is not a git work tree)"
-            )
+            why = self._runtime(directive_id).workspace_absent
+            raise EngineError(f"this directive has no git workspace: {why}")
         return ws
 
     async def _prune_worktrees(self, d: Directive) -> None:
         """After a crash: remove every worktree no step still needs (those
         awaiting approval, and failed or blocked ones kept for inspection)."""
         chain = await self.store.current_chain(d.id)
-        if chain is None:
+        if chain is None or _missing_repo(d):  # gone: its first attempt pauses it
             return
         ws = await self._workspace(d)
         if ws is None:
@@ -805,7 +854,7 @@ class DirectiveEngine:
         ws = self._runtime(directive_id).workspace
         if ws is None and self._worktrees_left(directive_id):
             # ended by a command of another process, or before a restart
-            with contextlib.suppress(GitError, ValueError):
+            with contextlib.suppress(RepoGone):
                 ws = await self._workspace(await self.store.get_directive(directive_id))
         if ws is None:
             return
@@ -1044,7 +1093,9 @@ class DirectiveEngine:
                 charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
             tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
             if tx.directive(directive_id).status is D.PLANNING:
-                tx.directive_status(directive_id, D.PAUSED, reason=f"{reason} (resume to plan again)")
+                tx.directive_status(
+                    directive_id, D.PAUSED, reason=f"{reason} (resume to plan again)"
+                )
 
         await self._write(directive_id, pause)
 
@@ -1121,7 +1172,11 @@ class DirectiveEngine:
         run: StepRun,
         held: list[Attempt],
     ) -> bool:
-        ws = await self._workspace(d)
+        try:
+            ws = await self._steps_workspace(d)
+        except RepoGone as exc:
+            await self._pause_without_repo(d, step, run, str(exc))
+            return False
         workdir, attempt = Path(d.spec.repo), None
         if ws is not None:
             try:
@@ -1489,22 +1544,26 @@ class DirectiveEngine:
         if self._lease is not None and self._lease.lost.is_set():
             return
 
-        def interrupt(tx: Tx) -> None:
-            s = tx.step(step_id)
-            tx.conn.execute(
-                "UPDATE step_runs SET status = 'cancelled', error = 'interrupted', finished_at = ?"
-                " WHERE id = ? AND status = 'running'",
-                (now(), run_id),
-            )
-            if s.status in STEP_ACTIVE:
-                tx.step_status(step_id, S.READY, reason="interrupted")
-
         with contextlib.suppress(Exception):
-            await self._write(directive_id, interrupt)
+            await self._write(
+                directive_id, lambda tx: _put_back(tx, step_id, run_id, "interrupted")
+            )
         ws = self._runtime(directive_id).workspace
         for attempt in held:
             with contextlib.suppress(Exception):
                 await ws.remove_attempt(attempt)
+
+    async def _pause_without_repo(self, d: Directive, step: Step, run: StepRun, gone: str) -> None:
+        """The repository folder went (deleted or moved): no attempt can run
+        there, and none should fail over it. The step waits to run again and
+        the directive pauses, saying so; the driver then stops the others."""
+
+        def pause(tx: Tx) -> None:
+            _put_back(tx, step.id, run.id, gone)
+            if tx.directive(d.id).status is D.ACTIVE:
+                tx.directive_status(d.id, D.PAUSED, reason=f"{gone}: put it back, then resume")
+
+        await self._write(d.id, pause)
 
     # ------------------------------------------------------------------
     # Cost and breakers
@@ -1711,6 +1770,35 @@ def _report_failure(task: asyncio.Task[Any]) -> None:
         log.error("background task failed", exc_info=exc)
 
 
+class RepoGone(EngineError):
+    """The directive's repository folder no longer exists."""
+
+
+def _missing_repo(d: Directive) -> str | None:
+    """Why nothing can be done in the directive's repository: its folder is
+    gone (deleted, or moved since the directive was written); else None."""
+    repo = Path(d.spec.repo)
+    return None if repo.is_dir() else f"the repository folder {repo} is gone"
+
+
+def _require_repo(d: Directive) -> None:
+    gone = _missing_repo(d)
+    if gone:
+        raise RepoGone(gone)
+
+
+def _put_back(tx: Tx, step_id: str, run_id: str, why: str) -> None:
+    """An attempt that will not finish: its run is closed as cancelled and
+    the step is ready to run again."""
+    tx.conn.execute(
+        "UPDATE step_runs SET status = 'cancelled', error = ?, finished_at = ?"
+        " WHERE id = ? AND status = 'running'",
+        (why, now(), run_id),
+    )
+    if tx.step(step_id).status in STEP_ACTIVE:
+        tx.step_status(step_id, S.READY, reason=why)
+
+
 def _asking_step(steps: list[Step], step_id: str | None) -> Step | None:
     """The step a replan is for: the one named, else the first blocked or
     failed one."""
@@ -1731,9 +1819,7 @@ def _ask_again(tx: Tx, directive_id: str, failed: Step | None, why: str) -> None
         approvals.escalate(tx, directive_id, step, why, None)
 
 
-def _ask_plan_approval(
-    tx: Tx, d: Directive, steps: list[Step], reason: str | None = None
-) -> None:
+def _ask_plan_approval(tx: Tx, d: Directive, steps: list[Step], reason: str | None = None) -> None:
     """Under manual autonomy no plan runs unseen: the first one, and every
     replan (requested changes, a person's or an escalation's replan), waits
     for approval. Steps a replan keeps are marked so."""

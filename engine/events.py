@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from engine.models import Actor, Severity, now
+from engine.models import Actor, ApprovalDecision, Severity, now
 
 
 class _Event(BaseModel):
@@ -114,6 +114,8 @@ class ApprovalResolved(_Event):
 
     def describe(self) -> str:
         note = f": {self.comment}" if self.comment else ""
+        if self.decision == ApprovalDecision.SUPERSEDED:  # closed by the engine, not answered
+            return f"approval [{self.approval_id}] closed unanswered{note}"
         return f"approval [{self.approval_id}] {self.decision}{note}"
 
 

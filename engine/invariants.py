@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.approvals import APPROVAL_STATUS
 from engine.models import (
+    ApprovalDecision,
     ApprovalKind,
     ApprovalStatus,
     DirectiveStatus,
@@ -72,6 +74,10 @@ DIRECTIVE_MOVES = {
     k.value: frozenset(v.value for v in vs) for k, vs in DIRECTIVE_TRANSITIONS.items()
 }
 TERMINAL = frozenset(x.value for x in DIRECTIVE_TERMINAL)
+# The status a closed approval has, by its decision.
+CLOSED_STATUS = {
+    d.value: APPROVAL_STATUS.get(d, ApprovalStatus.RESOLVED).value for d in ApprovalDecision
+}
 # Which step status a pending approval of each kind needs.
 PENDING_APPROVAL_STEP = {
     ApprovalKind.STEP_REVIEW: frozenset({StepStatus.AWAITING_APPROVAL}),
@@ -346,6 +352,26 @@ def approvals_consistent(s: Snapshot) -> Iterator[str]:
             yield f"approval {a['id']} ({a['status']}) has {resolved[a['id']]} approval_resolved events"
 
 
+def answers_true(s: Snapshot) -> Iterator[str]:
+    """A closed approval records what happened: an answer it offered, with
+    the status that answer gives, or `superseded`, with the reason, when a
+    stop, a replan or a reset closed it unanswered. Never a decision that
+    nobody made."""
+    superseded = ApprovalDecision.SUPERSEDED.value
+    for a in s.approvals:
+        decision = a["decision"]
+        if a["status"] == ApprovalStatus.PENDING or decision is None:
+            continue  # a missing decision is `approvals_consistent`'s to name
+        offered = json.loads(a["options"] or "[]")
+        if decision == superseded and not a["comment"]:
+            yield f"approval {a['id']} was superseded without a reason"
+        elif decision != superseded and decision not in offered:
+            yield f"approval {a['id']} ({a['kind']}) records {decision!r}, which it never offered"
+        expected = CLOSED_STATUS.get(decision)
+        if a["status"] != expected:
+            yield f"approval {a['id']} is {a['status']!r} but its decision {decision!r} makes it {expected!r}"
+
+
 def costs_add_up(s: Snapshot) -> Iterator[str]:
     """total == attempts + planning; the cost events add up to the total too."""
     run_cost: dict[str, float] = defaultdict(float)
@@ -433,6 +459,7 @@ CHECKS: tuple[Check, ...] = (
     event_sequence,
     status_history,
     approvals_consistent,
+    answers_true,
     costs_add_up,
     failures_counted,
     chains_sound,

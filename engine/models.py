@@ -107,11 +107,14 @@ class ApprovalStatus(StrEnum):
     DENIED = "denied"
     CHANGES_REQUESTED = "changes_requested"
     RESOLVED = "resolved"  # an escalation answered with one of its options
+    SUPERSEDED = "superseded"  # closed unanswered: a stop, a replan or a reset made it moot
 
 
 class ApprovalDecision(StrEnum):
     """What a person can answer. Step reviews and plans take the first three,
-    escalations the last four."""
+    escalations the next four. `superseded` is no one's answer: the engine
+    records it for an approval a stop, a replan or a reset closed unanswered
+    (it is never among an approval's options)."""
 
     APPROVE = "approve"
     DENY = "deny"
@@ -120,6 +123,7 @@ class ApprovalDecision(StrEnum):
     SKIP = "skip"
     REPLAN = "replan"
     STOP = "stop"
+    SUPERSEDED = "superseded"
 
 
 class Severity(StrEnum):

@@ -351,12 +351,18 @@ class Workspace:
         links: Sequence[str] = DEFAULT_LINKS,
         artifacts: Sequence[str] = (),
         identity: tuple[str, str] = DEFAULT_IDENTITY,
+        look_only: bool = False,
     ) -> Workspace | None:
         """The directive's workspace, or None when `repo` is not in a git work
         tree. Idempotent: reopening (after a restart) keeps the base, the
         user's branch and the integration branch recorded the first time.
         `artifacts`: git-ignored paths, relative to `repo`, that a passed
         attempt hands on to the attempts started after it.
+
+        `look_only` (a directive that has ended): for diffs, checkpoints and
+        taking the result, which need only refs. It creates nothing, no
+        folder, worktree or branch, so reading leaves the user's repository
+        as the end left it; ValueError when the directive has no branch there.
 
         Raises GitError when the repo is in git but cannot be isolated (no
         commit yet, the folder is not in the last commit), ValueError for bad
@@ -382,7 +388,7 @@ class Workspace:
         head = await run_git(
             repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", env=env, check=False
         )
-        if head.code != 0:
+        if head.code != 0 and not look_only:
             raise GitError(
                 ["rev-parse", "HEAD"],
                 repo,
@@ -411,6 +417,9 @@ class Workspace:
             artifacts=tuple(f"{prefix}{a}" for a in artifacts),
             env=env,
         )
+        if look_only:
+            await ws._recorded_start()
+            return ws
         await ws._record_start(head.out.strip())
         ws.dirty_at_open = await ws._dirty(top)
         root.mkdir(parents=True, exist_ok=True)
@@ -430,14 +439,25 @@ class Workspace:
             branch = await self._git(self.top, "symbolic-ref", "-q", "HEAD", check=False)
             if branch.code == 0 and branch.out.strip().startswith("refs/heads/"):
                 await self._git(self.top, "symbolic-ref", user_ref, branch.out.strip())
-        self.base_sha = await self._rev(base_ref)
-        user = await self._git(self.top, "symbolic-ref", "-q", user_ref, check=False)
-        if user.code == 0:
-            self.user_branch = user.out.strip().removeprefix("refs/heads/")
+        await self._recorded_start()
         integration = f"refs/heads/{self.integration_branch}"
         exists = await self._git(self.top, "rev-parse", "--verify", "-q", integration, check=False)
         if exists.code != 0:
             await self._git(self.top, "update-ref", integration, self.base_sha, "")
+
+    async def _recorded_start(self) -> None:
+        """Read the base commit and the user's branch the first open recorded."""
+        found = await self._git(
+            self.top, "rev-parse", "--verify", "-q", f"{self._ns}/base", check=False
+        )
+        if found.code != 0:
+            raise ValueError(
+                f"directive {self.directive_id} has no branch in {self.top}: no step of it ran there"
+            )
+        self.base_sha = found.out.strip()
+        user = await self._git(self.top, "symbolic-ref", "-q", f"{self._ns}/user", check=False)
+        if user.code == 0:
+            self.user_branch = user.out.strip().removeprefix("refs/heads/")
 
     # -------------------------------------------------------------- helpers
 

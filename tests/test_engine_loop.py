@@ -288,6 +288,114 @@ async def test_failed_executor_marks_the_step_failed_and_escalates(
     await engine.close()
 
 
+async def test_only_a_blocked_or_failed_step_can_be_retried(store: Store, tmp_path: Path) -> None:
+    """Retry is the escalation's answer given directly. A pending step made
+    ready would run before its dependencies, so it is refused, and so is a
+    step waiting for a review."""
+    script = Script(scores={"a": [0.1, 1.0], "b": [0.6]})
+    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], max_rework_cycles=0)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    chain = await store.current_chain(did)
+    a, b = await store.list_steps(chain.id)
+    with pytest.raises(EngineError, match="step b is pending: only a blocked or failed step"):
+        await engine.retry_step(b.id)
+    assert await statuses(engine, did) == {"a": "blocked", "b": "pending"}
+
+    await engine.retry_step(a.id)  # blocked: runs again, its escalation answered "retry"
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert await statuses(engine, did) == {"a": "passed", "b": "awaiting_approval"}
+    (escalation,) = [x for x in await store.list_approvals(did) if x.step_id == a.id]
+    assert escalation.decision is ApprovalDecision.RETRY
+    with pytest.raises(EngineError, match="step b is awaiting_approval: only a blocked"):
+        await engine.retry_step(b.id)
+    await engine.close()
+
+
+async def test_a_replan_keeps_the_rework_a_carried_step_took(store: Store, tmp_path: Path) -> None:
+    """The rework count goes with a passed step into the new chain, so the
+    app's rework marker (↻1) does not vanish with the replan."""
+    from engine.invariants import check_invariants
+
+    script = Script(scores={"a": [0.2, 1.0], "b": [0.1]})
+    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], max_rework_cycles=1)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    await engine.regenerate_chain(did, "b needs another approach")
+    chain = await store.current_chain(did)
+    a = next(s for s in await store.list_steps(chain.id) if s.name == "a")
+    assert a.carried_from and (a.status.value, a.rework_count, a.attempts) == ("passed", 1, 2)
+    assert await check_invariants(store.path) == []
+    await engine.close()
+
+
+async def test_approvals_closed_by_a_stop_or_a_replan_are_recorded_as_unanswered(
+    store: Store, tmp_path: Path
+) -> None:
+    """Nobody answered them: the audit trail says they were superseded, and
+    why, instead of a "replan" or "stop" a person never chose."""
+    from engine.invariants import check_invariants
+
+    script = Script(scores={"a": [0.6], "b": [0.6]})
+    spec = chain_spec(tmp_path, [("a", []), ("b", [])])
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    first, second = await store.pending_approvals(did)
+    await engine.resolve_approval(first.id, ApprovalDecision.APPROVE)
+    await engine.regenerate_chain(did, "try another split")
+    replaced = await store.get_approval(second.id)
+    assert (replaced.status.value, replaced.decision.value) == ("superseded", "superseded")
+    assert replaced.comment == "chain regenerated: try another split"
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (review,) = await store.pending_approvals(did)
+    await engine.stop_directive(did, "stopped by user")
+    stopped = await store.get_approval(review.id)
+    assert (stopped.decision.value, stopped.comment) == ("superseded", "stopped by user")
+    with pytest.raises(ApprovalAlreadyResolved, match="closed unanswered \\(stopped by user\\)"):
+        await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)
+    lines = [e.describe() for e in await store.list_events(did) if e.type == "approval_resolved"]
+    assert lines == [
+        f"approval [{first.id}] approve",
+        f"approval [{second.id}] closed unanswered: chain regenerated: try another split",
+        f"approval [{review.id}] closed unanswered: stopped by user",
+    ]
+    assert await check_invariants(store.path) == []
+    await engine.close()
+
+
+async def test_a_directive_whose_folder_is_gone_pauses_instead_of_failing_its_steps(
+    store: Store, tmp_path: Path
+) -> None:
+    """No attempt runs in a folder that is not there, and none fails with an
+    exception's name: the directive pauses saying why, resuming is refused
+    until the folder is back, and then the step runs."""
+    import shutil
+
+    from engine.invariants import check_invariants
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script = Script(fail={"a": "tool crashed"})
+    engine, did = await run(store, chain_spec(folder, [("a", [])]), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    shutil.rmtree(folder)
+    script.fail.clear()
+    (a,) = await store.list_steps((await store.current_chain(did)).id)
+    await engine.retry_step(a.id)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    gone = f"the repository folder {folder} is gone"
+    assert (await store.get_directive(did)).pause_reason == f"{gone}: put it back, then resume"
+    assert await statuses(engine, did) == {"a": "ready"} and len(script.calls) == 1
+    with pytest.raises(EngineError, match=f"cannot resume: {gone}; put it back first"):
+        await engine.resume_directive(did)
+
+    folder.mkdir()
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert await check_invariants(store.path) == []
+    await engine.close()
+
+
 # -- circuit breakers ----------------------------------------------------------
 
 

@@ -241,6 +241,9 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     assert steps["s3"].status.value == "awaiting_approval" and steps["s3"].attempts == 2
     assert integration(repo, did, "b.txt") == "2\n"
     assert len(await store.pending_approvals(did)) == 1  # the first review was closed
+    (closed,) = [a for a in await store.list_approvals(did) if a.decision]
+    assert (closed.status.value, closed.decision.value) == ("superseded", "superseded")
+    assert closed.comment == f"integration branch reset to {first.sha[:10]}"  # nobody answered
     with pytest.raises(EngineError, match="cannot reset"):
         await engine.reset_to_checkpoint(did, "0" * 40)
 
@@ -269,6 +272,7 @@ async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_mo
     running = DirectiveEngine(store, EventBus(), NO_LLM)
     did = (await running.create_directive(scripted(repo, steps, [OK, slow]))).id
     await running.start_directive(did)
+
     async def s2_checked() -> bool:
         chain = await store.current_chain(did)
         evaluating = await store.steps_in(chain.id, [StepStatus.EVALUATING]) if chain else []
@@ -312,6 +316,68 @@ async def test_a_reset_after_a_replan_runs_the_carried_steps_again(
     assert [r.attempt for r in await store.list_runs(s1.id)] == [2]
     assert await check_invariants(store.path) == []
     await engine.close()
+
+
+async def test_reading_an_ended_directive_leaves_no_worktree_behind(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """At the end the worktrees go. Its diff, its checkpoints and taking its
+    result read refs, as the command line does, in a new engine: they used
+    to bring the integration worktree back and leave it in the repository."""
+    repo = make_git_repo(BASE)
+    spec = scripted(repo, [StepSpec(name="s1", attempts=[edit("a.txt", "1\n")])])
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.COMPLETED
+    await engine.close()
+    work = store.path.parent / f"{store.path.stem}-work" / "worktrees" / did
+
+    def untouched() -> bool:
+        return git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1 and (
+            not work.exists()
+        )
+
+    assert untouched()
+    reader = DirectiveEngine(store, EventBus(), NO_LLM)  # as `directive-tui diff` builds it
+    before = (await store.get_directive(did)).last_seq
+    assert "+1" in await reader.final_diff(did) and untouched()
+    assert [c.step_slug for c in await reader.checkpoints(did)] == ["s1"] and untouched()
+    assert (await reader.start_point(did)).sha == git(repo, "rev-parse", "main").strip()
+    assert (await reader.offer_fast_forward(did)).possible and untouched()
+    assert (await store.get_directive(did)).last_seq == before  # reading writes nothing
+    await reader.fast_forward_user_branch(did)
+    assert (repo / "a.txt").read_text() == "1\n" and untouched()
+    await reader.close()
+
+
+async def test_a_directive_whose_repository_is_gone_says_so_and_writes_nothing(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """The folder was deleted after the run: the views and commands say the
+    folder is gone (not "not a git work tree"), and leave no event behind."""
+    import shutil
+
+    repo = make_git_repo(BASE)
+    engine, did, outcome = await run_to_rest(store, scripted(repo, three_to_reset(), [HALF, OK]))
+    assert outcome is Outcome.AWAITING_APPROVAL
+    (review,) = await store.pending_approvals(did)
+    await engine.close()
+    shutil.rmtree(repo)
+    other = DirectiveEngine(store, EventBus(), NO_LLM)
+    before = (await store.get_directive(did)).last_seq
+    gone = f"the repository folder {repo} is gone"
+    for command in (other.final_diff, other.checkpoints, other.fast_forward_user_branch):
+        with pytest.raises(EngineError, match=gone):
+            await command(did)
+    for command in (other.preview_reset, other.reset_to_checkpoint):
+        with pytest.raises(EngineError, match=gone):
+            await command(did, 0)
+    with pytest.raises(EngineError, match=gone):  # approving would merge into it
+        await other.resolve_approval(review.id, "approve")
+    await other.pause_directive(did)
+    with pytest.raises(EngineError, match=f"cannot resume: {gone}; put it back first"):
+        await other.resume_directive(did)
+    assert (await store.get_directive(did)).last_seq == before + 1  # only the pause
+    await other.close()
 
 
 def test_a_crash_mid_step_leaves_no_orphan_worktree_after_restart(

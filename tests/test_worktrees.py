@@ -547,6 +547,25 @@ async def test_close_and_discard(ws: Workspace, repo: Path) -> None:
     assert git(repo, "rev-parse", "main") == ws.base_sha  # the user's branch survived
 
 
+async def test_looking_at_a_closed_workspace_creates_nothing(
+    ws: Workspace, repo: Path, data_dir: Path
+) -> None:
+    """An ended directive is read from its refs: no folder, no worktree and
+    no branch comes back, and one that never ran here has nothing to show."""
+    att = await edit(ws, "impl", 1, {"lib.py": "x = 7\n"})
+    assert (await ws.merge(att)).merged
+    await ws.close()
+    refs = git(repo, "for-each-ref")
+    seen = await Workspace.open(repo, DIRECTIVE, data_dir, look_only=True)
+    assert seen is not None and seen.base_sha == ws.base_sha and seen.user_branch == "main"
+    assert "x = 7" in await seen.final_diff() and len(await seen.checkpoints()) == 1
+    assert not ws.root.exists() and git(repo, "for-each-ref") == refs
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    with pytest.raises(ValueError, match="has no branch in .*: no step of it ran there"):
+        await Workspace.open(repo, "never0run", data_dir, look_only=True)
+    assert git(repo, "for-each-ref") == refs
+
+
 # ---------------------------------------------------------- the user's branch
 
 
