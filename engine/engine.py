@@ -434,6 +434,22 @@ class DirectiveEngine:
         await self._write(directive_id, apply)
         return limits
 
+    async def record_note(
+        self, directive_id: str, message: str, severity: Severity = Severity.INFO
+    ) -> None:
+        """Keep a line for people in the directive's event log (a notice,
+        written and published like every event): what a front end knows and
+        the log should not lose, such as where the demo's repository is."""
+        if not message.strip():
+            raise EngineError("a note needs some words")
+        notice = Notice(directive_id=directive_id, message=message.strip(), severity=severity)
+
+        def note(tx: Tx) -> None:
+            tx.directive(directive_id)  # NotFound for an unknown directive
+            tx.emit(notice)
+
+        await self._write(directive_id, note)
+
     async def retry_step(self, step_id: str) -> None:
         """Run a blocked or failed step again. Nothing else: a pending step
         made ready would run before its dependencies, and a running or

@@ -396,6 +396,30 @@ async def test_a_directive_whose_folder_is_gone_pauses_instead_of_failing_its_st
     await engine.close()
 
 
+async def test_a_note_goes_into_the_directive_log_like_any_event(
+    store: Store, tmp_path: Path
+) -> None:
+    """A front end's line for people (the demo's repository path): numbered,
+    stored and published on the bus with the engine's own events."""
+    from engine.store import NotFound
+
+    bus = EventBus()
+    engine = DirectiveEngine(store, bus, services(Script()))
+    await engine.start()
+    did = (await engine.create_directive(chain_spec(tmp_path, [("a", [])]))).id
+    sub = bus.subscribe(did)
+    await engine.record_note(did, "demo repository: /tmp/demo/tally")
+    published = await asyncio.wait_for(sub.queue.get(), timeout=5)
+    (stored,) = [e for e in await store.list_events(did) if e.type == "notice"]
+    assert stored == published and stored.seq == 2
+    assert stored.describe() == "demo repository: /tmp/demo/tally"
+    with pytest.raises(EngineError, match="a note needs some words"):
+        await engine.record_note(did, "  ")
+    with pytest.raises(NotFound):
+        await engine.record_note("nosuchdirective", "lost")
+    await engine.close()
+
+
 # -- circuit breakers ----------------------------------------------------------
 
 

@@ -725,6 +725,10 @@ async def test_demo_auto_approves_by_itself(tmp_path: Path) -> None:
         )
         answered = await engine(app).store.list_approvals(did)
         assert answered and all(a.comment == "answered by --auto" for a in answered)
+        # The log keeps where the demo's repository is, after the title has gone.
+        events = await engine(app).store.list_events(did)
+        notes = [e.message for e in events if e.type == "notice"]
+        assert f"demo repository: {tmp_path / 'demo' / 'tally'}" in notes
 
 
 def test_start_up_imports_nothing_slow(tmp_path: Path) -> None:

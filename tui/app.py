@@ -170,6 +170,7 @@ class DirectiveApp(App[None]):
             self.notify(f"The demo cannot run here: {exc}", severity="error", timeout=30)
             return None
         directive = await self.engine.create_directive(spec)
+        await self.engine.record_note(directive.id, f"demo repository: {spec.repo}")
         await self.engine.start_directive(directive.id)
         self.demo_repository = Path(spec.repo)
         self.notify(
