@@ -3,9 +3,17 @@
 Loading is pure: it reads the file and looks at the repository folder, and
 writes nothing. Any problem raises `DirectiveFileError` with one message that
 names the file and the line or the field (`steps[2].depends_on`: list indexes
-count from 0), so a person can fix it without reading a traceback.
+count from 0), so a person can fix it without reading a traceback. A file
+that would load but could never work is refused the same way: a planner that
+writes no commands with the shell executor, blank texts, scripted edits that
+could never apply, verifier settings the registry would refuse at run time.
+Whether an API key is set is not the loader's business (the app and tests
+create directives to run later); `check_api_key` is for creating and starting
+at once.
 
-The shape (every key but `title`, `goal` and `repo` is optional)::
+The shape (every key but `title`, `goal` and `repo` is optional, but with
+those three alone the template planner's worded steps meet the shell
+executor, which needs commands: the file is refused)::
 
     title = "Add a --json flag"        # required
     goal = "The CLI can print JSON"    # required
@@ -80,11 +88,22 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from engine.executors.scripted import EditError, check_edit
 from engine.models import DirectiveSpec, ExecutorKind, PlannerKind
 from engine.planner import ChainValidationError, validate_chain
 from engine.pricing import DEFAULT_MODEL
+from engine.verifiers.registry import VerifierConfigError, check_config
 
 Loc = tuple[str | int, ...]
+
+# Planners that describe steps in words: their steps have no `command`.
+_WORDS_ONLY_PLANNERS = (PlannerKind.TEMPLATE, PlannerKind.ANTHROPIC)
+
+# What needs a Claude API key to run at all (the judge is optional: without
+# a key it is left out). claude_code is not here: Claude Code may have its
+# own login.
+API_KEY_ENV = "ANTHROPIC_API_KEY"
+_NEEDS_A_KEY = frozenset({PlannerKind.ANTHROPIC, ExecutorKind.AGENT})
 
 # Limits a person may switch off with `false` (the model's None).
 _SWITCHABLE_LIMITS = ("max_cost_usd", "max_wall_time_minutes")
@@ -433,6 +452,69 @@ def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
             )
 
 
+def _texts(spec: DirectiveSpec, raw: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
+    """The texts that mean nothing when blank, each with the key it was
+    written at (a requirement given as a plain string is its own key)."""
+    yield ("title",), spec.title
+    yield ("goal",), spec.goal
+    written = raw.get("requirements") or []
+    for i, requirement in enumerate(spec.requirements):
+        if isinstance(written[i], str):
+            yield ("requirements", i), requirement.text
+        else:
+            yield ("requirements", i, "id"), requirement.id
+            yield ("requirements", i, "text"), requirement.text
+    for i, criterion in enumerate(spec.acceptance_criteria):
+        yield ("acceptance_criteria", i), criterion
+    for i, step in enumerate(spec.steps):
+        yield ("steps", i, "name"), step.name
+
+
+def _check_texts(spec: DirectiveSpec, report: _Reporter) -> None:
+    for loc, text in _texts(spec, report.data):
+        if not text.strip():
+            raise report.error(loc, "must not be empty" if not text else "must not be blank")
+
+
+def _check_edits(spec: DirectiveSpec, report: _Reporter) -> None:
+    """Scripted edits that could never apply (no action or two, a path out
+    of the repository) are refused now with the executor's own check,
+    not at an attempt that has already been stored."""
+    for i, step in enumerate(spec.steps):
+        for j, attempt in enumerate(step.attempts):
+            for k, edit in enumerate(attempt.edits):
+                try:
+                    check_edit(spec.repo, edit)
+                except EditError as exc:
+                    raise report.error(("steps", i, "attempts", j, "edits", k), str(exc)) from None
+
+
+def _check_verifiers(spec: DirectiveSpec, report: _Reporter) -> None:
+    try:
+        check_config(spec)
+    except VerifierConfigError as exc:
+        raise report.error(exc.loc, str(exc)) from None
+
+
+def _setting(report: _Reporter, key: str, value: str) -> str:
+    default = "" if key in report.data else " (the default)"
+    return f'{key} = "{value}"{default}'
+
+
+def _check_runnable(spec: DirectiveSpec, report: _Reporter) -> None:
+    """A planner that writes no commands with the executor that only runs
+    commands fails every step it plans: refuse the pair, saying what works."""
+    if spec.planner not in _WORDS_ONLY_PLANNERS or spec.executor is not ExecutorKind.SHELL:
+        return
+    raise report.error(
+        (),
+        f"{_setting(report, 'planner', spec.planner.value)} plans steps without a command, "
+        f"and {_setting(report, 'executor', 'shell')} runs each step's command, so no step "
+        "could run: write the steps yourself ([[steps]] with a `command` each, planner = "
+        '"explicit"), or set executor = "agent" or "claude_code"',
+    )
+
+
 def _check_requirements(spec: DirectiveSpec, report: _Reporter) -> None:
     first_at: dict[str, int] = {}
     for i, requirement in enumerate(spec.requirements):
@@ -462,8 +544,12 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
         raise report.first_of(_merge(problems))
     spec = spec.model_copy(update={"repo": _resolve_repo(raw["repo"], base_dir, report)})
     spec = _clean_model(spec, report)
+    _check_texts(spec, report)
     _check_requirements(spec, report)
     _check_steps(spec, report)
+    _check_edits(spec, report)
+    _check_verifiers(spec, report)
+    _check_runnable(spec, report)
     return spec
 
 
@@ -489,3 +575,29 @@ def load_directive_file(path: Path) -> DirectiveSpec:
             source, f"not UTF-8 text (byte 0x{bad} at offset {exc.start})", line=line
         ) from None
     return parse_directive_text(text, base_dir=Path(path).resolve().parent, source=source)
+
+
+def api_key_needs(spec: DirectiveSpec) -> list[str]:
+    """What in `spec` cannot run without an API key, as the file says it
+    (`planner = "anthropic"`, `executor = "agent"`, a step's executor)."""
+    chosen = [("planner", spec.planner, ""), ("executor", spec.executor, "")]
+    chosen += [("executor", s.executor, f" (step {s.name!r})") for s in spec.steps if s.executor]
+    return [f'{key} = "{kind.value}"{where}' for key, kind, where in chosen if kind in _NEEDS_A_KEY]
+
+
+def check_api_key(
+    spec: DirectiveSpec, source: str, env: typing.Mapping[str, str] | None = None
+) -> None:
+    """For `directive-tui run`, which creates and starts the directive at
+    once: a missing key is known now, so refuse before anything is written
+    rather than store a directive that pauses at planning. Loading itself
+    needs no key (the app and tests create directives to run later)."""
+    env = os.environ if env is None else env
+    needs = api_key_needs(spec)
+    if needs and not env.get(API_KEY_ENV, "").strip():
+        raise DirectiveFileError(
+            source,
+            f"{' and '.join(needs)} need{'s' if len(needs) == 1 else ''} {API_KEY_ENV}, "
+            "which is not set: set it, or use a planner and executor that need no key "
+            '(planner = "explicit" with [[steps]], executor = "shell")',
+        )

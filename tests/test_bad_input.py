@@ -80,6 +80,9 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 
 GOOD_HEAD = 'title = "t"\ngoal = "g"\nrepo = "{repo}"\n'
 ONE_STEP = '\n[[steps]]\nname = "a"\ncommand = "true"\n'
+SCRIPTED_EDIT = (
+    'executor = "scripted"\n[[steps]]\nname = "a"\n[[steps.attempts]]\n[[steps.attempts.edits]]\n'
+)
 
 # (id, the file's text, what the one line on stderr must say). `{repo}` is a
 # real git repository, `{file}` a regular file, `{missing}` a path to nothing.
@@ -137,6 +140,35 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
     ("duplicate-step-names", GOOD_HEAD + ONE_STEP + ONE_STEP, "duplicate step name 'a'"),
     ("unknown-step-type", GOOD_HEAD + ONE_STEP + 'type = "dance"\n', "dance"),
     ("shell-step-without-command", GOOD_HEAD + '[[steps]]\nname = "a"\n', "command"),
+    # files that would load but whose steps could never work
+    ("title-and-goal-alone", GOOD_HEAD, 'planner = "template" (the default) plans steps without'),
+    ("planner-writes-no-commands", GOOD_HEAD + 'planner = "anthropic"\n', "without a command"),
+    ("blank-title", 'title = "  "\ngoal = "g"\nrepo = "{repo}"\n', "title: must not be blank"),
+    ("empty-requirement", GOOD_HEAD + 'requirements = [""]\n' + ONE_STEP, "requirements[0]"),
+    (
+        "step-names-an-unknown-verifier",
+        GOOD_HEAD + ONE_STEP + 'verifiers = ["nonexistent"]\n',
+        "unknown verifier(s) 'nonexistent'",
+    ),
+    (
+        "extra-verifier-with-empty-command",
+        GOOD_HEAD + ONE_STEP + '[[verifiers.extra]]\nname = "x"\ncommand = ""\n',
+        "verifier 'x' has an empty command",
+    ),
+    (
+        "extra-verifier-twice",
+        GOOD_HEAD + ONE_STEP + '[[verifiers.extra]]\nname = "x"\ncommand = "true"\n' * 2,
+        "verifier 'x' appears twice",
+    ),
+    *(
+        (f"scripted-edit-{name}", GOOD_HEAD + SCRIPTED_EDIT + lines, says)
+        for name, lines, says in [
+            ("content-and-delete", 'path = "f"\ncontent = "x"\ndelete = true\n', "exactly one"),
+            ("no-action", 'path = "f"\n', "exactly one of content, replace or delete"),
+            ("outside-the-repo", 'path = "../x"\ncontent = "x"\n', "leads outside"),
+            ("absolute-path", 'path = "/tmp/x"\ncontent = "x"\n', "absolute paths"),
+        ]
+    ),
 ]
 
 
@@ -285,7 +317,9 @@ def test_bad_planner_output_pauses_the_directive_with_the_reason(
     for _ in range(10):  # the same bad answer to every correction the planner asks for
         fake_api.reply(answer)
     directive = tmp_path / "plan.toml"
-    directive.write_text(GOOD_HEAD.format(repo=repo) + 'planner = "anthropic"\n')
+    directive.write_text(
+        GOOD_HEAD.format(repo=repo) + 'planner = "anthropic"\nexecutor = "agent"\n'
+    )
     db = tmp_path / "plan.db"
     env = {
         "ANTHROPIC_API_KEY": FAKE_KEY,

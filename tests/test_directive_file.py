@@ -3,7 +3,9 @@ message naming the file and the line, key or steps."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.directive_file import DirectiveFileError, load_directive_file, parse_directive_text
+from engine.directive_file import (
+    DirectiveFileError,
+    api_key_needs,
+    check_api_key,
+    load_directive_file,
+    parse_directive_text,
+)
 from engine.models import Autonomy, DirectiveSpec, ExecutorKind, PlannerKind, Requirement
+from engine.verifiers.registry import DETECTABLE
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -24,6 +33,9 @@ def repo(tmp_path: Path) -> Path:
 
 
 HEAD = 'title = "T"\ngoal = "G"\nrepo = "project"\n'
+# The least that can run: the template planner's steps are words, so an
+# executor that works from words.
+MINIMAL = HEAD + 'executor = "agent"\n'
 
 
 def parse(text: str, base: Path) -> DirectiveSpec:
@@ -135,38 +147,38 @@ def test_round_trip_through_the_model(tmp_path, repo):
 
 
 def test_minimal_file_gets_defaults(tmp_path, repo):
-    spec = parse(HEAD, tmp_path)
+    spec = parse(MINIMAL, tmp_path)
     assert spec.planner is PlannerKind.TEMPLATE
     assert spec.autonomy is Autonomy.GUARDRAILS
     assert spec.steps == [] and spec.requirements == []
 
 
 def test_string_requirements_get_free_ids(tmp_path, repo):
-    spec = parse(HEAD + 'requirements = ["a", { id = "R1", text = "b" }, "c"]\n', tmp_path)
+    spec = parse(MINIMAL + 'requirements = ["a", { id = "R1", text = "b" }, "c"]\n', tmp_path)
     assert [(r.id, r.text) for r in spec.requirements] == [("R2", "a"), ("R1", "b"), ("R3", "c")]
 
 
 def test_repo_path_expands_home(tmp_path, repo, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    spec = parse('title = "T"\ngoal = "G"\nrepo = "~/project"\n', Path("/"))
+    spec = parse(MINIMAL.replace('"project"', '"~/project"'), Path("/"))
     assert spec.repo == repo.resolve()
 
 
 def test_absolute_repo_path(tmp_path, repo):
-    spec = parse(f'title = "T"\ngoal = "G"\nrepo = "{repo}"\n', Path("/"))
+    spec = parse(MINIMAL.replace('"project"', f'"{repo}"'), Path("/"))
     assert spec.repo == repo.resolve()
 
 
 def test_load_file_resolves_repo_from_its_folder(tmp_path, repo, monkeypatch):
     path = tmp_path / "d.toml"
-    path.write_text(HEAD, encoding="utf-8")
+    path.write_text(MINIMAL, encoding="utf-8")
     monkeypatch.chdir("/")
     assert load_directive_file(path).repo == repo.resolve()
 
 
 def test_byte_order_mark_is_accepted(tmp_path, repo):
     path = tmp_path / "d.toml"
-    path.write_bytes("\ufeff".encode() + HEAD.encode())
+    path.write_bytes("\ufeff".encode() + MINIMAL.encode())
     assert load_directive_file(path).title == "T"
 
 
@@ -181,6 +193,23 @@ def test_shell_pipeline_example_is_explicit_and_runs_unattended():
     assert spec.planner is PlannerKind.EXPLICIT
     assert spec.autonomy is Autonomy.FULL_AUTO
     assert all(step.command for step in spec.steps)
+
+
+def test_the_smallest_files_the_format_shows_load(tmp_path):
+    """examples/README.md's minimal files are ones that run, not the bare three keys."""
+    text = (EXAMPLES / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    specs = [parse(block, tmp_path) for block in blocks]
+    assert [(s.planner, s.executor) for s in specs] == [
+        (PlannerKind.TEMPLATE, ExecutorKind.AGENT),
+        (PlannerKind.EXPLICIT, ExecutorKind.SHELL),
+    ]
+
+
+def test_the_format_lists_every_detectable_verifier():
+    text = " ".join((EXAMPLES / "README.md").read_text().split())
+    assert all(f"`{name}`" in text for name in DETECTABLE)
 
 
 def test_loading_writes_nothing(tmp_path, repo):
@@ -333,7 +362,7 @@ def test_artifacts_outside_the_repository_are_refused(tmp_path, repo, path):
 
 def test_artifacts_are_kept_as_plain_relative_paths(tmp_path, repo):
     path = tmp_path / "d.toml"
-    path.write_text(HEAD + '[workspace]\nartifacts = ["build/", "./dist/app.whl"]\n')
+    path.write_text(MINIMAL + '[workspace]\nartifacts = ["build/", "./dist/app.whl"]\n')
     assert load_directive_file(path).workspace.artifacts == ["build", "dist/app.whl"]
 
 
@@ -355,7 +384,24 @@ def test_blank_model(tmp_path, repo, model):
 
 
 def test_model_is_trimmed(tmp_path, repo):
-    assert parse(HEAD + 'model = " claude-haiku-5-5 "\n', tmp_path).model == "claude-haiku-5-5"
+    assert parse(MINIMAL + 'model = " claude-haiku-5-5 "\n', tmp_path).model == "claude-haiku-5-5"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL.replace('"T"', '"   "'), "title: must not be blank"),
+        (MINIMAL.replace('"G"', '"\\t"'), "goal: must not be blank"),
+        (MINIMAL + 'requirements = ["ok", ""]\n', "requirements[1]: must not be empty"),
+        (MINIMAL + 'requirements = [{ id = " ", text = "x" }]\n', "requirements[0].id: must not be blank"),
+        (MINIMAL + 'requirements = [{ id = "A", text = "" }]\n', "requirements[0].text: must not be empty"),
+        (MINIMAL + 'acceptance_criteria = [" "]\n', "acceptance_criteria[0]: must not be blank"),
+        (HEAD + '[[steps]]\nname = " "\ncommand = "true"\n', "steps[0].name (step ' '): must not be blank"),
+    ],
+    ids=["title", "goal", "requirement", "requirement-id", "requirement-text", "criterion", "step-name"],
+)  # fmt: skip
+def test_blank_texts_are_refused(tmp_path, repo, text, message):
+    assert error(text, tmp_path) == f"d.toml: {message}"
 
 
 def test_duplicate_requirement_ids(tmp_path, repo):
@@ -441,6 +487,190 @@ def test_step_requirement_must_exist(tmp_path, repo):
         message
         == "d.toml: steps[0].requirement_ids (step 'a'): unknown requirement 'R7' (known: R1)"
     )
+
+
+NO_COMMANDS = (
+    'plans steps without a command, and executor = "shell" (the default) runs each step\'s '
+    "command, so no step could run: write the steps yourself ([[steps]] with a `command` each, "
+    'planner = "explicit"), or set executor = "agent" or "claude_code"'
+)
+
+
+def test_the_bare_minimum_is_refused_saying_what_would_run(tmp_path, repo):
+    """title, goal and repo alone mean the template planner's worded steps
+    handed to the shell executor, which needs a command for each."""
+    assert error(HEAD, tmp_path) == f'd.toml: planner = "template" (the default) {NO_COMMANDS}'
+
+
+def test_the_anthropic_planner_writes_no_commands_either(tmp_path, repo):
+    message = error(HEAD + 'planner = "anthropic"\n', tmp_path)
+    assert message == f'd.toml: planner = "anthropic" {NO_COMMANDS}'
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        'executor = "agent"',
+        'executor = "claude_code"',
+        'planner = "anthropic"\nexecutor = "agent"',
+        'executor = "shell"\n[[steps]]\nname = "a"\ncommand = "true"',
+    ],
+)
+def test_planners_and_executors_that_fit_load(tmp_path, repo, choice):
+    assert parse(HEAD + choice + "\n", tmp_path).title == "T"
+
+
+# -- scripted edits --------------------------------------------------------
+
+
+def edit(*lines: str) -> str:
+    return (
+        HEAD + 'executor = "scripted"\n[[steps]]\nname = "a"\n[[steps.attempts]]\n'
+        "[[steps.attempts.edits]]\n" + "".join(line + "\n" for line in lines)
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (['path = "f"', 'content = "x"', "delete = true"],
+         "edit of 'f' must give exactly one of content, replace or delete (it gives content, delete)"),
+        (['path = "f"'], "edit of 'f' must give exactly one of content, replace or delete"),
+        (['path = "f"', 'replace = "x"'], "edit of 'f': `replace` needs `with` (the new text)"),
+        (['path = "f"', 'content = "x"', 'with = "y"'], "edit of 'f': `with` only goes with `replace`"),
+        (['path = "../out.txt"', 'content = "x"'],
+         "refused: '../out.txt': '..' leads outside the repository"),
+        (['path = "/tmp/out.txt"', 'content = "x"'],
+         "refused: '/tmp/out.txt': absolute paths are not allowed; give a path relative to the repository"),
+        (['path = "."', "delete = true"], "edit of '.' names the repository itself, not a file"),
+    ],
+    ids=["two-actions", "no-action", "replace-without-with", "with-without-replace",
+         "dot-dot", "absolute", "the-repo-itself"],
+)  # fmt: skip
+def test_edits_that_could_never_apply_are_refused(tmp_path, repo, lines, problem):
+    assert (
+        error(edit(*lines), tmp_path)
+        == f"d.toml: steps[0].attempts[0].edits[0] (step 'a'): {problem}"
+    )
+
+
+def test_an_edit_through_a_symlink_out_of_the_repo_is_refused(tmp_path, repo):
+    (repo / "link").symlink_to(tmp_path, target_is_directory=True)
+    message = error(edit('path = "link/x.txt"', 'content = "x"'), tmp_path)
+    assert "link is a symlink to" in message and "outside the repository" in message
+
+
+def test_edits_inside_the_repo_load(tmp_path, repo):
+    spec = parse(edit('path = "./src/../new.txt"', 'content = "x"'), tmp_path)
+    assert spec.steps[0].attempts[0].edits[0].path == "./src/../new.txt"
+
+
+# -- verifiers ---------------------------------------------------------------
+
+
+def extra(*tables: str) -> str:
+    return "".join(f"[[verifiers.extra]]\n{t}\n" for t in tables)
+
+
+ONE_STEP = '[[steps]]\nname = "a"\ncommand = "true"\n'
+
+
+def test_a_step_naming_a_verifier_that_cannot_exist_is_refused(tmp_path, repo):
+    text = HEAD + ONE_STEP + 'verifiers = ["lint", "nonexistent"]\n'
+    text += "[verifiers]\nauto_detect = false\n" + extra('name = "lint"\ncommand = "true"')
+    assert error(text, tmp_path) == (
+        "d.toml: steps[0].verifiers (step 'a'): step 'a' lists unknown verifier(s) "
+        "'nonexistent'; it can name: lint, llm_judge"
+    )
+
+
+@pytest.mark.parametrize("names", [["pytest", "llm_judge"], ["ruff"], []])
+def test_a_step_may_name_what_detection_can_find(tmp_path, repo, names):
+    """Whether pytest is there is known when the step is judged, not now."""
+    text = HEAD + ONE_STEP + f"verifiers = {json.dumps(names)}\n"
+    assert parse(text, tmp_path).steps[0].verifiers == names
+
+
+def test_detectable_names_are_unknown_with_auto_detect_off(tmp_path, repo):
+    text = HEAD + ONE_STEP + 'verifiers = ["pytest"]\n[verifiers]\nauto_detect = false\n'
+    assert "lists unknown verifier(s) 'pytest'; it can name: llm_judge" in error(text, tmp_path)
+
+
+def test_a_step_naming_a_switched_off_verifier_is_refused(tmp_path, repo):
+    text = HEAD + ONE_STEP + 'verifiers = ["pytest"]\n'
+    text += "[verifiers]\n" + extra('name = "pytest"\nenabled = false')
+    assert "lists unknown verifier(s) 'pytest'" in error(text, tmp_path)
+
+
+@pytest.mark.parametrize("command", ['""', '"   "', "[]", '[""]'])
+def test_an_empty_verifier_command_is_refused(tmp_path, repo, command):
+    text = HEAD + ONE_STEP + "[verifiers]\n" + extra(f'name = "x"\ncommand = {command}')
+    assert error(text, tmp_path) == (
+        "d.toml: verifiers.extra[0].command: verifier 'x' has an empty command: give one, "
+        "or leave the key out to change only other fields of a detected verifier"
+    )
+
+
+def test_a_verifier_named_twice_is_refused(tmp_path, repo):
+    text = HEAD + ONE_STEP + "[verifiers]\n"
+    text += extra('name = "x"\ncommand = "true"', 'name = "x"\ncommand = "false"')
+    assert error(text, tmp_path) == (
+        "d.toml: verifiers.extra[1].name: verifier 'x' appears twice in verifiers.extra "
+        "(also verifiers.extra[0])"
+    )
+
+
+def test_the_judges_name_is_taken(tmp_path, repo):
+    text = HEAD + ONE_STEP + "[verifiers]\n" + extra('name = "llm_judge"\ncommand = "true"')
+    assert error(text, tmp_path) == (
+        "d.toml: verifiers.extra[0].name: verifier name 'llm_judge' is taken by the LLM judge; "
+        "rename the other one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "why"),
+    [("", "no tool of that name is detected"), ("auto_detect = false\n", "auto_detect is off")],
+)
+def test_a_verifier_without_a_command_needs_detection_to_supply_one(tmp_path, repo, setting, why):
+    name = "docs" if not setting else "pytest"
+    text = HEAD + ONE_STEP + "[verifiers]\n" + setting + extra(f'name = "{name}"\nweight = 2')
+    assert error(text, tmp_path) == (
+        f"d.toml: verifiers.extra[0].command: verifier {name!r} has no command, and {why}: "
+        "give it a command"
+    )
+
+
+def test_overriding_a_detectable_verifier_needs_no_command(tmp_path, repo):
+    text = HEAD + ONE_STEP + "[verifiers]\n" + extra('name = "pytest"\nweight = 3')
+    assert parse(text, tmp_path).verifiers.extra[0].command is None
+
+
+# -- the API key -------------------------------------------------------------
+
+
+def test_what_needs_an_api_key_is_named_as_the_file_says_it(tmp_path, repo):
+    keyless = parse(HEAD + 'executor = "claude_code"\n', tmp_path)
+    assert api_key_needs(keyless) == []  # Claude Code may have its own login
+    text = HEAD + 'planner = "explicit"\nexecutor = "agent"\n' + ONE_STEP
+    text += '[[steps]]\nname = "b"\nexecutor = "agent"\n'
+    assert api_key_needs(parse(text, tmp_path)) == [
+        'executor = "agent"',
+        "executor = \"agent\" (step 'b')",
+    ]
+
+
+def test_running_without_a_key_is_refused_before_anything_is_written(tmp_path, repo):
+    spec = parse(HEAD + 'planner = "anthropic"\nexecutor = "agent"\n', tmp_path)
+    with pytest.raises(DirectiveFileError) as refused:
+        check_api_key(spec, "d.toml", env={"ANTHROPIC_API_KEY": " "})
+    assert str(refused.value) == (
+        'd.toml: planner = "anthropic" and executor = "agent" need ANTHROPIC_API_KEY, which is '
+        "not set: set it, or use a planner and executor that need no key "
+        '(planner = "explicit" with [[steps]], executor = "shell")'
+    )
+    check_api_key(spec, "d.toml", env={"ANTHROPIC_API_KEY": "sk-test-not-real"})
+    check_api_key(parse(HEAD + ONE_STEP, tmp_path), "d.toml", env={})
 
 
 def test_shell_pipeline_example_completes_in_a_git_checkout(tmp_path):

@@ -30,7 +30,14 @@ from engine.verifiers.detect import (
     uses_mypy,
     uses_pytest,
 )
-from engine.verifiers.registry import LLM_JUDGE_NAME, VerifierConfigError, build_verifiers
+from engine.verifiers.registry import (
+    DETECTABLE,
+    LLM_JUDGE_NAME,
+    VerifierConfigError,
+    build_verifiers,
+    check_config,
+    nameable,
+)
 from engine.verifiers.runners import OUTPUT_TAIL_CHARS, CommandVerifier
 
 
@@ -445,3 +452,41 @@ def test_step_naming_an_unknown_verifier_is_an_error(py_repo: Path) -> None:
     step = StepSpec(name="impl", verifiers=["pytest", "eslint"])
     with pytest.raises(VerifierConfigError, match="step 'impl'.*'eslint'.*pytest"):
         build_verifiers(spec, py_repo, step)
+
+
+def test_an_empty_override_command_is_a_config_error_at_run_time_too(py_repo: Path) -> None:
+    """Specs made without the file loader (the app, a stored directive) meet
+    the loader's own check when the step is judged."""
+    spec = directive_spec(py_repo, VerifierSpec(name="pytest", command="  "))
+    with pytest.raises(VerifierConfigError, match="'pytest' has an empty command") as caught:
+        build_verifiers(spec, py_repo)
+    assert caught.value.loc == ("verifiers", "extra", 0, "command")
+
+
+def test_what_a_step_may_name_is_every_detectable_name_and_the_extras() -> None:
+    assert DETECTABLE >= {"pytest", "ruff", "mypy", "npm_test", "cargo_test", "go_test"}
+    spec = directive_spec(
+        Path("."),
+        VerifierSpec(name="docs", command="make docs"),
+        VerifierSpec(name="ruff", enabled=False),
+    )
+    assert nameable(spec) == (DETECTABLE - {"ruff"}) | {"docs", LLM_JUDGE_NAME}
+    off = directive_spec(Path("."), VerifierSpec(name="docs", command="true"), auto_detect=False)
+    assert nameable(off) == {"docs", LLM_JUDGE_NAME}
+
+
+def test_check_config_names_the_key_of_each_mistake() -> None:
+    def loc_of(spec: DirectiveSpec) -> tuple[str | int, ...]:
+        with pytest.raises(VerifierConfigError) as caught:
+            check_config(spec)
+        return caught.value.loc
+
+    twice = [VerifierSpec(name="a", command="true"), VerifierSpec(name="a", command="false")]
+    assert loc_of(directive_spec(Path("."), *twice)) == ("verifiers", "extra", 1, "name")
+    no_command = VerifierSpec(name="docs")
+    assert loc_of(directive_spec(Path("."), no_command)) == ("verifiers", "extra", 0, "command")
+    unknown = directive_spec(Path(".")).model_copy(
+        update={"steps": [StepSpec(name="a", verifiers=["pytest", "eslint"])]}
+    )
+    assert loc_of(unknown) == ("steps", 0, "verifiers")
+    check_config(directive_spec(Path("."), VerifierSpec(name="pytest", weight=3)))

@@ -32,9 +32,7 @@ def _write(path: Path, edit: FileEdit, rel: str) -> str:
 
 
 def _replace(path: Path, edit: FileEdit, rel: str) -> str:
-    old, new = edit.replace or "", edit.with_
-    if new is None:
-        raise EditError(f"edit of {rel}: `replace` needs `with` (the new text)")
+    old, new = edit.replace or "", edit.with_ or ""
     if not path.is_file():
         raise EditError(f"cannot replace text in {rel}: no such file")
     text = path.read_text(encoding="utf-8")
@@ -80,11 +78,15 @@ def _action(edit: FileEdit) -> str:
         )
     if edit.with_ is not None and chosen != ["replace"]:
         raise EditError(f"edit of {edit.path!r}: `with` only goes with `replace`")
+    if edit.with_ is None and chosen == ["replace"]:
+        raise EditError(f"edit of {edit.path!r}: `replace` needs `with` (the new text)")
     return chosen[0]
 
 
-def apply_edit(repo: Path, edit: FileEdit) -> tuple[str, str]:
-    """Apply one edit inside `repo`; returns (repo-relative path, what was done)."""
+def check_edit(repo: Path, edit: FileEdit) -> tuple[str, Path, str]:
+    """The edit's action, real path and repo-relative path, or EditError for
+    an edit that could never apply: the directive file loader refuses those
+    with this before anything runs."""
     action = _action(edit)
     try:
         path = resolve_in_repo(repo, edit.path)
@@ -93,6 +95,12 @@ def apply_edit(repo: Path, edit: FileEdit) -> tuple[str, str]:
     rel = relative_to_repo(repo, path)
     if rel == ".":
         raise EditError(f"edit of {edit.path!r} names the repository itself, not a file")
+    return action, path, rel
+
+
+def apply_edit(repo: Path, edit: FileEdit) -> tuple[str, str]:
+    """Apply one edit inside `repo`; returns (repo-relative path, what was done)."""
+    action, path, rel = check_edit(repo, edit)
     try:
         return rel, ACTIONS[action](path, edit, rel)
     except (OSError, UnicodeDecodeError) as exc:
