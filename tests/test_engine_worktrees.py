@@ -385,8 +385,10 @@ def test_a_crash_mid_step_leaves_no_orphan_worktree_after_restart(
 ) -> None:
     repo = make_git_repo(BASE)
     directive = tmp_path / "slow.toml"
+    go = tmp_path / "go"  # s1 holds until the test says go: the crash lands inside it
+    wait = {1: f"while [ ! -e {go} ]; do sleep 0.05; done && "}
     steps = "\n".join(
-        f'[[steps]]\nname = "s{i}"\ncommand = "sleep 0.4 && echo s{i} > s{i}.txt"\n'
+        f'[[steps]]\nname = "s{i}"\ncommand = "{wait.get(i, "")}echo s{i} > s{i}.txt"\n'
         + (f'depends_on = ["s{i - 1}"]\n' if i else "")
         for i in range(3)
     )
@@ -408,6 +410,7 @@ def test_a_crash_mid_step_leaves_no_orphan_worktree_after_restart(
     assert any(p.name.startswith("s1-") for p in _dirs(work))  # the orphan the crash left
     with sqlite3.connect(db) as conn:
         (did,) = conn.execute("SELECT id FROM directives").fetchone()
+    go.touch()
     done = subprocess.run([*cmd, "resume", did, "--headless"], env=env, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
