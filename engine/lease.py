@@ -171,9 +171,10 @@ class _Claim:
             if why is None:
                 raise LeaseHeld(
                     f"{self.db} is in use by another directive-tui engine: {holder.describe(now)}. "
-                    "Wait for it to finish, stop it, or open the database read-only to watch; "
-                    f"it is taken over by itself once that engine is gone "
-                    f"(no heartbeat for {self.stale_after_s:g} s).",
+                    "Wait for it to finish or stop it; to watch it meanwhile, open the app on "
+                    "this database. A headless command can run here once that engine is gone "
+                    f"(its process has ended, or it has sent no heartbeat for "
+                    f"{self.stale_after_s:g} s).",
                     holder,
                 )
             taken_over = f"took over the lease of {holder.describe(now)}: {why}"

@@ -241,6 +241,8 @@ async def test_a_second_headless_command_on_the_same_directive_is_refused(tmp_pa
     assert await check_invariants(db) == []
     assert second.returncode == 2, second.stdout[-2000:] + second.stderr
     assert "in use by another directive-tui engine" in second.stderr
+    assert "open the app on this database" in second.stderr  # to watch; no read-only option
+    assert "read-only" not in second.stderr
     assert first.returncode == 0, first_out[-2000:] + first_err
 
 
