@@ -4,6 +4,7 @@ resume, events)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sqlite3
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from engine.store import Store
 from tui.cli import main
 
 
@@ -29,6 +31,10 @@ def directive_file(tmp_path: Path, repo: Path, steps: str, **top: str) -> Path:
     path = tmp_path / "d.toml"
     path.write_text("\n".join(lines) + "\n" + steps)
     return path
+
+
+async def empty_database(path: str) -> None:
+    await (await Store.open(path)).close()
 
 
 STEP_OK = '[[steps]]\nname = "hello"\ncommand = "echo hello"\n'
@@ -115,6 +121,7 @@ def test_a_bad_directive_file_exits_2_and_writes_nothing(tmp_path: Path) -> None
 
 def test_unknown_ids_exit_2_with_a_message(tmp_path: Path) -> None:
     db = str(tmp_path / "x.db")
+    asyncio.run(empty_database(db))
     code, _, err = run_cli("--db", db, "approve", "nope")
     assert code == 2 and "no approval with id 'nope'" in err
     code, _, err = run_cli("--db", db, "resume", "nope", "--headless")
@@ -135,8 +142,21 @@ def test_stop_from_the_command_line(tmp_path: Path, make_git_repo: Callable[...,
             ).fetchone()[0]
             == 0
         )
-    code, _, err = run_cli("--db", db, "stop", did)
-    assert code == 2 and "cannot move from 'stopped'" in err
+    code, out, _ = run_cli("--db", db, "stop", did)
+    assert (code, out) == (0, f"directive {did}: already stopped\n")
+    code, _, err = run_cli("--db", db, "pause", did)
+    assert code == 2
+    assert f"directive {did} is stopped: only a directive that is planning or active" in err
+
+
+def test_pausing_a_paused_directive_says_so_plainly(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    assert run_cli("--db", db, "pause", did)[:2] == (0, f"directive {did}: paused\n")
+    assert run_cli("--db", db, "pause", did)[:2] == (0, f"directive {did}: already paused\n")
 
 
 def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
@@ -170,7 +190,8 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
 
     code, out, _ = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "10")
     assert code == 0
-    assert "max_wall_time_minutes          10" in out and f"resume {did} --headless" in out
+    assert "max_wall_time_minutes          10" in out
+    assert f"`directive-tui --db {db} resume {did} --headless`" in out  # the same database
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
     assert code == 0 and "directive active -> completed" in out
 
@@ -234,3 +255,128 @@ def test_a_headless_run_whose_reader_goes_away_ends_and_can_be_resumed(
     resumed = subprocess.run([*cli, "resume", listed["id"], "--headless"], capture_output=True)
     assert resumed.returncode == 0, resumed.stderr  # the lease was let go
     assert "directive active -> completed" in resumed.stdout.decode()
+
+
+FAILING_STEP = '[[steps]]\nname = "boom"\ncommand = "echo boom >&2; exit 1"\n'
+
+
+def test_the_answer_hint_offers_only_what_the_approval_takes(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A step review is answered by approve / deny / request-changes, an
+    escalation by `decide`; the hint and the refusal say only those, as the
+    command line spells them, and with the database they were given."""
+    db = str(tmp_path / "review.db")
+    code, out, _ = run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")  # fmt: skip
+    assert code == 3
+    ((review, kind, options),) = [line.split()[:3] for line in run_cli("--db", db, "approvals")[1].splitlines()]  # fmt: skip
+    assert (kind, options) == ("step_review", "[approve/request-changes/deny]")
+    me = f"directive-tui --db {db}"
+    hint = out[out.index("answer with one of:") :].splitlines()
+    assert [line.strip() for line in hint[1:4]] == [
+        f"{me} approve {review}",
+        f'{me} request-changes {review} -m "what to change"',
+        f"{me} deny {review}",
+    ]
+    assert hint[4].strip().startswith(f"then: {me} resume ")
+    code, _, err = run_cli("--db", db, "decide", review[:6], "skip")
+    assert code == 2
+    assert f"approval {review} (step_review) takes approve, request-changes, deny, not skip" in err
+    assert "request_changes" not in err
+
+    db = str(tmp_path / "escalation.db")
+    path = directive_file(tmp_path, make_git_repo(name="repo2"), FAILING_STEP)
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 3
+    (escalation,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    hint = out[out.index("answer with one of:") :].splitlines()
+    assert hint[1].strip() == f"{me.replace('review', 'escalation')} decide {escalation['id']} retry|skip|replan|stop"  # fmt: skip
+    assert hint[2].strip().startswith("then: ")
+    code, _, err = run_cli("--db", db, "approve", escalation["id"])
+    assert code == 2 and "takes retry, skip, replan, stop, not approve" in err
+
+
+def test_hints_name_the_database_from_the_environment_too(
+    tmp_path: Path, make_git_repo: Callable[..., Path], monkeypatch
+) -> None:
+    db = tmp_path / "env.db"
+    monkeypatch.setenv("DIRECTIVE_TUI_DB", str(db))
+    code, out, _ = run_cli("run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")  # fmt: skip
+    assert code == 3 and f"then: directive-tui --db {db} resume " in out
+
+
+def test_a_missing_database_is_not_created_by_commands_that_read_it(tmp_path: Path) -> None:
+    """A mistyped --db used to answer with an empty list (exit 0), leaving
+    a new empty database and its folders behind."""
+    db = tmp_path / "typo" / "x.db"
+    for argv in (["list"], ["approvals"], ["events", "abc"], ["diff", "abc"],
+                 ["checkpoints", "abc"], ["limits", "abc"], ["approve", "abc"],
+                 ["resume", "abc", "--headless"]):  # fmt: skip
+        code, out, err = run_cli("--db", str(db), *argv)
+        assert (code, out, err) == (2, "", f"directive-tui: no database at {db}\n"), argv
+    assert not db.parent.exists()
+
+
+def test_a_folder_given_as_the_database_is_refused_plainly(tmp_path: Path) -> None:
+    for argv in (["list"], ["run", "d.toml", "--headless"]):
+        code, _, err = run_cli("--db", str(tmp_path), *argv)
+        assert code == 2, argv
+        assert err == f"directive-tui: {tmp_path} is a folder: --db takes a database file, such as {tmp_path / 'directives.db'}\n"  # fmt: skip
+
+
+def test_json_without_headless_is_refused_rather_than_opening_the_app(tmp_path: Path) -> None:
+    """A CI job that forgot --headless used to hang in the full-screen app."""
+    for argv in (["run", "d.toml", "--json"], ["demo", "--json"], ["resume", "abc", "--json"]):
+        try:
+            run_cli("--db", str(tmp_path / "x.db"), *argv)
+        except SystemExit as exit_:
+            assert exit_.code == 2, argv
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_merge_names_the_branch_and_a_second_merge_is_already_done(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    import subprocess
+
+    repo = make_git_repo()
+    db = str(tmp_path / "x.db")
+    steps = '[[steps]]\nname = "write"\ncommand = "echo hi > out.txt"\n'
+    assert run_cli("--db", db, "run", str(directive_file(tmp_path, repo, steps)), "--headless")[0] == 0  # fmt: skip
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    tip = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", f"directive/{did}/integration"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert run_cli("--db", db, "merge", did)[:2] == (0, f"fast-forwarded main to {tip[:12]}\n")
+    assert (repo / "out.txt").read_text() == "hi\n"  # the checkout moved with its branch
+    assert run_cli("--db", db, "merge", did)[:2] == (
+        0,
+        f"already merged: main has the directive's result ({tip[:12]})\n",
+    )
+
+
+def test_a_limit_is_switched_off_with_none(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    code, out, _ = run_cli("--db", db, "limits", did, "--max-cost-usd", "none")
+    assert code == 0 and out.splitlines()[0].split()[:2] == ["max_cost_usd", "none"]
+    with sqlite3.connect(db) as conn:
+        (spec,) = conn.execute("SELECT spec FROM directives").fetchone()
+    assert json.loads(spec)["limits"]["max_cost_usd"] is None
+    code, out, _ = run_cli("--db", db, "limits", did, "--max-cost-usd", "7.5")
+    assert out.splitlines()[0].split()[:2] == ["max_cost_usd", "7.5"]
+
+
+def test_an_empty_id_is_refused(tmp_path: Path, make_git_repo: Callable[..., Path]) -> None:
+    db = str(tmp_path / "x.db")
+    run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
+    code, _, err = run_cli("--db", db, "events", "")
+    assert code == 2 and "the directive id is empty" in err
+    code, _, err = run_cli("--db", db, "approve", "")
+    assert code == 2 and "the approval id is empty" in err

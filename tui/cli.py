@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,27 @@ OUTCOME_EXIT = {
 }
 
 
+NO_LIMIT = "none"  # what `limits` prints for a limit that is off, and takes to switch one off
+
+
+def _switchable_limit(text: str) -> float | str:
+    """A number, or `none` (also `inf`) for no limit: stored as the model's None."""
+    if text.strip().lower() in (NO_LIMIT, "inf", "infinity"):
+        return NO_LIMIT
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, nor 'none'") from None
+
+
 # `directive-tui limits ID --max-cost-usd 5 ...`: the Limits fields a person changes.
-LIMIT_OPTIONS: list[tuple[str, type, str]] = [
-    ("max_cost_usd", float, "total cost in USD"),
-    ("max_wall_time_minutes", float, "wall time in minutes (paused time does not count)"),
+LIMIT_OPTIONS: list[tuple[str, Any, str]] = [
+    ("max_cost_usd", _switchable_limit, "total cost in USD"),
+    (
+        "max_wall_time_minutes",
+        _switchable_limit,
+        "wall time in minutes (paused time does not count)",
+    ),
     ("max_rework_cycles", int, "rework cycles per step before it is blocked"),
     ("max_chain_regenerations", int, "replans"),
     ("max_parallel_steps", int, "steps running at once"),
@@ -53,6 +71,30 @@ def default_db() -> Path:
 
 class UsageError(Exception):
     """Bad input from the person at the keyboard: exit 2 with the message."""
+
+
+def command_line(db: Path | None) -> str:
+    """How to call this program again on the same database, for the hints
+    it prints: with `--db` when this call named one (or the environment
+    did), so following a hint never lands on another database."""
+    return "directive-tui" + (f" --db {shlex.quote(str(db))}" if db is not None else "")
+
+
+# Commands that create their database when it is missing; every other one
+# works on directives that must already be in it.
+CREATES_DB = {None, "run", "demo"}
+
+
+def check_db(db: Path, command: str | None) -> None:
+    """Refuse a `--db` that cannot be right before anything is opened: a
+    folder, or (for a command that needs existing directives) a missing
+    file, which would otherwise be created empty, folders and all."""
+    if db.is_dir():
+        raise UsageError(
+            f"{db} is a folder: --db takes a database file, such as {db / 'directives.db'}"
+        )
+    if command not in CREATES_DB and not db.exists():
+        raise UsageError(f"no database at {db}")
 
 
 # --------------------------------------------------------------------------
@@ -105,11 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("id")
 
     lim = sub.add_parser(
-        "limits", help="show a directive's limits, or raise them (then `resume` after a breaker)"
+        "limits",
+        help="show a directive's limits, or change them (then `resume` after a breaker)",
     )
     lim.add_argument("id")
     for name, kind, what in LIMIT_OPTIONS:
-        lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what)
+        off = f"; {NO_LIMIT}: no limit" if kind is _switchable_limit else ""
+        lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what + off)
 
     diff = sub.add_parser("diff", help="the directive's result so far, as a diff of your branch")
     diff.add_argument("id")
@@ -168,12 +212,16 @@ def format_event(event: Any, as_json: bool) -> str:
 
 
 async def _open(db: Path):
+    import sqlite3
+
     from engine.store import Store, StoreError
 
     try:
         return await Store.open(db)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
+    except (sqlite3.Error, OSError) as exc:  # a folder we may not write in, say
+        raise UsageError(f"cannot open the database {db}: {exc}") from exc
 
 
 async def run_headless(
@@ -185,9 +233,11 @@ async def run_headless(
     auto_approve: bool = False,
     services: Any = None,
     out: Any = None,
+    command: str | None = None,
 ) -> int:
     """Create (from `spec`) or resume (`directive_id`) a directive, print its
-    events until it settles, and return the exit code for its outcome."""
+    events until it settles, and return the exit code for its outcome.
+    `command` starts the hints printed at the end (default: with `--db`)."""
     from engine.bus import EventBus
     from engine.engine import DirectiveEngine, EngineError, Outcome
     from engine.lease import LeaseError
@@ -196,6 +246,7 @@ async def run_headless(
     from engine.transitions import InvalidTransition
 
     out = out or sys.stdout
+    me = command or command_line(db)
     store = await _open(db)
     bus = EventBus()
     engine = DirectiveEngine(store, bus, services)
@@ -263,11 +314,11 @@ async def run_headless(
             raise printer.exception()  # type: ignore[misc]
         if outcome is Outcome.AWAITING_APPROVAL and not as_json:
             for approval in await store.pending_approvals(did):
+                answers = "\n".join(f"    {line}" for line in answer_commands(approval, me))
                 print(
                     f"waiting for approval {approval.id}: {approval.summary}\n"
-                    f"  answer with: directive-tui --db {db} approve {approval.id}"
-                    f"  (or deny / request-changes -m ... / decide {approval.id} retry|skip|replan|stop),"
-                    f" then: directive-tui --db {db} resume {did} --headless",
+                    f"  answer with one of:\n{answers}\n"
+                    f"  then: {me} resume {did} --headless",
                     file=out,
                 )
         return OUTCOME_EXIT[outcome.value]
@@ -294,6 +345,28 @@ async def _accept_fast_forward(engine: Any, directive_id: str) -> None:
 # --------------------------------------------------------------------------
 # Companion commands
 # --------------------------------------------------------------------------
+
+# Approval decisions answered by a command of their own; the rest go to `decide`.
+ANSWER_VERBS = {"approve": "approve", "deny": "deny", "request_changes": "request-changes"}
+
+
+def cli_option(option: Any) -> str:
+    """An approval's option as the command line spells it (`request-changes`)."""
+    return ANSWER_VERBS.get(option.value, option.value)
+
+
+def answer_commands(approval: Any, me: str) -> list[str]:
+    """The commands that answer `approval`: only the decisions its kind takes."""
+    lines = []
+    for option in approval.options:
+        verb = ANSWER_VERBS.get(option.value)
+        if verb:
+            comment = ' -m "what to change"' if verb == "request-changes" else ""
+            lines.append(f"{me} {verb} {approval.id}{comment}")
+    decisions = [o.value for o in approval.options if o.value not in ANSWER_VERBS]
+    if decisions:
+        lines.append(f"{me} decide {approval.id} {'|'.join(decisions)}")
+    return lines
 
 
 async def list_directives(db: Path, as_json: bool, out: Any) -> int:
@@ -343,14 +416,21 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
             print(json.dumps([a.model_dump(mode="json") for a in pending], indent=2), file=out)
         else:
             for a in pending:
-                options = "/".join(o.value for o in a.options)
+                options = "/".join(cli_option(o) for o in a.options)
                 print(f"{a.id}  {a.kind.value:<11} [{options}]  {a.summary}", file=out)
         return EXIT_OK
     finally:
         await store.close()
 
 
-async def resolve(db: Path, approval_id: str, decision: str, comment: str | None, out: Any) -> int:
+async def resolve(
+    db: Path,
+    approval_id: str,
+    decision: str,
+    comment: str | None,
+    out: Any,
+    me: str = "directive-tui",
+) -> int:
     from engine.engine import DirectiveEngine, EngineError
     from engine.store import NotFound
 
@@ -358,6 +438,13 @@ async def resolve(db: Path, approval_id: str, decision: str, comment: str | None
     engine = DirectiveEngine(store)
     try:
         approval = await store.find_approval(approval_id)
+        if approval.pending and decision not in {o.value for o in approval.options}:
+            allowed = ", ".join(cli_option(o) for o in approval.options)
+            answers = "\n  ".join(answer_commands(approval, me))
+            raise UsageError(
+                f"approval {approval.id} ({approval.kind.value}) takes {allowed},"
+                f" not {ANSWER_VERBS.get(decision, decision)}; answer with one of:\n  {answers}"
+            )
         resolved = await engine.resolve_approval(approval.id, decision, comment)
         print(f"approval {resolved.id}: {resolved.status.value}", file=out)
         return EXIT_OK
@@ -369,14 +456,26 @@ async def resolve(db: Path, approval_id: str, decision: str, comment: str | None
 
 
 async def directive_command(db: Path, directive_id: str, action: str, out: Any) -> int:
+    """`pause` or `stop`: already so is done (exit 0); a directive that can
+    no longer get there is told in words, not as a state-machine move."""
     from engine.engine import DirectiveEngine, EngineError
     from engine.store import NotFound
-    from engine.transitions import InvalidTransition
+    from engine.transitions import DIRECTIVE_TRANSITIONS, InvalidTransition
 
     store = await _open(db)
     engine = DirectiveEngine(store)
+    target = {"pause": "paused", "stop": "stopped"}[action]
     try:
         d = await store.find_directive(directive_id)
+        if d.status.value == target:
+            print(f"directive {d.id}: already {target}", file=out)
+            return EXIT_OK
+        sources = [s.value for s, nxt in DIRECTIVE_TRANSITIONS.items() if target in nxt]
+        if d.status.value not in sources:
+            raise UsageError(
+                f"directive {d.id} is {d.status.value}: only a directive that is"
+                f" {_either(sources)} can be {target}"
+            )
         await getattr(engine, f"{action}_directive")(d.id)
         print(f"directive {d.id}: {(await store.get_directive(d.id)).status.value}", file=out)
         return EXIT_OK
@@ -387,7 +486,14 @@ async def directive_command(db: Path, directive_id: str, action: str, out: Any) 
         await store.close()
 
 
-async def limits_command(db: Path, args: argparse.Namespace, out: Any) -> int:
+def _either(words: list[str]) -> str:
+    """`a, b or c`."""
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
+async def limits_command(
+    db: Path, args: argparse.Namespace, out: Any, me: str = "directive-tui"
+) -> int:
     """Print the limits against what was used; with options, change them
     first (validated as a whole: a bad value changes nothing)."""
     from pydantic import ValidationError
@@ -396,8 +502,8 @@ async def limits_command(db: Path, args: argparse.Namespace, out: Any) -> int:
     from engine.engine import DirectiveEngine, EngineError
     from engine.store import NotFound
 
-    changes = {name: getattr(args, name) for name, _, _ in LIMIT_OPTIONS}
-    changes = {k: v for k, v in changes.items() if v is not None}
+    given = {name: getattr(args, name) for name, _, _ in LIMIT_OPTIONS}
+    changes = {k: None if v == NO_LIMIT else v for k, v in given.items() if v is not None}
     store = await _open(db)
     engine = DirectiveEngine(store)
     try:
@@ -414,14 +520,14 @@ async def limits_command(db: Path, args: argparse.Namespace, out: Any) -> int:
         }
         for name, _, what in LIMIT_OPTIONS:
             value = getattr(limits, name)
-            shown = "none" if value is None else f"{value:g}"
+            shown = NO_LIMIT if value is None else f"{value:g}"
             spent = f"  (used {used[name]})" if name in used else ""
             print(f"{name:<24} {shown:>8}{spent}  {what}", file=out)
         tripped = breaker_reason(d)
         if tripped:
             print(f"still over a limit: {tripped[1]}", file=out)
         elif d.status.value == "paused":
-            print(f"within its limits: `directive-tui resume {d.id} --headless`", file=out)
+            print(f"within its limits: `{me} resume {d.id} --headless`", file=out)
         return EXIT_OK
     except ValidationError as exc:
         problems = "; ".join(
@@ -472,8 +578,7 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
                     f"{cp.sha[:12]}  #{cp.seq:<3} {cp.step_slug} (attempt {cp.attempt})", file=out
                 )
         elif args.command == "merge":
-            sha = await engine.fast_forward_user_branch(did)
-            print(f"fast-forwarded to {sha[:12]}", file=out)
+            return await merge(engine, await store.get_directive(did), out)
         elif args.yes:
             rerun = await engine.reset_to_checkpoint(did, args.point)
             print(f"reset; to run again: {', '.join(rerun) or 'nothing'}", file=out)
@@ -486,6 +591,32 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
     finally:
         await engine.close()
         await store.close()
+
+
+async def merge(engine: Any, directive: Any, out: Any) -> int:
+    """Fast-forward the user's branch to the result, naming the branch; a
+    branch that already has the result is done already (exit 0)."""
+    offer = await engine.offer_fast_forward(directive.id)
+    if offer.possible:
+        sha = await engine.fast_forward_user_branch(directive.id)
+        print(f"fast-forwarded {offer.branch} to {sha[:12]}", file=out)
+        return EXIT_OK
+    if offer.branch and await _has_commit(directive.spec.repo, offer.branch, offer.target_sha):
+        print(
+            f"already merged: {offer.branch} has the directive's result ({offer.target_sha[:12]})",
+            file=out,
+        )
+        return EXIT_OK
+    raise UsageError(f"cannot merge: {offer.reason}")
+
+
+async def _has_commit(repo: Path, branch: str, sha: str) -> bool:
+    """Is `sha` on `branch` (its tip, or behind it) in `repo`?"""
+    git = await asyncio.create_subprocess_exec(
+        "git", "-C", str(repo), "merge-base", "--is-ancestor", sha, f"refs/heads/{branch}",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return await git.wait() == 0
 
 
 def load_spec(path: Path) -> Any:
@@ -503,11 +634,17 @@ def load_spec(path: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "headless", True) is False and args.json:
+        parser.error(f"{args.command}: --json needs --headless (the app has no JSON output)")
     db: Path = args.db or default_db()
+    named = args.db is not None or bool(os.environ.get("DIRECTIVE_TUI_DB"))
+    me = command_line(db if named else None)
     out = sys.stdout
     try:
-        return _dispatch(args, db, out)
+        check_db(db, args.command)
+        return _dispatch(args, db, me, out)
     except UsageError as exc:
         print(f"directive-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -521,20 +658,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OUTPUT_CLOSED
 
 
-def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
+def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     cmd = args.command
     if cmd == "run":
         spec = load_spec(args.file)  # before touching the database: bad files write nothing
         if args.headless:
-            return asyncio.run(run_headless(db, spec=spec, as_json=args.json))
+            return asyncio.run(run_headless(db, spec=spec, as_json=args.json, command=me))
         return _run_app(db, start_file=args.file)
     if cmd == "demo":
         if args.headless:
-            return asyncio.run(_demo_headless(db, args.auto, args.json))
+            return asyncio.run(_demo_headless(db, args.auto, args.json, me))
         return _run_app(db, demo=True, auto_approve=args.auto)
     if cmd == "resume":
         if args.headless:
-            return asyncio.run(run_headless(db, directive_id=args.id, as_json=args.json))
+            return asyncio.run(
+                run_headless(db, directive_id=args.id, as_json=args.json, command=me)
+            )
         return _run_app(db, open_directive=args.id)
     if cmd == "list":
         return asyncio.run(list_directives(db, args.json, out))
@@ -542,13 +681,13 @@ def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
         return asyncio.run(list_approvals(db, args.json, out))
     if cmd in ("approve", "deny", "request-changes"):
         decision = {"approve": "approve", "deny": "deny", "request-changes": "request_changes"}[cmd]
-        return asyncio.run(resolve(db, args.id, decision, args.comment, out))
+        return asyncio.run(resolve(db, args.id, decision, args.comment, out, me))
     if cmd == "decide":
-        return asyncio.run(resolve(db, args.id, args.decision, args.comment, out))
+        return asyncio.run(resolve(db, args.id, args.decision, args.comment, out, me))
     if cmd in ("pause", "stop"):
         return asyncio.run(directive_command(db, args.id, cmd, out))
     if cmd == "limits":
-        return asyncio.run(limits_command(db, args, out))
+        return asyncio.run(limits_command(db, args, out, me))
     if cmd == "events":
         return asyncio.run(print_events(db, args.id, args.after, args.json, out))
     if cmd in ("diff", "checkpoints", "reset", "merge"):
@@ -556,7 +695,7 @@ def _dispatch(args: argparse.Namespace, db: Path, out: Any) -> int:
     return _run_app(db)
 
 
-async def _demo_headless(db: Path, auto: bool, as_json: bool) -> int:
+async def _demo_headless(db: Path, auto: bool, as_json: bool, me: str) -> int:
     import tempfile
 
     from engine.demo import DemoError, prepare_demo
@@ -566,7 +705,7 @@ async def _demo_headless(db: Path, auto: bool, as_json: bool) -> int:
         spec = await prepare_demo(root)
     except DemoError as exc:
         raise UsageError(f"cannot prepare the demo: {exc}") from exc
-    return await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto)
+    return await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto, command=me)
 
 
 def _run_app(db: Path, **kwargs: Any) -> int:
