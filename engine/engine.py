@@ -1418,6 +1418,7 @@ class DirectiveEngine:
                     passed=ev.passed,
                     verifiers={r.name: r.score for r in ev.results},
                     failed_gating=[r.name for r in ev.results if r.gating and not r.passed],
+                    problems={r.name: r.summary[:120] for r in ev.results if not r.passed},
                     flags=ev.flags,
                     severity=LEVEL_SEVERITY[ev.level],
                 )

@@ -84,14 +84,19 @@ class EvaluationCompleted(_Event):
     verifiers: dict[str, float] = Field(default_factory=dict)  # name -> score
     failed_gating: list[str] = Field(default_factory=list)  # why a high score can be red
     flags: list[str] = Field(default_factory=list)
+    # name -> its summary, for the verifiers that did not pass: the log says
+    # why ("timed out after 30s"), not only that a score is low
+    problems: dict[str, str] = Field(default_factory=dict)
 
     def describe(self) -> str:
-        scores = ", ".join(
-            f"{k}={v:.2f}" + (" FAILED (gating)" if k in self.failed_gating else "")
+        scores = "".join(
+            f"; {k}={v:.2f}"
+            + (" FAILED (gating)" if k in self.failed_gating else "")
+            + (f" [{self.problems[k]}]" if k in self.problems else "")
             for k, v in self.verifiers.items()
         )
         flags = f" flags: {', '.join(self.flags)}" if self.flags else ""
-        return f"step {self.step_name} evaluated {self.level} ({self.score:.2f}; {scores}){flags}"
+        return f"step {self.step_name} evaluated {self.level} ({self.score:.2f}{scores}){flags}"
 
 
 class ApprovalRequired(_Event):

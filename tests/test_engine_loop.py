@@ -802,3 +802,17 @@ async def test_an_attempt_nothing_could_score_waits_for_a_person_even_in_full_au
     (evaluation,) = await store.list_evaluations(review.step_id)
     assert "for_a_person" in evaluation.flags and evaluation.rework_instructions is None
     await engine.close()
+
+
+async def test_the_log_line_of_an_evaluation_says_why_a_verifier_did_not_pass(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script(scores={"a": [0.2, 1.0]})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    red, green = [
+        e.describe() for e in await store.list_events(did) if e.type == "evaluation_completed"
+    ]
+    assert red == "step a evaluated red (0.20; scripted-check=0.20 [score 0.2])"
+    assert green == "step a evaluated green (1.00; scripted-check=1.00)"
+    await engine.close()

@@ -12,6 +12,7 @@ pending and a skipped one. Three more directives fill the home screen.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 from engine.engine import EngineServices
@@ -52,7 +53,9 @@ from engine.verifiers.base import VerifyContext
 
 T0 = 1_767_000_000.0  # 2025-12-29 09:20:00 UTC: every timestamp counts from here
 NOW = T0 + 754.0  # the frozen clock: 12m34s after the start
-REPO = Path("/srv/textstats")
+# A real, empty folder at a fixed path: the engine refuses to run steps in a
+# repository that is gone, and the pictures must not depend on a temp name.
+REPO = Path(tempfile.gettempdir()) / "directive-tui-seed" / "textstats"
 
 S = StepStatus
 G, Y, R = ConfidenceLevel.GREEN, ConfidenceLevel.YELLOW, ConfidenceLevel.RED
@@ -293,6 +296,7 @@ def _write(tx: Tx) -> None:
 
 
 async def seed(db_path: Path) -> None:
+    REPO.mkdir(parents=True, exist_ok=True)
     store = await Store.open(db_path)
     try:
         await store.write(_write)
@@ -337,4 +341,5 @@ def holding_services() -> EngineServices:
         executor=lambda kind, llm: HoldingExecutor({"write-tests"}),
         verifiers=lambda d, step, llm: [HoldingVerifier()],
         track_changes=False,
+        isolate_steps=False,  # no git here: the steps run in the folder, and no warning says so
     )
