@@ -12,6 +12,8 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import pytest
+
 from engine.store import Store
 from tui.cli import main
 
@@ -380,3 +382,15 @@ def test_an_empty_id_is_refused(tmp_path: Path, make_git_repo: Callable[..., Pat
     assert code == 2 and "the directive id is empty" in err
     code, _, err = run_cli("--db", db, "approve", "")
     assert code == 2 and "the approval id is empty" in err
+
+
+def test_run_refuses_a_file_that_needs_a_key_it_does_not_have(
+    tmp_path: Path, make_git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    path = directive_file(tmp_path, make_git_repo(), "", planner="anthropic", executor="agent")
+    db = tmp_path / "x.db"
+    code, out, err = run_cli("--db", str(db), "run", str(path), "--headless")
+    assert code == 2 and out == ""
+    assert 'planner = "anthropic" and executor = "agent" need ANTHROPIC_API_KEY' in err
+    assert not db.exists()  # nothing written

@@ -619,13 +619,18 @@ async def _has_commit(repo: Path, branch: str, sha: str) -> bool:
     return await git.wait() == 0
 
 
-def load_spec(path: Path) -> Any:
-    from engine.directive_file import DirectiveFileError, load_directive_file
+def load_spec(path: Path, *, starting: bool = False) -> Any:
+    """The directive in `path`; `starting`: it runs now, so a Claude key it
+    needs and lacks is bad input too (refused before anything is written)."""
+    from engine.directive_file import DirectiveFileError, check_api_key, load_directive_file
 
     try:
-        return load_directive_file(path)
+        spec = load_directive_file(path)
+        if starting:
+            check_api_key(spec, str(path))
     except DirectiveFileError as exc:
         raise UsageError(str(exc)) from exc
+    return spec
 
 
 # --------------------------------------------------------------------------
@@ -661,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     cmd = args.command
     if cmd == "run":
-        spec = load_spec(args.file)  # before touching the database: bad files write nothing
+        spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
         if args.headless:
             return asyncio.run(run_headless(db, spec=spec, as_json=args.json, command=me))
         return _run_app(db, start_file=args.file)
