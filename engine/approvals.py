@@ -83,13 +83,10 @@ def supersede_for_step(tx: Tx, step: Step, why: str) -> None:
         _close(tx, step.directive_id, approval_id, step.id, ApprovalDecision.SUPERSEDED, why)
 
 
-RETRYABLE = frozenset({S.BLOCKED, S.FAILED})  # what the escalation's "retry" is for
-
-
 def retry_step(tx: Tx, step: Step) -> None:
     """A person's retry of a blocked or failed step (the escalation's answer
     given with the step's own command): it runs again, with fresh rework
-    cycles. The engine checked it is one of `RETRYABLE`."""
+    cycles. The engine checked it is one of `transitions.RETRYABLE`."""
     tx.step_status(step.id, S.READY, reason="retry", known=step, rework_count=0)
     _answer_for_step(tx, step, ApprovalDecision.RETRY)
 

@@ -75,7 +75,7 @@ from engine.models import (
 from engine.planner import PlannedChain, ReplanContext
 from engine.services import EngineServices
 from engine.store import Store, Tx
-from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, STEP_ACTIVE
+from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
 from engine.worktrees import (
@@ -458,7 +458,7 @@ class DirectiveEngine:
 
         def retry(tx: Tx) -> None:
             s = tx.step(step_id)
-            if s.status not in approvals.RETRYABLE:
+            if s.status not in RETRYABLE:
                 raise EngineError(
                     f"step {s.name} is {s.status.value}: only a blocked or failed step"
                     " can be retried"

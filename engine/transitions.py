@@ -56,6 +56,7 @@ STEP_TRANSITIONS: dict[S, frozenset[S]] = {
 DIRECTIVE_TERMINAL = frozenset(s for s, nxt in DIRECTIVE_TRANSITIONS.items() if not nxt)
 STEP_DONE = frozenset({S.PASSED, S.SKIPPED})  # satisfies dependents
 STEP_ACTIVE = frozenset({S.RUNNING, S.EVALUATING})  # has a live attempt
+RETRYABLE = frozenset({S.BLOCKED, S.FAILED})  # what the escalation's "retry" is for
 
 
 def check_directive(name: str, current: D, target: D) -> None:

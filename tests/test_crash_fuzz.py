@@ -444,6 +444,10 @@ CORRUPTIONS: dict[str, tuple[str, str]] = {
         "UPDATE chain_steps SET status = 'rework' WHERE name = 'b'",
         "but its events end at ['awaiting_approval']",
     ),
+    "a decision nobody was offered": (
+        "UPDATE approval_requests SET status = 'resolved', decision = 'replan', resolved_at = 1",
+        "records 'replan', which it never offered",
+    ),
     "failed attempts miscounted": (
         "UPDATE directives SET failed_steps = 2",
         "failed_steps is 2 but 0 steps failed",

@@ -178,6 +178,21 @@ async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> No
         assert _box(app, "build").rework_count == 1
 
 
+async def test_an_approval_closed_by_a_stop_says_so_when_answered(tmp_path: Path) -> None:
+    script = Script(scores={"build": [0.6]})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(
+            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+        )
+        (review,) = await engine(app).store.pending_approvals(did)
+        await engine(app).stop_directive(did)  # closes the review unanswered
+        assert await app.answer_approval(review.id, "approve") is False  # type: ignore[arg-type]
+        await until(pilot, lambda: notes.has("was closed unanswered (", "warning"), "the notice")
+
+
 async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
     script = Script(scores={"build": [0.6]})
     app = app_for(tmp_path, script)

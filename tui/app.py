@@ -267,6 +267,9 @@ class DirectiveApp(App[None]):
         return True
 
     def already_resolved(self, approval: ApprovalRequest) -> str:
+        if approval.decision is ApprovalDecision.SUPERSEDED:
+            why = f" ({approval.comment})" if approval.comment else ""
+            return f"Approval {approval.id} was closed unanswered{why}: nothing to answer."
         how = approval.decision.value if approval.decision else approval.status.value
         return f"Approval {approval.id} was already answered ({how}): nothing changed."
 

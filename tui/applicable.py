@@ -11,13 +11,12 @@ what a person is told first.
 from __future__ import annotations
 
 from engine.models import Directive, DirectiveStatus, Step, StepStatus
-from engine.transitions import DIRECTIVE_TRANSITIONS, STEP_TRANSITIONS
+from engine.transitions import DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_TRANSITIONS
 
 # Actions of the screens, by what they act on.
 DIRECTIVE_ACTIONS = frozenset({"start", "pause", "resume", "stop", "replan"})
 STEP_ACTIONS = frozenset({"retry_step", "skip_step"})
 
-RETRYABLE = frozenset({StepStatus.BLOCKED, StepStatus.FAILED})  # the escalation's "retry"
 SKIPPABLE = frozenset(s for s, moves in STEP_TRANSITIONS.items() if StepStatus.SKIPPED in moves)
 
 
