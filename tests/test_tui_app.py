@@ -516,12 +516,16 @@ async def test_home_catches_up_with_what_happened_while_a_directive_was_open(
         )
 
 
+async def open_the_form(pilot: Any, app: DirectiveApp) -> None:
+    await until(pilot, lambda: app.engine_ready, "the engine")
+    await pilot.press("n")
+    await until(pilot, lambda: isinstance(app.screen, NewDirectiveScreen), "the form")
+
+
 async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path: Path) -> None:
     app = app_for(tmp_path, Script())
     async with app.run_test(size=(100, 40)) as pilot:
-        await until(pilot, lambda: app.engine_ready, "the engine")
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewDirectiveScreen), "the form")
+        await open_the_form(pilot, app)
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         screen = app.screen
@@ -566,9 +570,7 @@ async def test_the_form_offers_no_executor_its_plans_cannot_run(tmp_path: Path) 
 
     app = app_for(tmp_path, Script())
     async with app.run_test(size=(100, 40)) as pilot:
-        await until(pilot, lambda: app.engine_ready, "the engine")
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewDirectiveScreen), "the form")
+        await open_the_form(pilot, app)
         executors = app.screen.query_one("#field-executor", Select)
         assert executors.value == ExecutorKind.AGENT.value
         with pytest.raises(InvalidSelectValueError):  # "has no command" at step 1

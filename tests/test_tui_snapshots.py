@@ -92,27 +92,21 @@ def _detail_is(screen: DirectiveScreen, name: str) -> bool:
     return step is not None and step.name == name
 
 
+async def _home_listed(pilot: Pilot[Any]) -> None:
+    """Home shows the four seeded directives."""
+    app = pilot.app
+    await settle(
+        pilot, lambda: isinstance(app.screen, HomeScreen) and len(app.screen.directives) == 4
+    )
+
+
 def test_home(seeded: Path, snap_compare: Any) -> None:
-    app = seeded_app(seeded)
-
-    async def ready(pilot: Pilot[Any]) -> None:
-        await settle(
-            pilot, lambda: isinstance(app.screen, HomeScreen) and len(app.screen.directives) == 4
-        )
-
-    assert snap_compare(app, terminal_size=(100, 24), run_before=ready)
+    assert snap_compare(seeded_app(seeded), terminal_size=(100, 24), run_before=_home_listed)
 
 
 def test_home_80x24_keeps_the_approvals_column(seeded: Path, snap_compare: Any) -> None:
     """The titles give way: "⚑ 2" and the time stay on an 80-column screen."""
-    app = seeded_app(seeded)
-
-    async def ready(pilot: Pilot[Any]) -> None:
-        await settle(
-            pilot, lambda: isinstance(app.screen, HomeScreen) and len(app.screen.directives) == 4
-        )
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+    assert snap_compare(seeded_app(seeded), terminal_size=(80, 24), run_before=_home_listed)
 
 
 def test_directive_mid_run(seeded: Path, snap_compare: Any) -> None:
