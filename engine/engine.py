@@ -285,6 +285,12 @@ class DirectiveEngine:
         or was told not to take one), rather than watching another."""
         return self.watching is None
 
+    async def running_steps(self) -> list[str]:
+        """Names of the steps whose attempts run in this process now: what
+        closing the engine would interrupt (they run again from the start)."""
+        ids = [sid for rt in self._rt.values() for sid, task in rt.steps.items() if not task.done()]
+        return sorted([(await self.store.get_step(sid)).name for sid in ids])
+
     async def watch_external(self) -> None:
         """Follow writes made by other processes on this database (an answer
         given with `directive-tui approve`, a directive started from a

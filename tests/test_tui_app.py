@@ -242,6 +242,33 @@ async def test_pause_resume_and_stop(tmp_path: Path) -> None:
         assert screen.directive is not None and screen.directive.status is DirectiveStatus.STOPPED
 
 
+async def test_quitting_while_steps_run_asks_first(tmp_path: Path) -> None:
+    """A running step is thrown away by quitting (it starts over next time)."""
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the quit question")
+        question = _text(app.screen.query_one(".dialog-title"))
+        assert question.startswith("1 step running here (slow): quit anyway?")
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.is_running and _box_status(app, "slow") == StepStatus.RUNNING
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the quit question")
+        await pilot.press("y")
+        await until(pilot, lambda: not app.is_running, "the app to close")
+
+
+async def test_quitting_with_nothing_running_asks_nothing(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, "the app to close")
+
+
 async def test_skip_asks_first_and_cancel_keeps_the_step(tmp_path: Path) -> None:
     app = app_for(tmp_path, Script(delay={"slow": 30.0}))
     async with app.run_test(size=SIZE) as pilot:

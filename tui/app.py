@@ -28,6 +28,7 @@ from engine.store import Store, StoreError
 from engine.transitions import InvalidTransition
 from tui.commands import DirectiveCommands
 from tui.messages import EngineBatch, EngineReady
+from tui.modals.confirm import ConfirmModal
 from tui.presentation import DECISION_DONE
 from tui.screens.base import EngineScreen
 from tui.screens.home import HomeScreen
@@ -97,6 +98,28 @@ class DirectiveApp(App[None]):
         self._answered: set[str] = set()
 
     # -- start and stop -----------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quitting interrupts the steps this app runs (they start over next
+        time): with any running, ask first."""
+        running = await self.engine.running_steps() if self.engine else []
+        if not running:
+            self.exit()
+            return
+        shown = ", ".join(running[:3]) + (
+            f" and {len(running) - 3} more" if len(running) > 3 else ""
+        )
+        question = (
+            f"{len(running)} step{'s' if len(running) > 1 else ''} running here ({shown}): "
+            "quit anyway? They are interrupted and run again from the start when "
+            "directive-tui runs this database again."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmModal(question, "Quit", danger=True), answered)
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
