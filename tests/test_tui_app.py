@@ -127,6 +127,7 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         )
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
+        assert _footer_keys(app.screen) == ["y", "escape"]  # the modal's, not the screen's
         await pilot.press("y")
         await until(pilot, lambda: _box_status(app, "build") == StepStatus.BLOCKED, "build blocked")
         pending = await engine(app).store.pending_approvals(did)
@@ -137,6 +138,7 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         modal = app.screen
         assert isinstance(modal, ApprovalModal) and modal.intent is None
         assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
+        assert _footer_keys(modal) == ["r", "s", "p", "x", "escape"]
         # Enter in the note leads to the answers; it does not pick one.
         modal.query_one("#comment").focus()
         await pilot.press(*"not needed", "enter")
@@ -152,6 +154,15 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
             a for a in await engine(app).store.list_approvals(did) if a.kind == "escalation"
         ]
         assert escalation.comment == "not needed"
+
+
+def _footer_keys(screen: Any) -> list[str]:
+    """The keys a screen's footer offers now."""
+    return [
+        key
+        for key, active in screen.active_bindings.items()
+        if active.enabled and active.binding.show and active.node is screen
+    ]
 
 
 async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> None:

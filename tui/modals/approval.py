@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Footer, Input, Static
 
 from engine.models import (
     ApprovalDecision,
@@ -100,12 +100,12 @@ class EvaluationView(Looks, Static):
 
 class ApprovalModal(ModalScreen[Answer | None]):
     BINDINGS = [
+        Binding("y", "choose('y')", "Confirm"),
+        Binding("r", "choose('r')", "Retry"),
+        Binding("s", "choose('s')", "Skip"),
+        Binding("p", "choose('p')", "Replan"),
+        Binding("x", "choose('x')", "Stop"),
         Binding("escape", "cancel", "Cancel"),
-        Binding("y", "choose('y')", "Confirm", show=False),
-        Binding("r", "choose('r')", "Retry", show=False),
-        Binding("s", "choose('s')", "Skip", show=False),
-        Binding("p", "choose('p')", "Replan", show=False),
-        Binding("x", "choose('x')", "Stop", show=False),
     ]
 
     def __init__(
@@ -160,6 +160,14 @@ class ApprovalModal(ModalScreen[Answer | None]):
                         variant=c.variant,  # type: ignore[arg-type]
                     )
                 yield Button(Text("Cancel [esc]"), id="cancel")
+        yield Footer(compact=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers this approval's answers only (the screen behind
+        keeps its own keys out of sight)."""
+        if action == "choose":
+            return any(c.key == parameters[0] for c in self.choices)
+        return True
 
     def on_mount(self) -> None:
         if self.intent is D.REQUEST_CHANGES:

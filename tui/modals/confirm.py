@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -32,6 +32,7 @@ class ConfirmModal(ModalScreen[bool]):
                     variant="error" if self.danger else "primary",
                 )
                 yield Button(Text("Cancel [esc]"), id="no")
+        yield Footer(compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

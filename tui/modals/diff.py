@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from engine.models import StepRun
 from tui.widgets.diff_log import DiffLog
@@ -42,6 +42,7 @@ class AttemptDiffs(ModalScreen[None]):
             yield Static(f"Diffs of {self.step_name} ({count})", classes="dialog-title")
             yield DiffLog(id="diff-log")
             yield Static("Loading…", id="diff-status", classes="dialog-sub")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(DiffLog).focus()

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from engine.models import Directive, Limits
 from tui.widgets.budgets import tripped_breaker
@@ -97,6 +97,7 @@ class LimitsModal(ModalScreen[dict[str, Any] | None]):
                 save = "Save and resume" if tripped_breaker(self.directive) else "Save"
                 yield Button(Text(f"{save} [enter]"), id="save", variant="primary")
                 yield Button(Text("Cancel [esc]"), id="cancel")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.focus_field:

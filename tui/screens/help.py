@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -71,6 +71,7 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll(id="help-body"):
                 yield Static(self._table())
             yield Static("esc closes", classes="dialog-sub")
+        yield Footer(compact=True)
 
     def _table(self) -> Table:
         table = Table.grid(padding=(0, 2))
