@@ -230,7 +230,6 @@ class DirectiveScreen(EngineScreen):
 
     def on_dag_view_focused(self, message: DagView.Focused) -> None:
         self.show_detail()
-        self._follow_bindings()
 
     @work(exclusive=True, group="detail")
     async def show_detail(self) -> None:
@@ -290,13 +289,12 @@ class DirectiveScreen(EngineScreen):
         return super().refusal(action)
 
     def _follow_bindings(self) -> None:
-        step = self.dag.focused_step
-        self.follow_bindings(
-            (
-                self.directive.status if self.directive else None,
-                (step.id, step.status) if step else None,
-            )
-        )
+        """The footer shows the directive's keys (pause or resume, stop), so
+        it is redrawn only when the directive's status changes. The step keys
+        stay out of it and are checked when pressed: following the focused
+        step redrew the footer on every arrow key, and the widgets it threw
+        away doubled the longest garbage-collector pause during a burst."""
+        self.follow_bindings(self.directive.status if self.directive else None)
 
     def _focused_step(self) -> Step | None:
         step = self.dag.focused_step
