@@ -132,8 +132,10 @@ class HomeScreen(EngineScreen):
         return self.selected
 
     def _follow_bindings(self) -> None:
+        """The keys depend on the selected directive's status, not on which
+        one it is: moving between rows of one status redraws nothing."""
         d = self.selected
-        self.follow_bindings((d.id, d.status) if d else None)
+        self.follow_bindings(d.status if d else None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "directives":
