@@ -26,6 +26,16 @@ PLAN_MAX_TOKENS = 8_000
 MAX_PLANNED_STEPS = 20
 
 
+def _over_budget(directive: Directive, spent_usd: float) -> str | None:
+    """Why another planning call may not be made: the directive's cost, with
+    what this planning has spent so far, has reached its limit."""
+    limit = directive.spec.limits.max_cost_usd
+    total = directive.total_cost_usd + spent_usd
+    if limit is None or total < limit:
+        return None
+    return f"the cost limit ${limit:.2f} is reached (${total:.2f} with this planning)"
+
+
 class PlanningError(RuntimeError):
     """Planning gave no usable chain. Carries what the failed calls cost."""
 
@@ -198,7 +208,15 @@ class LLMPlanner:
         spent = UsageTotal()
         problem = ""
         attempts = 1 + self.corrections
-        for _ in range(attempts):
+        for attempt in range(attempts):
+            over = _over_budget(directive, spent.cost_usd) if attempt else None
+            if over:  # a correction would spend past the directive's cost limit
+                raise PlanningError(
+                    f"the anthropic planner stopped correcting its chain: {over}; "
+                    f"last problem: {problem}",
+                    usage=spent.usage,
+                    cost_usd=spent.cost_usd,
+                )
             try:
                 response = await self.llm.parse(
                     messages=messages,

@@ -126,6 +126,27 @@ async def test_invalid_after_retries_raises_planning_error(
     assert "the chain has no steps" in fake_api.requests[2].last_user_text
 
 
+async def test_corrections_stop_at_the_cost_limit(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """A correction is another paid call: none is made once the directive's
+    cost, with this planning, has reached its limit."""
+    d = directive(tmp_path)
+    d.spec.limits.max_cost_usd = 0.01
+    d.total_cost_usd = 0.005
+    fake_api.reply_json(CYCLIC, usage=usage(8000, 2000))  # ~$0.02: past the limit
+    fake_api.reply_json(GOOD, usage=usage(1200, 400))
+    with pytest.raises(PlanningError) as caught:
+        await LLMPlanner(fake_llm).plan(d)
+    assert len(fake_api.requests) == 1
+    message = str(caught.value)
+    assert message.startswith(
+        "the anthropic planner stopped correcting its chain: the cost limit $0.01"
+    )
+    assert "last problem: cycle" in message
+    assert caught.value.cost_usd == pytest.approx(cost_of(usage(8000, 2000)))
+
+
 async def test_unknown_requirement_ids_are_sent_back(
     fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
 ) -> None:
