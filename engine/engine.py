@@ -1245,6 +1245,9 @@ class DirectiveEngine:
                     success=False, error=f"could not commit the attempt: {exc}"
                 )
         if not result.success:
+            if attempt is not None:  # what it did is not lost: say where it is
+                kept = f"its files are kept in {attempt.workdir} while the step waits"
+                result.error = f"{result.error or 'executor reported failure'} ({kept})"
             await self._step_failed(d, step, run, result)
             if attempt is not None:
                 await ws.remove_attempt(attempt, keep=True)  # kept for inspection

@@ -567,3 +567,18 @@ def test_listed_artifacts_reach_the_steps_after_the_one_that_built_them(
         (did,) = conn.execute("SELECT id FROM directives").fetchone()
     tip = f"directive/{did}/integration"
     assert git(repo, "ls-tree", "-r", "--name-only", tip).split() == [".gitignore", *sorted(BASE)]
+
+
+async def test_a_failed_attempt_says_where_its_half_done_work_is_kept(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """An agent that wrote files and then lost the API: its work is kept in
+    the attempt's worktree, and the escalation says where."""
+    half_done = ScriptedAttempt(edits=[FileEdit(path="a.txt", content="half\n")], fail="API 529")
+    spec = scripted(make_git_repo(BASE), [StepSpec(name="s1", attempts=[half_done])])
+    engine, did, outcome = await run_to_rest(store, spec)
+    assert outcome is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(did)
+    kept = escalation.summary.split("its files are kept in ", 1)[1].split(" while", 1)[0]
+    assert (Path(kept) / "a.txt").read_text() == "half\n"
+    await engine.close()
