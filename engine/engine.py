@@ -640,6 +640,7 @@ class DirectiveEngine:
                     chain_id=chain.id,
                     generation=chain.generation,
                     steps=[s.name for s in steps],
+                    layers=[s.layer for s in steps],
                     old_chain_id=old.id,
                     reason=reason,
                 )
@@ -886,14 +887,24 @@ class DirectiveEngine:
         except GitError as exc:
             message, severity = f"could not tidy the worktrees: {exc}", Severity.WARNING
         else:
-            message = f"the result is on branch {ws.integration_branch}"
-            if offer.possible:
-                message += f"; `directive-tui merge {directive_id}` fast-forwards {offer.branch}"
-            else:
-                message += f" ({offer.reason})"
-            severity = Severity.INFO
+            message, severity = self._result_notice(directive_id, ws, offer), Severity.INFO
         notice = Notice(directive_id=directive_id, message=message, severity=severity)
         await self._write(directive_id, lambda tx: tx.emit(notice))
+
+    def _result_notice(self, directive_id: str, ws: Workspace, offer: FastForwardOffer) -> str:
+        """Where the result is and the command that takes it, with this
+        store's database (a bare command would open the default one); a
+        directive that committed nothing has no result to point at."""
+        import shlex
+
+        if offer.target_sha == ws.base_sha:
+            return "no step changed anything: nothing to merge"
+        message = f"the result is on branch {ws.integration_branch}"
+        if not offer.possible:
+            return f"{message} ({offer.reason})"
+        db = shlex.quote(str(self.store.path.absolute()))
+        merge = f"directive-tui --db {db} merge {directive_id}"
+        return f"{message}; `{merge}` fast-forwards {offer.branch}"
 
     # ------------------------------------------------------------------
     # Waiting (headless command and tests)
@@ -1076,6 +1087,7 @@ class DirectiveEngine:
                     chain_id=chain.id,
                     generation=0,
                     steps=[s.name for s in steps],
+                    layers=[s.layer for s in steps],
                 )
             )
             if status is D.PLANNING:  # paused meanwhile: stays paused, resumes active

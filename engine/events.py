@@ -141,11 +141,24 @@ class ChainCreated(_Event):
     steps: list[str]
     old_chain_id: str | None = None
     reason: str | None = None
+    # Each step's layer, in the order of `steps`; absent from events stored
+    # before it was recorded, which describe their steps as one line.
+    layers: list[int] | None = None
 
     def describe(self) -> str:
         head = "chain regenerated" if self.old_chain_id else "chain created"
         why = f" ({self.reason})" if self.reason else ""
-        return f"{head}: {' -> '.join(self.steps)}{why}"
+        return f"{head}: {' -> '.join(self._stages())}{why}"
+
+    def _stages(self) -> list[str]:
+        """Steps that may run side by side are shown together, `{a, b}`,
+        so the line does not suggest an order the chain does not have."""
+        if self.layers is None or len(self.layers) != len(self.steps):
+            return list(self.steps)
+        grouped: dict[int, list[str]] = {}
+        for layer, name in sorted(zip(self.layers, self.steps, strict=True), key=lambda p: p[0]):
+            grouped.setdefault(layer, []).append(name)
+        return [g[0] if len(g) == 1 else "{" + ", ".join(g) + "}" for g in grouped.values()]
 
 
 class BreakerTripped(_Event):

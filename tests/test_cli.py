@@ -394,3 +394,41 @@ def test_run_refuses_a_file_that_needs_a_key_it_does_not_have(
     assert code == 2 and out == ""
     assert 'planner = "anthropic" and executor = "agent" need ANTHROPIC_API_KEY' in err
     assert not db.exists()  # nothing written
+
+
+def test_approvals_name_the_directive_each_one_belongs_to(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    long_title = "Rename every handler in the payments service"
+    for title, repo in (("docs", "repo1"), (long_title, "repo2")):
+        path = directive_file(tmp_path, make_git_repo(name=repo), YELLOW, title=title)
+        assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3
+    lines = run_cli("--db", db, "approvals")[1].splitlines()
+    # after the options, each directive's title (shortened, in a column), then the summary
+    titles = [line.split("]  ", 1)[1].split("  step hello scored", 1)[0] for line in lines]
+    assert titles == ["docs".ljust(24), "Rename every handler in…"]
+    (first, second) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert first["directive_id"] != second["directive_id"]  # the JSON keeps its ids
+
+
+DIAMOND = (
+    '[[steps]]\nname = "make"\ncommand = "true"\n'
+    '[[steps]]\nname = "lint"\ncommand = "true"\ndepends_on = ["make"]\n'
+    '[[steps]]\nname = "test"\ncommand = "true"\ndepends_on = ["make"]\n'
+    '[[steps]]\nname = "after"\ncommand = "true"\ndepends_on = ["lint", "test"]\n'
+)
+
+
+def test_a_chain_is_logged_by_layers_and_older_events_as_they_were(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Steps that run side by side are shown together; an event stored
+    before the layers were recorded still reads as its step names in a row."""
+    db = str(tmp_path / "x.db")
+    code, out, _ = run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), DIAMOND)), "--headless")  # fmt: skip
+    assert code == 0 and "chain created: make -> {lint, test} -> after\n" in out
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE directive_events SET data = json_remove(data, '$.layers')")
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    assert "chain created: make -> lint -> test -> after\n" in run_cli("--db", db, "events", did)[1]

@@ -455,7 +455,7 @@ def test_the_command_line_shows_the_diff_and_checkpoints_and_merges_on_request(
     )
     db = str(tmp_path / "x.db")
     code, out, _ = run_cli("--db", db, "run", str(directive), "--headless")
-    assert code == 0 and "`directive-tui merge" in out
+    assert code == 0 and f"`directive-tui --db {db} merge" in out
     did = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/directive/").split(
         "/"
     )[1]
@@ -582,3 +582,62 @@ async def test_a_failed_attempt_says_where_its_half_done_work_is_kept(
     kept = escalation.summary.split("its files are kept in ", 1)[1].split(" while", 1)[0]
     assert (Path(kept) / "a.txt").read_text() == "half\n"
     await engine.close()
+
+
+async def test_a_directive_that_changed_nothing_offers_no_result_to_merge(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """Completed or stopped, a directive whose steps committed nothing says
+    so instead of pointing at an integration branch that is the start."""
+
+    def looks(checks: list[dict]) -> DirectiveSpec:
+        step = StepSpec(name="look", attempts=[ScriptedAttempt(summary="read only")])
+        return scripted(make_git_repo(BASE, name=checks[0]["name"]), [step], checks)
+
+    async def closing_notice(did: str) -> str:
+        return [e for e in await store.list_events(did) if e.type == "notice"][-1].message
+
+    engine, completed, outcome = await run_to_rest(store, looks([OK]))
+    assert outcome is Outcome.COMPLETED
+    assert await closing_notice(completed) == "no step changed anything: nothing to merge"
+    await engine.close()
+
+    engine, waiting, outcome = await run_to_rest(store, looks([HALF]))
+    assert outcome is Outcome.AWAITING_APPROVAL
+    await engine.stop_directive(waiting)
+    assert await engine.wait_settled(waiting, timeout=30) is Outcome.STOPPED
+    assert await closing_notice(waiting) == "no step changed anything: nothing to merge"
+    await engine.close()
+
+
+def test_the_merge_hint_names_its_database_and_works_as_printed(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Followed from another folder, with another default database, the
+    printed command still merges this directive: it carries `--db`."""
+    import shlex
+
+    repo = make_git_repo(BASE)
+    directive = tmp_path / "d.toml"
+    directive.write_text(
+        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
+        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+        '[[steps]]\nname = "write"\ncommand = "echo new > new.txt"\n'
+    )
+    db = tmp_path / "my work.db"  # a space: the path in the hint is quoted
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "DIRECTIVE_TUI_DB": str(tmp_path / "default.db")}  # fmt: skip
+    cli = [sys.executable, "-m", "tui.cli"]
+    ran = subprocess.run([*cli, "--db", str(db), "run", str(directive), "--headless"], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (notice,) = [line for line in ran.stdout.splitlines() if "the result is on branch" in line]
+    program, *args = shlex.split(notice.split("`")[1])
+    assert (program, args[:2]) == ("directive-tui", ["--db", str(db)])
+    merged = subprocess.run([*cli, *args], cwd=elsewhere, env=env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    assert (repo / "new.txt").read_text() == "new\n"
+    assert not (tmp_path / "default.db").exists()

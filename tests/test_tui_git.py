@@ -300,6 +300,27 @@ async def test_a_directive_without_git_says_so(tmp_path: Path) -> None:
         assert isinstance(app.screen, DirectiveScreen)
 
 
+async def test_a_diff_too_long_to_show_names_the_command_for_this_database(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """The cut diff's hint carries `--db`: without it the command would read
+    the default database, where this directive is not."""
+    long_file = "".join(f"line {i}\n" for i in range(3_100))
+    spec = scripted(
+        make_git_repo(BASE), [StepSpec(name="big", attempts=[edit("big.txt", long_file)])], [OK]
+    )
+    db = tmp_path / "my work.db"
+    app = DirectiveApp(db, services=NO_LLM)
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, spec)
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        screen = await open_result(pilot, app)
+        text = shown(screen.query_one(DiffLog))
+        assert text.endswith(f"the whole diff: directive-tui --db '{db}' diff {did}")
+
+
 # -- a picture of the result screen --------------------------------------------
 
 FIXED_ID = "d0result0001"

@@ -406,6 +406,15 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
         await store.close()
 
 
+TITLE_WIDTH = 24  # a directive's title beside each of its approvals
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` on one line of at most `width` characters, cut with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
 async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
     import json
 
@@ -415,9 +424,15 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
         if as_json:
             print(json.dumps([a.model_dump(mode="json") for a in pending], indent=2), file=out)
         else:
+            titles = {d.id: shorten(d.title, TITLE_WIDTH) for d in await store.list_directives()}
+            width = max((len(titles[a.directive_id]) for a in pending), default=0)
             for a in pending:
                 options = "/".join(cli_option(o) for o in a.options)
-                print(f"{a.id}  {a.kind.value:<11} [{options}]  {a.summary}", file=out)
+                title = titles[a.directive_id]
+                print(
+                    f"{a.id}  {a.kind.value:<11} [{options}]  {title:<{width}}  {a.summary}",
+                    file=out,
+                )
         return EXIT_OK
     finally:
         await store.close()

@@ -9,6 +9,7 @@ frame; a directive without a git workspace says so in a notification."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -152,7 +153,8 @@ class ResultScreen(EngineScreen):
             return
         log.stat(r.stat)
         log.add(Text(""))
-        log.diff(r.diff, more=f"directive-tui diff {d.id}")
+        db = shlex.quote(str(self.dapp.db_path.absolute()))  # the default one may be another
+        log.diff(r.diff, more=f"directive-tui --db {db} diff {d.id}")
 
     # -- the selection --------------------------------------------------------------
 
