@@ -872,3 +872,118 @@ async def test_live_output_keeps_the_end_of_a_padded_line() -> None:
         detail.output("pytest", "....." + " " * 60 + "[100%]")
         await pilot.pause()
         assert "pytest: .....  [100%]" in _printed(detail.query_one("#detail-tail", Static).content)
+
+
+# -- reading the event log ------------------------------------------------------
+
+
+def _highlighted(log: Any) -> list[str]:
+    """The event-log lines drawn with the highlight, as text."""
+    cursor = log.look("event-log--cursor").bgcolor
+    strips = [log.render_line(y) for y in range(log.scrollable_content_region.height)]
+    return [
+        strip.text.strip()
+        for strip in strips
+        if any(s.style is not None and s.style.bgcolor == cursor for s in strip)
+    ]
+
+
+def _shown(log: Any) -> list[str]:
+    """The event-log lines on screen, as text, without their clocks."""
+    height = log.scrollable_content_region.height
+    return [log.render_line(y).text.strip()[9:] for y in range(height)]
+
+
+async def test_enter_on_a_long_event_shows_all_of_it(tmp_path: Path) -> None:
+    """Focused, the log moves a highlighted line with the arrows, and Enter
+    shows that event whole, wrapped, in a dialog: on screen the line is cut
+    at the view's width."""
+    from tui.modals.event_text import EventText
+    from tui.widgets.event_log import EventLog
+
+    error = "compile error: " + "expected ')' after the argument list; " * 5 + "the end"
+    app = app_for(tmp_path, Script(fail={"build": error}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: engine(app).store.pending_approvals(did), "the escalation")
+        await pilot.pause(0.2)
+        screen = app.screen
+        log = screen.query_one(EventLog)
+        assert _highlighted(log) == []  # nothing changes without the focus
+        failed = next(i for i, row in enumerate(log.lines) if error in row[1])
+        log.focus()
+        await pilot.pause()
+        assert _highlighted(log) == [
+            log.render_line(log.scrollable_content_region.height - 1).text.strip()
+        ]
+        await pilot.press(*["up"] * (len(log.lines) - 1 - failed))
+        (line,) = _highlighted(log)
+        assert line.endswith("…") and "the end" not in line
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, EventText), "the event's text")
+        text = app.screen.query_one("#event-text", Static)
+        assert error in str(text.content) and text.size.height > 1  # wrapped, not cut
+        assert _footer_keys(app.screen) == ["escape"]
+        await pilot.press("escape")
+        assert app.screen is screen and log.has_focus
+        assert _highlighted(log) == [line]
+
+
+async def test_the_log_follows_new_events_unless_the_highlight_was_moved_up() -> None:
+    import inspect
+
+    from textual.app import App, ComposeResult
+    from textual.widgets import Button
+
+    from engine.events import Notice
+    from tui.widgets.event_log import MAX_LINES, EventLog
+
+    class LogAndButton(App[None]):
+        CSS_PATH = Path(inspect.getfile(DirectiveApp)).with_name("app.tcss")  # the highlight
+
+        def compose(self) -> ComposeResult:
+            yield Button("elsewhere")
+            yield EventLog()
+
+    app = LogAndButton()
+    added = 0
+
+    def add(count: int) -> None:
+        nonlocal added
+        log.add_events(Notice(directive_id="d", message=f"event {added + i}") for i in range(count))
+        added += count
+
+    async with app.run_test(size=(80, 10)) as pilot:
+        log = app.query_one(EventLog)
+        add(20)
+        log.focus()
+        await pilot.pause()
+        assert _highlighted(log)[-1].endswith("event 19") and _shown(log)[-1] == "event 19"
+        add(1)  # at the newest line the highlight follows
+        await pilot.pause()
+        assert _highlighted(log)[-1].endswith("event 20") and _shown(log)[-1] == "event 20"
+        await pilot.press("up", "k", "up")
+        before = _shown(log)
+        add(5)  # moved up, it stays on its event and the view stays put
+        await pilot.pause()
+        assert _highlighted(log)[-1].endswith("event 17") and _shown(log) == before
+        await pilot.press("home")
+        assert _highlighted(log)[-1].endswith("event 0") and _shown(log)[0] == "event 0"
+        await pilot.press("pagedown", "j")
+        assert _highlighted(log)[-1].endswith(f"event {log.scrollable_content_region.height}")
+        await pilot.press("end")
+        add(1)
+        await pilot.pause()
+        assert _highlighted(log)[-1].endswith("event 26") and _shown(log)[-1] == "event 26"
+        # The oldest lines go at MAX_LINES: the highlight keeps its event.
+        add(MAX_LINES - len(log.lines))
+        await pilot.press("up", "up")
+        before = _shown(log)
+        add(10)
+        await pilot.pause()
+        assert _highlighted(log)[-1].endswith(f"event {added - 13}") and _shown(log) == before
+        # Away from the log there is no highlight, and the view follows again.
+        await pilot.press("shift+tab")
+        add(1)
+        await pilot.pause()
+        assert _highlighted(log) == [] and _shown(log)[-1] == f"event {added - 1}"

@@ -36,6 +36,7 @@ from tui.applicable import STEP_ACTIONS, step_refusal
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.modals.diff import AttemptDiffs
+from tui.modals.event_text import EventText
 from tui.screens.base import APPROVAL_BINDINGS, PAUSE_BINDINGS, EngineScreen, refusable
 from tui.widgets.approvals import ApprovalsPanel
 from tui.widgets.budgets import BudgetBars
@@ -230,6 +231,9 @@ class DirectiveScreen(EngineScreen):
 
     def on_dag_view_focused(self, message: DagView.Focused) -> None:
         self.show_detail()
+
+    def on_event_log_read(self, message: EventLog.Read) -> None:
+        self.app.push_screen(EventText(message.at, message.message, message.severity))
 
     @work(exclusive=True, group="detail")
     async def show_detail(self) -> None:
