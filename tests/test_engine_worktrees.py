@@ -441,18 +441,24 @@ async def test_a_folder_that_is_not_a_git_tree_runs_in_place_with_a_warning(
     await engine.close()
 
 
-def test_the_command_line_shows_the_diff_and_checkpoints_and_merges_on_request(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
-) -> None:
-    from tests.test_cli import run_cli
-
-    repo = make_git_repo(BASE)
+def one_writing_step(tmp_path: Path, repo: Path) -> Path:
+    """A directive file whose one shell step writes new.txt in `repo`."""
     directive = tmp_path / "d.toml"
     directive.write_text(
         f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
         "[verifiers]\nauto_detect = false\nllm_judge = false\n"
         '[[steps]]\nname = "write"\ncommand = "echo new > new.txt"\n'
     )
+    return directive
+
+
+def test_the_command_line_shows_the_diff_and_checkpoints_and_merges_on_request(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_cli import run_cli
+
+    repo = make_git_repo(BASE)
+    directive = one_writing_step(tmp_path, repo)
     db = str(tmp_path / "x.db")
     code, out, _ = run_cli("--db", db, "run", str(directive), "--headless")
     assert code == 0 and f"`directive-tui --db {db} merge" in out
@@ -618,12 +624,7 @@ def test_the_merge_hint_names_its_database_and_works_as_printed(
     import shlex
 
     repo = make_git_repo(BASE)
-    directive = tmp_path / "d.toml"
-    directive.write_text(
-        f'title = "t"\ngoal = "g"\nrepo = "{repo}"\nexecutor = "shell"\n'
-        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
-        '[[steps]]\nname = "write"\ncommand = "echo new > new.txt"\n'
-    )
+    directive = one_writing_step(tmp_path, repo)
     db = tmp_path / "my work.db"  # a space: the path in the hint is quoted
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
