@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from engine import approvals
+from engine import approvals, pricing
 from engine.breakers import breaker_reason, budget_for
 from engine.bus import EventBus
 from engine.chains import (
@@ -1789,6 +1789,12 @@ class DirectiveEngine:
         if not rt.llm_ready:
             rt.llm = self.services.llm_provider(d.spec)
             rt.llm_ready = True
+            model = getattr(rt.llm, "model", None)
+            if isinstance(model, str) and not pricing.is_known(model):
+                # Said once in the log, where the app's users look (stderr
+                # is under the screen): costs run at the highest rate.
+                message = pricing.unknown_model_message(model)
+                self._spawn(self.record_note(d.id, message, Severity.WARNING))
         return rt.llm
 
 

@@ -816,3 +816,24 @@ async def test_the_log_line_of_an_evaluation_says_why_a_verifier_did_not_pass(
     assert red == "step a evaluated red (0.20; scripted-check=0.20 [score 0.2])"
     assert green == "step a evaluated green (1.00; scripted-check=1.00)"
     await engine.close()
+
+
+async def test_a_model_with_no_price_is_said_once_in_the_log(store: Store, tmp_path: Path) -> None:
+    """Its costs are counted at the highest known rate: the log says so,
+    where the app's users look, once per directive."""
+    from types import SimpleNamespace
+
+    kit = services(Script())
+    kit.llm_provider = lambda spec: SimpleNamespace(model="claude-sonet-5-5")  # a typo
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    spec = chain_spec(tmp_path, LINEAR)
+    spec.verifiers.llm_judge = True  # the judge's client is made for each evaluation
+    did = (await engine.create_directive(spec)).id
+    await engine.start_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    await asyncio.sleep(0.05)
+    said = [e for e in await store.list_events(did) if "no price known" in e.describe()]
+    assert len(said) == 1 and said[0].severity.value == "warning"
+    assert "'claude-sonet-5-5'" in said[0].describe()
+    await engine.close()
