@@ -14,6 +14,7 @@ from textual.widgets import Static, TabbedContent
 
 from engine.engine import DirectiveEngine
 from engine.models import (
+    ApprovalDecision,
     ApprovalKind,
     Autonomy,
     DirectiveStatus,
@@ -634,8 +635,30 @@ async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path)
         help_text = " ".join(f"{k} {d}" for _, keys in app.screen.sections for k, d in keys)  # type: ignore[attr-defined]
         for word in ("Approve", "Deny", "Changes", "Pause", "Limits", "Step up", "ctrl+p"):
             assert word in help_text
+        for word in ("Resume", "Start", "Retry step", "Skip step"):  # do not apply now
+            assert word not in help_text
         await pilot.press("escape")
         assert isinstance(app.screen, DirectiveScreen)
+
+
+async def test_an_escalation_replan_with_no_replans_left_is_refused_before_the_engine(
+    tmp_path: Path,
+) -> None:
+    """As `r` does: no replans left, so choosing Replan would only trip the
+    breaker and pause the directive; it is refused with the way out."""
+    script = Script(scores={"build": [0.1]})
+    app = app_for(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        spec = chain_spec(tmp_path, [("build", [])], max_rework_cycles=0, max_chain_regenerations=0)
+        did = await started(pilot, app, spec)
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.BLOCKED, "blocked")
+        (escalation,) = await engine(app).store.pending_approvals(did)
+        assert await app.answer_approval(escalation.id, ApprovalDecision.REPLAN) is False
+        await until(pilot, lambda: notes.has("has used its replans (0/0)", "warning"), "why")
+        d = await engine(app).store.get_directive(did)
+        assert d.status is DirectiveStatus.ACTIVE and d.regenerations == 0
+        assert (await engine(app).store.get_approval(escalation.id)).pending
 
 
 async def test_run_file_opens_its_screen_and_bad_file_is_reported(tmp_path: Path) -> None:
@@ -987,3 +1010,22 @@ async def test_the_log_follows_new_events_unless_the_highlight_was_moved_up() ->
         add(1)
         await pilot.pause()
         assert _highlighted(log) == [] and _shown(log)[-1] == f"event {added - 1}"
+
+
+async def test_replan_on_a_directive_whose_first_plan_failed_says_there_is_no_plan(
+    tmp_path: Path,
+) -> None:
+    class Unplannable:
+        async def plan(self, d: Any, replan: Any) -> Any:
+            raise RuntimeError("Overloaded (529)")
+
+    kit = services(Script())
+    kit.planner = lambda kind, llm: Unplannable()
+    app = DirectiveApp(tmp_path / "tui.db", services=kit)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("a", [])]))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await pilot.press("r")
+        await until(pilot, lambda: notes.has("has no plan to replace yet", "warning"), "why")
+        assert not isinstance(app.screen, ConfirmModal)  # nothing to confirm

@@ -26,6 +26,7 @@ from engine.events import ApprovalRequired, EngineEvent
 from engine.models import ApprovalDecision, ApprovalKind, ApprovalRequest
 from engine.store import Store, StoreError
 from engine.transitions import InvalidTransition
+from tui.applicable import directive_refusal
 from tui.commands import DirectiveCommands
 from tui.messages import EngineBatch, EngineReady
 from tui.modals.confirm import ConfirmModal
@@ -312,6 +313,12 @@ class DirectiveApp(App[None]):
                 if not quiet:
                     self.notify(self.already_resolved(current), severity="warning")
                 return False
+            if decision is ApprovalDecision.REPLAN:  # as `r` does: no breaker tripped
+                d = await self.engine.store.get_directive(current.directive_id)
+                refusal = directive_refusal(d, "replan")
+                if refusal is not None:
+                    self.notify(refusal, severity="warning")
+                    return False
             await self.engine.resolve_approval(approval_id, decision, comment)
         except _already_resolved() as exc:
             if not quiet:

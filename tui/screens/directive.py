@@ -290,6 +290,10 @@ class DirectiveScreen(EngineScreen):
             dags = self.query(DagView)
             step = dags.first().focused_step if dags else None
             return step_refusal(step, action) if step is not None else None
+        if action == "replan" and self.directive is not None:
+            dags = self.query(DagView)
+            if dags and not dags.first().steps:  # the first plan failed: paused, no chain
+                return f"{self.directive.title} has no plan to replace yet: resuming plans it."
         return super().refusal(action)
 
     def _follow_bindings(self) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from rich.table import Table
 from rich.text import Text
+from textual.actions import parse
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -25,18 +26,25 @@ GENERAL: list[tuple[str, str]] = [
 
 
 def _keys_of(node: DOMNode, display: Callable[[Binding], str]) -> list[tuple[str, str]]:
-    """(keys, description) per action, in binding order; several keys bound
-    to one action ("up,k") are shown together."""
+    """(keys, description) per action that applies now (the node's
+    `check_action`: `p` is listed as Pause or as Resume, Stop not on a
+    stopped directive), in binding order; several keys bound to one action
+    ("up,k") are shown together."""
     grouped: dict[str, tuple[list[str], str]] = {}
     for bindings in node._bindings.key_to_bindings.values():  # noqa: SLF001
         for b in bindings:
-            if not b.description:
+            if not b.description or not _applies(node, b.action):
                 continue
             keys, _ = grouped.setdefault(b.action, ([], b.description))
             shown = display(b)
             if shown not in keys:
                 keys.append(shown)
     return [(" / ".join(keys), description) for keys, description in grouped.values()]
+
+
+def _applies(node: DOMNode, action: str) -> bool:
+    _, name, parameters = parse(action)
+    return node.check_action(name, parameters) is not False
 
 
 def help_sections(screen: Screen[object]) -> list[Section]:

@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from engine.models import Autonomy, DirectiveSpec, ExecutorKind, Limits, PlannerKind
 from tui.modals.limits import LimitField, parse_limit
@@ -165,6 +165,7 @@ class NewDirectiveScreen(ModalScreen[str | None]):
                     Text("Create and start [ctrl+r]"), id="create-start", variant="success"
                 )
                 yield Button(Text("Cancel [esc]"), id="cancel")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#field-file", Input).focus()
