@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.paths import PathEscapeError, relative_to_repo, resolve_in_repo
+from engine.paths import PathEscapeError, in_git_dir, relative_to_repo, resolve_in_repo
 from engine.procs import run_process, trim_output
 
 MAX_READ_BYTES = 100_000  # one read shows at most this much, with a note
@@ -39,13 +39,6 @@ MAX_LIST_ENTRIES = 500
 MAX_COMMAND_OUTPUT = 20_000
 DEFAULT_COMMAND_TIMEOUT_S = 120.0
 BINARY_SNIFF_BYTES = 8_192
-# Names a file system may take for `.git`: any case (macOS, Windows), trailing
-# dots and spaces (Windows drops them), its 8.3 short name, and code points
-# macOS ignores in names (zero-width joiners and direction marks).
-GIT_DIR_NAMES = frozenset({".git", "git~1"})
-HFS_IGNORED = dict.fromkeys(
-    [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
-)
 SKIPPED_DIRS = frozenset(
     {
         ".git",
@@ -141,12 +134,6 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # The tools
 # --------------------------------------------------------------------------
-
-
-def _is_git_dir_name(part: str) -> bool:
-    """Whether a path component names `.git` on some file system."""
-    name = part.translate(HFS_IGNORED).casefold().rstrip(". ")
-    return name in GIT_DIR_NAMES
 
 
 def _not_regular(user_path: str) -> ToolError:
@@ -344,7 +331,7 @@ class AgentTools:
     def _writable(self, user_path: str) -> Path:
         target = self._resolve(user_path)
         rel = self._rel(target)
-        if rel == "." or any(_is_git_dir_name(part) for part in rel.split("/")):
+        if rel == "." or in_git_dir(rel):
             raise ToolError(f"refused: {user_path!r} is not a file the agent may write")
         if target.is_dir():
             raise ToolError(f"{user_path!r} is a directory")

@@ -79,3 +79,21 @@ def relative_to_repo(repo: Path, path: Path | str) -> str:
     if not _inside(p, root):
         raise PathEscapeError(f"{str(path)!r} is outside the repository {root}")
     return p.relative_to(root).as_posix()
+
+
+# Names a file system may take for `.git`: any case (macOS, Windows), trailing
+# dots and spaces (Windows drops them), its 8.3 short name, and code points
+# macOS ignores in names (zero-width joiners and direction marks).
+GIT_DIR_NAMES = frozenset({".git", "git~1"})
+HFS_IGNORED = dict.fromkeys(
+    [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def in_git_dir(rel: str) -> bool:
+    """Whether a repo-relative path goes into `.git` on some file system:
+    no step may write there (it would corrupt the repository)."""
+    return any(
+        part.translate(HFS_IGNORED).casefold().rstrip(". ") in GIT_DIR_NAMES
+        for part in rel.split("/")
+    )

@@ -543,9 +543,13 @@ def edit(*lines: str) -> str:
         (['path = "/tmp/out.txt"', 'content = "x"'],
          "refused: '/tmp/out.txt': absolute paths are not allowed; give a path relative to the repository"),
         (['path = "."', "delete = true"], "edit of '.' names the repository itself, not a file"),
+        (['path = ".git/HEAD"', 'content = "x"'],
+         "edit of '.git/HEAD' goes into .git: steps never write there"),
+        (['path = "sub/.GIT/config"', 'content = "x"'],
+         "edit of 'sub/.GIT/config' goes into .git: steps never write there"),
     ],
     ids=["two-actions", "no-action", "replace-without-with", "with-without-replace",
-         "dot-dot", "absolute", "the-repo-itself"],
+         "dot-dot", "absolute", "the-repo-itself", "into-git", "into-git-any-case"],
 )  # fmt: skip
 def test_edits_that_could_never_apply_are_refused(tmp_path, repo, lines, problem):
     assert (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.executors.base import ExecutionResult, StepContext
 from engine.models import FileEdit, Severity
-from engine.paths import PathEscapeError, relative_to_repo, resolve_in_repo
+from engine.paths import PathEscapeError, in_git_dir, relative_to_repo, resolve_in_repo
 
 
 class EditError(Exception):
@@ -95,6 +95,8 @@ def check_edit(repo: Path, edit: FileEdit) -> tuple[str, Path, str]:
     rel = relative_to_repo(repo, path)
     if rel == ".":
         raise EditError(f"edit of {edit.path!r} names the repository itself, not a file")
+    if in_git_dir(rel):
+        raise EditError(f"edit of {edit.path!r} goes into .git: steps never write there")
     return action, path, rel
 
 
