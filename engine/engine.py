@@ -517,6 +517,14 @@ class DirectiveEngine:
                 raise EngineError(
                     f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.value}"
                 )
+            if decision is ApprovalDecision.REPLAN:  # would only trip the breaker and pause
+                d = tx.directive(a.directive_id)
+                used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
+                if used >= limit:
+                    raise EngineError(
+                        f"no replans left ({used}/{limit}): raise max_chain_regenerations"
+                        " first, or answer retry, skip or stop"
+                    )
             status = approvals.APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
             tx.update(
                 "approval_requests",

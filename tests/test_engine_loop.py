@@ -500,7 +500,8 @@ async def test_regeneration_breaker_trips_instead_of_replanning(
     engine, did = await run(store, spec, script)
     await engine.wait_settled(did, timeout=10)
     (escalation,) = await store.pending_approvals(did)
-    await engine.resolve_approval(escalation.id, ApprovalDecision.REPLAN)
+    # (an escalation's answer "replan" is refused first: see the test below)
+    assert await engine.regenerate_chain(did, "replan requested", escalation.step_id) is None
     assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
     d = await store.get_directive(did)
     assert d.pause_reason.startswith("regenerations breaker") and d.regenerations == 0
@@ -836,4 +837,22 @@ async def test_a_model_with_no_price_is_said_once_in_the_log(store: Store, tmp_p
     said = [e for e in await store.list_events(did) if "no price known" in e.describe()]
     assert len(said) == 1 and said[0].severity.value == "warning"
     assert "'claude-sonet-5-5'" in said[0].describe()
+    await engine.close()
+
+
+async def test_an_escalation_cannot_be_answered_replan_with_no_replans_left(
+    store: Store, tmp_path: Path
+) -> None:
+    """It would only trip the regenerations breaker and pause the directive:
+    refused, the approval still open, with the ways out named."""
+    script = Script(scores={"a": [0.1]})
+    spec = chain_spec(tmp_path, [("a", [])], max_rework_cycles=0, max_chain_regenerations=0)
+    engine, did = await run(store, spec, script)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(did)
+    with pytest.raises(EngineError, match=r"no replans left \(0/0\): raise max_chain_regen"):
+        await engine.resolve_approval(escalation.id, ApprovalDecision.REPLAN)
+    assert (await store.get_approval(escalation.id)).pending
+    d = await store.get_directive(did)
+    assert d.status is DirectiveStatus.ACTIVE and d.regenerations == 0
     await engine.close()
