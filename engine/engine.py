@@ -70,6 +70,7 @@ from engine.models import (
     StepRun,
     StepStatus,
     TokenUsage,
+    VerifierResult,
     now,
 )
 from engine.planner import PlannedChain, ReplanContext
@@ -1352,7 +1353,10 @@ class DirectiveEngine:
         seen_as = d.model_copy(update={"spec": d.spec.model_copy(update={"repo": workdir})})
         try:
             verifiers = self.services.verifiers(seen_as, step, llm)
-        except Exception as exc:  # e.g. a step naming an unknown verifier
+        except Exception as exc:  # e.g. a step naming a tool this repository lacks
+            # The directive's checks, not the attempt, are wrong: no rework
+            # can fix that, so a person decides, told why in the log too.
+            why = f"verifiers could not be set up: {exc}"
             return Evaluation(
                 directive_id=d.id,
                 step_id=step.id,
@@ -1360,8 +1364,18 @@ class DirectiveEngine:
                 score=0.0,
                 level=ConfidenceLevel.RED,
                 passed=False,
-                summary=f"verifiers could not be set up: {exc}",
-                rework_instructions=f"verifier configuration error: {exc}",
+                results=[
+                    VerifierResult(
+                        name="setup",
+                        kind="setup",
+                        passed=False,
+                        score=0.0,
+                        weight=0.0,
+                        summary=why[:300],
+                    )
+                ],  # fmt: skip
+                summary=why,
+                flags=[FOR_A_PERSON],
             )
         evaluator = self.services.evaluator(verifiers, d)
         emit = self._emitter(d.id, step)

@@ -856,3 +856,33 @@ async def test_an_escalation_cannot_be_answered_replan_with_no_replans_left(
     d = await store.get_directive(did)
     assert d.status is DirectiveStatus.ACTIVE and d.regenerations == 0
     await engine.close()
+
+
+async def test_verifiers_that_cannot_be_set_up_go_to_a_person_with_the_reason(
+    store: Store, tmp_path: Path
+) -> None:
+    """A step naming a tool the repository lacks: no rework can fix the
+    directive's own checks, so a person is asked, and the log says why."""
+
+    def no_verifiers(d, step, llm):
+        raise ValueError(f"step {step.name!r} lists unknown verifier(s) 'ruff'")
+
+    script = Script()
+    kit = services(script)
+    kit.verifiers = no_verifiers
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.FULL_AUTO)
+    did = (await engine.create_directive(spec)).id
+    await engine.start_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert len(script.calls) == 1  # not reworked
+    (review,) = await store.pending_approvals(did)
+    assert (
+        "verifiers could not be set up: step 'a' lists unknown verifier(s) 'ruff'" in review.summary
+    )
+    (line,) = [
+        e.describe() for e in await store.list_events(did) if e.type == "evaluation_completed"
+    ]
+    assert "setup=0.00 [verifiers could not be set up: step 'a' lists unknown" in line
+    await engine.close()
