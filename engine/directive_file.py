@@ -580,7 +580,12 @@ def load_directive_file(path: Path) -> DirectiveSpec:
 def api_key_needs(spec: DirectiveSpec) -> list[str]:
     """What in `spec` cannot run without an API key, as the file says it
     (`planner = "anthropic"`, `executor = "agent"`, a step's executor)."""
-    chosen = [("planner", spec.planner, ""), ("executor", spec.executor, "")]
+    chosen = [("planner", spec.planner, "")]
+    # The directive's executor runs the steps that name none: an explicit
+    # plan whose every step names its own never uses it.
+    planned_by_llm = spec.planner is not PlannerKind.EXPLICIT
+    if planned_by_llm or any(not s.executor for s in spec.steps):
+        chosen.append(("executor", spec.executor, ""))
     chosen += [("executor", s.executor, f" (step {s.name!r})") for s in spec.steps if s.executor]
     return [f'{key} = "{kind.value}"{where}' for key, kind, where in chosen if kind in _NEEDS_A_KEY]
 

@@ -664,6 +664,12 @@ def test_what_needs_an_api_key_is_named_as_the_file_says_it(tmp_path, repo):
     ]
 
 
+def test_a_directive_executor_every_step_overrides_needs_no_key(tmp_path, repo):
+    text = HEAD + 'planner = "explicit"\nexecutor = "agent"\n'
+    text += '[[steps]]\nname = "a"\nexecutor = "shell"\ncommand = "true"\n'
+    assert api_key_needs(parse(text, tmp_path)) == []
+
+
 def test_running_without_a_key_is_refused_before_anything_is_written(tmp_path, repo):
     spec = parse(HEAD + 'planner = "anthropic"\nexecutor = "agent"\n', tmp_path)
     with pytest.raises(DirectiveFileError) as refused:
