@@ -174,6 +174,12 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
     code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
     assert code == 4 and "breaker wall_time tripped" in out
     (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    # what to type next, as for an approval
+    assert out.splitlines()[-3].startswith("paused: wall_time breaker: wall time")
+    assert out.splitlines()[-2:] == [
+        f"  raise the limit: directive-tui --db {db} limits {did} --max-wall-time-minutes N",
+        f"  then: directive-tui --db {db} resume {did} --headless",
+    ]
 
     code, out, _ = run_cli("--db", db, "limits", did)
     assert code == 0 and "still over a limit: wall time" in out
@@ -432,3 +438,23 @@ def test_a_chain_is_logged_by_layers_and_older_events_as_they_were(
         conn.execute("UPDATE directive_events SET data = json_remove(data, '$.layers')")
     (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
     assert "chain created: make -> lint -> test -> after\n" in run_cli("--db", db, "events", did)[1]
+
+
+def test_a_quiet_run_whose_reader_goes_away_ends_without_waiting_to_print(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """The step prints nothing for a long while: the run notices the closed
+    pipe by itself (it used to wait for the next line, the step's end)."""
+    import subprocess
+    import sys
+
+    steps = '[[steps]]\nname = "quiet"\ncommand = "sleep 60"\n'
+    path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
+    cli = [sys.executable, "-m", "tui.cli", "--db", str(tmp_path / "x.db")]
+    with subprocess.Popen(
+        [*cli, "run", str(path), "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as run:
+        assert run.stdout is not None
+        assert "directive created" in run.stdout.readline().decode()
+        run.stdout.close()
+        assert run.wait(timeout=30) == 141  # long before the step's 60 s

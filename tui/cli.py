@@ -22,6 +22,7 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_APPROVAL, EXIT_PAUSED = 0, 1, 2, 3, 4
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
+READER_CHECK_S = 1.0  # how often a quiet headless run checks its output is still read
 
 OUTCOME_EXIT = {
     "completed": EXIT_OK,
@@ -33,6 +34,14 @@ OUTCOME_EXIT = {
 
 
 NO_LIMIT = "none"  # what `limits` prints for a limit that is off, and takes to switch one off
+# The limit behind each breaker (engine/breakers.py names them), for the
+# hint a paused headless run prints.
+BREAKER_LIMITS = {
+    "cost": "max_cost_usd",
+    "wall_time": "max_wall_time_minutes",
+    "failed_steps": "max_failed_steps",
+    "regenerations": "max_chain_regenerations",
+}
 
 
 def _switchable_limit(text: str) -> float | str:
@@ -107,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="directive-tui",
         description="Hand a goal to AI coding agents and supervise them with guardrails.",
     )
-    p.add_argument("--db", type=Path, help="database file (default: under your user data dir)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        help="database file (default: $DIRECTIVE_TUI_DB, else under your user data dir)",
+    )
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="create a directive from a TOML file and start it")
@@ -271,7 +284,12 @@ async def run_headless(
 
         async def follow() -> None:
             while True:
-                event = await sub.get()
+                try:
+                    event = await asyncio.wait_for(sub.get(), READER_CHECK_S)
+                except TimeoutError:  # a quiet step: is anyone still reading?
+                    if _reader_gone(out):
+                        raise BrokenPipeError("the output's reader went away") from None
+                    continue
                 if event.seq > printed:
                     print(format_event(event, as_json), file=out, flush=True)
 
@@ -321,6 +339,14 @@ async def run_headless(
                     f"  then: {me} resume {did} --headless",
                     file=out,
                 )
+        if outcome is Outcome.PAUSED and not as_json:
+            paused = await store.get_directive(did)
+            print(f"paused: {paused.pause_reason or 'by a person'}", file=out)
+            breaker = (paused.pause_reason or "").partition(" breaker:")[0]
+            if breaker in BREAKER_LIMITS:
+                flag = "--" + BREAKER_LIMITS[breaker].replace("_", "-")
+                print(f"  raise the limit: {me} limits {did} {flag} N", file=out)
+            print(f"  then: {me} resume {did} --headless", file=out)
         return OUTCOME_EXIT[outcome.value]
     except (EngineError, NotFound, InvalidTransition, LeaseError) as exc:
         raise UsageError(str(exc)) from exc
@@ -329,6 +355,20 @@ async def run_headless(
             printer.cancel()
         await engine.close()
         await store.close()
+
+
+def _reader_gone(out: Any) -> bool:
+    """Whether `out` is a pipe whose reader has closed it: the write end
+    then polls as an error, so a run notices without waiting to print."""
+    import select
+
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's buffer)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 async def _accept_fast_forward(engine: Any, directive_id: str) -> None:
