@@ -139,13 +139,18 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         modal = app.screen
         assert isinstance(modal, ApprovalModal) and modal.intent is None
         assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
-        assert _footer_keys(modal) == ["r", "s", "p", "x", "escape"]
+        assert _footer_keys(modal) == ["escape"]  # letters go into the note for now
+        # The note has the focus: its letters are not answers (r would retry).
+        assert modal.focused is not None and modal.focused.id == "comment"
+        await pilot.press(*"really not needed")
+        assert app.screen is modal
         # Enter in the note leads to the answers; it does not pick one.
-        modal.query_one("#comment").focus()
-        await pilot.press(*"not needed", "enter")
+        modal.query_one("#comment").value = "not needed"  # type: ignore[attr-defined]
+        await pilot.press("enter")
         await pilot.pause(0.1)
         assert app.screen is modal and modal.focused is not None
         assert modal.focused.id == "choice-retry"
+        assert _footer_keys(modal) == ["r", "s", "p", "x", "escape"]
         await pilot.press("s")
         await until(
             pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
@@ -437,8 +442,10 @@ async def test_a_step_kept_by_a_replan_keeps_its_attempts_on_screen(tmp_path: Pa
         await until(pilot, lambda: _box(app, "first").carried_from is not None, "the new chain")
         screen.dag.focus_step(_box(app, "first").id)
         body = screen.query_one("#detail-body", Static)
-        await until(pilot, lambda: "#1 shell" in _printed(body.content), "the kept step's attempt")
-        assert "kept by a replan" in _printed(body.content)
+        await until(  # the panel has switched to the kept step (it showed slow's)
+            pilot, lambda: "kept by a replan" in _printed(body.content), "the kept step's panel"
+        )
+        assert "#1 shell" in _printed(body.content)
         assert "Evaluations" in _printed(body.content)
         await pilot.press("D")
         await pilot.pause(0.2)

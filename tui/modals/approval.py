@@ -170,7 +170,11 @@ class ApprovalModal(ModalScreen[Answer | None]):
         return True
 
     def on_mount(self) -> None:
-        if self.intent is D.REQUEST_CHANGES:
+        """The note first where one is asked for (changes) and where the
+        answers are single letters (an escalation): typing "try again" on
+        the buttons retried at its first r. Enter leads from the note to the
+        answers."""
+        if self.intent is D.REQUEST_CHANGES or self.intent is None:
             self.query_one("#comment", Input).focus()
         else:
             self.query_one(f"#choice-{self.choices[0].decision.value}", Button).focus()
