@@ -1036,3 +1036,22 @@ async def test_replan_on_a_directive_whose_first_plan_failed_says_there_is_no_pl
         await pilot.press("r")
         await until(pilot, lambda: notes.has("has no plan to replace yet", "warning"), "why")
         assert not isinstance(app.screen, ConfirmModal)  # nothing to confirm
+
+
+async def test_changes_to_a_plan_ask_for_what_the_planner_should_change(tmp_path: Path) -> None:
+    """A plan has no rework: the comment is what the new plan is asked for."""
+    from textual.widgets import Input
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.MANUAL))
+        await until(pilot, lambda: _has_pending(app, did), "the plan approval")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes modal")
+        placeholder = app.screen.query_one("#comment", Input).placeholder
+        assert placeholder == "what to change in the plan (required: the planner is asked for it)"
+
+
+def _has_pending(app: DirectiveApp, did: str) -> bool:
+    screen = app.screen
+    return isinstance(screen, DirectiveScreen) and bool(screen.approvals)

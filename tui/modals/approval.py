@@ -68,6 +68,8 @@ COMMENT_HINT = {
     D.REQUEST_CHANGES: "what to change (required: becomes the rework instructions)",
     D.DENY: "why (optional)",
 }
+# A plan has no rework: the comment is what the new plan is asked for.
+PLAN_CHANGES_HINT = "what to change in the plan (required: the planner is asked for it)"
 
 
 class EvaluationView(Looks, Static):
@@ -150,6 +152,8 @@ class ApprovalModal(ModalScreen[Answer | None]):
                     if self.intent
                     else "note (optional)"
                 )
+                if a.kind is ApprovalKind.PLAN and self.intent is D.REQUEST_CHANGES:
+                    hint = PLAN_CHANGES_HINT
                 yield Input(placeholder=hint, id="comment")
             yield Static("", id="approval-error", classes="error")
             with Horizontal(classes="dialog-buttons"):
