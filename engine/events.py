@@ -176,7 +176,10 @@ class LimitsChanged(_Event):
     limits: dict[str, Any]
 
     def describe(self) -> str:
-        return "limits changed: " + ", ".join(f"{k}={v}" for k, v in self.limits.items())
+        shown = {
+            k: "none" if v is None else v for k, v in self.limits.items()
+        }  # as `limits` takes it
+        return "limits changed: " + ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 class CheckpointRecorded(_Event):

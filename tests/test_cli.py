@@ -323,6 +323,11 @@ def test_a_missing_database_is_not_created_by_commands_that_read_it(tmp_path: Pa
         code, out, err = run_cli("--db", str(db), *argv)
         assert (code, out, err) == (2, "", f"directive-tui: no database at {db}\n"), argv
     assert not db.parent.exists()
+    empty = tmp_path / "empty.db"  # an empty file is not made into one either
+    empty.write_bytes(b"")
+    code, _, err = run_cli("--db", str(empty), "list")
+    assert (code, err) == (2, f"directive-tui: no database at {empty} (an empty file)\n")
+    assert empty.stat().st_size == 0
 
 
 def test_a_folder_given_as_the_database_is_refused_plainly(tmp_path: Path) -> None:

@@ -886,3 +886,10 @@ async def test_verifiers_that_cannot_be_set_up_go_to_a_person_with_the_reason(
     ]
     assert "setup=0.00 [verifiers could not be set up: step 'a' lists unknown" in line
     await engine.close()
+
+
+def test_a_limit_switched_off_is_logged_as_the_command_line_spells_it() -> None:
+    from engine.events import LimitsChanged
+
+    changed = LimitsChanged(directive_id="d", limits={"max_cost_usd": None, "max_rework_cycles": 2})
+    assert changed.describe() == "limits changed: max_cost_usd=none, max_rework_cycles=2"

@@ -104,6 +104,8 @@ def check_db(db: Path, command: str | None) -> None:
         )
     if command not in CREATES_DB and not db.exists():
         raise UsageError(f"no database at {db}")
+    if command not in CREATES_DB and db.stat().st_size == 0:  # it would be made one
+        raise UsageError(f"no database at {db} (an empty file)")
 
 
 # --------------------------------------------------------------------------
