@@ -463,3 +463,20 @@ def test_a_quiet_run_whose_reader_goes_away_ends_without_waiting_to_print(
         assert "directive created" in run.stdout.readline().decode()
         run.stdout.close()
         assert run.wait(timeout=30) == 141  # long before the step's 60 s
+
+
+def test_with_no_replans_left_replan_is_neither_offered_nor_taken(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Following the hint used to trip the breaker and pause the directive."""
+    steps = '[[steps]]\nname = "fails"\ncommand = "false"\n'
+    path = directive_file(tmp_path, make_git_repo(), steps)
+    path.write_text(path.read_text() + "[limits]\nmax_chain_regenerations = 0\n")
+    db = str(tmp_path / "x.db")
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 3
+    (approval,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert f"directive-tui --db {db} decide {approval['id']} retry|skip|stop" in out
+    assert "[retry/skip/stop]" in run_cli("--db", db, "approvals")[1]
+    code, _, err = run_cli("--db", db, "decide", approval["id"], "replan")
+    assert code == 2 and "no replans left (0/0)" in err

@@ -333,8 +333,9 @@ async def run_headless(
         if printer.done() and printer.exception() is not None:
             raise printer.exception()  # type: ignore[misc]
         if outcome is Outcome.AWAITING_APPROVAL and not as_json:
+            now_d = await store.get_directive(did)
             for approval in await store.pending_approvals(did):
-                answers = "\n".join(f"    {line}" for line in answer_commands(approval, me))
+                answers = "\n".join(f"    {line}" for line in answer_commands(approval, me, now_d))
                 print(
                     f"waiting for approval {approval.id}: {approval.summary}\n"
                     f"  answer with one of:\n{answers}\n"
@@ -397,15 +398,23 @@ def cli_option(option: Any) -> str:
     return ANSWER_VERBS.get(option.value, option.value)
 
 
-def answer_commands(approval: Any, me: str) -> list[str]:
-    """The commands that answer `approval`: only the decisions its kind takes."""
+def offered(approval: Any, directive: Any) -> list[Any]:
+    """The answers `approval` takes now: its options, less `replan` once the
+    directive has used its replans (the engine refuses it then)."""
+    spent = directive.regenerations >= directive.spec.limits.max_chain_regenerations
+    return [o for o in approval.options if not (spent and o.value == "replan")]
+
+
+def answer_commands(approval: Any, me: str, directive: Any) -> list[str]:
+    """The commands that answer `approval`: only the decisions it takes now."""
+    options = offered(approval, directive)
     lines = []
-    for option in approval.options:
+    for option in options:
         verb = ANSWER_VERBS.get(option.value)
         if verb:
             comment = ' -m "what to change"' if verb == "request-changes" else ""
             lines.append(f"{me} {verb} {approval.id}{comment}")
-    decisions = [o.value for o in approval.options if o.value not in ANSWER_VERBS]
+    decisions = [o.value for o in options if o.value not in ANSWER_VERBS]
     if decisions:
         lines.append(f"{me} decide {approval.id} {'|'.join(decisions)}")
     return lines
@@ -466,10 +475,11 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
         if as_json:
             print(json.dumps([a.model_dump(mode="json") for a in pending], indent=2), file=out)
         else:
-            titles = {d.id: shorten(d.title, TITLE_WIDTH) for d in await store.list_directives()}
+            directives = {d.id: d for d in await store.list_directives()}
+            titles = {i: shorten(d.title, TITLE_WIDTH) for i, d in directives.items()}
             width = max((len(titles[a.directive_id]) for a in pending), default=0)
             for a in pending:
-                options = "/".join(cli_option(o) for o in a.options)
+                options = "/".join(cli_option(o) for o in offered(a, directives[a.directive_id]))
                 title = titles[a.directive_id]
                 print(
                     f"{a.id}  {a.kind.value:<11} [{options}]  {title:<{width}}  {a.summary}",
@@ -497,7 +507,8 @@ async def resolve(
         approval = await store.find_approval(approval_id)
         if approval.pending and decision not in {o.value for o in approval.options}:
             allowed = ", ".join(cli_option(o) for o in approval.options)
-            answers = "\n  ".join(answer_commands(approval, me))
+            directive = await store.get_directive(approval.directive_id)
+            answers = "\n  ".join(answer_commands(approval, me, directive))
             raise UsageError(
                 f"approval {approval.id} ({approval.kind.value}) takes {allowed},"
                 f" not {ANSWER_VERBS.get(decision, decision)}; answer with one of:\n  {answers}"
