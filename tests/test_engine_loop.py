@@ -4,6 +4,7 @@ autonomy, breakers, pause/stop, recovery — against a real SQLite store."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,11 @@ from tests.engine_kit import Script, chain_spec, services, statuses
 LINEAR = [("a", []), ("b", ["a"]), ("c", ["b"])]
 
 
-async def run(store: Store, spec, script: Script, bus: EventBus | None = None):
-    engine = DirectiveEngine(store, bus or EventBus(), services(script))
+async def run(store: Store, spec, script: Script, bus: EventBus | None = None, **parts):
+    """Create and start `spec` on a new engine; `parts` replace the test
+    services' own (a planner, verifiers, a client provider)."""
+    kit = dataclasses.replace(services(script), **parts)
+    engine = DirectiveEngine(store, bus or EventBus(), kit)
     await engine.start()
     d = await engine.create_directive(spec)
     await engine.start_directive(d.id)
@@ -58,6 +62,12 @@ async def test_red_step_is_reworked_with_instructions_then_passes(
     assert [(n, attempt) for n, attempt, _ in script.calls] == [("a", 1), ("a", 2)]
     instructions = script.calls[1][2]
     assert instructions and "scripted-check" in instructions
+    # the log says why each attempt scored as it did
+    red, green = [
+        e.describe() for e in await store.list_events(did) if e.type == "evaluation_completed"
+    ]
+    assert red == "step a evaluated red (0.20; scripted-check=0.20 [score 0.2])"
+    assert green == "step a evaluated green (1.00; scripted-check=1.00)"
     chain = await store.current_chain(did)
     (step,) = await store.list_steps(chain.id)
     assert step.rework_count == 1 and step.attempts == 2
@@ -645,13 +655,9 @@ async def test_a_first_plan_that_fails_pauses_and_resuming_plans_again(
     from engine.invariants import check_invariants
     from engine.services import default_planner
 
-    kit = services(Script())
     planner = OverloadedOnce(default_planner(PlannerKind.EXPLICIT, None))
-    kit.planner = lambda kind, llm: planner
-    engine = DirectiveEngine(store, EventBus(), kit)
-    await engine.start()
-    did = (await engine.create_directive(chain_spec(tmp_path, LINEAR))).id
-    await engine.start_directive(did)
+    spec = chain_spec(tmp_path, LINEAR)
+    engine, did = await run(store, spec, Script(), planner=lambda kind, llm: planner)
 
     assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
     d = await store.get_directive(did)
@@ -679,12 +685,12 @@ async def test_a_replan_that_fails_keeps_the_chain_and_asks_a_person(
         tmp_path, LINEAR, autonomy=Autonomy.FULL_AUTO, max_rework_cycles=1,
         max_chain_regenerations=2,
     )  # fmt: skip
-    kit = services(script)
-    kit.planner = lambda kind, llm: OverloadedReplanner(default_planner(kind, llm))
-    engine = DirectiveEngine(store, EventBus(), kit)
-    await engine.start()
-    did = (await engine.create_directive(spec)).id
-    await engine.start_directive(did)
+    engine, did = await run(
+        store,
+        spec,
+        script,
+        planner=lambda kind, llm: OverloadedReplanner(default_planner(kind, llm)),
+    )
 
     # full_auto replans the blocked step by itself; the replan fails once and
     # the directive waits for a person instead of failing (or looping)
@@ -789,13 +795,8 @@ async def test_an_attempt_nothing_could_score_waits_for_a_person_even_in_full_au
 ) -> None:
     """full_auto passes yellow steps, but this yellow means 'not scored':
     the only verifier gave no verdict, so no autonomy lets it through."""
-    kit = services(Script())
-    kit.verifiers = lambda d, step, llm: [SilentJudge()]
-    engine = DirectiveEngine(store, EventBus(), kit)
-    await engine.start()
     spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.FULL_AUTO)
-    did = (await engine.create_directive(spec)).id
-    await engine.start_directive(did)
+    engine, did = await run(store, spec, Script(), verifiers=lambda d, step, llm: [SilentJudge()])
     assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
     (review,) = await store.pending_approvals(did)
     assert review.kind is ApprovalKind.STEP_REVIEW
@@ -805,33 +806,15 @@ async def test_an_attempt_nothing_could_score_waits_for_a_person_even_in_full_au
     await engine.close()
 
 
-async def test_the_log_line_of_an_evaluation_says_why_a_verifier_did_not_pass(
-    store: Store, tmp_path: Path
-) -> None:
-    script = Script(scores={"a": [0.2, 1.0]})
-    engine, did = await run(store, chain_spec(tmp_path, [("a", [])]), script)
-    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
-    red, green = [
-        e.describe() for e in await store.list_events(did) if e.type == "evaluation_completed"
-    ]
-    assert red == "step a evaluated red (0.20; scripted-check=0.20 [score 0.2])"
-    assert green == "step a evaluated green (1.00; scripted-check=1.00)"
-    await engine.close()
-
-
 async def test_a_model_with_no_price_is_said_once_in_the_log(store: Store, tmp_path: Path) -> None:
     """Its costs are counted at the highest known rate: the log says so,
     where the app's users look, once per directive."""
     from types import SimpleNamespace
 
-    kit = services(Script())
-    kit.llm_provider = lambda spec: SimpleNamespace(model="claude-sonet-5-5")  # a typo
-    engine = DirectiveEngine(store, EventBus(), kit)
-    await engine.start()
     spec = chain_spec(tmp_path, LINEAR)
     spec.verifiers.llm_judge = True  # the judge's client is made for each evaluation
-    did = (await engine.create_directive(spec)).id
-    await engine.start_directive(did)
+    typo = SimpleNamespace(model="claude-sonet-5-5")
+    engine, did = await run(store, spec, Script(), llm_provider=lambda spec: typo)
     assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
     await asyncio.sleep(0.05)
     said = [e for e in await store.list_events(did) if "no price known" in e.describe()]
@@ -868,13 +851,8 @@ async def test_verifiers_that_cannot_be_set_up_go_to_a_person_with_the_reason(
         raise ValueError(f"step {step.name!r} lists unknown verifier(s) 'ruff'")
 
     script = Script()
-    kit = services(script)
-    kit.verifiers = no_verifiers
-    engine = DirectiveEngine(store, EventBus(), kit)
-    await engine.start()
     spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.FULL_AUTO)
-    did = (await engine.create_directive(spec)).id
-    await engine.start_directive(did)
+    engine, did = await run(store, spec, script, verifiers=no_verifiers)
     assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
     assert len(script.calls) == 1  # not reworked
     (review,) = await store.pending_approvals(did)
