@@ -520,8 +520,8 @@ class DirectiveEngine:
                 )
             if decision is ApprovalDecision.REPLAN:  # would only trip the breaker and pause
                 d = tx.directive(a.directive_id)
-                used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
-                if used >= limit:
+                if not d.replans_left:
+                    used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
                     raise EngineError(
                         f"no replans left ({used}/{limit}): raise max_chain_regenerations"
                         " first, or answer retry, skip or stop"
@@ -586,8 +586,8 @@ class DirectiveEngine:
                 f"cannot replan a {d.status.value} directive: only an active or paused one"
                 " with a chain (a draft is planned when it starts)"
             )
-        limit = d.spec.limits.max_chain_regenerations
-        if d.regenerations >= limit:
+        if not d.replans_left:
+            limit = d.spec.limits.max_chain_regenerations
             why = f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}"
             await self._trip(directive_id, "regenerations", why)
             # Paused; once resumed, a person decides about the step instead.
@@ -1510,10 +1510,7 @@ class DirectiveEngine:
                 rework_instructions=instructions,
                 **scored,
             )
-            if (
-                autonomy is Autonomy.FULL_AUTO
-                and now_d.regenerations < limits.max_chain_regenerations
-            ):
+            if autonomy is Autonomy.FULL_AUTO and now_d.replans_left:
                 replan_after = True
             else:
                 approvals.escalate(tx, d.id, step, why, ev.id)

@@ -301,6 +301,12 @@ class Directive(BaseModel):
     def title(self) -> str:
         return self.spec.title
 
+    @property
+    def replans_left(self) -> int:
+        """Chain regenerations its limit still allows: the one rule the
+        breaker, the engine's answers and the front ends' offers share."""
+        return max(self.spec.limits.max_chain_regenerations - self.regenerations, 0)
+
     def wall_time_s(self, at: float | None = None) -> float:
         """Active wall time: paused time does not count against the limit."""
         running = (at or now()) - self.active_since if self.active_since else 0.0

@@ -46,9 +46,8 @@ def directive_refusal(d: Directive, action: str) -> str | None:
             return f"{is_}: it has no plan to replace yet."
         if status not in (DirectiveStatus.ACTIVE, DirectiveStatus.PAUSED):
             return f"{is_}: nothing to replan."
-        # The engine would trip the replans breaker and pause the directive.
-        used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
-        if used >= limit:
+        if not d.replans_left:  # the engine would refuse, or trip its breaker
+            used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
             return f"{d.title} has used its replans ({used}/{limit}): L raises the limit."
         return None
     raise ValueError(f"not a directive action: {action}")

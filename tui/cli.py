@@ -401,7 +401,7 @@ def cli_option(option: Any) -> str:
 def offered(approval: Any, directive: Any) -> list[Any]:
     """The answers `approval` takes now: its options, less `replan` once the
     directive has used its replans (the engine refuses it then)."""
-    spent = directive.regenerations >= directive.spec.limits.max_chain_regenerations
+    spent = not directive.replans_left
     return [o for o in approval.options if not (spent and o.value == "replan")]
 
 
