@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -904,8 +905,6 @@ class DirectiveEngine:
         """Where the result is and the command that takes it, with this
         store's database (a bare command would open the default one); a
         directive that committed nothing has no result to point at."""
-        import shlex
-
         if offer.target_sha == ws.base_sha:
             return "no step changed anything: nothing to merge"
         message = f"the result is on branch {ws.integration_branch}"
@@ -1132,8 +1131,7 @@ class DirectiveEngine:
         good, and resuming plans again once the cause is fixed."""
 
         def pause(tx: Tx) -> None:
-            if cost:
-                charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
+            charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
             tx.emit(Notice(directive_id=directive_id, message=reason, severity=Severity.ERROR))
             if tx.directive(directive_id).status is D.PLANNING:
                 tx.directive_status(
@@ -1152,8 +1150,7 @@ class DirectiveEngine:
         failed = replan.failed
 
         def keep(tx: Tx) -> None:
-            if cost:
-                charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
+            charge_planning(tx, directive_id, PlannedChain(steps=[], cost_usd=cost))
             tx.emit(
                 Notice(
                     directive_id=directive_id,
@@ -1853,10 +1850,11 @@ def _require_repo(d: Directive) -> None:
 def _put_back(tx: Tx, step_id: str, run_id: str, why: str) -> None:
     """An attempt that will not finish: its run is closed as cancelled and
     the step is ready to run again."""
-    tx.conn.execute(
-        "UPDATE step_runs SET status = 'cancelled', error = ?, finished_at = ?"
-        " WHERE id = ? AND status = 'running'",
-        (why, now(), run_id),
+    tx.update_if(
+        "step_runs",
+        run_id,
+        {"status": "running"},
+        {"status": "cancelled", "error": why, "finished_at": now()},
     )
     if tx.step(step_id).status in STEP_ACTIVE:
         tx.step_status(step_id, S.READY, reason=why)
