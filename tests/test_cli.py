@@ -48,6 +48,12 @@ YELLOW = (
 )
 
 
+def only_directive(db: str) -> str:
+    """The id of the one directive in `db`, as `list --json` gives it."""
+    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    return did
+
+
 def test_headless_run_prints_events_and_exits_0_when_completed(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
@@ -91,7 +97,7 @@ def test_waiting_for_approval_exits_3_then_approve_and_resume_completes(
     code, out, err = run_cli("--db", db, "approve", pending["id"])
     assert code == 2 and "already approved" in err
 
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
     assert code == 0 and "directive active -> completed" in out
 
@@ -134,7 +140,7 @@ def test_stop_from_the_command_line(tmp_path: Path, make_git_repo: Callable[...,
     db = str(tmp_path / "x.db")
     path = directive_file(tmp_path, make_git_repo(), YELLOW)
     run_cli("--db", db, "run", str(path), "--headless")
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     code, out, _ = run_cli("--db", db, "stop", did)
     assert code == 0 and "stopped" in out
     with sqlite3.connect(db) as conn:
@@ -156,7 +162,7 @@ def test_pausing_a_paused_directive_says_so_plainly(
 ) -> None:
     db = str(tmp_path / "x.db")
     run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     assert run_cli("--db", db, "pause", did)[:2] == (0, f"directive {did}: paused\n")
     assert run_cli("--db", db, "pause", did)[:2] == (0, f"directive {did}: already paused\n")
 
@@ -173,7 +179,7 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
     path.write_text(path.read_text() + "[limits]\nmax_wall_time_minutes = 0.01\n")
     code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
     assert code == 4 and "breaker wall_time tripped" in out
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     # what to type next, as for an approval
     assert out.splitlines()[-3].startswith("paused: wall_time breaker: wall time")
     assert out.splitlines()[-2:] == [
@@ -358,7 +364,7 @@ def test_merge_names_the_branch_and_a_second_merge_is_already_done(
     db = str(tmp_path / "x.db")
     steps = '[[steps]]\nname = "write"\ncommand = "echo hi > out.txt"\n'
     assert run_cli("--db", db, "run", str(directive_file(tmp_path, repo, steps)), "--headless")[0] == 0  # fmt: skip
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     tip = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", f"directive/{did}/integration"],
         capture_output=True, text=True, check=True,
@@ -376,7 +382,7 @@ def test_a_limit_is_switched_off_with_none(
 ) -> None:
     db = str(tmp_path / "x.db")
     run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     code, out, _ = run_cli("--db", db, "limits", did, "--max-cost-usd", "none")
     assert code == 0 and out.splitlines()[0].split()[:2] == ["max_cost_usd", "none"]
     with sqlite3.connect(db) as conn:
@@ -441,7 +447,7 @@ def test_a_chain_is_logged_by_layers_and_older_events_as_they_were(
     assert code == 0 and "chain created: make -> {lint, test} -> after\n" in out
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE directive_events SET data = json_remove(data, '$.layers')")
-    (did,) = [d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1])]
+    did = only_directive(db)
     assert "chain created: make -> lint -> test -> after\n" in run_cli("--db", db, "events", did)[1]
 
 
