@@ -1078,7 +1078,24 @@ class DirectiveEngine:
     # ------------------------------------------------------------------
 
     async def _plan(self, d: Directive) -> None:
-        planned = await self._run_planner(d, None)
+        """The first plan. Planning counts against the wall-time limit, so
+        the planner gets only the time left: a hung API pauses the
+        directive on its wall-time breaker, instead of holding it in
+        `planning` for as long as the client's timeouts and retries last."""
+        tripped = breaker_reason(d)
+        if tripped:
+            await self._trip(d.id, *tripped)
+            return
+        left = budget_for(d).wall_time_s
+        deadline = asyncio.timeout(left)
+        try:
+            async with deadline:
+                planned = await self._run_planner(d, None)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            await self._planning_ran_out(d.id)
+            return
         if planned is None:
             return
         chain, steps = build_chain(d, planned, generation=0, reason=None)
@@ -1103,6 +1120,14 @@ class DirectiveEngine:
             _ask_plan_approval(tx, d, steps)
 
         await self._write(d.id, commit)
+
+    async def _planning_ran_out(self, directive_id: str) -> None:
+        d = await self.store.get_directive(directive_id)
+        why = breaker_reason(d) or ("wall_time", "the wall-time limit was reached")
+        said = f"planning did not finish in the wall time left ({why[1]})"
+        notice = Notice(directive_id=directive_id, message=said, severity=Severity.ERROR)
+        await self._write(directive_id, lambda tx: tx.emit(notice))
+        await self._trip(directive_id, *why)
 
     async def _run_planner(self, d: Directive, replan: ReplanContext | None) -> PlannedChain | None:
         from engine.planner import validate_chain

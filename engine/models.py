@@ -45,6 +45,11 @@ class DirectiveStatus(StrEnum):
     STOPPED = "stopped"
 
 
+# Statuses whose time counts against the wall-time limit: the directive is
+# working (planning its first chain is work, as a replan is).
+CLOCK_RUNNING = frozenset({DirectiveStatus.PLANNING, DirectiveStatus.ACTIVE})
+
+
 class StepStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
@@ -290,7 +295,7 @@ class Directive(BaseModel):
     planning_cost_usd: float = 0.0
     regenerations: int = 0  # chains made by replanning (the first chain is not one)
     failed_steps: int = 0
-    wall_time_used_s: float = 0.0  # active time accumulated before `active_since`
+    wall_time_used_s: float = 0.0  # working time accumulated before `active_since`
     active_since: float | None = None
     last_seq: int = 0
     pause_reason: str | None = None
@@ -308,7 +313,8 @@ class Directive(BaseModel):
         return max(self.spec.limits.max_chain_regenerations - self.regenerations, 0)
 
     def wall_time_s(self, at: float | None = None) -> float:
-        """Active wall time: paused time does not count against the limit."""
+        """Working wall time (planning or active): paused time does not
+        count against the limit."""
         running = (at or now()) - self.active_since if self.active_since else 0.0
         return self.wall_time_used_s + max(running, 0.0)
 

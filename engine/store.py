@@ -34,6 +34,7 @@ from engine.events import (
     event_from_json,
 )
 from engine.models import (
+    CLOCK_RUNNING,
     ApprovalRequest,
     ApprovalStatus,
     Chain,
@@ -464,9 +465,9 @@ class Tx:
         d = self.directive(directive_id)
         check_directive(d.spec.title, d.status, to)
         at = now()
-        if to is DirectiveStatus.ACTIVE and d.active_since is None:
+        if to in CLOCK_RUNNING and d.active_since is None:
             fields.setdefault("active_since", at)
-        elif d.status is DirectiveStatus.ACTIVE and to is not DirectiveStatus.ACTIVE:
+        elif d.status in CLOCK_RUNNING and to not in CLOCK_RUNNING:
             fields.setdefault("wall_time_used_s", d.wall_time_s(at))
             fields.setdefault("active_since", None)
         if to is DirectiveStatus.PAUSED:

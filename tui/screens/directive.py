@@ -23,6 +23,7 @@ from engine.events import (
     StepStatusChanged,
 )
 from engine.models import (
+    CLOCK_RUNNING,
     ApprovalRequest,
     ConfidenceLevel,
     Directive,
@@ -171,7 +172,7 @@ class DirectiveScreen(EngineScreen):
 
     def _tick(self) -> None:
         d = self.directive
-        if self.ready and d is not None and d.status is DirectiveStatus.ACTIVE:
+        if self.ready and d is not None and d.status in CLOCK_RUNNING:
             self.query_one(BudgetBars).show(d, self.dapp.clock())
 
     def _tail(self, step_id: str) -> deque[tuple[str, str]]:

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import Column, ColumnKey
 
 from engine.breakers import duration
-from engine.models import Directive, DirectiveStatus
+from engine.models import CLOCK_RUNNING, Directive
 from tui.format import money
 from tui.presentation import DIRECTIVE_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
@@ -70,9 +70,10 @@ class DirectiveTable(Looks, DataTable):
                 self.update_cell(directive_id, key, cell, update_width=True)
 
     def tick(self, directives: list[Directive], at: float) -> None:
-        """Only the time column of running directives: what a clock tick changes."""
+        """Only the time column of working directives (planning or active):
+        what a clock tick changes."""
         for d in directives:
-            if d.status is DirectiveStatus.ACTIVE and d.id in self._rows:
+            if d.status in CLOCK_RUNNING and d.id in self._rows:
                 cell = self._rows[d.id][ELAPSED] = self._elapsed(d, at)
                 self.update_cell(d.id, "elapsed", cell, update_width=True)
         if self._title_width(self._rows) != self._title.width:

@@ -1,0 +1,118 @@
+"""Planning the first chain is work: its time counts against the wall-time
+limit, and a planner that never answers pauses the directive on that
+breaker instead of holding it in `planning` for as long as the client's
+timeouts and retries last."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineError, Outcome
+from engine.invariants import check_invariants
+from engine.models import DirectiveStatus, PlannerKind
+from engine.services import default_planner
+from engine.store import Store
+from tests.engine_kit import Script, chain_spec, services
+
+STEPS = [("a", []), ("b", ["a"])]
+
+
+class HangsOnce:
+    """The first plan waits for an API that never answers; later plans are
+    made as written."""
+
+    def __init__(self) -> None:
+        self.inner = default_planner(PlannerKind.EXPLICIT, None)
+        self.calls = 0
+        self.cancelled = False
+
+    async def plan(self, d, replan):
+        self.calls += 1
+        if self.calls == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+        return await self.inner.plan(d, replan)
+
+
+class Slow:
+    """Plans as written, after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.inner = default_planner(PlannerKind.EXPLICIT, None)
+        self.seconds = seconds
+
+    async def plan(self, d, replan):
+        await asyncio.sleep(self.seconds)
+        return await self.inner.plan(d, replan)
+
+
+async def start(store: Store, spec, planner) -> tuple[DirectiveEngine, str]:
+    kit = dataclasses.replace(services(Script()), planner=lambda kind, llm: planner)
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    return engine, d.id
+
+
+async def test_a_planner_that_never_answers_trips_the_wall_time_breaker(
+    store: Store, tmp_path: Path
+) -> None:
+    planner = HangsOnce()
+    spec = chain_spec(tmp_path, STEPS, max_wall_time_minutes=0.01)  # 0.6 s
+    engine, did = await start(store, spec, planner)
+
+    assert await engine.wait_settled(did, timeout=10) is Outcome.PAUSED
+    assert planner.cancelled
+    d = await store.get_directive(did)
+    assert d.pause_reason is not None and d.pause_reason.startswith("wall_time breaker: ")
+    assert d.wall_time_s() >= 0.6 and d.active_since is None
+    events = await store.list_events(did)
+    assert [e.breaker for e in events if e.type == "breaker_tripped"] == ["wall_time"]
+    notices = [e.message for e in events if e.type == "notice"]
+    assert any(n.startswith("planning did not finish in the wall time left") for n in notices)
+    assert await store.list_chains(did) == []
+    assert await check_invariants(store.path) == []
+
+    # the breaker holds until the limit is raised; then it plans again
+    with pytest.raises(EngineError, match="raise the limit first"):
+        await engine.resume_directive(did)
+    await engine.raise_limits(did, max_wall_time_minutes=5)
+    await engine.resume_directive(did)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert planner.calls == 2 and len(await store.list_chains(did)) == 1
+    assert await check_invariants(store.path) == []
+    await engine.close()
+
+
+async def test_planning_time_counts_against_the_wall_time_limit(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, did = await start(store, chain_spec(tmp_path, STEPS), Slow(0.4))
+    await asyncio.sleep(0.1)
+    planning = await store.get_directive(did)
+    assert planning.status is DirectiveStatus.PLANNING
+    assert planning.active_since is not None  # the clock runs while it plans
+
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert (await store.get_directive(did)).wall_time_s() >= 0.4
+    await engine.close()
+
+
+async def test_pausing_while_planning_stops_the_clock(store: Store, tmp_path: Path) -> None:
+    engine, did = await start(store, chain_spec(tmp_path, STEPS), Slow(0.3))
+    await asyncio.sleep(0.1)
+    await engine.pause_directive(did)
+    paused = await store.get_directive(did)
+    assert paused.active_since is None and 0.1 <= paused.wall_time_used_s < 5
+    await asyncio.sleep(0.4)  # the plan lands while paused; paused time does not count
+    assert (await store.get_directive(did)).wall_time_s() == paused.wall_time_used_s
+    await engine.close()
