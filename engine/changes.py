@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from engine.procs import start_process
+from engine.procs import child_env, start_process
 
 IGNORED_DIRS = frozenset(
     {
@@ -56,7 +56,7 @@ class GitError(RuntimeError):
 
 
 async def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never fight a commit for index.lock
+    env = child_env({"GIT_OPTIONAL_LOCKS": "0"})  # never fight a commit for index.lock
     proc = await start_process(
         asyncio.create_subprocess_exec(
             "git",

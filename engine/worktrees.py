@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.changes import is_ignored
-from engine.procs import start_process
+from engine.procs import child_env, start_process
 
 NAMESPACE = "refs/directive-tui"
 START_LABEL = "start: before any step"  # how the start point is named to a person
@@ -122,8 +122,10 @@ class GitOutput:
 
 
 def git_env(identity: tuple[str, str] = DEFAULT_IDENTITY) -> dict[str, str]:
+    """Git's environment: the user's filters and diff drivers run under it,
+    so it has no Anthropic credentials (as every child, see `procs`)."""
     name, email = identity
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env = {k: v for k, v in child_env().items() if k not in SCRUBBED_ENV}
     env.update(
         GIT_TERMINAL_PROMPT="0",
         GIT_OPTIONAL_LOCKS="0",

@@ -422,3 +422,45 @@ async def test_the_app_draws_no_key(
     for note in notes:
         searched.check("a notification", note)
     searched.tree(tmp_path)
+
+
+# --------------------------------------------------------------------------
+# Git: the user's own filters and diff drivers run under the engine's git
+# --------------------------------------------------------------------------
+
+
+async def test_git_filters_the_engine_runs_do_not_see_the_key(
+    make_git_repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clean filter runs on every `git add` and `git diff` of a matching
+    file: this one writes the key it sees next to the repository."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    seen = tmp_path / "filter-saw.txt"
+    repo = make_git_repo({".gitattributes": "*.txt filter=peek\n", "notes.txt": "one\n"})
+    subprocess.run(
+        ["git", "config", "filter.peek.clean", f'echo "key=[$ANTHROPIC_API_KEY]" >> {seen}; cat'],
+        cwd=repo, check=True,
+    )  # fmt: skip
+    store = await Store.open(tmp_path / "engine.db")
+    engine = DirectiveEngine(store, EventBus(), EngineServices(output_flush_s=0.01))
+    await engine.start()
+    d = await engine.create_directive(
+        DirectiveSpec(
+            title="Append a note",
+            goal="notes.txt gets a second line",
+            repo=repo,
+            planner=PlannerKind.EXPLICIT,
+            executor=ExecutorKind.SHELL,
+            autonomy=Autonomy.FULL_AUTO,
+            verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
+            steps=[{"name": "note", "type": "implement", "command": "echo two >> notes.txt"}],
+        )
+    )
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    assert await engine.final_diff(d.id)  # diffs run the filter too
+    await engine.close()
+    await store.close()
+
+    said = seen.read_text().splitlines()
+    assert said and set(said) == {"key=[]"}  # the filter ran, keyless every time
