@@ -511,13 +511,13 @@ class DirectiveEngine:
                 )
             if not a.pending:
                 raise ApprovalAlreadyResolved(
-                    f"approval {a.id} is already {a.status.value}"
-                    + (f" ({a.decision.value})" if a.decision else "")
+                    f"approval {a.id} is already {a.status.label}"
+                    + (f" ({a.decision.label})" if a.decision else "")
                 )
             if decision not in a.options:
-                allowed = ", ".join(o.value for o in a.options)
+                allowed = ", ".join(o.label for o in a.options)
                 raise EngineError(
-                    f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.value}"
+                    f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.label}"
                 )
             if decision is ApprovalDecision.REPLAN:  # would only trip the breaker and pause
                 d = tx.directive(a.directive_id)

@@ -114,6 +114,11 @@ class ApprovalStatus(StrEnum):
     RESOLVED = "resolved"  # an escalation answered with one of its options
     SUPERSEDED = "superseded"  # closed unanswered: a stop, a replan or a reset made it moot
 
+    @property
+    def label(self) -> str:
+        """In words ("changes requested"), for the engine's messages."""
+        return self.value.replace("_", " ")
+
 
 class ApprovalDecision(StrEnum):
     """What a person can answer. Step reviews and plans take the first three,
@@ -129,6 +134,12 @@ class ApprovalDecision(StrEnum):
     REPLAN = "replan"
     STOP = "stop"
     SUPERSEDED = "superseded"
+
+    @property
+    def label(self) -> str:
+        """The answer in words ("request changes"): the engine's messages
+        name it so, whatever a front end calls it (a command, a key)."""
+        return self.value.replace("_", " ")
 
 
 class Severity(StrEnum):

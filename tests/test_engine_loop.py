@@ -187,6 +187,32 @@ async def test_request_changes_sends_the_comment_as_rework_instructions(
     await engine.close()
 
 
+async def test_refusals_name_answers_in_words_not_as_the_engine_stores_them(
+    store: Store, tmp_path: Path
+) -> None:
+    """The app's `c` and the command line's `request-changes` both reach
+    these messages: "request changes" reads right under either."""
+    script = Script(scores={"a": [0.6, 0.1]})
+    engine, did = await run(store, chain_spec(tmp_path, [("a", [])], max_rework_cycles=0), script)
+    await engine.wait_settled(did, timeout=10)
+    (review,) = await store.pending_approvals(did)
+    await engine.resolve_approval(review.id, ApprovalDecision.REQUEST_CHANGES, "smaller")
+    with pytest.raises(ApprovalAlreadyResolved) as again:
+        await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)
+    assert (
+        str(again.value) == f"approval {review.id} is already changes requested (request changes)"
+    )
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(did)  # the rework scored red: blocked
+    with pytest.raises(EngineError) as refused:
+        await engine.resolve_approval(escalation.id, ApprovalDecision.REQUEST_CHANGES, "x")
+    assert str(refused.value) == (
+        f"approval {escalation.id} (escalation) takes retry, skip, replan, stop,"
+        " not request changes"
+    )
+    await engine.close()
+
+
 async def test_full_auto_passes_yellow_without_asking(store: Store, tmp_path: Path) -> None:
     script = Script(scores={"a": [0.6]})
     spec = chain_spec(tmp_path, LINEAR, autonomy=Autonomy.FULL_AUTO)
