@@ -1437,6 +1437,11 @@ class DirectiveEngine:
         need not wake, and a chain of quick steps costs one transaction per
         step (this verdict, the next step's start and, sharing the commit,
         the move to evaluating)."""
+        gone = _missing_repo(d)
+        if gone:  # went while the step ran: the verdict would judge nothing
+            await asyncio.shield(evaluating)
+            await self._pause_without_repo(d, step, run, gone)
+            return False
         autonomy = d.spec.autonomy
         verdict = VERDICTS[(ev.level, autonomy)]
         if FOR_A_PERSON in ev.flags:  # yellow, but unscored: full_auto may not pass it
@@ -1582,6 +1587,10 @@ class DirectiveEngine:
     async def _step_failed(
         self, d: Directive, step: Step, run: StepRun, result: ExecutionResult
     ) -> None:
+        gone = _missing_repo(d)
+        if gone:  # the folder went while the step ran: no fault of the step's
+            await self._pause_without_repo(d, step, run, gone)
+            return
         error = result.error or "executor reported failure"
 
         def fail(tx: Tx) -> None:
@@ -1633,9 +1642,10 @@ class DirectiveEngine:
                 await ws.remove_attempt(attempt)
 
     async def _pause_without_repo(self, d: Directive, step: Step, run: StepRun, gone: str) -> None:
-        """The repository folder went (deleted or moved): no attempt can run
-        there, and none should fail over it. The step waits to run again and
-        the directive pauses, saying so; the driver then stops the others."""
+        """The repository folder went (deleted or moved), before or during
+        the attempt: no attempt can run there, and none should fail or be
+        judged over it. The step waits to run again and the directive
+        pauses, saying so; the driver then stops the others."""
 
         def pause(tx: Tx) -> None:
             _put_back(tx, step.id, run.id, gone)

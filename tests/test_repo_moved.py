@@ -1,0 +1,88 @@
+"""The repository folder moved away while a step ran (a person tidied their
+projects folder): the step is not failed or judged over it. The directive
+pauses saying where the folder was, and once it is back, resume runs the
+step again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineServices, Outcome
+from engine.invariants import check_invariants
+from engine.models import (
+    Autonomy,
+    DirectiveSpec,
+    ExecutorKind,
+    PlannerKind,
+    VerifierConfig,
+    WorkspaceConfig,
+)
+from engine.store import Store
+from tests.conftest import git
+
+
+def moves_repo_once(repo: Path, flag: Path, then: str) -> str:
+    """A shell step that, the first time only, moves the repository away and
+    then does `then`; every later time, writes done.txt."""
+    away = repo.with_name(repo.name + "-away")
+    return (
+        f"if [ ! -e {flag} ]; then touch {flag}; mv {repo} {away}; {then}; fi;"
+        " echo done > done.txt"
+    )
+
+
+def spec(repo: Path, command: str, *, isolate: bool) -> DirectiveSpec:
+    return DirectiveSpec(
+        title="tidy",
+        goal="write done.txt",
+        repo=repo,
+        autonomy=Autonomy.FULL_AUTO,
+        planner=PlannerKind.EXPLICIT,
+        executor=ExecutorKind.SHELL,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
+        workspace=WorkspaceConfig(isolate=isolate),
+        steps=[{"name": "write", "type": "implement", "command": command}],
+    )
+
+
+async def pauses_then_finishes(store: Store, repo: Path, the_spec: DirectiveSpec) -> str:
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    await engine.start()
+    d = await engine.create_directive(the_spec)
+    await engine.start_directive(d.id)
+
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.PAUSED
+    paused = await store.get_directive(d.id)
+    assert paused.pause_reason == f"the repository folder {repo} is gone: put it back, then resume"
+    assert paused.failed_steps == 0 and await store.pending_approvals(d.id) == []
+    (chain,) = await store.list_chains(d.id)
+    (step,) = await store.list_steps(chain.id)
+    assert step.status.value == "ready" and step.rework_count == 0
+    assert await store.list_evaluations(step.id) == []  # nothing was judged
+    assert await check_invariants(store.path) == []
+
+    repo.with_name(repo.name + "-away").rename(repo)  # put back
+    await engine.resume_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    await engine.close()
+    return d.id
+
+
+async def test_a_failed_attempt_in_a_moved_repository_pauses_instead_of_failing(
+    store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = make_git_repo()
+    command = moves_repo_once(repo, tmp_path / "moved-once", then="exit 3")
+    did = await pauses_then_finishes(store, repo, spec(repo, command, isolate=True))
+    assert git(repo, "show", f"directive/{did}/integration:done.txt") == "done\n"
+
+
+async def test_an_attempt_that_finished_in_a_moved_repository_is_not_judged(
+    store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = make_git_repo()
+    command = moves_repo_once(repo, tmp_path / "moved-once", then="true")
+    await pauses_then_finishes(store, repo, spec(repo, command, isolate=False))
+    assert (repo / "done.txt").read_text() == "done\n"
