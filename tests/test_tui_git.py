@@ -27,7 +27,15 @@ from engine.models import (
 )
 from tests.conftest import git
 from tests.test_engine_worktrees import BASE, HALF, NO_LLM, OK, edit, three_to_reset
-from tests.test_tui_app import Notes, _box_status, _directive_status, _loaded, started, until
+from tests.test_tui_app import (
+    Notes,
+    _box_status,
+    _directive_status,
+    _footer_keys,
+    _loaded,
+    started,
+    until,
+)
 from tui.app import DirectiveApp
 from tui.modals.confirm import ConfirmModal
 from tui.modals.diff import AttemptDiffs
@@ -158,6 +166,17 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
         assert "+ALPHA" in text and "-alpha" in text
         assert git(repo, "rev-parse", "HEAD").strip() == user_head  # untouched so far
 
+        # The keys are in the help and the palette: `m`, not `r` (it has ended).
+        from tui.commands import screen_commands
+
+        actions = {action for _, _, _, action in screen_commands(screen)}
+        assert "merge" in actions and "reset" not in actions
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        help_text = " ".join(f"{k} {d}" for _, keys in app.screen.sections for k, d in keys)  # type: ignore[attr-defined]
+        assert "m Fast-forward your branch" in help_text and "Reset" not in help_text
+        await pilot.press("escape")
+
         await pilot.press("m")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the confirm modal")
         assert "main" in app.screen.question  # type: ignore[attr-defined]
@@ -171,22 +190,13 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
         assert git(repo, "rev-parse", "main").strip() == tip(repo, did)
         assert (repo / "a.txt").read_text() == "ONE\ntwo\nthree\n"
         assert git(repo, "status", "--porcelain") == ""
-        # Nothing left to take: said so, no modal.
+        # Nothing left to take: no longer offered, and said so when pressed.
         await until(pilot, lambda: "already at" in screen.result.offer.reason, "the new offer")  # type: ignore[union-attr]
+        await until(pilot, lambda: "m" not in _footer_keys(screen), "m to leave the footer")
         await pilot.press("m")
         await until(pilot, lambda: notes.has("Cannot fast-forward", "warning"), "the refusal")
         assert isinstance(app.screen, ResultScreen)
-
-        # The new keys are in the help and the palette.
-        from tui.commands import screen_commands
-
-        actions = {action for _, _, _, action in screen_commands(screen)}
-        assert {"merge", "reset"} <= actions
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
-        help_text = " ".join(f"{k} {d}" for _, keys in app.screen.sections for k, d in keys)  # type: ignore[attr-defined]
-        assert "m Fast-forward your branch" in help_text and "r Reset to checkpoint" in help_text
-        await pilot.press("escape", "escape")
+        await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, DirectiveScreen), "back")
         actions = {action for _, _, _, action in screen_commands(app.screen)}
         assert {"attempt_diffs", "result"} <= actions
@@ -194,6 +204,40 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         help_text = " ".join(f"{k} {d}" for _, keys in app.screen.sections for k, d in keys)  # type: ignore[attr-defined]
         assert "D Diff of attempt" in help_text and "G Result" in help_text
+
+
+async def test_an_ended_directive_offers_no_reset_and_says_why_in_a_sentence(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Nothing runs again once a directive has ended: `r` (and enter on a
+    row) is not offered, and pressed anyway it says so plainly, without
+    asking to confirm what the engine would refuse."""
+    spec = scripted(
+        make_git_repo(BASE),
+        [
+            StepSpec(name="left", attempts=[edit("a.txt", "ONE\n")]),
+            StepSpec(name="right", attempts=[edit("b.txt", "ALPHA\n")], depends_on=["left"]),
+        ],
+        [OK],
+    )
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, spec)
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+        screen = await open_result(pilot, app)
+        assert _footer_keys(screen) == ["escape", "m"]
+        assert not screen.query_one("#result-checkpoints").border_subtitle  # "r / enter: reset to"
+        await pilot.press("r")
+        await until(pilot, lambda: notes.has("git result is completed: its steps will not run "
+                    "again, so there is nothing to reset.", "warning"), "the refusal")  # fmt: skip
+        await pilot.press("down", "enter")
+        await pilot.pause(0.2)
+        assert app.screen is screen  # no question asked
+        assert sum("nothing to reset" in m for _, m in notes.messages) == 2
+        assert not notes.has("has ended (completed)")  # the engine's refusal is never reached
 
 
 async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_again(
@@ -208,6 +252,7 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
         await until(pilot, lambda: _box_status(app, "s3") == "awaiting_approval", "s3 waits")
         screen = await open_result(pilot, app)
         await until(pilot, lambda: len(screen.result.checkpoints) == 3, "start + two checkpoints")  # type: ignore[union-attr]
+        await until(pilot, lambda: "r" in _footer_keys(screen), "r, while it is active")
         first = screen.result.checkpoints[1]  # type: ignore[union-attr]
         assert screen.query_one(DataTable).cursor_row == 0  # the start point
         await pilot.press("down", "r")

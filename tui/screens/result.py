@@ -2,7 +2,10 @@
 passed step on the integration branch), the final diff (`--stat` on top,
 the whole diff below), fast-forwarding your branch to it (`m`) and going
 back to a checkpoint (`r` / enter), or to where the directive started (the
-first row), both after a confirmation.
+first row), both after a confirmation. Only the keys that apply are
+offered: an ended directive runs nothing again, so it has no reset, and a
+branch that cannot be fast-forwarded has no `m`; pressed anyway, each says
+why in a sentence.
 
 Everything comes from git through the engine, in a worker after the first
 frame; a directive without a git workspace says so in a notification."""
@@ -24,7 +27,7 @@ from engine.store import StoreError
 from engine.worktrees import START_LABEL, Checkpoint, FastForwardOffer, step_slug
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
-from tui.screens.base import EngineScreen
+from tui.screens.base import EngineScreen, refusable
 from tui.widgets.diff_log import DiffLog
 
 # Events after which the result may have changed.
@@ -45,8 +48,8 @@ class Result:
 class ResultScreen(EngineScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("m", "merge", "Fast-forward your branch"),
-        Binding("r", "reset", "Reset to checkpoint"),
+        *refusable("m", "merge", "Fast-forward your branch"),
+        *refusable("r", "reset", "Reset to checkpoint"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
     ]
 
@@ -71,7 +74,6 @@ class ResultScreen(EngineScreen):
 
     def on_mount(self) -> None:
         self.query_one("#result-checkpoints").border_title = "Checkpoints"
-        self.query_one("#result-checkpoints").border_subtitle = "r / enter: reset to"
         self.query_one("#result-diff").border_title = "Final diff"
         self.query_one(DataTable).focus()
         super().on_mount()
@@ -119,6 +121,7 @@ class ResultScreen(EngineScreen):
         self.notify(f"No result to show: {message}", severity="error", timeout=10)
         if not self.is_attached:
             return
+        self._follow_bindings()
         if first:
             log = self.query_one(DiffLog)
             log.clear()
@@ -145,7 +148,10 @@ class ResultScreen(EngineScreen):
             table.add_row(cp.sha[:12], str(cp.seq), _step_label(cp, names), _attempt_label(cp))
         table.move_cursor(row=min(row, len(r.checkpoints) - 1))
         passed = len(r.checkpoints) - 1
-        self.query_one("#result-checkpoints").border_title = f"Checkpoints ({passed})"
+        pane = self.query_one("#result-checkpoints")
+        pane.border_title = f"Checkpoints ({passed})"
+        pane.border_subtitle = "r / enter: reset to" if self.refusal("reset") is None else ""
+        self._follow_bindings()
         log = self.query_one(DiffLog)
         log.clear()
         if not r.diff.strip():
@@ -173,20 +179,44 @@ class ResultScreen(EngineScreen):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    def _unavailable(self) -> bool:
+    # -- which keys apply -----------------------------------------------------
+
+    def refusal(self, action: str) -> str | None:
+        if action not in ("merge", "reset"):
+            return super().refusal(action)
+        if self.error is not None:
+            return f"No result to show: {self.error}"
+        r = self.result
+        if r is None:
+            return "Still reading the result…"
+        if action == "merge":
+            return None if r.offer.possible else f"Cannot fast-forward: {r.offer.reason}"
+        d = r.directive
+        if d.status in ENDED:
+            return (
+                f"{d.title} is {d.status.value}: its steps will not run again, "
+                "so there is nothing to reset."
+            )
+        if len(r.checkpoints) < 2:
+            return "Nothing to go back to: no step has passed yet."
+        return None
+
+    def _follow_bindings(self) -> None:
+        self.follow_bindings((self.refusal("merge") is None, self.refusal("reset") is None))
+
+    def _unavailable(self, action: str) -> bool:
+        """Not now, and said why (enter on a row gets here without the key's check)."""
         if self.not_ready():
             return True
-        if self.error is not None:
-            self.notify(self.error, severity="error", timeout=8)
-            return True
-        if self.result is None:
-            self.notify("Still reading the result…", severity="warning")
+        refusal = self.refusal(action)
+        if refusal is not None:
+            self.notify(refusal, severity="error" if self.error else "warning", timeout=8)
             return True
         return False
 
     @work(group="result-action", exclusive=True)
     async def action_merge(self) -> None:
-        if self._unavailable():
+        if self._unavailable("merge"):
             return
         offer = await self.dapp.command_value(self.engine.offer_fast_forward(self.directive_id))
         if offer is None:
@@ -211,11 +241,10 @@ class ResultScreen(EngineScreen):
 
     @work(group="result-action", exclusive=True)
     async def action_reset(self) -> None:
-        if self._unavailable() or self.result is None:
+        if self._unavailable("reset") or self.result is None:
             return
         cp = self.selected_checkpoint()
-        if cp is None or len(self.result.checkpoints) < 2:
-            self.notify("Nothing to go back from: no step has passed.", severity="warning")
+        if cp is None:
             return
         r = self.result
         names = {step_slug(s.name): s.name for s in r.steps}
