@@ -159,6 +159,8 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
         assert [r[0] for r in rows] == [user_head[:12]] + [c.sha[:12] for c in cps]
         assert [r[2] for r in rows] == ["start: before any step", "left", "right"]
         assert [r[3] for r in rows] == ["", "1", "1"]
+        # The title counts what it lists: the start point, then two checkpoints.
+        assert screen.query_one("#result-checkpoints").border_title == "Checkpoints (start + 2)"
         text = shown(screen.query_one(DiffLog))
         assert "a.txt | 2 +-" in text.replace("  ", " ") or "a.txt |" in text  # the --stat
         assert "2 files changed" in text

@@ -147,9 +147,10 @@ class ResultScreen(EngineScreen):
         for cp in r.checkpoints:
             table.add_row(cp.sha[:12], str(cp.seq), _step_label(cp, names), _attempt_label(cp))
         table.move_cursor(row=min(row, len(r.checkpoints) - 1))
+        # The first row is where the directive started, not a checkpoint.
         passed = len(r.checkpoints) - 1
         pane = self.query_one("#result-checkpoints")
-        pane.border_title = f"Checkpoints ({passed})"
+        pane.border_title = f"Checkpoints (start + {passed})" if passed else "Checkpoints (start)"
         pane.border_subtitle = "r / enter: reset to" if self.refusal("reset") is None else ""
         self._follow_bindings()
         log = self.query_one(DiffLog)
