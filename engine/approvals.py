@@ -13,6 +13,8 @@ from engine.models import (
     ApprovalKind,
     ApprovalRequest,
     ApprovalStatus,
+    Directive,
+    PlannerKind,
     Severity,
     Step,
     now,
@@ -28,6 +30,47 @@ APPROVAL_STATUS = {
     ApprovalDecision.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
     ApprovalDecision.SUPERSEDED: ApprovalStatus.SUPERSEDED,
 }
+
+# The answer that makes a new chain (a replan), by kind of approval.
+REPLANS = {
+    ApprovalKind.PLAN: ApprovalDecision.REQUEST_CHANGES,
+    ApprovalKind.ESCALATION: ApprovalDecision.REPLAN,
+}
+# Planners that make the same plan whatever a person asks: changes requested
+# to it would rebuild the same chain and use up a replan.
+SAME_PLAN = {
+    PlannerKind.EXPLICIT: (
+        "the plan's steps come from the directive file, so a new plan would be the same:"
+        " edit the file and run it again to change them"
+    ),
+}
+
+
+def refused_answers(a: ApprovalRequest, d: Directive) -> dict[ApprovalDecision, str]:
+    """The options of `a` the engine refuses now, each with why: the one
+    rule its answers and the front ends' offers share. A replan is refused
+    once the directive has none left (it would trip the breaker, pause, and
+    leave the plan unapproved), and changes to a plan its planner would
+    make again unchanged."""
+    answer = REPLANS.get(a.kind)
+    if answer not in a.options:
+        return {}
+    others = _or([o.label for o in a.options if o is not answer])
+    same = SAME_PLAN.get(d.spec.planner) if a.kind is ApprovalKind.PLAN else None
+    if same:
+        return {answer: f"{same}, or answer {others}"}
+    if not d.replans_left:
+        used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
+        return {
+            answer: f"no replans left ({used}/{limit}): raise max_chain_regenerations"
+            f" first, or answer {others}"
+        }
+    return {}
+
+
+def _or(words: list[str]) -> str:
+    """`a, b or c`."""
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 
 def request_approval(tx: Tx, a: ApprovalRequest) -> None:

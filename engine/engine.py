@@ -519,14 +519,9 @@ class DirectiveEngine:
                 raise EngineError(
                     f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.label}"
                 )
-            if decision is ApprovalDecision.REPLAN:  # would only trip the breaker and pause
-                d = tx.directive(a.directive_id)
-                if not d.replans_left:
-                    used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
-                    raise EngineError(
-                        f"no replans left ({used}/{limit}): raise max_chain_regenerations"
-                        " first, or answer retry, skip or stop"
-                    )
+            refused = approvals.refused_answers(a, tx.directive(a.directive_id)).get(decision)
+            if refused:
+                raise EngineError(refused)
             status = approvals.APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
             tx.update(
                 "approval_requests",

@@ -486,3 +486,26 @@ def test_with_no_replans_left_replan_is_neither_offered_nor_taken(
     assert "[retry/skip/stop]" in run_cli("--db", db, "approvals")[1]
     code, _, err = run_cli("--db", db, "decide", approval["id"], "replan")
     assert code == 2 and "no replans left (0/0)" in err
+
+
+def test_changes_to_a_plan_the_file_lists_are_neither_offered_nor_taken(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A new plan would list the file's steps again: it used up a replan."""
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK, autonomy="manual")
+    db = str(tmp_path / "x.db")
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 3
+    (plan,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    me = f"directive-tui --db {db}"
+    hint = out[out.index("answer with one of:") :].splitlines()
+    assert [line.strip() for line in hint[1:3]] == [
+        f"{me} approve {plan['id']}",
+        f"{me} deny {plan['id']}",
+    ]
+    assert hint[3].strip().startswith("then: ")
+    assert "[approve/deny]" in run_cli("--db", db, "approvals")[1]
+    code, _, err = run_cli("--db", db, "request-changes", plan["id"], "-m", "split it")
+    assert code == 2
+    assert "come from the directive file, so a new plan would be the same: edit the file" in err
+    assert json.loads(run_cli("--db", db, "approvals", "--json")[1]) == [plan]  # still waiting

@@ -266,12 +266,23 @@ async def test_manual_autonomy_asks_for_the_plan_and_every_result(
     await engine.close()
 
 
+def claude_planned(spec):  # type: ignore[no-untyped-def]
+    """`spec` as the Claude planner would plan it (it reads the changes a
+    person asks for), and the part that plans in its place: the steps
+    `spec` lists, as they are."""
+    from engine.planner import ExplicitPlanner
+
+    return spec.model_copy(update={"planner": PlannerKind.ANTHROPIC}), ExplicitPlanner()
+
+
 async def test_manual_autonomy_asks_again_for_every_new_plan(store: Store, tmp_path: Path) -> None:
     """A plan sent back with changes, or replanned later, does not run
     until a person approves it; the steps a replan keeps are marked."""
     script = Script()
-    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], autonomy=Autonomy.MANUAL)
-    engine, did = await run(store, spec, script)
+    spec, planner = claude_planned(
+        chain_spec(tmp_path, [("a", []), ("b", ["a"])], autonomy=Autonomy.MANUAL)
+    )
+    engine, did = await run(store, spec, script, planner=lambda kind, llm: planner)
     assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
     (plan,) = await store.pending_approvals(did)
     await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "split b")
@@ -294,6 +305,50 @@ async def test_manual_autonomy_asks_again_for_every_new_plan(store: Store, tmp_p
     assert third.summary == "approve the new plan (rethink b): a (kept) -> b"
     await asyncio.sleep(0.05)
     assert [name for name, _, _ in script.calls] == ["a", "b"]  # b not run again yet
+    await engine.close()
+
+
+async def test_changes_to_a_plan_the_directive_file_lists_are_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    """The explicit planner would list the same steps again: requesting
+    changes used up a replan to rebuild the identical chain. Refused, with
+    what to do instead; the plan still waits for its answer."""
+    spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], autonomy=Autonomy.MANUAL)
+    engine, did = await run(store, spec, Script())
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(did)
+    with pytest.raises(EngineError) as refused:
+        await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "split b")
+    assert str(refused.value) == (
+        "the plan's steps come from the directive file, so a new plan would be the same:"
+        " edit the file and run it again to change them, or answer approve or deny"
+    )
+    assert (await store.get_approval(plan.id)).pending
+    assert (await store.get_directive(did)).regenerations == 0
+    assert len(await store.list_chains(did)) == 1
+    await engine.resolve_approval(plan.id, ApprovalDecision.APPROVE)  # the other answers stand
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    await engine.close()
+
+
+async def test_changes_to_a_plan_with_no_replans_left_are_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    """They replan: with none left that tripped the breaker and paused, the
+    plan's approval answered, so the unapproved plan ran once resumed."""
+    spec, planner = claude_planned(
+        chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.MANUAL, max_chain_regenerations=0)
+    )
+    engine, did = await run(store, spec, Script(), planner=lambda kind, llm: planner)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(did)
+    with pytest.raises(
+        EngineError, match=r"^no replans left \(0/0\): .*or answer approve or deny$"
+    ):
+        await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "smaller")
+    assert (await store.get_approval(plan.id)).pending
+    assert (await store.get_directive(did)).status is DirectiveStatus.ACTIVE
     await engine.close()
 
 

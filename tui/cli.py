@@ -399,10 +399,13 @@ def cli_option(option: Any) -> str:
 
 
 def offered(approval: Any, directive: Any) -> list[Any]:
-    """The answers `approval` takes now: its options, less `replan` once the
-    directive has used its replans (the engine refuses it then)."""
-    spent = not directive.replans_left
-    return [o for o in approval.options if not (spent and o.value == "replan")]
+    """The answers `approval` takes now: its options, less those the engine
+    refuses now (a replan with none left, changes to a plan the directive
+    file lists)."""
+    from engine.approvals import refused_answers
+
+    refused = refused_answers(approval, directive)
+    return [o for o in approval.options if o not in refused]
 
 
 def answer_commands(approval: Any, me: str, directive: Any) -> list[str]:
