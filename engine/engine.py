@@ -1284,8 +1284,14 @@ class DirectiveEngine:
                 )
         if not result.success:
             if attempt is not None:  # what it did is not lost: say where it is
+                error = result.error or "executor reported failure"
+                run.commit_sha = await _commit_failed(ws, attempt, step, run, error)
                 kept = f"its files are kept in {attempt.workdir} while the step waits"
-                result.error = f"{result.error or 'executor reported failure'} ({kept})"
+                if run.commit_sha:
+                    kept += f", committed as {run.commit_sha[:10]}" + (
+                        " (a retry starts from it)" if d.spec.workspace.carry_rework else ""
+                    )
+                result.error = f"{error} ({kept})"
             await self._step_failed(d, step, run, result)
             if attempt is not None:
                 await ws.remove_attempt(attempt, keep=True)  # kept for inspection
@@ -1588,6 +1594,9 @@ class DirectiveEngine:
             return
         error = result.error or "executor reported failure"
 
+        # Its half-done work is the retry's start, as a red attempt's is.
+        carry = run.commit_sha if d.spec.workspace.carry_rework else None
+
         def fail(tx: Tx) -> None:
             tx.update(
                 "step_runs",
@@ -1596,9 +1605,10 @@ class DirectiveEngine:
                 error=error,
                 summary=result.summary,
                 base_sha=run.base_sha,
+                commit_sha=run.commit_sha,
                 finished_at=now(),
             )
-            tx.step_status(step.id, S.FAILED, reason=error[:200])
+            tx.step_status(step.id, S.FAILED, reason=error[:200], carry_sha=carry)
             failed_before = tx.one(
                 "SELECT 1 FROM step_runs WHERE step_id = ? AND status = 'failed' AND id != ?",
                 (step.id, run.id),
@@ -1862,6 +1872,22 @@ def _report_failure(task: asyncio.Task[Any]) -> None:
 
 class RepoGone(EngineError):
     """The directive's repository folder no longer exists."""
+
+
+async def _commit_failed(
+    ws: Workspace, attempt: Attempt, step: Step, run: StepRun, error: str
+) -> str | None:
+    """A failed attempt's half-done work, committed on its own branch: its
+    diff can be shown, and with `carry_rework` a retry starts from it. None
+    when it changed nothing, or git could not commit it (the failure may be
+    that commit)."""
+    if attempt.committed:
+        return attempt.commit_sha
+    try:
+        message = f"{step.name}: attempt {run.attempt} (failed)\n\n{error}"
+        return await ws.commit_attempt(attempt, message)
+    except GitError:
+        return None
 
 
 def _missing_repo(d: Directive) -> str | None:

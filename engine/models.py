@@ -254,7 +254,8 @@ class WorkspaceConfig(Strict):
     """How attempts get their working tree when the repo is a git work tree."""
 
     isolate: bool = True  # each attempt in its own worktree, merged when it passes
-    carry_rework: bool = False  # a red attempt's commit is the next attempt's start
+    # A red or failed attempt's commit is the next attempt's (or retry's) start.
+    carry_rework: bool = False
     # Git-ignored outputs (a build/ folder) a passed step hands on to the
     # steps after it: commits carry everything else.
     artifacts: list[str] = Field(default_factory=list)
