@@ -332,6 +332,41 @@ async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -
         assert isinstance(app.screen, DirectiveScreen)
 
 
+async def test_approval_keys_are_offered_only_while_an_approval_waits(tmp_path: Path) -> None:
+    """a/d/c come into the footer with a pending approval and leave with
+    it; pressed with none, they say so. The footer follows the approvals,
+    never the focus: moving around the DAG redraws no footer."""
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}, delay={"ship": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: {"a", "d", "c"} <= set(_footer_keys(screen)), "a/d/c offered")
+        redrawn = 0
+        original = screen.refresh_bindings
+
+        def counted() -> None:
+            nonlocal redrawn
+            redrawn += 1
+            original()
+
+        screen.refresh_bindings = counted  # type: ignore[method-assign]
+        await pilot.press("right", "left", "right", "left")
+        await pilot.pause(0.1)
+        assert redrawn == 0  # the arrows moved the focus, not the footer
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
+        await pilot.press("y")
+        await until(pilot, lambda: _box_status(app, "ship") == StepStatus.RUNNING, "ship runs")
+        await until(pilot, lambda: not {"a", "d", "c"} & set(_footer_keys(screen)), "a/d/c gone")
+        assert _directive_status(app, did, DirectiveStatus.ACTIVE)  # still going: same status
+        await pilot.press("a")
+        await until(pilot, lambda: notes.has("No pending approval here.", "warning"), "the refusal")
+        assert app.screen is screen  # no modal for nothing
+
+
 async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: Path) -> None:
     from tui.commands import screen_commands
 
@@ -634,16 +669,24 @@ async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path)
         screen = app.screen
         actions = {action for _, _, _, action in screen_commands(screen)}
         described = {b.action for b in DirectiveScreen.BINDINGS if b.description}  # type: ignore[union-attr]
-        # Active, its one step running: what does not apply is left out.
-        assert described - actions == {"resume", "start", "retry_step", "skip_step"}
+        # Active, its one step running, nothing to answer: what does not apply is left out.
+        assert described - actions == {
+            "resume",
+            "start",
+            "retry_step",
+            "skip_step",
+            "approval('approve')",
+            "approval('deny')",
+            "approval('request_changes')",
+        }
         assert "move('up')" in actions  # the DAG's keys too
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         help_text = " ".join(f"{k} {d}" for _, keys in app.screen.sections for k, d in keys)  # type: ignore[attr-defined]
-        for word in ("Approve", "Deny", "Changes", "Pause", "Limits", "Step up", "ctrl+p"):
+        for word in ("Pause", "Limits", "Step up", "ctrl+p"):
             assert word in help_text
-        for word in ("Resume", "Start", "Retry step", "Skip step"):  # do not apply now
-            assert word not in help_text
+        for word in ("Resume", "Start", "Retry step", "Skip step", "Approve", "Deny", "Changes"):
+            assert word not in help_text  # do not apply now
         await pilot.press("escape")
         assert isinstance(app.screen, DirectiveScreen)
 

@@ -2,7 +2,8 @@
 batches from the app, engine commands with errors as notifications, the
 directive keys (start, pause or resume, stop), offered only where they
 apply, and the approval keys (`a`, `d`, `c`), which act on "the current
-approval" each screen defines."""
+approval" each screen defines and are offered only while one is pending
+there."""
 
 from __future__ import annotations
 
@@ -27,11 +28,15 @@ if TYPE_CHECKING:
 
 D = ApprovalDecision
 
+# Offered while an approval is pending on the screen (`pending_approvals`);
+# otherwise the same keys say there is none.
 APPROVAL_BINDINGS = [
     Binding("a", "approval('approve')", "Approve"),
     Binding("d", "approval('deny')", "Deny"),
     Binding("c", "approval('request_changes')", "Changes"),
+    Binding("a,d,c", "refuse('approval')", show=False),
 ]
+NO_APPROVAL = "No pending approval here."
 
 
 def refusable(key: str, action: str, description: str, *, show: bool = True) -> list[Binding]:
@@ -101,6 +106,8 @@ class EngineScreen(Screen[None]):
 
     def refusal(self, action: str) -> str | None:
         """Why `action` does not apply here, or None when it does."""
+        if action == "approval":
+            return None if self.pending_approvals() else NO_APPROVAL
         if action in DIRECTIVE_ACTIONS:
             d = self.command_directive()
             return directive_refusal(d, action) if d is not None else None
@@ -177,13 +184,18 @@ class EngineScreen(Screen[None]):
     def current_approval(self) -> ApprovalRequest | None:
         raise NotImplementedError
 
+    def pending_approvals(self) -> bool:
+        """Whether any approval the keys could answer is pending here, as
+        last loaded (what the footer follows; the answer reads it again)."""
+        raise NotImplementedError
+
     async def action_approval(self, intent: str) -> None:
         """Open the confirm modal for the current approval, then answer it."""
         if self.not_ready():
             return
         approval = self.current_approval()
         if approval is None:
-            self.notify("No pending approval here.", severity="warning")
+            self.notify(NO_APPROVAL, severity="warning")
             return
         try:
             approval = await self.store.get_approval(approval.id)

@@ -281,6 +281,9 @@ class DirectiveScreen(EngineScreen):
                 return a
         return self.approvals[0] if self.approvals else None
 
+    def pending_approvals(self) -> bool:
+        return bool(self.approvals)
+
     # -- which keys apply -----------------------------------------------------
 
     def command_directive(self) -> Directive | None:
@@ -298,12 +301,15 @@ class DirectiveScreen(EngineScreen):
         return super().refusal(action)
 
     def _follow_bindings(self) -> None:
-        """The footer shows the directive's keys (pause or resume, stop), so
-        it is redrawn only when the directive's status changes. The step keys
-        stay out of it and are checked when pressed: following the focused
-        step redrew the footer on every arrow key, and the widgets it threw
-        away doubled the longest garbage-collector pause during a burst."""
-        self.follow_bindings(self.directive.status if self.directive else None)
+        """The footer shows the directive's keys (pause or resume, stop) and
+        the approval keys, so it is redrawn only when the directive's status
+        changes or its approvals come or go (read on an approval's event, not
+        per event). The step keys stay out of it and are checked when
+        pressed: following the focused step redrew the footer on every arrow
+        key, and the widgets it threw away doubled the longest
+        garbage-collector pause during a burst."""
+        status = self.directive.status if self.directive else None
+        self.follow_bindings((status, bool(self.approvals)))
 
     def _focused_step(self) -> Step | None:
         step = self.dag.focused_step

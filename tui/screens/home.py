@@ -72,11 +72,11 @@ class HomeScreen(EngineScreen):
         self.show_title()
         table = self.query_one(DirectiveTable)
         table.show(directives, progress, self.dapp.clock())
-        self._follow_bindings()
         empty = self.query_one("#home-empty", Static)
         empty.display = not directives
         empty.update("No directives yet: press n to create one, or run `directive-tui demo`.")
         await self._load_approvals()
+        self._follow_bindings()
 
     def show_title(self) -> None:
         """Who runs the engine (when another process does), and where the
@@ -128,14 +128,19 @@ class HomeScreen(EngineScreen):
         mine = [a for a in panel.approvals if d is not None and a.directive_id == d.id]
         return (mine or panel.approvals)[0]
 
+    def pending_approvals(self) -> bool:
+        panels = self.query(ApprovalsPanel)  # asked before the first compose too
+        return bool(panels and panels.first().approvals)
+
     def command_directive(self) -> Directive | None:
         return self.selected
 
     def _follow_bindings(self) -> None:
         """The keys depend on the selected directive's status, not on which
-        one it is: moving between rows of one status redraws nothing."""
+        one it is (moving between rows of one status redraws nothing), and
+        on whether any approval is pending."""
         d = self.selected
-        self.follow_bindings(d.status if d else None)
+        self.follow_bindings((d.status if d else None, self.pending_approvals()))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "directives":
