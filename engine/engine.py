@@ -701,23 +701,37 @@ class DirectiveEngine:
         return sha
 
     async def preview_reset(self, directive_id: str, point: str | int) -> list[str]:
-        """The steps `reset_to_checkpoint(point)` would run again, changing nothing."""
+        """The steps `reset_to_checkpoint(point)` would run again, changing
+        nothing: what the reset itself reports, so the two agree."""
         ws = await self._resettable(directive_id)
         try:
-            _, dropped = await ws.dropped_by_reset(point)
+            target, dropped = await ws.dropped_by_reset(point)
         except (GitError, ValueError) as exc:
             raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
-        _, names = await self._rerun_after(directive_id, dropped)
-        return names
+        steps, rerun, kept = await self._reset_effects(ws, directive_id, target, dropped)
+        moot = {s.id for s in steps if s.status is S.AWAITING_APPROVAL and s.id not in kept}
+        return [s.name for s in steps if s.id in rerun | moot]
 
-    async def _rerun_after(
-        self, directive_id: str, dropped: list[Checkpoint]
-    ) -> tuple[list[Step], list[str]]:
-        """The current chain's steps, and the names of those a reset that
-        drops these checkpoints sends back to pending."""
+    async def _reset_effects(
+        self, ws: Workspace, directive_id: str, target: str, dropped: list[Checkpoint]
+    ) -> tuple[list[Step], set[str], set[str]]:
+        """What a reset to `target`, dropping `dropped`, does to the current
+        chain: its steps; the ids it sends back to pending (the dropped
+        steps and everything downstream); and the ids of steps awaiting
+        approval whose attempt started from a commit `target` holds, so
+        their review stands (the others could not merge: reworked)."""
         chain = await self.store.current_chain(directive_id)
         steps = await self.store.list_steps(chain.id) if chain else []
-        return steps, steps_to_rerun(steps, [c.step_slug for c in dropped])
+        names = set(steps_to_rerun(steps, [c.step_slug for c in dropped]))
+        rerun = {s.id for s in steps if s.name in names}
+        kept: set[str] = set()
+        for s in steps:
+            if s.status is S.AWAITING_APPROVAL and s.id not in rerun:
+                runs = await self.store.list_runs(s.id)
+                base = runs[-1].base_sha if runs else None
+                if base and await ws.holds(base, target):
+                    kept.add(s.id)
+        return steps, rerun, kept
 
     async def _resettable(self, directive_id: str) -> Workspace:
         d = await self.store.get_directive(directive_id)
@@ -731,8 +745,9 @@ class DirectiveEngine:
     async def reset_to_checkpoint(self, directive_id: str, point: str | int) -> list[str]:
         """Reset the integration branch to a checkpoint, by number (0: where
         the directive started) or commit; the steps merged after it, and
-        everything downstream, go back to pending to run again. Returns
-        their names."""
+        everything downstream, go back to pending to run again, and a step
+        awaiting approval whose attempt started from a dropped commit is
+        reworked (its review closed). Returns the names of all of those."""
         ws = await self._resettable(directive_id)
         await self._cancel_steps(directive_id)
         chain = await self.store.current_chain(directive_id)
@@ -747,11 +762,12 @@ class DirectiveEngine:
             dropped = await ws.reset_to(point)
         except (GitError, ValueError) as exc:
             raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
-        steps, names = await self._rerun_after(directive_id, dropped)
-        rerun = {s.id for s in steps if s.name in names}
+        tip = await ws.integration_tip()
+        steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
 
-        def reset(tx: Tx) -> None:
+        def reset(tx: Tx) -> set[str]:
             why = f"integration branch reset to {_point(point)}"
+            reworked = set()
             for s in steps:
                 current = tx.step(s.id)
                 if current.status in STEP_ACTIVE:
@@ -759,14 +775,20 @@ class DirectiveEngine:
                 if s.id in rerun and current.status is not S.PENDING:
                     approvals.supersede_for_step(tx, current, why)
                     tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
-                elif current.status is S.AWAITING_APPROVAL:  # cut from a dropped commit
+                elif current.status is S.AWAITING_APPROVAL and not (
+                    s.id in kept and current.attempts == s.attempts
+                ):  # cut from a dropped commit (or not known not to be): it cannot merge
                     approvals.supersede_for_step(tx, current, why)
-                    tx.step_status(s.id, S.REWORK, reason=why, rework_instructions=why)
+                    tx.step_status(
+                        s.id, S.REWORK, reason=why, rework_instructions=why, carry_sha=None
+                    )
+                    reworked.add(s.id)
             tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
+            return reworked
 
-        await self._write(directive_id, reset)
+        again = rerun | await self._write(directive_id, reset)
         self._wake(directive_id)
-        return names
+        return [s.name for s in steps if s.id in again]
 
     def _work_dir(self) -> Path:
         path = self.store.path

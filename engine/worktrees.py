@@ -972,6 +972,14 @@ class Workspace:
     async def integration_tip(self) -> str:
         return await self._integration_tip()
 
+    async def holds(self, sha: str, tip: str) -> bool:
+        """Whether `tip`'s history holds `sha`: an attempt started from
+        `sha` can still be merged into a branch at `tip` (see `merge`)."""
+        try:
+            return await self._is_ancestor(sha, tip)
+        except GitError:  # a commit git does not know: not there
+            return False
+
     async def final_diff(self, *, stat: bool = False) -> str:
         """Everything the directive did: base .. integration tip."""
         return await self.diff(self.base_sha, await self._integration_tip(), stat=stat)

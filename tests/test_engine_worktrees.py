@@ -257,6 +257,51 @@ async def test_reset_to_a_checkpoint_reruns_the_later_steps(
     await engine.close()
 
 
+async def test_a_reset_names_a_step_whose_review_it_makes_moot_and_keeps_one_it_does_not(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """`y` (yellow) waits for a review, its attempt cut after s2 merged.
+    Back to the latest checkpoint: its attempt still merges, the review
+    stands, nothing runs again (it used to be reworked, "to run again:
+    nothing"). Back to #1: it cannot merge, so it is reworked, and the
+    preview and the reset both name it."""
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], verifiers=["ok"]),
+        StepSpec(name="y", attempts=[edit("c.txt", "y\n")]),
+    ]
+    spec = scripted(make_git_repo(BASE), steps, [HALF, OK])
+    one_at_a_time = spec.limits.model_copy(update={"max_parallel_steps": 1})
+    engine, did, outcome = await run_to_rest(
+        store, spec.model_copy(update={"limits": one_at_a_time})
+    )
+    assert outcome is Outcome.AWAITING_APPROVAL
+    (review,) = await store.pending_approvals(did)
+    assert [c.step_slug for c in await engine.checkpoints(did)] == ["s1", "s2"]
+
+    before = (await store.get_directive(did)).last_seq
+    assert await engine.preview_reset(did, 2) == []
+    assert (await store.get_directive(did)).last_seq == before  # the preview wrote nothing
+    assert await engine.reset_to_checkpoint(did, 2) == []
+    assert (await store.get_approval(review.id)).pending
+    y = next(
+        s for s in await store.list_steps((await store.current_chain(did)).id) if s.name == "y"
+    )
+    assert (y.status, y.attempts) == (StepStatus.AWAITING_APPROVAL, 1)
+
+    assert await engine.preview_reset(did, 1) == ["s2", "y"]
+    assert await engine.reset_to_checkpoint(did, 1) == ["s2", "y"]
+    assert (await store.get_approval(review.id)).decision.value == "superseded"
+    assert await engine.wait_settled(did, timeout=30) is Outcome.AWAITING_APPROVAL
+    steps_now = {s.name: s for s in await store.list_steps(y.chain_id)}
+    assert steps_now["y"].attempts == 2 and steps_now["s2"].attempts == 2
+    (again,) = await store.pending_approvals(did)
+    await engine.resolve_approval(again.id, "approve")  # cut from the new tip: it merges
+    assert await engine.wait_settled(did, timeout=30) is Outcome.COMPLETED
+    assert integration(spec.repo, did, "c.txt") == "y\n"
+    await engine.close()
+
+
 async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_moves(
     store: Store, make_git_repo: Callable[..., Path]
 ) -> None:
