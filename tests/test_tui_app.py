@@ -441,6 +441,35 @@ async def test_limits_of_an_active_directive_save_without_resuming(tmp_path: Pat
         assert d.spec.limits.max_cost_usd == 7.0 and d.status is DirectiveStatus.ACTIVE
 
 
+async def test_limits_are_not_offered_once_the_directive_has_ended(tmp_path: Path) -> None:
+    """Limits guard a directive that can still run: ended, `L` is not in the
+    footer and says why; and a directive that ends while the dialog is open
+    gets nothing saved."""
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        screen = app.screen
+        assert "L" in _footer_keys(screen)
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
+        await engine(app).stop_directive(did)  # meanwhile, from elsewhere
+        app.screen.query_one("#limit-max_cost_usd").value = "7"  # type: ignore[attr-defined]
+        app.screen.query_one("#limit-max_cost_usd").focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: notes.has("Nothing saved.", "warning"), "the refusal")
+        assert notes.has("test directive is stopped: nothing runs any more, so its limits "
+                         "no longer apply. Nothing saved.")  # fmt: skip
+        d = await engine(app).store.get_directive(did)
+        assert d.spec.limits.max_cost_usd != 7.0 and not notes.has("limits saved")
+        await until(pilot, lambda: "L" not in _footer_keys(screen), "L to leave the footer")
+        await pilot.press("L")
+        await until(pilot, lambda: notes.messages[-1] == ("warning", "test directive is stopped: "
+                    "nothing runs any more, so its limits no longer apply."), "why")  # fmt: skip
+        await pilot.pause(0.1)
+        assert app.screen is screen  # no dialog
+
+
 async def test_replan_says_what_happened_and_past_the_limit_asks_for_the_limit(
     tmp_path: Path,
 ) -> None:

@@ -11,10 +11,15 @@ what a person is told first.
 from __future__ import annotations
 
 from engine.models import Directive, DirectiveStatus, Step, StepStatus
-from engine.transitions import DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_TRANSITIONS
+from engine.transitions import (
+    DIRECTIVE_TERMINAL,
+    DIRECTIVE_TRANSITIONS,
+    RETRYABLE,
+    STEP_TRANSITIONS,
+)
 
 # Actions of the screens, by what they act on.
-DIRECTIVE_ACTIONS = frozenset({"start", "pause", "resume", "stop", "replan"})
+DIRECTIVE_ACTIONS = frozenset({"start", "pause", "resume", "stop", "replan", "limits"})
 STEP_ACTIONS = frozenset({"retry_step", "skip_step"})
 
 SKIPPABLE = frozenset(s for s, moves in STEP_TRANSITIONS.items() if StepStatus.SKIPPED in moves)
@@ -49,6 +54,10 @@ def directive_refusal(d: Directive, action: str) -> str | None:
         if not d.replans_left:  # the engine would refuse, or trip its breaker
             used, limit = d.regenerations, d.spec.limits.max_chain_regenerations
             return f"{d.title} has used its replans ({used}/{limit}): L raises the limit."
+        return None
+    if action == "limits":  # a breaker acts on a directive that can still run
+        if status in DIRECTIVE_TERMINAL:
+            return f"{is_}: nothing runs any more, so its limits no longer apply."
         return None
     raise ValueError(f"not a directive action: {action}")
 

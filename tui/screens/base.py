@@ -169,6 +169,11 @@ class EngineScreen(Screen[None]):
         changes = await self.app.push_screen_wait(LimitsModal(d, focus))
         if changes is None:
             return
+        # It may have ended while the dialog was open: then nothing is saved.
+        refusal = directive_refusal(await self.store.get_directive(d.id), "limits")
+        if refusal is not None:
+            self.notify(f"{refusal} Nothing saved.", severity="warning")
+            return
         if not changes and tripped is None:
             self.notify("No limit changed.")
             return

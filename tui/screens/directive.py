@@ -78,7 +78,7 @@ class DirectiveScreen(EngineScreen):
         *APPROVAL_BINDINGS,
         *PAUSE_BINDINGS,
         *refusable("x", "stop", "Stop"),
-        Binding("L", "limits", "Limits"),
+        *refusable("L", "limits", "Limits"),
         *refusable("s", "start", "Start", show=False),
         *refusable("r", "replan", "Replan", show=False),
         *refusable("R", "retry_step", "Retry step", show=False),
