@@ -127,6 +127,12 @@ def _replan_text(replan: ReplanContext) -> str:
     return "\n\n".join(parts)
 
 
+def _unique(items: list[str]) -> list[str]:
+    """Stripped, blanks dropped, each once: a name the model repeats is one
+    edge, not a chain error worth a paid correction."""
+    return list(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
 def _to_specs(draft: ChainDraft) -> list[StepSpec]:
     """The drafted steps as specs; a blank name is a chain error the model
     can fix (StepSpec itself would refuse it with a bare ValidationError)."""
@@ -141,8 +147,8 @@ def _to_specs(draft: ChainDraft) -> list[StepSpec]:
             name=s.name.strip(),
             type=s.type.value,
             description=s.description.strip(),
-            depends_on=[d.strip() for d in s.depends_on],
-            requirement_ids=[r.strip() for r in s.requirement_ids],
+            depends_on=_unique(s.depends_on),
+            requirement_ids=_unique(s.requirement_ids),
         )
         for s in draft.steps
     ]

@@ -102,6 +102,17 @@ def _check_no_self_dependency(steps: Sequence[StepSpec]) -> list[str]:
     return [f"step {s.name!r} depends on itself" for s in steps if s.name in s.depends_on]
 
 
+def _check_no_repeated_dependency(steps: Sequence[StepSpec]) -> list[str]:
+    """A dependency listed twice is one edge; the store keeps each edge once
+    and would refuse the whole chain at the insert."""
+    return [
+        f"step {s.name!r} lists dependency {dep!r} more than once"
+        for s in steps
+        for dep in dict.fromkeys(s.depends_on)
+        if s.depends_on.count(dep) > 1
+    ]
+
+
 def _check_known_dependencies(steps: Sequence[StepSpec]) -> list[str]:
     names = {s.name for s in steps}
     return [
@@ -157,6 +168,7 @@ def _ordered(steps: Sequence[StepSpec]) -> list[str]:
 _STRUCTURE_CHECKS = (
     _check_unique_names,
     _check_no_self_dependency,
+    _check_no_repeated_dependency,
     _check_known_dependencies,
     _find_cycles,
 )
@@ -185,7 +197,8 @@ def validate_chain(steps: Sequence[StepSpec]) -> list[str]:
     """Check that `steps` form a usable chain and return their running order
     (ties in file order). Raises ChainValidationError naming every offending
     step of the first kind of problem found: no steps, duplicate names,
-    unknown types, self-dependency, unknown dependency, cycle."""
+    unknown types, self-dependency, repeated dependency, unknown dependency,
+    cycle."""
     return _run_checks(steps, _CHAIN_CHECKS)
 
 

@@ -17,7 +17,7 @@ from engine.models import (
     StepStatus,
     TokenUsage,
 )
-from engine.planner import ReplanContext, make_planner
+from engine.planner import ChainValidationError, ReplanContext, make_planner, validate_chain
 from engine.pricing import cost_usd
 from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
 
@@ -181,6 +181,28 @@ async def test_a_blank_name_to_the_end_fails_with_its_cost(
     with pytest.raises(PlanningError, match="empty name") as caught:
         await LLMPlanner(fake_llm, corrections=0).plan(directive(tmp_path))
     assert caught.value.cost_usd == pytest.approx(cost_of(usage()))
+
+
+async def test_a_dependency_named_twice_is_one_edge_not_a_correction(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """The store keeps each edge once: a repeated name reaching it made the
+    chain's insert fail and the engine stop (seen end to end)."""
+    twice = {
+        "rationale": "",
+        "steps": [
+            step("research", "research", []),
+            step("implement", "implement", ["research", " research", "research"], ["R1", "R1"]),
+        ],
+    }
+    fake_api.reply_json(twice)
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert chain.steps[1].depends_on == ["research"]
+    assert chain.steps[1].requirement_ids == ["R1"]
+    assert len(fake_api.requests) == 1
+    # Every planner's chain meets validate_chain before the store: it names the repeat.
+    with pytest.raises(ChainValidationError, match="step 'b' lists dependency 'a' more than once"):
+        validate_chain([StepSpec(name="a"), StepSpec(name="b", depends_on=["a", "a"])])
 
 
 async def test_a_plan_longer_than_the_bound_is_sent_back(
