@@ -2,8 +2,9 @@
 
 The answer is structured output (the JSON schema of `ChainDraft`), so it is
 parsed, not scraped. A chain that is not a usable DAG (cycle, unknown
-dependency, duplicate name, no steps, a blank name, unknown requirement id)
-or is too long (over MAX_PLANNED_STEPS) goes back to the model with the validation error for a bounded number of corrections;
+dependency, duplicate name, no steps, a blank name or description, unknown
+requirement id) or is too long (over MAX_PLANNED_STEPS) goes back to the
+model with the validation error for a bounded number of corrections;
 after that, `PlanningError` says what was still wrong. A replan shows the
 model what already passed (kept as it is), what failed and why.
 """
@@ -16,7 +17,12 @@ from pydantic import BaseModel, Field
 
 from engine.llm import LLMClient, LLMError, LLMErrorKind, UsageTotal
 from engine.models import Directive, PlannerKind, StepSpec, StepType, TokenUsage
-from engine.planner import ChainValidationError, PlannedChain, ReplanContext, validate_chain
+from engine.planner import (
+    ChainValidationError,
+    PlannedChain,
+    ReplanContext,
+    validate_chain,
+)
 
 DEFAULT_CORRECTIONS = 2  # attempts after the first, when the chain is invalid
 PLAN_MAX_TOKENS = 8_000
@@ -134,13 +140,19 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def _to_specs(draft: ChainDraft) -> list[StepSpec]:
-    """The drafted steps as specs; a blank name is a chain error the model
-    can fix (StepSpec itself would refuse it with a bare ValidationError)."""
-    blank = [f"step {i}" for i, s in enumerate(draft.steps, 1) if not s.name.strip()]
+    """The drafted steps as specs. A blank name or description is a chain
+    error the model can fix (StepSpec itself would refuse a blank name with a
+    bare ValidationError; a blank description leaves the agent nothing to do)."""
+    blank = [
+        f"step {i} of the chain has an empty {what}"
+        for i, s in enumerate(draft.steps, 1)
+        for what, text in (("name", s.name), ("description", s.description))
+        if not text.strip()
+    ]
     if blank:
         raise ChainValidationError(
-            f"{', '.join(blank)} of the chain {'has' if len(blank) == 1 else 'have'} "
-            "an empty name; give every step a short unique name"
+            "; ".join(blank) + ": give every step a short unique name and a description "
+            "a coding agent can act on"
         )
     return [
         StepSpec(

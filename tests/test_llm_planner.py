@@ -205,6 +205,25 @@ async def test_a_dependency_named_twice_is_one_edge_not_a_correction(
         validate_chain([StepSpec(name="a"), StepSpec(name="b", depends_on=["a", "a"])])
 
 
+async def test_a_step_without_a_description_is_sent_back(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """An empty description would hand the agent "(no description)" as its task."""
+    fake_api.reply_json(
+        {
+            "rationale": "",
+            "steps": [
+                step("research", "research", []),
+                step("implement", "implement", [], desc=" "),
+            ],
+        }
+    )
+    fake_api.reply_json(GOOD)
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert all(s.description for s in chain.steps)
+    assert "step 2 of the chain has an empty description" in fake_api.requests[1].last_user_text
+
+
 async def test_a_plan_longer_than_the_bound_is_sent_back(
     fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
 ) -> None:
