@@ -21,6 +21,7 @@ from engine.planner import (
     ChainValidationError,
     PlannedChain,
     ReplanContext,
+    compose_replan,
     validate_chain,
 )
 
@@ -189,14 +190,15 @@ def _check_size(steps: list[StepSpec], replan: ReplanContext | None) -> None:
         )
 
 
-def _restore_kept(steps: list[StepSpec], replan: ReplanContext | None) -> list[StepSpec]:
-    """Kept steps are facts, not suggestions: put back any the model left out
-    or changed, so the chain agrees with what already passed."""
+def _chain(steps: list[StepSpec], replan: ReplanContext | None) -> list[StepSpec]:
+    """The valid chain the drafted steps make. Kept steps are facts, not
+    suggestions: any the model left out or changed are put back as they
+    passed, minus dependencies on steps the new chain no longer has (a
+    skipped step, say), which the model could not fix."""
     if replan is None or not replan.kept:
+        validate_chain(steps)
         return steps
-    kept = {s.spec.name: s.spec for s in replan.kept}
-    rest = [s for s in steps if s.name not in kept]
-    return [spec.model_copy(deep=True) for spec in kept.values()] + rest
+    return compose_replan([s.spec.model_copy(deep=True) for s in replan.kept], steps)
 
 
 class LLMPlanner:
@@ -263,10 +265,10 @@ class LLMPlanner:
             spent.add(response.usage, response.cost_usd)
             assert response.parsed is not None
             try:
-                steps = _restore_kept(_to_specs(response.parsed), replan)
-                _check_size(steps, replan)
+                drafted = _to_specs(response.parsed)
+                _check_size(drafted, replan)
+                steps = _chain(drafted, replan)
                 _check_requirements(steps, directive)
-                validate_chain(steps)
             except ChainValidationError as exc:
                 problem = str(exc)
                 messages += [

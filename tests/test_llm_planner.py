@@ -326,6 +326,48 @@ async def test_replan_prompt_has_kept_failed_and_reason(
     assert "blocked after 4 attempt(s)" in text
 
 
+async def test_a_replan_keeps_a_passed_step_whose_dependency_was_skipped(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """`research` was skipped, `implement` (after it) passed, `test` blocked.
+    The new chain has no `research`, and the kept step is put back as it
+    passed: its dependency on the missing step is dropped, not sent to a
+    model that cannot change a kept step (every correction failed before)."""
+    d = directive(tmp_path)
+    kept = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name="implement",
+        status=StepStatus.PASSED,
+        spec=StepSpec(name="implement", description="write it", depends_on=["research"]),
+    )
+    failed = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name="test",
+        status=StepStatus.BLOCKED,
+        spec=StepSpec(name="test", type="test", description="test it", depends_on=["implement"]),
+    )
+    fake_api.reply_json(
+        {
+            "rationale": "test differently",
+            "steps": [
+                step("implement", "implement", ["research"], ["R1"]),
+                step("unit-tests", "test", ["implement"], ["R1"]),
+            ],
+        }
+    )
+    chain = await LLMPlanner(fake_llm).plan(
+        d, ReplanContext(reason="test blocked", kept=[kept], failed=failed)
+    )
+    assert [(s.name, s.depends_on) for s in chain.steps] == [
+        ("implement", []),
+        ("unit-tests", ["implement"]),
+    ]
+    assert chain.steps[0].description == "write it"
+    assert len(fake_api.requests) == 1
+
+
 def test_make_planner_without_a_client_says_so() -> None:
     from engine.planner import PlannerUnavailableError
 
