@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,7 +77,7 @@ from engine.models import (
 )
 from engine.planner import PlannedChain, ReplanContext
 from engine.services import EngineServices
-from engine.store import Store, Tx
+from engine.store import Store, StoreError, Tx
 from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
@@ -93,6 +94,8 @@ from engine.worktrees import (
 log = logging.getLogger(__name__)
 
 D, S = DirectiveStatus, StepStatus
+# What can be deleted: never started, or ended (nothing runs, nothing waits).
+DELETABLE = frozenset({D.DRAFT}) | DIRECTIVE_TERMINAL
 
 
 class EngineError(RuntimeError):
@@ -428,6 +431,43 @@ class DirectiveEngine:
         await self._write(directive_id, stop)
         await self._halt(directive_id)
         await self._finish_workspace(directive_id)
+
+    async def delete_directive(self, directive_id: str, *, force: bool = False) -> list[str]:
+        """Delete a directive that has ended or never started: its rows and
+        events, and in the repository its worktrees, hidden refs and
+        integration branch. Git goes first, so a failure there leaves a
+        directive to delete again, not refs that nothing knows of. Refused
+        while the branch holds a result merged nowhere, unless `force`.
+        Returns what was done, in words."""
+        d = await self.store.get_directive(directive_id)
+        if d.status not in DELETABLE:
+            raise EngineError(
+                f"{d.title!r} is {d.status.value}: stop it first (deleting removes"
+                " its history for good)"
+            )
+        done: list[str] = []
+        gone = _missing_repo(d)
+        ws = None if gone or d.status is D.DRAFT else await self._workspace(d)
+        if ws is not None:
+            if not force and await ws.result_only_here():
+                raise EngineError(
+                    f"the result of {d.title!r} is on branch {ws.integration_branch} and"
+                    " nowhere else: merge it first, or delete with force to drop it"
+                )
+            await ws.discard()
+            done.append(f"removed branch {ws.integration_branch} and the directive's refs")
+        elif gone:
+            done.append(f"{gone}: any branch of the directive stays in it")
+        folder = self._work_dir() / "worktrees" / directive_id
+        if folder.exists():
+            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        try:  # straight to the store: its log goes with it, nothing to publish
+            await self.store.write(lambda tx: tx.delete_directive(directive_id, DELETABLE))
+        except StoreError as exc:
+            raise EngineError(str(exc)) from exc
+        self._rt.pop(directive_id, None)
+        self._seen.pop(directive_id, None)
+        return [f"deleted {d.title!r} ({d.id})", *done]
 
     async def raise_limits(self, directive_id: str, **changes: Any) -> Limits:
         """Change limits (validated as a whole); a paused directive can then resume."""

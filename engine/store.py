@@ -547,6 +547,20 @@ class Tx:
             )
         )
 
+    def delete_directive(self, directive_id: str, statuses: Iterable[str]) -> None:
+        """Delete the directive and, by cascade, everything it owns (chains,
+        steps, runs, evaluations, approvals, events), only while its status
+        is one of `statuses` (another process may have started a draft)."""
+        allowed = list(statuses)
+        marks = ", ".join("?" * len(allowed))
+        cur = self.conn.execute(
+            f"DELETE FROM directives WHERE id = ? AND status IN ({marks})",
+            (directive_id, *allowed),
+        )
+        if cur.rowcount != 1:
+            d = self.directive(directive_id)  # NotFound when it is gone already
+            raise StoreError(f"{d.title!r} is {d.status.value} now: not deleted")
+
     def add_cost(self, directive_id: str, delta: float) -> float:
         self.conn.execute(
             "UPDATE directives SET total_cost_usd = total_cost_usd + ?, updated_at = ? WHERE id = ?",

@@ -1107,6 +1107,31 @@ class Workspace:
             if self.root.exists():
                 await asyncio.to_thread(shutil.rmtree, self.root, ignore_errors=True)
 
+    async def result_only_here(self) -> bool:
+        """Whether deleting the integration branch would lose work: its tip
+        holds commits beyond the start that no other branch has (neither
+        merged into the user's branch nor saved elsewhere)."""
+        tip = await self._git(
+            self.top,
+            "rev-parse",
+            "--verify",
+            "-q",
+            f"refs/heads/{self.integration_branch}",
+            check=False,
+        )
+        if tip.code != 0 or tip.out.strip() == self.base_sha:
+            return False
+        holders = await self._git(
+            self.top,
+            "for-each-ref",
+            "--contains",
+            tip.out.strip(),
+            "--format=%(refname)",
+            "refs/heads/",
+        )
+        mine = (f"refs/heads/{self.integration_branch}", self._step_branches)
+        return not [r for r in holders.out.split() if not r.startswith(mine)]
+
     async def discard(self) -> None:
         """The directive is deleted: `close()` plus the integration branch and
         every hidden ref (checkpoints, attempts, base)."""

@@ -1,0 +1,149 @@
+"""Deleting a directive that has ended (or never started) removes it for
+good: its rows and events, and in the repository its worktrees, hidden refs
+and integration branch. A result that lives only on that branch is not
+thrown away unless asked, and nothing that runs or waits can be deleted."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.bus import EventBus
+from engine.engine import DirectiveEngine, EngineError, EngineServices, Outcome
+from engine.invariants import check_invariants
+from engine.models import (
+    Autonomy,
+    DirectiveSpec,
+    ExecutorKind,
+    FileEdit,
+    PlannerKind,
+    ScriptedAttempt,
+    StepSpec,
+    VerifierConfig,
+)
+from engine.store import Store
+from tests.conftest import git
+
+WRITE = StepSpec(
+    name="write", attempts=[ScriptedAttempt(edits=[FileEdit(path="new.txt", content="hi\n")])]
+)
+
+
+def spec(repo: Path, *steps: StepSpec) -> DirectiveSpec:
+    return DirectiveSpec(
+        title="write a file",
+        goal="new.txt says hi",
+        repo=repo,
+        autonomy=Autonomy.FULL_AUTO,
+        planner=PlannerKind.EXPLICIT,
+        executor=ExecutorKind.SCRIPTED,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
+        steps=list(steps or [WRITE]),
+    )
+
+
+@pytest.fixture
+async def engine(store: Store):
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+async def completed(engine: DirectiveEngine, repo: Path) -> str:
+    d = await engine.create_directive(spec(repo))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    return d.id
+
+
+def directive_refs(repo: Path, did: str) -> list[str]:
+    found = git(repo, "for-each-ref", "--format=%(refname)", f"refs/directive-tui/{did}/")
+    branches = git(repo, "branch", "--list", f"directive/{did}/*")
+    return found.split() + branches.split()
+
+
+def worktree_folder(store: Store, did: str) -> Path:
+    return store.path.with_name(store.path.stem + "-work") / "worktrees" / did
+
+
+async def test_a_merged_directive_is_deleted_with_everything_it_left_in_git(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo()
+    did = await completed(engine, repo)
+    await engine.fast_forward_user_branch(did)
+    assert directive_refs(repo, did)
+
+    said = await engine.delete_directive(did)
+
+    assert said[0] == f"deleted 'write a file' ({did})"
+    assert said[1] == f"removed branch directive/{did}/integration and the directive's refs"
+    assert await store.list_directives() == []
+    assert directive_refs(repo, did) == []
+    assert not worktree_folder(store, did).exists()
+    assert git(repo, "show", "HEAD:new.txt") == "hi\n"  # the user's branch keeps the result
+    assert await check_invariants(store.path) == []
+
+
+async def test_a_result_merged_nowhere_is_kept_unless_forced(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo()
+    did = await completed(engine, repo)
+
+    with pytest.raises(EngineError, match=f"is on branch directive/{did}/integration and nowhere"):
+        await engine.delete_directive(did)
+    assert [d.id for d in await store.list_directives()] == [did]
+    assert f"directive/{did}/integration" in git(repo, "branch", "--list")
+    assert await store.list_events(did)  # nothing of it was lost
+
+    await engine.delete_directive(did, force=True)
+    assert await store.list_directives() == [] and directive_refs(repo, did) == []
+
+
+async def test_a_running_or_paused_directive_is_not_deleted(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    repo = make_git_repo()
+    d = await engine.create_directive(spec(repo))
+    await engine.start_directive(d.id)
+    await engine.pause_directive(d.id)
+    with pytest.raises(EngineError, match="is paused: stop it first"):
+        await engine.delete_directive(d.id)
+    assert (await store.get_directive(d.id)).status.value == "paused"
+
+
+async def test_a_draft_and_a_directive_whose_folder_is_gone_are_deleted(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    draft = await engine.create_directive(spec(make_git_repo(name="draft")))
+    assert await engine.delete_directive(draft.id) == [f"deleted 'write a file' ({draft.id})"]
+
+    repo = make_git_repo(name="moved")
+    did = await completed(engine, repo)
+    shutil.rmtree(repo)
+    said = await engine.delete_directive(did)
+    assert (
+        said[1] == f"the repository folder {repo} is gone: any branch of the directive stays in it"
+    )
+    assert await store.list_directives() == []
+    assert not worktree_folder(store, did).exists()
+
+
+async def test_a_directive_that_changed_nothing_needs_no_force(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """Its one attempt failed halfway (that work is on the attempt's own
+    ref), then it was stopped: the integration branch is where it began."""
+    repo = make_git_repo()
+    half = ScriptedAttempt(edits=[FileEdit(path="new.txt", content="h")], fail="gave up")
+    d = await engine.create_directive(spec(repo, StepSpec(name="write", attempts=[half])))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    await engine.stop_directive(d.id)
+    await engine.delete_directive(d.id)
+    assert await store.list_directives() == [] and directive_refs(repo, d.id) == []
