@@ -279,6 +279,34 @@ async def test_turn_cap(fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
     assert len(fake_api.requests) == 2
 
 
+async def test_a_tool_call_cut_off_by_max_tokens_is_not_run(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    """At max_tokens the last tool call's arguments are unfinished: run, it
+    wrote half a file over calc.py (seen end to end). The complete call
+    before it runs; the cut one is answered with an error saying why."""
+    fake_api.reply(
+        tools=[
+            tool_use("write_file", {"path": "notes.md", "content": "plan\n"}),
+            tool_use("write_file", {"path": "calc.py", "content": "def add(a, b):\n    ret"}),
+        ],
+        stop_reason="max_tokens",
+    )
+    fake_api.reply(
+        tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})]
+    )
+    fake_api.reply("Fixed add.")
+    rec = Recorder()
+    result = await AgentExecutor(fake_llm).run(make_ctx(repo, rec))
+    assert result.success
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+    assert (repo / "notes.md").read_text() == "plan\n"
+    done, cut = fake_api.requests[1].tool_results()
+    assert "is_error" not in done
+    assert cut["is_error"] is True and "reached max_tokens" in cut["content"]
+    assert any("write_file: not run" in line for line, _ in rec.lines)
+
+
 async def test_rework_instructions_reach_the_next_attempt(
     fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
 ) -> None:

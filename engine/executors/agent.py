@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.agent_tools import DEFAULT_COMMAND_TIMEOUT_S, AgentTools
+from engine.agent_tools import DEFAULT_COMMAND_TIMEOUT_S, AgentTools, ToolOutcome
 from engine.executors.base import ExecutionResult, ExecutorError, StepContext
 from engine.llm import LLMClient, LLMError
 from engine.models import ExecutorKind, Severity
@@ -26,6 +26,14 @@ from engine.models import ExecutorKind, Severity
 DEFAULT_MAX_TURNS = 40
 CACHE = {"type": "ephemeral"}
 EMIT_TEXT_CHARS = 240
+# A tool call the model was still writing when max_tokens cut the reply has
+# arguments that are not whole (a file's content stops mid-line): it is
+# answered with this instead of being run.
+CUT_CALL = (
+    "not run: your reply reached max_tokens while this call was being written, so its "
+    "arguments are incomplete. Make the call again with less in it (edit_file for a part "
+    "of a file, or write a long file in pieces)."
+)
 
 SYSTEM_PROMPT = """\
 You are a careful software engineer doing one step of a larger plan in a code repository.
@@ -199,6 +207,8 @@ class AgentExecutor:
             messages.append({"role": "assistant", "content": response.content_params()})
 
             calls = response.tool_uses
+            last = response.content[-1] if response.content else None
+            cut = last if response.stop_reason == "max_tokens" and last in calls else None
             if not calls:
                 if response.stop_reason in ("max_tokens", "pause_turn"):
                     messages.append(
@@ -227,7 +237,11 @@ class AgentExecutor:
             results: list[dict[str, Any]] = []
             for call in calls:
                 ctx.emit(f"{call.name} {_brief(call.input)}", Severity.INFO)
-                outcome = await tools.call(call.name, call.input)
+                outcome = (
+                    ToolOutcome(CUT_CALL, is_error=True)
+                    if call is cut
+                    else await tools.call(call.name, call.input)
+                )
                 if outcome.is_error:
                     ctx.emit(
                         f"{call.name}: {outcome.content.splitlines()[0][:EMIT_TEXT_CHARS]}",
