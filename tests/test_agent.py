@@ -307,6 +307,23 @@ async def test_a_tool_call_cut_off_by_max_tokens_is_not_run(
     assert any("write_file: not run" in line for line, _ in rec.lines)
 
 
+async def test_a_full_context_window_fails_the_step_saying_so(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    """stop_reason model_context_window_exceeded is not the agent finishing:
+    taken for its summary, it passed a step that was cut short."""
+    fake_api.reply(tools=[tool_use("read_file", {"path": "calc.py"})])
+    fake_api.reply("So the fix is to", stop_reason="model_context_window_exceeded")
+    rec = Recorder()
+    result = await AgentExecutor(fake_llm).run(make_ctx(repo, rec))
+    assert not result.success
+    assert result.error == (
+        "the conversation filled the model's context window before the agent finished (2 turns)"
+    )
+    assert len(rec.costs) == 2  # both calls charged
+    assert len(fake_api.requests) == 2
+
+
 async def test_rework_instructions_reach_the_next_attempt(
     fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
 ) -> None:

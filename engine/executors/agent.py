@@ -205,6 +205,11 @@ class AgentExecutor:
                 last_text = response.text
                 ctx.emit(response.text[:EMIT_TEXT_CHARS].replace("\n", " "), Severity.INFO)
             messages.append({"role": "assistant", "content": response.content_params()})
+            if response.stop_reason == "model_context_window_exceeded":
+                return stop(
+                    "the conversation filled the model's context window before the agent "
+                    f"finished ({turn + 1} turns)"
+                )
 
             calls = response.tool_uses
             last = response.content[-1] if response.content else None
