@@ -240,6 +240,7 @@ async def test_pause_resume_and_stop(tmp_path: Path) -> None:
     script = Script(delay={"slow": 30.0})
     app = app_for(tmp_path, script)
     async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
         await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
         await pilot.press("p")
@@ -249,6 +250,7 @@ async def test_pause_resume_and_stop(tmp_path: Path) -> None:
         )
         await pilot.press("p")
         await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
+        await until(pilot, lambda: notes.has("resumed: test directive"), "said once active")
         await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running again")
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the stop confirmation")
@@ -1108,6 +1110,52 @@ async def test_replan_on_a_directive_whose_first_plan_failed_says_there_is_no_pl
         await pilot.press("r")
         await until(pilot, lambda: notes.has("has no plan to replace yet", "warning"), "why")
         assert not isinstance(app.screen, ConfirmModal)  # nothing to confirm
+
+
+def flaky_planning(failures: int) -> Any:
+    """Engine services whose planner is overloaded `failures` times, then plans."""
+    kit = services(Script())
+    planner_for = kit.planner
+    left = [failures]
+
+    class Flaky:
+        def __init__(self, planner: Any) -> None:
+            self.planner = planner
+
+        async def plan(self, d: Any, replan: Any) -> Any:
+            if left[0] > 0:
+                left[0] -= 1
+                raise RuntimeError("Overloaded (529)")
+            return await self.planner.plan(d, replan)
+
+    kit.planner = lambda kind, llm: Flaky(planner_for(kind, llm))
+    return kit
+
+
+async def test_resuming_into_a_plan_that_fails_again_says_so_not_resumed(
+    tmp_path: Path,
+) -> None:
+    """A directive whose first plan failed is resumed into planning: the
+    app says it plans again, then that it is paused again and why, never
+    "resumed"; once the planner works, that it was planned."""
+    app = DirectiveApp(tmp_path / "tui.db", services=flaky_planning(2))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("a", [])]))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await pilot.press("p")  # the planner fails again
+        await until(pilot, lambda: notes.has("is paused again", "error"), "the pause, said")
+        assert notes.has("planning again: test directive…")
+        assert notes.has("test directive is paused again: planning failed: Overloaded (529) "
+                         "(resume to plan again)", "error")  # fmt: skip
+        assert not notes.has("resumed")
+        assert _directive_status(app, did, DirectiveStatus.PAUSED)
+        await pilot.press("p")  # now it plans
+        await until(pilot, lambda: notes.has("planned: test directive"), "the plan, said")
+        assert not notes.has("resumed")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
 
 
 async def test_changes_to_a_plan_ask_for_what_the_planner_should_change(tmp_path: Path) -> None:

@@ -22,8 +22,14 @@ from textual.app import App
 from textual.binding import Binding
 
 from engine.bus import EventBus, Subscription
-from engine.events import ApprovalRequired, EngineEvent
-from engine.models import ApprovalDecision, ApprovalKind, ApprovalRequest
+from engine.events import ApprovalRequired, DirectiveStatusChanged, EngineEvent
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    Directive,
+    DirectiveStatus,
+)
 from engine.store import Store, StoreError
 from engine.transitions import InvalidTransition
 from tui.applicable import directive_refusal
@@ -97,6 +103,9 @@ class DirectiveApp(App[None]):
         self.demo_repository: Path | None = None  # the demo's git repository (in demo_repo)
         self.boot_error: str | None = None
         self._answered: set[str] = set()
+        # Directives started or resumed from here whose outcome is not said
+        # yet: id -> (title, whether it was paused before).
+        self._sent: dict[str, tuple[str, bool]] = {}
 
     # -- start and stop -----------------------------------------------------
 
@@ -255,6 +264,10 @@ class DirectiveApp(App[None]):
             for screen in self.screen_stack:
                 if isinstance(screen, EngineScreen):
                     screen.post_message(EngineBatch(batch, lagged))
+            if lagged:  # the moves were lost: the screens re-read and show where it is
+                self._sent.clear()
+            elif self._sent:
+                self._say_what_came_of(batch)
             if self.auto_approve:
                 for event in batch:
                     if isinstance(event, ApprovalRequired):
@@ -289,6 +302,50 @@ class DirectiveApp(App[None]):
         if done:
             self.notify(done)
         return True
+
+    async def start_or_resume(self, d: Directive, *, starting: bool) -> bool:
+        """Start or resume `d`; whether the engine took the command. What came
+        of it is said once the engine has moved the directive
+        (`_say_what_came_of`): resuming a directive with no plan plans it
+        first, and a plan that fails again pauses it again at once."""
+        assert self.engine is not None
+        self._sent[d.id] = (d.title, d.status is DirectiveStatus.PAUSED)
+        command = self.engine.start_directive if starting else self.engine.resume_directive
+        if await self.run_command(command(d.id)):
+            return True
+        self.forget_sent(d.id)
+        return False
+
+    def forget_sent(self, directive_id: str) -> None:
+        """Say nothing more about a start or resume (paused or stopped since
+        by a person here, who is told that)."""
+        self._sent.pop(directive_id, None)
+
+    def _say_what_came_of(self, batch: list[EngineEvent]) -> None:
+        """Follow a directive started or resumed from here to where it
+        settles (active, or paused again), and say that."""
+        for e in batch:
+            if not isinstance(e, DirectiveStatusChanged) or e.directive_id not in self._sent:
+                continue
+            title, was_paused = self._sent[e.directive_id]
+            old, new = DirectiveStatus(e.old_status), DirectiveStatus(e.new_status)
+            if new is DirectiveStatus.PLANNING:  # accepted; the plan is still to come
+                if was_paused:
+                    self.notify(f"planning again: {title}…")
+                else:
+                    self.notify(f"started: {title}, planning…")
+                continue
+            del self._sent[e.directive_id]
+            if new is DirectiveStatus.ACTIVE:
+                planned = old is DirectiveStatus.PLANNING
+                self.notify(f"planned: {title}" if planned else f"resumed: {title}")
+            elif new is DirectiveStatus.PAUSED:  # the plan could not be made (again)
+                again = " again" if was_paused else ""
+                self.notify(
+                    f"{title} is paused{again}: {e.reason or 'no reason given'}",
+                    severity="error",
+                    timeout=15,
+                )
 
     def already_resolved(self, approval: ApprovalRequest) -> str:
         if approval.decision is ApprovalDecision.SUPERSEDED:

@@ -145,9 +145,10 @@ class EngineScreen(Screen[None]):
         return False
 
     async def start(self, d: Directive) -> None:
-        await self.command(self.engine.start_directive(d.id), f"started: {d.title}")
+        await self.dapp.start_or_resume(d, starting=True)
 
     async def pause(self, d: Directive) -> None:
+        self.dapp.forget_sent(d.id)
         await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
 
     async def resume(self, d: Directive) -> None:
@@ -155,12 +156,13 @@ class EngineScreen(Screen[None]):
         if tripped_breaker(d) is not None:
             await self.raise_limits(d)
             return
-        await self.command(self.engine.resume_directive(d.id), f"resumed: {d.title}")
+        await self.dapp.start_or_resume(d, starting=False)
 
     async def stop(self, d: Directive) -> None:
         if await self.app.push_screen_wait(
             ConfirmModal(f"Stop {d.title}? Running steps are cancelled.", "Stop", danger=True)
         ):
+            self.dapp.forget_sent(d.id)
             await self.command(self.engine.stop_directive(d.id), f"stopped: {d.title}")
 
     async def raise_limits(self, d: Directive) -> None:
@@ -182,7 +184,7 @@ class EngineScreen(Screen[None]):
         ):
             return
         if tripped is not None:
-            await self.command(self.engine.resume_directive(d.id), f"resumed: {d.title}")
+            await self.dapp.start_or_resume(d, starting=False)
 
     # -- approvals --------------------------------------------------------------
 
