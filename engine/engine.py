@@ -450,9 +450,9 @@ class DirectiveEngine:
         ws = None if gone or d.status is D.DRAFT else await self._workspace(d)
         if ws is not None:
             if not force and await ws.result_only_here():
-                raise EngineError(
+                raise ResultOnlyHere(
                     f"the result of {d.title!r} is on branch {ws.integration_branch} and"
-                    " nowhere else: merge it first, or delete with force to drop it"
+                    " nowhere else"
                 )
             await ws.discard()
             done.append(f"removed branch {ws.integration_branch} and the directive's refs")
@@ -1930,6 +1930,11 @@ def _report_failure(task: asyncio.Task[Any]) -> None:
         log.warning("background command refused: %s", exc)
     else:
         log.error("background task failed", exc_info=exc)
+
+
+class ResultOnlyHere(EngineError):
+    """A delete would drop the directive's result: it is on its integration
+    branch and no other. Each front end names its own way to force it."""
 
 
 class RepoGone(EngineError):

@@ -95,7 +95,9 @@ async def test_a_result_merged_nowhere_is_kept_unless_forced(
     repo = make_git_repo()
     did = await completed(engine, repo)
 
-    with pytest.raises(EngineError, match=f"is on branch directive/{did}/integration and nowhere"):
+    with pytest.raises(
+        EngineError, match=f"is on branch directive/{did}/integration and nowhere else"
+    ):
         await engine.delete_directive(did)
     assert [d.id for d in await store.list_directives()] == [did]
     assert f"directive/{did}/integration" in git(repo, "branch", "--list")
@@ -147,3 +149,60 @@ async def test_a_directive_that_changed_nothing_needs_no_force(
     await engine.stop_directive(d.id)
     await engine.delete_directive(d.id)
     assert await store.list_directives() == [] and directive_refs(repo, d.id) == []
+
+
+# --------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------
+
+
+def test_the_delete_command_keeps_a_result_until_merged_or_forced(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_cli import directive_file, only_directive, run_cli
+
+    writes = '[[steps]]\nname = "write"\ncommand = "echo hi > new.txt"\n'
+    repo = make_git_repo()
+    db = str(tmp_path / "x.db")
+    assert (
+        run_cli("--db", db, "run", str(directive_file(tmp_path, repo, writes)), "--headless")[0]
+        == 0
+    )
+    did = only_directive(db)
+
+    code, out, err = run_cli("--db", db, "delete", did[:6])
+    assert code == 2 and out == ""
+    assert err == (
+        f"directive-tui: the result of 'cli test' is on branch directive/{did}/integration"
+        f" and nowhere else: take it first (`directive-tui --db {db} merge {did}`),"
+        " or add --force to drop it\n"
+    )
+    assert only_directive(db) == did
+
+    assert run_cli("--db", db, "merge", did)[0] == 0
+    code, out, _ = run_cli("--db", db, "delete", did)
+    assert code == 0
+    assert out.splitlines() == [
+        f"deleted 'cli test' ({did})",
+        f"removed branch directive/{did}/integration and the directive's refs",
+    ]
+    assert run_cli("--db", db, "list", "--json")[1].strip() == "[]"
+    assert git(repo, "branch", "--list", "directive/*") == ""
+
+
+def test_the_delete_command_refuses_a_directive_that_waits(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_cli import YELLOW, directive_file, only_directive, run_cli
+
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3  # waits for a person
+    did = only_directive(db)
+    code, _, err = run_cli("--db", db, "delete", did, "--force")
+    assert code == 2
+    assert (
+        err
+        == "directive-tui: 'cli test' is active: stop it first (deleting removes its history for good)\n"
+    )
+    assert only_directive(db) == did

@@ -193,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="fast-forward your branch to the directive's result")
     merge.add_argument("id")
 
+    rm = sub.add_parser(
+        "delete",
+        help="delete a directive that has ended or never started, with its branch and refs",
+    )
+    rm.add_argument("id")
+    rm.add_argument(
+        "--force", action="store_true", help="even when its result is on no other branch"
+    )
+
     ev = sub.add_parser("events", help="print a directive's event log")
     ev.add_argument("id")
     ev.add_argument("--json", action="store_true")
@@ -664,6 +673,30 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
         await store.close()
 
 
+async def delete_command(db: Path, directive_id: str, force: bool, out: Any, me: str) -> int:
+    """Delete for good, saying what went; a result on no other branch is
+    kept unless `--force`, and the refusal says how to take it first."""
+    from engine.engine import DirectiveEngine, EngineError, ResultOnlyHere
+    from engine.store import NotFound
+
+    store = await _open(db)
+    engine = DirectiveEngine(store)
+    try:
+        d = await store.find_directive(directive_id)
+        for line in await engine.delete_directive(d.id, force=force):
+            print(line, file=out)
+        return EXIT_OK
+    except ResultOnlyHere as exc:
+        raise UsageError(
+            f"{exc}: take it first (`{me} merge {d.id}`), or add --force to drop it"
+        ) from exc
+    except (EngineError, NotFound) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await engine.close()
+        await store.close()
+
+
 async def merge(engine: Any, directive: Any, out: Any) -> int:
     """Fast-forward the user's branch to the result, naming the branch; a
     branch that already has the result is done already (exit 0)."""
@@ -766,6 +799,8 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
         return asyncio.run(limits_command(db, args, out, me))
     if cmd == "events":
         return asyncio.run(print_events(db, args.id, args.after, args.json, out))
+    if cmd == "delete":
+        return asyncio.run(delete_command(db, args.id, args.force, out, me))
     if cmd in ("diff", "checkpoints", "reset", "merge"):
         return asyncio.run(git_command(db, args, out))
     return _run_app(db)
