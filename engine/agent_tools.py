@@ -185,6 +185,16 @@ def _is_binary(head: bytes) -> bool:
     return False
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Whether `data` decodes as UTF-8; a character cut at the end of a
+    partial read still counts as UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(data) - 3 and exc.reason == "unexpected end of data"
+    return True
+
+
 @dataclass
 class _View:
     """The lines a read shows: whole lines within MAX_READ_BYTES, or the start
@@ -404,9 +414,17 @@ class AgentTools:
             file_cut=size > len(data) and view.last == len(lines),
         )
         body = "".join(view.lines)
-        if cuts:
+        notes = (
+            [f"[truncated: {args.path} is {size} bytes; " + "; ".join(cuts) + "]"] if cuts else []
+        )
+        if not _is_utf8(data):
+            notes.append(
+                f"[{args.path} is not all UTF-8: the bytes that are not are shown as \ufffd, and "
+                "writing this text back would save them so; change it with run_command]"
+            )
+        if notes:
             body = body if body.endswith("\n") else body + "\n"
-            body += f"\n[truncated: {args.path} is {size} bytes; " + "; ".join(cuts) + "]"
+            body += "\n" + "\n".join(notes)
         return ToolOutcome(body)
 
     async def search(self, args: SearchArgs) -> ToolOutcome:
@@ -467,7 +485,13 @@ class AgentTools:
         raw, _ = _read_regular(target, -1)
         if _is_binary(raw[:BINARY_SNIFF_BYTES]):
             raise ToolError(f"{args.path!r} is a binary file; it cannot be edited as text")
-        text = raw.decode("utf-8")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ToolError(
+                f"{args.path!r} is not UTF-8 text (byte {exc.start} is not); editing it as "
+                "text would change its other bytes, so change it with run_command instead"
+            ) from None
         count = text.count(args.old)
         if count == 0:
             raise ToolError(

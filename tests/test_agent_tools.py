@@ -147,6 +147,26 @@ async def test_binary_file_is_refused_clearly(repo: Path) -> None:
     assert edit.is_error and "binary" in edit.content
 
 
+async def test_a_file_not_utf8_past_the_sniff_is_refused_by_edit_and_flagged_by_read(
+    repo: Path,
+) -> None:
+    """Latin-1 after the first 8 KB passes the binary sniff: edit_file raised
+    UnicodeDecodeError out of the tool, which ended the whole agent session."""
+    latin = b"x = 1\n" * 2000 + b"name = 'caf\xe9'\n"
+    (repo / "legacy.py").write_bytes(latin)
+    tools = AgentTools(repo)
+    edit = await tools.call("edit_file", {"path": "legacy.py", "old": "x = 1", "new": "x = 2"})
+    assert edit.is_error
+    assert edit.content.startswith("'legacy.py' is not UTF-8 text (byte 12011 is not)")
+    assert (repo / "legacy.py").read_bytes() == latin
+    read = await tools.call("read_file", {"path": "legacy.py", "start_line": 2001})
+    assert not read.is_error
+    assert read.content.startswith("name = 'caf\ufffd'\n")
+    assert "legacy.py is not all UTF-8" in read.content
+    clean = await tools.call("read_file", {"path": "src/app.py"})
+    assert "UTF-8" not in clean.content
+
+
 async def test_edit_file_replaces_exactly_once(repo: Path) -> None:
     tools = AgentTools(repo)
     ok = await tools.call("edit_file", {"path": "src/app.py", "old": "'hi '", "new": "'hello '"})
