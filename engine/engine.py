@@ -742,15 +742,33 @@ class DirectiveEngine:
 
     async def preview_reset(self, directive_id: str, point: str | int) -> list[str]:
         """The steps `reset_to_checkpoint(point)` would run again, changing
-        nothing: what the reset itself reports, so the two agree."""
+        nothing: what the reset itself reports, so the two agree. Refused,
+        as the reset would be, while another process runs one of its steps."""
         ws = await self._resettable(directive_id)
+        interrupted = await self._refuse_reset_while_busy(directive_id)
         try:
             target, dropped = await ws.dropped_by_reset(point)
         except (GitError, ValueError) as exc:
             raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
         steps, rerun, kept = await self._reset_effects(ws, directive_id, target, dropped)
         moot = {s.id for s in steps if s.status is S.AWAITING_APPROVAL and s.id not in kept}
-        return [s.name for s in steps if s.id in rerun | moot]
+        return [s.name for s in steps if s.id in rerun | moot | interrupted]
+
+    async def _refuse_reset_while_busy(self, directive_id: str) -> set[str]:
+        """A reset cannot interrupt a step another process runs: refused
+        while there is one, naming it. Returns the ids of the steps this
+        engine runs, which the reset interrupts (they run again)."""
+        chain = await self.store.current_chain(directive_id)
+        active = await self.store.steps_in(chain.id, STEP_ACTIVE) if chain else []
+        rt = self._runtime(directive_id)
+        mine = {sid for sid, t in rt.steps.items() if not t.done()} | set(rt.unstarted)
+        elsewhere = ", ".join(s.name for s in active if s.id not in mine)
+        if elsewhere:
+            raise EngineError(
+                f"cannot reset while {elsewhere} runs in another directive-tui: pause the"
+                " directive there (or wait for the step), then reset"
+            )
+        return {s.id for s in active if s.id in mine}
 
     async def _reset_effects(
         self, ws: Workspace, directive_id: str, target: str, dropped: list[Checkpoint]
@@ -785,48 +803,46 @@ class DirectiveEngine:
     async def reset_to_checkpoint(self, directive_id: str, point: str | int) -> list[str]:
         """Reset the integration branch to a checkpoint, by number (0: where
         the directive started) or commit; the steps merged after it, and
-        everything downstream, go back to pending to run again, and a step
+        everything downstream, go back to pending to run again, a step
         awaiting approval whose attempt started from a dropped commit is
-        reworked (its review closed). Returns the names of all of those."""
+        reworked (its review closed), and the steps this engine runs are
+        interrupted. Returns the names of all of those."""
         ws = await self._resettable(directive_id)
-        await self._cancel_steps(directive_id)
-        chain = await self.store.current_chain(directive_id)
-        busy = await self.store.steps_in(chain.id, STEP_ACTIVE) if chain else []
-        if busy:  # this engine's are cancelled: another process runs these
-            names = ", ".join(s.name for s in busy)
-            raise EngineError(
-                f"cannot reset while {names} runs in another directive-tui: pause the"
-                " directive there (or wait for the step), then reset"
-            )
-        try:
-            dropped = await ws.reset_to(point)
-        except (GitError, ValueError) as exc:
-            raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
-        tip = await ws.integration_tip()
-        steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
+        # Held as a replan holds it: the driver claims no step meanwhile,
+        # so none starts from the commit about to be dropped.
+        async with self._runtime(directive_id).replan_lock:
+            interrupted = await self._refuse_reset_while_busy(directive_id)
+            await self._cancel_steps(directive_id)
+            await self._refuse_reset_while_busy(directive_id)  # started elsewhere meanwhile
+            try:
+                dropped = await ws.reset_to(point)
+            except (GitError, ValueError) as exc:
+                raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
+            tip = await ws.integration_tip()
+            steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
 
-        def reset(tx: Tx) -> set[str]:
-            why = f"integration branch reset to {_point(point)}"
-            reworked = set()
-            for s in steps:
-                current = tx.step(s.id)
-                if current.status in STEP_ACTIVE:
-                    continue  # claimed since the check: its merge is checked against the reset
-                if s.id in rerun and current.status is not S.PENDING:
-                    approvals.supersede_for_step(tx, current, why)
-                    tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
-                elif current.status is S.AWAITING_APPROVAL and not (
-                    s.id in kept and current.attempts == s.attempts
-                ):  # cut from a dropped commit (or not known not to be): it cannot merge
-                    approvals.supersede_for_step(tx, current, why)
-                    tx.step_status(
-                        s.id, S.REWORK, reason=why, rework_instructions=why, carry_sha=None
-                    )
-                    reworked.add(s.id)
-            tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
-            return reworked
+            def reset(tx: Tx) -> set[str]:
+                why = f"integration branch reset to {_point(point)}"
+                reworked = set()
+                for s in steps:
+                    current = tx.step(s.id)
+                    if current.status in STEP_ACTIVE:
+                        continue  # claimed since the check: its merge is checked against the reset
+                    if s.id in rerun and current.status is not S.PENDING:
+                        approvals.supersede_for_step(tx, current, why)
+                        tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
+                    elif current.status is S.AWAITING_APPROVAL and not (
+                        s.id in kept and current.attempts == s.attempts
+                    ):  # cut from a dropped commit (or not known not to be): it cannot merge
+                        approvals.supersede_for_step(tx, current, why)
+                        tx.step_status(
+                            s.id, S.REWORK, reason=why, rework_instructions=why, carry_sha=None
+                        )
+                        reworked.add(s.id)
+                tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
+                return reworked
 
-        again = rerun | await self._write(directive_id, reset)
+            again = rerun | interrupted | await self._write(directive_id, reset)
         self._wake(directive_id)
         return [s.name for s in steps if s.id in again]
 

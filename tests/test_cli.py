@@ -509,3 +509,36 @@ def test_changes_to_a_plan_the_file_lists_are_neither_offered_nor_taken(
     assert code == 2
     assert "come from the directive file, so a new plan would be the same: edit the file" in err
     assert json.loads(run_cli("--db", db, "approvals", "--json")[1]) == [plan]  # still waiting
+
+
+def test_reset_says_up_front_that_a_step_runs_in_another_process(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """The preview (no --yes) used to list what would run again, and the
+    reset itself was then refused: both say it now."""
+    import subprocess
+    import sys
+    import time
+
+    steps = '[[steps]]\nname = "slow"\ncommand = "sleep 2"\n'
+    path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
+    db = str(tmp_path / "x.db")
+
+    def running() -> str | None:
+        """The directive's id once its step runs."""
+        listed = json.loads(run_cli("--db", db, "list", "--json")[1] or "[]")
+        did = listed[0]["id"] if listed else None
+        events = run_cli("--db", db, "events", did)[1] if did else ""
+        return did if "step slow: ready -> running" in events else None
+
+    cli = [sys.executable, "-m", "tui.cli", "--db", db]
+    with subprocess.Popen([*cli, "run", str(path), "--headless"], stdout=subprocess.PIPE) as run:
+        deadline = time.monotonic() + 20
+        while not (did := running()):
+            assert time.monotonic() < deadline, "the step never started"
+            time.sleep(0.05)
+        refusal = "cannot reset while slow runs in another directive-tui: pause the directive there"
+        for yes in ([], ["--yes"]):
+            code, out, err = run_cli("--db", db, "reset", did, "0", *yes)
+            assert (code, out) == (2, "") and refusal in err, err
+        assert run.wait(timeout=30) == 0

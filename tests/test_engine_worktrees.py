@@ -302,6 +302,31 @@ async def test_a_reset_names_a_step_whose_review_it_makes_moot_and_keeps_one_it_
     await engine.close()
 
 
+async def test_a_reset_names_the_steps_it_interrupts_here(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """s2 is being checked in this engine when the reset comes: it is
+    interrupted and runs again from the start, so it is named."""
+    slow = {"name": "slow", "command": "sleep 1"}
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["slow"]),
+    ]
+    engine = DirectiveEngine(store, EventBus(), NO_LLM)
+    did = (await engine.create_directive(scripted(make_git_repo(BASE), steps, [OK, slow]))).id
+    await engine.start_directive(did)
+    while "s2" not in await engine.running_steps():
+        await asyncio.sleep(0.02)
+    assert await engine.preview_reset(did, 1) == ["s2"]
+    assert await engine.reset_to_checkpoint(did, 1) == ["s2"]
+    assert await engine.wait_settled(did, timeout=30) is Outcome.COMPLETED
+    s2 = next(
+        s for s in await store.list_steps((await store.current_chain(did)).id) if s.name == "s2"
+    )
+    assert s2.attempts == 2
+    await engine.close()
+
+
 async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_moves(
     store: Store, make_git_repo: Callable[..., Path]
 ) -> None:
@@ -328,8 +353,11 @@ async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_mo
     tip = git(repo, "rev-parse", f"directive/{did}/integration").strip()
 
     other = DirectiveEngine(store, EventBus(), NO_LLM)  # as `directive-tui reset` builds it
-    with pytest.raises(EngineError, match="cannot reset while s2 runs in another directive-tui"):
-        await other.reset_to_checkpoint(did, 0)
+    for command in (other.preview_reset, other.reset_to_checkpoint):  # the preview says it first
+        with pytest.raises(
+            EngineError, match="cannot reset while s2 runs in another directive-tui"
+        ):
+            await command(did, 0)
     assert git(repo, "rev-parse", f"directive/{did}/integration").strip() == tip
     await other.close()
     assert await running.wait_settled(did, timeout=30) is Outcome.COMPLETED
