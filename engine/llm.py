@@ -33,6 +33,10 @@ T = TypeVar("T", bound=BaseModel)
 
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_TIMEOUT_S = 600.0
+# The SDK's own connect timeout. A bare number as the timeout would set the
+# connect phase to it too: an API host that drops packets then took 10
+# minutes per try to be found unreachable.
+CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_TOKENS = 16_000  # below the SDK's non-streaming ceiling (~21k)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -131,6 +135,7 @@ class _Config:
     max_retries: int
     timeout_s: float
     max_tokens: int
+    connect_timeout_s: float
 
 
 class _Secret:
@@ -155,6 +160,12 @@ class _ErrorRule:
     sdk_class: str  # name in the `anthropic` module
     kind: LLMErrorKind
     text: str  # what it means for the user; the API's own message is appended
+    cause: str | None = None  # only when the SDK's error wraps this (httpx) error class
+
+    def matches(self, sdk: Any, exc: Exception) -> bool:
+        if not isinstance(exc, getattr(sdk, self.sdk_class)):
+            return False
+        return self.cause is None or type(exc.__cause__).__name__ == self.cause
 
 
 # First match wins, so subclasses come before their bases.
@@ -195,6 +206,13 @@ _ERROR_RULES = [
         "the Anthropic API does not know this model or endpoint (model {model!r})",
     ),
     _ErrorRule("APIStatusError", LLMErrorKind.API, "the Anthropic API returned an error"),
+    _ErrorRule(
+        "APITimeoutError",
+        LLMErrorKind.CONNECTION,
+        "could not connect to the Anthropic API at {base_url} within {connect}s, "
+        "still after {retries} retries",
+        cause="ConnectTimeout",
+    ),
     _ErrorRule(
         "APITimeoutError",
         LLMErrorKind.TIMEOUT,
@@ -263,6 +281,7 @@ class LLMClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError("an API key is required (set ANTHROPIC_API_KEY)")
@@ -277,6 +296,7 @@ class LLMClient:
             max_retries=max_retries,
             timeout_s=timeout_s,
             max_tokens=max_tokens,
+            connect_timeout_s=min(connect_timeout_s, timeout_s),
         )
         self._client: AsyncAnthropic | None = None
         pricing.warn_if_unknown(self.model)
@@ -340,11 +360,12 @@ class LLMClient:
 
     def _sdk_client(self) -> AsyncAnthropic:
         if self._client is None:
-            self._client = _sdk().AsyncAnthropic(
+            sdk = _sdk()
+            self._client = sdk.AsyncAnthropic(
                 api_key=self._key.reveal(),
                 base_url=self._config.base_url,
                 max_retries=self._config.max_retries,
-                timeout=self._config.timeout_s,
+                timeout=sdk.Timeout(self._config.timeout_s, connect=self._config.connect_timeout_s),
             )
         return self._client
 
@@ -462,7 +483,7 @@ class LLMClient:
         if not isinstance(exc, sdk.AnthropicError):
             return exc  # ours or a programming error: not an API failure
         for rule in _ERROR_RULES:
-            if isinstance(exc, getattr(sdk, rule.sdk_class)):
+            if rule.matches(sdk, exc):
                 break
         else:
             return LLMError(LLMErrorKind.API, self.scrub(f"Anthropic SDK error: {exc}"))
@@ -473,6 +494,7 @@ class LLMClient:
             model=model,
             base_url=self.base_url,
             timeout=self._config.timeout_s,
+            connect=self._config.connect_timeout_s,
         )
         detail = getattr(exc, "api_message", None) or (str(exc) if status is None else None)
         parts = [text]

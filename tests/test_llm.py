@@ -4,6 +4,8 @@ failures (401, 429/529 after retries, refusal, malformed) and key hygiene."""
 from __future__ import annotations
 
 import logging
+import socket
+import time
 
 import pytest
 from pydantic import BaseModel
@@ -160,6 +162,40 @@ async def test_connection_failure_names_the_url() -> None:
         await client.create(messages=[{"role": "user", "content": "x"}])
     assert caught.value.kind is LLMErrorKind.CONNECTION
     assert "127.0.0.1:9" in str(caught.value)
+
+
+async def test_a_host_that_never_accepts_the_connection_fails_in_seconds() -> None:
+    """A listening socket whose accept queue is full drops new connections,
+    like a firewall: the connect phase gives up at CONNECT_TIMEOUT_S. With
+    the whole timeout as a bare number it waited timeout_s (10 minutes by
+    default) on every try."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = [socket.socket() for _ in range(3)]
+    for sock in queued:
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+    client = LLMClient(
+        api_key=FAKE_KEY,
+        base_url=f"http://127.0.0.1:{port}",
+        max_retries=0,
+        timeout_s=30,
+        connect_timeout_s=0.5,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMError) as caught:
+            await client.create(messages=[{"role": "user", "content": "x"}])
+    finally:
+        for sock in [server, *queued]:
+            sock.close()
+    assert time.monotonic() - started < 10
+    assert caught.value.kind is LLMErrorKind.CONNECTION
+    assert str(caught.value).startswith(
+        f"could not connect to the Anthropic API at http://127.0.0.1:{port} within 0.5s"
+    )
 
 
 async def test_key_never_in_debug_logs(
