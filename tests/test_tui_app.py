@@ -1158,6 +1158,25 @@ async def test_resuming_into_a_plan_that_fails_again_says_so_not_resumed(
         )
 
 
+async def test_a_file_run_whose_first_plan_fails_says_it_is_paused_and_why(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "repo").mkdir()
+    good = tmp_path / "good.toml"
+    good.write_text(
+        'title = "From a file"\ngoal = "g"\nrepo = "repo"\nexecutor = "noop"\n'
+        "[verifiers]\nauto_detect = false\nllm_judge = false\n"
+        '[[steps]]\nname = "one"\n'
+    )
+    app = DirectiveApp(tmp_path / "tui.db", services=flaky_planning(1), start_file=good)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await until(pilot, lambda: notes.has("From a file is paused: planning failed: "
+                    "Overloaded (529)", "error"), "the pause, said")  # fmt: skip
+        assert notes.has("started: From a file, planning…")
+        assert not notes.has("paused again")  # it had never been paused
+
+
 async def test_changes_to_a_plan_ask_for_what_the_planner_should_change(tmp_path: Path) -> None:
     """A plan has no rework: the comment is what the new plan is asked for."""
     from textual.widgets import Input

@@ -177,8 +177,9 @@ class DirectiveApp(App[None]):
                     str(exc), title="Cannot run the directive file", severity="error", timeout=30
                 )
                 return
-            directive_id = (await self.engine.create_directive(spec)).id
-            await self.run_command(self.engine.start_directive(directive_id))
+            directive = await self.engine.create_directive(spec)
+            directive_id = directive.id
+            await self.start_or_resume(directive, starting=True)  # says how planning went
         elif self.demo:
             directive_id = await self._start_demo()
         elif self.open_directive is not None:
