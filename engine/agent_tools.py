@@ -155,7 +155,7 @@ def _open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o666) -> in
     return fd
 
 
-def _read_regular(path: Path, limit: int) -> tuple[bytes, int]:
+def read_regular(path: Path, limit: int) -> tuple[bytes, int]:
     """Up to `limit` bytes of a regular file, and its size."""
     with os.fdopen(_open_regular(path), "rb") as handle:
         return handle.read(limit), os.fstat(handle.fileno()).st_size
@@ -396,7 +396,7 @@ class AgentTools:
             raise ToolError(f"{args.path!r} is a directory; use list_files")
         if not _is_regular(path):
             raise _not_regular(args.path)
-        data, size = await asyncio.to_thread(_read_regular, path, MAX_PAGED_BYTES)
+        data, size = await asyncio.to_thread(read_regular, path, MAX_PAGED_BYTES)
         if _is_binary(data[:BINARY_SNIFF_BYTES]):
             raise ToolError(
                 f"{args.path!r} is a binary file ({size} bytes); it cannot be read as text"
@@ -451,7 +451,7 @@ class AgentTools:
             if glob and not fnmatch.fnmatch(path.name, glob):
                 continue
             try:
-                data, size = _read_regular(path, MAX_SEARCH_FILE_BYTES + 1)
+                data, size = read_regular(path, MAX_SEARCH_FILE_BYTES + 1)
             except (OSError, ToolError):
                 continue
             if size > MAX_SEARCH_FILE_BYTES or _is_binary(data[:BINARY_SNIFF_BYTES]):
@@ -482,7 +482,7 @@ class AgentTools:
         target = self._writable(args.path)
         if not target.exists():
             raise ToolError(f"no such file: {args.path!r}; use write_file to create it")
-        raw, _ = _read_regular(target, -1)
+        raw, _ = read_regular(target, -1)
         if _is_binary(raw[:BINARY_SNIFF_BYTES]):
             raise ToolError(f"{args.path!r} is a binary file; it cannot be edited as text")
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -305,6 +307,34 @@ async def test_diff_without_git_shows_file_contents(tmp_path: Path) -> None:
     assert "blob.bin: binary file" in text
     assert "gone.py: deleted" in text
     assert "../escape.py: not shown" in text
+
+
+async def test_the_diff_reads_only_the_start_of_a_huge_file_and_never_opens_a_pipe(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A step's new data file was read whole into memory (400 MB for a
+    400 MB file) to show 12,000 characters of it, and a named pipe among
+    the changed files would have blocked the event loop on open."""
+    big = 50_000_000
+    (repo / "data.csv").write_bytes(b"id,value\n" + b"1,2\n" * 20_000)
+    with (repo / "data.csv").open("ab") as handle:
+        handle.truncate(big)  # sparse: costs no disk
+    text = await asyncio.wait_for(gather_diff(repo, []), timeout=20)
+    assert f"--- data.csv (new or changed file, its first 48000 of {big} bytes)\nid,value" in text
+    folder = tmp_path / "not-git"  # no git: the changed files are read as they are
+    folder.mkdir()
+    os.mkfifo(folder / "pipe")
+    plain = await asyncio.wait_for(gather_diff(folder, ["pipe"]), timeout=20)
+    assert "--- pipe: not shown ('pipe' is not a regular file" in plain
+
+
+async def test_the_diff_stops_reading_new_files_once_it_is_full(repo: Path) -> None:
+    (repo / "gen").mkdir()
+    for n in range(300):
+        (repo / "gen" / f"f{n:03}.txt").write_text(f"{n}\n" * 2_000)
+    text = await gather_diff(repo, [])
+    assert "gen/f000.txt" in text
+    assert "more new or changed files, not shown" in text
 
 
 async def test_diff_of_whole_tree_when_no_files_reported(repo: Path) -> None:

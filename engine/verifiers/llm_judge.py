@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from engine.agent_tools import ToolError, read_regular
 from engine.llm import LLMClient, LLMError, LLMErrorKind, ParsedResponse
 from engine.models import VerifierResult
 from engine.paths import PathEscapeError, resolve_in_repo
@@ -102,6 +103,9 @@ async def _git(workdir: Path, *args: str) -> tuple[bool, str]:
 
 
 def _file_text(workdir: Path, rel: str) -> str:
+    """A new or changed file as the judge sees it. Only its start is read
+    (a step may leave a data file of gigabytes), and only a regular file is
+    opened at all (a named pipe would block the event loop)."""
     try:
         path = resolve_in_repo(workdir, rel)
     except PathEscapeError as exc:
@@ -110,11 +114,29 @@ def _file_text(workdir: Path, rel: str) -> str:
         return f"--- {rel}: deleted"
     if path.is_dir():
         return f"--- {rel}: a directory"
-    data = path.read_bytes()[: FILE_CHARS * 4]
+    try:
+        data, size = read_regular(path, FILE_CHARS * 4)
+    except (OSError, ToolError) as exc:
+        return f"--- {rel}: not shown ({exc})"
     if b"\0" in data[:8192]:
-        return f"--- {rel}: binary file ({path.stat().st_size} bytes)"
+        return f"--- {rel}: binary file ({size} bytes)"
     text = trim_output(data.decode("utf-8", errors="replace"), FILE_CHARS)
-    return f"--- {rel} (new or changed file, full content)\n{text}"
+    whole = "full content" if size <= len(data) else f"its first {len(data)} of {size} bytes"
+    return f"--- {rel} (new or changed file, {whole})\n{text}"
+
+
+def _files_text(workdir: Path, rels: list[str]) -> list[str]:
+    """`_file_text` of each file until DIFF_CHARS are filled, then how many
+    more there are: reading thousands of new files would all be trimmed away."""
+    parts: list[str] = []
+    used = 0
+    for shown, rel in enumerate(rels):
+        if used >= DIFF_CHARS:
+            parts.append(f"--- and {len(rels) - shown} more new or changed files, not shown")
+            break
+        parts.append(_file_text(workdir, rel))
+        used += len(parts[-1])
+    return parts
 
 
 async def gather_diff(workdir: Path, modified_files: list[str], base: str | None = None) -> str:
@@ -126,14 +148,14 @@ async def gather_diff(workdir: Path, modified_files: list[str], base: str | None
     in_git, _ = await _git(workdir, "rev-parse", "--is-inside-work-tree")
     has_head = in_git and (await _git(workdir, "rev-parse", "--verify", "-q", "HEAD"))[0]
     if not has_head:
-        parts = [_file_text(workdir, f) for f in modified_files]
+        parts = _files_text(workdir, modified_files)
         text = "\n\n".join(parts) if parts else "(no modified files reported)"
         return trim_output(text, DIFF_CHARS)
     scope = ["--", *modified_files] if modified_files else []
     _, diff = await _git(workdir, "diff", "--no-color", "--no-ext-diff", base or "HEAD", *scope)
     _, untracked = await _git(workdir, "ls-files", "--others", "--exclude-standard", *scope)
     parts = [diff.strip()] if diff.strip() else []
-    parts += [_file_text(workdir, rel) for rel in untracked.splitlines() if rel.strip()]
+    parts += _files_text(workdir, [rel for rel in untracked.splitlines() if rel.strip()])
     text = "\n\n".join(parts) if parts else "(no changes in the working tree)"
     return trim_output(text, DIFF_CHARS)
 
