@@ -250,7 +250,7 @@ class DirectiveEngine:
         if not self.runs_steps:
             return
         if d.status in DIRECTIVE_TERMINAL:
-            if self._worktrees_left(d.id):  # it ended while no engine could tidy up
+            if self._left_to_tidy(d):  # it ended while no engine could tidy up
                 await self._finish_workspace(d.id)
             return
         await self._write(d.id, lambda tx: recover(tx, d.id))
@@ -908,11 +908,24 @@ class DirectiveEngine:
     def _worktrees_left(self, directive_id: str) -> bool:
         return (self._work_dir() / "worktrees" / directive_id).exists()
 
+    def _left_to_tidy(self, d: Directive) -> bool:
+        """An ended directive whose worktrees are still there (its end came
+        from another process, before a restart, or while its repository
+        folder was gone), and whose folder is there to remove them from."""
+        return (
+            d.status in DIRECTIVE_TERMINAL and self._worktrees_left(d.id) and not _missing_repo(d)
+        )
+
     async def _require_workspace(self, directive_id: str) -> Workspace:
         """For the git views and commands (diff, checkpoints, merge, reset):
         they write no event, and refuse in plain words when there is nothing
-        to show."""
-        ws = await self._workspace(await self.store.get_directive(directive_id))
+        to show. The first to find the folder of a directive that ended
+        while it was gone removes the worktrees left (and writes the notice
+        the end could not)."""
+        d = await self.store.get_directive(directive_id)
+        if self._left_to_tidy(d):
+            await self._finish_workspace(directive_id)
+        ws = await self._workspace(d)
         if ws is None:
             why = self._runtime(directive_id).workspace_absent
             raise EngineError(f"this directive has no git workspace: {why}")
@@ -956,7 +969,19 @@ class DirectiveEngine:
 
     async def _finish_workspace(self, directive_id: str) -> None:
         """The directive ended: worktrees go, the integration branch stays,
-        and the user is told how to take the result (never done for them)."""
+        and the user is told how to take the result (never done for them).
+        Not while the repository folder is gone: the log says so, and the
+        engine's folder of worktrees stays, the mark `_left_to_tidy` finds
+        once the repository is back."""
+        gone = _missing_repo(await self.store.get_directive(directive_id))
+        if gone and self._worktrees_left(directive_id):
+            message = (
+                f"{gone}, so its worktrees stay: the first command that finds it again"
+                " (the app, diff, checkpoints or merge) removes them"
+            )
+            notice = Notice(directive_id=directive_id, message=message, severity=Severity.WARNING)
+            await self._write(directive_id, lambda tx: tx.emit(notice))
+            return
         ws = self._runtime(directive_id).workspace
         if ws is None and self._worktrees_left(directive_id):
             # ended by a command of another process, or before a restart

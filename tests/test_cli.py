@@ -542,3 +542,31 @@ def test_reset_says_up_front_that_a_step_runs_in_another_process(
             code, out, err = run_cli("--db", db, "reset", did, "0", *yes)
             assert (code, out) == (2, "") and refusal in err, err
         assert run.wait(timeout=30) == 0
+
+
+def test_a_stop_while_the_repository_is_gone_is_tidied_by_a_later_command(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`stop` could not remove the worktrees from a folder moved away: it
+    says so, and `checkpoints` (once the folder is back) removes them."""
+    import subprocess
+
+    repo = make_git_repo()
+    db = str(tmp_path / "x.db")
+    assert run_cli("--db", db, "run", str(directive_file(tmp_path, repo, YELLOW)), "--headless")[0] == 3  # fmt: skip
+    did = only_directive(db)
+
+    def worktrees() -> int:
+        listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True)
+        return len(listed.stdout.splitlines())
+
+    assert worktrees() > 1  # the waiting step's, and the integration worktree
+    away = repo.rename(tmp_path / "away")
+    assert run_cli("--db", db, "stop", did)[:2] == (0, f"directive {did}: stopped\n")
+    assert f"{repo} is gone, so its worktrees stay" in run_cli("--db", db, "events", did)[1]
+    away.rename(repo)
+    code, out, _ = run_cli("--db", db, "checkpoints", did)
+    assert code == 0 and "start: before any step" in out
+    assert worktrees() == 1
+    # and the notice the stop could not write: here, that no step passed with a change
+    assert run_cli("--db", db, "events", did)[1].endswith("no step changed anything: nothing to merge\n")  # fmt: skip

@@ -453,6 +453,52 @@ async def test_a_directive_whose_repository_is_gone_says_so_and_writes_nothing(
     await other.close()
 
 
+@pytest.mark.parametrize("stopper", ["the engine that ran it", "another, as `stop` builds it"])
+async def test_worktrees_a_stop_could_not_remove_go_once_the_repository_is_back(
+    store: Store, make_git_repo: Callable[..., Path], stopper: str
+) -> None:
+    """Stopped while its repository folder was moved away: the worktrees it
+    registered there could not go, and stayed for good. The log says why,
+    and the first command that finds the folder again (`checkpoints` here)
+    removes them and writes the notice the end could not."""
+    repo = make_git_repo(BASE)
+    engine, did, outcome = await run_to_rest(store, scripted(repo, three_to_reset(), [HALF, OK]))
+    assert outcome is Outcome.AWAITING_APPROVAL  # s3's worktree is kept for its review
+    work = store.path.parent / f"{store.path.stem}-work" / "worktrees" / did
+
+    def registered() -> int:
+        return git(repo, "worktree", "list", "--porcelain").count("worktree ") - 1
+
+    assert registered() > 0 and work.exists()
+    away = repo.rename(repo.with_name("moved-away"))
+    if stopper.startswith("another"):
+        await engine.close()
+        engine = DirectiveEngine(store, EventBus(), NO_LLM)
+    await engine.stop_directive(did)
+    await engine.close()
+
+    async def notices() -> list[str]:
+        return [e.describe() for e in await store.list_events(did) if e.type == "notice"]
+
+    stayed = (
+        f"the repository folder {repo} is gone, so its worktrees stay: the first command"
+        " that finds it again (the app, diff, checkpoints or merge) removes them"
+    )
+    assert (await notices())[-1] == stayed
+    restarted = DirectiveEngine(store, EventBus(), NO_LLM)
+    await restarted.start()  # still gone: nothing to do, nothing said again
+    await restarted.close()
+    assert (await notices())[-1] == stayed
+
+    away.rename(repo)
+    assert registered() > 0 and work.exists()
+    reader = DirectiveEngine(store, EventBus(), NO_LLM)  # as `directive-tui checkpoints` builds it
+    assert [c.step_slug for c in await reader.checkpoints(did)] == ["s1", "s2"]
+    assert registered() == 0 and not work.exists()
+    assert (await notices())[-1].startswith(f"the result is on branch directive/{did}/integration")
+    await reader.close()
+
+
 def test_a_crash_mid_step_leaves_no_orphan_worktree_after_restart(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
