@@ -331,6 +331,21 @@ class Directive(BaseModel):
         return self.wall_time_used_s + max(running, 0.0)
 
 
+class Progress(BaseModel):
+    """A directive's current chain at a glance (the home screen, `list`):
+    passed and skipped steps counted apart, so a skip never reads as a pass."""
+
+    passed: int = 0
+    skipped: int = 0
+    total: int = 0
+    pending_approvals: int = 0
+
+    @property
+    def done(self) -> int:
+        """Steps nothing waits on any more: their dependents can run."""
+        return self.passed + self.skipped
+
+
 class Chain(BaseModel):
     id: str = Field(default_factory=new_id)
     directive_id: str

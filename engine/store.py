@@ -42,6 +42,7 @@ from engine.models import (
     DirectiveSpec,
     DirectiveStatus,
     Evaluation,
+    Progress,
     Step,
     StepRun,
     StepSpec,
@@ -836,21 +837,24 @@ class Store:
         )
         return [event_from_json(r[0]) for r in reversed(rows)]
 
-    async def progress(self) -> dict[str, tuple[int, int, int]]:
-        """directive id -> (passed or skipped steps, total steps, pending
-        approvals) for the current chains: the home screen in one query."""
+    async def progress(self) -> dict[str, Progress]:
+        """directive id -> its current chain's progress: the home screen in
+        one query."""
         rows = await self._conn.execute_fetchall(
             """
             SELECT d.id,
               (SELECT COUNT(*) FROM chain_steps s JOIN directive_chains c ON c.id = s.chain_id
-                 WHERE c.directive_id = d.id AND c.superseded = 0 AND s.status IN ('passed', 'skipped')),
+                 WHERE c.directive_id = d.id AND c.superseded = 0 AND s.status = 'passed'),
+              (SELECT COUNT(*) FROM chain_steps s JOIN directive_chains c ON c.id = s.chain_id
+                 WHERE c.directive_id = d.id AND c.superseded = 0 AND s.status = 'skipped'),
               (SELECT COUNT(*) FROM chain_steps s JOIN directive_chains c ON c.id = s.chain_id
                  WHERE c.directive_id = d.id AND c.superseded = 0),
               (SELECT COUNT(*) FROM approval_requests a WHERE a.directive_id = d.id AND a.status = 'pending')
             FROM directives d
             """
         )
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        fields = ("passed", "skipped", "total", "pending_approvals")
+        return {r[0]: Progress(**dict(zip(fields, r[1:], strict=True))) for r in rows}
 
 
 def _configure(conn: sqlite3.Connection, readonly: bool) -> None:

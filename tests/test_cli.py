@@ -570,3 +570,18 @@ def test_a_stop_while_the_repository_is_gone_is_tidied_by_a_later_command(
     assert worktrees() == 1
     # and the notice the stop could not write: here, that no step passed with a change
     assert run_cli("--db", db, "events", did)[1].endswith("no step changed anything: nothing to merge\n")  # fmt: skip
+
+
+def test_list_tells_skipped_steps_from_passed_ones(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), FAILING_STEP + STEP_OK)
+    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3
+    (escalation,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert run_cli("--db", db, "decide", escalation["id"], "skip")[0] == 0
+    did = only_directive(db)
+    assert run_cli("--db", db, "resume", did, "--headless")[0] == 0
+    assert " completed  2/2 steps (1 skipped)  $0.00  0 approvals  cli test" in run_cli("--db", db, "list")[1]  # fmt: skip
+    (row,) = json.loads(run_cli("--db", db, "list", "--json")[1])
+    assert (row["steps_done"], row["steps_skipped"], row["steps_total"]) == (2, 1, 2)

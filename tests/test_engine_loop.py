@@ -17,6 +17,7 @@ from engine.models import (
     Autonomy,
     DirectiveStatus,
     PlannerKind,
+    Progress,
 )
 from engine.store import Store
 from tests.engine_kit import Script, chain_spec, services, statuses
@@ -99,6 +100,8 @@ async def test_escalation_skip_lets_the_chain_finish(store: Store, tmp_path: Pat
     await engine.resolve_approval(escalation.id, ApprovalDecision.SKIP)
     assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
     assert await statuses(engine, did) == {"a": "skipped", "b": "passed", "c": "passed"}
+    # the home screen's figures tell the skip from the passes
+    assert (await store.progress())[did] == Progress(passed=2, skipped=1, total=3)
     await engine.close()
 
 

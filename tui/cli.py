@@ -437,20 +437,23 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
 
     store = await _open(db)
     try:
+        from engine.models import Progress
+
         progress = await store.progress()
         rows = []
         for d in await store.list_directives():
-            done, total, approvals = progress.get(d.id, (0, 0, 0))
+            p = progress.get(d.id, Progress())
             rows.append(
                 {
                     "id": d.id,
                     "title": d.title,
                     "status": d.status.value,
-                    "steps_done": done,
-                    "steps_total": total,
+                    "steps_done": p.done,  # passed or skipped
+                    "steps_skipped": p.skipped,
+                    "steps_total": p.total,
                     "cost_usd": round(d.total_cost_usd, 6),
                     "max_cost_usd": d.spec.limits.max_cost_usd,
-                    "pending_approvals": approvals,
+                    "pending_approvals": p.pending_approvals,
                     "pause_reason": d.pause_reason,
                 }
             )
@@ -458,10 +461,12 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
             print(json.dumps(rows, indent=2), file=out)
         else:
             for r in rows:
+                skipped = f" ({r['steps_skipped']} skipped)" if r["steps_skipped"] else ""
                 extra = f"  ({r['pause_reason']})" if r["pause_reason"] else ""
                 print(
                     f"{r['id']}  {r['status']:<10} {r['steps_done']}/{r['steps_total']} steps"
-                    f"  ${r['cost_usd']:.2f}  {r['pending_approvals']} approvals  {r['title']}{extra}",
+                    f"{skipped}  ${r['cost_usd']:.2f}  {r['pending_approvals']} approvals"
+                    f"  {r['title']}{extra}",
                     file=out,
                 )
         return EXIT_OK

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import Column, ColumnKey
 
 from engine.breakers import duration
-from engine.models import CLOCK_RUNNING, Directive
+from engine.models import CLOCK_RUNNING, Directive, Progress
 from tui.format import money
 from tui.presentation import DIRECTIVE_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
@@ -29,8 +29,6 @@ COLUMNS = (
 
 ELAPSED = [key for key, _ in COLUMNS].index("elapsed")
 TITLE_MIN = 12
-
-Progress = tuple[int, int, int]  # passed or skipped, total, pending approvals
 
 
 class DirectiveTable(Looks, DataTable):
@@ -119,7 +117,8 @@ class DirectiveTable(Looks, DataTable):
 
     def _cells(self, d: Directive, prog: Progress | None, at: float) -> list[Text]:
         look = DIRECTIVE_LOOK[d.status]
-        done, total, waiting = prog or (0, 0, 0)
+        prog = prog or Progress()
+        done, total, waiting = prog.done, prog.total, prog.pending_approvals
         limit = d.spec.limits.max_cost_usd
         cost = money(d.total_cost_usd) + ("" if limit is None else f" / {money(limit)}")
         return [
