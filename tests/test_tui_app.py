@@ -610,6 +610,20 @@ async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
         assert isinstance(app.screen, HomeScreen)
 
 
+async def test_a_draft_opened_from_home_offers_start(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(80, 24)) as pilot:
+        notes = Notes(app)
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        d = await engine(app).create_directive(chain_spec(tmp_path, [("only", [])]))
+        app.open_directive_screen(d.id)
+        await until(pilot, lambda: _loaded(app), "the directive screen")
+        assert _footer_keys(app.screen) == ["escape", "s", "x", "L"]
+        await pilot.press("s")
+        await until(pilot, lambda: _directive_status(app, d.id, DirectiveStatus.COMPLETED), "done")
+        assert notes.has("started: test directive, planning…") and notes.has("planned: test")
+
+
 async def test_home_catches_up_with_what_happened_while_a_directive_was_open(
     tmp_path: Path,
 ) -> None:

@@ -77,9 +77,9 @@ class DirectiveScreen(EngineScreen):
         Binding("escape", "back", "Back"),  # to the screen it was opened from
         *APPROVAL_BINDINGS,
         *PAUSE_BINDINGS,
+        *refusable("s", "start", "Start"),  # a draft's, where Pause would be
         *refusable("x", "stop", "Stop"),
         *refusable("L", "limits", "Limits"),
-        *refusable("s", "start", "Start", show=False),
         *refusable("r", "replan", "Replan", show=False),
         *refusable("R", "retry_step", "Retry step", show=False),
         *refusable("S", "skip_step", "Skip step", show=False),
