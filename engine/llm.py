@@ -37,6 +37,7 @@ DEFAULT_TIMEOUT_S = 600.0
 # connect phase to it too: an API host that drops packets then took 10
 # minutes per try to be found unreachable.
 CONNECT_TIMEOUT_S = 5.0
+MIN_TIMEOUT_S = 0.001  # DIRECTIVE_LLM_TIMEOUT_S=0 is refused, not quietly 600 s
 DEFAULT_MAX_TOKENS = 16_000  # below the SDK's non-streaming ceiling (~21k)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -183,17 +184,17 @@ _ERROR_RULES = [
     _ErrorRule(
         "RateLimitError",
         LLMErrorKind.RATE_LIMITED,
-        "rate limited by the Anthropic API, still after {retries} retries",
+        "rate limited by the Anthropic API{still}",
     ),
     _ErrorRule(
         "OverloadedError",
         LLMErrorKind.OVERLOADED,
-        "the Anthropic API is overloaded, still after {retries} retries",
+        "the Anthropic API is overloaded{still}",
     ),
     _ErrorRule(
         "InternalServerError",
         LLMErrorKind.SERVER,
-        "the Anthropic API failed, still after {retries} retries",
+        "the Anthropic API failed{still}",
     ),
     _ErrorRule(
         "BadRequestError",
@@ -209,19 +210,18 @@ _ERROR_RULES = [
     _ErrorRule(
         "APITimeoutError",
         LLMErrorKind.CONNECTION,
-        "could not connect to the Anthropic API at {base_url} within {connect}s, "
-        "still after {retries} retries",
+        "could not connect to the Anthropic API at {base_url} within {connect}s{still}",
         cause="ConnectTimeout",
     ),
     _ErrorRule(
         "APITimeoutError",
         LLMErrorKind.TIMEOUT,
-        "the Anthropic API did not answer within {timeout}s, still after {retries} retries",
+        "the Anthropic API did not answer within {timeout}s{still}",
     ),
     _ErrorRule(
         "APIConnectionError",
         LLMErrorKind.CONNECTION,
-        "could not connect to the Anthropic API at {base_url}, still after {retries} retries",
+        "could not connect to the Anthropic API at {base_url}{still}",
     ),
 ]
 
@@ -256,7 +256,9 @@ def usage_of(message: Any) -> TokenUsage:
     )
 
 
-def _env_number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> Any:
+def _env_number(
+    env: Mapping[str, str], name: str, kind: type[int] | type[float], *, least: float = 0
+) -> Any:
     raw = env.get(name, "").strip()
     if not raw:
         return None
@@ -264,8 +266,9 @@ def _env_number(env: Mapping[str, str], name: str, kind: type[int] | type[float]
         value = kind(raw)
     except ValueError:
         raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    if not value >= least:  # NaN too
+        bound = "must not be negative" if least == 0 else f"must be at least {least:g}"
+        raise ValueError(f"{name} {bound}, got {raw!r}")
     return value
 
 
@@ -319,13 +322,17 @@ class LLMClient:
         if not key:
             return None
         retries = max_retries if max_retries is not None else _env_number(env, ENV_MAX_RETRIES, int)
-        timeout = timeout_s if timeout_s is not None else _env_number(env, ENV_TIMEOUT_S, float)
+        timeout = (
+            timeout_s
+            if timeout_s is not None
+            else _env_number(env, ENV_TIMEOUT_S, float, least=MIN_TIMEOUT_S)
+        )
         return cls(
             api_key=key,
             model=model or env.get(ENV_MODEL, "").strip() or None,
             base_url=env.get(ENV_BASE_URL, "").strip() or None,
             max_retries=DEFAULT_MAX_RETRIES if retries is None else retries,
-            timeout_s=timeout or DEFAULT_TIMEOUT_S,
+            timeout_s=DEFAULT_TIMEOUT_S if timeout is None else timeout,
             max_tokens=max_tokens,
         )
 
@@ -490,7 +497,7 @@ class LLMClient:
         status = getattr(exc, "status_code", None)
         request_id = getattr(exc, "request_id", None)
         text = rule.text.format(
-            retries=self.max_retries,
+            still=_still_after(self.max_retries),
             model=model,
             base_url=self.base_url,
             timeout=self._config.timeout_s,
@@ -502,6 +509,14 @@ class LLMClient:
             parts.append(f"(HTTP {status}" + (f", request {request_id})" if request_id else ")"))
         message = " ".join(parts) + (f": {detail}" if detail else "")
         return LLMError(rule.kind, self.scrub(message), status_code=status, request_id=request_id)
+
+
+def _still_after(retries: int) -> str:
+    """', still after 2 retries' for an error message ('1 retry'; nothing
+    when none were allowed)."""
+    if not retries:
+        return ""
+    return f", still after {retries} {'retry' if retries == 1 else 'retries'}"
 
 
 def _short_validation(exc: ValidationError) -> str:

@@ -46,6 +46,12 @@ def test_from_env_model_precedence() -> None:
 def test_from_env_rejects_a_bad_number_naming_the_variable() -> None:
     with pytest.raises(ValueError, match="DIRECTIVE_LLM_MAX_RETRIES"):
         LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_LLM_MAX_RETRIES": "lots"})
+    # A zero timeout was quietly taken as the 600 s default.
+    for zero in ("0", "nan"):
+        with pytest.raises(
+            ValueError, match=f"DIRECTIVE_LLM_TIMEOUT_S must be at least 0.001, got '{zero}'"
+        ):
+            LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_LLM_TIMEOUT_S": zero})
 
 
 def test_repr_and_str_never_show_the_key() -> None:
@@ -146,6 +152,14 @@ async def test_repeated_overload_fails_after_the_sdk_retries(
     assert len(fake_api.requests) == 3  # one try + two retries
 
 
+async def test_without_retries_the_error_does_not_claim_any(fake_api: FakeAnthropic) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0)
+    fake_api.error(529, "Overloaded")
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert str(caught.value).startswith("the Anthropic API is overloaded (HTTP 529")
+
+
 async def test_a_retry_that_succeeds_is_transparent(
     fake_api: FakeAnthropic, fake_llm: LLMClient
 ) -> None:
@@ -237,5 +251,5 @@ async def test_timeout_after_retries_is_a_clear_error(fake_api: FakeAnthropic) -
     with pytest.raises(LLMError) as caught:
         await client.create(messages=[{"role": "user", "content": "x"}])
     assert caught.value.kind is LLMErrorKind.TIMEOUT
-    assert "did not answer within 0.2s, still after 1 retries" in str(caught.value)
+    assert "did not answer within 0.2s, still after 1 retry" in str(caught.value)
     assert len(fake_api.requests) == 2
