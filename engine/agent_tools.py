@@ -365,6 +365,17 @@ class AgentTools:
                 found.append(path)
         return found
 
+    def _listing(self, base: Path, recursive: bool) -> list[str]:
+        """Repo-relative names below `base` (a real directory inside the
+        repository, so every path walked from it is lexically inside too)."""
+        if recursive:
+            return [p.relative_to(self.repo).as_posix() for p in self._walk(base)]
+        return [
+            child.relative_to(self.repo).as_posix() + ("/" if child.is_dir() else "")
+            for child in sorted(base.iterdir(), key=lambda p: p.name)
+            if child.name != ".git"
+        ]
+
     # -- handlers ----------------------------------------------------------------
 
     async def list_files(self, args: ListFilesArgs) -> ToolOutcome:
@@ -373,14 +384,8 @@ class AgentTools:
             raise ToolError(f"no such directory: {args.path!r}")
         if not base.is_dir():
             raise ToolError(f"{args.path!r} is a file, not a directory")
-        if args.recursive:
-            entries = [self._rel(p) for p in self._walk(base)]
-        else:
-            entries = []
-            for child in sorted(base.iterdir(), key=lambda p: p.name):
-                if child.name == ".git":
-                    continue
-                entries.append(self._rel(child) + ("/" if child.is_dir() else ""))
+        # A tree of 100,000 files takes seconds to walk: off the event loop.
+        entries = await asyncio.to_thread(self._listing, base, args.recursive)
         if not entries:
             return ToolOutcome(f"{args.path!r} is empty")
         shown = entries[:MAX_LIST_ENTRIES]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,35 @@ async def test_write_list_search(repo: Path) -> None:
     ]
     bad = await tools.call("search", {"pattern": "("})
     assert bad.is_error and "invalid regular expression" in bad.content
+
+
+async def test_listing_a_big_tree_leaves_the_event_loop_free(repo: Path) -> None:
+    """A recursive list_files of 100,000 files held the event loop for 8 s
+    (the app froze, other directives' steps stalled); the walk now runs in
+    a thread. Here 20,000 files, which held it for about 1.5 s."""
+    for d in range(40):
+        folder = repo / "data" / f"d{d:02}"
+        folder.mkdir(parents=True)
+        for f in range(500):
+            (folder / f"f{f:03}.txt").touch()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    listing = await AgentTools(repo).call("list_files", {"path": "data", "recursive": True})
+    await asyncio.sleep(0.05)
+    ticker.cancel()
+    assert listing.content.startswith("data/d00/f000.txt\ndata/d00/f001.txt\n")
+    assert listing.content.endswith("... and 19500 more (list a subdirectory)")
+    assert max(gaps) < 0.5
 
 
 async def test_run_command_reports_exit_code_and_trims(repo: Path) -> None:
