@@ -302,7 +302,7 @@ class LLMClient:
             connect_timeout_s=min(connect_timeout_s, timeout_s),
         )
         self._client: AsyncAnthropic | None = None
-        pricing.warn_if_unknown(self.model)
+        pricing.warn_once(self.model)
 
     @classmethod
     def from_env(

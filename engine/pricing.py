@@ -15,7 +15,8 @@ Sources, read 2026-11-25 (today's date in this project):
 
 An unknown model is never free: it is priced at the most expensive rate of
 every known model (element-wise), with a warning naming the model, logged
-once per model and process (not on every call).
+once per model and process (not on every call). A deprecated model gets the
+same one warning, with its end-of-life date.
 """
 
 from __future__ import annotations
@@ -143,12 +144,21 @@ PRICES: dict[str, ModelPrice] = {
     "claude-haiku-4-5": _p(1.0, 1.25, 0.10, 5.0),
 }
 
+# End of life (the API answers 404 from then on), as the SDK's own list has
+# it (anthropic/_data/deprecated_models.py; tests/test_pricing.py checks the
+# two agree). A directive may still name these; it is warned, not refused.
+RETIRES: dict[str, str] = {
+    "claude-mythos-preview": "2026-06-30",
+    "claude-opus-4-5": "2027-01-22",
+    "claude-sonnet-4-5": "2026-11-30",
+}
+
 # Dated snapshots ("claude-haiku-4-5-20251001") cost what their model costs.
 _SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{8}$")
 
 FALLBACK_PRICE = Price.highest([rate for mp in PRICES.values() for rate in mp.rates()])
 
-_warned: set[str] = set()  # unknown models already warned about in this process
+_warned: set[str] = set()  # models already warned about in this process
 
 
 def canonical_model(model: str) -> str:
@@ -174,20 +184,42 @@ def unknown_model_message(model: str) -> str:
     )
 
 
-def warn_if_unknown(model: str) -> None:
-    """Log that `model` is priced at the fallback rate, the first time only:
-    a mistyped model name is worth one line, not one per call."""
-    if is_known(model) or model in _warned:
+def retirement_message(model: str) -> str | None:
+    """What to tell a user whose model is deprecated, or None."""
+    date = RETIRES.get(canonical_model(model))
+    if date is None:
+        return None
+    return (
+        f"model {model!r} is deprecated: its end of life is {date}, after which every call "
+        f"fails; choose a current model (the default is {DEFAULT_MODEL})"
+    )
+
+
+def model_warnings(model: str) -> list[str]:
+    """Everything worth saying about `model` before it is used: no price
+    known (costed at the highest rate), or an end of life."""
+    found = [] if is_known(model) else [unknown_model_message(model)]
+    retiring = retirement_message(model)
+    return found + ([retiring] if retiring else [])
+
+
+def warn_once(model: str) -> None:
+    """Log what `model_warnings` says about `model`, the first time only: a
+    mistyped or retiring model name is worth one line, not one per call."""
+    if model in _warned:
         return
-    _warned.add(model)
-    log.warning(unknown_model_message(model))
+    warnings = model_warnings(model)
+    if warnings:
+        _warned.add(model)
+    for line in warnings:
+        log.warning(line)
 
 
 def price_for(model: str, usage: TokenUsage) -> Price:
     """The rates for one response of `model` with this `usage`."""
     entry = PRICES.get(canonical_model(model))
     if entry is None:
-        warn_if_unknown(model)
+        warn_once(model)
         return FALLBACK_PRICE
     return entry.for_usage(usage)
 

@@ -236,6 +236,16 @@ async def test_unknown_model_is_priced_at_the_highest_rate_with_one_warning(
     assert len(warnings) == 1 and "claude-nova-10" in warnings[0]  # not one per call
 
 
+def test_a_deprecated_model_is_warned_once_with_its_end_of_life(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            LLMClient(api_key=FAKE_KEY, model="claude-opus-4-5")
+    [warning] = [r.message for r in caplog.records if "deprecated" in r.message]
+    assert "'claude-opus-4-5' is deprecated: its end of life is 2027-01-22" in warning
+
+
 async def test_timeout_after_retries_is_a_clear_error(fake_api: FakeAnthropic) -> None:
     import time
 

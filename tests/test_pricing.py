@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,22 @@ from engine import pricing
 from engine.models import TokenUsage
 from engine.pricing import PRICES, Price, cost_usd
 
-# The SDK's own list of model names, read as text (importing it takes a second).
-SDK_MODEL_FILE = Path(importlib.util.find_spec("anthropic").origin).parent / "types" / "model.py"
+# The SDK's own lists, read as text (importing it takes a second): the model
+# names, and the deprecated ones with their end-of-life dates.
+SDK = Path(importlib.util.find_spec("anthropic").origin).parent
+SDK_MODEL_FILE = SDK / "types" / "model.py"
+SDK_DEPRECATED_FILE = SDK / "_data" / "deprecated_models.py"
+
+
+def sdk_end_of_life() -> dict[str, str]:
+    """{model: 'YYYY-MM-DD'} from the SDK's 'November 30th, 2026' dates."""
+    found = re.findall(
+        r'"(claude-[a-z0-9-]+)": "(\w+) (\d+)\w*, (\d{4})"', SDK_DEPRECATED_FILE.read_text()
+    )
+    return {
+        model: datetime.strptime(f"{month} {day} {year}", "%B %d %Y").date().isoformat()
+        for model, month, day, year in found
+    }
 
 
 def test_cost_is_the_sum_of_each_token_kind_at_its_rate() -> None:
@@ -28,9 +43,25 @@ def test_cost_is_the_sum_of_each_token_kind_at_its_rate() -> None:
     assert cost_usd("claude-opus-4-8", usage) == pytest.approx(5 + 12.5 + 1.5 + 12.5)
 
 
-def test_default_model_is_priced_and_not_end_of_life() -> None:
+def test_default_model_is_a_current_sdk_model_with_a_price() -> None:
+    sdk_models = set(re.findall(r'"(claude-[a-z0-9-]+)"', SDK_MODEL_FILE.read_text()))
+    assert pricing.DEFAULT_MODEL in sdk_models
     assert pricing.DEFAULT_MODEL in PRICES
-    assert not pricing.DEFAULT_MODEL.startswith("claude-sonnet-4-5")
+    assert sdk_end_of_life()  # the SDK file was read
+    assert pricing.canonical_model(pricing.DEFAULT_MODEL) not in sdk_end_of_life()
+    assert pricing.model_warnings(pricing.DEFAULT_MODEL) == []
+
+
+def test_every_deprecated_sdk_model_has_its_end_of_life() -> None:
+    """A directive naming one is warned with the date (claude-sonnet-4-5's is
+    2026-11-30): every call fails after it."""
+    expected = {pricing.canonical_model(m): date for m, date in sdk_end_of_life().items()}
+    assert pricing.RETIRES == expected
+    [warning] = pricing.model_warnings("claude-sonnet-4-5-20250929")
+    assert warning.startswith(
+        "model 'claude-sonnet-4-5-20250929' is deprecated: its end of life is 2026-11-30"
+    )
+    assert f"the default is {pricing.DEFAULT_MODEL}" in warning
 
 
 def test_every_current_sdk_model_has_a_price() -> None:
