@@ -407,7 +407,7 @@ class DirectiveEngine:
     async def pause_directive(self, directive_id: str, reason: str = "paused by user") -> None:
         await self._write(
             directive_id,
-            lambda tx: tx.directive_status(directive_id, D.PAUSED, reason=reason),
+            lambda tx: tx.directive_status(directive_id, D.PAUSED, reason=reason, actor=Actor.USER),
         )
         await self._halt(directive_id)
 
@@ -425,7 +425,7 @@ class DirectiveEngine:
 
     async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:
         def stop(tx: Tx) -> None:
-            tx.directive_status(directive_id, D.STOPPED, reason=reason)
+            tx.directive_status(directive_id, D.STOPPED, reason=reason, actor=Actor.USER)
             approvals.supersede(tx, directive_id, reason)
 
         await self._write(directive_id, stop)
@@ -2085,4 +2085,4 @@ def _go(tx: Tx, directive_id: str, *, starting: bool) -> None:
         target = D.PLANNING
     else:
         target = D.ACTIVE if tx.current_chain(directive_id) is not None else D.PLANNING
-    tx.directive_status(directive_id, target)
+    tx.directive_status(directive_id, target, actor=Actor.USER)

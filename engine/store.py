@@ -35,6 +35,7 @@ from engine.events import (
 )
 from engine.models import (
     CLOCK_RUNNING,
+    Actor,
     ApprovalRequest,
     ApprovalStatus,
     Chain,
@@ -461,8 +462,16 @@ class Tx:
     # -- status changes -------------------------------------------------------
 
     def directive_status(
-        self, directive_id: str, to: DirectiveStatus, *, reason: str | None = None, **fields: Any
+        self,
+        directive_id: str,
+        to: DirectiveStatus,
+        *,
+        reason: str | None = None,
+        actor: Actor = Actor.SYSTEM,
+        **fields: Any,
     ) -> Directive:
+        """`actor`: USER when a person asked for it (pause, stop, resume), so
+        a front end can tell a move it made from one that needs a person."""
         d = self.directive(directive_id)
         check_directive(d.spec.title, d.status, to)
         at = now()
@@ -478,7 +487,11 @@ class Tx:
         self.update("directives", directive_id, status=to, updated_at=at, **fields)
         self.emit(
             DirectiveStatusChanged(
-                directive_id=directive_id, old_status=d.status, new_status=to, reason=reason
+                directive_id=directive_id,
+                old_status=d.status,
+                new_status=to,
+                reason=reason,
+                actor=actor,
             )
         )
         return d.model_copy(update={"status": to, **fields})

@@ -33,6 +33,7 @@ from engine.models import (
 from engine.store import Store, StoreError
 from engine.transitions import InvalidTransition
 from tui.applicable import directive_refusal
+from tui.attention import calls_for_a_person
 from tui.commands import DirectiveCommands
 from tui.messages import EngineBatch, EngineReady
 from tui.modals.confirm import ConfirmModal
@@ -84,6 +85,7 @@ class DirectiveApp(App[None]):
         clock: Callable[[], float] = time.time,
         auto_delay_s: float = AUTO_DELAY_S,
         demo_root: Path | None = None,
+        bell: bool = True,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
@@ -94,6 +96,7 @@ class DirectiveApp(App[None]):
         self.auto_approve = auto_approve
         self.clock = clock
         self.auto_delay_s = auto_delay_s
+        self.bell_for_attention = bell  # ring when a person is needed (tui/attention.py)
         self.store: Store | None = None
         self.bus: EventBus | None = None
         self.engine: DirectiveEngine | None = None
@@ -265,6 +268,8 @@ class DirectiveApp(App[None]):
             for screen in self.screen_stack:
                 if isinstance(screen, EngineScreen):
                     screen.post_message(EngineBatch(batch, lagged))
+            if self.bell_for_attention and any(map(calls_for_a_person, batch)):
+                self.bell()
             if lagged:  # the moves were lost: the screens re-read and show where it is
                 self._sent.clear()
             elif self._sent:

@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="database file (default: $DIRECTIVE_TUI_DB, else under your user data dir)",
     )
+    p.add_argument(
+        "--no-bell",
+        dest="bell",
+        action="store_false",
+        help="the app does not ring the terminal bell when an approval is needed"
+        " or a directive pauses or ends by itself",
+    )
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="create a directive from a TOML file and start it")
@@ -778,17 +785,17 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
         spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
         if args.headless:
             return asyncio.run(run_headless(db, spec=spec, as_json=args.json, command=me))
-        return _run_app(db, start_file=args.file)
+        return _run_app(db, bell=args.bell, start_file=args.file)
     if cmd == "demo":
         if args.headless:
             return asyncio.run(_demo_headless(db, args.auto, args.json, me))
-        return _run_app(db, demo=True, auto_approve=args.auto)
+        return _run_app(db, bell=args.bell, demo=True, auto_approve=args.auto)
     if cmd == "resume":
         if args.headless:
             return asyncio.run(
                 run_headless(db, directive_id=args.id, as_json=args.json, command=me)
             )
-        return _run_app(db, open_directive=args.id)
+        return _run_app(db, bell=args.bell, open_directive=args.id)
     if cmd == "list":
         return asyncio.run(list_directives(db, args.json, out))
     if cmd == "approvals":
@@ -808,7 +815,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
         return asyncio.run(delete_command(db, args.id, args.force, out, me))
     if cmd in ("diff", "checkpoints", "reset", "merge"):
         return asyncio.run(git_command(db, args, out))
-    return _run_app(db)
+    return _run_app(db, bell=args.bell)
 
 
 async def _demo_headless(db: Path, auto: bool, as_json: bool, me: str) -> int:
