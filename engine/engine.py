@@ -470,16 +470,23 @@ class DirectiveEngine:
         return [f"deleted {d.title!r} ({d.id})", *done]
 
     async def raise_limits(self, directive_id: str, **changes: Any) -> Limits:
-        """Change limits (validated as a whole); a paused directive can then resume."""
-        d = await self.store.get_directive(directive_id)
-        limits = Limits.model_validate({**d.spec.limits.model_dump(), **changes})
-        spec = d.spec.model_copy(update={"limits": limits})
+        """Change limits (validated as a whole); a paused directive can then
+        resume. Read and written in one transaction, so a change made
+        meanwhile elsewhere is built on, not overwritten; an ended
+        directive's limits no longer change anything, and are refused."""
 
-        def apply(tx: Tx) -> None:
-            tx.set_spec(directive_id, spec)
+        def apply(tx: Tx) -> Limits:
+            d = tx.directive(directive_id)
+            if d.status in DIRECTIVE_TERMINAL:
+                raise EngineError(
+                    f"{d.title!r} is {d.status.value}: its limits no longer change anything"
+                )
+            limits = Limits.model_validate({**d.spec.limits.model_dump(), **changes})
+            tx.set_spec(directive_id, d.spec.model_copy(update={"limits": limits}))
             tx.emit(LimitsChanged(directive_id=directive_id, limits=changes, actor=Actor.USER))
+            return limits
 
-        await self._write(directive_id, apply)
+        limits: Limits = await self._write(directive_id, apply)
         return limits
 
     async def record_note(
