@@ -2,9 +2,10 @@
 
 The answer is structured output (the JSON schema of `ChainDraft`), so it is
 parsed, not scraped. A chain that is not a usable DAG (cycle, unknown
-dependency, duplicate name, no steps, a blank name or description, unknown
-requirement id) or is too long (over MAX_PLANNED_STEPS) goes back to the
-model with the validation error for a bounded number of corrections;
+dependency, duplicate name, no steps, a blank or over-long name, a blank
+description, unknown requirement id) or is too long (over MAX_PLANNED_STEPS)
+goes back to the model with the validation error for a bounded number of
+corrections;
 after that, `PlanningError` says what was still wrong. A replan shows the
 model what already passed (kept as it is), what failed and why.
 """
@@ -31,6 +32,7 @@ PLAN_MAX_TOKENS = 8_000
 # is an agent session that costs money, so a far longer one is sent back.
 # Kept steps of a replan (already passed) do not count.
 MAX_PLANNED_STEPS = 20
+MAX_NAME_CHARS = 60  # a name is a label in the DAG and in every event line
 
 
 def _over_budget(directive: Directive, spent_usd: float) -> str | None:
@@ -134,30 +136,41 @@ def _replan_text(replan: ReplanContext) -> str:
     return "\n\n".join(parts)
 
 
+def _one_line(name: str) -> str:
+    """A name with its whitespace runs (newlines too) made single spaces: a
+    step name is printed in one-line events, the headless output and the DAG."""
+    return " ".join(name.split())
+
+
 def _unique(items: list[str]) -> list[str]:
-    """Stripped, blanks dropped, each once: a name the model repeats is one
-    edge, not a chain error worth a paid correction."""
-    return list(dict.fromkeys(i.strip() for i in items if i.strip()))
+    """Names on one line, blanks dropped, each once: a name the model
+    repeats is one edge, not a chain error worth a paid correction."""
+    return list(dict.fromkeys(_one_line(i) for i in items if i.strip()))
 
 
 def _to_specs(draft: ChainDraft) -> list[StepSpec]:
-    """The drafted steps as specs. A blank name or description is a chain
-    error the model can fix (StepSpec itself would refuse a blank name with a
-    bare ValidationError; a blank description leaves the agent nothing to do)."""
-    blank = [
+    """The drafted steps as specs. A blank or over-long name and a blank
+    description are chain errors the model can fix (StepSpec itself would
+    refuse a blank name with a bare ValidationError; a blank description
+    leaves the agent nothing to do)."""
+    problems = [
         f"step {i} of the chain has an empty {what}"
         for i, s in enumerate(draft.steps, 1)
         for what, text in (("name", s.name), ("description", s.description))
         if not text.strip()
+    ] + [
+        f"step {i}'s name is {len(name)} characters, more than {MAX_NAME_CHARS}"
+        for i, name in enumerate((_one_line(s.name) for s in draft.steps), 1)
+        if len(name) > MAX_NAME_CHARS
     ]
-    if blank:
+    if problems:
         raise ChainValidationError(
-            "; ".join(blank) + ": give every step a short unique name and a description "
-            "a coding agent can act on"
+            "; ".join(problems) + ": give every step a short unique name (a few words with "
+            "dashes) and a description a coding agent can act on"
         )
     return [
         StepSpec(
-            name=s.name.strip(),
+            name=_one_line(s.name),
             type=s.type.value,
             description=s.description.strip(),
             depends_on=_unique(s.depends_on),

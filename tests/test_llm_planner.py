@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.llm import LLMClient
-from engine.llm_planner import MAX_PLANNED_STEPS, LLMPlanner, PlanningError
+from engine.llm_planner import MAX_NAME_CHARS, MAX_PLANNED_STEPS, LLMPlanner, PlanningError
 from engine.models import (
     Directive,
     DirectiveSpec,
@@ -222,6 +222,41 @@ async def test_a_step_without_a_description_is_sent_back(
     chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
     assert all(s.description for s in chain.steps)
     assert "step 2 of the chain has an empty description" in fake_api.requests[1].last_user_text
+
+
+async def test_step_names_are_one_line_and_short(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """A name with a newline split every event about the step over two lines
+    of the headless output (seen end to end), and a 300-character one
+    filled each line: whitespace is folded, an over-long name sent back."""
+    fake_api.reply_json(
+        {
+            "rationale": "",
+            "steps": [
+                step("Fix the\nbug", "implement", [], ["R1"]),
+                step("x" * 300, "test", ["Fix the\n bug"], ["R1"]),
+            ],
+        }
+    )
+    fake_api.reply_json(
+        {
+            "rationale": "",
+            "steps": [
+                step("Fix the\nbug", "implement", [], ["R1"]),
+                step("test it", "test", ["Fix  the bug"], ["R1"]),
+            ],
+        }
+    )
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert [(s.name, s.depends_on) for s in chain.steps] == [
+        ("Fix the bug", []),
+        ("test it", ["Fix the bug"]),
+    ]
+    assert (
+        f"step 2's name is 300 characters, more than {MAX_NAME_CHARS}"
+        in fake_api.requests[1].last_user_text
+    )
 
 
 async def test_a_plan_longer_than_the_bound_is_sent_back(
