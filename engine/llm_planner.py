@@ -149,24 +149,19 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def _to_specs(draft: ChainDraft) -> list[StepSpec]:
-    """The drafted steps as specs. A blank or over-long name and a blank
-    description are chain errors the model can fix (StepSpec itself would
-    refuse a blank name with a bare ValidationError; a blank description
-    leaves the agent nothing to do)."""
+    """The drafted steps as specs. A blank name or description is a chain
+    error the model can fix (StepSpec itself would refuse a blank name with a
+    bare ValidationError; a blank description leaves the agent nothing to do)."""
     problems = [
         f"step {i} of the chain has an empty {what}"
         for i, s in enumerate(draft.steps, 1)
         for what, text in (("name", s.name), ("description", s.description))
         if not text.strip()
-    ] + [
-        f"step {i}'s name is {len(name)} characters, more than {MAX_NAME_CHARS}"
-        for i, name in enumerate((_one_line(s.name) for s in draft.steps), 1)
-        if len(name) > MAX_NAME_CHARS
     ]
     if problems:
         raise ChainValidationError(
-            "; ".join(problems) + ": give every step a short unique name (a few words with "
-            "dashes) and a description a coding agent can act on"
+            "; ".join(problems) + ": give every step a short unique name and a description "
+            "a coding agent can act on"
         )
     return [
         StepSpec(
@@ -194,12 +189,22 @@ def _check_requirements(steps: list[StepSpec], directive: Directive) -> None:
 
 
 def _check_size(steps: list[StepSpec], replan: ReplanContext | None) -> None:
+    """The new steps (kept ones are facts) are few and have short names."""
     kept = {s.spec.name for s in replan.kept} if replan is not None else set()
-    planned = sum(1 for s in steps if s.name not in kept)
-    if planned > MAX_PLANNED_STEPS:
+    new = [s for s in steps if s.name not in kept]
+    if len(new) > MAX_PLANNED_STEPS:
         raise ChainValidationError(
-            f"the chain has {planned} new steps, more than the {MAX_PLANNED_STEPS} allowed; "
+            f"the chain has {len(new)} new steps, more than the {MAX_PLANNED_STEPS} allowed; "
             "plan 2 to 8 steps, each one focused agent session (merge small steps)"
+        )
+    long = [
+        f"step name {s.name[:30]!r}... is {len(s.name)} characters, more than {MAX_NAME_CHARS}"
+        for s in new
+        if len(s.name) > MAX_NAME_CHARS
+    ]
+    if long:
+        raise ChainValidationError(
+            "; ".join(long) + ": give every step a short name (a few words with dashes)"
         )
 
 

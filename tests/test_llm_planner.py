@@ -254,7 +254,7 @@ async def test_step_names_are_one_line_and_short(
         ("test it", ["Fix the bug"]),
     ]
     assert (
-        f"step 2's name is 300 characters, more than {MAX_NAME_CHARS}"
+        f"step name 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is 300 characters, more than {MAX_NAME_CHARS}"
         in fake_api.requests[1].last_user_text
     )
 
@@ -400,6 +400,28 @@ async def test_a_replan_keeps_a_passed_step_whose_dependency_was_skipped(
         ("unit-tests", ["implement"]),
     ]
     assert chain.steps[0].description == "write it"
+    assert len(fake_api.requests) == 1
+
+
+async def test_a_kept_step_is_not_sent_back_for_its_long_name(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """The name limit is for new steps: a kept step's name is a fact the
+    model cannot change, so holding it to the limit would fail every replan."""
+    d = directive(tmp_path)
+    long = "implement-the-exporter-with-quoting-and-escaping-of-every-field-kind"
+    kept = Step(
+        chain_id="c",
+        directive_id=d.id,
+        name=long,
+        status=StepStatus.PASSED,
+        spec=StepSpec(name=long, description="write it"),
+    )
+    fake_api.reply_json(
+        {"rationale": "", "steps": [step(long, "implement", []), step("docs", "docs", [long])]}
+    )
+    chain = await LLMPlanner(fake_llm).plan(d, ReplanContext(reason="docs blocked", kept=[kept]))
+    assert [s.name for s in chain.steps] == [long, "docs"]
     assert len(fake_api.requests) == 1
 
 
