@@ -37,6 +37,10 @@ DEFAULT_TIMEOUT_S = 600.0
 # connect phase to it too: an API host that drops packets then took 10
 # minutes per try to be found unreachable.
 CONNECT_TIMEOUT_S = 5.0
+# The longest retry-after the SDK may sleep through inside one call. It would
+# honour any (an hour, a day) with nothing to show for it; past this the call
+# fails at once and the error says how long the API asked to wait.
+LONGEST_WAIT_S = 60.0
 MIN_TIMEOUT_S = 0.001  # DIRECTIVE_LLM_TIMEOUT_S=0 is refused, not quietly 600 s
 DEFAULT_MAX_TOKENS = 16_000  # below the SDK's non-streaming ceiling (~21k)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -373,6 +377,7 @@ class LLMClient:
                 base_url=self._config.base_url,
                 max_retries=self._config.max_retries,
                 timeout=sdk.Timeout(self._config.timeout_s, connect=self._config.connect_timeout_s),
+                middleware=[_no_long_waits],
             )
         return self._client
 
@@ -497,7 +502,7 @@ class LLMClient:
         status = getattr(exc, "status_code", None)
         request_id = getattr(exc, "request_id", None)
         text = rule.text.format(
-            still=_still_after(self.max_retries),
+            still=_still_after(_retries_taken(exc, self.max_retries)),
             model=model,
             base_url=self.base_url,
             timeout=self._config.timeout_s,
@@ -507,8 +512,49 @@ class LLMClient:
         parts = [text]
         if status is not None:
             parts.append(f"(HTTP {status}" + (f", request {request_id})" if request_id else ")"))
-        message = " ".join(parts) + (f": {detail}" if detail else "")
+        message = " ".join(parts) + (f": {detail}" if detail else "") + _wait_asked(exc)
         return LLMError(rule.kind, self.scrub(message), status_code=status, request_id=request_id)
+
+
+def _asked_wait_s(headers: Any) -> float:
+    """The wait the API's retry-after headers ask for, in seconds (0: none)."""
+    for name, per_second in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return max(float(headers.get(name, "")) / per_second, 0.0)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+async def _no_long_waits(request: Any, call_next: Any) -> Any:
+    """SDK middleware: an answer asking for a wait over LONGEST_WAIT_S is not
+    retried (the SDK would sleep through all of it, silently, inside one call)."""
+    response = await call_next(request)
+    headers = response.http_response.headers
+    if _asked_wait_s(headers) > LONGEST_WAIT_S:
+        headers["x-should-retry"] = "false"
+    return response
+
+
+def _wait_asked(exc: Exception) -> str:
+    """The long wait the API asked for, said in the error: the person
+    deciding when to resume needs it."""
+    response = getattr(exc, "response", None)
+    seconds = _asked_wait_s(getattr(response, "headers", None) or {})
+    if seconds <= LONGEST_WAIT_S:
+        return ""
+    return f" (the API asked to wait {seconds:g}s before trying again)"
+
+
+def _retries_taken(exc: Exception, allowed: int) -> int:
+    """How many retries the SDK made before this error (the retry count it
+    sends on each request): fewer than allowed when the API said not to retry,
+    or asked for a wait too long to sit through."""
+    headers = getattr(getattr(exc, "request", None), "headers", None) or {}
+    try:
+        return int(headers.get("x-stainless-retry-count", allowed))
+    except (TypeError, ValueError):
+        return allowed
 
 
 def _still_after(retries: int) -> str:

@@ -152,6 +152,34 @@ async def test_repeated_overload_fails_after_the_sdk_retries(
     assert len(fake_api.requests) == 3  # one try + two retries
 
 
+async def test_a_wait_asked_for_over_a_minute_fails_at_once_saying_so(
+    fake_api: FakeAnthropic,
+) -> None:
+    """The SDK sleeps through any retry-after inside the call (an hour here):
+    the step sat silent for it. Now the call fails at once, naming the wait."""
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=3)
+    fake_api.error(
+        429,
+        "Number of requests has exceeded your rate limit",
+        retry_after_ms=None,
+        headers={"retry-after": "3600"},
+    )
+    started = time.monotonic()
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert time.monotonic() - started < 10
+    assert len(fake_api.requests) == 1
+    assert caught.value.kind is LLMErrorKind.RATE_LIMITED
+    assert str(caught.value).startswith("rate limited by the Anthropic API (HTTP 429")  # no retry
+    assert str(caught.value).endswith(
+        "your rate limit (the API asked to wait 3600s before trying again)"
+    )
+    # A short wait is still the SDK's to retry through.
+    fake_api.error(529, "Overloaded", retry_after_ms=None, headers={"retry-after": "0.2"})
+    fake_api.reply("ok")
+    assert (await client.create(messages=[{"role": "user", "content": "x"}])).text == "ok"
+
+
 async def test_without_retries_the_error_does_not_claim_any(fake_api: FakeAnthropic) -> None:
     client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0)
     fake_api.error(529, "Overloaded")
