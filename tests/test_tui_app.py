@@ -712,12 +712,15 @@ async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path)
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.GUARDRAILS))
         screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        await until(pilot, lambda: screen.dag.steps, "the chain")  # the step keys follow it
         actions = {action for _, _, _, action in screen_commands(screen)}
         described = {b.action for b in DirectiveScreen.BINDINGS if b.description}  # type: ignore[union-attr]
         # Active, its one step running, nothing to answer: what does not apply is left out.
         assert described - actions == {
             "resume",
             "start",
+            "result_ended",  # G's footer form: the palette has G as "result"
             "retry_step",
             "skip_step",
             "approval('approve')",

@@ -19,7 +19,7 @@ from engine.transitions import (
 )
 
 # Actions of the screens, by what they act on.
-DIRECTIVE_ACTIONS = frozenset({"start", "pause", "resume", "stop", "replan", "limits"})
+DIRECTIVE_ACTIONS = frozenset({"start", "pause", "resume", "stop", "replan", "limits", "delete"})
 STEP_ACTIONS = frozenset({"retry_step", "skip_step"})
 
 SKIPPABLE = frozenset(s for s, moves in STEP_TRANSITIONS.items() if StepStatus.SKIPPED in moves)
@@ -59,6 +59,10 @@ def directive_refusal(d: Directive, action: str) -> str | None:
         if status in DIRECTIVE_TERMINAL:
             return f"{is_}: nothing runs any more, so its limits no longer apply."
         return None
+    if action == "delete":  # as the engine's DELETABLE: nothing runs or waits
+        if status is DirectiveStatus.DRAFT or status in DIRECTIVE_TERMINAL:
+            return None
+        return f"{is_}: stop it first to delete it."
     raise ValueError(f"not a directive action: {action}")
 
 

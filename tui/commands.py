@@ -31,6 +31,7 @@ def screen_commands(screen: DOMNode) -> list[Command]:
     nodes.append(app)
     out: list[Command] = []
     seen: set[tuple[int, str]] = set()
+    titles: set[tuple[int, str, str]] = set()  # `G` is bound twice to one meaning
     for node in nodes:
         for bindings in node._bindings.key_to_bindings.values():  # noqa: SLF001
             for b in bindings:
@@ -40,8 +41,12 @@ def screen_commands(screen: DOMNode) -> list[Command]:
                     continue
                 if not app._check_action_state(b.action, node):  # noqa: SLF001
                     continue
+                key = app.get_key_display(b)
+                if (id(node), b.description, key) in titles:
+                    continue
                 seen.add((id(node), b.action))
-                out.append((b.description, f"key: {app.get_key_display(b)}", node, b.action))
+                titles.add((id(node), b.description, key))
+                out.append((b.description, f"key: {key}", node, b.action))
     return out
 
 

@@ -165,6 +165,44 @@ class EngineScreen(Screen[None]):
             self.dapp.forget_sent(d.id)
             await self.command(self.engine.stop_directive(d.id), f"stopped: {d.title}")
 
+    async def delete(self, d: Directive) -> bool:
+        """Delete for good, asked first; a result on the directive's branch
+        only is asked about again (it would be lost). Whether it went."""
+        from engine.engine import ResultOnlyHere
+
+        question = (
+            f"Delete {d.title} for good? Its history goes, and from the repository"
+            " its worktrees, refs and branch."
+        )
+        if not await self.app.push_screen_wait(ConfirmModal(question, "Delete", danger=True)):
+            return False
+        said = await self.dapp.command_value(self._delete(d.id, force=False))
+        if isinstance(said, ResultOnlyHere):
+            why = str(said)
+            again = (
+                f"{why[:1].upper()}{why[1:]}: delete it anyway? (Its screen's G shows it"
+                " and takes it to your branch.)"
+            )
+            if not await self.app.push_screen_wait(
+                ConfirmModal(again, "Delete anyway", danger=True)
+            ):
+                return False
+            said = await self.dapp.command_value(self._delete(d.id, force=True))
+        if not isinstance(said, list):
+            return False
+        self.notify("; ".join(said), title="Deleted")
+        return True
+
+    async def _delete(self, directive_id: str, *, force: bool) -> list[str] | Exception:
+        """The engine's delete; a result it keeps comes back as the value,
+        for the second question (not as an error notification)."""
+        from engine.engine import ResultOnlyHere
+
+        try:
+            return await self.engine.delete_directive(directive_id, force=force)
+        except ResultOnlyHere as exc:
+            return exc
+
     async def raise_limits(self, d: Directive) -> None:
         tripped = tripped_breaker(d)
         focus = tripped[0].limit_field if tripped else None

@@ -33,6 +33,7 @@ from engine.models import (
     StepRun,
     StepStatus,
 )
+from engine.transitions import DIRECTIVE_TERMINAL
 from tui.applicable import STEP_ACTIONS, step_refusal
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
@@ -89,6 +90,9 @@ class DirectiveScreen(EngineScreen):
         # Not in the footer (it would push `?` off an 80-column one): the
         # step panel's "Attempts" heading names them when there is a diff.
         Binding("D", "attempt_diffs", "Diff of attempt", show=False),
+        # In the footer once the directive has ended (the result is what is
+        # left to look at); a key that works at any time all the same.
+        Binding("G", "result_ended", "Result"),
         Binding("G", "result", "Result", show=False),
     ]
 
@@ -290,6 +294,9 @@ class DirectiveScreen(EngineScreen):
         return self.directive
 
     def refusal(self, action: str) -> str | None:
+        if action == "result_ended":
+            ended = self.directive is not None and self.directive.status in DIRECTIVE_TERMINAL
+            return None if ended else "not ended"  # falls through to the plain G
         if action in STEP_ACTIONS:
             dags = self.query(DagView)
             step = dags.first().focused_step if dags else None
@@ -416,6 +423,9 @@ class DirectiveScreen(EngineScreen):
             self.notify(f"No attempt of {step.name} has a commit yet.", severity="warning")
             return
         self.app.push_screen(AttemptDiffs(self.engine, step.name, runs))
+
+    def action_result_ended(self) -> None:
+        self.action_result()
 
     def action_result(self) -> None:
         from tui.screens.result import ResultScreen

@@ -39,7 +39,10 @@ def _keys_of(node: DOMNode, display: Callable[[Binding], str]) -> list[tuple[str
             shown = display(b)
             if shown not in keys:
                 keys.append(shown)
-    return [(" / ".join(keys), description) for keys, description in grouped.values()]
+    # One line per key and meaning: `G` is bound twice (shown in the footer
+    # once the directive ended, and always working), and listed once.
+    lines = [(" / ".join(keys), description) for keys, description in grouped.values()]
+    return list(dict.fromkeys(lines))
 
 
 def _applies(node: DOMNode, action: str) -> bool:

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
 from engine.models import ApprovalRequest, Directive
+from tui.applicable import DIRECTIVE_ACTIONS
 from tui.messages import EngineBatch
 from tui.screens.base import APPROVAL_BINDINGS, PAUSE_BINDINGS, EngineScreen, refusable
 from tui.widgets.approvals import ApprovalsPanel
@@ -32,6 +33,10 @@ HOME_EVENTS = frozenset(
 )
 
 
+# Keys that act on the selected directive.
+SELECTION_ACTIONS = DIRECTIVE_ACTIONS | {"open"}
+
+
 class HomeScreen(EngineScreen):
     BINDINGS = [
         Binding("enter,o", "open", "Open"),
@@ -39,6 +44,7 @@ class HomeScreen(EngineScreen):
         *refusable("s", "start", "Start"),
         *PAUSE_BINDINGS,
         *refusable("x", "stop", "Stop"),
+        *refusable("delete", "delete", "Delete"),
         *APPROVAL_BINDINGS,
         Binding("q", "app.quit", "Quit"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
@@ -135,6 +141,13 @@ class HomeScreen(EngineScreen):
     def command_directive(self) -> Directive | None:
         return self.selected
 
+    def refusal(self, action: str) -> str | None:
+        """With no directive (none yet, or the last one deleted) the keys
+        that act on one are not offered."""
+        if action in SELECTION_ACTIONS and self.selected is None:
+            return "No directive selected."
+        return super().refusal(action)
+
     def _follow_bindings(self) -> None:
         """The keys depend on the selected directive's status, not on which
         one it is (moving between rows of one status redraws nothing), and
@@ -200,6 +213,12 @@ class HomeScreen(EngineScreen):
         d = self._need_selection()
         if d is not None:
             await self.stop(d)
+
+    @work(group="home")
+    async def action_delete(self) -> None:
+        d = self._need_selection()
+        if d is not None and await self.delete(d):
+            await self.load()
 
     @work(group="approval", exclusive=True)
     async def action_approval(self, intent: str) -> None:

@@ -13,6 +13,7 @@ from textual.widget import Widget
 from engine.breakers import duration
 from engine.models import Directive, DirectiveStatus
 from tui.format import bar, fraction, money
+from tui.presentation import DIRECTIVE_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 
@@ -65,8 +66,17 @@ def usage(d: Directive, at: float) -> list[tuple[Breaker, float, float | None, s
     ]  # fmt: skip
 
 
+def pause_banner(d: Directive) -> str | None:
+    """Why a directive not paused by a breaker is paused (its first plan
+    failed, its folder went, a person paused it), or None."""
+    if d.status is not DirectiveStatus.PAUSED or tripped_breaker(d) is not None:
+        return None
+    return d.pause_reason or "paused"
+
+
 class BudgetBars(Looks, Widget):
-    """Two rows of two bars; a third line when a breaker has tripped."""
+    """Two rows of two bars; a third line when the directive is paused: the
+    tripped breaker with the key that raises its limit, or the reason."""
 
     COMPONENT_CLASSES = LOOK_CLASSES
 
@@ -78,10 +88,12 @@ class BudgetBars(Looks, Widget):
     def show(self, directive: Directive, at: float) -> None:
         self.directive, self.at = directive, at
         tripped = tripped_breaker(directive) is not None
+        paused = pause_banner(directive) is not None
         # Only the banner changes the height: a layout of the whole screen on
         # every event batch and every tick was the app's costliest paint.
-        grows = tripped != self.has_class("-tripped")
+        grows = (tripped or paused) != (self.has_class("-tripped") or self.has_class("-paused"))
         self.set_class(tripped, "-tripped")
+        self.set_class(paused, "-paused")
         self.refresh(layout=grows)
 
     def render(self) -> RenderableType:
@@ -98,6 +110,22 @@ class BudgetBars(Looks, Widget):
         grid.add_row(cells[0], cells[1])
         grid.add_row(cells[2], cells[3])
         tripped = tripped_breaker(d)
+        why = pause_banner(d)
+        if why is not None:
+            return Group(
+                grid,
+                Text.assemble(
+                    (
+                        f"{DIRECTIVE_LOOK[DirectiveStatus.PAUSED].icon} ",
+                        self.look("look--awaiting"),
+                    ),
+                    why,
+                    ("  p", self.look("look--key")),
+                    " resume",
+                    no_wrap=True,  # one line: the whole reason is in the event log
+                    overflow="ellipsis",
+                ),
+            )
         if tripped is None:
             return grid
         breaker, reason = tripped
@@ -126,4 +154,5 @@ class BudgetBars(Looks, Widget):
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
         d = self.directive
-        return 2 + (1 if d is not None and tripped_breaker(d) else 0)
+        banner = d is not None and (tripped_breaker(d) or pause_banner(d))
+        return 2 + (1 if banner else 0)

@@ -1,0 +1,143 @@
+"""A directive's later life in the app: a paused one says why above its
+budgets, an ended one offers `G` for its result in the footer (listed once
+in help and the palette), and from home a draft or an ended one can be
+deleted (the `delete` key, asked first, and asked again when its result is
+on its branch only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.engine import EngineServices
+from engine.models import DirectiveStatus
+from tests.engine_kit import Script, chain_spec
+from tests.test_delete import spec as writing_spec
+from tests.test_tui_app import (
+    Notes,
+    _directive_status,
+    _footer_keys,
+    _loaded,
+    app_for,
+    engine,
+    started,
+    until,
+)
+from tui.app import DirectiveApp
+from tui.modals.confirm import ConfirmModal
+from tui.screens.help import help_sections
+from tui.screens.home import HomeScreen
+
+SIZE = (100, 30)
+
+
+async def test_an_ended_directive_is_deleted_from_home_after_asking(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await pilot.press("escape")
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        await until(pilot, lambda: "delete" in _footer_keys(home), "the delete key")
+
+        await pilot.press("delete")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert "Delete test directive for good?" in app.screen.question
+        await pilot.press("y")
+        await until(pilot, lambda: not home.directives, "the row to go")
+        assert await engine(app).store.list_directives() == []
+        assert notes.has(f"deleted 'test directive' ({did})")
+
+
+async def test_a_running_directive_is_not_offered_for_deletion(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await pilot.press("escape")
+        home = app.screen
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "active")
+        assert "delete" not in _footer_keys(home)
+        await pilot.press("delete")
+        await until(pilot, lambda: notes.has("test directive is active: stop it first to delete it."),
+                    "the refusal")  # fmt: skip
+        assert [d.id for d in await engine(app).store.list_directives()] == [did]
+
+
+async def test_a_result_on_its_branch_only_is_asked_about_again(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    app = DirectiveApp(tmp_path / "tui.db", services=EngineServices(llm_provider=lambda s: None))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, writing_spec(make_git_repo()))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await pilot.press("escape")
+        await pilot.press("delete")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the first question")
+        await pilot.press("y")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ConfirmModal) and "anyway" in app.screen.question,
+            "the second question",
+        )
+        assert f"is on branch directive/{did}/integration and nowhere else" in app.screen.question
+        await pilot.press("escape")  # kept
+        await pilot.pause(0.2)
+        assert [d.id for d in await engine(app).store.list_directives()] == [did]
+
+        await pilot.press("delete", "y")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal) and "anyway" in
+                    app.screen.question, "asked again")  # fmt: skip
+        await pilot.press("y")
+        await until(pilot, lambda: notes.has(f"removed branch directive/{did}/integration"), "gone")
+        assert await engine(app).store.list_directives() == []
+
+
+async def test_an_ended_directive_s_footer_offers_its_result(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script(delay={"only": 0.3}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        assert "G" not in _footer_keys(app.screen)  # running: G works, the footer has no room
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: "G" in _footer_keys(app.screen), "G in the footer")
+        listed = [keys for keys, what in help_sections(app.screen)[0][1] if what == "Result"]
+        assert listed == ["G"]  # bound twice, listed once
+        assert _loaded(app)
+
+
+async def test_the_palette_lists_an_ended_directive_s_result_once(tmp_path: Path) -> None:
+    from tui.commands import screen_commands
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        titles = [title for title, _, _, _ in screen_commands(app.screen)]
+        assert titles.count("Result") == 1
+
+
+async def test_a_paused_directive_says_why_above_its_budgets(tmp_path: Path) -> None:
+    from tui.widgets.budgets import BudgetBars
+
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await engine(app).pause_directive(did, reason="paused for the night")
+        bars = app.screen.query_one(BudgetBars)
+        await until(pilot, lambda: bars.has_class("-paused"), "the banner")
+        _, banner = bars.render().renderables  # type: ignore[attr-defined]
+        assert banner.plain == "‖ paused for the night  p resume"
+        await engine(app).resume_directive(did)
+        await until(pilot, lambda: not bars.has_class("-paused"), "the banner to go")
+
+
+async def test_home_offers_no_directive_keys_with_no_directive(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        assert _footer_keys(home) == ["n", "q"]
