@@ -818,39 +818,45 @@ class DirectiveEngine:
         # Held as a replan holds it: the driver claims no step meanwhile,
         # so none starts from the commit about to be dropped.
         async with self._runtime(directive_id).replan_lock:
-            interrupted = await self._refuse_reset_while_busy(directive_id)
-            await self._cancel_steps(directive_id)
-            await self._refuse_reset_while_busy(directive_id)  # started elsewhere meanwhile
             try:
-                dropped = await ws.reset_to(point)
-            except (GitError, ValueError) as exc:
-                raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
-            tip = await ws.integration_tip()
-            steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
+                return await self._reset(ws, directive_id, point)
+            finally:
+                self._wake(directive_id)  # the driver runs again once the lock is free
 
-            def reset(tx: Tx) -> set[str]:
-                why = f"integration branch reset to {_point(point)}"
-                reworked = set()
-                for s in steps:
-                    current = tx.step(s.id)
-                    if current.status in STEP_ACTIVE:
-                        continue  # claimed since the check: its merge is checked against the reset
-                    if s.id in rerun and current.status is not S.PENDING:
-                        approvals.supersede_for_step(tx, current, why)
-                        tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
-                    elif current.status is S.AWAITING_APPROVAL and not (
-                        s.id in kept and current.attempts == s.attempts
-                    ):  # cut from a dropped commit (or not known not to be): it cannot merge
-                        approvals.supersede_for_step(tx, current, why)
-                        tx.step_status(
-                            s.id, S.REWORK, reason=why, rework_instructions=why, carry_sha=None
-                        )
-                        reworked.add(s.id)
-                tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
-                return reworked
+    async def _reset(self, ws: Workspace, directive_id: str, point: str | int) -> list[str]:
+        """`reset_to_checkpoint` under the replan lock."""
+        interrupted = await self._refuse_reset_while_busy(directive_id)
+        await self._cancel_steps(directive_id)
+        await self._refuse_reset_while_busy(directive_id)  # started elsewhere meanwhile
+        try:
+            dropped = await ws.reset_to(point)
+        except (GitError, ValueError) as exc:
+            raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
+        tip = await ws.integration_tip()
+        steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
 
-            again = rerun | interrupted | await self._write(directive_id, reset)
-        self._wake(directive_id)
+        def reset(tx: Tx) -> set[str]:
+            why = f"integration branch reset to {_point(point)}"
+            reworked = set()
+            for s in steps:
+                current = tx.step(s.id)
+                if current.status in STEP_ACTIVE:
+                    continue  # claimed since the check: its merge is checked against the reset
+                if s.id in rerun and current.status is not S.PENDING:
+                    approvals.supersede_for_step(tx, current, why)
+                    tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
+                elif current.status is S.AWAITING_APPROVAL and not (
+                    s.id in kept and current.attempts == s.attempts
+                ):  # cut from a dropped commit (or not known not to be): it cannot merge
+                    approvals.supersede_for_step(tx, current, why)
+                    tx.step_status(
+                        s.id, S.REWORK, reason=why, rework_instructions=why, carry_sha=None
+                    )
+                    reworked.add(s.id)
+            tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
+            return reworked
+
+        again = rerun | interrupted | await self._write(directive_id, reset)
         return [s.name for s in steps if s.id in again]
 
     def _work_dir(self) -> Path:

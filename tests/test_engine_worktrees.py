@@ -319,11 +319,17 @@ async def test_a_reset_names_the_steps_it_interrupts_here(
         await asyncio.sleep(0.02)
     assert await engine.preview_reset(did, 1) == ["s2"]
     assert await engine.reset_to_checkpoint(did, 1) == ["s2"]
+    while "s2" not in await engine.running_steps():  # it runs again
+        await asyncio.sleep(0.02)
+    # A reset refused once s2 was interrupted (the command machine found
+    # it): s2 was left ready, the driver never woken to run it.
+    with pytest.raises(EngineError, match="no checkpoint #7"):
+        await engine.reset_to_checkpoint(did, 7)
     assert await engine.wait_settled(did, timeout=30) is Outcome.COMPLETED
     s2 = next(
         s for s in await store.list_steps((await store.current_chain(did)).id) if s.name == "s2"
     )
-    assert s2.attempts == 2
+    assert s2.attempts == 3
     await engine.close()
 
 
