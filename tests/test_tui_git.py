@@ -48,6 +48,30 @@ SIZE = (120, 34)
 HAS_TWO = {"name": "has-two", "command": "grep -q TWO a.txt"}
 
 
+def left_then_right(
+    repo: Path, left: str = "ONE\ntwo\nthree\n", right: str = "ALPHA\n"
+) -> DirectiveSpec:
+    """Two checked steps, `right` after `left`, each editing its own file:
+    two checkpoints to look at and take."""
+    return scripted(
+        repo,
+        [
+            StepSpec(name="left", attempts=[edit("a.txt", left)]),
+            StepSpec(name="right", attempts=[edit("b.txt", right)], depends_on=["left"]),
+        ],
+        [OK],
+    )
+
+
+async def completed_result(
+    pilot: Pilot[Any], app: DirectiveApp, spec: DirectiveSpec
+) -> tuple[str, ResultScreen]:
+    """Start `spec`, let it complete, open its result screen."""
+    did = await started(pilot, app, spec)
+    await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion")
+    return did, await open_result(pilot, app)
+
+
 def scripted(repo: Path, steps: list[StepSpec], checks: list[dict[str, Any]]) -> DirectiveSpec:
     return DirectiveSpec(
         title="git result",
@@ -135,22 +159,10 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
 ) -> None:
     repo = make_git_repo(BASE)
     user_head = git(repo, "rev-parse", "HEAD").strip()
-    spec = scripted(
-        repo,
-        [
-            StepSpec(name="left", attempts=[edit("a.txt", "ONE\ntwo\nthree\n")]),
-            StepSpec(name="right", attempts=[edit("b.txt", "ALPHA\n")], depends_on=["left"]),
-        ],
-        [OK],
-    )
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
-        did = await started(pilot, app, spec)
-        await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
-        )
-        screen = await open_result(pilot, app)
+        did, screen = await completed_result(pilot, app, left_then_right(repo))
         assert screen.result is not None
         table = screen.query_one(DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
@@ -215,22 +227,12 @@ async def test_an_ended_directive_offers_no_reset_and_says_why_in_a_sentence(
     """Nothing runs again once a directive has ended: `r` (and enter on a
     row) is not offered, and pressed anyway it says so plainly, without
     asking to confirm what the engine would refuse."""
-    spec = scripted(
-        make_git_repo(BASE),
-        [
-            StepSpec(name="left", attempts=[edit("a.txt", "ONE\n")]),
-            StepSpec(name="right", attempts=[edit("b.txt", "ALPHA\n")], depends_on=["left"]),
-        ],
-        [OK],
-    )
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
-        did = await started(pilot, app, spec)
-        await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        did, screen = await completed_result(
+            pilot, app, left_then_right(make_git_repo(BASE), "ONE\n")
         )
-        screen = await open_result(pilot, app)
         assert _footer_keys(screen) == ["escape", "m"]
         assert not screen.query_one("#result-checkpoints").border_subtitle  # "r / enter: reset to"
         await pilot.press("r")
@@ -387,14 +389,7 @@ def test_result_screen_snapshot(
     monkeypatch.setenv("GIT_AUTHOR_DATE", GIT_DATE)
     monkeypatch.setenv("GIT_COMMITTER_DATE", GIT_DATE)
     repo = make_git_repo(BASE)
-    spec = scripted(
-        repo,
-        [
-            StepSpec(name="left", attempts=[edit("a.txt", "ONE\ntwo\nthree\n")]),
-            StepSpec(name="right", attempts=[edit("b.txt", "ALPHA\nbeta\n")], depends_on=["left"]),
-        ],
-        [OK],
-    )
+    spec = left_then_right(repo, right="ALPHA\nbeta\n")
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
 
     async def result(pilot: Pilot[Any]) -> None:
