@@ -1212,11 +1212,11 @@ class DirectiveEngine:
         chain, steps = build_chain(d, planned, generation=0, reason=None)
 
         def commit(tx: Tx) -> None:
+            charge_planning(tx, d.id, planned)  # spent whatever became of the plan
             status = tx.directive(d.id).status
             if status is not D.PLANNING and status is not D.PAUSED:
-                return  # stopped or failed while the planner worked: nothing to add
+                return  # stopped or failed while the planner worked: no chain to add
             tx.add_chain(chain, steps)
-            charge_planning(tx, d.id, planned)
             tx.emit(
                 ChainCreated(
                     directive_id=d.id,
@@ -1243,12 +1243,22 @@ class DirectiveEngine:
     async def _run_planner(self, d: Directive, replan: ReplanContext | None) -> PlannedChain | None:
         from engine.planner import validate_chain
 
+        planner = None
         try:
             llm = self._llm(d) if d.spec.planner is PlannerKind.ANTHROPIC else None
             planner = self.services.planner(d.spec.planner, llm)
             planned: PlannedChain = await planner.plan(d, replan)
             validate_chain(planned.steps)
         except asyncio.CancelledError:
+            # Cut off (the wall-time deadline, the app closing): the calls it
+            # finished were paid for all the same.
+            spent = getattr(planner, "spent_usd", 0.0)
+            if spent:
+                charged = PlannedChain(steps=[], cost_usd=spent)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self._write(d.id, lambda tx: charge_planning(tx, d.id, charged))
+                    )
             raise
         except Exception as exc:
             # A planner that gave up may still have spent money: charge it.
@@ -1962,10 +1972,10 @@ class DirectiveEngine:
             rt.llm = self.services.llm_provider(d.spec)
             rt.llm_ready = True
             model = getattr(rt.llm, "model", None)
-            if isinstance(model, str) and not pricing.is_known(model):
-                # Said once in the log, where the app's users look (stderr
-                # is under the screen): costs run at the highest rate.
-                message = pricing.unknown_model_message(model)
+            # Said once in the log, where the app's users look (stderr is
+            # under the screen): no price known (costed at the highest
+            # rate), or the model retires soon.
+            for message in pricing.model_warnings(model) if isinstance(model, str) else []:
                 self._spawn(self.record_note(d.id, message, Severity.WARNING))
         return rt.llm
 

@@ -236,6 +236,13 @@ class LLMPlanner:
         self.llm = llm
         self.corrections = corrections
         self.max_tokens = max_tokens
+        self._spent = UsageTotal()
+
+    @property
+    def spent_usd(self) -> float:
+        """What the calls of the plan under way (or the last one) cost so
+        far: charged by the engine when it cancels planning midway."""
+        return self._spent.cost_usd
 
     async def plan(self, directive: Directive, replan: ReplanContext | None = None) -> PlannedChain:
         prompt = _directive_text(directive)
@@ -243,7 +250,7 @@ class LLMPlanner:
             prompt += "\n\n" + _replan_text(replan)
         prompt += "\n\nReturn the chain."
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
-        spent = UsageTotal()
+        spent = self._spent = UsageTotal()
         problem = ""
         attempts = 1 + self.corrections
         for attempt in range(attempts):

@@ -116,3 +116,46 @@ async def test_pausing_while_planning_stops_the_clock(store: Store, tmp_path: Pa
     await asyncio.sleep(0.4)  # the plan lands while paused; paused time does not count
     assert (await store.get_directive(did)).wall_time_s() == paused.wall_time_used_s
     await engine.close()
+
+
+async def test_calls_a_cut_off_planner_finished_are_charged(
+    store: Store, tmp_path: Path, fake_env
+) -> None:
+    """The Anthropic planner's first chain has a cycle (a paid call); the
+    correction never comes back before the wall time runs out. The directive
+    pauses, and the call that did come back is on its bill."""
+    import time
+
+    from engine.models import DirectiveSpec, VerifierConfig
+    from engine.services import EngineServices
+    from tests.fake_anthropic import Scripted
+    from tests.test_llm_planner import CYCLIC, cost_of, usage
+
+    import anthropic  # noqa: F401  (imported lazily, it takes a second: not within the deadline)
+
+    fake_env.reply_json(CYCLIC, usage=usage(800, 200))
+
+    def never_in_time(request) -> Scripted:
+        time.sleep(4)
+        return Scripted(500, {"type": "error", "error": {"type": "api_error", "message": "late"}})
+
+    fake_env.push(never_in_time)
+    spec = DirectiveSpec(
+        title="plan it",
+        goal="a chain",
+        repo=tmp_path,
+        planner=PlannerKind.ANTHROPIC,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
+        limits={"max_wall_time_minutes": 0.04},  # 2.4 s
+    )
+    engine = DirectiveEngine(store, EventBus(), EngineServices())
+    await engine.start()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=20) is Outcome.PAUSED
+    paused = await store.get_directive(d.id)
+    assert paused.pause_reason.startswith("wall_time breaker: ")
+    assert paused.planning_cost_usd == pytest.approx(cost_of(usage(800, 200)))
+    assert paused.total_cost_usd == paused.planning_cost_usd
+    assert await check_invariants(store.path) == []
+    await engine.close()
