@@ -159,3 +159,22 @@ async def test_calls_a_cut_off_planner_finished_are_charged(
     assert paused.total_cost_usd == paused.planning_cost_usd
     assert await check_invariants(store.path) == []
     await engine.close()
+
+
+async def test_a_plan_that_lands_after_a_stop_is_still_charged(
+    store: Store, tmp_path: Path
+) -> None:
+    class PaidAndSlow(Slow):
+        async def plan(self, d, replan):
+            planned = await super().plan(d, replan)
+            return planned.model_copy(update={"cost_usd": 0.5})
+
+    engine, did = await start(store, chain_spec(tmp_path, STEPS), PaidAndSlow(0.3))
+    await asyncio.sleep(0.1)
+    await engine.stop_directive(did)
+    await asyncio.sleep(0.5)  # the plan lands, the directive has ended: no chain
+    stopped = await store.get_directive(did)
+    assert stopped.status is DirectiveStatus.STOPPED and await store.list_chains(did) == []
+    assert stopped.total_cost_usd == stopped.planning_cost_usd == 0.5
+    assert await check_invariants(store.path) == []
+    await engine.close()
