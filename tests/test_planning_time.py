@@ -126,12 +126,12 @@ async def test_calls_a_cut_off_planner_finished_are_charged(
     pauses, and the call that did come back is on its bill."""
     import time
 
+    import anthropic  # noqa: F401  (imported lazily, it takes a second: not within the deadline)
+
     from engine.models import DirectiveSpec, VerifierConfig
     from engine.services import EngineServices
     from tests.fake_anthropic import Scripted
     from tests.test_llm_planner import CYCLIC, cost_of, usage
-
-    import anthropic  # noqa: F401  (imported lazily, it takes a second: not within the deadline)
 
     fake_env.reply_json(CYCLIC, usage=usage(800, 200))
 
