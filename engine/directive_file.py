@@ -474,6 +474,13 @@ def _check_texts(spec: DirectiveSpec, report: _Reporter) -> None:
     for loc, text in _texts(spec, report.data):
         if not text.strip():
             raise report.error(loc, "must not be empty" if not text else "must not be blank")
+    # Names head one line each (the header, the DAG's boxes, every log line
+    # about a step): a line break would split them.
+    one_line = [(("title",), spec.title)]
+    one_line += [(("steps", i, "name"), s.name) for i, s in enumerate(spec.steps)]
+    for loc, text in one_line:
+        if any(c in text for c in "\n\r"):
+            raise report.error(loc, "must be one line")
 
 
 def _check_edits(spec: DirectiveSpec, report: _Reporter) -> None:

@@ -404,6 +404,18 @@ def test_blank_texts_are_refused(tmp_path, repo, text, message):
     assert error(text, tmp_path) == f"d.toml: {message}"
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL.replace('"T"', '"two\\nlines"'), "title: must be one line"),
+        (HEAD + '[[steps]]\nname = "a\\rb"\ncommand = "true"\n', "steps[0].name (step 'a\\rb'): must be one line"),
+    ],
+    ids=["title", "step-name"],
+)  # fmt: skip
+def test_names_with_line_breaks_are_refused(tmp_path, repo, text, message):
+    assert error(text, tmp_path) == f"d.toml: {message}"
+
+
 def test_duplicate_requirement_ids(tmp_path, repo):
     text = HEAD + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
     message = error(text, tmp_path)
