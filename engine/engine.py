@@ -750,9 +750,10 @@ class DirectiveEngine:
     async def preview_reset(self, directive_id: str, point: str | int) -> list[str]:
         """The steps `reset_to_checkpoint(point)` would run again, changing
         nothing: what the reset itself reports, so the two agree. Refused,
-        as the reset would be, while another process runs one of its steps."""
-        ws = await self._resettable(directive_id)
+        as the reset would be, while another process runs one of its steps
+        (said before git is touched: that process may be opening it)."""
         interrupted = await self._refuse_reset_while_busy(directive_id)
+        ws = await self._resettable(directive_id)
         try:
             target, dropped = await ws.dropped_by_reset(point)
         except (GitError, ValueError) as exc:
@@ -814,18 +815,19 @@ class DirectiveEngine:
         awaiting approval whose attempt started from a dropped commit is
         reworked (its review closed), and the steps this engine runs are
         interrupted. Returns the names of all of those."""
-        ws = await self._resettable(directive_id)
         # Held as a replan holds it: the driver claims no step meanwhile,
         # so none starts from the commit about to be dropped.
         async with self._runtime(directive_id).replan_lock:
             try:
-                return await self._reset(ws, directive_id, point)
+                return await self._reset(directive_id, point)
             finally:
                 self._wake(directive_id)  # the driver runs again once the lock is free
 
-    async def _reset(self, ws: Workspace, directive_id: str, point: str | int) -> list[str]:
+    async def _reset(self, directive_id: str, point: str | int) -> list[str]:
         """`reset_to_checkpoint` under the replan lock."""
+        # Before git is touched, as in the preview.
         interrupted = await self._refuse_reset_while_busy(directive_id)
+        ws = await self._resettable(directive_id)
         await self._cancel_steps(directive_id)
         await self._refuse_reset_while_busy(directive_id)  # started elsewhere meanwhile
         try:
