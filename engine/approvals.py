@@ -150,6 +150,16 @@ def pending_for_step(tx: Tx, step_id: str) -> list[str]:
     ]
 
 
+def plan_pending(tx: Tx, directive_id: str) -> bool:
+    """Whether the directive's plan waits for a person (nothing runs)."""
+    row = tx.one(
+        "SELECT 1 FROM approval_requests WHERE directive_id = ? AND kind = 'plan'"
+        " AND status = 'pending'",
+        (directive_id,),
+    )
+    return row is not None
+
+
 def _answer_for_step(tx: Tx, step: Step, decision: ApprovalDecision) -> None:
     """A person retried or skipped the step with its own command: that is
     their answer to the step's escalation."""

@@ -77,7 +77,7 @@ from engine.models import (
 )
 from engine.planner import PlannedChain, ReplanContext
 from engine.services import EngineServices
-from engine.store import Store, StoreError, Tx
+from engine.store import Store, StoreError, Tx, _list_steps
 from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
@@ -1294,7 +1294,10 @@ class DirectiveEngine:
         """A replan that could not be made (an overloaded API, an invalid
         plan) ends nothing: the current chain stays, and the step that asked
         for it is put to a person again, whatever the autonomy, so a failing
-        planner cannot loop by itself."""
+        planner cannot loop by itself. With no step behind it (changes a
+        person asked of the plan, or their replan), the plan as it stands is
+        put to them again under manual autonomy: it was never approved as
+        it is, and no plan runs unseen there."""
         failed = replan.failed
 
         def keep(tx: Tx) -> None:
@@ -1306,7 +1309,16 @@ class DirectiveEngine:
                     severity=Severity.ERROR,
                 )
             )
-            _ask_again(tx, directive_id, failed, f"replanning failed: {error[:300]}")
+            why = f"replanning failed: {error[:300]}"
+            _ask_again(tx, directive_id, failed, why)
+            chain = tx.current_chain(directive_id)
+            if (
+                failed is None
+                and chain is not None
+                and not approvals.plan_pending(tx, directive_id)
+            ):
+                steps = _list_steps(tx.conn, "s.chain_id = ?", (chain.id,))
+                _ask_plan_approval(tx, tx.directive(directive_id), steps, f"{why}; as it stands")
 
         await self._write(directive_id, keep)
         self._wake(directive_id)
