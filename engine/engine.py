@@ -799,6 +799,21 @@ class DirectiveEngine:
                     kept.add(s.id)
         return steps, rerun, kept
 
+    async def _stale_carries(
+        self, ws: Workspace, steps: list[Step], rerun: set[str], target: str
+    ) -> set[str]:
+        """Steps left as they are whose carried commit (the start of their
+        next attempt) was built on a commit the reset drops: carried, it
+        would bring the dropped work back."""
+        stale: set[str] = set()
+        for s in steps:
+            if s.carry_sha and s.id not in rerun:
+                runs = await self.store.list_runs(s.id)
+                base = next((r.base_sha for r in runs if r.commit_sha == s.carry_sha), None)
+                if not (base and await ws.holds(base, target)):
+                    stale.add(s.id)
+        return stale
+
     async def _resettable(self, directive_id: str) -> Workspace:
         d = await self.store.get_directive(directive_id)
         if d.status in DIRECTIVE_TERMINAL:
@@ -836,6 +851,7 @@ class DirectiveEngine:
             raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
         tip = await ws.integration_tip()
         steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
+        stale = await self._stale_carries(ws, steps, rerun, tip)
 
         def reset(tx: Tx) -> set[str]:
             why = f"integration branch reset to {_point(point)}"
@@ -844,6 +860,17 @@ class DirectiveEngine:
                 current = tx.step(s.id)
                 if current.status in STEP_ACTIVE:
                     continue  # claimed since the check: its merge is checked against the reset
+                if s.id in stale and current.carry_sha == s.carry_sha:
+                    tx.update("chain_steps", s.id, carry_sha=None, updated_at=now())
+                    tx.emit(
+                        Notice(
+                            directive_id=directive_id,
+                            step_id=s.id,
+                            message=f"step {s.name} starts its next attempt afresh: its"
+                            " carried attempt was built on work the reset dropped",
+                            actor=Actor.USER,
+                        )
+                    )
                 if s.id in rerun and current.status is not S.PENDING:
                     approvals.supersede_for_step(tx, current, why)
                     tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
