@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from engine.events import (
     DirectiveStatusChanged,
@@ -236,6 +236,11 @@ class DirectiveScreen(EngineScreen):
 
     def on_dag_view_focused(self, message: DagView.Focused) -> None:
         self.show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row of the approvals panel answers it, as on home."""
+        if isinstance(event.data_table, ApprovalsPanel):
+            self.action_approval("approve")
 
     def on_event_log_read(self, message: EventLog.Read) -> None:
         self.app.push_screen(EventText(message.at, message.message, message.severity))
