@@ -121,7 +121,8 @@ class ApprovalResolved(_Event):
         note = f": {self.comment}" if self.comment else ""
         if self.decision == ApprovalDecision.SUPERSEDED:  # closed by the engine, not answered
             return f"approval [{self.approval_id}] closed unanswered{note}"
-        return f"approval [{self.approval_id}] {self.decision}{note}"
+        said = self.decision.replace("_", " ")  # "request changes", as a person says it
+        return f"approval [{self.approval_id}] {said}{note}"
 
 
 class CostUpdated(_Event):
