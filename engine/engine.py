@@ -544,9 +544,12 @@ class DirectiveEngine:
         decision = ApprovalDecision(decision)
         approval = await self.store.get_approval(approval_id)
         if decision is ApprovalDecision.REQUEST_CHANGES and not (comment or "").strip():
-            raise EngineError(
-                "requesting changes needs a comment: it becomes the rework instructions"
+            becomes = (
+                "what the planner is asked to change"
+                if approval.kind is ApprovalKind.PLAN
+                else "the rework instructions"
             )
+            raise EngineError(f"requesting changes needs a comment: it becomes {becomes}")
         follow_up: list[tuple[str, str]] = []
         merged, problem, attempt = await self._merge_approved(approval, decision)
 

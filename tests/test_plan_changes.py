@@ -59,3 +59,25 @@ async def test_a_failed_replan_for_plan_changes_asks_about_the_plan_again(
     assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
     assert [call[0] for call in script.calls] == ["a"]  # manual: a waits for its review
     await engine.close()
+
+
+async def test_changes_to_a_plan_need_a_comment_saying_what_to_change(
+    store: Store, tmp_path: Path
+) -> None:
+    import pytest
+
+    from engine.engine import EngineError
+
+    spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.MANUAL)
+    spec = spec.model_copy(update={"planner": PlannerKind.ANTHROPIC})
+    kit = dataclasses.replace(services(Script()), planner=lambda kind, llm: ReplansFail())
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(d.id)
+    with pytest.raises(EngineError, match="it becomes what the planner is asked to change$"):
+        await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "  ")
+    assert (await store.get_approval(plan.id)).pending
+    await engine.close()
