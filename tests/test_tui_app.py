@@ -726,6 +726,7 @@ async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path)
             "approval('approve')",
             "approval('deny')",
             "approval('request_changes')",
+            "approval('decide')",  # `a` on an escalation
         }
         assert "move('up')" in actions  # the DAG's keys too
         await pilot.press("question_mark")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine.models import ApprovalDecision, ApprovalRequest, Directive
+from engine.models import ApprovalDecision, ApprovalKind, ApprovalRequest, Directive
 from engine.store import NotFound, Store
 from tui.applicable import DIRECTIVE_ACTIONS, directive_refusal
 from tui.messages import EngineBatch, EngineReady
@@ -29,13 +29,19 @@ if TYPE_CHECKING:
 D = ApprovalDecision
 
 # Offered while an approval is pending on the screen (`pending_approvals`);
-# otherwise the same keys say there is none.
+# otherwise the same keys say there is none. While every pending one is an
+# escalation (a blocked or failed step: retry, skip, replan or stop, never
+# approve or deny) the footer offers `a` as Decide, and `d`, `c` open the
+# same choice.
 APPROVAL_BINDINGS = [
     Binding("a", "approval('approve')", "Approve"),
     Binding("d", "approval('deny')", "Deny"),
     Binding("c", "approval('request_changes')", "Changes"),
+    Binding("a", "approval('decide')", "Decide"),
+    Binding("d,c", "approval('decide')", show=False),
     Binding("a,d,c", "refuse('approval')", show=False),
 ]
+DECIDE = "decide"  # the intent of the keys on an escalation
 NO_APPROVAL = "No pending approval here."
 
 
@@ -116,6 +122,8 @@ class EngineScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resume" and self.command_directive() is None:
             return False  # `p` says "pause" until there is something to resume
+        if action == "approval" and self.pending_approvals():
+            return (parameters == (DECIDE,)) == self.escalations_only()
         return self.refusal(action) is None
 
     def action_refuse(self, action: str) -> None:
@@ -229,10 +237,22 @@ class EngineScreen(Screen[None]):
     def current_approval(self) -> ApprovalRequest | None:
         raise NotImplementedError
 
-    def pending_approvals(self) -> bool:
-        """Whether any approval the keys could answer is pending here, as
-        last loaded (what the footer follows; the answer reads it again)."""
+    def approvals_here(self) -> list[ApprovalRequest]:
+        """The approvals the keys could answer here, as last loaded (what
+        the footer follows; the answer reads each again)."""
         raise NotImplementedError
+
+    def pending_approvals(self) -> bool:
+        return bool(self.approvals_here())
+
+    def escalations_only(self) -> bool:
+        """Whether every approval pending here is an escalation."""
+        pending = self.approvals_here()
+        return bool(pending) and all(a.kind is ApprovalKind.ESCALATION for a in pending)
+
+    def approval_keys(self) -> tuple[bool, bool]:
+        """What the approval keys in the footer depend on."""
+        return self.pending_approvals(), self.escalations_only()
 
     async def action_approval(self, intent: str) -> None:
         """Open the confirm modal for the current approval, then answer it."""
@@ -256,6 +276,8 @@ class EngineScreen(Screen[None]):
         if approval.step_id:
             step = await self.store.get_step(approval.step_id)
         directive = await self.store.get_directive(approval.directive_id)
+        if intent == DECIDE:  # an escalation offers its own answers whatever the key
+            intent = D.APPROVE.value  # (a review since: the footer had not caught up)
         answer: Answer | None = await self.app.push_screen_wait(
             ApprovalModal(
                 approval,

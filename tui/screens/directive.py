@@ -290,8 +290,8 @@ class DirectiveScreen(EngineScreen):
                 return a
         return self.approvals[0] if self.approvals else None
 
-    def pending_approvals(self) -> bool:
-        return bool(self.approvals)
+    def approvals_here(self) -> list[ApprovalRequest]:
+        return self.approvals
 
     # -- which keys apply -----------------------------------------------------
 
@@ -321,7 +321,7 @@ class DirectiveScreen(EngineScreen):
         key, and the widgets it threw away doubled the longest
         garbage-collector pause during a burst."""
         status = self.directive.status if self.directive else None
-        self.follow_bindings((status, bool(self.approvals)))
+        self.follow_bindings((status, self.approval_keys()))
 
     def _focused_step(self) -> Step | None:
         step = self.dag.focused_step

@@ -134,9 +134,9 @@ class HomeScreen(EngineScreen):
         mine = [a for a in panel.approvals if d is not None and a.directive_id == d.id]
         return (mine or panel.approvals)[0]
 
-    def pending_approvals(self) -> bool:
+    def approvals_here(self) -> list[ApprovalRequest]:
         panels = self.query(ApprovalsPanel)  # asked before the first compose too
-        return bool(panels and panels.first().approvals)
+        return panels.first().approvals if panels else []
 
     def command_directive(self) -> Directive | None:
         return self.selected
@@ -153,7 +153,7 @@ class HomeScreen(EngineScreen):
         one it is (moving between rows of one status redraws nothing), and
         on whether any approval is pending."""
         d = self.selected
-        self.follow_bindings((d.status if d else None, self.pending_approvals()))
+        self.follow_bindings((d.status if d else None, self.approval_keys()))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "directives":
