@@ -6,12 +6,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.models import ApprovalDecision, ApprovalKind, StepStatus
+import pytest
+from textual.containers import ScrollableContainer
+from textual.widget import Widget
+from textual.widgets import Input
+
+from engine.models import ApprovalDecision, ApprovalKind, DirectiveStatus, StepStatus
 from tests.engine_kit import Script, chain_spec
-from tests.test_tui_app import SIZE, _box_status, _footer_keys, app_for, engine, started, until
+from tests.test_tui_app import (
+    SIZE,
+    Notes,
+    _box_status,
+    _footer_keys,
+    _text,
+    app_for,
+    engine,
+    open_the_form,
+    started,
+    until,
+)
+from tui.app import DirectiveApp
 from tui.modals.approval import ApprovalModal
 from tui.screens.directive import DirectiveScreen
 from tui.screens.help import help_sections
+from tui.screens.home import HomeScreen
+from tui.screens.new_directive import NewDirectiveScreen
 
 
 async def test_enter_on_the_approvals_panel_of_a_directive_answers_the_row(
@@ -65,3 +84,60 @@ async def test_a_failed_step_s_escalation_is_offered_as_a_decision_not_an_approv
         assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
         await pilot.press("escape")
         assert (await engine(app).store.pending_approvals(did))[0].pending
+
+
+async def test_a_directive_that_needs_claude_is_not_started_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `directive-tui run` refuses such a file: started without
+    ANTHROPIC_API_KEY, its first step failed at once and waited for a
+    person. The form's Create and start says why under the executor and
+    saves nothing; Create saves a draft, whose `s` says why too."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    app = DirectiveApp(tmp_path / "tui.db")  # the app's own services: Claude needs the key
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await open_the_form(pilot, app)
+        form = app.screen
+        assert isinstance(form, NewDirectiveScreen)
+        for name, value in {"title": "Tidy", "goal": "Tidy up", "repo": str(tmp_path)}.items():
+            form.query_one(f"#field-{name}", Input).value = value
+        await pilot.press("ctrl+r")
+        error = form.query_one("#error-executor")
+        await until(pilot, lambda: "ANTHROPIC_API_KEY" in _text(error), "why not")
+        assert 'executor = "agent" needs ANTHROPIC_API_KEY, which is not set' in _text(error)
+        await until(pilot, lambda: _in_view(error), "the form to scroll to it")
+        assert app.screen is form
+        assert await engine(app).store.list_directives() == []
+
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "back home")
+        [draft] = await engine(app).store.list_directives()
+        await until(pilot, lambda: "s" in _footer_keys(app.screen), "s offered for the draft")
+        await pilot.press("s")
+        await until(pilot, lambda: notes.has('Tidy: executor = "agent" needs', "error"), "why")
+        assert (await engine(app).store.get_directive(draft.id)).status is DirectiveStatus.DRAFT
+
+
+def _in_view(widget: Widget) -> bool:
+    """Whether `widget` is inside the scrolled view that holds it."""
+    view = next(a for a in widget.ancestors if isinstance(a, ScrollableContainer))
+    return view.region.contains_region(widget.region)
+
+
+async def test_a_mistake_below_the_fold_of_the_form_is_scrolled_into_view(tmp_path: Path) -> None:
+    """At 30 rows the limits are below the fold: a bad one was marked
+    where nobody could see it, and Create seemed to do nothing."""
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await open_the_form(pilot, app)
+        form = app.screen
+        for name, value in {"title": "Tidy", "goal": "Tidy up", "repo": str(tmp_path)}.items():
+            form.query_one(f"#field-{name}", Input).value = value
+        form.query_one("#field-max_rework_cycles", Input).value = "lots"
+        error = form.query_one("#error-max_rework_cycles")
+        assert not _in_view(form.query_one("#field-max_rework_cycles"))
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "not a whole number" in _text(error), "the mistake")
+        await until(pilot, lambda: _in_view(error), "the form to scroll to it")
+        assert await engine(app).store.list_directives() == []

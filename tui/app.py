@@ -32,7 +32,7 @@ from engine.models import (
 )
 from engine.store import Store, StoreError
 from engine.transitions import InvalidTransition
-from tui.applicable import directive_refusal
+from tui.applicable import directive_refusal, missing_api_key
 from tui.attention import calls_for_a_person
 from tui.commands import DirectiveCommands
 from tui.messages import EngineBatch, EngineReady
@@ -315,6 +315,11 @@ class DirectiveApp(App[None]):
         (`_say_what_came_of`): resuming a directive with no plan plans it
         first, and a plan that fails again pauses it again at once."""
         assert self.engine is not None
+        if starting:
+            missing = missing_api_key(self.engine.services, d.spec, d.title)
+            if missing is not None:
+                self.notify(missing, title="Not started", severity="error", timeout=15)
+                return False
         self._sent[d.id] = (d.title, d.status is DirectiveStatus.PAUSED)
         command = self.engine.start_directive if starting else self.engine.resume_directive
         if await self.run_command(command(d.id)):

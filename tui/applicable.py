@@ -10,7 +10,7 @@ what a person is told first.
 
 from __future__ import annotations
 
-from engine.models import Directive, DirectiveStatus, Step, StepStatus
+from engine.models import Directive, DirectiveSpec, DirectiveStatus, Step, StepStatus
 from engine.transitions import (
     DIRECTIVE_TERMINAL,
     DIRECTIVE_TRANSITIONS,
@@ -78,3 +78,21 @@ def step_refusal(step: Step, action: str) -> str | None:
             return None
         return f"{is_}: only a pending, blocked or failed step can be skipped."
     raise ValueError(f"not a step action: {action}")
+
+
+def missing_api_key(services: object, spec: DirectiveSpec, source: str) -> str | None:
+    """Why `spec` cannot start in this app, as `directive-tui run` refuses
+    it: its planner or executor needs Claude and ANTHROPIC_API_KEY is not
+    set (started anyway, its first step fails at once and waits for a
+    person). None when the key is set, or when the engine's services bring
+    their own client (`services.llm_provider` is not the default)."""
+    from engine.directive_file import DirectiveFileError, check_api_key
+    from engine.services import default_llm_provider
+
+    if getattr(services, "llm_provider", None) is not default_llm_provider:
+        return None
+    try:
+        check_api_key(spec, source)
+    except DirectiveFileError as exc:
+        return str(exc)
+    return None

@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from engine.models import Autonomy, DirectiveSpec, ExecutorKind, Limits, PlannerKind
+from tui.applicable import missing_api_key
 from tui.modals.limits import LimitField, parse_limit
 from tui.widgets.looks import show_error
 
@@ -153,6 +154,7 @@ class NewDirectiveScreen(ModalScreen[str | None]):
                         )
                     if name == "executor":
                         yield Static(EXECUTOR_NOTE, classes="form-note")
+                        yield Static("", id="error-executor", classes="error")
                 for f in LIMIT_FORM:
                     with Horizontal(classes="form-row"):
                         yield Label(f.label, classes="form-label")
@@ -186,9 +188,14 @@ class NewDirectiveScreen(ModalScreen[str | None]):
         self.run_worker(self.create(start), exclusive=True)
 
     def _show_errors(self, errors: dict[str, str]) -> None:
+        shown: list[Static] = []
         for err in self.query(".error").results(Static):
             name = (err.id or "").removeprefix("error-")
             show_error(err, errors.get(name, ""))
+            if name in errors:
+                shown.append(err)
+        if shown:  # the form scrolls: a problem below the fold was never seen
+            self.call_after_refresh(shown[0].scroll_visible, animate=False)
 
     def _spec(self) -> tuple[DirectiveSpec | None, dict[str, str]]:
         from engine.directive_file import DirectiveFileError, load_directive_file
@@ -212,12 +219,18 @@ class NewDirectiveScreen(ModalScreen[str | None]):
 
     async def create(self, start: bool) -> None:
         spec, errors = self._spec()
+        engine = self.app.engine  # type: ignore[attr-defined]
+        if spec is not None and start:  # as `directive-tui run`: refused before it is saved
+            missing = missing_api_key(engine.services, spec, spec.title)
+            if missing is not None:
+                where = "file" if self.query_one("#field-file", Input).value.strip() else "executor"
+                errors = {where: f"{missing}. Create [ctrl+s] saves it without starting it."}
+                spec = None
         self._show_errors(errors)
         if spec is None:
             return
-        engine = self.app.engine  # type: ignore[attr-defined]
         directive = await engine.create_directive(spec)
-        if start:
-            await self.app.run_command(engine.start_directive(directive.id))  # type: ignore[attr-defined]
         self.notify(f"created: {directive.title}")
+        if start:
+            await self.app.start_or_resume(directive, starting=True)  # type: ignore[attr-defined]
         self.dismiss(directive.id)
