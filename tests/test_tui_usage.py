@@ -141,3 +141,22 @@ async def test_a_mistake_below_the_fold_of_the_form_is_scrolled_into_view(tmp_pa
         await until(pilot, lambda: "not a whole number" in _text(error), "the mistake")
         await until(pilot, lambda: _in_view(error), "the form to scroll to it")
         assert await engine(app).store.list_directives() == []
+
+
+async def test_a_header_too_long_for_the_screen_ends_in_an_ellipsis(tmp_path: Path) -> None:
+    """The header was wrapped onto a second line its one row never shows:
+    the id went missing with nothing to say the line was cut."""
+    from tui.widgets.header import DirectiveHeader
+
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        spec = chain_spec(tmp_path, [("slow", [])]).model_copy(
+            update={"title": "A title long enough to push the rest of the header off the line"}
+        )
+        did = await started(pilot, app, spec)
+        header = app.screen.query_one(DirectiveHeader)
+        await until(pilot, lambda: "1 steps" in _text(header), "the header")
+        await pilot.pause()
+        line = "".join(s.text for s in header.render_line(0)).rstrip()
+        assert line.startswith(" ▶ active  A title long enough")
+        assert line.endswith("…") and did not in line
