@@ -160,3 +160,17 @@ async def test_a_header_too_long_for_the_screen_ends_in_an_ellipsis(tmp_path: Pa
         line = "".join(s.text for s in header.render_line(0)).rstrip()
         assert line.startswith(" ▶ active  A title long enough")
         assert line.endswith("…") and did not in line
+
+
+async def test_the_palette_has_one_keys_entry_the_help_of_question_mark(tmp_path: Path) -> None:
+    """Textual's own "Keys" (a side panel) sat beside ours (`?`): two
+    entries of one name that did different things."""
+    from tui.commands import screen_commands
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        ours = [(title, key) for title, key, _, _ in screen_commands(app.screen)]
+        textual = [c.title for c in app.get_system_commands(app.screen)]
+        assert ("Keys", "key: ?") in ours and "Keys" not in textual
+        assert "Quit" in textual  # the rest of Textual's stay

@@ -14,12 +14,13 @@ import asyncio
 import gc
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from engine.bus import EventBus, Subscription
 from engine.events import ApprovalRequired, DirectiveStatusChanged, EngineEvent
@@ -109,6 +110,14 @@ class DirectiveApp(App[None]):
         # Directives started or resumed from here whose outcome is not said
         # yet: id -> (title, whether it was paused before).
         self._sent: dict[str, tuple[str, bool]] = {}
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's own, but its "Keys" (a side panel of bindings, the
+        refusing ones among them): the palette lists `?` as Keys already,
+        and two entries of one name did different things."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":
+                yield command
 
     # -- start and stop -----------------------------------------------------
 
