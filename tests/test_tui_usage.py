@@ -174,3 +174,12 @@ async def test_the_palette_has_one_keys_entry_the_help_of_question_mark(tmp_path
         textual = [c.title for c in app.get_system_commands(app.screen)]
         assert ("Keys", "key: ?") in ours and "Keys" not in textual
         assert "Quit" in textual  # the rest of Textual's stay
+
+
+async def test_help_names_the_panes_in_words_not_class_names(tmp_path: Path) -> None:
+    """Home's help headed the tables' keys "DirectiveTable" and "ApprovalsPanel"."""
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        titles = [title for title, _ in help_sections(app.screen)]
+        assert titles == ["This screen", "The directives", "Pending approvals", "Everywhere"]

@@ -19,6 +19,7 @@ KIND_LOOK = {
 
 class ApprovalsPanel(Looks, DataTable):
     COMPONENT_CLASSES = LOOK_CLASSES
+    HELP_TITLE = "Pending approvals"
 
     """Rows keyed by approval id. `a`, `d`, `c` act on the highlighted row
     (the keys belong to the screen, which asks this panel for the row)."""

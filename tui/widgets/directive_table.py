@@ -33,6 +33,7 @@ TITLE_MIN = 12
 
 class DirectiveTable(Looks, DataTable):
     COMPONENT_CLASSES = LOOK_CLASSES
+    HELP_TITLE = "The directives"
 
     """Rows keyed by directive id; `show` refreshes them in place."""
 
