@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from engine.models import TokenUsage
 
-
 MTOK = 1_000_000
 
 # The default model for the planner, the agent and the judge: the current
