@@ -4,6 +4,7 @@ tell would fail at its first step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,14 @@ from textual.containers import ScrollableContainer
 from textual.widget import Widget
 from textual.widgets import Input
 
-from engine.models import ApprovalDecision, ApprovalKind, DirectiveStatus, StepStatus
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    DirectiveStatus,
+    ScriptedAttempt,
+    StepSpec,
+    StepStatus,
+)
 from tests.engine_kit import Script, chain_spec
 from tests.test_tui_app import (
     SIZE,
@@ -183,3 +191,22 @@ async def test_help_names_the_panes_in_words_not_class_names(tmp_path: Path) -> 
         await until(pilot, lambda: app.engine_ready, "the engine")
         titles = [title for title, _ in help_sections(app.screen)]
         assert titles == ["This screen", "The directives", "Pending approvals", "Everywhere"]
+
+
+async def test_an_ended_directive_that_changed_nothing_says_no_changes_not_yet(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_engine_worktrees import BASE, NO_LLM, OK
+    from tests.test_tui_git import completed_result, scripted, shown
+    from tui.widgets.diff_log import DiffLog
+
+    repo = make_git_repo(BASE)
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=SIZE) as pilot:
+        spec = scripted(
+            repo, [StepSpec(name="look", attempts=[ScriptedAttempt(summary="looked")])], [OK]
+        )
+        _, result = await completed_result(pilot, app, spec)
+        text = shown(result.query_one(DiffLog))
+        assert "No changes: git result is completed and no step changed anything." in text
+        assert "yet" not in text

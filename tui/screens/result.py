@@ -156,7 +156,10 @@ class ResultScreen(EngineScreen):
         log = self.query_one(DiffLog)
         log.clear()
         if not r.diff.strip():
-            log.note("No changes yet: the integration branch is where your branch was.")
+            if d.status in ENDED:  # "yet" promised more from a directive that runs no more
+                log.note(f"No changes: {d.title} is {d.status.value} and no step changed anything.")
+            else:
+                log.note("No changes yet: the integration branch is where your branch was.")
             return
         log.stat(r.stat)
         log.add(Text(""))
