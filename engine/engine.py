@@ -150,6 +150,11 @@ class _Runtime:
     # Claimed by the driver (running in the database) but their task has not
     # begun: a cancel then never reaches the attempt's own clean-up.
     unstarted: dict[str, Claim] = field(default_factory=dict)
+    # The end's tidying ran (worktrees gone, the result's notice written):
+    # the driver, a view of the result and the app's announcement may each
+    # ask for it at the end, and it is done and said once.
+    finish_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    finished: bool = False
 
     @property
     def replanning(self) -> bool:
@@ -1013,11 +1018,18 @@ class DirectiveEngine:
         return merged, problem, attempt
 
     async def _finish_workspace(self, directive_id: str) -> None:
+        rt = self._runtime(directive_id)
+        async with rt.finish_lock:
+            if not rt.finished:
+                rt.finished = await self._finish(directive_id)
+
+    async def _finish(self, directive_id: str) -> bool:
         """The directive ended: worktrees go, the integration branch stays,
         and the user is told how to take the result (never done for them).
         Not while the repository folder is gone: the log says so, and the
         engine's folder of worktrees stays, the mark `_left_to_tidy` finds
-        once the repository is back."""
+        once the repository is back. Whether it is done (False: left for the
+        folder's return)."""
         gone = _missing_repo(await self.store.get_directive(directive_id))
         if gone and self._worktrees_left(directive_id):
             message = (
@@ -1026,14 +1038,14 @@ class DirectiveEngine:
             )
             notice = Notice(directive_id=directive_id, message=message, severity=Severity.WARNING)
             await self._write(directive_id, lambda tx: tx.emit(notice))
-            return
+            return False
         ws = self._runtime(directive_id).workspace
         if ws is None and self._worktrees_left(directive_id):
             # ended by a command of another process, or before a restart
             with contextlib.suppress(RepoGone):
                 ws = await self._workspace(await self.store.get_directive(directive_id))
         if ws is None:
-            return
+            return True
         try:
             await ws.close()
             offer = await ws.offer_fast_forward()
@@ -1043,6 +1055,7 @@ class DirectiveEngine:
             message, severity = self._result_notice(directive_id, ws, offer), Severity.INFO
         notice = Notice(directive_id=directive_id, message=message, severity=severity)
         await self._write(directive_id, lambda tx: tx.emit(notice))
+        return True
 
     def _result_notice(self, directive_id: str, ws: Workspace, offer: FastForwardOffer) -> str:
         """Where the result is and the command that takes it, with this

@@ -1,7 +1,9 @@
 """Deleting a directive that has ended (or never started) removes it for
 good: its rows and events, and in the repository its worktrees, hidden refs
 and integration branch. A result that lives only on that branch is not
-thrown away unless asked, and nothing that runs or waits can be deleted."""
+thrown away unless asked, and nothing that runs or waits can be deleted.
+Before that, the end itself: its worktrees are tidied and the result's
+notice written once, however many views ask for the result meanwhile."""
 
 from __future__ import annotations
 
@@ -206,3 +208,29 @@ def test_the_delete_command_refuses_a_directive_that_waits(
         == "directive-tui: 'cli test' is active: stop it first (deleting removes its history for good)\n"
     )
     assert only_directive(db) == did
+
+
+async def test_the_end_is_tidied_and_said_once_while_views_ask_for_the_result(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """The app asks for the checkpoints the moment a directive completes
+    (to announce the result) while the driver tidies the end: one notice."""
+    import asyncio
+
+    repo = make_git_repo()
+    d = await engine.create_directive(spec(repo))
+    await engine.start_directive(d.id)
+
+    async def keep_looking() -> None:
+        for _ in range(200):
+            await engine.checkpoints(d.id)
+            if (await store.get_directive(d.id)).status.value == "completed":
+                await asyncio.gather(*(engine.checkpoints(d.id) for _ in range(3)))
+                return
+            await asyncio.sleep(0)
+
+    await keep_looking()
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    await asyncio.sleep(0.2)
+    said = [e.message for e in await store.list_events(d.id) if e.type == "notice"]
+    assert len([n for n in said if n.startswith("the result is on branch")]) == 1
