@@ -141,3 +141,33 @@ async def test_home_offers_no_directive_keys_with_no_directive(tmp_path: Path) -
         home = app.screen
         assert isinstance(home, HomeScreen)
         assert _footer_keys(home) == ["n", "q"]
+
+
+async def test_a_failed_step_s_escalation_says_it_failed(tmp_path: Path) -> None:
+    from tui.modals.approval import ApprovalModal
+
+    app = app_for(tmp_path, Script(fail={"build": "exit 3"}))
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: engine(app).store.pending_approvals(did), "the escalation")
+        await pilot.pause(0.2)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the escalation dialog")
+        assert str(app.screen.query_one(".dialog-title").render()) == (
+            "Step build failed: what now?"
+        )
+
+
+async def test_a_confirmation_s_footer_names_its_keys_as_its_buttons_do(tmp_path: Path) -> None:
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        footer = {
+            key: active.binding.description
+            for key, active in app.screen.active_bindings.items()
+            if active.binding.show and active.node is app.screen
+        }
+        assert footer == {"y": "Confirm", "escape": "Cancel", "n": "Cancel"}
+        await pilot.press("escape")

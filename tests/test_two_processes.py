@@ -518,6 +518,15 @@ async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -
             assert "watching · run by 'directive-tui --headless'" in str(
                 screen.query_one("#home-title").render()
             )
+            # so does the directive's own screen, in its header
+            from tests.test_tui_app import _loaded, _text
+            from tui.widgets.header import DirectiveHeader
+
+            app.open_directive_screen(str(did))
+            await until(pilot, lambda: _loaded(app), "the directive screen")
+            header = app.screen.query_one(DirectiveHeader)
+            assert "watching · run by 'directive-tui --headless'" in _text(header)
+            await pilot.press("escape")
             # the holder's progress arrives as events: the row reaches completed
             await until(
                 pilot,

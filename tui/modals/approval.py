@@ -24,6 +24,7 @@ from engine.models import (
     ApprovalRequest,
     Evaluation,
     Step,
+    StepStatus,
 )
 from tui.presentation import LEVEL_CSS
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
@@ -137,7 +138,8 @@ class ApprovalModal(ModalScreen[Answer | None]):
     def compose(self) -> ComposeResult:
         a = self.approval
         if self.intent is None:
-            title = f"{self.what.capitalize()} is blocked: what now?"
+            failed = self.step is not None and self.step.status is StepStatus.FAILED
+            title = f"{self.what.capitalize()} {'failed' if failed else 'is blocked'}: what now?"
         else:
             title = TITLES[self.intent].format(what=self.what)
         with Vertical(classes="dialog", id="approval-dialog"):
@@ -209,9 +211,14 @@ class ApprovalModal(ModalScreen[Answer | None]):
         inputs = self.query("#comment").results(Input)
         comment = next((i.value.strip() for i in inputs), "") or None
         if decision is D.REQUEST_CHANGES and not comment:
+            becomes = (
+                "what the planner is asked to change"
+                if self.approval.kind is ApprovalKind.PLAN
+                else "the rework instructions"
+            )
             show_error(
                 self.query_one("#approval-error", Static),
-                "A comment is required: it becomes the rework instructions.",
+                f"A comment is required: it becomes {becomes}.",
             )
             self.query_one("#comment", Input).focus()
             return

@@ -11,9 +11,11 @@ from textual.widgets import Button, Footer, Static
 
 
 class ConfirmModal(ModalScreen[bool]):
+    # The footer names the keys as the buttons do ("Delete [y]", "Cancel
+    # [esc]"), whatever the question.
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
+        Binding("y", "answer(True)", "Confirm"),
+        Binding("escape,n", "answer(False)", "Cancel"),
     ]
 
     def __init__(self, question: str, confirm: str = "Yes", *, danger: bool = False) -> None:

@@ -171,7 +171,9 @@ class DirectiveScreen(EngineScreen):
         if d is None:
             return
         self._follow_bindings()
-        self.query_one(DirectiveHeader).show(d, self.dag.steps, len(self.approvals))
+        self.query_one(DirectiveHeader).show(
+            d, self.dag.steps, len(self.approvals), self.dapp.role_note
+        )
         self.query_one(BudgetBars).show(d, self.dapp.clock())
 
     def _tick(self) -> None:

@@ -18,7 +18,8 @@ class DirectiveHeader(Looks, Static):
     COMPONENT_CLASSES = LOOK_CLASSES
     _shown: Text | None = None
 
-    def show(self, d: Directive, steps: Sequence[Step], waiting: int) -> None:
+    def show(self, d: Directive, steps: Sequence[Step], waiting: int, note: str = "") -> None:
+        """`note`: who runs the engine, when this app only watches."""
         look = DIRECTIVE_LOOK[d.status]
         done = sum(1 for s in steps if s.status in DONE)
         skipped = sum(1 for s in steps if s.status is StepStatus.SKIPPED)
@@ -35,6 +36,8 @@ class DirectiveHeader(Looks, Static):
         )
         if waiting:  # before the rest: what a person is needed for stays on a narrow screen
             line.append(f"  ⚑ {waiting} awaiting you", self.look("look--awaiting"))
+        if note:  # next: keys sent from here are carried out by another process
+            line.append(f"  {note}", self.look("look--key"))
         line.append(progress, self.look("look--muted"))
         line.append(f"  {d.spec.autonomy.value} · {d.id}", self.look("look--muted"))
         if line != self._shown:  # shown once per event batch: most change nothing
