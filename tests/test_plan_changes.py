@@ -8,10 +8,18 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from engine.bus import EventBus
-from engine.engine import DirectiveEngine, Outcome
+from engine.engine import DirectiveEngine, EngineError, Outcome
 from engine.invariants import check_invariants
-from engine.models import ApprovalDecision, ApprovalKind, Autonomy, PlannerKind
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    Autonomy,
+    PlannerKind,
+)
 from engine.services import default_planner
 from engine.store import Store
 from tests.engine_kit import Script, chain_spec, services, statuses
@@ -30,10 +38,11 @@ class ReplansFail:
         return await self.inner.plan(d, None)
 
 
-async def test_a_failed_replan_for_plan_changes_asks_about_the_plan_again(
-    store: Store, tmp_path: Path
-) -> None:
-    script = Script()
+async def plan_waiting(
+    store: Store, tmp_path: Path, script: Script
+) -> tuple[DirectiveEngine, str, ApprovalRequest]:
+    """A manual directive of two steps (`b` after `a`) whose first plan
+    waits for approval; its replans fail."""
     spec = chain_spec(tmp_path, [("a", []), ("b", ["a"])], autonomy=Autonomy.MANUAL)
     spec = spec.model_copy(update={"planner": PlannerKind.ANTHROPIC})
     kit = dataclasses.replace(services(script), planner=lambda kind, llm: ReplansFail())
@@ -44,19 +53,27 @@ async def test_a_failed_replan_for_plan_changes_asks_about_the_plan_again(
     assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
     (plan,) = await store.pending_approvals(d.id)
     assert plan.kind is ApprovalKind.PLAN
+    return engine, d.id, plan
+
+
+async def test_a_failed_replan_for_plan_changes_asks_about_the_plan_again(
+    store: Store, tmp_path: Path
+) -> None:
+    script = Script()
+    engine, did, plan = await plan_waiting(store, tmp_path, script)
 
     await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "split b in two")
-    assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
-    (again,) = await store.pending_approvals(d.id)
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (again,) = await store.pending_approvals(did)
     assert again.kind is ApprovalKind.PLAN and again.id != plan.id
     assert "replanning failed: Overloaded (529)" in again.summary
     await asyncio.sleep(0.2)
     assert script.calls == []  # nothing ran unapproved
-    assert await statuses(engine, d.id) == {"a": "pending", "b": "pending"}
+    assert await statuses(engine, did) == {"a": "pending", "b": "pending"}
     assert await check_invariants(store.path) == []
 
     await engine.resolve_approval(again.id, ApprovalDecision.APPROVE)  # approved as it is: it runs
-    assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
     assert [call[0] for call in script.calls] == ["a"]  # manual: a waits for its review
     await engine.close()
 
@@ -64,19 +81,7 @@ async def test_a_failed_replan_for_plan_changes_asks_about_the_plan_again(
 async def test_changes_to_a_plan_need_a_comment_saying_what_to_change(
     store: Store, tmp_path: Path
 ) -> None:
-    import pytest
-
-    from engine.engine import EngineError
-
-    spec = chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.MANUAL)
-    spec = spec.model_copy(update={"planner": PlannerKind.ANTHROPIC})
-    kit = dataclasses.replace(services(Script()), planner=lambda kind, llm: ReplansFail())
-    engine = DirectiveEngine(store, EventBus(), kit)
-    await engine.start()
-    d = await engine.create_directive(spec)
-    await engine.start_directive(d.id)
-    assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
-    (plan,) = await store.pending_approvals(d.id)
+    engine, _, plan = await plan_waiting(store, tmp_path, Script())
     with pytest.raises(EngineError, match="it becomes what the planner is asked to change$"):
         await engine.resolve_approval(plan.id, ApprovalDecision.REQUEST_CHANGES, "  ")
     assert (await store.get_approval(plan.id)).pending
