@@ -534,6 +534,21 @@ def _check_requirements(spec: DirectiveSpec, report: _Reporter) -> None:
         first_at[requirement.id] = i
 
 
+def _nul_characters(value: Any, loc: Loc = ()) -> Iterator[Loc]:
+    """Where a string holds a NUL (`"\\u0000"` in TOML): no path, command or
+    argument can carry one (the OS refuses it), so such a value could never
+    be used as written."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_characters(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _nul_characters(item, (*loc, i))
+
+
 def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -> DirectiveSpec:
     """Parse directive TOML; a relative `repo` is taken from `base_dir`."""
     try:
@@ -541,6 +556,8 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
     report = _Reporter(source, raw)
+    for loc in _nul_characters(raw):
+        raise report.error(loc, "must not contain a NUL character (\\u0000)")
     data = _conveniences(raw)
     problems = list(_bools_for_numbers(data, DirectiveSpec))
     try:

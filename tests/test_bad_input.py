@@ -160,6 +160,17 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
         GOOD_HEAD + ONE_STEP + '[[verifiers.extra]]\nname = "x"\ncommand = "true"\n' * 2,
         "verifier 'x' appears twice",
     ),
+    # a NUL can be written in TOML ("\\u0000") but no path, command or argument carries one
+    (
+        "nul-in-repo",
+        'title = "t"\ngoal = "g"\nrepo = "{repo}\\u0000"\n',
+        "repo: must not contain a NUL",
+    ),
+    (
+        "nul-in-command",
+        GOOD_HEAD + '[[steps]]\nname = "a"\ncommand = "echo a\\u0000b"\n',
+        "steps[0].command (step 'a'): must not contain a NUL",
+    ),
     *(
         (f"scripted-edit-{name}", GOOD_HEAD + SCRIPTED_EDIT + lines, says)
         for name, lines, says in [

@@ -416,6 +416,21 @@ def test_names_with_line_breaks_are_refused(tmp_path, repo, text, message):
     assert error(text, tmp_path) == f"d.toml: {message}"
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('title = "T"\ngoal = "G"\nrepo = ".\\u0000"\n', "repo: must not contain a NUL character (\\u0000)"),
+        (HEAD + '[[steps]]\nname = "a"\ncommand = "echo \\u0000"\n', "steps[0].command (step 'a'): must not contain a NUL character (\\u0000)"),
+        (MINIMAL + '[[verifiers.extra]]\nname = "v"\ncommand = ["echo", "\\u0000"]\n', "verifiers.extra[0].command[1]: must not contain a NUL character (\\u0000)"),
+    ],
+    ids=["repo", "step-command", "verifier-argument"],
+)  # fmt: skip
+def test_a_nul_character_is_refused_where_it_is_written(tmp_path, repo, text, message):
+    """The OS takes no NUL in a path or an argument: the repo's folder
+    could not be looked up (it raised), a command could only fail."""
+    assert error(text, tmp_path) == f"d.toml: {message}"
+
+
 def test_duplicate_requirement_ids(tmp_path, repo):
     text = HEAD + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
     message = error(text, tmp_path)
