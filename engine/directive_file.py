@@ -80,6 +80,7 @@ import re
 import tomllib
 import types
 import typing
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -475,12 +476,18 @@ def _check_texts(spec: DirectiveSpec, report: _Reporter) -> None:
         if not text.strip():
             raise report.error(loc, "must not be empty" if not text else "must not be blank")
     # Names head one line each (the header, the DAG's boxes, every log line
-    # about a step): a line break would split them.
+    # about a step): a line break would split them, and another control
+    # character (a tab, an escape sequence) would garble the terminal.
     one_line = [(("title",), spec.title)]
     one_line += [(("steps", i, "name"), s.name) for i, s in enumerate(spec.steps)]
     for loc, text in one_line:
         if any(c in text for c in "\n\r"):
             raise report.error(loc, "must be one line")
+        control = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            raise report.error(
+                loc, f"must not contain control characters (it has U+{ord(control):04X})"
+            )
 
 
 def _check_edits(spec: DirectiveSpec, report: _Reporter) -> None:

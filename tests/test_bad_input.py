@@ -171,6 +171,12 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
         GOOD_HEAD + '[[steps]]\nname = "a"\ncommand = "echo a\\u0000b"\n',
         "steps[0].command (step 'a'): must not contain a NUL",
     ),
+    (
+        "escape-in-title",
+        'title = "t\\u001b[2J"\ngoal = "g"\nrepo = "{repo}"\n' + ONE_STEP,
+        "U+001B",
+    ),
+    ("tab-in-step-name", GOOD_HEAD + '[[steps]]\nname = "a\\tb"\ncommand = "true"\n', "U+0009"),
     *(
         (f"scripted-edit-{name}", GOOD_HEAD + SCRIPTED_EDIT + lines, says)
         for name, lines, says in [

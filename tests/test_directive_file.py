@@ -419,6 +419,20 @@ def test_names_with_line_breaks_are_refused(tmp_path, repo, text, message):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (MINIMAL.replace('"T"', '"\\u001b[31mred"'), "title: must not contain control characters (it has U+001B)"),
+        (HEAD + '[[steps]]\nname = "a\\tb"\ncommand = "true"\n', "steps[0].name (step 'a\\tb'): must not contain control characters (it has U+0009)"),
+    ],
+    ids=["escape-in-title", "tab-in-step-name"],
+)  # fmt: skip
+def test_names_with_control_characters_are_refused(tmp_path, repo, text, message):
+    """Printed raw on every log line, an escape sequence would recolour or
+    clear the terminal of whoever reads the log."""
+    assert error(text, tmp_path) == f"d.toml: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
         ('title = "T"\ngoal = "G"\nrepo = ".\\u0000"\n', "repo: must not contain a NUL character (\\u0000)"),
         (HEAD + '[[steps]]\nname = "a"\ncommand = "echo \\u0000"\n', "steps[0].command (step 'a'): must not contain a NUL character (\\u0000)"),
         (MINIMAL + '[[verifiers.extra]]\nname = "v"\ncommand = ["echo", "\\u0000"]\n', "verifiers.extra[0].command[1]: must not contain a NUL character (\\u0000)"),
