@@ -444,6 +444,12 @@ def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
             raise report.error(
                 ("steps", i, "command"), "the shell executor needs a command for this step"
             )
+        if step.attempts and executor is not ExecutorKind.SCRIPTED:
+            raise report.error(
+                ("steps", i, "attempts"),
+                "only the scripted executor uses [[steps.attempts]], and this step runs with"
+                f' executor = "{executor.value}" (remove the attempts, or set executor = "scripted")',
+            )
         unknown = [r for r in step.requirement_ids if r not in known]
         if unknown:
             listed = ", ".join(known) or "none"

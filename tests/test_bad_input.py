@@ -177,6 +177,11 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
         "U+001B",
     ),
     ("tab-in-step-name", GOOD_HEAD + '[[steps]]\nname = "a\\tb"\ncommand = "true"\n', "U+0009"),
+    (
+        "attempts-on-a-shell-step",
+        GOOD_HEAD + ONE_STEP + '[[steps.attempts]]\nsummary = "x"\n',
+        "only the scripted executor uses [[steps.attempts]]",
+    ),
     *(
         (f"scripted-edit-{name}", GOOD_HEAD + SCRIPTED_EDIT + lines, says)
         for name, lines, says in [

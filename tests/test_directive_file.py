@@ -445,6 +445,15 @@ def test_a_nul_character_is_refused_where_it_is_written(tmp_path, repo, text, me
     assert error(text, tmp_path) == f"d.toml: {message}"
 
 
+def test_attempts_on_a_step_that_is_not_scripted_are_refused(tmp_path, repo):
+    text = HEAD + '[[steps]]\nname = "a"\ncommand = "true"\n[[steps.attempts]]\nsummary = "x"\n'
+    assert error(text, tmp_path) == (
+        "d.toml: steps[0].attempts (step 'a'): only the scripted executor uses"
+        ' [[steps.attempts]], and this step runs with executor = "shell"'
+        ' (remove the attempts, or set executor = "scripted")'
+    )
+
+
 def test_duplicate_requirement_ids(tmp_path, repo):
     text = HEAD + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
     message = error(text, tmp_path)
