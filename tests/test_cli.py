@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -353,6 +356,35 @@ def test_json_without_headless_is_refused_rather_than_opening_the_app(tmp_path: 
         else:
             raise AssertionError(f"{argv} was accepted")
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_app_without_a_terminal_is_refused_rather_than_left_waiting(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A CI job that forgot --headless (stdin not a terminal, stderr to a
+    log) used to run the app there: the directive ran, then the job hung on
+    a screen nobody could quit; with stdin closed it failed with a traceback."""
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK)
+    db = tmp_path / "x.db"
+    for argv, stdin in (
+        (["run", str(path)], subprocess.DEVNULL),
+        (["run", str(path)], None),  # closed below
+        ([], subprocess.DEVNULL),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "tui.cli", "--db", str(db), *argv],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parent.parent,
+            preexec_fn=(lambda: os.close(0)) if stdin is None else None,
+        )
+        assert (result.returncode, result.stdout) == (2, ""), argv
+        hint = "add --headless to run without a screen" if argv else "the commands"
+        assert result.stderr.startswith("directive-tui: the app needs a terminal, and stdin"), argv
+        assert hint in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not db.exists()
 
 
 def test_merge_names_the_branch_and_a_second_merge_is_already_done(

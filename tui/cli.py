@@ -781,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     cmd = args.command
+    if cmd in (None, "run", "demo", "resume") and not getattr(args, "headless", False):
+        need_terminal(cmd)
     if cmd == "run":
         spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
         if args.headless:
@@ -829,6 +831,25 @@ async def _demo_headless(db: Path, auto: bool, as_json: bool, me: str) -> int:
     except DemoError as exc:
         raise UsageError(f"cannot prepare the demo: {exc}") from exc
     return await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto, command=me)
+
+
+def need_terminal(command: str | None) -> None:
+    """The app reads keys from stdin and draws on stderr (as Textual does):
+    without a terminal on both it would hang, or fail with a traceback,
+    and a CI job that forgot `--headless` would wait for nobody. Refused
+    before anything is written."""
+    streams = {"stdin": sys.__stdin__, "stderr": sys.__stderr__}
+    missing = [name for name, stream in streams.items() if stream is None or not stream.isatty()]
+    if not missing:
+        return
+    if command in ("run", "resume", "demo"):
+        hint = f"add --headless to {command} without a screen"
+    else:
+        hint = "the commands (see `directive-tui --help`) need none"
+    verb = "is" if len(missing) == 1 else "are"
+    raise UsageError(
+        f"the app needs a terminal, and {' and '.join(missing)} {verb} not one: {hint}"
+    )
 
 
 def _run_app(db: Path, **kwargs: Any) -> int:
