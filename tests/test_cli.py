@@ -346,6 +346,30 @@ def test_a_folder_given_as_the_database_is_refused_plainly(tmp_path: Path) -> No
         assert err == f"directive-tui: {tmp_path} is a folder: --db takes a database file, such as {tmp_path / 'directives.db'}\n"  # fmt: skip
 
 
+def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`--db` on some other program's SQLite file used to be taken as a new
+    database: even `list` added the store's tables to it (and switched it
+    to WAL), and `run` went on to keep directives in it."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER, name TEXT)")
+        conn.execute("INSERT INTO users VALUES (1, 'ada')")
+    conn.close()
+    before = db.read_bytes()
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK)
+    for argv in (["list"], ["events", "abc"], ["run", str(path), "--headless"]):
+        code, out, err = run_cli("--db", str(db), *argv)
+        assert (code, out) == (2, ""), argv
+        assert err == (
+            f"directive-tui: {db} is another program's SQLite database (its tables: users):"
+            " give --db a file of directive-tui's own, or a new path\n"
+        )
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app")) == ["app.db"]
+
+
 def test_json_without_headless_is_refused_rather_than_opening_the_app(tmp_path: Path) -> None:
     """A CI job that forgot --headless used to hang in the full-screen app."""
     for argv in (["run", "d.toml", "--json"], ["demo", "--json"], ["resume", "abc", "--json"]):

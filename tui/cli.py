@@ -106,6 +106,42 @@ def check_db(db: Path, command: str | None) -> None:
         raise UsageError(f"no database at {db}")
     if command not in CREATES_DB and db.stat().st_size == 0:  # it would be made one
         raise UsageError(f"no database at {db} (an empty file)")
+    if db.exists():
+        foreign = other_programs_tables(db)
+        if foreign:
+            tables = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise UsageError(
+                f"{db} is another program's SQLite database (its tables: {tables}):"
+                " give --db a file of directive-tui's own, or a new path"
+            )
+
+
+def other_programs_tables(db: Path) -> list[str]:
+    """The tables of a SQLite file that another program made: tables, but
+    none of ours and no schema version of ours (the store would otherwise
+    add its tables to it, even for `list`). Read-only; anything that is not
+    a readable SQLite file is left to the store to refuse."""
+    import sqlite3
+
+    try:
+        with open(db, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return []
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return []
+    return names if version == 0 and names else []
 
 
 # --------------------------------------------------------------------------
