@@ -451,7 +451,9 @@ class DirectiveEngine:
                 " its history for good)"
             )
         done: list[str] = []
-        gone = _missing_repo(d)
+        gone = None if d.status is D.DRAFT else _missing_repo(d)  # a draft made no refs
+        if gone and not force:
+            raise NeedsForce(f"{gone}: put it back, so that its branch and refs go with it")
         ws = None if gone or d.status is D.DRAFT else await self._workspace(d)
         if ws is not None:
             if not force and await ws.result_only_here():
@@ -462,7 +464,10 @@ class DirectiveEngine:
             await ws.discard()
             done.append(f"removed branch {ws.integration_branch} and the directive's refs")
         elif gone:
-            done.append(f"{gone}: any branch of the directive stays in it")
+            done.append(
+                f"{gone}: its branch directive/{d.id}/integration and refs under"
+                f" refs/directive-tui/{d.id}/ stay in it"
+            )
         folder = self._work_dir() / "worktrees" / directive_id
         if folder.exists():
             await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
@@ -2053,9 +2058,13 @@ def _report_failure(task: asyncio.Task[Any]) -> None:
         log.error("background task failed", exc_info=exc)
 
 
-class ResultOnlyHere(EngineError):
-    """A delete would drop the directive's result: it is on its integration
-    branch and no other. Each front end names its own way to force it."""
+class NeedsForce(EngineError):
+    """A delete that would lose work or leave refs behind is refused unless
+    forced; each front end names its own way to force it."""
+
+
+class ResultOnlyHere(NeedsForce):
+    """The directive's result is on its integration branch and no other."""
 
 
 class RepoGone(EngineError):

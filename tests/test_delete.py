@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.bus import EventBus
-from engine.engine import DirectiveEngine, EngineError, EngineServices, Outcome
+from engine.engine import DirectiveEngine, EngineError, EngineServices, NeedsForce, Outcome
 from engine.invariants import check_invariants
 from engine.models import (
     Autonomy,
@@ -121,7 +121,7 @@ async def test_a_running_or_paused_directive_is_not_deleted(
     assert (await store.get_directive(d.id)).status.value == "paused"
 
 
-async def test_a_draft_and_a_directive_whose_folder_is_gone_are_deleted(
+async def test_a_draft_and_a_directive_whose_folder_is_gone_are_deleted_forced(
     engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
 ) -> None:
     draft = await engine.create_directive(spec(make_git_repo(name="draft")))
@@ -130,9 +130,12 @@ async def test_a_draft_and_a_directive_whose_folder_is_gone_are_deleted(
     repo = make_git_repo(name="moved")
     did = await completed(engine, repo)
     shutil.rmtree(repo)
-    said = await engine.delete_directive(did)
+    with pytest.raises(NeedsForce, match="is gone: put it back, so that its branch and refs go"):
+        await engine.delete_directive(did)
+    said = await engine.delete_directive(did, force=True)
     assert (
-        said[1] == f"the repository folder {repo} is gone: any branch of the directive stays in it"
+        said[1] == f"the repository folder {repo} is gone: its branch directive/{did}/integration"
+        f" and refs under refs/directive-tui/{did}/ stay in it"
     )
     assert await store.list_directives() == []
     assert not worktree_folder(store, did).exists()

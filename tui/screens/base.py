@@ -174,9 +174,10 @@ class EngineScreen(Screen[None]):
             await self.command(self.engine.stop_directive(d.id), f"stopped: {d.title}")
 
     async def delete(self, d: Directive) -> bool:
-        """Delete for good, asked first; a result on the directive's branch
-        only is asked about again (it would be lost). Whether it went."""
-        from engine.engine import ResultOnlyHere
+        """Delete for good, asked first; what the engine keeps unless forced
+        (a result on the directive's branch only, refs in a repository folder
+        that is gone) is asked about again. Whether it went."""
+        from engine.engine import NeedsForce, ResultOnlyHere
 
         question = (
             f"Delete {d.title} for good? Its history goes, and from the repository"
@@ -185,12 +186,11 @@ class EngineScreen(Screen[None]):
         if not await self.app.push_screen_wait(ConfirmModal(question, "Delete", danger=True)):
             return False
         said = await self.dapp.command_value(self._delete(d.id, force=False))
-        if isinstance(said, ResultOnlyHere):
+        if isinstance(said, NeedsForce):
             why = str(said)
-            again = (
-                f"{why[:1].upper()}{why[1:]}: delete it anyway? (Its screen's G shows it"
-                " and takes it to your branch.)"
-            )
+            again = f"{why[:1].upper()}{why[1:]}. Delete it anyway?"
+            if isinstance(said, ResultOnlyHere):
+                again += " (Its screen's G shows the result and takes it to your branch.)"
             if not await self.app.push_screen_wait(
                 ConfirmModal(again, "Delete anyway", danger=True)
             ):
@@ -202,13 +202,13 @@ class EngineScreen(Screen[None]):
         return True
 
     async def _delete(self, directive_id: str, *, force: bool) -> list[str] | Exception:
-        """The engine's delete; a result it keeps comes back as the value,
-        for the second question (not as an error notification)."""
-        from engine.engine import ResultOnlyHere
+        """The engine's delete; what it keeps unless forced comes back as the
+        value, for the second question (not as an error notification)."""
+        from engine.engine import NeedsForce
 
         try:
             return await self.engine.delete_directive(directive_id, force=force)
-        except ResultOnlyHere as exc:
+        except NeedsForce as exc:
             return exc
 
     async def raise_limits(self, d: Directive) -> None:
