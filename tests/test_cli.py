@@ -370,6 +370,31 @@ def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app")) == ["app.db"]
 
 
+def test_a_database_another_program_keeps_locked_is_said_to_be_busy(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A write lock held past the store's wait (a backup, a sqlite3 shell
+    left in a transaction) ended `run` in a traceback (exit 1); at opening
+    it read `not a usable directive-tui database`, as if the file were bad."""
+    db = tmp_path / "x.db"
+    asyncio.run(empty_database(str(db)))
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        code, out, err = run_cli("--db", str(db), "run", str(path), "--headless")
+        assert (code, out) == (2, "")
+        assert err == (
+            f"directive-tui: {db} is busy: another program kept it locked for longer than"
+            " this command waits (10 s); try again once it is done\n"
+        )
+        assert run_cli("--db", str(db), "list") == (0, "", "")  # reading is not held up
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert run_cli("--db", str(db), "run", str(path), "--headless")[0] == 0
+
+
 def test_json_without_headless_is_refused_rather_than_opening_the_app(tmp_path: Path) -> None:
     """A CI job that forgot --headless used to hang in the full-screen app."""
     for argv in (["run", "d.toml", "--json"], ["demo", "--json"], ["resume", "abc", "--json"]):

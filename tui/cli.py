@@ -82,6 +82,25 @@ class UsageError(Exception):
     """Bad input from the person at the keyboard: exit 2 with the message."""
 
 
+def is_busy(exc: BaseException | None) -> bool:
+    """SQLite's answer when another program held a lock past the store's wait."""
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+BUSY_WAIT_S = 10  # as the store waits for a lock (engine/store.py's busy_timeout)
+
+
+def busy_message(db: Path) -> str:
+    return (
+        f"{db} is busy: another program kept it locked for longer than this command"
+        f" waits ({BUSY_WAIT_S} s); try again once it is done"
+    )
+
+
 def command_line(db: Path | None) -> str:
     """How to call this program again on the same database, for the hints
     it prints: with `--db` when this call named one (or the environment
@@ -127,7 +146,7 @@ def other_programs_tables(db: Path) -> list[str]:
         with open(db, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 return []
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_WAIT_S)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             names = [
@@ -139,6 +158,10 @@ def other_programs_tables(db: Path) -> list[str]:
             ]
         finally:
             conn.close()
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):  # it cannot be told whose it is: wait no longer than the store would
+            raise UsageError(busy_message(db)) from exc
+        return []
     except (OSError, sqlite3.Error):
         return []
     return names if version == 0 and names else []
@@ -286,6 +309,8 @@ async def _open(db: Path):
     try:
         return await Store.open(db)
     except StoreError as exc:
+        if is_busy(exc.__cause__):
+            raise UsageError(busy_message(db)) from exc
         raise UsageError(str(exc)) from exc
     except (sqlite3.Error, OSError) as exc:  # a folder we may not write in, say
         raise UsageError(f"cannot open the database {db}: {exc}") from exc
@@ -813,6 +838,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # nor complain when stdout is flushed at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OUTPUT_CLOSED
+    except Exception as exc:  # SQLite's lock wait ran out, wherever it was
+        if not is_busy(exc):
+            raise
+        print(f"directive-tui: {busy_message(db)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
