@@ -666,3 +666,31 @@ def test_list_tells_skipped_steps_from_passed_ones(
     assert " completed  2/2 steps (1 skipped)  $0.00  0 approvals  cli test" in run_cli("--db", db, "list")[1]  # fmt: skip
     (row,) = json.loads(run_cli("--db", db, "list", "--json")[1])
     assert (row["steps_done"], row["steps_skipped"], row["steps_total"]) == (2, 1, 2)
+
+
+def test_a_run_waiting_while_the_repository_is_gone_says_so_before_its_answers(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """The answers it listed were each refused (`the repository folder ...
+    is gone`), and nothing had said why the wait could not be ended."""
+    db = str(tmp_path / "x.db")
+    repo = make_git_repo()
+    path = directive_file(tmp_path, repo, YELLOW)
+    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3
+    did = only_directive(db)
+    moved = repo.rename(repo.with_name("moved"))
+
+    code, out, _ = run_cli("--db", db, "resume", did, "--headless")
+    assert code == 3
+    waiting = out[out.index("the repository folder") :].splitlines()
+    assert waiting[0] == (
+        f"the repository folder {repo} is gone: put it back before answering"
+        " (answers are refused until then)"
+    )
+    assert waiting[1].startswith("waiting for approval")
+    (pending,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert run_cli("--db", db, "approve", pending["id"])[0] == 2
+
+    moved.rename(repo)
+    code, out, _ = run_cli("--db", db, "resume", did, "--headless")
+    assert code == 3 and "is gone" not in out

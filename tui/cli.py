@@ -411,6 +411,12 @@ async def run_headless(
             raise printer.exception()  # type: ignore[misc]
         if outcome is Outcome.AWAITING_APPROVAL and not as_json:
             now_d = await store.get_directive(did)
+            if not Path(now_d.spec.repo).is_dir():  # the engine refuses every answer till then
+                print(
+                    f"the repository folder {now_d.spec.repo} is gone:"
+                    " put it back before answering (answers are refused until then)",
+                    file=out,
+                )
             for approval in await store.pending_approvals(did):
                 answers = "\n".join(f"    {line}" for line in answer_commands(approval, me, now_d))
                 print(
