@@ -694,3 +694,24 @@ def test_a_run_waiting_while_the_repository_is_gone_says_so_before_its_answers(
     moved.rename(repo)
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
     assert code == 3 and "is gone" not in out
+
+
+def test_an_answered_escalation_says_which_way_it_went(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`decide ID stop` printed `resolved`, as retry, skip and replan did."""
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    run_cli("--db", db, "run", str(path), "--headless")
+    (review,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert run_cli("--db", db, "deny", review["id"]) == (
+        0,
+        f"approval {review['id']}: denied\n",
+        "",
+    )
+    (escalation,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert run_cli("--db", db, "decide", escalation["id"][:5], "stop") == (
+        0,
+        f"approval {escalation['id']}: resolved (stop)\n",
+        "",
+    )

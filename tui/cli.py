@@ -605,7 +605,9 @@ async def resolve(
                 f" not {ANSWER_VERBS.get(decision, decision)}; answer with one of:\n  {answers}"
             )
         resolved = await engine.resolve_approval(approval.id, decision, comment)
-        print(f"approval {resolved.id}: {resolved.status.value}", file=out)
+        # An escalation's status is only `resolved`: say which way.
+        how = f" ({resolved.decision.value})" if resolved.kind.value == "escalation" else ""
+        print(f"approval {resolved.id}: {resolved.status.value}{how}", file=out)
         return EXIT_OK
     except (EngineError, NotFound) as exc:
         raise UsageError(str(exc)) from exc
