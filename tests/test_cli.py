@@ -473,6 +473,22 @@ def test_a_limit_is_switched_off_with_none(
     assert out.splitlines()[0].split()[:2] == ["max_cost_usd", "7.5"]
 
 
+def test_a_limit_out_of_range_is_refused_in_plain_words(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
+    did = only_directive(db)
+    before = run_cli("--db", db, "limits", did)[1]
+    for flag, value, says in (
+        ("--max-failed-steps", "0", "--max-failed-steps: must be at least 1, got 0"),
+        ("--max-cost-usd", "-3", "--max-cost-usd: must be greater than 0, got -3"),
+    ):
+        code, out, err = run_cli("--db", db, "limits", did, flag, value)
+        assert (code, out, err) == (2, "", f"directive-tui: limits not changed: {says}\n")
+    assert run_cli("--db", db, "limits", did)[1] == before
+
+
 def test_an_empty_id_is_refused(tmp_path: Path, make_git_repo: Callable[..., Path]) -> None:
     db = str(tmp_path / "x.db")
     run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")

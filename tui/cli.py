@@ -692,7 +692,7 @@ async def limits_command(
         return EXIT_OK
     except ValidationError as exc:
         problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}".replace("_", "-")
+            f"--{'-'.join(str(p) for p in e['loc'])}".replace("_", "-") + f": {_limit_problem(e)}"
             for e in exc.errors()
         )
         raise UsageError(f"limits not changed: {problems}") from exc
@@ -701,6 +701,19 @@ async def limits_command(
     finally:
         await engine.close()
         await store.close()
+
+
+# pydantic's bound errors, in the words a directive file's are given in.
+BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least")}
+
+
+def _limit_problem(error: Any) -> str:
+    """`must be at least 1, got 0` (pydantic: `Input should be greater than
+    or equal to 1`)."""
+    if error["type"] not in BOUNDS:
+        return str(error["msg"])
+    key, words = BOUNDS[error["type"]]
+    return f"must be {words} {error['ctx'][key]:g}, got {error['input']:g}"
 
 
 async def print_events(db: Path, directive_id: str, after: int, as_json: bool, out: Any) -> int:
