@@ -202,7 +202,7 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
     before = saved()
     code, _, err = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "-1")
     assert code == 2
-    assert "limits not changed: --max-wall-time-minutes: Input should be greater than 0" in err
+    assert "limits not changed: --max-wall-time-minutes: must be greater than 0, got -1" in err
     assert saved() == before
 
     code, out, _ = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "10")
