@@ -731,3 +731,17 @@ def test_an_answered_escalation_says_which_way_it_went(
         f"approval {escalation['id']}: resolved (stop)\n",
         "",
     )
+
+
+def test_help_lists_the_exit_codes_a_script_branches_on() -> None:
+    """They were only in the README: a CI author reading --help could not
+    tell waiting (3) from paused (4)."""
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    lines = out.getvalue().split("exit codes:\n")[1].splitlines()
+    said = {int(line.split()[0]): line for line in lines if line.split()[0].isdigit()}
+    for code, says in ((0, "completed"), (1, "failed"), (2, "bad input"), (3, "approval"),
+                       (4, "paused"), (141, "output was closed")):  # fmt: skip
+        assert says in said[code], code

@@ -172,10 +172,27 @@ def other_programs_tables(db: Path) -> list[str]:
 # --------------------------------------------------------------------------
 
 
+EXIT_CODES_HELP = """\
+exit codes:
+  0    completed (or the command did what it was asked)
+  1    the directive failed or was stopped
+  2    bad input: a malformed directive file (nothing is written), an unknown
+       id, no database at --db, a database in use or busy
+  3    stopped waiting for an approval: answer it, then `resume ID --headless`
+  4    paused: a breaker tripped (raise it with `limits`), a person paused it,
+       or the first plan could not be made; then `resume ID --headless`
+  141  the output was closed (`| head`): the run stopped; `resume` carries on
+"""
+
+ID_HELP = "directive id (or a unique prefix)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="directive-tui",
         description="Hand a goal to AI coding agents and supervise them with guardrails.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--db",
@@ -192,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="create a directive from a TOML file and start it")
-    run.add_argument("file", type=Path)
+    run.add_argument("file", type=Path, help="a directive file (TOML; see examples/README.md)")
     _headless_flags(run)
 
     demo = sub.add_parser("demo", help="the offline demo: no key, no network")
@@ -200,14 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     _headless_flags(demo)
 
     resume = sub.add_parser("resume", help="resume a directive (paused, or left waiting)")
-    resume.add_argument("id")
+    resume.add_argument("id", help=ID_HELP)
     _headless_flags(resume)
 
     ls = sub.add_parser("list", help="list directives")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="a JSON list")
 
     ap = sub.add_parser("approvals", help="list pending approvals")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="a JSON list")
 
     for name, helptext in (
         ("approve", "approve a pending approval"),
@@ -219,34 +236,34 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("-m", "--comment", required=name == "request-changes")
 
     dec = sub.add_parser("decide", help="answer an escalation: retry, skip, replan or stop")
-    dec.add_argument("id")
+    dec.add_argument("id", help="approval id (or a unique prefix)")
     dec.add_argument("decision", choices=["retry", "skip", "replan", "stop"])
     dec.add_argument("-m", "--comment")
 
     for name in ("pause", "stop"):
         cmd = sub.add_parser(name, help=f"{name} a directive")
-        cmd.add_argument("id")
+        cmd.add_argument("id", help=ID_HELP)
 
     lim = sub.add_parser(
         "limits",
         help="show a directive's limits, or change them (then `resume` after a breaker)",
     )
-    lim.add_argument("id")
+    lim.add_argument("id", help=ID_HELP)
     for name, kind, what in LIMIT_OPTIONS:
         off = f"; {NO_LIMIT}: no limit" if kind is _switchable_limit else ""
         lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what + off)
 
     diff = sub.add_parser("diff", help="the directive's result so far, as a diff of your branch")
-    diff.add_argument("id")
-    diff.add_argument("--stat", action="store_true")
+    diff.add_argument("id", help=ID_HELP)
+    diff.add_argument("--stat", action="store_true", help="files changed, not the diff")
 
     cps = sub.add_parser(
         "checkpoints", help="where the directive started, then a commit per passed step"
     )
-    cps.add_argument("id")
+    cps.add_argument("id", help=ID_HELP)
 
     reset = sub.add_parser("reset", help="reset the directive's branch to a checkpoint")
-    reset.add_argument("id")
+    reset.add_argument("id", help=ID_HELP)
     reset.add_argument(
         "point",
         type=_reset_point,
@@ -257,20 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     merge = sub.add_parser("merge", help="fast-forward your branch to the directive's result")
-    merge.add_argument("id")
+    merge.add_argument("id", help=ID_HELP)
 
     rm = sub.add_parser(
         "delete",
         help="delete a directive that has ended or never started, with its branch and refs",
     )
-    rm.add_argument("id")
+    rm.add_argument("id", help=ID_HELP)
     rm.add_argument(
         "--force", action="store_true", help="even when its result is on no other branch"
     )
 
     ev = sub.add_parser("events", help="print a directive's event log")
-    ev.add_argument("id")
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("id", help=ID_HELP)
+    ev.add_argument("--json", action="store_true", help="JSON lines")
     ev.add_argument("--after", type=int, default=0, help="only events after this sequence number")
     return p
 
