@@ -237,3 +237,26 @@ async def test_the_end_is_tidied_and_said_once_while_views_ask_for_the_result(
     await asyncio.sleep(0.2)
     said = [e.message for e in await store.list_events(d.id) if e.type == "notice"]
     assert len([n for n in said if n.startswith("the result is on branch")]) == 1
+
+
+def test_the_delete_command_on_a_directive_whose_folder_is_gone_needs_force(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_cli import STEP_OK, directive_file, only_directive, run_cli
+
+    repo = make_git_repo()
+    db = str(tmp_path / "x.db")
+    assert (
+        run_cli("--db", db, "run", str(directive_file(tmp_path, repo, STEP_OK)), "--headless")[0]
+        == 0
+    )
+    did = only_directive(db)
+    shutil.rmtree(repo)
+    code, _, err = run_cli("--db", db, "delete", did)
+    assert code == 2
+    assert err == (
+        f"directive-tui: the repository folder {repo} is gone: put it back, so that its"
+        " branch and refs go with it; or add --force to delete it anyway\n"
+    )
+    assert run_cli("--db", db, "delete", did, "--force")[0] == 0
+    assert run_cli("--db", db, "list", "--json")[1].strip() == "[]"

@@ -785,9 +785,10 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
 
 
 async def delete_command(db: Path, directive_id: str, force: bool, out: Any, me: str) -> int:
-    """Delete for good, saying what went; a result on no other branch is
-    kept unless `--force`, and the refusal says how to take it first."""
-    from engine.engine import DirectiveEngine, EngineError, ResultOnlyHere
+    """Delete for good, saying what went; what the engine keeps unless
+    forced (a result on no other branch, refs in a repository folder that is
+    gone) is refused with the way to take it first, or `--force`."""
+    from engine.engine import DirectiveEngine, EngineError, NeedsForce, ResultOnlyHere
     from engine.store import NotFound
 
     store = await _open(db)
@@ -801,6 +802,8 @@ async def delete_command(db: Path, directive_id: str, force: bool, out: Any, me:
         raise UsageError(
             f"{exc}: take it first (`{me} merge {d.id}`), or add --force to drop it"
         ) from exc
+    except NeedsForce as exc:
+        raise UsageError(f"{exc}; or add --force to delete it anyway") from exc
     except (EngineError, NotFound) as exc:
         raise UsageError(str(exc)) from exc
     finally:
