@@ -1715,9 +1715,10 @@ class DirectiveEngine:
                     **scored,
                 )
                 return S.REWORK
-            why = f"still red after {step.rework_count} rework cycles"
+            cycles = f"{step.rework_count} rework cycle" + ("" if step.rework_count == 1 else "s")
+            why = f"still red after {cycles}"
             if merged and merged.conflicts:
-                why = f"merge conflicts after {step.rework_count} rework cycles"
+                why = f"merge conflicts after {cycles}"
             tx.step_status(
                 step.id,
                 S.BLOCKED,

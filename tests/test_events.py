@@ -17,3 +17,18 @@ def test_an_approval_closed_by_the_engine_says_nobody_answered() -> None:
         directive_id="d", approval_id="a1", decision="superseded", comment="replanned"
     )
     assert closed.describe() == "approval [a1] closed unanswered: replanned"
+
+
+async def test_a_blocked_step_counts_its_rework_cycles_in_words(store, tmp_path) -> None:
+    from engine.bus import EventBus
+    from engine.engine import DirectiveEngine, Outcome
+    from tests.engine_kit import Script, chain_spec, services
+
+    engine = DirectiveEngine(store, EventBus(), services(Script(scores={"a": [0.1, 0.1]})))
+    await engine.start()
+    d = await engine.create_directive(chain_spec(tmp_path, [("a", [])], max_rework_cycles=1))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(d.id)
+    assert escalation.summary.endswith("still red after 1 rework cycle")
+    await engine.close()
