@@ -94,6 +94,12 @@ from engine.worktrees import (
 log = logging.getLogger(__name__)
 
 D, S = DirectiveStatus, StepStatus
+# Why an attempt stopped halfway, as the log says it, by what the directive
+# became (else the engine is closing: it runs again when one starts).
+INTERRUPTED = {
+    D.STOPPED: "interrupted: the directive stopped",
+    D.PAUSED: "interrupted: runs again on resume",
+}
 # What can be deleted: never started, or ended (nothing runs, nothing waits).
 DELETABLE = frozenset({D.DRAFT}) | DIRECTIVE_TERMINAL
 
@@ -1826,10 +1832,12 @@ class DirectiveEngine:
         if self._lease is not None and self._lease.lost.is_set():
             return
 
+        def put_back(tx: Tx) -> None:
+            status = tx.directive(directive_id).status
+            _put_back(tx, step_id, run_id, INTERRUPTED.get(status, "interrupted"))
+
         with contextlib.suppress(Exception):
-            await self._write(
-                directive_id, lambda tx: _put_back(tx, step_id, run_id, "interrupted")
-            )
+            await self._write(directive_id, put_back)
         ws = self._runtime(directive_id).workspace
         for attempt in held:
             with contextlib.suppress(Exception):

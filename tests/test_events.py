@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from engine.events import ApprovalResolved
 
 
@@ -31,4 +33,23 @@ async def test_a_blocked_step_counts_its_rework_cycles_in_words(store, tmp_path)
     assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
     (escalation,) = await store.pending_approvals(d.id)
     assert escalation.summary.endswith("still red after 1 rework cycle")
+    await engine.close()
+
+
+async def test_a_stop_says_the_step_it_interrupted_will_not_run(store, tmp_path) -> None:
+    from engine.bus import EventBus
+    from engine.engine import DirectiveEngine
+    from tests.engine_kit import Script, chain_spec, services
+
+    engine = DirectiveEngine(store, EventBus(), services(Script(delay={"slow": 30.0})))
+    await engine.start()
+    d = await engine.create_directive(chain_spec(tmp_path, [("slow", [])]))
+    await engine.start_directive(d.id)
+    for _ in range(500):  # until the step runs (bounded)
+        if await engine.running_steps():
+            break
+        await asyncio.sleep(0.01)
+    await engine.stop_directive(d.id)
+    moves = [e.describe() for e in await store.list_events(d.id) if e.type == "step_status_changed"]
+    assert moves[-1] == "step slow: running -> ready (interrupted: the directive stopped)"
     await engine.close()
