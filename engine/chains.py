@@ -254,6 +254,7 @@ def record_checkpoint(tx: Tx, step: Step, merged: Any | None) -> None:
                 sha=merged.sha,
                 fast_forward=merged.fast_forward,
                 artifacts=merged.artifacts,
+                changed=merged.sha != merged.previous_sha,
             )
         )
 

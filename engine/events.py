@@ -192,11 +192,17 @@ class CheckpointRecorded(_Event):
     sha: str
     fast_forward: bool = False
     artifacts: list[str] = Field(default_factory=list)  # ignored outputs handed on
+    changed: bool = True  # False: the step committed nothing, the branch stays
     severity: Severity = Severity.SUCCESS
 
     def describe(self) -> str:
-        how = "fast-forward" if self.fast_forward else "merge"
         handed = f"; hands on {', '.join(self.artifacts)}" if self.artifacts else ""
+        if not self.changed:
+            return (
+                f"checkpoint {self.sha[:10]}: step {self.step_name} changed no file"
+                f" (the branch stays){handed}"
+            )
+        how = "fast-forward" if self.fast_forward else "merge"
         return f"checkpoint {self.sha[:10]}: step {self.step_name} merged ({how}){handed}"
 
 

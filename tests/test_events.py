@@ -53,3 +53,25 @@ async def test_a_stop_says_the_step_it_interrupted_will_not_run(store, tmp_path)
     moves = [e.describe() for e in await store.list_events(d.id) if e.type == "step_status_changed"]
     assert moves[-1] == "step slow: running -> ready (interrupted: the directive stopped)"
     await engine.close()
+
+
+async def test_a_step_that_changed_nothing_says_so_at_its_checkpoint(store, make_git_repo) -> None:
+    from engine.bus import EventBus
+    from engine.engine import DirectiveEngine, EngineServices, Outcome
+    from engine.models import ScriptedAttempt, StepSpec
+    from tests.test_delete import WRITE, spec
+
+    look = StepSpec(
+        name="look", attempts=[ScriptedAttempt(summary="read it")], depends_on=["write"]
+    )
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    await engine.start()
+    d = await engine.create_directive(spec(make_git_repo(), WRITE, look))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    said = [e.describe() for e in await store.list_events(d.id) if e.type == "checkpoint_recorded"]
+    wrote, looked = said
+    assert "step write merged (fast-forward)" in wrote
+    assert looked.endswith("step look changed no file (the branch stays)")
+    assert looked.split(":")[0] == wrote.split(":")[0]  # the same commit
+    await engine.close()
