@@ -692,8 +692,11 @@ def test_listed_artifacts_reach_the_steps_after_the_one_that_built_them(
     code, out, err = run_cli("--db", str(tmp_path / "x.db"), "run", str(directive), "--headless")
     assert code == 0, out + err
     assert "git ignores it" not in out
-    (checkpoint,) = [line for line in out.splitlines() if "step build merged" in line]
-    assert checkpoint.endswith("hands on out")
+    (checkpoint,) = [
+        line for line in out.splitlines() if "checkpoint" in line and "step build" in line
+    ]
+    # it commits nothing (out/ is ignored): the branch stays, the artifact goes on
+    assert checkpoint.endswith("step build changed no file (the branch stays); hands on out")
     with sqlite3.connect(tmp_path / "x.db") as conn:
         (did,) = conn.execute("SELECT id FROM directives").fetchone()
     tip = f"directive/{did}/integration"
