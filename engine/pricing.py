@@ -155,6 +155,7 @@ _SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{8}$")
 
 FALLBACK_PRICE = Price.highest([rate for mp in PRICES.values() for rate in mp.rates()])
 
+
 def canonical_model(model: str) -> str:
     """The price-table name of `model`: dated snapshots map to their model."""
     name = model.strip()

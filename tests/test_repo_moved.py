@@ -28,8 +28,7 @@ def moves_repo_once(repo: Path, flag: Path, then: str) -> str:
     then does `then`; every later time, writes done.txt."""
     away = repo.with_name(repo.name + "-away")
     return (
-        f"if [ ! -e {flag} ]; then touch {flag}; mv {repo} {away}; {then}; fi;"
-        " echo done > done.txt"
+        f"if [ ! -e {flag} ]; then touch {flag}; mv {repo} {away}; {then}; fi; echo done > done.txt"
     )
 
 
