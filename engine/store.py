@@ -873,6 +873,12 @@ class Store:
 def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
+    foreign = foreign_tables(conn)
+    if foreign:  # before WAL mode or a migration could change the file
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise sqlite3.DatabaseError(
+            f"it is another program's SQLite database (its tables: {shown})"
+        )
     if readonly:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -881,6 +887,21 @@ def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
     _migrate(conn)
+
+
+def foreign_tables(conn: sqlite3.Connection) -> list[str]:
+    """Tables in a file with no schema version of ours: another program's
+    database, which the store must not adopt (add its tables to, switch to
+    WAL). Empty for a new file and for ours."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+        return []
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -75,6 +75,25 @@ async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     assert db.read_text().startswith("these are my notes")
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+async def test_another_program_s_database_is_refused_and_left_as_it_was(
+    tmp_path: Path, readonly: bool
+) -> None:
+    db = tmp_path / "shop.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(
+        StoreError, match=r"another program's SQLite database \(its tables: customers\)"
+    ):
+        await Store.open(db, readonly=readonly)
+    assert db.read_bytes() == before  # not switched to WAL, no table of ours added
+    assert not db.with_name("shop.db-wal").exists()
+
+
 async def test_foreign_keys_refuse_orphans(store: Store) -> None:
     chain = Chain(directive_id="missing")
     with pytest.raises(sqlite3.IntegrityError):

@@ -713,7 +713,11 @@ async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path)
         await started(pilot, app, chain_spec(tmp_path, [("a", [])], autonomy=Autonomy.GUARDRAILS))
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
-        await until(pilot, lambda: screen.dag.steps, "the chain")  # the step keys follow it
+        await until(  # the step keys follow the focused step: running, it is neither
+            pilot,  # retried nor skipped
+            lambda: [s.status for s in screen.dag.steps] == [StepStatus.RUNNING],
+            "the step to run",
+        )
         actions = {action for _, _, _, action in screen_commands(screen)}
         described = {b.action for b in DirectiveScreen.BINDINGS if b.description}  # type: ignore[union-attr]
         # Active, its one step running, nothing to answer: what does not apply is left out.

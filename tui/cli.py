@@ -146,16 +146,14 @@ def other_programs_tables(db: Path) -> list[str]:
         with open(db, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 return []
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_WAIT_S)
+        from engine.store import foreign_tables  # the store's own rule
+
+        # immutable: the main file only, as it is on disk. A plain reader of a
+        # database in WAL mode would leave -wal and -shm files beside it.
+        uri = f"{db.resolve().as_uri()}?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_WAIT_S)
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            names = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                    " AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
+            names = foreign_tables(conn)
         finally:
             conn.close()
     except sqlite3.OperationalError as exc:
@@ -164,7 +162,7 @@ def other_programs_tables(db: Path) -> list[str]:
         return []
     except (OSError, sqlite3.Error):
         return []
-    return names if version == 0 and names else []
+    return names
 
 
 # --------------------------------------------------------------------------
