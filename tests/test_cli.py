@@ -307,8 +307,11 @@ def test_the_answer_hint_offers_only_what_the_approval_takes(
     assert code == 3
     (escalation,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
     hint = out[out.index("answer with one of:") :].splitlines()
-    assert hint[1].strip() == f"{me.replace('review', 'escalation')} decide {escalation['id']} retry|skip|replan|stop"  # fmt: skip
-    assert hint[2].strip().startswith("then: ")
+    decide = f"{me.replace('review', 'escalation')} decide {escalation['id']}"
+    assert [line.strip() for line in hint[1:5]] == [
+        f"{decide} {answer}" for answer in ("retry", "skip", "replan", "stop")
+    ]  # one pasteable line each
+    assert hint[5].strip().startswith("then: ")
     code, _, err = run_cli("--db", db, "approve", escalation["id"])
     assert code == 2 and "takes retry, skip, replan, stop, not approve" in err
 
@@ -579,7 +582,9 @@ def test_with_no_replans_left_replan_is_neither_offered_nor_taken(
     code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
     assert code == 3
     (approval,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
-    assert f"directive-tui --db {db} decide {approval['id']} retry|skip|stop" in out
+    for answer in ("retry", "skip", "stop"):
+        assert f"directive-tui --db {db} decide {approval['id']} {answer}\n" in out
+    assert f"decide {approval['id']} replan" not in out
     assert "[retry/skip/stop]" in run_cli("--db", db, "approvals")[1]
     code, _, err = run_cli("--db", db, "decide", approval["id"], "replan")
     assert code == 2 and "no replans left (0/0)" in err

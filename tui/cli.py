@@ -515,9 +515,10 @@ def answer_commands(approval: Any, me: str, directive: Any) -> list[str]:
         if verb:
             comment = ' -m "what to change"' if verb == "request-changes" else ""
             lines.append(f"{me} {verb} {approval.id}{comment}")
-    decisions = [o.value for o in options if o.value not in ANSWER_VERBS]
-    if decisions:
-        lines.append(f"{me} decide {approval.id} {'|'.join(decisions)}")
+    # One line each, every one pasteable (`retry|skip` in a shell is a pipe).
+    lines += [
+        f"{me} decide {approval.id} {o.value}" for o in options if o.value not in ANSWER_VERBS
+    ]
     return lines
 
 
