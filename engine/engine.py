@@ -462,6 +462,12 @@ class DirectiveEngine:
             raise NeedsForce(f"{gone}: put it back, so that its branch and refs go with it")
         ws = None if gone or d.status is D.DRAFT else await self._workspace(d)
         if ws is not None:
+            checkout = await ws.checked_out_by_user()
+            if checkout is not None:  # forced too: git would leave it on no commit
+                raise EngineError(
+                    f"branch {ws.integration_branch} is checked out at {checkout}: switch"
+                    " that checkout to another branch first"
+                )
             if not force and await ws.result_only_here():
                 raise ResultOnlyHere(
                     f"the result of {d.title!r} is on branch {ws.integration_branch} and"

@@ -1132,6 +1132,17 @@ class Workspace:
         mine = (f"refs/heads/{self.integration_branch}", self._step_branches)
         return not [r for r in holders.out.split() if not r.startswith(mine)]
 
+    async def checked_out_by_user(self) -> Path | None:
+        """A checkout outside the engine's folder (the repository itself, or
+        a worktree the user added) that has the integration branch: deleting
+        the branch would leave it on a branch with no commit."""
+        ref = f"refs/heads/{self.integration_branch}"
+        for e in await self._worktrees():
+            if e.branch == ref and e.path != self.integration_path:
+                if not _is_under(e.path, self.root):
+                    return e.path
+        return None
+
     async def discard(self) -> None:
         """The directive is deleted: `close()` plus the integration branch and
         every hidden ref (checkpoints, attempts, base)."""

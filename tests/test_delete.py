@@ -109,6 +109,36 @@ async def test_a_result_merged_nowhere_is_kept_unless_forced(
     assert await store.list_directives() == [] and directive_refs(repo, did) == []
 
 
+async def test_a_branch_the_user_has_checked_out_is_not_deleted_even_forced(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Git would delete it from under the checkout, which would then stand on
+    a branch with no commit (every file staged as new); `git branch -D`
+    refuses that too."""
+    repo = make_git_repo()
+    did = await completed(engine, repo)
+    await engine.fast_forward_user_branch(did)  # merged: no force needed otherwise
+    branch = f"directive/{did}/integration"
+    git(repo, "checkout", "-q", branch)
+
+    for force in (False, True):
+        with pytest.raises(EngineError, match=f"branch {branch} is checked out at {repo}"):
+            await engine.delete_directive(did, force=force)
+    assert [d.id for d in await store.list_directives()] == [did]
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == branch
+
+    git(repo, "checkout", "-q", "-")
+    inspect = tmp_path / "inspect"
+    git(repo, "worktree", "add", "-q", str(inspect), branch)  # a worktree of the user's
+    with pytest.raises(EngineError, match=f"is checked out at {inspect.resolve()}"):
+        await engine.delete_directive(did, force=True)
+    assert directive_refs(repo, did)  # git untouched too
+
+    git(repo, "worktree", "remove", str(inspect))
+    await engine.delete_directive(did)
+    assert await store.list_directives() == [] and directive_refs(repo, did) == []
+
+
 async def test_a_running_or_paused_directive_is_not_deleted(
     engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
 ) -> None:
