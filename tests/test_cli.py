@@ -750,3 +750,15 @@ def test_help_lists_the_exit_codes_a_script_branches_on() -> None:
     for code, says in ((0, "completed"), (1, "failed"), (2, "bad input"), (3, "approval"),
                        (4, "paused"), (141, "output was closed")):  # fmt: skip
         assert says in said[code], code
+
+
+def test_hints_name_the_database_by_its_full_path(
+    tmp_path: Path, make_git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typed as `--db x.db`, the hints still reach it from another folder."""
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli("--db", "x.db", "run", str(path), "--headless")
+    assert code == 3
+    assert f"directive-tui --db {tmp_path / 'x.db'} approve " in out
+    assert "--db x.db" not in out

@@ -105,7 +105,8 @@ def command_line(db: Path | None) -> str:
     """How to call this program again on the same database, for the hints
     it prints: with `--db` when this call named one (or the environment
     did), so following a hint never lands on another database."""
-    return "directive-tui" + (f" --db {shlex.quote(str(db))}" if db is not None else "")
+    # Absolute: a hint pasted in another folder must reach the same file.
+    return "directive-tui" + (f" --db {shlex.quote(str(db.absolute()))}" if db is not None else "")
 
 
 # Commands that create their database when it is missing; every other one
