@@ -890,18 +890,21 @@ def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
 
 
 def foreign_tables(conn: sqlite3.Connection) -> list[str]:
-    """Tables in a file with no schema version of ours: another program's
-    database, which the store must not adopt (add its tables to, switch to
-    WAL). Empty for a new file and for ours."""
-    if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
-        return []
-    return [
+    """Tables in a file that is not ours: another program's database, which
+    the store must not adopt (add its tables to, switch to WAL). Ours has a
+    schema version and our `directives` table; another program may number
+    its schema too (`user_version`), so the version alone does not tell.
+    Empty for a new file and for ours."""
+    tables = [
         row[0]
         for row in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'"
             " AND name NOT LIKE 'sqlite_%' ORDER BY name"
         )
     ]
+    if conn.execute("PRAGMA user_version").fetchone()[0] != 0 and "directives" in tables:
+        return []
+    return tables
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -76,13 +76,15 @@ async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("its_version", [0, 2])  # many programs number their schema too
 async def test_another_program_s_database_is_refused_and_left_as_it_was(
-    tmp_path: Path, readonly: bool
+    tmp_path: Path, readonly: bool, its_version: int
 ) -> None:
     db = tmp_path / "shop.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
     conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+    conn.execute(f"PRAGMA user_version = {its_version}")
     conn.commit()
     conn.close()
     before = db.read_bytes()
