@@ -194,6 +194,9 @@ class DirectiveEngine:
         # and who wants to know when that changes (the app's title line).
         self.watching: str | None = None
         self.on_role_change: Callable[[str | None], None] | None = None
+        # Who wants to know of directives another process deleted (they leave
+        # no event behind: their log goes with them).
+        self.on_directives_gone: Callable[[list[str]], None] | None = None
 
     # ------------------------------------------------------------------
     # Lifecycle
@@ -331,7 +334,9 @@ class DirectiveEngine:
             if now_version == version:
                 continue
             version = now_version
-            for d in await self.store.list_directives():
+            directives = await self.store.list_directives()
+            self._forget_deleted({d.id for d in directives})
+            for d in directives:
                 events = await self.store.list_events(d.id, after_seq=self._seen.get(d.id, 0))
                 if not events:
                     continue
@@ -339,6 +344,18 @@ class DirectiveEngine:
                 self.bus.publish_many(events)
                 if self.runs_steps:
                     await self._adopt(d)
+
+    def _forget_deleted(self, present: set[str]) -> None:
+        """Directives deleted by another process (only an ended or draft one
+        can be: nothing of it runs here) are forgotten, and said."""
+        gone = [did for did in self._seen if did not in present]
+        for did in gone:
+            self._seen.pop(did, None)
+            rt = self._rt.get(did)
+            if rt is not None and all(t.done() for t in rt.tasks()):
+                self._rt.pop(did, None)
+        if gone and self.on_directives_gone is not None:
+            self.on_directives_gone(gone)
 
     async def _adopt(self, d: Directive) -> None:
         """Something else wrote to `d`: the running engine carries on with it

@@ -171,3 +171,42 @@ async def test_a_confirmation_s_footer_names_its_keys_as_its_buttons_do(tmp_path
         }
         assert footer == {"y": "Confirm", "escape": "Cancel", "n": "Cancel"}
         await pilot.press("escape")
+
+
+async def test_a_directive_deleted_by_another_process_leaves_the_app(tmp_path: Path) -> None:
+    """No event says so (its log goes with it): its own screen closes,
+    saying why, and home drops its row, rather than an error on the next
+    look at it."""
+    import asyncio
+
+    from tests.test_two_processes import ENV, PY, ROOT
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        keep = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: _directive_status(app, keep, DirectiveStatus.COMPLETED), "end")
+        await pilot.press("escape")
+        did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        shown = app.screen
+
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-m", "tui.cli", "--db", str(tmp_path / "tui.db"), "delete", did,
+            cwd=ROOT, env=ENV, stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await proc.wait() == 0
+
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "its screen to close")
+        assert shown not in app.screen_stack
+        assert notes.has("'test directive' was deleted", "warning")
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        await until(pilot, lambda: list(home.directives) == [keep], "its row to go")
+        assert not notes.has("no directive with id")
+        assert not [m for s, m in notes.messages if s == "error"]
+
+        app.open_directive_screen(did)  # a row read just before it went: no traceback
+        await until(pilot, lambda: notes.messages.count(("warning", f"{did} was deleted")) == 1,
+                    "said")  # fmt: skip
+        await until(pilot, lambda: app.screen is home, "back home")

@@ -160,6 +160,7 @@ class DirectiveApp(App[None]):
         self.engine = DirectiveEngine(self.store, self.bus, self.services)
         subscription = self.bus.subscribe()  # before recovery: its events count too
         self.engine.on_role_change = self._role_changed
+        self.engine.on_directives_gone = self._directives_gone
         await self.engine.start(label="directive-tui app", watch_if_held=True)
         if self.engine.watching:
             self._role_changed(self.engine.watching)
@@ -243,6 +244,16 @@ class DirectiveApp(App[None]):
             self.notify("This app now runs the directives of this database.", title="Running")
         if not self.engine_ready:
             return  # the first load, right after start, shows it
+        for screen in self.screen_stack:
+            if isinstance(screen, EngineScreen):
+                screen.post_message(EngineReady())
+
+    def _directives_gone(self, directive_ids: list[str]) -> None:
+        """Another process deleted them (no event says so: their log went
+        with them): the screens read again; a deleted directive's own screen
+        finds it gone and closes."""
+        for directive_id in directive_ids:
+            self.forget_sent(directive_id)
         for screen in self.screen_stack:
             if isinstance(screen, EngineScreen):
                 screen.post_message(EngineReady())

@@ -33,6 +33,7 @@ from engine.models import (
     StepRun,
     StepStatus,
 )
+from engine.store import NotFound
 from engine.transitions import DIRECTIVE_TERMINAL
 from tui.applicable import STEP_ACTIONS, step_refusal
 from tui.messages import EngineBatch
@@ -103,6 +104,7 @@ class DirectiveScreen(EngineScreen):
         self.approvals: list[ApprovalRequest] = []
         self.tails: dict[str, deque[tuple[str, str]]] = {}
         self.seen_seq = 0  # events up to here are already shown (read back or live)
+        self._gone = False  # the directive was deleted (by another process)
 
     def compose(self) -> ComposeResult:
         yield DirectiveHeader(id="directive-title")
@@ -133,7 +135,11 @@ class DirectiveScreen(EngineScreen):
         # in those reads. Reading it last could hide a chain made in between.
         history = await self.store.last_events(self.directive_id, OUTPUT_HISTORY)
         self.seen_seq = history[-1].seq if history else 0
-        self.directive = await self.store.get_directive(self.directive_id)
+        try:
+            self.directive = await self.store.get_directive(self.directive_id)
+        except NotFound:  # deleted by another process (or before it opened)
+            self._deleted()
+            return
         await self._load_chain()
         self.tails.clear()
         for e in history:
@@ -175,6 +181,20 @@ class DirectiveScreen(EngineScreen):
             d, self.dag.steps, len(self.approvals), self.dapp.role_note
         )
         self.query_one(BudgetBars).show(d, self.dapp.clock())
+
+    def _deleted(self) -> None:
+        """The directive is no more: say so and close, now or as soon as the
+        screen on top of this one (its result, say) closes."""
+        if not self._gone:
+            what = repr(self.directive.title) if self.directive else self.directive_id
+            self.notify(f"{what} was deleted", severity="warning", timeout=10)
+        self._gone = True
+        if self.is_current:
+            self.app.pop_screen()
+
+    def on_screen_resume(self) -> None:
+        if self._gone:
+            self.app.pop_screen()
 
     def _tick(self) -> None:
         d = self.directive
