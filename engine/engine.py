@@ -1276,16 +1276,23 @@ class DirectiveEngine:
         if tripped:
             await self._trip(d.id, *tripped)
             return
-        left = budget_for(d).wall_time_s
-        deadline = asyncio.timeout(left)
+        planning = asyncio.ensure_future(self._run_planner(d, None))
         try:
-            async with deadline:
-                planned = await self._run_planner(d, None)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            await self._planning_ran_out(d.id)
-            return
+            # The time left is read again when it runs out: a limit raised,
+            # or a pause (its time does not count), gives the planner more.
+            while not (await asyncio.wait({planning}, timeout=budget_for(d).wall_time_s))[0]:
+                d = await self.store.get_directive(d.id)
+                if breaker_reason(d) is not None:
+                    planning.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await planning
+                    await self._planning_ran_out(d.id)
+                    return
+        except asyncio.CancelledError:
+            planning.cancel()  # and wait for it to charge what it spent
+            await asyncio.wait({planning})
+            raise
+        planned = planning.result()
         if planned is None:
             return
         chain, steps = build_chain(d, planned, generation=0, reason=None)

@@ -93,6 +93,25 @@ async def test_a_planner_that_never_answers_trips_the_wall_time_breaker(
     await engine.close()
 
 
+async def test_a_limit_raised_while_planning_gives_the_planner_the_new_time(
+    store: Store, tmp_path: Path
+) -> None:
+    """The first plan is bounded by the time left when it began; a person
+    who raises the limit meanwhile has given it more, and the directive
+    does not pause on a breaker that no longer holds."""
+    spec = chain_spec(tmp_path, STEPS, max_wall_time_minutes=0.01)  # 0.6 s
+    engine, did = await start(store, spec, Slow(1.2))
+    await asyncio.sleep(0.2)
+    await engine.raise_limits(did, max_wall_time_minutes=5)
+
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    events = await store.list_events(did)
+    assert [e for e in events if e.type == "breaker_tripped"] == []
+    assert not [e for e in events if e.type == "notice" and "planning did not" in e.message]
+    assert len(await store.list_chains(did)) == 1
+    await engine.close()
+
+
 async def test_planning_time_counts_against_the_wall_time_limit(
     store: Store, tmp_path: Path
 ) -> None:
