@@ -1282,11 +1282,13 @@ class DirectiveEngine:
             # or a pause (its time does not count), gives the planner more.
             while not (await asyncio.wait({planning}, timeout=budget_for(d).wall_time_s))[0]:
                 d = await self.store.get_directive(d.id)
-                if breaker_reason(d) is not None:
+                ended = d.status in DIRECTIVE_TERMINAL  # stopped meanwhile: no wait for it
+                if ended or breaker_reason(d) is not None:
                     planning.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await planning
-                    await self._planning_ran_out(d.id)
+                    if not ended:
+                        await self._planning_ran_out(d.id)
                     return
         except asyncio.CancelledError:
             planning.cancel()  # and wait for it to charge what it spent

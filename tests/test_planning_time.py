@@ -112,6 +112,27 @@ async def test_a_limit_raised_while_planning_gives_the_planner_the_new_time(
     await engine.close()
 
 
+async def test_a_planner_that_never_answers_a_stopped_directive_is_cut_off_quietly(
+    store: Store, tmp_path: Path
+) -> None:
+    planner = HangsOnce()
+    spec = chain_spec(tmp_path, STEPS, max_wall_time_minutes=0.01)  # 0.6 s
+    engine, did = await start(store, spec, planner)
+    await asyncio.sleep(0.1)
+    await engine.stop_directive(did)
+
+    for _ in range(100):  # no later than the time it had left
+        if planner.cancelled:
+            break
+        await asyncio.sleep(0.05)
+    assert planner.cancelled
+    events = await store.list_events(did)
+    assert [e for e in events if e.type == "breaker_tripped"] == []
+    assert not [e for e in events if e.type == "notice" and "planning did not" in e.message]
+    assert (await store.get_directive(did)).status is DirectiveStatus.STOPPED
+    await engine.close()
+
+
 async def test_planning_time_counts_against_the_wall_time_limit(
     store: Store, tmp_path: Path
 ) -> None:
