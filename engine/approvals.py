@@ -55,7 +55,7 @@ def refused_answers(a: ApprovalRequest, d: Directive) -> dict[ApprovalDecision, 
     answer = REPLANS.get(a.kind)
     if answer not in a.options:
         return {}
-    others = _or([o.label for o in a.options if o is not answer])
+    others = either([o.label for o in a.options if o is not answer])
     same = SAME_PLAN.get(d.spec.planner) if a.kind is ApprovalKind.PLAN else None
     if same:
         return {answer: f"{same}, or answer {others}"}
@@ -68,8 +68,8 @@ def refused_answers(a: ApprovalRequest, d: Directive) -> dict[ApprovalDecision, 
     return {}
 
 
-def _or(words: list[str]) -> str:
-    """`a, b or c`."""
+def either(words: list[str]) -> str:
+    """`a, b or c`: choices in a message (the engine's and the CLI's)."""
     return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine import approvals
 from engine.breakers import breaker_reason
 from engine.events import CheckpointRecorded, CostUpdated
 from engine.models import (
@@ -98,13 +99,7 @@ def drive(
     chain = tx.current_chain(directive_id)
     if chain is None:
         return DriverView(d, None, [], False)
-    plan_pending = (
-        tx.one(
-            "SELECT 1 FROM approval_requests WHERE directive_id = ? AND kind = 'plan' AND status = 'pending'",
-            (directive_id,),
-        )
-        is not None
-    )
+    plan_pending = approvals.plan_pending(tx, directive_id)
     claims: list[Claim] = []
     promoted = False
     go = d.status is DirectiveStatus.ACTIVE and not plan_pending and not breaker_reason(d)

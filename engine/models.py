@@ -106,7 +106,16 @@ class ApprovalKind(StrEnum):
     PLAN = "plan"  # manual autonomy: the plan before any step runs
 
 
-class ApprovalStatus(StrEnum):
+class Worded(StrEnum):
+    """A value the engine's messages name in words: `changes_requested`
+    reads "changes requested", whatever a front end calls it."""
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class ApprovalStatus(Worded):
     PENDING = "pending"
     APPROVED = "approved"
     DENIED = "denied"
@@ -114,13 +123,8 @@ class ApprovalStatus(StrEnum):
     RESOLVED = "resolved"  # an escalation answered with one of its options
     SUPERSEDED = "superseded"  # closed unanswered: a stop, a replan or a reset made it moot
 
-    @property
-    def label(self) -> str:
-        """In words ("changes requested"), for the engine's messages."""
-        return self.value.replace("_", " ")
 
-
-class ApprovalDecision(StrEnum):
+class ApprovalDecision(Worded):
     """What a person can answer. Step reviews and plans take the first three,
     escalations the next four. `superseded` is no one's answer: the engine
     records it for an approval a stop, a replan or a reset closed unanswered
@@ -134,12 +138,6 @@ class ApprovalDecision(StrEnum):
     REPLAN = "replan"
     STOP = "stop"
     SUPERSEDED = "superseded"
-
-    @property
-    def label(self) -> str:
-        """The answer in words ("request changes"): the engine's messages
-        name it so, whatever a front end calls it (a command, a key)."""
-        return self.value.replace("_", " ")
 
 
 class Severity(StrEnum):

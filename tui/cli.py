@@ -636,6 +636,7 @@ async def resolve(
 async def directive_command(db: Path, directive_id: str, action: str, out: Any) -> int:
     """`pause` or `stop`: already so is done (exit 0); a directive that can
     no longer get there is told in words, not as a state-machine move."""
+    from engine.approvals import either
     from engine.engine import DirectiveEngine, EngineError
     from engine.store import NotFound
     from engine.transitions import DIRECTIVE_TRANSITIONS, InvalidTransition
@@ -652,7 +653,7 @@ async def directive_command(db: Path, directive_id: str, action: str, out: Any) 
         if d.status.value not in sources:
             raise UsageError(
                 f"directive {d.id} is {d.status.value}: only a directive that is"
-                f" {_either(sources)} can be {target}"
+                f" {either(sources)} can be {target}"
             )
         await getattr(engine, f"{action}_directive")(d.id)
         print(f"directive {d.id}: {(await store.get_directive(d.id)).status.value}", file=out)
@@ -662,11 +663,6 @@ async def directive_command(db: Path, directive_id: str, action: str, out: Any) 
     finally:
         await engine.close()
         await store.close()
-
-
-def _either(words: list[str]) -> str:
-    """`a, b or c`."""
-    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 
 async def limits_command(
