@@ -497,7 +497,7 @@ class DirectiveEngine:
                 f"{gone}: its branch directive/{d.id}/integration and refs under"
                 f" refs/directive-tui/{d.id}/ stay in it"
             )
-        folder = self._work_dir() / "worktrees" / directive_id
+        folder = self._worktrees_dir(directive_id)
         if folder.exists():
             await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
         try:  # straight to the store: its log goes with it, nothing to publish
@@ -832,13 +832,13 @@ class DirectiveEngine:
         steps = await self.store.list_steps(chain.id) if chain else []
         names = set(steps_to_rerun(steps, [c.step_slug for c in dropped]))
         rerun = {s.id for s in steps if s.name in names}
-        kept: set[str] = set()
-        for s in steps:
-            if s.status is S.AWAITING_APPROVAL and s.id not in rerun:
-                runs = await self.store.list_runs(s.id)
-                base = runs[-1].base_sha if runs else None
-                if base and await ws.holds(base, target):
-                    kept.add(s.id)
+        kept = {
+            s.id
+            for s in steps
+            if s.status is S.AWAITING_APPROVAL
+            and s.id not in rerun
+            and await self._started_within(ws, s, target)
+        }
         return steps, rerun, kept
 
     async def _stale_carries(
@@ -847,14 +847,26 @@ class DirectiveEngine:
         """Steps left as they are whose carried commit (the start of their
         next attempt) was built on a commit the reset drops: carried, it
         would bring the dropped work back."""
-        stale: set[str] = set()
-        for s in steps:
-            if s.carry_sha and s.id not in rerun:
-                runs = await self.store.list_runs(s.id)
-                base = next((r.base_sha for r in runs if r.commit_sha == s.carry_sha), None)
-                if not (base and await ws.holds(base, target)):
-                    stale.add(s.id)
-        return stale
+        return {
+            s.id
+            for s in steps
+            if s.carry_sha
+            and s.id not in rerun
+            and not await self._started_within(ws, s, target, made=s.carry_sha)
+        }
+
+    async def _started_within(
+        self, ws: Workspace, step: Step, target: str, made: str | None = None
+    ) -> bool:
+        """Whether the step's attempt that made commit `made` (default: its
+        last attempt) started from a commit `target` holds: what a reset to
+        `target` leaves of its work. False when no such attempt is known."""
+        runs = await self.store.list_runs(step.id)
+        if made is None:
+            run = runs[-1] if runs else None
+        else:
+            run = next((r for r in runs if r.commit_sha == made), None)
+        return bool(run and run.base_sha and await ws.holds(run.base_sha, target))
 
     async def _resettable(self, directive_id: str) -> Workspace:
         d = await self.store.get_directive(directive_id)
@@ -989,8 +1001,13 @@ class DirectiveEngine:
             await self._write(d.id, lambda tx: tx.emit(notice))
         return ws
 
+    def _worktrees_dir(self, directive_id: str) -> Path:
+        """Where the directive's worktrees live (`Workspace.open` puts them
+        there): its presence marks an end not tidied yet."""
+        return self._work_dir() / "worktrees" / directive_id
+
     def _worktrees_left(self, directive_id: str) -> bool:
-        return (self._work_dir() / "worktrees" / directive_id).exists()
+        return self._worktrees_dir(directive_id).exists()
 
     def _left_to_tidy(self, d: Directive) -> bool:
         """An ended directive whose worktrees are still there (its end came
