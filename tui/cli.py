@@ -17,6 +17,7 @@ import contextlib
 import os
 import shlex
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,26 @@ async def _open(db: Path):
         raise UsageError(f"cannot open the database {db}: {exc}") from exc
 
 
+@contextlib.asynccontextmanager
+async def engine_session(db: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """The store and an engine (running no step) for one command: what the
+    engine refuses, an unknown id and a move the tables refuse become the
+    one-line usage error; both are closed after."""
+    from engine.engine import DirectiveEngine, EngineError
+    from engine.store import NotFound
+    from engine.transitions import InvalidTransition
+
+    store = await _open(db)
+    engine = DirectiveEngine(store)
+    try:
+        yield store, engine
+    except (EngineError, NotFound, InvalidTransition) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        await engine.close()
+        await store.close()
+
+
 async def run_headless(
     db: Path,
     *,
@@ -606,12 +627,7 @@ async def resolve(
     out: Any,
     me: str = "directive-tui",
 ) -> int:
-    from engine.engine import DirectiveEngine, EngineError
-    from engine.store import NotFound
-
-    store = await _open(db)
-    engine = DirectiveEngine(store)
-    try:
+    async with engine_session(db) as (store, engine):
         approval = await store.find_approval(approval_id)
         if approval.pending and decision not in {o.value for o in approval.options}:
             allowed = ", ".join(cli_option(o) for o in approval.options)
@@ -626,25 +642,16 @@ async def resolve(
         how = f" ({resolved.decision.value})" if resolved.kind.value == "escalation" else ""
         print(f"approval {resolved.id}: {resolved.status.value}{how}", file=out)
         return EXIT_OK
-    except (EngineError, NotFound) as exc:
-        raise UsageError(str(exc)) from exc
-    finally:
-        await engine.close()
-        await store.close()
 
 
 async def directive_command(db: Path, directive_id: str, action: str, out: Any) -> int:
     """`pause` or `stop`: already so is done (exit 0); a directive that can
     no longer get there is told in words, not as a state-machine move."""
     from engine.approvals import either
-    from engine.engine import DirectiveEngine, EngineError
-    from engine.store import NotFound
-    from engine.transitions import DIRECTIVE_TRANSITIONS, InvalidTransition
+    from engine.transitions import DIRECTIVE_TRANSITIONS
 
-    store = await _open(db)
-    engine = DirectiveEngine(store)
     target = {"pause": "paused", "stop": "stopped"}[action]
-    try:
+    async with engine_session(db) as (store, engine):
         d = await store.find_directive(directive_id)
         if d.status.value == target:
             print(f"directive {d.id}: already {target}", file=out)
@@ -658,11 +665,6 @@ async def directive_command(db: Path, directive_id: str, action: str, out: Any) 
         await getattr(engine, f"{action}_directive")(d.id)
         print(f"directive {d.id}: {(await store.get_directive(d.id)).status.value}", file=out)
         return EXIT_OK
-    except (EngineError, NotFound, InvalidTransition) as exc:
-        raise UsageError(str(exc)) from exc
-    finally:
-        await engine.close()
-        await store.close()
 
 
 async def limits_command(
@@ -673,17 +675,21 @@ async def limits_command(
     from pydantic import ValidationError
 
     from engine.breakers import breaker_reason, duration
-    from engine.engine import DirectiveEngine, EngineError
-    from engine.store import NotFound
 
     given = {name: getattr(args, name) for name, _, _ in LIMIT_OPTIONS}
     changes = {k: None if v == NO_LIMIT else v for k, v in given.items() if v is not None}
-    store = await _open(db)
-    engine = DirectiveEngine(store)
-    try:
+    async with engine_session(db) as (store, engine):
         d = await store.find_directive(args.id)
         if changes:
-            await engine.raise_limits(d.id, **changes)
+            try:
+                await engine.raise_limits(d.id, **changes)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"--{'-'.join(str(p) for p in e['loc'])}".replace("_", "-")
+                    + f": {_limit_problem(e)}"
+                    for e in exc.errors()
+                )
+                raise UsageError(f"limits not changed: {problems}") from exc
             d = await store.get_directive(d.id)
         limits = d.spec.limits
         used = {
@@ -703,17 +709,6 @@ async def limits_command(
         elif d.status.value == "paused":
             print(f"within its limits: `{me} resume {d.id} --headless`", file=out)
         return EXIT_OK
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc'])}".replace("_", "-") + f": {_limit_problem(e)}"
-            for e in exc.errors()
-        )
-        raise UsageError(f"limits not changed: {problems}") from exc
-    except (EngineError, NotFound) as exc:
-        raise UsageError(str(exc)) from exc
-    finally:
-        await engine.close()
-        await store.close()
 
 
 # pydantic's bound errors, in the words a directive file's are given in.
@@ -746,14 +741,9 @@ async def print_events(db: Path, directive_id: str, after: int, as_json: bool, o
 
 async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
     """The directive's git workspace: its diff, checkpoints, reset, merge."""
-    from engine.engine import DirectiveEngine, EngineError
-    from engine.store import NotFound
-    from engine.transitions import InvalidTransition
     from engine.worktrees import START_LABEL
 
-    store = await _open(db)
-    engine = DirectiveEngine(store)
-    try:
+    async with engine_session(db) as (store, engine):
         did = (await store.find_directive(args.id)).id
         if args.command == "diff":
             print(await engine.final_diff(did, stat=args.stat), file=out, end="")
@@ -773,38 +763,27 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
             rerun = await engine.preview_reset(did, args.point)
             print(f"would run again: {', '.join(rerun) or 'nothing'}; add --yes to reset", file=out)
         return EXIT_OK
-    except (EngineError, NotFound, InvalidTransition) as exc:
-        raise UsageError(str(exc)) from exc
-    finally:
-        await engine.close()
-        await store.close()
 
 
 async def delete_command(db: Path, directive_id: str, force: bool, out: Any, me: str) -> int:
     """Delete for good, saying what went; what the engine keeps unless
     forced (a result on no other branch, refs in a repository folder that is
     gone) is refused with the way to take it first, or `--force`."""
-    from engine.engine import DirectiveEngine, EngineError, NeedsForce, ResultOnlyHere
-    from engine.store import NotFound
+    from engine.engine import NeedsForce, ResultOnlyHere
 
-    store = await _open(db)
-    engine = DirectiveEngine(store)
-    try:
+    async with engine_session(db) as (store, engine):
         d = await store.find_directive(directive_id)
-        for line in await engine.delete_directive(d.id, force=force):
+        try:
+            said = await engine.delete_directive(d.id, force=force)
+        except ResultOnlyHere as exc:
+            raise UsageError(
+                f"{exc}: take it first (`{me} merge {d.id}`), or add --force to drop it"
+            ) from exc
+        except NeedsForce as exc:
+            raise UsageError(f"{exc}; or add --force to delete it anyway") from exc
+        for line in said:
             print(line, file=out)
         return EXIT_OK
-    except ResultOnlyHere as exc:
-        raise UsageError(
-            f"{exc}: take it first (`{me} merge {d.id}`), or add --force to drop it"
-        ) from exc
-    except NeedsForce as exc:
-        raise UsageError(f"{exc}; or add --force to delete it anyway") from exc
-    except (EngineError, NotFound) as exc:
-        raise UsageError(str(exc)) from exc
-    finally:
-        await engine.close()
-        await store.close()
 
 
 async def merge(engine: Any, directive: Any, out: Any) -> int:
