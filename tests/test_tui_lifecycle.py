@@ -210,3 +210,37 @@ async def test_a_directive_deleted_by_another_process_leaves_the_app(tmp_path: P
         await until(pilot, lambda: notes.messages.count(("warning", f"{did} was deleted")) == 1,
                     "said")  # fmt: skip
         await until(pilot, lambda: app.screen is home, "back home")
+
+
+async def test_resume_from_the_command_line_resumes_the_directive_it_opens(
+    tmp_path: Path,
+) -> None:
+    """`directive-tui resume ID` without --headless: the app opens on the
+    directive and resumes it, as the headless run would."""
+    first = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with first.run_test(size=SIZE) as pilot:
+        did = await started(pilot, first, chain_spec(tmp_path, [("slow", [])]))
+        await engine(first).pause_directive(did, reason="paused for the night")
+        await until(pilot, lambda: _directive_status(first, did, DirectiveStatus.PAUSED), "pause")
+
+    app = app_for(tmp_path, Script(), open_directive=did[:6], resume=True)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        assert notes.has("resumed: test directive")
+
+
+async def test_resume_of_an_ended_directive_says_there_is_nothing_to_resume(
+    tmp_path: Path,
+) -> None:
+    first = app_for(tmp_path, Script())
+    async with first.run_test(size=SIZE) as pilot:
+        did = await started(pilot, first, chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: _directive_status(first, did, DirectiveStatus.COMPLETED), "end")
+
+    app = app_for(tmp_path, Script(), open_directive=did, resume=True)
+    notes = Notes(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: _loaded(app), "the directive screen")
+        await until(pilot, lambda: notes.has("nothing to resume"), "the word")
+        assert notes.has("test directive has ended (completed): nothing to resume")

@@ -32,7 +32,7 @@ from engine.models import (
     DirectiveStatus,
 )
 from engine.store import Store, StoreError
-from engine.transitions import InvalidTransition
+from engine.transitions import DIRECTIVE_TERMINAL, InvalidTransition
 from tui.applicable import directive_refusal, missing_api_key
 from tui.attention import calls_for_a_person
 from tui.commands import DirectiveCommands
@@ -80,6 +80,7 @@ class DirectiveApp(App[None]):
         *,
         services: EngineServices | None = None,
         open_directive: str | None = None,
+        resume: bool = False,
         start_file: Path | None = None,
         demo: bool = False,
         auto_approve: bool = False,
@@ -92,6 +93,7 @@ class DirectiveApp(App[None]):
         self.db_path = Path(db_path)
         self.services = services
         self.open_directive = open_directive
+        self.resume = resume  # `directive-tui resume ID`: start or resume what it opens
         self.start_file = start_file
         self.demo = demo
         self.auto_approve = auto_approve
@@ -197,11 +199,26 @@ class DirectiveApp(App[None]):
             directive_id = await self._start_demo()
         elif self.open_directive is not None:
             try:
-                directive_id = (await self.engine.store.find_directive(self.open_directive)).id
+                opened = await self.engine.store.find_directive(self.open_directive)
             except StoreError as exc:
                 self.notify(str(exc), severity="error")
+            else:
+                directive_id = opened.id
+                if self.resume:
+                    await self._resume_opened(opened)
         if directive_id is not None:
             self.open_directive_screen(directive_id)
+
+    async def _resume_opened(self, d: Directive) -> None:
+        """What `resume ID --headless` does, with the screen: a draft starts,
+        a paused directive resumes; one still running (left by a run that
+        ended) goes on by itself; one that has ended is said so."""
+        if d.status is DirectiveStatus.DRAFT:
+            await self.start_or_resume(d, starting=True)
+        elif d.status is DirectiveStatus.PAUSED:
+            await self.start_or_resume(d, starting=False)
+        elif d.status in DIRECTIVE_TERMINAL:
+            self.notify(f"{d.title} has ended ({d.status.value}): nothing to resume")
 
     async def _start_demo(self) -> str | None:
         assert self.engine is not None

@@ -879,7 +879,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
             return asyncio.run(
                 run_headless(db, directive_id=args.id, as_json=args.json, command=me)
             )
-        return _run_app(db, bell=args.bell, open_directive=args.id)
+        return _run_app(db, bell=args.bell, open_directive=args.id, resume=True)
     if cmd == "list":
         return asyncio.run(list_directives(db, args.json, out))
     if cmd == "approvals":
