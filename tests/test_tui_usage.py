@@ -185,12 +185,13 @@ async def test_the_palette_has_one_keys_entry_the_help_of_question_mark(tmp_path
 
 
 async def test_help_names_the_panes_in_words_not_class_names(tmp_path: Path) -> None:
-    """Home's help headed the tables' keys "DirectiveTable" and "ApprovalsPanel"."""
+    """Home's help headed the tables' keys "DirectiveTable" and "ApprovalsPanel".
+    The directives table binds no key of its own (Enter is the screen's Open)."""
     app = app_for(tmp_path, Script())
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.engine_ready, "the engine")
         titles = [title for title, _ in help_sections(app.screen)]
-        assert titles == ["This screen", "The directives", "Pending approvals", "Everywhere"]
+        assert titles == ["This screen", "Pending approvals", "Everywhere"]
 
 
 async def test_an_ended_directive_that_changed_nothing_says_no_changes_not_yet(
@@ -210,3 +211,27 @@ async def test_an_ended_directive_that_changed_nothing_says_no_changes_not_yet(
         text = shown(result.query_one(DiffLog))
         assert "No changes: git result is completed and no step changed anything." in text
         assert "yet" not in text
+
+
+async def test_help_lists_each_key_once_and_only_the_keys_we_bind(tmp_path: Path) -> None:
+    """The help listed the palette twice and, for every table and scroll
+    view, Textual's ten scrolling keys again, under class names like
+    "StepDetail". Those keys are one line under Everywhere now."""
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        sections = dict(help_sections(app.screen))
+        assert list(sections) == [
+            "This screen",
+            "The chain (DAG)",
+            "Pending approvals",
+            "The event log",
+            "Everywhere",
+        ]
+        assert sections["Pending approvals"] == [("⏎", "Answer the highlighted request")]
+        everywhere = [what for _, what in sections["Everywhere"]]
+        assert sum("palette" in what.lower() for what in everywhere) == 1
+        assert any(what.startswith("Move or scroll in the focused pane") for what in everywhere)
+        listed = [what for keys in sections.values() for _, what in keys]
+        assert not {"Scroll Up", "Page Left", "Focus Next", "Cursor up"} & set(listed)

@@ -1,6 +1,10 @@
 """`?`: every key of the screen it was opened on, the app's, and the
 widgets' (the DAG's arrows), gathered from the bindings themselves so the
-list can never drift from what the keys do."""
+list can never drift from what the keys do.
+
+Each section lists the keys our own classes bind: the focus, scrolling and
+cursor keys every Textual screen, table and scroll view inherits are a line
+under "Everywhere", not repeated per pane."""
 
 from __future__ import annotations
 
@@ -21,8 +25,22 @@ Section = tuple[str, list[tuple[str, str]]]
 # Keys that are not bindings of ours but that a person needs to know.
 GENERAL: list[tuple[str, str]] = [
     ("tab / shift+tab", "Move between panes"),
+    ("arrows / pgup / pgdn", "Move or scroll in the focused pane (home / end: to its ends)"),
     ("ctrl+p", "Command palette: every action by name"),
 ]
+# Textual's own binding for the palette: said above, in words.
+SAID_IN_GENERAL = {"command_palette"}
+
+
+def _ours(node: DOMNode) -> set[str]:
+    """The actions the node's own classes bind (ours, not Textual's: its
+    focus, copy and scrolling keys are said once, in GENERAL)."""
+    actions: set[str] = set()
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("tui."):
+            for b in cls.__dict__.get("BINDINGS", []):
+                actions.add(b.action if isinstance(b, Binding) else b[1])
+    return actions
 
 
 def _keys_of(node: DOMNode, display: Callable[[Binding], str]) -> list[tuple[str, str]]:
@@ -31,9 +49,12 @@ def _keys_of(node: DOMNode, display: Callable[[Binding], str]) -> list[tuple[str
     stopped directive), in binding order; several keys bound to one action
     ("up,k") are shown together."""
     grouped: dict[str, tuple[list[str], str]] = {}
+    ours = _ours(node)
     for bindings in node._bindings.key_to_bindings.values():  # noqa: SLF001
         for b in bindings:
-            if not b.description or not _applies(node, b.action):
+            if not b.description or b.action in SAID_IN_GENERAL or not _applies(node, b.action):
+                continue
+            if b.action not in ours:
                 continue
             keys, _ = grouped.setdefault(b.action, ([], b.description))
             shown = display(b)

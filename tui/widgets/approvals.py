@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from engine.models import ApprovalKind, ApprovalRequest, Directive
@@ -20,6 +21,7 @@ KIND_LOOK = {
 class ApprovalsPanel(Looks, DataTable):
     COMPONENT_CLASSES = LOOK_CLASSES
     HELP_TITLE = "Pending approvals"
+    BINDINGS = [Binding("enter", "select_cursor", "Answer the highlighted request", show=False)]
 
     """Rows keyed by approval id. `a`, `d`, `c` act on the highlighted row
     (the keys belong to the screen, which asks this panel for the row)."""
