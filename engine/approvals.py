@@ -36,6 +36,14 @@ REPLANS = {
     ApprovalKind.PLAN: ApprovalDecision.REQUEST_CHANGES,
     ApprovalKind.ESCALATION: ApprovalDecision.REPLAN,
 }
+# What an unattended run (`demo --auto`, in the app or headless) answers,
+# by kind: it must reach an end, so what escalates is skipped (a retry of a
+# step that fails the same way would ask again for ever).
+UNATTENDED = {
+    ApprovalKind.PLAN: ApprovalDecision.APPROVE,
+    ApprovalKind.STEP_REVIEW: ApprovalDecision.APPROVE,
+    ApprovalKind.ESCALATION: ApprovalDecision.SKIP,
+}
 # Planners that make the same plan whatever a person asks: changes requested
 # to it would rebuild the same chain and use up a replan.
 SAME_PLAN = {

@@ -176,3 +176,30 @@ def test_demo_command_headless_auto(
     assert main(["--db", str(tmp_path / "demo.db"), "demo", "--headless", "--auto"]) == EXIT_OK
     assert "directive active -> completed" in capsys.readouterr().out
     assert list(tmp_path.glob(f"directive-demo-*/{REPO_NAME}/CHANGELOG.md"))
+
+
+async def test_auto_skips_a_step_that_escalates_as_the_app_does(tmp_path: Path) -> None:
+    """Headless `--auto` answered an escalation with retry, the app with
+    skip; a step that fails the same way every time asked again for ever.
+    Both skip it now, and the run reaches its end."""
+    from tests.engine_kit import Script, chain_spec, services
+
+    db = tmp_path / "auto.db"
+    spec = chain_spec(tmp_path, [("broken", []), ("after", [])])
+    script = Script(fail={"broken": "exit 1"})
+    out = io.StringIO()
+    assert (
+        await run_headless(db, spec=spec, auto_approve=True, services=services(script), out=out)
+        == EXIT_OK
+    )
+    store = await Store.open(db)
+    try:
+        directive = await the_directive(store)
+        steps = await steps_by_name(store, directive.id)
+        assert steps["broken"].status is StepStatus.SKIPPED
+        assert steps["after"].status is StepStatus.PASSED
+        (escalation,) = await store.list_approvals(directive.id)
+        assert escalation.kind is ApprovalKind.ESCALATION
+        assert escalation.decision.value == "skip"
+    finally:
+        await store.close()

@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from engine.approvals import UNATTENDED
 from engine.bus import EventBus, Subscription
 from engine.events import ApprovalRequired, DirectiveStatusChanged, EngineEvent
 from engine.models import (
@@ -45,12 +46,6 @@ from tui.screens.home import HomeScreen
 if TYPE_CHECKING:
     from engine.engine import DirectiveEngine, EngineServices
 
-# What `--auto` answers, by kind: the demo must always reach its end.
-AUTO_DECISION: dict[ApprovalKind, ApprovalDecision] = {
-    ApprovalKind.PLAN: ApprovalDecision.APPROVE,
-    ApprovalKind.STEP_REVIEW: ApprovalDecision.APPROVE,
-    ApprovalKind.ESCALATION: ApprovalDecision.SKIP,
-}
 AUTO_DELAY_S = 1.0  # long enough to see the yellow step wait
 
 
@@ -318,7 +313,7 @@ class DirectiveApp(App[None]):
 
     async def _auto_answer(self, event: ApprovalRequired) -> None:
         await asyncio.sleep(self.auto_delay_s)
-        decision = AUTO_DECISION[ApprovalKind(event.kind)]
+        decision = UNATTENDED[ApprovalKind(event.kind)]
         await self.answer_approval(event.approval_id, decision, "answered by --auto", quiet=True)
 
     # -- commands ---------------------------------------------------------------

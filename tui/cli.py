@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     _headless_flags(run)
 
     demo = sub.add_parser("demo", help="the offline demo: no key, no network")
-    demo.add_argument("--auto", action="store_true", help="approve by itself (recordings, CI)")
+    demo.add_argument(
+        "--auto",
+        action="store_true",
+        help="answer every approval by itself: approve plans and reviews, skip a step that escalates (recordings, CI)",
+    )
     _headless_flags(demo)
 
     resume = sub.add_parser("resume", help="resume a directive (paused, or left waiting)")
@@ -367,10 +371,11 @@ async def run_headless(
     """Create (from `spec`) or resume (`directive_id`) a directive, print its
     events until it settles, and return the exit code for its outcome.
     `command` starts the hints printed at the end (default: with `--db`)."""
+    from engine.approvals import UNATTENDED
     from engine.bus import EventBus
     from engine.engine import DirectiveEngine, EngineError, Outcome
     from engine.lease import LeaseError
-    from engine.models import ApprovalDecision, ApprovalKind, DirectiveStatus
+    from engine.models import DirectiveStatus
     from engine.store import NotFound
     from engine.transitions import InvalidTransition
 
@@ -431,11 +436,7 @@ async def run_headless(
             if outcome is not Outcome.AWAITING_APPROVAL or not auto_approve:
                 break
             for approval in await store.pending_approvals(did):
-                decision = (
-                    ApprovalDecision.RETRY
-                    if approval.kind is ApprovalKind.ESCALATION
-                    else ApprovalDecision.APPROVE
-                )
+                decision = UNATTENDED[approval.kind]
                 await engine.resolve_approval(
                     approval.id, decision, comment="auto-approved (--auto)"
                 )
