@@ -1019,8 +1019,8 @@ class DirectiveEngine:
 
     async def _require_workspace(self, directive_id: str) -> Workspace:
         """For the git views and commands (diff, checkpoints, merge, reset):
-        they write no event, and refuse in plain words when there is nothing
-        to show. The first to find the folder of a directive that ended
+        they refuse in plain words when there is nothing to show (the views
+        write no event; merge and reset log what they did). The first to find the folder of a directive that ended
         while it was gone removes the worktrees left (and writes the notice
         the end could not)."""
         d = await self.store.get_directive(directive_id)

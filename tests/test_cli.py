@@ -748,7 +748,7 @@ def test_help_lists_the_exit_codes_a_script_branches_on() -> None:
     lines = out.getvalue().split("exit codes:\n")[1].splitlines()
     said = {int(line.split()[0]): line for line in lines if line.split()[0].isdigit()}
     for code, says in ((0, "completed"), (1, "failed"), (2, "bad input"), (3, "approval"),
-                       (4, "paused"), (141, "output was closed")):  # fmt: skip
+                       (4, "paused"), (130, "interrupted"), (141, "output was closed")):  # fmt: skip
         assert says in said[code], code
 
 

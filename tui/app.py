@@ -4,7 +4,8 @@ The engine runs in the app's own asyncio loop. The first frame shows the
 home screen at once; the database opens, and the engine recovers, in a
 worker right after. One worker follows the event bus: it waits for an
 event, takes everything else already queued, and hands the batch to each
-engine screen. Nothing polls the database. The engine's own module is
+engine screen. No screen polls the database (the engine notices other
+processes' writes by a cheap `data_version` check). The engine's module is
 imported by that worker too: nothing on screen needs it sooner.
 """
 

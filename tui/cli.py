@@ -4,9 +4,10 @@ Kept light on purpose: only argparse at import time, so `--help` and the
 first frame of the app never wait for the engine's heavier modules.
 
 Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input,
-3 stopped waiting for an approval, 4 paused (a circuit breaker, a person, or
-a first plan that could not be made), 141 the output was closed (as a
-process killed by SIGPIPE reports it).
+3 stopped waiting for an approval, 4 paused (a circuit breaker, a person, a
+first plan that could not be made, or the repository folder gone), 130
+interrupted (Ctrl-C), 141 the output was closed (as a process killed by
+SIGPIPE reports it).
 """
 
 from __future__ import annotations
@@ -180,7 +181,9 @@ exit codes:
        id, no database at --db, a database in use or busy
   3    stopped waiting for an approval: answer it, then `resume ID --headless`
   4    paused: a breaker tripped (raise it with `limits`), a person paused it,
-       or the first plan could not be made; then `resume ID --headless`
+       the first plan could not be made, or the repository folder is gone;
+       then `resume ID --headless`
+  130  interrupted (Ctrl-C): the run stopped; `resume` carries on
   141  the output was closed (`| head`): the run stopped; `resume` carries on
 """
 
@@ -257,7 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
         off = f"; {NO_LIMIT}: no limit" if kind is _switchable_limit else ""
         lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what + off)
 
-    diff = sub.add_parser("diff", help="the directive's result so far, as a diff of your branch")
+    diff = sub.add_parser(
+        "diff",
+        help="the directive's result so far, as a diff from where your branch was when it started",
+    )
     diff.add_argument("id", help=ID_HELP)
     diff.add_argument("--stat", action="store_true", help="files changed, not the diff")
 
