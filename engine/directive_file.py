@@ -46,7 +46,8 @@ executor, which needs commands: the file is refused)::
     [[verifiers.extra]]                # add a verifier, or override a detected one
     name = "docs"
     command = "make docs"              # a string (run by the shell) or a list of args
-    parser = "exit_code"               # exit_code | pytest | ruff | mypy | count
+    parser = "exit_code"               # exit_code | pytest | ruff | mypy | count |
+                                       #   tsc | clippy | cargo_test | go_test
     weight = 1.0
     gating = true
     timeout_s = 300

@@ -5,7 +5,8 @@ twice. So an engine first takes the lease, the single row of the
 `engine_lease` table: who holds it (owner label and instance), its pid and
 host, and a heartbeat the holder renews every few seconds. Another engine
 that finds the lease held gets `LeaseHeld`, whose message names the holder,
-and may still open the file read-only to watch.
+and may still open the file to watch: it runs no step, and writes its
+commands (start, pause, answers) to the database for the holder to carry out.
 
 A lease is taken over without asking when its holder is gone: on the same
 host, when its pid no longer runs (a SIGKILLed engine leaves its row

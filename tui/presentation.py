@@ -1,7 +1,7 @@
 """How statuses and levels look: tables the widgets read, not branches.
 
 Each entry names an icon, a short label and a CSS class suffix; the colours
-themselves live in `app.tcss` (component classes such as `dag--running`).
+themselves live in `app.tcss` (classes such as `look--running`).
 """
 
 from __future__ import annotations
