@@ -25,6 +25,7 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_APPROVAL, EXIT_PAUSED = 0, 1, 2, 3, 4
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
 READER_CHECK_S = 1.0  # how often a quiet headless run checks its output is still read
+CATCH_UP_CHUNK = 5000  # events read from the store at a time when the printer catches up
 
 OUTCOME_EXIT = {
     "completed": EXIT_OK,
@@ -373,10 +374,12 @@ async def run_headless(
     services: Any = None,
     out: Any = None,
     command: str | None = None,
+    bus: Any = None,
 ) -> int:
     """Create (from `spec`) or resume (`directive_id`) a directive, print its
     events until it settles, and return the exit code for its outcome.
-    `command` starts the hints printed at the end (default: with `--db`)."""
+    `command` starts the hints printed at the end (default: with `--db`);
+    `bus` is the engine's event bus (default: a new one)."""
     from engine.approvals import UNATTENDED
     from engine.bus import EventBus
     from engine.engine import DirectiveEngine, EngineError, Outcome
@@ -388,7 +391,7 @@ async def run_headless(
     out = out or sys.stdout
     me = command or command_line(db)
     store = await _open(db)
-    bus = EventBus()
+    bus = bus or EventBus()
     engine = DirectiveEngine(store, bus, services)
     printer: asyncio.Task[None] | None = None
     try:
@@ -403,13 +406,28 @@ async def run_headless(
         sub = bus.subscribe(did)
 
         printed = 0
-        # What happened before we subscribed (creation, or an earlier run),
-        # so the log reads whole; then the live events, none twice.
-        for event in await store.list_events(did):
-            print(format_event(event, as_json), file=out, flush=True)
-            printed = event.seq
+
+        async def catch_up() -> None:
+            """Print what the store has after the last line printed: what
+            happened before we subscribed (creation, or an earlier run), and
+            what the bus dropped while this printer lagged behind (events
+            are stored before they are published). A chunk at a time, so a
+            long gap is not read into memory at once."""
+            nonlocal printed
+            while True:
+                chunk = await store.list_events(did, after_seq=printed, limit=CATCH_UP_CHUNK)
+                for event in chunk:
+                    print(format_event(event, as_json), file=out, flush=True)
+                    printed = event.seq
+                if len(chunk) < CATCH_UP_CHUNK:
+                    return
+
+        await catch_up()
 
         async def follow() -> None:
+            """The live events, in order and none twice: a lag (the bus
+            cleared our full queue) or any gap is filled from the store."""
+            nonlocal printed
             while True:
                 try:
                     event = await asyncio.wait_for(sub.get(), READER_CHECK_S)
@@ -417,8 +435,12 @@ async def run_headless(
                     if _reader_gone(out):
                         raise BrokenPipeError("the output's reader went away") from None
                     continue
+                if sub.lagged or event.seq > printed + 1:
+                    sub.lagged = False
+                    await catch_up()
                 if event.seq > printed:
                     print(format_event(event, as_json), file=out, flush=True)
+                    printed = event.seq
 
         printer = asyncio.create_task(follow())
 
@@ -453,6 +475,10 @@ async def run_headless(
             await asyncio.sleep(0.01)
         if printer.done() and printer.exception() is not None:
             raise printer.exception()  # type: ignore[misc]
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+        await catch_up()  # the last events, had the bus dropped them with nothing after
         if outcome is Outcome.AWAITING_APPROVAL and not as_json:
             now_d = await store.get_directive(did)
             if not Path(now_d.spec.repo).is_dir():  # the engine refuses every answer till then
