@@ -5,8 +5,17 @@ text. Real SQLite files, real git repositories, real subprocesses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import os
+import pty
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,3 +73,92 @@ def test_a_headless_printer_that_falls_behind_still_prints_every_event_once_in_o
             await store.close()
 
     assert printed == asyncio.run(stored()) == list(range(1, len(printed) + 1))
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie left for init to reap does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def wait_for_file(path: Path, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def held_step(tmp_path: Path) -> str:
+    """A step that notes its shell's pid, then waits (until `go` exists)."""
+    return (
+        '[[steps]]\nname = "held"\n'
+        f'command = "echo $$ >> {tmp_path}/pids; test -f {tmp_path}/go || sleep 60"\n'
+    )
+
+
+def test_sigterm_stops_a_headless_run_as_ctrl_c_does_and_resume_runs_the_step_again(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`timeout`, `kill` or a cancelled CI job: the step's shell used to run
+    on with no parent, and a resume started a second one beside it."""
+    path = directive_file(tmp_path, make_git_repo(), held_step(tmp_path), autonomy="full_auto")
+    cli = [sys.executable, "-m", "tui.cli", "--db", str(tmp_path / "x.db")]
+    with subprocess.Popen(
+        [*cli, "run", str(path), "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as run:
+        (step_pid,) = map(int, wait_for_file(tmp_path / "pids").split())
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=30) == 143
+        assert run.stderr is not None and run.stderr.read() == b""  # no traceback
+    assert not alive(step_pid)
+
+    (tmp_path / "go").touch()
+    (listed,) = json.loads(subprocess.run([*cli, "list", "--json"], capture_output=True).stdout)
+    resumed = subprocess.run([*cli, "resume", listed["id"], "--headless"], capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "step held: ready -> running (attempt 2)" in resumed.stdout.decode()
+    assert len((tmp_path / "pids").read_text().split()) == 2  # ran again, once
+
+
+def test_sigterm_quits_the_app_closing_its_engine_so_no_step_is_left_running(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """The app in a terminal (a pty here) quits on SIGTERM as on Ctrl-Q with
+    its steps interrupted, and says so with exit code 143."""
+    path = directive_file(tmp_path, make_git_repo(), held_step(tmp_path), autonomy="full_auto")
+    db = tmp_path / "x.db"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the app, on the pty
+        os.execv(
+            sys.executable, [sys.executable, "-m", "tui.cli", "--db", str(db), "run", str(path)]
+        )
+    try:
+        reader = threading.Thread(target=drain, args=(fd,), daemon=True)
+        reader.start()
+        (step_pid,) = map(int, wait_for_file(tmp_path / "pids").split())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+            assert time.monotonic() < deadline, "the app is still running"
+            time.sleep(0.05)
+        assert os.waitstatus_to_exitcode(done[1]) == 143
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert not alive(step_pid)
+    with sqlite3.connect(db) as conn:
+        (status,) = conn.execute("SELECT status FROM chain_steps").fetchone()
+    assert status == "ready"  # to run again when the database is run again
+
+
+def drain(fd: int) -> None:
+    """Read what the app draws, so it never blocks on a full pty."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 65536):
+            pass

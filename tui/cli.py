@@ -7,7 +7,8 @@ Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input,
 3 stopped waiting for an approval, 4 paused (a circuit breaker, a person, a
 first plan that could not be made, or the repository folder gone), 130
 interrupted (Ctrl-C), 141 the output was closed (as a process killed by
-SIGPIPE reports it).
+SIGPIPE reports it), 143 terminated (SIGTERM: `kill`, `timeout`, a CI job
+cancelled), which stops a run as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_APPROVAL, EXIT_PAUSED = 0, 1, 2, 3, 4
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 READER_CHECK_S = 1.0  # how often a quiet headless run checks its output is still read
 CATCH_UP_CHUNK = 5000  # events read from the store at a time when the printer catches up
 
@@ -185,6 +188,7 @@ exit codes:
        the first plan could not be made, or the repository folder is gone;
        then `resume ID --headless`
   130  interrupted (Ctrl-C): the run stopped; `resume` carries on
+  143  terminated (SIGTERM): the run stopped as for Ctrl-C; `resume` carries on
   141  the output was closed (`| head`): the run stopped; `resume` carries on
 """
 
@@ -448,11 +452,13 @@ async def run_headless(
             """The outcome, unless the reader of our output went away first
             (`| head`): then the printer's BrokenPipeError ends the run."""
             waiting = asyncio.ensure_future(engine.wait_settled(did))
-            await asyncio.wait({waiting, printer}, return_when=asyncio.FIRST_COMPLETED)
-            if printer.done() and printer.exception() is not None:
+            try:
+                await asyncio.wait({waiting, printer}, return_when=asyncio.FIRST_COMPLETED)
+                if printer.done() and printer.exception() is not None:
+                    raise printer.exception()  # type: ignore[misc]
+                return await waiting
+            finally:  # also when interrupted: it must not outlive the store
                 waiting.cancel()
-                raise printer.exception()  # type: ignore[misc]
-            return await waiting
 
         await engine.recover(did)
         if directive.status is DirectiveStatus.DRAFT:
@@ -880,7 +886,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"directive-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        return EXIT_TERMINATED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do. A
         # headless run has closed its engine; its steps run again on resume.
@@ -894,6 +902,47 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+class Terminated(Exception):
+    """SIGTERM arrived while a command ran: it was stopped as Ctrl-C stops it."""
+
+
+def run_async(coro: Any) -> int:
+    """`asyncio.run(coro)`, with SIGTERM handled as asyncio handles Ctrl-C:
+    the command's task is cancelled, so its `finally` closes the engine
+    (which kills each running step's process group and leaves the step to
+    run again on resume) before `Terminated` ends the program. SIGTERM's
+    default, to die on the spot, left the steps' processes running on
+    without a parent, and a later resume ran them a second time alongside."""
+    import signal
+
+    async def guarded() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        terminated = False
+
+        def on_term() -> None:
+            nonlocal terminated
+            if not terminated:  # once: a second one must not cut the cleanup short
+                terminated = True
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            code = await coro
+        except asyncio.CancelledError:
+            if not terminated:
+                raise
+            raise Terminated from None
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+        if terminated:
+            raise Terminated
+        return code
+
+    return asyncio.run(guarded())
+
+
 def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     cmd = args.command
     if cmd in (None, "run", "demo", "resume") and not getattr(args, "headless", False):
@@ -901,37 +950,35 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     if cmd == "run":
         spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
         if args.headless:
-            return asyncio.run(run_headless(db, spec=spec, as_json=args.json, command=me))
+            return run_async(run_headless(db, spec=spec, as_json=args.json, command=me))
         return _run_app(db, bell=args.bell, start_file=args.file)
     if cmd == "demo":
         if args.headless:
-            return asyncio.run(_demo_headless(db, args.auto, args.json, me))
+            return run_async(_demo_headless(db, args.auto, args.json, me))
         return _run_app(db, bell=args.bell, demo=True, auto_approve=args.auto)
     if cmd == "resume":
         if args.headless:
-            return asyncio.run(
-                run_headless(db, directive_id=args.id, as_json=args.json, command=me)
-            )
+            return run_async(run_headless(db, directive_id=args.id, as_json=args.json, command=me))
         return _run_app(db, bell=args.bell, open_directive=args.id, resume=True)
     if cmd == "list":
-        return asyncio.run(list_directives(db, args.json, out))
+        return run_async(list_directives(db, args.json, out))
     if cmd == "approvals":
-        return asyncio.run(list_approvals(db, args.json, out))
+        return run_async(list_approvals(db, args.json, out))
     if cmd in ("approve", "deny", "request-changes"):
         decision = {"approve": "approve", "deny": "deny", "request-changes": "request_changes"}[cmd]
-        return asyncio.run(resolve(db, args.id, decision, args.comment, out, me))
+        return run_async(resolve(db, args.id, decision, args.comment, out, me))
     if cmd == "decide":
-        return asyncio.run(resolve(db, args.id, args.decision, args.comment, out, me))
+        return run_async(resolve(db, args.id, args.decision, args.comment, out, me))
     if cmd in ("pause", "stop"):
-        return asyncio.run(directive_command(db, args.id, cmd, out))
+        return run_async(directive_command(db, args.id, cmd, out))
     if cmd == "limits":
-        return asyncio.run(limits_command(db, args, out, me))
+        return run_async(limits_command(db, args, out, me))
     if cmd == "events":
-        return asyncio.run(print_events(db, args.id, args.after, args.json, out))
+        return run_async(print_events(db, args.id, args.after, args.json, out))
     if cmd == "delete":
-        return asyncio.run(delete_command(db, args.id, args.force, out, me))
+        return run_async(delete_command(db, args.id, args.force, out, me))
     if cmd in ("diff", "checkpoints", "reset", "merge"):
-        return asyncio.run(git_command(db, args, out))
+        return run_async(git_command(db, args, out))
     return _run_app(db, bell=args.bell)
 
 
@@ -968,10 +1015,29 @@ def need_terminal(command: str | None) -> None:
 
 
 def _run_app(db: Path, **kwargs: Any) -> int:
+    """The app; SIGTERM quits it as a person quitting does (its engine closes,
+    so a running step's processes are killed), with exit code 143, rather
+    than killing it on the spot with its steps left running and the
+    terminal left in the app's mode."""
+    import signal
+
     from tui.app import DirectiveApp
 
     app = DirectiveApp(db, **kwargs)
-    app.run()
+
+    def on_term(signum: int, frame: Any) -> None:
+        # Python runs this in the main thread, where the app's loop runs.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # before the app's loop, or after it: nothing to close
+            raise Terminated from None
+        loop.call_soon_threadsafe(lambda: app.exit(return_code=EXIT_TERMINATED))
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        app.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if app.farewell:
         print(app.farewell)
     return int(app.return_code or 0)
