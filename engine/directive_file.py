@@ -89,6 +89,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from engine.executors.scripted import EditError, check_edit
 from engine.models import DirectiveSpec, ExecutorKind, PlannerKind
@@ -163,16 +164,6 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     )
 
 
-def _number_kind(annotation: Any) -> str | None:
-    """'an integer' / 'a number' for numeric fields, None for the rest."""
-    members = [m for m in _members(annotation) if m is not type(None)]
-    if bool in members:
-        return None
-    if float in members:
-        return "a number"
-    return "an integer" if int in members else None
-
-
 def _model_at(path: Loc) -> type[BaseModel] | None:
     model: type[BaseModel] | None = DirectiveSpec
     for part in path:
@@ -214,7 +205,7 @@ def _show(value: Any) -> str:
         return "a table"
     if isinstance(value, list):
         return "a list"
-    return _number(value) if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)  # 3.0 is not 3
 
 
 def _number(value: Any) -> str:
@@ -303,24 +294,30 @@ def _merge(problems: list[_Problem]) -> list[_Problem]:
     return list(merged.values())
 
 
-def _bools_for_numbers(data: Any, model: type[BaseModel], loc: Loc = ()) -> Iterator[_Problem]:
-    """pydantic takes `true` as 1 for a number; in a file it is a mistake."""
-    if not isinstance(data, dict):
-        return
-    fields = _fields(model)
-    for key, value in data.items():
-        info = fields.get(key)
-        if info is None:
-            continue
-        here = (*loc, key)
-        kind = _number_kind(info.annotation)
-        if isinstance(value, bool) and kind:
-            yield _Problem(here, expected=(_ALSO_ACCEPTED.get(here, kind),), got=value)
-        sub = _submodel(info.annotation)
-        if sub is not None:
-            items = enumerate(value) if isinstance(value, list) else [(None, value)]
-            for i, item in items:
-                yield from _bools_for_numbers(item, sub, here if i is None else (*here, i))
+def _validate(data: dict[str, Any]) -> tuple[DirectiveSpec | None, list[ErrorDetails]]:
+    """The spec, or pydantic's errors. Strictly: TOML has booleans and
+    numbers, so `"off"`, `"5"` or `1` for a boolean, `true` or `"5"` for a
+    number, `3.0` for an integer are mistakes, not values to convert (an
+    integer where a number is wanted is fine). Enums and paths can only be
+    written as strings, which strict validation refuses (it wants the
+    instances), so those are judged by the lax pass. The app's form and the
+    limits commands convert their own text and validate laxly: this is the
+    file's rule only."""
+    try:
+        return DirectiveSpec.model_validate(data, strict=True), []
+    except ValidationError as exc:
+        strict = exc.errors(include_url=False)
+    try:
+        spec, lax = DirectiveSpec.model_validate(data), []
+    except ValidationError as exc:
+        spec, lax = None, exc.errors(include_url=False)
+    from_strings = [tuple(e["loc"]) for e in strict if e["type"] == "is_instance_of"]
+    errors = [e for e in strict if e["type"] != "is_instance_of"]
+    errors += [e for e in lax if any(tuple(e["loc"])[: len(at)] == at for at in from_strings)]
+    # Lax errors elsewhere only follow from a conversion strictness refused
+    # (`green = "0.4"` then reads as above `yellow`); without one, they stand.
+    errors = errors or lax
+    return (None if errors else spec), errors
 
 
 # --------------------------------------------------------------------------
@@ -573,13 +570,9 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     for loc in _nul_characters(raw):
         raise report.error(loc, "must not contain a NUL character (\\u0000)")
     data = _conveniences(raw)
-    problems = list(_bools_for_numbers(data, DirectiveSpec))
-    try:
-        spec = DirectiveSpec.model_validate(data)
-    except ValidationError as exc:
-        problems += [_problem(e) for e in exc.errors(include_url=False)]
-    if problems:
-        raise report.first_of(_merge(problems))
+    spec, errors = _validate(data)
+    if spec is None:
+        raise report.first_of(_merge([_problem(e) for e in errors]))
     spec = spec.model_copy(update={"repo": _resolve_repo(raw["repo"], base_dir, report)})
     spec = _clean_model(spec, report)
     _check_texts(spec, report)

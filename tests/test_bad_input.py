@@ -97,6 +97,22 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
     ("goal-is-a-table", 'title = "t"\nrepo = "{repo}"\n[goal]\nx = 1\n', "goal"),
     ("limit-is-a-string", GOOD_HEAD + '[limits]\nmax_cost_usd = "five"\n', "max_cost_usd"),
     ("limit-is-a-boolean", GOOD_HEAD + "[limits]\nmax_rework_cycles = true\n", "max_rework_cycles"),
+    # TOML has numbers and booleans: text that reads as one is still text
+    (
+        "limit-is-a-quoted-number",
+        GOOD_HEAD + ONE_STEP + '[limits]\nmax_cost_usd = "5"\n',
+        "max_cost_usd: expected a number, or false for no limit, got '5'",
+    ),
+    (
+        "switch-is-a-word",
+        GOOD_HEAD + ONE_STEP + '[workspace]\nisolate = "off"\n',
+        "workspace.isolate: expected true or false, got 'off'",
+    ),
+    (
+        "switch-is-an-integer",
+        GOOD_HEAD + ONE_STEP + "[verifiers]\nllm_judge = 0\n",
+        "verifiers.llm_judge: expected true or false, got 0",
+    ),
     ("steps-is-a-string", GOOD_HEAD + 'steps = "a, b"\n', "steps"),
     ("depends-on-is-a-string", GOOD_HEAD + ONE_STEP + 'depends_on = "b"\n', "depends_on"),
     ("unknown-top-level-key", GOOD_HEAD + 'titel = "typo"\n', "titel"),

@@ -289,6 +289,62 @@ def test_boolean_is_not_a_number(tmp_path, repo):
     assert message.endswith("max_cost_usd: expected a number, or false for no limit, got true")
 
 
+# TOML has booleans and numbers: a string, or 0/1, where one is wanted is a
+# mistake to name, not a value to convert ("off" would have read as false).
+ONE_STEP = '[[steps]]\nname = "a"\ncommand = "true"\n'
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('[workspace]\nisolate = "off"', "workspace.isolate: expected true or false, got 'off'"),
+        ("[workspace]\ncarry_rework = 1", "workspace.carry_rework: expected true or false, got 1"),
+        ("[verifiers]\nllm_judge = 0", "verifiers.llm_judge: expected true or false, got 0"),
+        (
+            '[limits]\nmax_cost_usd = "5"',
+            "limits.max_cost_usd: expected a number, or false for no limit, got '5'",
+        ),
+        (
+            '[limits]\nmax_rework_cycles = "7"',
+            "limits.max_rework_cycles: expected an integer, got '7'",
+        ),
+        (
+            "[limits]\nmax_rework_cycles = 3.0",
+            "limits.max_rework_cycles: expected an integer, got 3.0",
+        ),
+        ('[thresholds]\ngreen = "0.9"', "thresholds.green: expected a number, got '0.9'"),
+        (
+            '[[verifiers.extra]]\nname = "x"\ngating = "yes"',
+            "verifiers.extra[0].gating: expected true or false, got 'yes'",
+        ),
+        (
+            '[[verifiers.extra]]\nname = "x"\nweight = "2"',
+            "verifiers.extra[0].weight: expected a number, got '2'",
+        ),
+        (
+            '[[verifiers.extra]]\nname = "x"\nenabled = "n"',
+            "verifiers.extra[0].enabled: expected true or false, got 'n'",
+        ),
+        ('timeout_s = "60"', "steps[0].timeout_s (step 'a'): expected a number, got '60'"),
+    ],
+)
+def test_strings_and_integers_are_not_booleans_or_numbers(tmp_path, repo, lines, message):
+    assert error(HEAD + ONE_STEP + lines + "\n", tmp_path) == f"d.toml: {message}"
+
+
+def test_an_integer_is_a_number_and_choices_and_paths_are_strings(tmp_path, repo):
+    text = MINIMAL + (
+        'autonomy = "manual"\n[limits]\nmax_cost_usd = 5\nmax_wall_time_minutes = 30\n'
+        "[thresholds]\ngreen = 1\nyellow = 0\n"
+        '[[verifiers.extra]]\nname = "x"\ncommand = "true"\nparser = "pytest"\nweight = 2\n'
+    )
+    spec = parse(text, tmp_path)
+    assert spec.autonomy is Autonomy.MANUAL and spec.repo == repo.resolve()
+    assert (spec.limits.max_cost_usd, spec.limits.max_wall_time_minutes) == (5.0, 30.0)
+    assert (spec.thresholds.green, spec.verifiers.extra[0].weight) == (1.0, 2.0)
+    assert spec.verifiers.extra[0].parser == "pytest"
+
+
 def test_enum_value_lists_the_choices(tmp_path, repo):
     message = error(HEAD + 'autonomy = "yolo"\n', tmp_path)
     assert message == (
@@ -624,9 +680,6 @@ def test_edits_inside_the_repo_load(tmp_path, repo):
 
 def extra(*tables: str) -> str:
     return "".join(f"[[verifiers.extra]]\n{t}\n" for t in tables)
-
-
-ONE_STEP = '[[steps]]\nname = "a"\ncommand = "true"\n'
 
 
 def test_a_step_naming_a_verifier_that_cannot_exist_is_refused(tmp_path, repo):
