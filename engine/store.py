@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -656,18 +657,32 @@ class Store:
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
         if readonly:
-            conn = await aiosqlite.connect(
+            connecting = aiosqlite.connect(
                 f"file:{path}?mode=ro", uri=True, isolation_level=None, factory=Connection
             )
         else:
-            conn = await aiosqlite.connect(path, isolation_level=None, factory=Connection)
+            connecting = aiosqlite.connect(path, isolation_level=None, factory=Connection)
+        try:
+            conn = await connecting
+        except sqlite3.Error as exc:
+            # aiosqlite stops its thread without waiting for it: were the loop
+            # to close first, the thread's last reply would raise in it
+            # ("Event loop is closed", printed after our message).
+            await asyncio.to_thread(connecting._thread.join, 5)  # noqa: SLF001
+            raise StoreError(
+                unwritable(path) or f"cannot open the database {path}: {exc}"
+            ) from exc
         conn.row_factory = sqlite3.Row
         store = cls(conn, path)
         try:
             await store._call(_configure, readonly)
         except sqlite3.DatabaseError as exc:
             await conn.close()
-            raise StoreError(f"{path}: not a usable directive-tui database ({exc})") from exc
+            if is_readonly(exc):
+                why = unwritable(path) or f"cannot write the database {path} ({exc})"
+            else:
+                why = f"{path}: not a usable directive-tui database ({exc})"
+            raise StoreError(why) from exc
         return store
 
     async def close(self) -> None:
@@ -868,6 +883,34 @@ class Store:
         )
         fields = ("passed", "skipped", "total", "pending_approvals")
         return {r[0]: Progress(**dict(zip(fields, r[1:], strict=True))) for r in rows}
+
+
+def is_readonly(exc: BaseException | None) -> bool:
+    """SQLite's answer to a write it may not make: the file, or the folder
+    its -wal and -shm files go in, is read-only for this user."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_READONLY) or "readonly" in str(exc)
+
+
+def unwritable(path: Path) -> str | None:
+    """Why SQLite may not write the database at `path`, in words (None when
+    the file and its folder both look writable). The folder first: SQLite
+    writes `-wal` and `-shm` files beside the database (WAL mode), so a
+    folder this user may not write in keeps it from even reading one."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        if not path.exists():
+            return f"cannot create the database {path}: the folder {folder} is not writable"
+        return (
+            f"cannot write in the folder {folder} of the database {path}: SQLite keeps"
+            f" {path.name}-wal and {path.name}-shm beside it (make the folder writable,"
+            " or copy the database to one that is)"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the database {path} is read-only: this command writes to it (make it writable)"
+    return None
 
 
 def _configure(conn: sqlite3.Connection, readonly: bool) -> None:

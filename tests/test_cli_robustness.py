@@ -10,20 +10,23 @@ import io
 import json
 import os
 import pty
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.bus import EventBus, Subscription
 from engine.store import Store
-from tests.test_cli import directive_file
+from tests.conftest import init_git_repo
+from tests.test_cli import FAILING_STEP, STEP_OK, directive_file, only_directive, run_cli
 from tui.cli import load_spec, run_headless
 
 
@@ -162,3 +165,124 @@ def drain(fd: int) -> None:
     with contextlib.suppress(OSError):
         while os.read(fd, 65536):
             pass
+
+
+# -- databases this user may not write ------------------------------------------
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder under /tmp that another user can reach (pytest's tmp_path is
+    private to its owner): the read-only cases run the command as `nobody`
+    when the tests run as root, whom file modes do not stop."""
+    folder = Path(tempfile.mkdtemp(prefix="directive-ro-", dir="/tmp"))
+    folder.chmod(0o777)
+    yield folder
+    for path in (folder, *folder.rglob("*")):
+        with contextlib.suppress(OSError):
+            path.chmod(0o777 if path.is_dir() else 0o666)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def cli_as_other_user(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The command in a process of its own: as `nobody` when we are root
+    (through setpriv, as a person would; Python's own switch of user cannot
+    reach this venv's interpreter)."""
+    as_nobody: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root, and no setpriv to run the command as another user")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return subprocess.run(
+        [*as_nobody, sys.executable, "-m", "tui.cli", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": "/tmp"},
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+
+
+def waiting_directive(folder: Path) -> tuple[Path, str, str]:
+    """A database in `folder` with one directive waiting on an escalation:
+    (the database, the directive's id, the escalation's id)."""
+    repo = init_git_repo(folder / "repo", {"a.txt": "a\n"})
+    for path in (repo, *repo.rglob("*")):
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    db = folder / "x.db"
+    spec = directive_file(folder, repo, FAILING_STEP)
+    code, _, _ = run_cli("--db", str(db), "run", str(spec), "--headless")
+    assert code == 3
+    did = only_directive(str(db))
+    (escalation,) = json.loads(run_cli("--db", str(db), "approvals", "--json")[1])
+    return db, did, escalation["id"]
+
+
+def test_a_read_only_database_is_read_and_a_write_to_it_is_refused_in_one_line(
+    shared_dir: Path,
+) -> None:
+    """`chmod 444`: list, approvals and events work; every command that
+    writes used to end in SQLite's traceback ('attempt to write a readonly
+    database', exit 1)."""
+    db, did, escalation = waiting_directive(shared_dir)
+    db.chmod(0o444)
+    before = db.read_bytes()
+
+    for reading in (["list"], ["approvals"], ["events", did]):
+        done = cli_as_other_user("--db", str(db), *reading)
+        assert (done.returncode, done.stderr) == (0, ""), reading
+    assert did in cli_as_other_user("--db", str(db), "list").stdout
+
+    for writing in (
+        ["decide", escalation, "retry"],
+        ["pause", did],
+        ["limits", did, "--max-failed-steps", "5"],
+        ["resume", did, "--headless"],
+    ):
+        done = cli_as_other_user("--db", str(db), *writing)
+        assert done.returncode == 2, writing
+        assert done.stderr == f"directive-tui: the database {db} is read-only:" + (
+            " this command writes to it (make it writable)\n"
+        ), writing
+    assert db.read_bytes() == before
+
+
+def test_a_database_in_a_read_only_folder_is_refused_naming_the_folder(
+    shared_dir: Path,
+) -> None:
+    """SQLite writes -wal and -shm files beside the database: in a folder it
+    may not write in, even `list` fails. It used to be called 'not a usable
+    directive-tui database', as if the file were broken."""
+    db, _, _ = waiting_directive(shared_dir)
+    db.chmod(0o666)  # the file itself is writable: the folder is what stops it
+    for leftover in shared_dir.glob("x.db-*"):
+        leftover.unlink()
+    before = db.read_bytes()
+    shared_dir.chmod(0o555)
+
+    done = cli_as_other_user("--db", str(db), "list")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"directive-tui: cannot write in the folder {shared_dir} of the database {db}: "
+    )
+    assert done.stderr.count("\n") == 1
+    assert db.read_bytes() == before
+
+
+def test_a_new_database_in_a_read_only_folder_is_refused_in_one_line(shared_dir: Path) -> None:
+    """The right message used to be followed by a thread's traceback
+    ('Event loop is closed'): aiosqlite's worker answered after the loop
+    had gone."""
+    repo = init_git_repo(shared_dir / "repo", {"a.txt": "a\n"})
+    spec = directive_file(shared_dir, repo, STEP_OK)
+    (shared_dir / "dbs").mkdir(mode=0o555)
+    (shared_dir / "dbs").chmod(0o555)
+    db = shared_dir / "dbs" / "new.db"
+    for _ in range(3):  # the traceback came on most tries, not all
+        done = cli_as_other_user("--db", str(db), "run", str(spec), "--headless")
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == (
+            f"directive-tui: cannot create the database {db}:"
+            f" the folder {db.parent} is not writable\n"
+        )
+    assert not db.exists()

@@ -97,6 +97,18 @@ def is_busy(exc: BaseException | None) -> bool:
     )
 
 
+def readonly_error(exc: BaseException) -> bool:
+    """A write SQLite refused because the database (or its folder) is
+    read-only for this user: reading it worked, this command writes."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    from engine.store import is_readonly
+
+    return is_readonly(exc)
+
+
 BUSY_WAIT_S = 10  # as the store waits for a lock (engine/store.py's busy_timeout)
 
 
@@ -895,10 +907,16 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # nor complain when stdout is flushed at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OUTPUT_CLOSED
-    except Exception as exc:  # SQLite's lock wait ran out, wherever it was
-        if not is_busy(exc):
+    except Exception as exc:  # SQLite's lock wait ran out, or it may not write, wherever it was
+        if is_busy(exc):
+            message = busy_message(db)
+        elif readonly_error(exc):
+            from engine.store import unwritable
+
+            message = unwritable(db) or f"cannot write the database {db} ({exc})"
+        else:
             raise
-        print(f"directive-tui: {busy_message(db)}", file=sys.stderr)
+        print(f"directive-tui: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
