@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import sqlite3
@@ -286,3 +287,54 @@ def test_a_new_database_in_a_read_only_folder_is_refused_in_one_line(shared_dir:
             f" the folder {db.parent} is not writable\n"
         )
     assert not db.exists()
+
+
+# -- step output on a terminal --------------------------------------------------
+
+# Colours, a window title (OSC ended by BEL), a carriage return over the line,
+# a backspace; then a failure whose message holds the output's lines.
+UNRULY_STEP = (
+    '[[steps]]\nname = "unruly"\n'
+    "command = \"printf 'A\\\\033[31mRED\\\\033[0m \\\\033]0;title\\\\007 bs:\\\\010 cr:x\\\\ry\\\\n';"
+    ' echo out; echo err >&2; exit 7"\n'
+)
+EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d #\d+ +\w+ +\S")
+
+
+def test_step_output_keeps_one_line_per_event_and_cannot_drive_the_terminal(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A failed step's message spans lines (its stdout and stderr), and its
+    output may hold escape sequences and CRs: the text log and `approvals`
+    printed them raw, so one event took two lines (`approvals | cut -c1-12`
+    read `err (its fil` as an id) and a step could retitle the terminal."""
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), UNRULY_STEP)
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless")
+    assert code == 3
+    log = out[: out.index("waiting for approval")].splitlines()
+    assert all(EVENT_LINE.match(line) for line in log), log
+    assert "[unruly:executor] ARED  bs:\\x08 cr:x ⏎ y" in log[6]
+    assert any(
+        "command exited with 7: ARED  bs:\\x08 cr:x ⏎ y ⏎ out ⏎ err (" in line for line in log
+    )
+
+    did = only_directive(db)
+    for text in (out, run_cli("--db", db, "events", did)[1], run_cli("--db", db, "approvals")[1]):
+        assert not set(text) & {"\x1b", "\r", "\x07", "\x08"}
+    (row,) = run_cli("--db", db, "approvals")[1].splitlines()
+    assert row.endswith("while the step waits)") and " ⏎ err (its files are kept in " in row
+
+
+def test_json_lines_keep_step_output_exactly_one_event_a_line(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), UNRULY_STEP)
+    code, out, _ = run_cli("--db", db, "run", str(path), "--headless", "--json")
+    assert code == 3
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert "A\x1b[31mRED\x1b[0m \x1b]0;title\x07 bs:\x08 cr:x\ry" in [e.get("line") for e in events]
+    did = only_directive(db)
+    assert run_cli("--db", db, "events", did, "--json")[1] == out

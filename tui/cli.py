@@ -336,13 +336,22 @@ def _headless_flags(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------
 
 
+def one_line(text: str) -> str:
+    """tui.format's, imported when first needed (this module stays light)."""
+    from tui.format import one_line as made_one_line
+
+    return made_one_line(text)
+
+
 def format_event(event: Any, as_json: bool) -> str:
+    """One line: JSON (which escapes what it must), or the text a person
+    reads, with a step's line breaks and control characters made visible."""
     if as_json:
         return event.model_dump_json()
     import time
 
     stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
-    return f"{stamp} #{event.seq:<4} {event.severity.value:<7} {event.describe()}"
+    return f"{stamp} #{event.seq:<4} {event.severity.value:<7} {one_line(event.describe())}"
 
 
 async def _open(db: Path):
@@ -508,14 +517,14 @@ async def run_headless(
             for approval in await store.pending_approvals(did):
                 answers = "\n".join(f"    {line}" for line in answer_commands(approval, me, now_d))
                 print(
-                    f"waiting for approval {approval.id}: {approval.summary}\n"
+                    f"waiting for approval {approval.id}: {one_line(approval.summary)}\n"
                     f"  answer with one of:\n{answers}\n"
                     f"  then: {me} resume {did} --headless",
                     file=out,
                 )
         if outcome is Outcome.PAUSED and not as_json:
             paused = await store.get_directive(did)
-            print(f"paused: {paused.pause_reason or 'by a person'}", file=out)
+            print(f"paused: {one_line(paused.pause_reason or 'by a person')}", file=out)
             breaker = (paused.pause_reason or "").partition(" breaker:")[0]
             if breaker in BREAKER_LIMITS:
                 flag = "--" + BREAKER_LIMITS[breaker].replace("_", "-")
@@ -625,7 +634,7 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
         else:
             for r in rows:
                 skipped = f" ({r['steps_skipped']} skipped)" if r["steps_skipped"] else ""
-                extra = f"  ({r['pause_reason']})" if r["pause_reason"] else ""
+                extra = f"  ({one_line(r['pause_reason'])})" if r["pause_reason"] else ""
                 print(
                     f"{r['id']}  {r['status']:<10} {r['steps_done']}/{r['steps_total']} steps"
                     f"{skipped}  ${r['cost_usd']:.2f}  {r['pending_approvals']} approvals"
@@ -662,7 +671,7 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
                 options = "/".join(cli_option(o) for o in offered(a, directives[a.directive_id]))
                 title = titles[a.directive_id]
                 print(
-                    f"{a.id}  {a.kind.value:<11} [{options}]  {title:<{width}}  {a.summary}",
+                    f"{a.id}  {a.kind.value:<11} [{options}]  {title:<{width}}  {one_line(a.summary)}",
                     file=out,
                 )
         return EXIT_OK

@@ -44,3 +44,24 @@ def tail(text: str, lines: int) -> str:
     return "\n".join(
         PADDING.sub("  ", line.rstrip()) for line in text.rstrip().splitlines()[-lines:]
     )
+
+
+# Terminal escape sequences: CSI (colours, cursor moves), OSC (window title,
+# links; ended by BEL or ESC \), and the other two-character ESC forms.
+ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
+# What is left that a terminal would act on rather than show: C0 controls
+# but the tab, DEL, C1 controls, and a lone ESC.
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+LINE_BREAK_MARK = " ⏎ "
+
+
+def one_line(text: str) -> str:
+    """`text` safe on one line of a terminal, for the command line's
+    one-line-per-entry output (events, approvals): escape sequences from a
+    step's output dropped, line breaks (a lone CR too, which would send the
+    cursor back over the line) shown as ⏎, other control characters
+    shown as `\\xNN` rather than acted on (a bell, a backspace)."""
+    text = ESCAPES.sub("", text)
+    text = LINE_BREAKS.sub(LINE_BREAK_MARK, text.strip("\r\n"))
+    return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
