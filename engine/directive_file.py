@@ -3,7 +3,10 @@
 Loading is pure: it reads the file and looks at the repository folder, and
 writes nothing. Any problem raises `DirectiveFileError` with one message that
 names the file and the line or the field (`steps[2].depends_on`: list indexes
-count from 0), so a person can fix it without reading a traceback. A file
+count from 0), so a person can fix it without reading a traceback. Keys and
+types are checked together: a file with several such problems gets them all,
+one a line in file order. The checks that need a whole spec (steps, texts,
+edits, verifiers) come after, and stop at their first problem. A file
 that would load but could never work is refused the same way: a planner that
 writes no commands with the shell executor, blank texts, scripted edits that
 could never apply, verifier settings the registry would refuse at run time.
@@ -325,6 +328,10 @@ def _validate(data: dict[str, Any]) -> tuple[DirectiveSpec | None, list[ErrorDet
 # --------------------------------------------------------------------------
 
 
+# A file with more problems than this lists these and counts the rest.
+_SHOWN_PROBLEMS = 20
+
+
 class _Reporter:
     """Builds DirectiveFileErrors for one file, naming steps where it can."""
 
@@ -343,10 +350,38 @@ class _Reporter:
     def error(self, loc: Loc, problem: str) -> DirectiveFileError:
         return DirectiveFileError(self.source, problem, field=self.field(loc) or None)
 
-    def first_of(self, problems: Sequence[_Problem]) -> DirectiveFileError:
-        first, more = problems[0], len(problems) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        return self.error(first.loc, first.sentence() + suffix)
+    def position(self, loc: Loc) -> tuple[int, ...]:
+        """Where `loc` is written in the file: each key's place in its table
+        (tomllib keeps the file's order), each list index; a key that is not
+        written (a missing one) comes after its table's others."""
+        at: Any = self.data
+        place: list[int] = []
+        for part in loc:
+            if isinstance(at, dict):
+                keys = list(at)
+                place.append(keys.index(part) if part in keys else len(keys))
+                at = at.get(part)
+            elif isinstance(at, list) and isinstance(part, int) and part < len(at):
+                place.append(part)
+                at = at[part]
+            else:
+                break
+        return tuple(place)
+
+    def all_of(self, problems: Sequence[_Problem]) -> DirectiveFileError:
+        """One problem reads as any other error; several are counted, then
+        listed one a line in file order (up to _SHOWN_PROBLEMS), each with
+        its key, so they can all be fixed in one go."""
+        problems = sorted(problems, key=lambda p: self.position(p.loc))
+        if len(problems) == 1:
+            return self.error(problems[0].loc, problems[0].sentence())
+        lines = []
+        for p in problems[:_SHOWN_PROBLEMS]:
+            field = self.field(p.loc)
+            lines.append(f"  {field}: {p.sentence()}" if field else f"  {p.sentence()}")
+        if len(problems) > _SHOWN_PROBLEMS:
+            lines.append(f"  ... and {len(problems) - _SHOWN_PROBLEMS} more")
+        return DirectiveFileError(self.source, f"{len(problems)} problems:\n" + "\n".join(lines))
 
 
 def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> DirectiveFileError:
@@ -567,12 +602,12 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
     report = _Reporter(source, raw)
-    for loc in _nul_characters(raw):
-        raise report.error(loc, "must not contain a NUL character (\\u0000)")
-    data = _conveniences(raw)
-    spec, errors = _validate(data)
-    if spec is None:
-        raise report.first_of(_merge([_problem(e) for e in errors]))
+    nul = "must not contain a NUL character (\\u0000)"
+    problems = [_Problem(loc, nul) for loc in _nul_characters(raw)]
+    spec, errors = _validate(_conveniences(raw))
+    problems = _merge([*problems, *map(_problem, errors)])
+    if problems or spec is None:
+        raise report.all_of(problems)
     spec = spec.model_copy(update={"repo": _resolve_repo(raw["repo"], base_dir, report)})
     spec = _clean_model(spec, report)
     _check_texts(spec, report)

@@ -2,9 +2,10 @@
 
 * Directive files, through the command as a user runs it (a subprocess of
   `python -m tui.cli --db X run bad.toml --headless`): every kind of bad file
-  exits 2 with one line on stderr that names the problem, prints nothing on
-  stdout, and leaves a database that already held a directive byte for byte
-  as it was (and creates none where there was none).
+  exits 2 with one message on stderr that names the problem (one line, or a
+  count of problems and one line each), prints nothing on stdout, and leaves
+  a database that already held a directive byte for byte as it was (and
+  creates none where there was none).
 * Planner output (the anthropic planner on the fake Messages API, driven by
   the same command): not JSON, fields missing, cyclic, empty, a dependency
   on nothing. The directive fails with the planner's reason and the command
@@ -254,7 +255,7 @@ def write_case(tmp_path: Path, repo: Path, text: str | bytes) -> Path:
     ("text", "says"),
     [pytest.param(text, says, id=name) for name, text, says in DIRECTIVE_FILES],
 )
-def test_a_bad_directive_file_exits_2_with_one_line_and_the_database_untouched(
+def test_a_bad_directive_file_exits_2_with_one_message_and_the_database_untouched(
     seeded: tuple[Path, Path], tmp_path: Path, text: str | bytes, says: str
 ) -> None:
     repo, held = seeded
@@ -268,11 +269,43 @@ def test_a_bad_directive_file_exits_2_with_one_line_and_the_database_untouched(
     TRIED["directive files"] += 1
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr  # one message, no traceback
-    assert lines[0].startswith(f"directive-tui: {bad}"), lines[0]  # names the file
-    assert says in lines[0], lines[0]
+    first, *more = result.stderr.splitlines()
+    assert first.startswith(f"directive-tui: {bad}"), first  # names the file
+    if more:  # several problems: counted, then one indented line each; no traceback
+        assert first == f"directive-tui: {bad}: {len(more)} problems:", result.stderr
+        assert all(line.startswith("  ") for line in more), result.stderr
+    assert says in result.stderr, result.stderr
     assert folder_bytes(db.parent) == before
+
+
+def test_a_directive_file_with_several_problems_lists_every_one(
+    seeded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Fixed in one go, not one run per problem."""
+    repo, _ = seeded
+    bad = write_case(
+        tmp_path,
+        repo,
+        'title = ""\ngoal = ""\nrepo = "{repo}"\nautonomy = "yolo"\nexecutor = "bash"\n'
+        "[limits]\nmax_cost_usd = -1\nmax_rework_cycles = 1.5\nmax_parallel_steps = 0\n"
+        '[[steps]]\nname = "a"\ncommand = "true"\n',
+    )
+
+    result = command("--db", str(tmp_path / "new.db"), "run", str(bad), "--headless")
+
+    TRIED["directive files"] += 1
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"directive-tui: {bad}: 7 problems:",
+        "  title: must not be empty",
+        "  goal: must not be empty",
+        "  autonomy: expected one of 'full_auto', 'guardrails' or 'manual', got 'yolo'",
+        "  executor: expected one of 'shell', 'scripted', 'agent', 'claude_code' or 'noop',"
+        " got 'bash'",
+        "  limits.max_cost_usd: must be greater than 0, got -1",
+        "  limits.max_rework_cycles: expected an integer, got 1.5",
+        "  limits.max_parallel_steps: must be at least 1, got 0",
+    ]
 
 
 @pytest.mark.parametrize(

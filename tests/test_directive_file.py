@@ -379,13 +379,52 @@ def test_requirement_of_wrong_type(tmp_path, repo):
     assert message == "d.toml: requirements[0]: expected a string or a table, got 5"
 
 
-def test_several_problems_report_the_first_and_count(tmp_path, repo):
-    message = error(
-        HEAD + '[limits]\nmax_parallel_steps = "two"\nmax_cost = 1\nbad = 2\n', tmp_path
+def test_several_problems_are_all_listed_in_file_order(tmp_path, repo):
+    text = (
+        'title = ""\ngoal = "G"\nrepo = "project"\nautonmy = "manual"\nexecutor = "bash"\n'
+        '[limits]\nmax_cost_usd = -1\nmax_parallel_steps = "two"\nmax_cost = 1\n'
+        '[[steps]]\nname = "a"\ncommand = "true"\ntimeout_s = "60"\n'
     )
+    assert error(text, tmp_path) == (
+        "d.toml: 7 problems:\n"
+        "  title: must not be empty\n"
+        "  autonmy: unknown key (did you mean 'autonomy'?)\n"
+        "  executor: expected one of 'shell', 'scripted', 'agent', 'claude_code' or 'noop',"
+        " got 'bash'\n"
+        "  limits.max_cost_usd: must be greater than 0, got -1\n"
+        "  limits.max_parallel_steps: expected an integer, got 'two'\n"
+        "  limits.max_cost: unknown key (did you mean 'max_cost_usd'?)\n"
+        "  steps[0].timeout_s (step 'a'): expected a number, got '60'"
+    )
+
+
+def test_missing_keys_are_listed_after_the_written_ones(tmp_path, repo):
+    message = error('repo = "project"\ncolour = "red"\n', tmp_path)
     assert message == (
-        "d.toml: limits.max_parallel_steps: expected an integer, got 'two' (and 2 more problems)"
+        "d.toml: 3 problems:\n"
+        "  colour: unknown key\n"
+        "  title: required, but missing\n"
+        "  goal: required, but missing"
     )
+
+
+def test_a_nul_character_is_listed_with_the_other_problems(tmp_path, repo):
+    message = error(
+        HEAD + 'acceptance_criteria = ["a\\u0000b"]\n[limits]\nmax_cost_usd = "5"\n', tmp_path
+    )
+    assert message.splitlines() == [
+        "d.toml: 2 problems:",
+        "  acceptance_criteria[0]: must not contain a NUL character (\\u0000)",
+        "  limits.max_cost_usd: expected a number, or false for no limit, got '5'",
+    ]
+
+
+def test_a_long_list_of_problems_is_cut_and_counted(tmp_path, repo):
+    text = HEAD + "".join(f"typo{i:02} = 1\n" for i in range(25))
+    lines = error(text, tmp_path).splitlines()
+    assert lines[0] == "d.toml: 25 problems:"
+    assert lines[1:3] == ["  typo00: unknown key", "  typo01: unknown key"]
+    assert len(lines) == 1 + 20 + 1 and lines[-1] == "  ... and 5 more"
 
 
 @pytest.mark.parametrize(
