@@ -117,8 +117,10 @@ def drive(
             runnable = _list_steps(
                 tx.conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,)
             )
-            waiting = [s for s in runnable if s.id not in busy]
-            claims = [_claim(tx, d, s) for s in waiting[:slots]]
+            waiting = [s for s in runnable if s.id not in busy][:slots]
+            if waiting:  # stopped while it waited for a person, or no engine ran it
+                d = tx.clock(d, running=True, reason=f"step {waiting[0].name} runs")
+            claims = [_claim(tx, d, s) for s in waiting]
     # Not while a replan is being made: its new chain may bring steps to run.
     completed = complete and launch and go and not claims and _all_done(tx, chain.id)
     if completed:

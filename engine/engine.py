@@ -267,7 +267,13 @@ class DirectiveEngine:
             if self._left_to_tidy(d):  # it ended while no engine could tidy up
                 await self._finish_workspace(d.id)
             return
-        await self._write(d.id, lambda tx: recover(tx, d.id))
+
+        def recovering(tx: Tx) -> None:
+            recover(tx, d.id)
+            if d.status is D.PLANNING:  # its clock stopped when the last engine closed
+                tx.clock(tx.directive(d.id), running=True, reason="planning again")
+
+        await self._write(d.id, recovering)
         await self._prune_worktrees(d)
         if d.status in (D.ACTIVE, D.PLANNING):
             self._launch_driver(d.id)
@@ -289,6 +295,7 @@ class DirectiveEngine:
             if rt.llm is not None and hasattr(rt.llm, "aclose"):
                 with contextlib.suppress(Exception):
                     await rt.llm.aclose()
+        await self._stop_clocks()
         for did, rt in self._rt.items():
             if rt.flush:
                 rt.flush.cancel()
@@ -297,6 +304,24 @@ class DirectiveEngine:
                     await self._write(did, lambda tx: None)
         if self._lease is not None:
             await self._lease.release()
+
+    async def _stop_clocks(self) -> None:
+        """No engine runs the directives this one drove once it has closed:
+        their wall-time clocks stop (the next engine runs them again when it
+        starts a step), so a night with the app closed does not use up the
+        limit. Not when another engine took the database over."""
+        if self._lease is not None and self._lease.lost.is_set():
+            return
+        for did, rt in self._rt.items():
+            if rt.driver is None:
+                continue
+            with contextlib.suppress(Exception):  # closing: a broken database says so elsewhere
+                await self._write(
+                    did,
+                    lambda tx, did=did: tx.clock(
+                        tx.directive(did), running=False, reason="no engine runs it"
+                    ),
+                )
 
     @property
     def runs_steps(self) -> bool:
@@ -1219,7 +1244,19 @@ class DirectiveEngine:
                 if view.completed:
                     await self._finish_workspace(directive_id)
                     break
-                rt.settled.clear() if rt.steps or rt.replanning else rt.settled.set()
+                if rt.steps or rt.replanning:
+                    rt.settled.clear()
+                else:  # only a person can move it now: time waiting for them is not counted
+                    if d.active_since is not None:
+                        d = await self._write(
+                            directive_id,
+                            lambda tx: tx.clock(
+                                tx.directive(directive_id),
+                                running=False,
+                                reason="nothing runs until a person answers",
+                            ),
+                        )
+                    rt.settled.set()
                 await self._sleep(rt, d)
         except asyncio.CancelledError:
             raise
@@ -1234,9 +1271,10 @@ class DirectiveEngine:
             rt.settled.set()
 
     async def _sleep(self, rt: _Runtime, d: Directive) -> None:
-        """Until something happens, or the wall-time limit comes due."""
+        """Until something happens, or the wall-time limit comes due (not
+        while the clock is stopped)."""
         timeout = None
-        if d.spec.limits.max_wall_time_minutes is not None:
+        if d.spec.limits.max_wall_time_minutes is not None and d.active_since is not None:
             timeout = max(d.spec.limits.max_wall_time_minutes * 60 - d.wall_time_s(), 0.0) + 0.01
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.wake.wait(), timeout)

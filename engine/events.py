@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from engine.breakers import duration
 from engine.models import Actor, ApprovalDecision, Severity, now
 
 
@@ -206,6 +207,21 @@ class CheckpointRecorded(_Event):
         return f"checkpoint {self.sha[:10]}: step {self.step_name} merged ({how}){handed}"
 
 
+class ClockChanged(_Event):
+    """The wall-time clock stopped or ran again with no change of status: it
+    runs while an engine works the directive, not while the directive waits
+    only for a person or no engine runs it (see `Tx.clock`)."""
+
+    type: Literal["clock_changed"] = "clock_changed"
+    running: bool
+    used_s: float
+    reason: str
+
+    def describe(self) -> str:
+        state = "runs again" if self.running else "stopped"
+        return f"wall-time clock {state} at {duration(self.used_s)}: {self.reason}"
+
+
 class Notice(_Event):
     """Anything worth a line in the log that is not a state change: a
     warning about shared trees, a planner retry, an error message."""
@@ -232,6 +248,7 @@ EngineEvent = Annotated[
         BreakerTripped,
         LimitsChanged,
         CheckpointRecorded,
+        ClockChanged,
         Notice,
     ],
     Field(discriminator="type"),

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from pydantic_core import to_json
 
 from engine.events import (
+    ClockChanged,
     DirectiveStatusChanged,
     EngineEvent,
     StepStatusChanged,
@@ -496,6 +497,23 @@ class Tx:
             )
         )
         return d.model_copy(update={"status": to, **fields})
+
+    def clock(self, d: Directive, *, running: bool, reason: str) -> Directive:
+        """Stop or run again the wall-time clock of `d` (as this transaction
+        read it) without a change of status: it runs while an engine works a
+        planning or active directive, and stops while the directive waits
+        only for a person and when the engine closes. Nothing when it is
+        already so, or the status does not run the clock."""
+        if d.status not in CLOCK_RUNNING or (d.active_since is not None) is running:
+            return d
+        at = now()
+        used = d.wall_time_s(at)
+        fields: dict[str, Any] = (
+            {"active_since": at} if running else {"wall_time_used_s": used, "active_since": None}
+        )
+        self.update("directives", d.id, **fields)
+        self.emit(ClockChanged(directive_id=d.id, running=running, used_s=used, reason=reason))
+        return d.model_copy(update=fields)
 
     def step_status(
         self,

@@ -67,6 +67,7 @@ DIRECTIVE_ROW_EVENTS = frozenset(
         "chain_created",
         "breaker_tripped",
         "limits_changed",
+        "clock_changed",
     }
 )
 APPROVAL_EVENTS = frozenset({"approval_required", "approval_resolved", "directive_status_changed"})

@@ -29,6 +29,7 @@ HOME_EVENTS = frozenset(
         "approval_resolved",
         "limits_changed",
         "breaker_tripped",
+        "clock_changed",
     }
 )
 
