@@ -1,7 +1,8 @@
 """Which engine events call for the person at the keyboard: the app rings
 the terminal bell for them, so someone working in another window (a tmux
-window shows the bell as a flag) knows to come back. What a person did
-themselves (pause, stop, resume, an answer) never rings."""
+window shows the bell as a flag) knows to come back. A pause, stop or resume a person made never rings;
+any new approval does, even one their own answer opened (a deny opens an
+escalation: a question for them all the same)."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ LIMIT_OPTIONS: list[tuple[str, Any, str]] = [
     (
         "max_wall_time_minutes",
         _switchable_limit,
-        "wall time in minutes (paused time does not count)",
+        "wall time in minutes (time paused or waiting for you does not count)",
     ),
     ("max_rework_cycles", int, "rework cycles per step before it is blocked"),
     ("max_chain_regenerations", int, "replans"),
