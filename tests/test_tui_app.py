@@ -128,9 +128,11 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         )
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
-        assert _footer_keys(app.screen) == ["y", "escape"]  # the modal's, not the screen's
-        await pilot.press("y")
+        assert _footer_keys(app.screen) == ["escape"]  # the modal's, not the screen's
+        await pilot.press(*"tests look flaky", "enter")  # the reason field has the keys
         await until(pilot, lambda: _box_status(app, "build") == StepStatus.BLOCKED, "build blocked")
+        (denied,) = [a for a in await engine(app).store.list_approvals(did) if a.decision]
+        assert (denied.decision, denied.comment) == (ApprovalDecision.DENY, "tests look flaky")
         pending = await engine(app).store.pending_approvals(did)
         assert [a.kind for a in pending] == [ApprovalKind.ESCALATION]
         # The escalation offers its own answers; `s` skips the blocked step.
@@ -225,7 +227,7 @@ async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
         assert isinstance(modal, ApprovalModal)
         # Someone else (the CLI, another screen) approves first.
         await engine(app).resolve_approval(modal.approval.id, "approve")
-        await pilot.press("y")
+        await pilot.press("enter")
         await until(pilot, lambda: notes.has("already answered", "warning"), "the notice")
         await until(
             pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"

@@ -51,7 +51,7 @@ CHOICES: dict[ApprovalDecision, Choice] = {
     c.decision: c
     for c in (
         Choice(D.APPROVE, "Approve", "y", "success"),
-        Choice(D.DENY, "Deny", "y", "error"),
+        Choice(D.DENY, "Deny", "enter", "error"),  # typed in its reason field
         Choice(D.REQUEST_CHANGES, "Request changes", "enter", "warning"),
         Choice(D.RETRY, "Retry", "r", "primary"),
         Choice(D.SKIP, "Skip", "s", "default"),
@@ -176,11 +176,12 @@ class ApprovalModal(ModalScreen[Answer | None]):
         return True
 
     def on_mount(self) -> None:
-        """The note first where one is asked for (changes) and where the
-        answers are single letters (an escalation): typing "try again" on
-        the buttons retried at its first r. Enter leads from the note to the
+        """The note first wherever there is one (changes, deny, an
+        escalation): typing "try again" on an escalation's buttons retried at
+        its first r, and a deny's reason denied at its first y. Enter sends
+        a changes or deny note, and leads from an escalation's note to its
         answers."""
-        if self.intent is D.REQUEST_CHANGES or self.intent is None:
+        if self.query("#comment"):
             self.query_one("#comment", Input).focus()
         else:
             self.query_one(f"#choice-{self.choices[0].decision.value}", Button).focus()
