@@ -238,6 +238,27 @@ async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
         assert await app.answer_approval(resolved.id, resolved.decision or "deny") is False  # type: ignore[arg-type]
 
 
+async def test_a_key_pressed_again_before_the_screen_caught_up_acts_once(
+    tmp_path: Path,
+) -> None:
+    """`pp` paused, then said "cannot move from 'paused' to 'paused'": the
+    second press came before the screen heard of the pause, so it still
+    offered Pause."""
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        screen.action_pause()  # two presses in one go: the footer still says Pause
+        screen.action_pause()
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await pilot.pause(0.3)
+        assert not [m for severity, m in notes.messages if severity == "error"]
+        assert (await engine(app).store.get_directive(did)).status is DirectiveStatus.PAUSED
+
+
 async def test_pause_resume_and_stop(tmp_path: Path) -> None:
     script = Script(delay={"slow": 30.0})
     app = app_for(tmp_path, script)

@@ -105,6 +105,8 @@ class DirectiveApp(App[None]):
         self.demo_repository: Path | None = None  # the demo's git repository (in demo_repo)
         self.boot_error: str | None = None
         self._answered: set[str] = set()
+        # Pause, resume and stop one at a time: a key pressed twice acts once.
+        self.directive_command = asyncio.Lock()
         # Directives started or resumed from here whose outcome is not said
         # yet: id -> (title, whether it was paused before).
         self._sent: dict[str, tuple[str, bool]] = {}

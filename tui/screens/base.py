@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine.models import ApprovalDecision, ApprovalKind, ApprovalRequest, Directive
+from engine.models import (
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    Directive,
+    DirectiveStatus,
+)
 from engine.store import NotFound, Store
 from tui.applicable import DIRECTIVE_ACTIONS, directive_refusal
 from tui.messages import EngineBatch, EngineReady
@@ -156,22 +162,37 @@ class EngineScreen(Screen[None]):
         await self.dapp.start_or_resume(d, starting=True)
 
     async def pause(self, d: Directive) -> None:
-        self.dapp.forget_sent(d.id)
-        await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
+        async with self.dapp.directive_command:
+            if await self._already(d, DirectiveStatus.PAUSED):
+                return
+            self.dapp.forget_sent(d.id)
+            await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
 
     async def resume(self, d: Directive) -> None:
         """Resume; paused by a breaker, the limits dialog first."""
         if tripped_breaker(d) is not None:
             await self.raise_limits(d)
             return
-        await self.dapp.start_or_resume(d, starting=False)
+        async with self.dapp.directive_command:
+            if await self._already(d, DirectiveStatus.ACTIVE, DirectiveStatus.PLANNING):
+                return
+            await self.dapp.start_or_resume(d, starting=False)
 
     async def stop(self, d: Directive) -> None:
         if await self.app.push_screen_wait(
             ConfirmModal(f"Stop {d.title}? Running steps are cancelled.", "Stop", danger=True)
         ):
-            self.dapp.forget_sent(d.id)
-            await self.command(self.engine.stop_directive(d.id), f"stopped: {d.title}")
+            async with self.dapp.directive_command:
+                if await self._already(d, DirectiveStatus.STOPPED):
+                    return
+                self.dapp.forget_sent(d.id)
+                await self.command(self.engine.stop_directive(d.id), f"stopped: {d.title}")
+
+    async def _already(self, d: Directive, *statuses: DirectiveStatus) -> bool:
+        """Whether `d` is already so: a second `p` pressed before the screen
+        heard of the first one's pause is not an error ("cannot move from
+        'paused' to 'paused'"), it is done."""
+        return (await self.store.get_directive(d.id)).status in statuses
 
     async def delete(self, d: Directive) -> bool:
         """Delete for good, asked first; what the engine keeps unless forced
