@@ -604,9 +604,15 @@ class DirectiveEngine:
         comment: str | None = None,
     ) -> ApprovalRequest:
         """Answer an approval. A second answer to a resolved approval raises
-        `ApprovalAlreadyResolved` and changes nothing."""
+        `ApprovalAlreadyResolved` and changes nothing. While the repository
+        folder is gone only `stop` is taken: the others would merge, or run a
+        step that could only pause the directive again, using the answer up."""
         decision = ApprovalDecision(decision)
         approval = await self.store.get_approval(approval_id)
+        if decision is not ApprovalDecision.STOP:  # every other answer runs or merges something
+            gone = _missing_repo(await self.store.get_directive(approval.directive_id))
+            if gone:
+                raise RepoGone(f"cannot answer: {gone}; put it back first (stop needs no folder)")
         if decision is ApprovalDecision.REQUEST_CHANGES and not (comment or "").strip():
             becomes = (
                 "what the planner is asked to change"

@@ -1,15 +1,17 @@
 """The repository folder moved away while a step ran (a person tidied their
 projects folder): the step is not failed or judged over it. The directive
 pauses saying where the folder was, and once it is back, resume runs the
-step again."""
+step again. While it is away, only `stop` answers what the directive asks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine.bus import EventBus
-from engine.engine import DirectiveEngine, EngineServices, Outcome
+from engine.engine import DirectiveEngine, EngineServices, Outcome, RepoGone
 from engine.invariants import check_invariants
 from engine.models import (
     Autonomy,
@@ -85,3 +87,47 @@ async def test_an_attempt_that_finished_in_a_moved_repository_is_not_judged(
     command = moves_repo_once(repo, tmp_path / "moved-once", then="true")
     await pauses_then_finishes(store, repo, spec(repo, command, isolate=False))
     assert (repo / "done.txt").read_text() == "done\n"
+
+
+async def test_an_escalation_is_not_answered_while_the_folder_is_gone_but_stop_is(
+    store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`resume` said answers were refused while the folder was gone, yet
+    retry and skip were taken: the retry was used up on an attempt that
+    could only pause the directive again. Now only stop is taken."""
+    repo = make_git_repo()
+    flag = tmp_path / "failed-once"
+    command = f"if [ ! -e {flag} ]; then touch {flag}; exit 3; fi; echo done > done.txt"
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    await engine.start()
+    d = await engine.create_directive(spec(repo, command, isolate=True))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(d.id)
+    away = repo.rename(repo.with_name("away"))
+
+    for answer in ("retry", "skip", "replan"):
+        with pytest.raises(RepoGone, match=f"the repository folder {repo} is gone"):
+            await engine.resolve_approval(escalation.id, answer)
+    assert (await store.get_approval(escalation.id)).pending  # nothing used up
+
+    away.rename(repo)
+    await engine.resolve_approval(escalation.id, "retry")
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    await engine.close()
+
+
+async def test_stop_is_taken_while_the_folder_is_gone(
+    store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = make_git_repo()
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    await engine.start()
+    d = await engine.create_directive(spec(repo, "exit 3", isolate=True))
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    (escalation,) = await store.pending_approvals(d.id)
+    repo.rename(repo.with_name("away"))
+    await engine.resolve_approval(escalation.id, "stop")
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.STOPPED
+    await engine.close()
