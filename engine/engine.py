@@ -711,6 +711,10 @@ class DirectiveEngine:
             await self._write(directive_id, lambda tx: _ask_again(tx, directive_id, failed, why))
             return None
         await self._cancel_steps(directive_id)
+        d = await self._write(  # a plan is work: its clock runs (it stood while a person chose)
+            directive_id,
+            lambda tx: tx.clock(tx.directive(directive_id), running=True, reason="replanning"),
+        )
         old_steps = await self.store.list_steps(old.id)
         kept = [s for s in old_steps if s.status is S.PASSED]
         failed = _asking_step(old_steps, failed_step_id)

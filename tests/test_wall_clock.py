@@ -105,3 +105,14 @@ async def test_a_directive_closed_while_planning_plans_again_with_its_clock_runn
     assert await again.wait_settled(d.id, timeout=10) is Outcome.COMPLETED
     assert (True, "planning again") in await clock_events(store, d.id)
     await again.close()
+
+
+async def test_a_replan_a_person_asked_for_runs_the_clock(store: Store, tmp_path: Path) -> None:
+    engine, did = await started(store, chain_spec(tmp_path, LINEAR), Script(scores={"a": [0.6]}))
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    await engine.regenerate_chain(did, "try another way")
+    assert (await clock_events(store, did))[:2] == [
+        (False, "nothing runs until a person answers"),
+        (True, "replanning"),
+    ]
+    await engine.close()
