@@ -454,12 +454,7 @@ async def run_headless(
             cleared our full queue) or any gap is filled from the store."""
             nonlocal printed
             while True:
-                try:
-                    event = await asyncio.wait_for(sub.get(), READER_CHECK_S)
-                except TimeoutError:  # a quiet step: is anyone still reading?
-                    if _reader_gone(out):
-                        raise BrokenPipeError("the output's reader went away") from None
-                    continue
+                event = await sub.get()
                 if sub.lagged or event.seq > printed + 1:
                     sub.lagged = False
                     await catch_up()
@@ -467,7 +462,29 @@ async def run_headless(
                     print(format_event(event, as_json), file=out, flush=True)
                     printed = event.seq
 
-        printer = asyncio.create_task(follow())
+        async def watch_reader() -> None:
+            """A quiet step prints nothing for a long while: is anyone
+            still reading?"""
+            while not _reader_gone(out):
+                await asyncio.sleep(READER_CHECK_S)
+            raise BrokenPipeError("the output's reader went away")
+
+        async def print_live() -> None:
+            """Both until one fails (the output closed), or this is
+            cancelled. Not `wait_for(sub.get(), timeout)`: on Python 3.11
+            it can swallow a cancellation that meets an arriving event, and
+            the run then waited for ever for its printer to stop."""
+            parts = [asyncio.create_task(follow()), asyncio.create_task(watch_reader())]
+            try:
+                done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_EXCEPTION)
+                for part in done:
+                    part.result()
+            finally:
+                for part in parts:
+                    part.cancel()
+                await asyncio.gather(*parts, return_exceptions=True)
+
+        printer = asyncio.create_task(print_live())
 
         async def settled() -> Outcome:
             """The outcome, unless the reader of our output went away first
