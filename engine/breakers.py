@@ -43,7 +43,12 @@ def breaker_reason(d: Directive) -> tuple[str, str] | None:
 
 def duration(seconds: float) -> str:
     """`42s`, `3m05s`, `2h07m`: one way to write a time span, in breaker
-    reasons, on the command line and in the app's table cells."""
+    reasons, on the command line and in the app's table cells. Under a
+    second it keeps two decimals (`0.6s`, `0.05s`): a limit of 0.01 minutes
+    read `0s`, and "23s reached the limit 0s"."""
+    if 0 < seconds < 1:
+        shown = f"{seconds:.2f}".rstrip("0").rstrip(".")
+        return f"{shown}s" if shown != "0" else "<0.01s"
     seconds = max(int(seconds), 0)
     if seconds < 60:
         return f"{seconds}s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.breakers import duration
 from tui.format import tail
 
 
@@ -15,3 +16,14 @@ def test_a_tool_output_tail_keeps_its_last_lines_with_terminal_padding_squeezed(
     )
     assert tail(output, 2) == "tests/test_vat.py ............  [100%]\n12 passed in 0.02s"
     assert tail("a  b\n", 5) == "a  b"  # two spaces are kept: short columns stay apart
+
+
+def test_a_time_span_under_a_second_is_not_shown_as_nothing() -> None:
+    """A wall-time limit of 0.01 minutes read `0s` ("23s reached the limit
+    0s"); spans of a second and more keep their whole-unit formats."""
+    assert [duration(s) for s in (0.6, 0.05, 0.999, 0.001, 0, -3)] == [
+        "0.6s", "0.05s", "1s", "<0.01s", "0s", "0s"
+    ]  # fmt: skip
+    assert [duration(s) for s in (1, 1.9, 42, 59.9, 60, 185, 3599, 3600, 7620)] == [
+        "1s", "1s", "42s", "59s", "1m00s", "3m05s", "59m59s", "1h00m", "2h07m"
+    ]  # fmt: skip
