@@ -511,9 +511,11 @@ class DirectiveEngine:
                     " that checkout to another branch first"
                 )
             if not force and await ws.result_only_here():
+                offer = await ws.offer_fast_forward()
                 raise ResultOnlyHere(
                     f"the result of {d.title!r} is on branch {ws.integration_branch} and"
-                    " nowhere else"
+                    " nowhere else" + ("" if offer.possible else f" ({offer.reason})"),
+                    fast_forward=offer.possible,
                 )
             await ws.discard()
             done.append(f"removed branch {ws.integration_branch} and the directive's refs")
@@ -547,7 +549,10 @@ class DirectiveEngine:
                 )
             limits = Limits.model_validate({**d.spec.limits.model_dump(), **changes})
             tx.set_spec(directive_id, d.spec.model_copy(update={"limits": limits}))
-            tx.emit(LimitsChanged(directive_id=directive_id, limits=changes, actor=Actor.USER))
+            # The values as validated (`inf` is None, as stored), so the live
+            # event reads as the stored one does.
+            made = {k: getattr(limits, k) for k in changes}
+            tx.emit(LimitsChanged(directive_id=directive_id, limits=made, actor=Actor.USER))
             return limits
 
         limits: Limits = await self._write(directive_id, apply)
@@ -2170,7 +2175,13 @@ class NeedsForce(EngineError):
 
 
 class ResultOnlyHere(NeedsForce):
-    """The directive's result is on its integration branch and no other."""
+    """The directive's result is on its integration branch and no other.
+    `fast_forward`: whether `merge` can take it to the user's branch (else
+    the message says how to merge it by hand)."""
+
+    def __init__(self, message: str, *, fast_forward: bool) -> None:
+        super().__init__(message)
+        self.fast_forward = fast_forward
 
 
 class RepoGone(EngineError):

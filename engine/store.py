@@ -652,6 +652,17 @@ def _write_events(
     return numbered
 
 
+AMBIGUOUS_SHOWN = 8  # the ids an ambiguous prefix names
+
+
+def _ambiguous(prefix: str, what: str, rows: list[Any]) -> str:
+    """`id prefix '0' matches more than one directive: 0a1…, 0b2…` (up to
+    AMBIGUOUS_SHOWN of them, then `and more`)."""
+    ids = [row["id"] for row in rows[:AMBIGUOUS_SHOWN]]
+    more = ", and more" if len(rows) > AMBIGUOUS_SHOWN else ""
+    return f"id prefix {prefix!r} matches more than one {what}: {', '.join(ids)}{more}"
+
+
 def _like_literal(text: str) -> str:
     """`text` as a LIKE pattern that matches only itself (with ESCAPE '\\')."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -687,9 +698,7 @@ class Store:
             # to close first, the thread's last reply would raise in it
             # ("Event loop is closed", printed after our message).
             await asyncio.to_thread(connecting._thread.join, 5)  # noqa: SLF001
-            raise StoreError(
-                unwritable(path) or f"cannot open the database {path}: {exc}"
-            ) from exc
+            raise StoreError(unwritable(path) or f"cannot open the database {path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         store = cls(conn, path)
         try:
@@ -775,7 +784,7 @@ class Store:
         if not rows:
             raise NotFound(f"no directive with id {prefix!r}")
         if len(rows) > 1:
-            raise NotFound(f"id prefix {prefix!r} matches more than one directive")
+            raise NotFound(_ambiguous(prefix, "directive", rows))
         return _directive(rows[0])
 
     async def current_chain(self, directive_id: str) -> Chain | None:
@@ -835,18 +844,19 @@ class Store:
         if not rows:
             raise NotFound(f"no approval with id {prefix!r}")
         if len(rows) > 1:
-            raise NotFound(f"id prefix {prefix!r} matches more than one approval")
+            raise NotFound(_ambiguous(prefix, "approval", rows))
         return _approval(rows[0])
 
     async def _by_prefix(self, table: str, prefix: str, what: str) -> list[Any]:
-        """Up to two rows whose id starts with `prefix`, taken literally: `_`
-        and `%` are characters, not LIKE wildcards, and an empty prefix (which
-        would match every row) is refused."""
+        """The rows whose id starts with `prefix` (one more than an ambiguous
+        prefix names), taken literally: `_` and `%` are characters, not LIKE
+        wildcards, and an empty prefix (which would match every row) is
+        refused."""
         if not prefix:
             raise NotFound(f"the {what} id is empty: give an id or a unique prefix of one")
         return await self._conn.execute_fetchall(
-            f"SELECT * FROM {table} WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
-            (_like_literal(prefix) + "%",),
+            f"SELECT * FROM {table} WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
+            (_like_literal(prefix) + "%", AMBIGUOUS_SHOWN + 1),
         )
 
     async def pending_approvals(self, directive_id: str | None = None) -> list[ApprovalRequest]:

@@ -20,15 +20,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
 
 from engine.bus import EventBus, Subscription
+from engine.engine import DirectiveEngine
 from engine.store import Store
 from tests.conftest import init_git_repo
-from tests.test_cli import FAILING_STEP, STEP_OK, directive_file, only_directive, run_cli
-from tui.cli import load_spec, run_headless
+from tests.engine_kit import chain_spec
+from tests.test_cli import (
+    FAILING_STEP,
+    STEP_OK,
+    YELLOW,
+    directive_file,
+    empty_database,
+    only_directive,
+    run_cli,
+)
+from tui.cli import load_spec, main, run_headless
 
 
 class WatchedBus(EventBus):
@@ -338,3 +349,95 @@ def test_json_lines_keep_step_output_exactly_one_event_a_line(
     assert "A\x1b[31mRED\x1b[0m \x1b]0;title\x07 bs:\x08 cr:x\ry" in [e.get("line") for e in events]
     did = only_directive(db)
     assert run_cli("--db", db, "events", did, "--json")[1] == out
+
+
+# -- smaller points of the command line -----------------------------------------
+
+
+def test_list_counts_approvals_in_words_and_says_when_there_are_none(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    db = str(tmp_path / "x.db")
+    asyncio.run(empty_database(db))
+    assert run_cli("--db", db, "list") == (0, f"no directives in {db}\n", "")  # was silent
+    assert run_cli("--db", db, "list", "--json") == (0, "[]\n", "")
+
+    run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
+    (row,) = run_cli("--db", db, "list")[1].splitlines()
+    assert "  1 approval  cli test" in row  # was `1 approvals`
+
+
+def test_an_ambiguous_id_prefix_names_the_ids_it_matches(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`events 0` said only that the prefix matched more than one directive."""
+    db = tmp_path / "x.db"
+
+    async def seventeen_drafts() -> list[str]:  # two of them must share a first digit
+        store = await Store.open(db)
+        engine = DirectiveEngine(store)
+        try:
+            spec = chain_spec(make_git_repo(), [("a", [])])
+            return [(await engine.create_directive(spec)).id for _ in range(17)]
+        finally:
+            await engine.close()
+            await store.close()
+
+    ids = asyncio.run(seventeen_drafts())
+    first = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    shared = sorted(i for i in ids if i.startswith(first))
+    code, out, err = run_cli("--db", str(db), "events", first)
+    assert (code, out) == (2, "")
+    named = ", ".join(shared[:8]) + (", and more" if len(shared) > 8 else "")
+    assert err == f"directive-tui: id prefix {first!r} matches more than one directive: {named}\n"
+
+
+def test_the_headless_demo_says_where_its_repository_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its last hint (`merge ID fast-forwards master`) is about a folder the
+    demo made: the run never said which."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code, out, _ = run_cli("--db", str(tmp_path / "demo.db"), "demo", "--headless", "--auto")
+    assert code == 0
+    (repo,) = tmp_path.glob("directive-demo-*/*/.git")
+    assert out.splitlines()[-1] == f"the demo's repository: {repo.parent}"
+
+
+def test_a_closed_standard_output_is_an_error_not_a_silent_success(tmp_path: Path) -> None:
+    """`list >&-` exited 0 having shown nothing."""
+    db = tmp_path / "x.db"
+    asyncio.run(empty_database(str(db)))
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'exec "$@" >&-',
+            "sh",
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "--db",
+            str(db),
+            "list",
+        ],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "directive-tui: the standard output is closed:"
+        " give it a file (or /dev/null) for list to write to\n"
+    )
+
+
+def test_db_is_taken_after_the_command_too_and_an_empty_one_is_named(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.db")
+    asyncio.run(empty_database(db))
+    assert run_cli("list", "--db", db) == (0, f"no directives in {db}\n", "")
+    with pytest.raises(SystemExit) as exit_, redirect_stderr(io.StringIO()) as err:
+        main(["--db", "", "list"])
+    assert exit_.value.code == 2
+    assert "argument --db: it is empty: give a database file" in err.getvalue()

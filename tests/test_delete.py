@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from engine.bus import EventBus
-from engine.engine import DirectiveEngine, EngineError, EngineServices, NeedsForce, Outcome
+from engine.engine import (
+    DirectiveEngine,
+    EngineError,
+    EngineServices,
+    NeedsForce,
+    Outcome,
+    ResultOnlyHere,
+)
 from engine.invariants import check_invariants
 from engine.models import (
     Autonomy,
@@ -107,6 +114,23 @@ async def test_a_result_merged_nowhere_is_kept_unless_forced(
 
     await engine.delete_directive(did, force=True)
     assert await store.list_directives() == [] and directive_refs(repo, did) == []
+
+
+async def test_a_result_your_branch_cannot_fast_forward_to_says_how_to_merge_it(
+    engine: DirectiveEngine, make_git_repo: Callable[..., Path]
+) -> None:
+    """The refusal offered `merge ID`, which then refused too: the user's
+    branch had moved on since the directive started."""
+    repo = make_git_repo()
+    did = await completed(engine, repo)
+    (repo / "mine.txt").write_text("mine\n")
+    git(repo, "add", "mine.txt")
+    git(repo, "commit", "-qm", "mine")
+
+    with pytest.raises(ResultOnlyHere) as refused:
+        await engine.delete_directive(did)
+    assert not refused.value.fast_forward
+    assert f"merge directive/{did}/integration into it yourself" in str(refused.value)
 
 
 async def test_a_branch_the_user_has_checked_out_is_not_deleted_even_forced(

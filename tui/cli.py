@@ -50,6 +50,15 @@ BREAKER_LIMITS = {
 }
 
 
+def raised(limit: float | None) -> str:
+    """A value to suggest for a limit that was reached: twice what it is
+    (a count at least one more), as `limits` takes it."""
+    if limit is None or limit <= 0:
+        return "1"
+    value = max(limit * 2, limit + 1) if float(limit).is_integer() else limit * 2
+    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
+
+
 def _switchable_limit(text: str) -> float | str:
     """A number, or `none` (also `inf`) for no limit: stored as the model's None."""
     if text.strip().lower() in (NO_LIMIT, "inf", "infinity"):
@@ -216,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--db",
-        type=Path,
-        help="database file (default: $DIRECTIVE_TUI_DB, else under your user data dir)",
+        type=_db_path,
+        help="database file (default: $DIRECTIVE_TUI_DB, else under your user data dir);"
+        " also taken after the command",
     )
     p.add_argument(
         "--no-bell",
@@ -316,7 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("id", help=ID_HELP)
     ev.add_argument("--json", action="store_true", help="JSON lines")
     ev.add_argument("--after", type=int, default=0, help="only events after this sequence number")
+    for command in sub.choices.values():  # `list --db X` is a common slip: take it there too
+        command.add_argument(
+            "--db", type=_db_path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return p
+
+
+def _db_path(text: str) -> Path:
+    """`--db ""` would be the current folder: say what was given instead."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("it is empty: give a database file, such as directives.db")
+    return Path(text)
 
 
 def _reset_point(text: str) -> str | int:
@@ -544,8 +565,10 @@ async def run_headless(
             print(f"paused: {one_line(paused.pause_reason or 'by a person')}", file=out)
             breaker = (paused.pause_reason or "").partition(" breaker:")[0]
             if breaker in BREAKER_LIMITS:
-                flag = "--" + BREAKER_LIMITS[breaker].replace("_", "-")
-                print(f"  raise the limit: {me} limits {did} {flag} N", file=out)
+                limit = BREAKER_LIMITS[breaker]
+                flag = "--" + limit.replace("_", "-")
+                now_at = getattr(paused.spec.limits, limit)
+                print(f"  raise the limit: {me} limits {did} {flag} {raised(now_at)}", file=out)
             print(f"  then: {me} resume {did} --headless", file=out)
         return OUTCOME_EXIT[outcome.value]
     except (EngineError, NotFound, InvalidTransition, LeaseError) as exc:
@@ -648,19 +671,26 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
             )
         if as_json:
             print(json.dumps(rows, indent=2), file=out)
+        elif not rows:
+            print(f"no directives in {db}", file=out)
         else:
             for r in rows:
                 skipped = f" ({r['steps_skipped']} skipped)" if r["steps_skipped"] else ""
                 extra = f"  ({one_line(r['pause_reason'])})" if r["pause_reason"] else ""
                 print(
                     f"{r['id']}  {r['status']:<10} {r['steps_done']}/{r['steps_total']} steps"
-                    f"{skipped}  ${r['cost_usd']:.2f}  {r['pending_approvals']} approvals"
+                    f"{skipped}  ${r['cost_usd']:.2f}  {plural(r['pending_approvals'], 'approval')}"
                     f"  {r['title']}{extra}",
                     file=out,
                 )
         return EXIT_OK
     finally:
         await store.close()
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 approval`, `2 approvals`, `0 approvals`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 TITLE_WIDTH = 24  # a directive's title beside each of its approvals
@@ -918,6 +948,11 @@ def main(argv: list[str] | None = None) -> int:
     me = command_line(db if named else None)
     out = sys.stdout
     try:
+        if args.command is not None and out is None:  # started with `>&-`
+            raise UsageError(
+                "the standard output is closed: give it a file (or /dev/null)"
+                f" for {args.command} to write to"
+            )
         check_db(db, args.command)
         return _dispatch(args, db, me, out)
     except UsageError as exc:
@@ -1036,7 +1071,11 @@ async def _demo_headless(db: Path, auto: bool, as_json: bool, me: str) -> int:
         spec = await prepare_demo(root)
     except DemoError as exc:
         raise UsageError(f"cannot prepare the demo: {exc}") from exc
-    return await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto, command=me)
+    code = await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto, command=me)
+    # Its hints (`merge` fast-forwards master) are about a folder made for
+    # it: say where (on stderr beside JSON lines, which hold only events).
+    print(f"the demo's repository: {spec.repo}", file=sys.stderr if as_json else sys.stdout)
+    return code
 
 
 def need_terminal(command: str | None) -> None:

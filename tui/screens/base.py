@@ -210,7 +210,7 @@ class EngineScreen(Screen[None]):
         if isinstance(said, NeedsForce):
             why = str(said)
             again = f"{why[:1].upper()}{why[1:]}. Delete it anyway?"
-            if isinstance(said, ResultOnlyHere):
+            if isinstance(said, ResultOnlyHere) and said.fast_forward:
                 again += " (Its screen's G shows the result and takes it to your branch.)"
             if not await self.app.push_screen_wait(
                 ConfirmModal(again, "Delete anyway", danger=True)
