@@ -306,6 +306,16 @@ async def _spawn(
     return await start_process(spawn, _end_group)
 
 
+def _close_pipe(proc: asyncio.subprocess.Process) -> None:
+    """Let go of the output pipe a child that left the session (`setsid cmd
+    &`) still holds open: left to the garbage collector, asyncio's transport
+    closes it after the loop has closed, and prints 'Exception ignored ...
+    Event loop is closed' as the program exits."""
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
 def _scrubbed(on_line: Callable[[str], None], secrets: Sequence[str]) -> Callable[[str], None]:
     return lambda line: on_line(scrub(line, secrets))
 
@@ -376,6 +386,7 @@ async def run_process(
         await kill_process_group(proc.pid)
         reader.cancel()
         waiter.cancel()
+        _close_pipe(proc)
         raise
     if not waiter.done():
         waiter.cancel()
@@ -385,6 +396,7 @@ async def run_process(
     else:
         reader.cancel()  # a child that left the session still holds the pipe
         capture.finish()
+        _close_pipe(proc)
     return ProcessResult(
         exit_code=None if timed_out else proc.returncode,
         output=scrub(capture.text(), secrets),

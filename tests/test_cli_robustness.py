@@ -441,3 +441,26 @@ def test_db_is_taken_after_the_command_too_and_an_empty_one_is_named(tmp_path: P
         main(["--db", "", "list"])
     assert exit_.value.code == 2
     assert "argument --db: it is empty: give a database file" in err.getvalue()
+
+
+def test_a_step_that_leaves_a_detached_child_ends_the_run_without_a_traceback(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`setsid sleep &` leaves the step's session and keeps its output pipe
+    open: the run used to end with 'Exception ignored in ...
+    BaseSubprocessTransport.__del__ ... Event loop is closed' on stderr."""
+    steps = (
+        '[[steps]]\nname = "sleepy"\n'
+        f'command = "setsid sleep 30 & echo $! > {tmp_path}/detached; echo started"\n'
+    )
+    path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
+    cli = [sys.executable, "-m", "tui.cli", "--db", str(tmp_path / "x.db")]
+    try:
+        done = subprocess.run(
+            [*cli, "run", str(path), "--headless"], capture_output=True, text=True
+        )
+        assert (done.returncode, done.stderr) == (0, "")
+        assert "directive active -> completed" in done.stdout
+    finally:
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            os.kill(int((tmp_path / "detached").read_text()), signal.SIGKILL)
