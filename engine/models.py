@@ -6,6 +6,7 @@ the screen read them, the directive file is parsed into `DirectiveSpec`.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from enum import StrEnum
@@ -179,6 +180,16 @@ class Limits(Strict):
     max_chain_regenerations: int = Field(2, ge=0)
     max_parallel_steps: int = Field(2, ge=1)
     max_failed_steps: int = Field(3, ge=1)
+
+    @field_validator("max_cost_usd", "max_wall_time_minutes", mode="before")
+    @classmethod
+    def _infinite_is_no_limit(cls, value: Any) -> Any:
+        """`inf` (TOML's, the dialog's, a float's) means no limit: None, as
+        the spec is stored (JSON has no infinity; it was written as null
+        while the live event still said `inf`)."""
+        if isinstance(value, float) and value == math.inf:
+            return None
+        return value
 
 
 class Requirement(Strict):

@@ -4,6 +4,7 @@ moment before), and an ended directive's limits are left alone."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from engine.bus import EventBus
 from engine.engine import DirectiveEngine, EngineError, Outcome
+from engine.events import LimitsChanged
 from engine.store import Store
 from tests.engine_kit import Script, chain_spec, services
 
@@ -58,3 +60,39 @@ def test_the_limits_command_on_an_ended_directive_says_so(
     assert (code, out) == (2, "")
     assert err == "directive-tui: 'cli test' is completed: its limits no longer change anything\n"
     assert "max_cost_usd" in run_cli("--db", db, "limits", did)[1]  # showing them still works
+
+
+async def test_an_infinite_limit_is_no_limit_in_the_live_event_and_the_stored_one(
+    store: Store, tmp_path: Path
+) -> None:
+    """`inf` for max cost: the app's log said `max_cost_usd=inf`, the stored
+    event (JSON has no infinity) `max_cost_usd=none`. It is None before the
+    event is made, so both say none, and the spec has no cost limit."""
+    bus = EventBus()
+    engine = DirectiveEngine(store, bus, services(Script()))
+    d = await engine.create_directive(chain_spec(tmp_path, [("a", [])]))
+    with bus.subscribe(d.id) as live:
+        limits = await engine.raise_limits(d.id, max_cost_usd=float("inf"))
+        (seen,) = [e for e in live.drain() if isinstance(e, LimitsChanged)]
+    (stored,) = [e for e in await store.list_events(d.id) if isinstance(e, LimitsChanged)]
+    assert seen.describe() == stored.describe() == "limits changed: max_cost_usd=none"
+    assert limits.max_cost_usd is None
+    assert (await store.get_directive(d.id)).spec.limits.max_cost_usd is None
+
+
+def test_inf_means_no_limit_wherever_a_limit_is_written() -> None:
+    """The model (a directive file's TOML `inf`, the engine) and the Limits
+    dialog turn it into None; a limit already off is then not a change."""
+    from engine.models import Limits
+    from tui.modals.limits import limit_changes
+
+    assert Limits(max_cost_usd=math.inf, max_wall_time_minutes=math.inf) == Limits(
+        max_cost_usd=None, max_wall_time_minutes=None
+    )
+    texts = {"max_cost_usd": "inf", "max_wall_time_minutes": "Infinity",
+             "max_chain_regenerations": "2", "max_failed_steps": "3"}  # fmt: skip
+    assert limit_changes(Limits(), texts) == (
+        {"max_cost_usd": None, "max_wall_time_minutes": None},
+        {},
+    )
+    assert limit_changes(Limits(max_cost_usd=None, max_wall_time_minutes=None), texts) == ({}, {})

@@ -32,7 +32,7 @@ LIMIT_FIELDS: tuple[LimitField, ...] = (
     LimitField("max_chain_regenerations", "Max chain regenerations", int, False),
     LimitField("max_failed_steps", "Max failed steps", int, False),
 )
-NO_LIMIT = {"none", "off", "no", "-", "false"}
+NO_LIMIT = {"none", "off", "no", "-", "false", "inf", "infinity"}  # as `limits` takes it
 
 
 def shown(value: Any) -> str:
@@ -64,14 +64,15 @@ def limit_changes(current: Limits, texts: dict[str, str]) -> tuple[dict[str, Any
     if errors:
         return {}, errors
     try:
-        Limits.model_validate({**current.model_dump(), **values})
+        limits = Limits.model_validate({**current.model_dump(), **values})
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
             label = next((f.label for f in LIMIT_FIELDS if f.name == name), name)
             errors[name] = f"{label}: {err['msg']}"
         return {}, errors
-    changes = {k: v for k, v in values.items() if getattr(current, k) != v}
+    # As validated: what is stored and what the event says.
+    changes = {k: getattr(limits, k) for k in values if getattr(current, k) != getattr(limits, k)}
     return changes, {}
 
 
