@@ -249,6 +249,28 @@ def test_the_delete_command_keeps_a_result_until_merged_or_forced(
     assert git(repo, "branch", "--list", "directive/*") == ""
 
 
+def test_the_delete_command_says_how_to_merge_a_result_your_branch_moved_away_from(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Its hint was `merge ID`, which refused in turn: the branch had moved on."""
+    from tests.test_cli import directive_file, only_directive, run_cli
+
+    writes = '[[steps]]\nname = "write"\ncommand = "echo hi > new.txt"\n'
+    repo = make_git_repo()
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, repo, writes)
+    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 0
+    did = only_directive(db)
+    (repo / "mine.txt").write_text("mine\n")
+    git(repo, "add", "mine.txt")
+    git(repo, "commit", "-qm", "mine")
+
+    code, _, err = run_cli("--db", db, "delete", did)
+    assert code == 2
+    assert f"merge directive/{did}/integration into it yourself): take it first, or add" in err
+    assert " merge " + did not in err
+
+
 def test_the_delete_command_refuses_a_directive_that_waits(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:

@@ -549,7 +549,7 @@ async def run_headless(
             if not Path(now_d.spec.repo).is_dir():  # the engine refuses every answer till then
                 print(
                     f"the repository folder {now_d.spec.repo} is gone:"
-                    " put it back before answering (answers are refused until then)",
+                    " put it back before answering (only stop is taken until then)",
                     file=out,
                 )
             for approval in await store.pending_approvals(did):
@@ -883,9 +883,8 @@ async def delete_command(db: Path, directive_id: str, force: bool, out: Any, me:
         try:
             said = await engine.delete_directive(d.id, force=force)
         except ResultOnlyHere as exc:
-            raise UsageError(
-                f"{exc}: take it first (`{me} merge {d.id}`), or add --force to drop it"
-            ) from exc
+            take = f" (`{me} merge {d.id}`)" if exc.fast_forward else ""
+            raise UsageError(f"{exc}: take it first{take}, or add --force to drop it") from exc
         except NeedsForce as exc:
             raise UsageError(f"{exc}; or add --force to delete it anyway") from exc
         for line in said:
