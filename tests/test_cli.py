@@ -766,3 +766,23 @@ def test_hints_name_the_database_by_its_full_path(
     assert code == 3
     assert f"directive-tui --db {tmp_path / 'x.db'} approve " in out
     assert "--db x.db" not in out
+
+
+def test_hints_name_the_program_by_its_path_when_the_shell_would_not_find_it(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """Run as .venv/bin/directive-tui with that folder not on PATH, the
+    pasted hint said `directive-tui ...`: command not found."""
+    import subprocess
+    import sys
+
+    program = Path(sys.executable).parent / "directive-tui"
+    path = directive_file(tmp_path, make_git_repo(), YELLOW)
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    db = tmp_path / "x.db"
+    ran = subprocess.run(
+        [str(program), "--db", str(db), "run", str(path), "--headless"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 3
+    assert f"{program} --db {db} approve " in ran.stdout
