@@ -78,6 +78,7 @@ from engine.models import (
 from engine.planner import PlannedChain, ReplanContext
 from engine.services import EngineServices
 from engine.store import Store, StoreError, Tx, _list_steps
+from engine.text import clip
 from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
@@ -1465,7 +1466,7 @@ class DirectiveEngine:
                     severity=Severity.ERROR,
                 )
             )
-            why = f"replanning failed: {error[:300]}"
+            why = f"replanning failed: {clip(error, 300)}"
             _ask_again(tx, directive_id, failed, why)
             chain = tx.current_chain(directive_id)
             if (
@@ -1690,7 +1691,7 @@ class DirectiveEngine:
                         passed=False,
                         score=0.0,
                         weight=0.0,
-                        summary=why[:300],
+                        summary=clip(why, 300),
                     )
                 ],  # fmt: skip
                 summary=why,
@@ -1785,7 +1786,7 @@ class DirectiveEngine:
                     passed=ev.passed,
                     verifiers={r.name: r.score for r in ev.results},
                     failed_gating=[r.name for r in ev.results if r.gating and not r.passed],
-                    problems={r.name: r.summary[:120] for r in ev.results if not r.passed},
+                    problems={r.name: clip(r.summary, 120) for r in ev.results if not r.passed},
                     flags=ev.flags,
                     severity=LEVEL_SEVERITY[ev.level],
                 )
@@ -1905,7 +1906,7 @@ class DirectiveEngine:
                 commit_sha=run.commit_sha,
                 finished_at=now(),
             )
-            tx.step_status(step.id, S.FAILED, reason=error[:200], carry_sha=carry)
+            tx.step_status(step.id, S.FAILED, reason=clip(error, 200), carry_sha=carry)
             failed_before = tx.one(
                 "SELECT 1 FROM step_runs WHERE step_id = ? AND status = 'failed' AND id != ?",
                 (step.id, run.id),
@@ -1921,7 +1922,7 @@ class DirectiveEngine:
                     severity=Severity.ERROR,
                 )
             )
-            approvals.escalate(tx, d.id, step, f"executor failed: {error[:300]}", None)
+            approvals.escalate(tx, d.id, step, f"executor failed: {clip(error, 300)}", None)
 
         await self._write(d.id, fail)
 

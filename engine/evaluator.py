@@ -29,6 +29,7 @@ from fnmatch import fnmatch
 from pathlib import PurePosixPath
 
 from engine.models import ConfidenceLevel, Evaluation, Thresholds, VerifierResult
+from engine.text import clip
 from engine.verifiers.base import NoVerdictError, Verifier, VerifyContext
 
 LLM_JUDGE_KIND = "llm_judge"
@@ -211,7 +212,7 @@ class CompositeEvaluator:
                 kind=verifier.kind,
                 passed=False,
                 score=0.0,
-                summary=f"verifier error: {message}"[:300],
+                summary=clip(f"verifier error: {message}", 300),
                 details={"error": message},
             )
             return self._configured(failed, verifier), f"verifier_error: {verifier.name}"
@@ -226,7 +227,7 @@ class CompositeEvaluator:
             passed=False,
             score=0.0,
             weight=0.0,
-            summary=str(exc)[:300],
+            summary=clip(str(exc), 300),
             details={"error": f"{type(exc).__name__}: {exc}", NO_VERDICT: True},
         )
 
