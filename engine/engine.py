@@ -269,10 +269,22 @@ class DirectiveEngine:
                 await self._finish_workspace(d.id)
             return
 
+        dead_since = self._lease.dead_since if self._lease is not None else None
+
         def recovering(tx: Tx) -> None:
             recover(tx, d.id)
+            current = tx.directive(d.id)
+            if current.active_since is not None and dead_since is not None:
+                # Its engine died with the clock running: it ran until the
+                # engine's last heartbeat, not through the time nothing ran it.
+                current = tx.clock(
+                    current,
+                    running=False,
+                    reason="the engine that ran it stopped",
+                    at=max(dead_since, current.active_since),
+                )
             if d.status is D.PLANNING:  # its clock stopped when the last engine closed
-                tx.clock(tx.directive(d.id), running=True, reason="planning again")
+                tx.clock(current, running=True, reason="planning again")
 
         await self._write(d.id, recovering)
         await self._prune_worktrees(d)

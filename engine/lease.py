@@ -160,8 +160,9 @@ class _Claim:
     db: str
     alive: Callable[[int], bool] = pid_alive
 
-    def take(self, conn: sqlite3.Connection) -> str | None:
-        """Take the lease or raise LeaseHeld; returns what was taken over."""
+    def take(self, conn: sqlite3.Connection) -> tuple[str, float] | None:
+        """Take the lease or raise LeaseHeld; returns what was taken over (a
+        sentence, and the dead holder's last heartbeat)."""
         now = time.time()
         holder = _read(conn)
         taken_over = None
@@ -178,7 +179,7 @@ class _Claim:
                     f"{self.stale_after_s:g} s).",
                     holder,
                 )
-            taken_over = f"took over the lease of {holder.describe(now)}: {why}"
+            taken_over = (f"took over the lease of {holder.describe(now)}: {why}", holder.heartbeat)
         conn.execute(
             "INSERT INTO engine_lease (id, owner, pid, host, heartbeat) VALUES (1, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,"
@@ -219,14 +220,17 @@ class EngineLease:
         claim: _Claim,
         *,
         heartbeat_s: float,
-        taken_over: str | None,
+        taken_over: tuple[str, float] | None,
         on_lost: Callable[[], None] | None,
     ) -> None:
         self._conn = conn
         self._claim = claim
         self._lock = asyncio.Lock()
         self.heartbeat_s = heartbeat_s
-        self.taken_over = taken_over  # a sentence when a dead holder's lease was taken
+        # A sentence when a dead holder's lease was taken, and the holder's
+        # last heartbeat: when it was last known to be running its directives.
+        self.taken_over = taken_over[0] if taken_over else None
+        self.dead_since = taken_over[1] if taken_over else None
         self.lost = asyncio.Event()
         self._on_lost = on_lost
         self._released = False

@@ -498,15 +498,18 @@ class Tx:
         )
         return d.model_copy(update={"status": to, **fields})
 
-    def clock(self, d: Directive, *, running: bool, reason: str) -> Directive:
+    def clock(
+        self, d: Directive, *, running: bool, reason: str, at: float | None = None
+    ) -> Directive:
         """Stop or run again the wall-time clock of `d` (as this transaction
         read it) without a change of status: it runs while an engine works a
         planning or active directive, and stops while the directive waits
-        only for a person and when the engine closes. Nothing when it is
-        already so, or the status does not run the clock."""
+        only for a person and when the engine closes. `at`: when it stopped,
+        if not now (an engine that died, at its last heartbeat). Nothing
+        when it is already so, or the status does not run the clock."""
         if d.status not in CLOCK_RUNNING or (d.active_since is not None) is running:
             return d
-        at = now()
+        at = now() if at is None else at
         used = d.wall_time_s(at)
         fields: dict[str, Any] = (
             {"active_since": at} if running else {"wall_time_used_s": used, "active_since": None}

@@ -6,6 +6,12 @@ overnight with the app closed, tripped its breaker the moment it went on."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from engine.bus import EventBus
@@ -116,3 +122,35 @@ async def test_a_replan_a_person_asked_for_runs_the_clock(store: Store, tmp_path
         (True, "replanning"),
     ]
     await engine.close()
+
+
+async def test_an_engine_that_died_stops_its_clock_at_its_last_heartbeat(
+    store: Store, tmp_path: Path
+) -> None:
+    """Killed with the clock running, the directive was charged all the time
+    until the next engine came; now only until the dead one's heartbeat."""
+    engine, did = await started(store, chain_spec(tmp_path, LINEAR), Script(delay={"a": 30.0}))
+    while (await statuses(engine, did)).get("a") != "running":
+        await asyncio.sleep(0.02)
+    await engine.close()
+    # As a killed engine leaves it: the clock running for the last hour, and
+    # its lease, with a heartbeat 50 minutes old and its process gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "UPDATE directives SET active_since = ?, wall_time_used_s = 0 WHERE id = ?",
+            (time.time() - 3600, did),
+        )
+        conn.execute(
+            "INSERT INTO engine_lease (id, owner, pid, host, heartbeat) VALUES (1, ?, ?, ?, ?)",
+            ("killed\x1fabc\x1f0", dead.pid, socket.gethostname(), time.time() - 3000),
+        )
+
+    kit = dataclasses.replace(services(Script()), take_lease=True)
+    again = DirectiveEngine(store, EventBus(), kit)
+    await again.start()
+    assert await again.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    assert (False, "the engine that ran it stopped") in await clock_events(store, did)
+    assert 595 <= (await store.get_directive(did)).wall_time_s() < 700
+    await again.close()
