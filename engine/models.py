@@ -173,13 +173,30 @@ class Thresholds(Strict):
         return self
 
 
+# The largest value each limit takes. Past these a number is no longer a
+# limit anyone means, only a typo or a way to say "no limit" (1e300 minutes
+# was taken, and the header then showed a 78-digit number, pushing the other
+# budgets off the screen). Cost and wall time can be switched off (none)
+# instead; the counts cannot, so theirs are generous.
+LIMIT_BOUNDS: dict[str, int] = {
+    "max_cost_usd": 1_000_000,  # a million dollars: far past any real budget
+    "max_wall_time_minutes": 365 * 24 * 60,  # a year of working time (525,600)
+    "max_rework_cycles": 1_000,  # each cycle is a new attempt of one step
+    "max_chain_regenerations": 1_000,  # each replan is a planner call
+    "max_parallel_steps": 1_000,  # each runs a process in its own git worktree
+    "max_failed_steps": 1_000,  # a chain is a few dozen steps, not thousands
+}
+
+
 class Limits(Strict):
-    max_cost_usd: float | None = Field(10.0, gt=0)
-    max_wall_time_minutes: float | None = Field(120.0, gt=0)
-    max_rework_cycles: int = Field(3, ge=0)
-    max_chain_regenerations: int = Field(2, ge=0)
-    max_parallel_steps: int = Field(2, ge=1)
-    max_failed_steps: int = Field(3, ge=1)
+    max_cost_usd: float | None = Field(10.0, gt=0, le=LIMIT_BOUNDS["max_cost_usd"])
+    max_wall_time_minutes: float | None = Field(
+        120.0, gt=0, le=LIMIT_BOUNDS["max_wall_time_minutes"]
+    )
+    max_rework_cycles: int = Field(3, ge=0, le=LIMIT_BOUNDS["max_rework_cycles"])
+    max_chain_regenerations: int = Field(2, ge=0, le=LIMIT_BOUNDS["max_chain_regenerations"])
+    max_parallel_steps: int = Field(2, ge=1, le=LIMIT_BOUNDS["max_parallel_steps"])
+    max_failed_steps: int = Field(3, ge=1, le=LIMIT_BOUNDS["max_failed_steps"])
 
     @field_validator("max_cost_usd", "max_wall_time_minutes", mode="before")
     @classmethod

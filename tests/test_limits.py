@@ -96,3 +96,64 @@ def test_inf_means_no_limit_wherever_a_limit_is_written() -> None:
         {},
     )
     assert limit_changes(Limits(max_cost_usd=None, max_wall_time_minutes=None), texts) == ({}, {})
+
+
+# -- bounds: a limit beyond any real one is refused, naming the bound -----------
+
+
+def test_limits_beyond_their_bounds_are_refused_by_the_model() -> None:
+    """1e300 minutes of wall time was taken, and the header then showed a
+    78-digit number; each limit has an upper bound (engine/models.py says
+    why each), and the bounds themselves are taken."""
+    from pydantic import ValidationError
+
+    from engine.models import LIMIT_BOUNDS, Limits
+
+    Limits(**LIMIT_BOUNDS)  # at the bounds: fine
+    for name, bound in LIMIT_BOUNDS.items():
+        with pytest.raises(ValidationError, match=f"less than or equal to {bound}"):
+            Limits(**{name: bound * 10})
+    assert LIMIT_BOUNDS["max_cost_usd"] == 1_000_000
+    assert LIMIT_BOUNDS["max_wall_time_minutes"] == 365 * 24 * 60  # a year
+
+
+def test_the_limits_dialog_refuses_a_limit_past_its_bound_naming_it() -> None:
+    from engine.models import Limits
+    from tui.modals.limits import limit_changes
+
+    texts = {"max_cost_usd": "5", "max_wall_time_minutes": "1e300",
+             "max_chain_regenerations": "2", "max_failed_steps": "100000"}  # fmt: skip
+    changes, errors = limit_changes(Limits(), texts)
+    assert changes == {}
+    assert errors == {
+        "max_wall_time_minutes": 'Max wall time (minutes): at most 525,600, or "none"',
+        "max_failed_steps": "Max failed steps: at most 1,000",
+    }
+
+
+def test_a_directive_file_with_a_limit_past_its_bound_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    from engine.directive_file import DirectiveFileError, parse_directive_text
+
+    (tmp_path / "project").mkdir()
+    text = 'title = "T"\ngoal = "G"\nrepo = "project"\nexecutor = "agent"\n'
+    with pytest.raises(DirectiveFileError) as caught:
+        parse_directive_text(
+            text + "[limits]\nmax_cost_usd = 1e300\n", base_dir=tmp_path, source="d.toml"
+        )
+    assert str(caught.value) == "d.toml: limits.max_cost_usd: must be at most 1000000, got 1e+300"
+
+
+def test_the_limits_command_refuses_a_limit_past_its_bound_naming_it(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    from tests.test_cli import YELLOW, directive_file, only_directive, run_cli
+
+    db = str(tmp_path / "x.db")  # a run left waiting for a person: its limits still apply
+    run_cli("--db", db, "run", str(directive_file(tmp_path, make_git_repo(), YELLOW)), "--headless")
+    did = only_directive(db)
+    code, out, err = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "1e300")
+    assert (code, out) == (2, "")
+    assert "--max-wall-time-minutes" in err and "525600" in err, err
+    assert "max_wall_time_minutes" in run_cli("--db", db, "limits", did)[1]

@@ -235,3 +235,25 @@ async def test_help_lists_each_key_once_and_only_the_keys_we_bind(tmp_path: Path
         assert any(what.startswith("Move or scroll in the focused pane") for what in everywhere)
         listed = [what for keys in sections.values() for _, what in keys]
         assert not {"Scroll Up", "Page Left", "Focus Next", "Cursor up"} & set(listed)
+
+
+async def test_the_budget_bars_keep_replans_and_failed_whatever_the_numbers(
+    tmp_path: Path,
+) -> None:
+    """A figure wider than its half of the header wrapped onto a second line,
+    and the bars' two rows then showed no replans / failed. Each bar keeps
+    to its line, cut with "…" if it must."""
+    from tui.widgets.budgets import BudgetBars
+
+    app = app_for(tmp_path, Script(costs={"spend": 1e300}, delay={"slow": 30.0}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        spec = chain_spec(tmp_path, [("spend", []), ("slow", ["spend"])], max_cost_usd=None)
+        await started(pilot, app, spec)
+        bars = app.screen.query_one(BudgetBars)
+        await until(pilot, lambda: bars.directive and bars.directive.total_cost_usd, "the cost")
+        await pilot.pause()
+        lines = [bars.render_line(y).text for y in range(bars.size.height)]
+        assert len(lines) == 2, lines
+        assert lines[0].lstrip().startswith("cost") and "time" in lines[0]
+        assert "…" in lines[0]  # the cost, cut
+        assert lines[1].lstrip().startswith("replans") and "failed" in lines[1]

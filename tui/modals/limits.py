@@ -52,6 +52,25 @@ def parse_limit(field: LimitField, text: str) -> Any:
         raise ValueError(f"{field.label}: {text!r} is not {kind}{extra}") from None
 
 
+# pydantic's bound errors in a person's words: the bound, with thousands
+# separators (`at most 525,600`, where pydantic says `less than or equal to 525600`).
+BOUND_WORDS = {
+    "greater_than": ("gt", "more than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def bound_problem(err: Any, field: LimitField | None) -> str:
+    if err["type"] not in BOUND_WORDS:
+        return str(err["msg"])
+    key, words = BOUND_WORDS[err["type"]]
+    bound = err["ctx"][key]
+    shown = f"{bound:,.0f}" if float(bound).is_integer() else f"{bound:,g}"
+    off = ', or "none"' if field and field.optional and key == "le" else ""
+    return f"{words} {shown}{off}"
+
+
 def limit_changes(current: Limits, texts: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """(changed fields, errors by field name): validated as a whole `Limits`."""
     values: dict[str, Any] = {}
@@ -68,8 +87,9 @@ def limit_changes(current: Limits, texts: dict[str, str]) -> tuple[dict[str, Any
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else ""
-            label = next((f.label for f in LIMIT_FIELDS if f.name == name), name)
-            errors[name] = f"{label}: {err['msg']}"
+            field = next((f for f in LIMIT_FIELDS if f.name == name), None)
+            label = field.label if field else name
+            errors[name] = f"{label}: {bound_problem(err, field)}"
         return {}, errors
     # As validated: what is stored and what the event says.
     changes = {k: getattr(limits, k) for k in values if getattr(current, k) != getattr(limits, k)}

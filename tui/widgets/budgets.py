@@ -102,8 +102,8 @@ class BudgetBars(Looks, Widget):
             return Text("")
         grid = Table.grid(expand=True, padding=(0, 1))
         half = max(self.size.width // 2 - 1, 20)
-        grid.add_column(ratio=1)
-        grid.add_column(ratio=1)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         cells = [
             self._bar(b, used, limit, shown, half) for b, used, limit, shown in usage(d, self.at)
         ]
@@ -134,6 +134,8 @@ class BudgetBars(Looks, Widget):
             reason,
             ("  L", self.look("look--key")),
             " raise limit and resume",
+            no_wrap=True,  # one line, as the height counts it
+            overflow="ellipsis",
         )
         return Group(grid, banner)
 
@@ -148,8 +150,15 @@ class BudgetBars(Looks, Widget):
             css = "level--yellow"
         label = f"{breaker.label:<8}"
         bar_width = max(width - len(label) - len(shown) - 2, 4)
+        # One line whatever the numbers: a figure wider than its half wrapped,
+        # and the second line pushed "replans / failed" out of the header.
         return Text.assemble(
-            (label, self.look("look--muted")), bar(frac, bar_width, self.look(css)), " ", shown
+            (label, self.look("look--muted")),
+            bar(frac, bar_width, self.look(css)),
+            " ",
+            shown,
+            no_wrap=True,
+            overflow="ellipsis",
         )
 
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
