@@ -197,6 +197,9 @@ async def test_a_score_outside_0_1_is_sent_back_once_for_correction(
 
     assert result.score == 0.65  # the corrected verdict, not 7 clamped to 1.0
     assert len(costs.calls) == 2  # both calls are paid for
+    # and both are in the judge's own record (it showed the last call's only)
+    assert result.cost_usd == pytest.approx(sum(cost for _, cost in costs.calls))
+    assert result.details["usage"]["input_tokens"] == 3000 + 3500
     correction = fake_api.requests[1].last_user_text
     assert "That verdict is not usable" in correction and "less than or equal to 1" in correction
 

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from engine.agent_tools import ToolError, read_regular
-from engine.llm import LLMClient, LLMError, LLMErrorKind, ParsedResponse
+from engine.llm import LLMClient, LLMError, LLMErrorKind, ParsedResponse, UsageTotal
 from engine.models import VerifierResult
 from engine.paths import PathEscapeError, resolve_in_repo
 from engine.procs import run_process, trim_output
@@ -217,10 +217,11 @@ class LLMJudge:
         self.weight = weight
 
     async def _ask(
-        self, ctx: VerifyContext, messages: list[dict[str, Any]]
+        self, ctx: VerifyContext, messages: list[dict[str, Any]], spent: UsageTotal
     ) -> ParsedResponse[JudgeVerdict]:
-        """One call, its cost recorded whatever the answer. An unusable answer
-        raises `_Unusable`; an API failure, `JudgeError`."""
+        """One call, its cost recorded (and added to `spent`) whatever the
+        answer. An unusable answer raises `_Unusable`; an API failure,
+        `JudgeError`."""
         try:
             response = await self.llm.parse(
                 messages=messages,
@@ -229,21 +230,25 @@ class LLMJudge:
                 max_tokens=JUDGE_MAX_TOKENS,
             )
         except LLMError as exc:
+            spent.add(exc.usage, exc.cost_usd)
             if exc.cost_usd and ctx.add_cost is not None:
                 await ctx.add_cost(exc.usage, exc.cost_usd)
             if exc.kind is LLMErrorKind.MALFORMED:
                 raise _Unusable(str(exc)) from exc
             raise JudgeError(f"the LLM judge gave no verdict: {exc}") from exc
+        spent.add(response.usage, response.cost_usd)
         if ctx.add_cost is not None:
             await ctx.add_cost(response.usage, response.cost_usd)
         return response
 
-    async def _verdict(self, ctx: VerifyContext, prompt: str) -> ParsedResponse[JudgeVerdict]:
+    async def _verdict(
+        self, ctx: VerifyContext, prompt: str, spent: UsageTotal
+    ) -> ParsedResponse[JudgeVerdict]:
         """A usable verdict, after at most JUDGE_CORRECTIONS corrections."""
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         for _ in range(JUDGE_CORRECTIONS):
             try:
-                return await self._ask(ctx, messages)
+                return await self._ask(ctx, messages, spent)
             except _Unusable as exc:
                 messages += [
                     {"role": "assistant", "content": "(a verdict that did not fit the schema)"},
@@ -255,7 +260,7 @@ class LLMJudge:
                     },
                 ]
         try:
-            return await self._ask(ctx, messages)
+            return await self._ask(ctx, messages, spent)
         except _Unusable as exc:
             tries = 1 + JUDGE_CORRECTIONS
             raise JudgeError(
@@ -265,7 +270,8 @@ class LLMJudge:
     async def verify(self, ctx: VerifyContext) -> VerifierResult:
         started = time.monotonic()
         diff = await gather_diff(ctx.workdir, list(ctx.modified_files), ctx.diff_base)
-        response = await self._verdict(ctx, judge_prompt(ctx, diff))
+        spent = UsageTotal()  # every call, the corrections too
+        response = await self._verdict(ctx, judge_prompt(ctx, diff), spent)
         verdict = response.parsed
         assert verdict is not None
         score = verdict.score
@@ -284,11 +290,11 @@ class LLMJudge:
             duration_s=time.monotonic() - started,
             summary=verdict.summary.strip(),
             output_tail="\n".join(lines),
-            cost_usd=response.cost_usd,
+            cost_usd=spent.cost_usd,
             details={
                 "criteria": criteria,
                 "rework_instructions": verdict.rework_instructions.strip(),
                 "model": response.model,
-                "usage": response.usage.model_dump(),
+                "usage": spent.usage.model_dump(),
             },
         )
