@@ -143,6 +143,40 @@ def test_approval_modal_80x24_keeps_its_buttons_on_screen(seeded: Path, snap_com
     assert snap_compare(app, terminal_size=(80, 24), run_before=modal)
 
 
+def _seen(widget: Any) -> bool:
+    """Shown on the screen at its middle: not clipped by its dialog."""
+    x, y = widget.region.center
+    return bool(widget.region.area) and widget.screen.get_widget_at(x, y)[0] is widget
+
+
+def test_request_changes_80x24_keeps_its_buttons_under_its_error(
+    seeded: Path, snap_compare: Any
+) -> None:
+    """Enter with no comment shows "A comment is required…": at 80x24 the
+    line pushed Request changes / Cancel out of the dialog. The evaluation
+    scrolls; the comment, the error and the buttons stay."""
+    app = seeded_app(seeded, open_directive=ACTIVE_ID)
+
+    async def modal(pilot: Pilot[Any]) -> None:
+        await _open_mid_run(pilot)
+        await pilot.press("c")
+        await settle(pilot, lambda: type(app.screen).__name__ == "ApprovalModal")
+        await pilot.press("enter")
+        error = app.screen.query_one("#approval-error")
+        await settle(pilot, lambda: error.display)
+        parts = (
+            ".dialog-title",
+            "#comment",
+            "#approval-error",
+            "#choice-request_changes",
+            "#cancel",
+        )
+        for part in parts:
+            assert _seen(app.screen.query_one(part)), part
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=modal)
+
+
 def test_help(seeded: Path, snap_compare: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
 

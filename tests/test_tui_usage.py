@@ -237,6 +237,64 @@ async def test_help_lists_each_key_once_and_only_the_keys_we_bind(tmp_path: Path
         assert not {"Scroll Up", "Page Left", "Focus Next", "Cursor up"} & set(listed)
 
 
+def _seen(widget: Widget) -> bool:
+    """Whether a person sees `widget`: the screen shows it at its middle
+    (not clipped by its dialog, not under another widget)."""
+    if not widget.display or not widget.region.area:
+        return False
+    x, y = widget.region.center
+    try:
+        return widget.screen.get_widget_at(x, y)[0] in (widget, *widget.walk_children())
+    except Exception:  # noqa: BLE001 - outside the screen
+        return False
+
+
+async def test_at_80x24_the_request_changes_dialog_keeps_its_buttons_under_its_error(
+    tmp_path: Path,
+) -> None:
+    """Enter with no comment shows "A comment is required…": the line pushed
+    Request changes / Cancel out of the dialog. The evaluation above gives
+    way (it scrolls); the comment, the error and the buttons stay."""
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes dialog")
+        modal = app.screen
+        await pilot.press("enter")
+        error = modal.query_one("#approval-error")
+        await until(pilot, lambda: "A comment is required" in _text(error), "the error")
+        await pilot.pause()
+        for part in ("#comment", "#approval-error", "#choice-request_changes", "#cancel"):
+            assert _seen(modal.query_one(part)), part
+
+
+async def test_at_80x24_the_limits_dialog_keeps_its_buttons_under_four_errors(
+    tmp_path: Path,
+) -> None:
+    """Four "is not a number" lines pushed Save / Cancel off the dialog:
+    the fields scroll, the buttons stay, and the first mistake is shown."""
+    from tui.modals.limits import LIMIT_FIELDS, LimitsModal
+
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits dialog")
+        modal = app.screen
+        for field in LIMIT_FIELDS:
+            modal.query_one(f"#limit-{field.name}", Input).value = "x"
+        modal.query_one(f"#limit-{LIMIT_FIELDS[-1].name}", Input).focus()
+        await pilot.press("enter")
+        first = modal.query_one(f"#error-{LIMIT_FIELDS[0].name}")
+        await until(pilot, lambda: "is not a number" in _text(first), "the errors")
+        await until(pilot, lambda: _seen(first), "the first mistake in view")
+        assert modal.focused is modal.query_one(f"#limit-{LIMIT_FIELDS[0].name}")
+        for button in ("#save", "#cancel"):
+            assert _seen(modal.query_one(button)), button
+
+
 async def test_the_budget_bars_keep_replans_and_failed_whatever_the_numbers(
     tmp_path: Path,
 ) -> None:

@@ -148,24 +148,27 @@ class ApprovalModal(ModalScreen[Answer | None]):
             with VerticalScroll(id="approval-body"):
                 yield Static(Text(a.summary), id="approval-summary")
                 yield EvaluationView(self.evaluation, id="approval-evaluation")
-            if self.intent in COMMENT_HINT or self.intent is None:
-                hint = (
-                    COMMENT_HINT.get(self.intent, "note (optional)")
-                    if self.intent
-                    else "note (optional)"
-                )
-                if a.kind is ApprovalKind.PLAN and self.intent is D.REQUEST_CHANGES:
-                    hint = PLAN_CHANGES_HINT
-                yield Input(placeholder=hint, id="comment")
-            yield Static("", id="approval-error", classes="error")
-            with Horizontal(classes="dialog-buttons"):
-                for c in self.choices:
-                    yield Button(
-                        Text(f"{c.label} [{c.key}]"),
-                        id=f"choice-{c.decision.value}",
-                        variant=c.variant,  # type: ignore[arg-type]
+            # The answer (note, error, buttons) is docked at the foot of the
+            # dialog (app.tcss): on a short screen what is above scrolls.
+            with Vertical(id="approval-answer"):
+                if self.intent in COMMENT_HINT or self.intent is None:
+                    hint = (
+                        COMMENT_HINT.get(self.intent, "note (optional)")
+                        if self.intent
+                        else "note (optional)"
                     )
-                yield Button(Text("Cancel [esc]"), id="cancel")
+                    if a.kind is ApprovalKind.PLAN and self.intent is D.REQUEST_CHANGES:
+                        hint = PLAN_CHANGES_HINT
+                    yield Input(placeholder=hint, id="comment")
+                yield Static("", id="approval-error", classes="error")
+                with Horizontal(classes="dialog-buttons"):
+                    for c in self.choices:
+                        yield Button(
+                            Text(f"{c.label} [{c.key}]"),
+                            id=f"choice-{c.decision.value}",
+                            variant=c.variant,  # type: ignore[arg-type]
+                        )
+                    yield Button(Text("Cancel [esc]"), id="cancel")
         yield Footer(compact=True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -143,3 +143,11 @@ class LimitsModal(ModalScreen[dict[str, Any] | None]):
             show_error(self.query_one(f"#error-{field.name}", Static), errors.get(field.name, ""))
         if not errors:
             self.dismiss(changes)
+            return
+        # The first mistake, in view (on a short screen the fields scroll
+        # under the buttons) and with the cursor in its field.
+        first = next(f for f in LIMIT_FIELDS if f.name in errors)
+        self.query_one(f"#limit-{first.name}", Input).focus(scroll_visible=False)
+        self.call_after_refresh(
+            self.query_one(f"#error-{first.name}", Static).scroll_visible, animate=False
+        )
