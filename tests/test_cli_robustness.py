@@ -115,21 +115,31 @@ def held_step(tmp_path: Path) -> str:
     )
 
 
+STOPPING = pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"]
+)
+
+
+@STOPPING
 def test_sigterm_stops_a_headless_run_as_ctrl_c_does_and_resume_runs_the_step_again(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
+    tmp_path: Path, make_git_repo: Callable[..., Path], signum: int, code: int
 ) -> None:
-    """`timeout`, `kill` or a cancelled CI job: the step's shell used to run
-    on with no parent, and a resume started a second one beside it."""
+    """`timeout`, `kill`, a cancelled CI job (SIGTERM) or a closed terminal
+    (SIGHUP): the step's shell used to run on with no parent, a resume
+    started a second one beside it, and the wall-time clock ran on."""
     path = directive_file(tmp_path, make_git_repo(), held_step(tmp_path), autonomy="full_auto")
     cli = [sys.executable, "-m", "tui.cli", "--db", str(tmp_path / "x.db")]
     with subprocess.Popen(
         [*cli, "run", str(path), "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as run:
         (step_pid,) = map(int, wait_for_file(tmp_path / "pids").split())
-        run.send_signal(signal.SIGTERM)
-        assert run.wait(timeout=30) == 143
+        run.send_signal(signum)
+        assert run.wait(timeout=30) == code
         assert run.stderr is not None and run.stderr.read() == b""  # no traceback
     assert not alive(step_pid)
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        (clock,) = conn.execute("SELECT active_since FROM directives").fetchone()
+    assert clock is None  # stopped: no engine runs it
 
     (tmp_path / "go").touch()
     (listed,) = json.loads(subprocess.run([*cli, "list", "--json"], capture_output=True).stdout)
@@ -139,11 +149,12 @@ def test_sigterm_stops_a_headless_run_as_ctrl_c_does_and_resume_runs_the_step_ag
     assert len((tmp_path / "pids").read_text().split()) == 2  # ran again, once
 
 
+@STOPPING
 def test_sigterm_quits_the_app_closing_its_engine_so_no_step_is_left_running(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
+    tmp_path: Path, make_git_repo: Callable[..., Path], signum: int, code: int
 ) -> None:
-    """The app in a terminal (a pty here) quits on SIGTERM as on Ctrl-Q with
-    its steps interrupted, and says so with exit code 143."""
+    """The app in a terminal (a pty here) quits on SIGTERM or SIGHUP as on
+    Ctrl-Q with its steps interrupted, and says so with its exit code."""
     path = directive_file(tmp_path, make_git_repo(), held_step(tmp_path), autonomy="full_auto")
     db = tmp_path / "x.db"
     pid, fd = pty.fork()
@@ -155,12 +166,12 @@ def test_sigterm_quits_the_app_closing_its_engine_so_no_step_is_left_running(
         reader = threading.Thread(target=drain, args=(fd,), daemon=True)
         reader.start()
         (step_pid,) = map(int, wait_for_file(tmp_path / "pids").split())
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signum)
         deadline = time.monotonic() + 30
         while not (done := os.waitpid(pid, os.WNOHANG))[0]:
             assert time.monotonic() < deadline, "the app is still running"
             time.sleep(0.05)
-        assert os.waitstatus_to_exitcode(done[1]) == 143
+        assert os.waitstatus_to_exitcode(done[1]) == code
     finally:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGKILL)

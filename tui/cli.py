@@ -8,7 +8,8 @@ Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input,
 first plan that could not be made, or the repository folder gone), 130
 interrupted (Ctrl-C), 141 the output was closed (as a process killed by
 SIGPIPE reports it), 143 terminated (SIGTERM: `kill`, `timeout`, a CI job
-cancelled), which stops a run as Ctrl-C does.
+cancelled) and 129 its terminal closed (SIGHUP), which stop a run as
+Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ exit codes:
        then `resume ID --headless`
   130  interrupted (Ctrl-C): the run stopped; `resume` carries on
   143  terminated (SIGTERM): the run stopped as for Ctrl-C; `resume` carries on
+  129  its terminal closed (SIGHUP): the same
   141  the output was closed (`| head`): the run stopped; `resume` carries on
 """
 
@@ -974,8 +976,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except Terminated:
-        return EXIT_TERMINATED
+    except Terminated as exc:
+        return exc.code
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do. A
         # headless run has closed its engine; its steps run again on resume.
@@ -996,41 +998,58 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Terminated(Exception):
-    """SIGTERM arrived while a command ran: it was stopped as Ctrl-C stops it."""
+    """SIGTERM or SIGHUP arrived while a command ran: it was stopped as
+    Ctrl-C stops it. `code`: 128 + the signal's number, as a shell reports a
+    process the signal ended."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.code = 128 + signum
+
+
+def _stop_signals() -> tuple[int, ...]:
+    """The signals that stop a command or the app cleanly: SIGTERM (`kill`,
+    `timeout`, a CI job cancelled) and SIGHUP (its terminal closed, an ssh
+    session dropped)."""
+    import signal
+
+    return (signal.SIGTERM, signal.SIGHUP)
 
 
 def run_async(coro: Any) -> int:
-    """`asyncio.run(coro)`, with SIGTERM handled as asyncio handles Ctrl-C:
+    """`asyncio.run(coro)`, with SIGTERM and SIGHUP handled as asyncio
+    handles Ctrl-C:
     the command's task is cancelled, so its `finally` closes the engine
     (which kills each running step's process group and leaves the step to
     run again on resume) before `Terminated` ends the program. SIGTERM's
     default, to die on the spot, left the steps' processes running on
     without a parent, and a later resume ran them a second time alongside."""
-    import signal
 
     async def guarded() -> int:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        terminated = False
+        terminated: int | None = None
 
-        def on_term() -> None:
+        def on_term(signum: int) -> None:
             nonlocal terminated
-            if not terminated:  # once: a second one must not cut the cleanup short
-                terminated = True
+            if terminated is None:  # once: a second one must not cut the cleanup short
+                terminated = signum
                 task.cancel()
 
-        loop.add_signal_handler(signal.SIGTERM, on_term)
+        for signum in _stop_signals():
+            loop.add_signal_handler(signum, on_term, signum)
         try:
             code = await coro
         except asyncio.CancelledError:
-            if not terminated:
+            if terminated is None:
                 raise
-            raise Terminated from None
+            raise Terminated(terminated) from None
         finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-        if terminated:
-            raise Terminated
+            for signum in _stop_signals():
+                loop.remove_signal_handler(signum)
+        if terminated is not None:
+            raise Terminated(terminated)
         return code
 
     return asyncio.run(guarded())
@@ -1112,8 +1131,9 @@ def need_terminal(command: str | None) -> None:
 
 
 def _run_app(db: Path, **kwargs: Any) -> int:
-    """The app; SIGTERM quits it as a person quitting does (its engine closes,
-    so a running step's processes are killed), with exit code 143, rather
+    """The app; SIGTERM or SIGHUP (its terminal closed) quits it as a person
+    quitting does (its engine closes, so a running step's processes are
+    killed and its clock stops), with exit code 128 + the signal, rather
     than killing it on the spot with its steps left running and the
     terminal left in the app's mode."""
     import signal
@@ -1127,14 +1147,15 @@ def _run_app(db: Path, **kwargs: Any) -> int:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # before the app's loop, or after it: nothing to close
-            raise Terminated from None
-        loop.call_soon_threadsafe(lambda: app.exit(return_code=EXIT_TERMINATED))
+            raise Terminated(signum) from None
+        loop.call_soon_threadsafe(lambda: app.exit(return_code=128 + signum))
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {signum: signal.signal(signum, on_term) for signum in _stop_signals()}
     try:
         app.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if app.farewell:
         print(app.farewell)
     return int(app.return_code or 0)
