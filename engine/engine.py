@@ -623,14 +623,17 @@ class DirectiveEngine:
     ) -> ApprovalRequest:
         """Answer an approval. A second answer to a resolved approval raises
         `ApprovalAlreadyResolved` and changes nothing. While the repository
-        folder is gone only `stop` is taken: the others would merge, or run a
-        step that could only pause the directive again, using the answer up."""
+        folder is gone only deny and stop are taken: the others would merge,
+        or run a step that could only pause the directive again, using the
+        answer up."""
         decision = ApprovalDecision(decision)
         approval = await self.store.get_approval(approval_id)
-        if decision is not ApprovalDecision.STOP:  # every other answer runs or merges something
+        if decision not in TAKEN_WITHOUT_REPO:  # the others run or merge something
             gone = _missing_repo(await self.store.get_directive(approval.directive_id))
             if gone:
-                raise RepoGone(f"cannot answer: {gone}; put it back first (stop needs no folder)")
+                raise RepoGone(
+                    f"cannot answer: {gone}; put it back first (deny and stop need no folder)"
+                )
         if decision is ApprovalDecision.REQUEST_CHANGES and not (comment or "").strip():
             becomes = (
                 "what the planner is asked to change"
@@ -733,6 +736,7 @@ class DirectiveEngine:
             directive_id,
             lambda tx: tx.clock(tx.directive(directive_id), running=True, reason="replanning"),
         )
+        self._wake(directive_id)  # its wall-time timer, set while the clock stood, is not
         old_steps = await self.store.list_steps(old.id)
         kept = [s for s in old_steps if s.status is S.PASSED]
         failed = _asking_step(old_steps, failed_step_id)
@@ -2195,6 +2199,11 @@ class ResultOnlyHere(NeedsForce):
     def __init__(self, message: str, *, fast_forward: bool) -> None:
         super().__init__(message)
         self.fast_forward = fast_forward
+
+
+# Answers that run and merge nothing: taken while the repository folder is
+# gone (a denied plan stops the directive, a denied step is escalated).
+TAKEN_WITHOUT_REPO = frozenset({ApprovalDecision.DENY, ApprovalDecision.STOP})
 
 
 class RepoGone(EngineError):

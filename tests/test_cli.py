@@ -710,7 +710,7 @@ def test_a_run_waiting_while_the_repository_is_gone_says_so_before_its_answers(
     waiting = out[out.index("the repository folder") :].splitlines()
     assert waiting[0] == (
         f"the repository folder {repo} is gone: put it back before answering"
-        " (only stop is taken until then)"
+        " (until then only deny and stop are taken)"
     )
     assert waiting[1].startswith("waiting for approval")
     (pending,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])

@@ -131,3 +131,24 @@ async def test_stop_is_taken_while_the_folder_is_gone(
     await engine.resolve_approval(escalation.id, "stop")
     assert await engine.wait_settled(d.id, timeout=30) is Outcome.STOPPED
     await engine.close()
+
+
+async def test_a_plan_is_denied_while_the_folder_is_gone(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """A plan approval offers approve and deny, not stop: with deny refused
+    too, nothing could answer it until the folder came back."""
+    repo = make_git_repo()
+    engine = DirectiveEngine(store, EventBus(), EngineServices(llm_provider=lambda s: None))
+    await engine.start()
+    the_spec = spec(repo, "true", isolate=True).model_copy(update={"autonomy": Autonomy.MANUAL})
+    d = await engine.create_directive(the_spec)
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(d.id)
+    repo.rename(repo.with_name("away"))
+    with pytest.raises(RepoGone, match="deny and stop need no folder"):
+        await engine.resolve_approval(plan.id, "approve")
+    await engine.resolve_approval(plan.id, "deny")
+    assert await engine.wait_settled(d.id, timeout=30) is Outcome.STOPPED
+    await engine.close()

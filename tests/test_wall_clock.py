@@ -16,7 +16,8 @@ from pathlib import Path
 
 from engine.bus import EventBus
 from engine.engine import DirectiveEngine, Outcome
-from engine.models import ApprovalDecision, DirectiveStatus
+from engine.models import ApprovalDecision, DirectiveStatus, PlannerKind
+from engine.planner import make_planner
 from engine.store import Store
 from tests.engine_kit import Script, chain_spec, services, statuses
 
@@ -154,3 +155,38 @@ async def test_an_engine_that_died_stops_its_clock_at_its_last_heartbeat(
     assert (False, "the engine that ran it stopped") in await clock_events(store, did)
     assert 595 <= (await store.get_directive(did)).wall_time_s() < 700
     await again.close()
+
+
+class SlowReplanner:
+    """The explicit planner, slow to replan (an LLM taking its time)."""
+
+    def __init__(self, slow_s: float) -> None:
+        self.inner = make_planner(PlannerKind.EXPLICIT)
+        self.slow_s = slow_s
+
+    async def plan(self, directive, replan=None):  # type: ignore[no-untyped-def]
+        if replan is not None:
+            await asyncio.sleep(self.slow_s)
+        return await self.inner.plan(directive, replan)
+
+
+async def test_a_replan_slower_than_the_time_left_trips_the_breaker_on_time(
+    store: Store, tmp_path: Path
+) -> None:
+    """Asked while the clock stood (a person had the directive), the replan
+    ran its clock again but no timer: it ran on past the limit."""
+    spec = chain_spec(tmp_path, LINEAR, max_wall_time_minutes=0.01)  # 0.6 s of work
+    kit = dataclasses.replace(
+        services(Script(scores={"a": [0.6]})), planner=lambda kind, llm: SlowReplanner(4.0)
+    )
+    engine = DirectiveEngine(store, EventBus(), kit)
+    await engine.start()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
+    replan = asyncio.create_task(engine.regenerate_chain(d.id, "try another way"))
+    await asyncio.sleep(2.0)  # the planner still works, past the limit
+    tripped = [e for e in await store.list_events(d.id) if e.type == "breaker_tripped"]
+    assert [e.breaker for e in tripped] == ["wall_time"]
+    await replan
+    await engine.close()

@@ -566,7 +566,7 @@ async def run_headless(
             if not Path(now_d.spec.repo).is_dir():  # the engine refuses every answer till then
                 print(
                     f"the repository folder {now_d.spec.repo} is gone:"
-                    " put it back before answering (only stop is taken until then)",
+                    " put it back before answering (until then only deny and stop are taken)",
                     file=out,
                 )
             for approval in await store.pending_approvals(did):
