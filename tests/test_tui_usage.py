@@ -315,3 +315,50 @@ async def test_the_budget_bars_keep_replans_and_failed_whatever_the_numbers(
         assert lines[0].lstrip().startswith("cost") and "time" in lines[0]
         assert "…" in lines[0]  # the cost, cut
         assert lines[1].lstrip().startswith("replans") and "failed" in lines[1]
+
+
+def _request_rows(panel: Widget) -> list[str]:
+    """The lines the approvals table shows: its header, then a row each."""
+    return [panel.render_line(y).text.rstrip() for y in range(panel.size.height)]
+
+
+async def test_a_long_request_ends_in_an_ellipsis_with_no_sideways_scrollbar(
+    tmp_path: Path,
+) -> None:
+    """The Request column took the whole text: cut mid-word by the pane with
+    no "…", and a horizontal scrollbar, still there once the rows had gone.
+    It fits the pane now, at every width, and Enter shows the whole text."""
+    from tui.widgets.approvals import ApprovalsPanel
+
+    app = app_for(tmp_path, Script(fail={"build": "the build said " + "words " * 50}))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        spec = chain_spec(tmp_path, [("build", [])]).model_copy(
+            update={"title": "tally: discounts and VAT on invoices"}
+        )
+        d = await engine(app).create_directive(spec)
+        await engine(app).start_directive(d.id)
+        panel = app.screen.query_one(ApprovalsPanel)
+        await until(pilot, lambda: panel.approvals, "the approval on home")
+        (approval,) = panel.approvals
+        for size in ((120, 30), (80, 24), (200, 40)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            row = _request_rows(panel)[1]
+            assert row.endswith("…") and panel.max_scroll_x == 0, (size, row)
+            assert not panel.show_horizontal_scrollbar
+        app.open_directive_screen(d.id)  # its Approvals tab: the same table, no Directive
+        await until(pilot, lambda: isinstance(app.screen, DirectiveScreen), "the directive")
+        await pilot.press("2")
+        tab = app.screen.query_one(ApprovalsPanel)
+        await until(pilot, lambda: tab.approvals and tab.size.width, "the Approvals tab")
+        await pilot.pause()
+        assert _request_rows(tab)[1].endswith("…") and tab.max_scroll_x == 0
+        await engine(app).resolve_approval(approval.id, ApprovalDecision.SKIP)
+        await until(pilot, lambda: not tab.approvals, "the row to go")
+        await pilot.pause()
+        assert tab.max_scroll_x == 0 and not tab.show_horizontal_scrollbar
+        await pilot.press("escape")
+        await until(pilot, lambda: not panel.approvals, "home's row to go")
+        await pilot.pause()
+        assert panel.max_scroll_x == 0 and not panel.show_horizontal_scrollbar

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.events import Resize
 from textual.widgets import DataTable
 
 from engine.models import ApprovalKind, ApprovalRequest, Directive
@@ -18,25 +19,42 @@ KIND_LOOK = {
 }
 
 
+SUMMARY_MIN = 12  # the Request column's narrowest: it gives way to the view, down to this
+DIRECTIVE_MAX = 30  # a long title gives way to the request it waits on:
+DIRECTIVE_SHARE = 4  # at most this part of the view (a quarter), not under SUMMARY_MIN
+
+
 class ApprovalsPanel(Looks, DataTable):
     COMPONENT_CLASSES = LOOK_CLASSES
     HELP_TITLE = "Pending approvals"
     BINDINGS = [Binding("enter", "select_cursor", "Answer the highlighted request", show=False)]
 
     """Rows keyed by approval id. `a`, `d`, `c` act on the highlighted row
-    (the keys belong to the screen, which asks this panel for the row)."""
+    (the keys belong to the screen, which asks this panel for the row).
+
+    Every column has a set width: the Request column takes what the others
+    leave of the view and its text ends in "…" (Enter or `a` shows it all).
+    Left to size themselves the columns took the whole text, so the
+    ellipsis never came, a horizontal scrollbar did, and the widths of rows
+    long answered stayed after `clear()`."""
 
     def __init__(self, *, show_directive: bool = True, **kwargs: object) -> None:
         super().__init__(cursor_type="row", **kwargs)  # type: ignore[arg-type]
         self.show_directive = show_directive
         self._approvals: list[ApprovalRequest] = []
+        self._rows: list[list[Text]] = []  # the cells as shown, in column order
 
     def on_mount(self) -> None:
-        self.add_column("Since", key="since")
-        self.add_column("Kind", key="kind")
+        for key, label in self._labels:
+            self.add_column(label, key=key, width=len(label))
+        self._fit()
+
+    @property
+    def _labels(self) -> list[tuple[str, str]]:
+        labels = [("since", "Since"), ("kind", "Kind")]
         if self.show_directive:
-            self.add_column("Directive", key="directive")
-        self.add_column("Request", key="summary")
+            labels.append(("directive", "Directive"))
+        return [*labels, ("summary", "Request")]
 
     @property
     def approvals(self) -> list[ApprovalRequest]:
@@ -51,7 +69,7 @@ class ApprovalsPanel(Looks, DataTable):
     def show(self, approvals: list[ApprovalRequest], titles: dict[str, Directive]) -> None:
         keep = self.selected.id if self.selected else None
         self._approvals = list(approvals)
-        self.clear()
+        rows = []
         for a in self._approvals:
             cells = [
                 Text(clock(a.created_at), style=self.look("look--muted")),
@@ -63,6 +81,46 @@ class ApprovalsPanel(Looks, DataTable):
                     Text(d.title if d else a.directive_id, overflow="ellipsis", no_wrap=True)
                 )
             cells.append(Text(a.summary, overflow="ellipsis", no_wrap=True))
+            rows.append(cells)
+        self._rebuild(rows, keep)
+
+    def on_resize(self, event: Resize) -> None:
+        if self._widths() != [c.width for c in self.columns.values()]:
+            self._rebuild(self._rows, self.selected.id if self.selected else None)
+
+    def _widths(self) -> list[int]:
+        """Each column as wide as its widest cell (the directive's at most
+        DIRECTIVE_MAX and a quarter of the view), the Request column what is
+        left of the view."""
+        natural = [
+            max([len(label), *(row[i].cell_len for row in self._rows)])
+            for i, (_, label) in enumerate(self._labels)
+        ]
+        pad = 2 * self.cell_padding
+        # The view less the vertical scrollbar the rows are about to need
+        # (its coming sends no resize).
+        view = self.content_region.width
+        if len(self._rows) + self.header_height > self.content_region.height:
+            view -= self.styles.scrollbar_size_vertical
+        if self.show_directive:
+            share = max(view // DIRECTIVE_SHARE, SUMMARY_MIN)
+            natural[2] = min(natural[2], DIRECTIVE_MAX, share)
+        others = sum(width + pad for width in natural[:-1])
+        natural[-1] = max(SUMMARY_MIN, view - others - pad) if view else natural[-1]
+        return natural
+
+    def _fit(self) -> None:
+        for column, width in zip(self.columns.values(), self._widths(), strict=True):
+            column.width = width
+            column.auto_width = False
+
+    def _rebuild(self, rows: list[list[Text]], keep: str | None) -> None:
+        """All rows again at widths that fit the view, the cursor on the
+        approval `keep` if it is still there."""
+        self._rows = rows
+        self.clear()
+        self._fit()
+        for a, cells in zip(self._approvals, rows, strict=True):
             self.add_row(*cells, key=a.id)
         ids = [a.id for a in self._approvals]
         if keep in ids:
