@@ -362,3 +362,34 @@ async def test_a_long_request_ends_in_an_ellipsis_with_no_sideways_scrollbar(
         await until(pilot, lambda: not panel.approvals, "home's row to go")
         await pilot.pause()
         assert panel.max_scroll_x == 0 and not panel.show_horizontal_scrollbar
+
+
+async def test_a_failed_command_s_reason_is_shown_once_in_the_step_panel() -> None:
+    """The attempt read `command exited with 1`, then `command exited with
+    1: boom (its files are kept in …)`: the error begins with the summary."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from engine.models import Step, StepRun
+    from tests.test_tui_app import _printed
+    from tui.widgets.step_detail import StepDetail
+
+    class Panel(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepDetail(id="detail")
+
+    step = Step(id="s1", chain_id="c", directive_id="d", name="build", layer=0, row=0,
+                spec=StepSpec(name="build", type="implement"), status=StepStatus.FAILED)  # fmt: skip
+    failed = StepRun(step_id="s1", directive_id="d", attempt=1, executor="shell", status="failed",
+                     summary="command exited with 1",
+                     error="command exited with 1: boom (its files are kept in /tmp/a1)")  # fmt: skip
+    other = StepRun(step_id="s1", directive_id="d", attempt=2, executor="agent", status="failed",
+                    summary="edited two files", error="the model gave up")  # fmt: skip
+    app = Panel()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(StepDetail).show(step, [failed, other], [], [])
+        await pilot.pause()
+        shown = _printed(app.query_one("#detail-body", Static).content)
+        assert shown.count("command exited with 1") == 1
+        assert "command exited with 1: boom (its files are kept in /tmp/a1)" in shown
+        assert "edited two files" in shown and "the model gave up" in shown  # unlike: both

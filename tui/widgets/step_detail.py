@@ -116,7 +116,9 @@ class StepDetail(Looks, VerticalScroll):
             if run.commit_sha:
                 line.append(f"  {run.commit_sha[:10]}", self.look("look--muted"))
             out.append(line)
-            if run.summary:
+            # A failed command's error starts with its summary ("command
+            # exited with 1" then "command exited with 1: boom ..."): once.
+            if run.summary and not (run.error or "").startswith(run.summary):
                 out.append(indented(Text(run.summary), 2))
             if run.error:
                 out.append(indented(Text(run.error, style=self.look("sev--error")), 2))
