@@ -364,6 +364,41 @@ async def test_a_long_request_ends_in_an_ellipsis_with_no_sideways_scrollbar(
         assert panel.max_scroll_x == 0 and not panel.show_horizontal_scrollbar
 
 
+async def test_two_directives_of_one_title_are_told_apart_by_a_short_id(tmp_path: Path) -> None:
+    """Home showed the same title twice and nothing else to tell them apart.
+    Each title has its id's first six characters after it (what `limits`,
+    `events` ... take as an id). At 80 columns the titles give way first;
+    where the id would leave a title under 12 cells, only titles two
+    directives share keep theirs (the 80x24 home snapshot shows none)."""
+    from tui.widgets.directive_table import DirectiveTable
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(120, 24)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        made = []
+        for title in ("tally: discounts and VAT on invoices",) * 2 + ("Speed up the tokenizer",):
+            spec = chain_spec(tmp_path, [("build", [])]).model_copy(update={"title": title})
+            made.append(await engine(app).create_directive(spec))
+        table = app.screen.query_one(DirectiveTable)
+        await until(pilot, lambda: len(table.rows) == 3, "the three rows")
+        await pilot.pause()
+
+        def row_of(directive_id: str) -> str:
+            return table.render_line(1 + table.get_row_index(directive_id)).text
+
+        first, second, other = made
+        assert first.id[:6] != second.id[:6]
+        for d in made:
+            assert f"{d.title} " in row_of(d.id) and f" {d.id[:6]} " in row_of(d.id)
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: "…" in row_of(first.id), "the titles to give way")
+        await pilot.pause()
+        assert f" {first.id[:6]} " in row_of(first.id) and f" {second.id[:6]} " in row_of(second.id)
+        assert "Speed up the" in row_of(other.id)  # a title keeps TITLE_MIN cells
+        for d in made:
+            assert row_of(d.id).rstrip().endswith("–")  # the Approvals column stays
+
+
 async def test_a_failed_command_s_reason_is_shown_once_in_the_step_panel() -> None:
     """The attempt read `command exited with 1`, then `command exited with
     1: boom (its files are kept in …)`: the error begins with the summary."""

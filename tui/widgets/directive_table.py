@@ -3,6 +3,12 @@
 The title column gives way (down to TITLE_MIN cells, its text cut with an
 ellipsis) so the others, the approvals waiting above all, fit the view: at
 80 columns a long title would push them off the screen.
+
+After the title, muted, the first SHORT_ID characters of the directive's id
+(what the command line takes as an id): two directives of one title could
+not be told apart. Where the title column is too narrow for the id beside
+a readable title (80 columns), only titles that more than one directive has
+keep it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ COLUMNS = (
 
 ELAPSED = [key for key, _ in COLUMNS].index("elapsed")
 TITLE_MIN = 12
+SHORT_ID = 6
+ID_ROOM = SHORT_ID + 1  # the id and a space before it
 
 
 class DirectiveTable(Looks, DataTable):
@@ -40,7 +48,8 @@ class DirectiveTable(Looks, DataTable):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self._ids: list[str] = []
-        self._rows: dict[str, list[Text]] = {}  # the cells as shown, by directive id
+        self._rows: dict[str, list[Text]] = {}  # the cells (the title without its id), by id
+        self._shared: set[str] = set()  # titles more than one directive has
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -60,11 +69,16 @@ class DirectiveTable(Looks, DataTable):
         """Show these rows: updated in place, or laid out again when the
         directives or the title column's width changed."""
         rows = {d.id: self._cells(d, progress.get(d.id), at) for d in directives}
-        if list(rows) != self._ids or self._title_width(rows) != self._title.width:
+        if (
+            list(rows) != self._ids
+            or self._title_width(rows) != self._title.width
+            or shared_titles(rows) != self._shared
+        ):
             self._rebuild(rows)
             return
         self._rows = rows
         for directive_id, cells in rows.items():
+            cells = [self._titled(directive_id, cells[0]), *cells[1:]]
             for (key, _), cell in zip(COLUMNS, cells, strict=True):
                 self.update_cell(directive_id, key, cell, update_width=True)
 
@@ -87,11 +101,13 @@ class DirectiveTable(Looks, DataTable):
         return self.columns[ColumnKey("title")]
 
     def _title_width(self, rows: dict[str, list[Text]]) -> int:
-        """As wide as the longest title, as long as the other columns fit."""
+        """As wide as the longest title and its id, as long as the other
+        columns fit."""
         natural = [
             max([Text(label).cell_len, *(row[i].cell_len for row in rows.values())])
             for i, (_, label) in enumerate(COLUMNS)
         ]
+        natural[0] += ID_ROOM
         view = self.scrollable_content_region.width
         if not view:
             return natural[0]
@@ -103,13 +119,27 @@ class DirectiveTable(Looks, DataTable):
         """All rows again (keeping the cursor on the same directive)."""
         keep = self.selected_id
         self._title.width = self._title_width(rows)
-        self.clear()
-        for directive_id, cells in rows.items():
-            self.add_row(*cells, key=directive_id)
+        self._shared = shared_titles(rows)
         self._rows = rows
         self._ids = list(rows)
+        self.clear()
+        for directive_id, cells in rows.items():
+            self.add_row(self._titled(directive_id, cells[0]), *cells[1:], key=directive_id)
         if keep in self._ids:
             self.move_cursor(row=self._ids.index(keep))
+
+    def _titled(self, directive_id: str, title: Text) -> Text:
+        """The title cell as shown: the title (cut to leave room) and the
+        short id, muted, in a column of their own at the cell's end; the
+        title alone where the ids do not fit and this title is no other's."""
+        room = self._title.width - ID_ROOM
+        longest = max((row[0].cell_len for row in self._rows.values()), default=0)
+        if room < min(TITLE_MIN, longest) and title.plain not in self._shared:
+            return title
+        shown = title.copy()
+        shown.truncate(max(room, 1), overflow="ellipsis", pad=True)
+        shown.append(" " + directive_id[:SHORT_ID], self.look("look--muted"))
+        return shown
 
     def _elapsed(self, d: Directive, at: float) -> Text:
         limit = d.spec.limits.max_wall_time_minutes
@@ -130,3 +160,13 @@ class DirectiveTable(Looks, DataTable):
             self._elapsed(d, at),
             Text(f"⚑ {waiting}", style=self.look("look--awaiting")) if waiting else Text("–"),
         ]
+
+
+def shared_titles(rows: dict[str, list[Text]]) -> set[str]:
+    """The titles more than one of these directives has."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for cells in rows.values():
+        title = cells[0].plain
+        (shared if title in seen else seen).add(title)
+    return shared
