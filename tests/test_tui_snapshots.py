@@ -116,7 +116,26 @@ def test_directive_mid_run(seeded: Path, snap_compare: Any) -> None:
 
 def test_directive_mid_run_80x24(seeded: Path, snap_compare: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_open_mid_run)
+
+    async def mid_run(pilot: Pilot[Any]) -> None:
+        await _open_mid_run(pilot)
+        assert app.screen.query_one(EventLog).outer_size.height == 7  # its least
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=mid_run)
+
+
+def test_directive_200x60_gives_the_event_log_a_share_of_the_height(
+    seeded: Path, snap_compare: Any
+) -> None:
+    """On a large terminal the event log stayed 7 rows under a mostly empty
+    DAG: it takes a quarter of the height (at least 7 rows, as at 80x24)."""
+    app = seeded_app(seeded, open_directive=ACTIVE_ID)
+
+    async def mid_run(pilot: Pilot[Any]) -> None:
+        await _open_mid_run(pilot)
+        assert app.screen.query_one(EventLog).outer_size.height >= 14  # was 7
+
+    assert snap_compare(app, terminal_size=(200, 60), run_before=mid_run)
 
 
 def test_approval_modal(seeded: Path, snap_compare: Any) -> None:
