@@ -189,9 +189,13 @@ LIMIT_BOUNDS: dict[str, int] = {
 
 
 class Limits(Strict):
-    max_cost_usd: float | None = Field(10.0, gt=0, le=LIMIT_BOUNDS["max_cost_usd"])
+    # allow_inf_nan=False: nan is refused as not a number (it read "must be
+    # at most 1000000, got nan"); inf is None before this check.
+    max_cost_usd: float | None = Field(
+        10.0, gt=0, le=LIMIT_BOUNDS["max_cost_usd"], allow_inf_nan=False
+    )
     max_wall_time_minutes: float | None = Field(
-        120.0, gt=0, le=LIMIT_BOUNDS["max_wall_time_minutes"]
+        120.0, gt=0, le=LIMIT_BOUNDS["max_wall_time_minutes"], allow_inf_nan=False
     )
     max_rework_cycles: int = Field(3, ge=0, le=LIMIT_BOUNDS["max_rework_cycles"])
     max_chain_regenerations: int = Field(2, ge=0, le=LIMIT_BOUNDS["max_chain_regenerations"])
@@ -204,6 +208,11 @@ class Limits(Strict):
         """`inf` (TOML's, the dialog's, a float's) means no limit: None, as
         the spec is stored (JSON has no infinity; it was written as null
         while the live event still said `inf`)."""
+        if isinstance(value, str):  # the lax path: text from a form or a command
+            try:
+                return None if float(value) == math.inf else value
+            except ValueError:
+                return value
         if isinstance(value, float) and value == math.inf:
             return None
         return value

@@ -155,5 +155,21 @@ def test_the_limits_command_refuses_a_limit_past_its_bound_naming_it(
     did = only_directive(db)
     code, out, err = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "1e300")
     assert (code, out) == (2, "")
-    assert "--max-wall-time-minutes" in err and "525600" in err, err
+    assert "--max-wall-time-minutes" in err and "must be at most 525600, got 1e+300" in err, err
     assert "max_wall_time_minutes" in run_cli("--db", db, "limits", did)[1]
+
+    code, _, err = run_cli("--db", db, "limits", did, "--max-cost-usd", "nan")
+    assert code == 2 and "finite number" in err and "at most" not in err, err
+
+
+def test_nan_is_refused_as_not_a_number_not_as_too_large(tmp_path: Path) -> None:
+    """It read "must be at most 1000000, got nan"."""
+    from engine.directive_file import DirectiveFileError, parse_directive_text
+
+    (tmp_path / "project").mkdir()
+    text = 'title = "T"\ngoal = "G"\nrepo = "project"\nexecutor = "agent"\n'
+    with pytest.raises(DirectiveFileError) as caught:
+        parse_directive_text(
+            text + "[limits]\nmax_cost_usd = nan\n", base_dir=tmp_path, source="d.toml"
+        )
+    assert "limits.max_cost_usd: Input should be a finite number, got nan" in str(caught.value)

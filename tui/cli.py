@@ -836,7 +836,11 @@ async def limits_command(
 
 
 # pydantic's bound errors, in the words a directive file's are given in.
-BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least")}
+BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than_equal": ("le", "at most"),
+}
 
 
 def _limit_problem(error: Any) -> str:
