@@ -244,3 +244,21 @@ async def test_resume_of_an_ended_directive_says_there_is_nothing_to_resume(
         await until(pilot, lambda: _loaded(app), "the directive screen")
         await until(pilot, lambda: notes.has("nothing to resume"), "the word")
         assert notes.has("test directive has ended (completed): nothing to resume")
+
+
+async def test_time_that_stands_while_a_person_is_awaited_is_marked(tmp_path: Path) -> None:
+    """The clock stops while only a person can move the directive: the time
+    stopped moving on screen with nothing saying why."""
+    from tests.test_tui_app import _text
+    from tui.presentation import CLOCK_STANDS
+    from tui.widgets.budgets import BudgetBars
+
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        bars = app.screen.query_one(BudgetBars)
+        await until(pilot, lambda: CLOCK_STANDS.strip() in _text(bars), "the mark")
+        (review,) = await engine(app).store.pending_approvals(did)
+        await engine(app).resolve_approval(review.id, "approve")
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        assert CLOCK_STANDS.strip() not in _text(bars)

@@ -9,13 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.models import (
+    CLOCK_RUNNING,
     ApprovalDecision,
     ApprovalKind,
     ConfidenceLevel,
+    Directive,
     DirectiveStatus,
     Severity,
     StepStatus,
 )
+
+# After the time used while a directive's wall-time clock stands though it
+# is not paused: it waits for a person, or no app or run has it open.
+CLOCK_STANDS = " ⏸"
+
+
+def clock_mark(d: Directive) -> str:
+    """CLOCK_STANDS, or nothing: time that does not move says why it does not."""
+    return CLOCK_STANDS if d.status in CLOCK_RUNNING and d.active_since is None else ""
 
 
 @dataclass(frozen=True)

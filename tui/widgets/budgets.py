@@ -13,7 +13,7 @@ from textual.widget import Widget
 from engine.breakers import duration
 from engine.models import Directive, DirectiveStatus
 from tui.format import bar, fraction, money
-from tui.presentation import DIRECTIVE_LOOK
+from tui.presentation import DIRECTIVE_LOOK, clock_mark
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 
@@ -58,7 +58,8 @@ def usage(d: Directive, at: float) -> list[tuple[Breaker, float, float | None, s
         (BREAKERS["cost"], d.total_cost_usd, cost,
          money(d.total_cost_usd) + (f" / {money(cost)}" if cost is not None else " (no limit)")),
         (BREAKERS["wall_time"], wall, None if minutes is None else minutes * 60,
-         duration(wall) + (f" / {duration(minutes * 60)}" if minutes is not None else " (no limit)")),
+         duration(wall) + (f" / {duration(minutes * 60)}" if minutes is not None else " (no limit)")
+         + clock_mark(d)),
         (BREAKERS["regenerations"], d.regenerations, limits.max_chain_regenerations,
          f"{d.regenerations} / {limits.max_chain_regenerations}"),
         (BREAKERS["failed_steps"], d.failed_steps, limits.max_failed_steps,

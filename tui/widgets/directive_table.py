@@ -21,7 +21,7 @@ from textual.widgets.data_table import Column, ColumnKey
 from engine.breakers import duration
 from engine.models import CLOCK_RUNNING, Directive, Progress
 from tui.format import money
-from tui.presentation import DIRECTIVE_LOOK
+from tui.presentation import DIRECTIVE_LOOK, clock_mark
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 COLUMNS = (
@@ -144,7 +144,8 @@ class DirectiveTable(Looks, DataTable):
     def _elapsed(self, d: Directive, at: float) -> Text:
         limit = d.spec.limits.max_wall_time_minutes
         used = duration(d.wall_time_s(at))
-        return Text(used if limit is None else f"{used} / {duration(limit * 60)}")
+        shown = used if limit is None else f"{used} / {duration(limit * 60)}"
+        return Text(shown + clock_mark(d))
 
     def _cells(self, d: Directive, prog: Progress | None, at: float) -> list[Text]:
         look = DIRECTIVE_LOOK[d.status]
