@@ -262,3 +262,22 @@ async def test_time_that_stands_while_a_person_is_awaited_is_marked(tmp_path: Pa
         await engine(app).resolve_approval(review.id, "approve")
         await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         assert CLOCK_STANDS.strip() not in _text(bars)
+
+
+async def test_approvals_of_two_directives_of_one_title_name_their_ids(tmp_path: Path) -> None:
+    """Home's table told them apart by a short id; the approvals under it
+    showed the same title twice."""
+    from tui.widgets.approvals import ApprovalsPanel
+
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        ids = []
+        for _ in range(2):
+            d = await engine(app).create_directive(chain_spec(tmp_path, [("build", [])]))
+            await engine(app).start_directive(d.id)
+            ids.append(d.id)
+        panel = app.screen.query_one(ApprovalsPanel)
+        await until(pilot, lambda: len(panel.approvals) == 2, "both approvals")
+        shown = {row[2].plain for row in panel._rows}  # noqa: SLF001
+        assert shown == {f"test directive {did[:6]}" for did in ids}

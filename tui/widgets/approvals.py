@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 from engine.models import ApprovalKind, ApprovalRequest, Directive
 from tui.format import clock
 from tui.presentation import APPROVAL_KIND_LABEL
+from tui.widgets.directive_table import ID_ROOM, SHORT_ID, shared_titles
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 KIND_LOOK = {
@@ -69,6 +70,10 @@ class ApprovalsPanel(Looks, DataTable):
     def show(self, approvals: list[ApprovalRequest], titles: dict[str, Directive]) -> None:
         keep = self.selected.id if self.selected else None
         self._approvals = list(approvals)
+        shared = shared_titles(
+            {a.directive_id: [Text(titles[a.directive_id].title)] for a in approvals
+             if a.directive_id in titles}
+        )  # fmt: skip
         rows = []
         for a in self._approvals:
             cells = [
@@ -76,13 +81,22 @@ class ApprovalsPanel(Looks, DataTable):
                 Text(APPROVAL_KIND_LABEL[a.kind], style=self.look(KIND_LOOK[a.kind])),
             ]
             if self.show_directive:
-                d = titles.get(a.directive_id)
-                cells.append(
-                    Text(d.title if d else a.directive_id, overflow="ellipsis", no_wrap=True)
-                )
+                cells.append(self._directive_cell(a.directive_id, titles, shared))
             cells.append(Text(a.summary, overflow="ellipsis", no_wrap=True))
             rows.append(cells)
         self._rebuild(rows, keep)
+
+    def _directive_cell(self, did: str, titles: dict[str, Directive], shared: set[str]) -> Text:
+        """The title; with the short id after it when another directive
+        waiting here has the same title (as home's table does)."""
+        d = titles.get(did)
+        if d is None:
+            return Text(did, overflow="ellipsis", no_wrap=True)
+        if d.title not in shared:
+            return Text(d.title, overflow="ellipsis", no_wrap=True)
+        title = Text(d.title)
+        title.truncate(DIRECTIVE_MAX - ID_ROOM, overflow="ellipsis")
+        return Text.assemble(title, (" " + did[:SHORT_ID], self.look("look--muted")), no_wrap=True)
 
     def on_resize(self, event: Resize) -> None:
         if self._widths() != [c.width for c in self.columns.values()]:
