@@ -428,3 +428,46 @@ async def test_a_failed_command_s_reason_is_shown_once_in_the_step_panel() -> No
         assert shown.count("command exited with 1") == 1
         assert "command exited with 1: boom (its files are kept in /tmp/a1)" in shown
         assert "edited two files" in shown and "the model gave up" in shown  # unlike: both
+
+
+async def test_a_deny_dialog_at_80x24_opens_with_its_whole_title_in_view(tmp_path: Path) -> None:
+    """Focus on the reason field scrolled the dialog one line: a two-line
+    title read as the step name alone, its "Deny step" hidden."""
+    name = "implement-the-very-long-step-name-for-vat-and-discounts-and-more-words"
+    app = app_for(tmp_path, Script(scores={name: [0.6]}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [(name, [])]))
+        await until(pilot, lambda: _box_status(app, name) == StepStatus.AWAITING_APPROVAL, "⚑")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny dialog")
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#approval-dialog").scroll_y == 0
+        assert app.screen.focused is not None and app.screen.focused.id == "comment"
+
+
+async def test_the_help_at_80x24_scrolls_to_its_last_line(tmp_path: Path) -> None:
+    """Its body was taller than the dialog had room for: End stopped short
+    of the Everywhere keys and "esc closes"."""
+    from tui.screens.help import HelpScreen
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        body = app.screen.query_one("#help-body")
+        dialog = app.screen.query_one("#help-dialog")
+        assert body.region.bottom <= dialog.content_region.bottom
+
+
+async def test_ctrl_q_quits_from_a_dialog_too(tmp_path: Path) -> None:
+    """The README says it quits from any screen; in a dialog it did nothing."""
+    from tui.screens.help import HelpScreen
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: app.return_code is not None, "the app to quit")

@@ -67,7 +67,7 @@ class DirectiveApp(App[None]):
     COMMANDS = App.COMMANDS | {DirectiveCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Keys"),
-        Binding("ctrl+q", "quit", "Quit", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),  # from dialogs too
     ]
 
     def __init__(

@@ -188,6 +188,11 @@ class ApprovalModal(ModalScreen[Answer | None]):
             self.query_one("#comment", Input).focus()
         else:
             self.query_one(f"#choice-{self.choices[0].decision.value}", Button).focus()
+        # Focus scrolls a dialog taller than a short screen (80x24) to what
+        # it focused, hiding the title's first line ("Deny step"): back to
+        # the top, the answer being docked at the foot anyway.
+        dialog = self.query_one("#approval-dialog")
+        self.call_after_refresh(lambda: dialog.scroll_home(animate=False))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         button = event.button.id or ""
