@@ -569,6 +569,9 @@ class DirectiveEngine:
             return limits
 
         limits: Limits = await self._write(directive_id, apply)
+        # A limit lowered below what is used trips now, not when the steps
+        # running end: the driver's wall-time timer was set from the old one.
+        self._wake(directive_id)
         return limits
 
     async def record_note(

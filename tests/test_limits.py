@@ -4,6 +4,7 @@ moment before), and an ended directive's limits are left alone."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -173,3 +174,19 @@ def test_nan_is_refused_as_not_a_number_not_as_too_large(tmp_path: Path) -> None
             text + "[limits]\nmax_cost_usd = nan\n", base_dir=tmp_path, source="d.toml"
         )
     assert "limits.max_cost_usd: Input should be a finite number, got nan" in str(caught.value)
+
+
+async def test_a_limit_lowered_below_what_is_used_trips_while_steps_run(
+    store: Store, tmp_path: Path
+) -> None:
+    """The bar read `13s / 0.6s` and the directive ran on until its steps
+    ended: the driver kept the timer it had set from the old limit."""
+    engine = DirectiveEngine(store, EventBus(), services(Script(delay={"slow": 30.0})))
+    await engine.start()
+    d = await engine.create_directive(chain_spec(tmp_path, [("slow", [])]))
+    await engine.start_directive(d.id)
+    await asyncio.sleep(0.3)  # running, and its clock with it
+    await engine.raise_limits(d.id, max_wall_time_minutes=0.001)  # 0.06 s
+    assert await engine.wait_settled(d.id, timeout=5) is Outcome.PAUSED
+    assert (await store.get_directive(d.id)).pause_reason.startswith("wall_time breaker")
+    await engine.close()
