@@ -281,3 +281,22 @@ async def test_approvals_of_two_directives_of_one_title_name_their_ids(tmp_path:
         await until(pilot, lambda: len(panel.approvals) == 2, "both approvals")
         shown = {row[2].plain for row in panel._rows}  # noqa: SLF001
         assert shown == {f"test directive {did[:6]}" for did in ids}
+
+
+async def test_home_at_80_columns_still_fits_when_the_clock_mark_goes(tmp_path: Path) -> None:
+    """Paused, the row lost its ⏸ and the table outgrew its pane: a cut
+    'Approval' header and a horizontal scrollbar."""
+    from tui.widgets.directive_table import DirectiveTable
+
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "active")
+        await pilot.press("escape")
+        table = app.screen.query_one(DirectiveTable)
+        await until(pilot, lambda: "⏸" in str(table._rows), "the mark")  # noqa: SLF001
+        assert table.max_scroll_x == 0
+        await engine(app).pause_directive(did)
+        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await pilot.pause(0.2)
+        assert table.max_scroll_x == 0

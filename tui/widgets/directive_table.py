@@ -123,6 +123,13 @@ class DirectiveTable(Looks, DataTable):
         self._rows = rows
         self._ids = list(rows)
         self.clear()
+        # A column sized to its cells keeps its widest ever (clear() does not
+        # forget it): when a wider cell went (the clock's ⏸ on a paused row),
+        # the title's room, worked out from the cells now, overflowed the
+        # table at 80 columns.
+        for column in self.columns.values():
+            if column.auto_width:
+                column.content_width = 0
         for directive_id, cells in rows.items():
             self.add_row(self._titled(directive_id, cells[0]), *cells[1:], key=directive_id)
         if keep in self._ids:
