@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine.engine import EngineServices
 from engine.models import DirectiveStatus
 from tests.engine_kit import Script, chain_spec
@@ -264,13 +266,16 @@ async def test_time_that_stands_while_a_person_is_awaited_is_marked(tmp_path: Pa
         assert CLOCK_STANDS.strip() not in _text(bars)
 
 
-async def test_approvals_of_two_directives_of_one_title_name_their_ids(tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+async def test_approvals_of_two_directives_of_one_title_name_their_ids(
+    tmp_path: Path, width: int
+) -> None:
     """Home's table told them apart by a short id; the approvals under it
     showed the same title twice."""
     from tui.widgets.approvals import ApprovalsPanel
 
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
-    async with app.run_test(size=(120, 30)) as pilot:
+    async with app.run_test(size=(width, 30)) as pilot:
         await until(pilot, lambda: app.engine_ready, "the engine")
         ids = []
         for _ in range(2):
@@ -279,8 +284,14 @@ async def test_approvals_of_two_directives_of_one_title_name_their_ids(tmp_path:
             ids.append(d.id)
         panel = app.screen.query_one(ApprovalsPanel)
         await until(pilot, lambda: len(panel.approvals) == 2, "both approvals")
-        shown = {row[2].plain for row in panel._rows}  # noqa: SLF001
-        assert shown == {f"test directive {did[:6]}" for did in ids}
+        await pilot.pause(0.1)
+        cells = [panel.get_row_at(row)[2] for row in range(2)]
+        room = list(panel.columns.values())[2].width
+        assert all(cell.cell_len <= room for cell in cells)  # nothing cropped away
+        shown = {cell.plain for cell in cells}
+        # the whole id at every width, the title cut before it if need be
+        assert {cell[-6:] for cell in shown} == {did[:6] for did in ids}
+        assert all(cell.startswith(("test directive ", "test d")) for cell in shown)
 
 
 async def test_home_at_80_columns_still_fits_when_the_clock_mark_goes(tmp_path: Path) -> None:

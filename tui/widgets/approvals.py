@@ -44,6 +44,7 @@ class ApprovalsPanel(Looks, DataTable):
         self.show_directive = show_directive
         self._approvals: list[ApprovalRequest] = []
         self._rows: list[list[Text]] = []  # the cells as shown, in column order
+        self._with_id: set[str] = set()  # directive cells that end in a short id
 
     def on_mount(self) -> None:
         for key, label in self._labels:
@@ -74,6 +75,7 @@ class ApprovalsPanel(Looks, DataTable):
             {a.directive_id: [Text(titles[a.directive_id].title)] for a in approvals
              if a.directive_id in titles}
         )  # fmt: skip
+        self._with_id.clear()
         rows = []
         for a in self._approvals:
             cells = [
@@ -94,9 +96,27 @@ class ApprovalsPanel(Looks, DataTable):
             return Text(did, overflow="ellipsis", no_wrap=True)
         if d.title not in shared:
             return Text(d.title, overflow="ellipsis", no_wrap=True)
-        title = Text(d.title)
-        title.truncate(DIRECTIVE_MAX - ID_ROOM, overflow="ellipsis")
-        return Text.assemble(title, (" " + did[:SHORT_ID], self.look("look--muted")), no_wrap=True)
+        cell = Text.assemble(d.title, (" " + did[:SHORT_ID], self.look("look--muted")))
+        self._with_id.add(cell.plain)
+        return cell
+
+    def _fit_ids(self, rows: list[list[Text]]) -> list[list[Text]]:
+        """The directive cells that end in a short id, cut in their title
+        (not in the id) to the column's width now: the id is what tells
+        two of one title apart, and it went first when the column was
+        narrow."""
+        if not self.show_directive:
+            return rows
+        width = list(self.columns.values())[2].width
+        fitted = []
+        for cells in rows:
+            cell = cells[2]
+            if cell.plain in self._with_id and cell.cell_len > width:
+                title = Text(cell.plain[:-ID_ROOM])
+                title.truncate(max(width - ID_ROOM, 1), overflow="ellipsis")
+                cell = Text.assemble(title, cell[-ID_ROOM:])
+            fitted.append([*cells[:2], cell, *cells[3:]])
+        return fitted
 
     def on_resize(self, event: Resize) -> None:
         if self._widths() != [c.width for c in self.columns.values()]:
@@ -134,7 +154,7 @@ class ApprovalsPanel(Looks, DataTable):
         self._rows = rows
         self.clear()
         self._fit()
-        for a, cells in zip(self._approvals, rows, strict=True):
+        for a, cells in zip(self._approvals, self._fit_ids(rows), strict=True):
             self.add_row(*cells, key=a.id)
         ids = [a.id for a in self._approvals]
         if keep in ids:
