@@ -198,13 +198,16 @@ def recover(tx: Tx, directive_id: str) -> None:
 
 
 def charge_planning(tx: Tx, directive_id: str, planned: PlannedChain) -> None:
-    if planned.cost_usd:
+    """What planning cost and is not charged yet (a planner that reports
+    each call's cost has been charged call by call)."""
+    due = planned.cost_usd - planned.charged_usd
+    if due > 0:
         tx.conn.execute(
             "UPDATE directives SET planning_cost_usd = planning_cost_usd + ? WHERE id = ?",
-            (planned.cost_usd, directive_id),
+            (due, directive_id),
         )
-        total = tx.add_cost(directive_id, planned.cost_usd)
-        tx.emit(CostUpdated(directive_id=directive_id, delta_usd=planned.cost_usd, total_usd=total))
+        total = tx.add_cost(directive_id, due)
+        tx.emit(CostUpdated(directive_id=directive_id, delta_usd=due, total_usd=total))
 
 
 def build_chain(

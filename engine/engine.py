@@ -753,7 +753,10 @@ class DirectiveEngine:
             specs = compose_replan([s.spec for s in kept], planned.steps)
         except ValueError as exc:
             await self._replan_failed(
-                directive_id, context, f"the new chain is invalid: {exc}", planned.cost_usd
+                directive_id,
+                context,
+                f"the new chain is invalid: {exc}",
+                planned.cost_usd - planned.charged_usd,
             )
             return None
         planned = planned.model_copy(update={"steps": specs})
@@ -1422,31 +1425,42 @@ class DirectiveEngine:
         from engine.planner import validate_chain
 
         planner = None
+        charged = 0.0  # what the planner's calls were charged as it made them
+
+        async def on_cost(cost: float) -> None:
+            nonlocal charged
+            charged += cost  # the write lands even if planning is cut off now
+            paid = PlannedChain(steps=[], cost_usd=cost)
+            await asyncio.shield(self._write(d.id, lambda tx: charge_planning(tx, d.id, paid)))
+
         try:
             llm = self._llm(d) if d.spec.planner is PlannerKind.ANTHROPIC else None
             planner = self.services.planner(d.spec.planner, llm)
+            if hasattr(planner, "on_cost"):
+                planner.on_cost = on_cost
             planned: PlannedChain = await planner.plan(d, replan)
             validate_chain(planned.steps)
         except asyncio.CancelledError:
             # Cut off (the wall-time deadline, the app closing): the calls it
-            # finished were paid for all the same.
-            spent = getattr(planner, "spent_usd", 0.0)
-            if spent:
-                charged = PlannedChain(steps=[], cost_usd=spent)
+            # finished were paid for all the same (charged as they were made,
+            # by a planner that reports them).
+            due = getattr(planner, "spent_usd", 0.0) - charged
+            if due > 0:
+                rest = PlannedChain(steps=[], cost_usd=due)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(
-                        self._write(d.id, lambda tx: charge_planning(tx, d.id, charged))
+                        self._write(d.id, lambda tx: charge_planning(tx, d.id, rest))
                     )
             raise
         except Exception as exc:
             # A planner that gave up may still have spent money: charge it.
-            cost = getattr(exc, "cost_usd", 0.0)
+            cost = max(getattr(exc, "cost_usd", 0.0) - charged, 0.0)
             if replan is None:
                 await self._planning_failed(d.id, f"planning failed: {exc}", cost)
             else:
                 await self._replan_failed(d.id, replan, str(exc), cost)
             return None
-        return planned
+        return planned.model_copy(update={"charged_usd": charged})
 
     async def _planning_failed(self, directive_id: str, reason: str, cost: float) -> None:
         """The first plan could not be made (an overloaded API, a missing

@@ -12,6 +12,7 @@ model what already passed (kept as it is), what failed and why.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -237,12 +238,19 @@ class LLMPlanner:
         self.corrections = corrections
         self.max_tokens = max_tokens
         self._spent = UsageTotal()
+        # Told each call's cost as it is paid (the engine charges it then,
+        # so an engine killed mid-plan has charged what was spent).
+        self.on_cost: Callable[[float], Awaitable[None]] | None = None
 
     @property
     def spent_usd(self) -> float:
         """What the calls of the plan under way (or the last one) cost so
         far: charged by the engine when it cancels planning midway."""
         return self._spent.cost_usd
+
+    async def _paid(self, cost_usd: float) -> None:
+        if cost_usd and self.on_cost is not None:
+            await self.on_cost(cost_usd)
 
     async def plan(self, directive: Directive, replan: ReplanContext | None = None) -> PlannedChain:
         prompt = _directive_text(directive)
@@ -271,6 +279,7 @@ class LLMPlanner:
                 )
             except LLMError as exc:
                 spent.add(exc.usage, exc.cost_usd)
+                await self._paid(exc.cost_usd)
                 if exc.kind is not LLMErrorKind.MALFORMED:
                     raise PlanningError(
                         f"the anthropic planner could not plan: {exc}",
@@ -288,6 +297,7 @@ class LLMPlanner:
                 ]
                 continue
             spent.add(response.usage, response.cost_usd)
+            await self._paid(response.cost_usd)
             assert response.parsed is not None
             try:
                 drafted = _to_specs(response.parsed)

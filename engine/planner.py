@@ -34,6 +34,7 @@ class PlannedChain(BaseModel):
     rationale: str = ""
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0  # what planning itself cost (LLM planner)
+    charged_usd: float = 0.0  # of cost_usd, charged call by call while it planned
 
 
 @dataclass

@@ -218,3 +218,50 @@ async def test_a_plan_that_lands_after_a_stop_is_still_charged(
     assert stopped.total_cost_usd == stopped.planning_cost_usd == 0.5
     assert await check_invariants(store.path) == []
     await engine.close()
+
+
+async def test_a_planner_s_calls_are_charged_as_they_are_paid_not_when_it_ends(
+    store: Store, tmp_path: Path, fake_env
+) -> None:
+    """Charged only when planning ended, the calls of a plan still being made
+    were on no bill: not on screen, and lost if the engine was killed then."""
+    import time
+
+    import anthropic  # noqa: F401  (imported lazily, it takes a second)
+
+    from engine.models import DirectiveSpec, VerifierConfig
+    from engine.services import EngineServices
+    from tests.fake_anthropic import Scripted
+    from tests.test_llm_planner import CYCLIC, cost_of, usage
+
+    fake_env.reply_json(CYCLIC, usage=usage(800, 200))
+
+    def slow(request) -> Scripted:
+        time.sleep(3)
+        return Scripted(500, {"type": "error", "error": {"type": "api_error", "message": "late"}})
+
+    fake_env.push(slow)
+    spec = DirectiveSpec(
+        title="plan it",
+        goal="a chain",
+        repo=tmp_path,
+        planner=PlannerKind.ANTHROPIC,
+        verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
+    )
+    engine = DirectiveEngine(store, EventBus(), EngineServices())
+    await engine.start()
+    d = await engine.create_directive(spec)
+    await engine.start_directive(d.id)
+    first = cost_of(usage(800, 200))
+    for _ in range(200):  # the correction is still on its way
+        planning = await store.get_directive(d.id)
+        if planning.total_cost_usd:
+            break
+        await asyncio.sleep(0.02)
+    assert planning.status is DirectiveStatus.PLANNING
+    assert planning.total_cost_usd == pytest.approx(first) == planning.planning_cost_usd
+    await engine.stop_directive(d.id)
+    await engine.close()
+    ended = await store.get_directive(d.id)
+    assert ended.total_cost_usd == pytest.approx(first)  # charged once
+    assert await check_invariants(store.path) == []
