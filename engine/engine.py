@@ -15,6 +15,7 @@ import contextlib
 import logging
 import shlex
 import shutil
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -876,12 +877,36 @@ class DirectiveEngine:
         rt = self._runtime(directive_id)
         mine = {sid for sid, t in rt.steps.items() if not t.done()} | set(rt.unstarted)
         elsewhere = ", ".join(s.name for s in active if s.id not in mine)
+        if elsewhere and not await self._another_engine_lives():
+            raise EngineError(
+                f"cannot reset while {elsewhere} is marked running: the directive-tui that"
+                " ran it stopped without putting it back; open the app on this database"
+                " (or `resume` the directive), which puts it back to run again, then reset"
+            )
         if elsewhere:
             raise EngineError(
                 f"cannot reset while {elsewhere} runs in another directive-tui: pause the"
                 " directive there (or wait for the step), then reset"
             )
         return {s.id for s in active if s.id in mine}
+
+    async def _another_engine_lives(self) -> bool:
+        """Whether another engine holds this database's lease and lives (a
+        step it left marked running is its to finish, not a leftover)."""
+        from engine.lease import EngineLease, holder_gone
+
+        if self._lease is not None:  # this engine holds it: no other runs here
+            return False
+        holder = await EngineLease.holder(self.store.path)
+        if holder is None:
+            return False
+        gone = holder_gone(
+            holder,
+            host=socket.gethostname(),
+            now=now(),
+            stale_after_s=self.services.lease_stale_after_s,
+        )
+        return gone is None
 
     async def _reset_effects(
         self, ws: Workspace, directive_id: str, target: str, dropped: list[Checkpoint]

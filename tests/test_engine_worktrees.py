@@ -346,6 +346,7 @@ async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_mo
         StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], depends_on=["s1"], verifiers=["slow"]),
     ]
     running = DirectiveEngine(store, EventBus(), NO_LLM)
+    await running.start()  # it holds the database's lease, as a running app does
     did = (await running.create_directive(scripted(repo, steps, [OK, slow]))).id
     await running.start_directive(did)
 
@@ -368,6 +369,29 @@ async def test_a_reset_while_another_engine_runs_a_step_is_refused_before_git_mo
     await other.close()
     assert await running.wait_settled(did, timeout=30) is Outcome.COMPLETED
     await running.close()
+
+
+async def test_a_step_left_marked_running_by_an_engine_that_stopped_says_how_to_reset(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """No engine runs it (the one that did was killed): the refusal said it
+    "runs in another directive-tui", and pausing it there was impossible."""
+    repo = make_git_repo(BASE)
+    steps = [StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"])]
+    engine = DirectiveEngine(store, EventBus(), NO_LLM)
+    await engine.start()
+    did = (await engine.create_directive(scripted(repo, steps, [OK]))).id
+    await engine.start_directive(did)
+    assert await engine.wait_settled(did, timeout=30) is Outcome.COMPLETED
+    await engine.close()
+    # as a killed engine leaves it: a step marked running, and no lease
+    (s1,) = await store.list_steps((await store.current_chain(did)).id)
+    await store.write(lambda tx: tx.update("chain_steps", s1.id, status="running"))
+
+    other = DirectiveEngine(store, EventBus(), NO_LLM)  # as `directive-tui reset` builds it
+    with pytest.raises(EngineError, match="the directive-tui that ran it stopped"):
+        await other.preview_reset(did, 0)
+    await other.close()
 
 
 async def test_a_reset_after_a_replan_runs_the_carried_steps_again(
