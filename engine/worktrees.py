@@ -1109,8 +1109,9 @@ class Workspace:
 
     async def result_only_here(self) -> bool:
         """Whether deleting the integration branch would lose work: its tip
-        holds commits beyond the start that no other branch has (neither
-        merged into the user's branch nor saved elsewhere)."""
+        holds commits beyond the start that no other branch, tag or
+        remote-tracking branch has (neither merged into the user's branch
+        nor saved elsewhere: a tag or a push keeps it too)."""
         tip = await self._git(
             self.top,
             "rev-parse",
@@ -1128,6 +1129,8 @@ class Workspace:
             tip.out.strip(),
             "--format=%(refname)",
             "refs/heads/",
+            "refs/tags/",
+            "refs/remotes/",
         )
         mine = (f"refs/heads/{self.integration_branch}", self._step_branches)
         return not [r for r in holders.out.split() if not r.startswith(mine)]

@@ -116,6 +116,20 @@ async def test_a_result_merged_nowhere_is_kept_unless_forced(
     assert await store.list_directives() == [] and directive_refs(repo, did) == []
 
 
+async def test_a_result_kept_by_a_tag_is_deleted_without_force(
+    engine: DirectiveEngine, store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """Tagged (or pushed), the result was still called on its branch only,
+    and delete asked for --force."""
+    repo = make_git_repo()
+    did = await completed(engine, repo)
+    git(repo, "tag", "kept", f"directive/{did}/integration")
+
+    await engine.delete_directive(did)
+    assert await store.list_directives() == []
+    assert git(repo, "show", "kept:new.txt") == "hi\n"  # the tag keeps the result
+
+
 async def test_a_result_your_branch_cannot_fast_forward_to_says_how_to_merge_it(
     engine: DirectiveEngine, make_git_repo: Callable[..., Path]
 ) -> None:
