@@ -487,7 +487,12 @@ class AgentTools:
         target = self._writable(args.path)
         if not target.exists():
             raise ToolError(f"no such file: {args.path!r}; use write_file to create it")
-        raw, _ = read_regular(target, -1)
+        raw, size = read_regular(target, MAX_WRITE_BYTES + 1)  # never the whole of a huge file
+        if size > MAX_WRITE_BYTES:
+            raise ToolError(
+                f"{args.path!r} is {size} bytes, over the {MAX_WRITE_BYTES} an edit takes;"
+                " change it with run_command instead"
+            )
         if _is_binary(raw[:BINARY_SNIFF_BYTES]):
             raise ToolError(f"{args.path!r} is a binary file; it cannot be edited as text")
         try:
@@ -512,7 +517,12 @@ class AgentTools:
             if args.replace_all
             else text.replace(args.old, args.new, 1)
         )
-        _write_regular(target, updated.encode())
+        data = updated.encode()
+        if len(data) > MAX_WRITE_BYTES:
+            raise ToolError(
+                f"the edited file would be {len(data)} bytes; the limit is {MAX_WRITE_BYTES}"
+            )
+        _write_regular(target, data)
         rel = self._rel(target)
         return ToolOutcome(
             f"replaced {count if args.replace_all else 1} occurrence(s) in {rel}", modified=[rel]

@@ -181,6 +181,28 @@ async def test_edit_file_replaces_exactly_once(repo: Path) -> None:
     assert tools.modified == ["src/app.py"]
 
 
+async def test_edit_file_refuses_a_file_too_big_to_edit_and_an_edit_that_grows_past_it(
+    repo: Path,
+) -> None:
+    """It read the whole file into memory whatever its size (a 2 GB log in
+    the tree); write_file had a limit, edit_file none."""
+    from engine.agent_tools import MAX_WRITE_BYTES
+
+    big = b"x = 1\n" * (MAX_WRITE_BYTES // 6 + 1)
+    (repo / "big.py").write_bytes(big)
+    tools = AgentTools(repo)
+    edit = await tools.call("edit_file", {"path": "big.py", "old": "x = 1", "new": "x = 2"})
+    assert edit.is_error and f"over the {MAX_WRITE_BYTES} an edit takes" in edit.content
+    assert (repo / "big.py").read_bytes() == big
+
+    (repo / "seed.txt").write_text("grow")
+    grow = await tools.call(
+        "edit_file", {"path": "seed.txt", "old": "grow", "new": "g" * (MAX_WRITE_BYTES + 1)}
+    )
+    assert grow.is_error and "the limit is" in grow.content
+    assert (repo / "seed.txt").read_text() == "grow"
+
+
 async def test_write_list_search(repo: Path) -> None:
     tools = AgentTools(repo)
     written = await tools.call(
