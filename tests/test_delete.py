@@ -35,6 +35,7 @@ from engine.models import (
 )
 from engine.store import Store
 from tests.conftest import git
+from tests.test_cli import STEP_OK, YELLOW, directive_file, only_directive, run_cli
 
 WRITE = StepSpec(
     name="write", attempts=[ScriptedAttempt(edits=[FileEdit(path="new.txt", content="hi\n")])]
@@ -67,6 +68,25 @@ async def completed(engine: DirectiveEngine, repo: Path) -> str:
     await engine.start_directive(d.id)
     assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
     return d.id
+
+
+def commit_of_yours(repo: Path) -> None:
+    """Your branch moves on past where the directive started."""
+    (repo / "mine.txt").write_text("mine\n")
+    git(repo, "add", "mine.txt")
+    git(repo, "commit", "-qm", "mine")
+
+
+def run_by_the_cli(tmp_path: Path, repo: Path) -> tuple[str, str]:
+    """A directive writing new.txt, run to its end by `directive-tui run
+    --headless`: its database and id."""
+    writes = '[[steps]]\nname = "write"\ncommand = "echo hi > new.txt"\n'
+    db = str(tmp_path / "x.db")
+    assert (
+        run_cli("--db", db, "run", str(directive_file(tmp_path, repo, writes)), "--headless")[0]
+        == 0
+    )
+    return db, only_directive(db)
 
 
 def directive_refs(repo: Path, did: str) -> list[str]:
@@ -137,9 +157,7 @@ async def test_a_result_your_branch_cannot_fast_forward_to_says_how_to_merge_it(
     branch had moved on since the directive started."""
     repo = make_git_repo()
     did = await completed(engine, repo)
-    (repo / "mine.txt").write_text("mine\n")
-    git(repo, "add", "mine.txt")
-    git(repo, "commit", "-qm", "mine")
+    commit_of_yours(repo)
 
     with pytest.raises(ResultOnlyHere) as refused:
         await engine.delete_directive(did)
@@ -232,16 +250,8 @@ async def test_a_directive_that_changed_nothing_needs_no_force(
 def test_the_delete_command_keeps_a_result_until_merged_or_forced(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
-    from tests.test_cli import directive_file, only_directive, run_cli
-
-    writes = '[[steps]]\nname = "write"\ncommand = "echo hi > new.txt"\n'
     repo = make_git_repo()
-    db = str(tmp_path / "x.db")
-    assert (
-        run_cli("--db", db, "run", str(directive_file(tmp_path, repo, writes)), "--headless")[0]
-        == 0
-    )
-    did = only_directive(db)
+    db, did = run_by_the_cli(tmp_path, repo)
 
     code, out, err = run_cli("--db", db, "delete", did[:6])
     assert code == 2 and out == ""
@@ -267,17 +277,9 @@ def test_the_delete_command_says_how_to_merge_a_result_your_branch_moved_away_fr
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
     """Its hint was `merge ID`, which refused in turn: the branch had moved on."""
-    from tests.test_cli import directive_file, only_directive, run_cli
-
-    writes = '[[steps]]\nname = "write"\ncommand = "echo hi > new.txt"\n'
     repo = make_git_repo()
-    db = str(tmp_path / "x.db")
-    path = directive_file(tmp_path, repo, writes)
-    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 0
-    did = only_directive(db)
-    (repo / "mine.txt").write_text("mine\n")
-    git(repo, "add", "mine.txt")
-    git(repo, "commit", "-qm", "mine")
+    db, did = run_by_the_cli(tmp_path, repo)
+    commit_of_yours(repo)
 
     code, _, err = run_cli("--db", db, "delete", did)
     assert code == 2
@@ -288,8 +290,6 @@ def test_the_delete_command_says_how_to_merge_a_result_your_branch_moved_away_fr
 def test_the_delete_command_refuses_a_directive_that_waits(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
-    from tests.test_cli import YELLOW, directive_file, only_directive, run_cli
-
     db = str(tmp_path / "x.db")
     path = directive_file(tmp_path, make_git_repo(), YELLOW)
     assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3  # waits for a person
@@ -332,8 +332,6 @@ async def test_the_end_is_tidied_and_said_once_while_views_ask_for_the_result(
 def test_the_delete_command_on_a_directive_whose_folder_is_gone_needs_force(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
-    from tests.test_cli import STEP_OK, directive_file, only_directive, run_cli
-
     repo = make_git_repo()
     db = str(tmp_path / "x.db")
     assert (
