@@ -158,40 +158,53 @@ async def test_pausing_while_planning_stops_the_clock(store: Store, tmp_path: Pa
     await engine.close()
 
 
-async def test_calls_a_cut_off_planner_finished_are_charged(
-    store: Store, tmp_path: Path, fake_env
-) -> None:
-    """The Anthropic planner's first chain has a cycle (a paid call); the
-    correction never comes back before the wall time runs out. The directive
-    pauses, and the call that did come back is on its bill."""
+async def planning_with_a_late_correction(
+    store: Store, tmp_path: Path, fake_env, late_s: float, limits: dict | None = None
+):  # type: ignore[no-untyped-def]
+    """A directive the Anthropic planner plans: its first chain has a cycle
+    (a paid call, usage 800 in / 200 out), and the correction it asks for
+    comes back only after `late_s`, as an error. Started."""
     import time
 
-    import anthropic  # noqa: F401  (imported lazily, it takes a second: not within the deadline)
+    import anthropic  # noqa: F401  (imported lazily, it takes a second: not within a deadline)
 
     from engine.models import DirectiveSpec, VerifierConfig
     from engine.services import EngineServices
     from tests.fake_anthropic import Scripted
-    from tests.test_llm_planner import CYCLIC, cost_of, usage
+    from tests.test_llm_planner import CYCLIC, usage
 
     fake_env.reply_json(CYCLIC, usage=usage(800, 200))
 
-    def never_in_time(request) -> Scripted:
-        time.sleep(4)
+    def late(request) -> Scripted:
+        time.sleep(late_s)
         return Scripted(500, {"type": "error", "error": {"type": "api_error", "message": "late"}})
 
-    fake_env.push(never_in_time)
+    fake_env.push(late)
     spec = DirectiveSpec(
         title="plan it",
         goal="a chain",
         repo=tmp_path,
         planner=PlannerKind.ANTHROPIC,
         verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
-        limits={"max_wall_time_minutes": 0.04},  # 2.4 s
+        limits=limits or {},
     )
     engine = DirectiveEngine(store, EventBus(), EngineServices())
     await engine.start()
     d = await engine.create_directive(spec)
     await engine.start_directive(d.id)
+    return engine, d
+
+
+async def test_calls_a_cut_off_planner_finished_are_charged(
+    store: Store, tmp_path: Path, fake_env
+) -> None:
+    """The Anthropic planner's first chain has a cycle (a paid call); the
+    correction never comes back before the wall time runs out. The directive
+    pauses, and the call that did come back is on its bill."""
+    from tests.test_llm_planner import cost_of, usage
+
+    limits = {"max_wall_time_minutes": 0.04}  # 2.4 s
+    engine, d = await planning_with_a_late_correction(store, tmp_path, fake_env, 4, limits)
     assert await engine.wait_settled(d.id, timeout=20) is Outcome.PAUSED
     paused = await store.get_directive(d.id)
     assert paused.pause_reason.startswith("wall_time breaker: ")
@@ -225,33 +238,9 @@ async def test_a_planner_s_calls_are_charged_as_they_are_paid_not_when_it_ends(
 ) -> None:
     """Charged only when planning ended, the calls of a plan still being made
     were on no bill: not on screen, and lost if the engine was killed then."""
-    import time
+    from tests.test_llm_planner import cost_of, usage
 
-    import anthropic  # noqa: F401  (imported lazily, it takes a second)
-
-    from engine.models import DirectiveSpec, VerifierConfig
-    from engine.services import EngineServices
-    from tests.fake_anthropic import Scripted
-    from tests.test_llm_planner import CYCLIC, cost_of, usage
-
-    fake_env.reply_json(CYCLIC, usage=usage(800, 200))
-
-    def slow(request) -> Scripted:
-        time.sleep(3)
-        return Scripted(500, {"type": "error", "error": {"type": "api_error", "message": "late"}})
-
-    fake_env.push(slow)
-    spec = DirectiveSpec(
-        title="plan it",
-        goal="a chain",
-        repo=tmp_path,
-        planner=PlannerKind.ANTHROPIC,
-        verifiers=VerifierConfig(auto_detect=False, llm_judge=False),
-    )
-    engine = DirectiveEngine(store, EventBus(), EngineServices())
-    await engine.start()
-    d = await engine.create_directive(spec)
-    await engine.start_directive(d.id)
+    engine, d = await planning_with_a_late_correction(store, tmp_path, fake_env, 3)
     first = cost_of(usage(800, 200))
     for _ in range(200):  # the correction is still on its way
         planning = await store.get_directive(d.id)
