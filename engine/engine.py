@@ -330,12 +330,15 @@ class DirectiveEngine:
             if rt.driver is None:
                 continue
             with contextlib.suppress(Exception):  # closing: a broken database says so elsewhere
-                await self._write(
-                    did,
-                    lambda tx, did=did: tx.clock(
-                        tx.directive(did), running=False, reason="no engine runs it"
-                    ),
-                )
+                await self._set_clock(did, running=False, reason="no engine runs it")
+
+    async def _set_clock(self, directive_id: str, *, running: bool, reason: str) -> Directive:
+        """`Tx.clock` in a transaction of its own, on the directive as it is
+        then; the directive as it is after."""
+        return await self._write(
+            directive_id,
+            lambda tx: tx.clock(tx.directive(directive_id), running=running, reason=reason),
+        )
 
     @property
     def runs_steps(self) -> bool:
@@ -736,10 +739,8 @@ class DirectiveEngine:
             await self._write(directive_id, lambda tx: _ask_again(tx, directive_id, failed, why))
             return None
         await self._cancel_steps(directive_id)
-        d = await self._write(  # a plan is work: its clock runs (it stood while a person chose)
-            directive_id,
-            lambda tx: tx.clock(tx.directive(directive_id), running=True, reason="replanning"),
-        )
+        # A plan is work: its clock runs (it stood while a person chose).
+        d = await self._set_clock(directive_id, running=True, reason="replanning")
         self._wake(directive_id)  # its wall-time timer, set while the clock stood, is not
         old_steps = await self.store.list_steps(old.id)
         kept = [s for s in old_steps if s.status is S.PASSED]
@@ -1108,9 +1109,9 @@ class DirectiveEngine:
     async def _require_workspace(self, directive_id: str) -> Workspace:
         """For the git views and commands (diff, checkpoints, merge, reset):
         they refuse in plain words when there is nothing to show (the views
-        write no event; merge and reset log what they did). The first to find the folder of a directive that ended
-        while it was gone removes the worktrees left (and writes the notice
-        the end could not)."""
+        write no event; merge and reset log what they did). The first to
+        find the folder of a directive that ended while it was gone removes
+        the worktrees left (and writes the notice the end could not)."""
         d = await self.store.get_directive(directive_id)
         if self._left_to_tidy(d):
             await self._finish_workspace(directive_id)
@@ -1311,14 +1312,8 @@ class DirectiveEngine:
                     rt.settled.clear()
                 else:  # only a person can move it now: time waiting for them is not counted
                     if d.active_since is not None:
-                        d = await self._write(
-                            directive_id,
-                            lambda tx: tx.clock(
-                                tx.directive(directive_id),
-                                running=False,
-                                reason="nothing runs until a person answers",
-                            ),
-                        )
+                        reason = "nothing runs until a person answers"
+                        d = await self._set_clock(directive_id, running=False, reason=reason)
                     rt.settled.set()
                 await self._sleep(rt, d)
         except asyncio.CancelledError:

@@ -109,11 +109,8 @@ def is_busy(exc: BaseException | None) -> bool:
 
 def readonly_error(exc: BaseException) -> bool:
     """A write SQLite refused because the database (or its folder) is
-    read-only for this user: reading it worked, this command writes."""
-    import sqlite3
-
-    if not isinstance(exc, sqlite3.Error):
-        return False
+    read-only for this user: reading it worked, this command writes. The
+    store's rule, imported only on this error path."""
     from engine.store import is_readonly
 
     return is_readonly(exc)
@@ -1022,11 +1019,10 @@ def _stop_signals() -> tuple[int, ...]:
 
 def run_async(coro: Any) -> int:
     """`asyncio.run(coro)`, with SIGTERM and SIGHUP handled as asyncio
-    handles Ctrl-C:
-    the command's task is cancelled, so its `finally` closes the engine
-    (which kills each running step's process group and leaves the step to
-    run again on resume) before `Terminated` ends the program. SIGTERM's
-    default, to die on the spot, left the steps' processes running on
+    handles Ctrl-C: the command's task is cancelled, so its `finally` closes
+    the engine (which kills each running step's process group and leaves
+    the step to run again on resume) before `Terminated` ends the program.
+    Their default, to die on the spot, left the steps' processes running on
     without a parent, and a later resume ran them a second time alongside."""
 
     async def guarded() -> int:
