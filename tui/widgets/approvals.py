@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 from engine.models import ApprovalKind, ApprovalRequest, Directive
 from tui.format import clock
 from tui.presentation import APPROVAL_KIND_LABEL
-from tui.widgets.directive_table import ID_ROOM, SHORT_ID, shared_titles
+from tui.widgets.directive_table import ID_ROOM, SHORT_ID, shared_titles, with_short_id
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 KIND_LOOK = {
@@ -112,9 +112,8 @@ class ApprovalsPanel(Looks, DataTable):
         for cells in rows:
             cell = cells[2]
             if cell.plain in self._with_id and cell.cell_len > width:
-                title = Text(cell.plain[:-ID_ROOM])
-                title.truncate(max(width - ID_ROOM, 1), overflow="ellipsis")
-                cell = Text.assemble(title, cell[-ID_ROOM:])
+                title, short_id = cell.plain[:-ID_ROOM], cell.plain[-SHORT_ID:]
+                cell = with_short_id(Text(title), short_id, width, self.look("look--muted"))
             fitted.append([*cells[:2], cell, *cells[3:]])
         return fitted
 

@@ -13,6 +13,7 @@ keep it.
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.events import Resize
 from textual.widgets import DataTable
@@ -143,10 +144,7 @@ class DirectiveTable(Looks, DataTable):
         longest = max((row[0].cell_len for row in self._rows.values()), default=0)
         if room < min(TITLE_MIN, longest) and title.plain not in self._shared:
             return title
-        shown = title.copy()
-        shown.truncate(max(room, 1), overflow="ellipsis", pad=True)
-        shown.append(" " + directive_id[:SHORT_ID], self.look("look--muted"))
-        return shown
+        return with_short_id(title, directive_id, self._title.width, self.look("look--muted"))
 
     def _elapsed(self, d: Directive, at: float) -> Text:
         limit = d.spec.limits.max_wall_time_minutes
@@ -168,6 +166,16 @@ class DirectiveTable(Looks, DataTable):
             self._elapsed(d, at),
             Text(f"⚑ {waiting}", style=self.look("look--awaiting")) if waiting else Text("–"),
         ]
+
+
+def with_short_id(title: Text, directive_id: str, width: int, style: Style) -> Text:
+    """`width` cells: the title, cut with an ellipsis where it must be, then
+    the directive's short id in `style`. The title gives way, never the id
+    (it is what tells two of one title apart)."""
+    shown = title.copy()
+    shown.truncate(max(width - ID_ROOM, 1), overflow="ellipsis", pad=True)
+    shown.append(" " + directive_id[:SHORT_ID], style)
+    return shown
 
 
 def shared_titles(rows: dict[str, list[Text]]) -> set[str]:
