@@ -71,10 +71,8 @@ class ApprovalsPanel(Looks, DataTable):
     def show(self, approvals: list[ApprovalRequest], titles: dict[str, Directive]) -> None:
         keep = self.selected.id if self.selected else None
         self._approvals = list(approvals)
-        shared = shared_titles(
-            {a.directive_id: [Text(titles[a.directive_id].title)] for a in approvals
-             if a.directive_id in titles}
-        )  # fmt: skip
+        waiting = {a.directive_id for a in approvals if a.directive_id in titles}
+        shared = shared_titles(titles[did].title for did in waiting)
         self._with_id.clear()
         rows = []
         for a in self._approvals:

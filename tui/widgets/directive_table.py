@@ -13,6 +13,8 @@ keep it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.style import Style
 from rich.text import Text
 from textual.events import Resize
@@ -73,7 +75,7 @@ class DirectiveTable(Looks, DataTable):
         if (
             list(rows) != self._ids
             or self._title_width(rows) != self._title.width
-            or shared_titles(rows) != self._shared
+            or shared_titles(row[0].plain for row in rows.values()) != self._shared
         ):
             self._rebuild(rows)
             return
@@ -120,7 +122,7 @@ class DirectiveTable(Looks, DataTable):
         """All rows again (keeping the cursor on the same directive)."""
         keep = self.selected_id
         self._title.width = self._title_width(rows)
-        self._shared = shared_titles(rows)
+        self._shared = shared_titles(row[0].plain for row in rows.values())
         self._rows = rows
         self._ids = list(rows)
         self.clear()
@@ -178,11 +180,10 @@ def with_short_id(title: Text, directive_id: str, width: int, style: Style) -> T
     return shown
 
 
-def shared_titles(rows: dict[str, list[Text]]) -> set[str]:
-    """The titles more than one of these directives has."""
+def shared_titles(titles: Iterable[str]) -> set[str]:
+    """The titles given more than once (one per directive)."""
     seen: set[str] = set()
     shared: set[str] = set()
-    for cells in rows.values():
-        title = cells[0].plain
+    for title in titles:
         (shared if title in seen else seen).add(title)
     return shared
