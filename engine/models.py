@@ -208,14 +208,12 @@ class Limits(Strict):
         """`inf` (TOML's, the dialog's, a float's) means no limit: None, as
         the spec is stored (JSON has no infinity; it was written as null
         while the live event still said `inf`)."""
-        if isinstance(value, str):  # the lax path: text from a form or a command
-            try:
-                return None if float(value) == math.inf else value
-            except ValueError:
-                return value
-        if isinstance(value, float) and value == math.inf:
-            return None
-        return value
+        if not isinstance(value, str | float):  # text: the lax path, a form's or a command's
+            return value
+        try:
+            return None if float(value) == math.inf else value
+        except ValueError:  # not a number: the field's own check says so
+            return value
 
 
 class Requirement(Strict):
