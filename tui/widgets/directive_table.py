@@ -129,10 +129,12 @@ class DirectiveTable(Looks, DataTable):
         # A column sized to its cells keeps its widest ever (clear() does not
         # forget it): when a wider cell went (the clock's ⏸ on a paused row),
         # the title's room, worked out from the cells now, overflowed the
-        # table at 80 columns.
+        # table at 80 columns. Back to its header's width, as add_column
+        # starts it: from 0, cells narrower than the header ("2/2", "–")
+        # cut it to "Ste" and "A".
         for column in self.columns.values():
             if column.auto_width:
-                column.content_width = 0
+                column.content_width = column.label.cell_len
         for directive_id, cells in rows.items():
             self.add_row(self._titled(directive_id, cells[0]), *cells[1:], key=directive_id)
         if keep in self._ids:
