@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.models import StepStatus
 from tests.engine_kit import Script, chain_spec
-from tests.test_tui_app import app_for, engine, until
+from tests.test_tui_app import _box_status, _footer_keys, app_for, engine, started, until
 
 
 async def test_home_keeps_whole_headers_over_narrow_cells(tmp_path: Path) -> None:
@@ -31,3 +32,20 @@ async def test_home_keeps_whole_headers_over_narrow_cells(tmp_path: Path) -> Non
         for label in ("Directive", "Status", "Steps", "Cost / limit", "Time", "Approvals"):
             assert label in header
         assert table.max_scroll_x == 0
+
+
+async def test_a_failed_steps_request_is_named_decide_not_blocked(tmp_path: Path) -> None:
+    """A step whose command failed is `failed`, not blocked, yet its request
+    read "blocked" in the approvals panel: it is named by what it asks, as
+    the footer names `a` on it ("Decide")."""
+    from tui.widgets.approvals import ApprovalsPanel
+
+    app = app_for(tmp_path, Script(fail={"build": "command exited with 3"}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.FAILED, "failed")
+        await pilot.press("2")
+        panel = app.screen.query_one(ApprovalsPanel)
+        await until(pilot, lambda: panel.approvals, "the request")
+        assert panel.get_row_at(0)[1].plain == "decide"
+        assert "a" in _footer_keys(app.screen)

@@ -74,9 +74,12 @@ SEVERITY_CSS: dict[Severity, str] = {
     Severity.ERROR: "error",
 }
 
+# An escalation comes from a blocked step or a failed one: it is named by
+# what it asks ("decide": retry, skip, replan or stop), as `a` is in the
+# footer, not "blocked", which a failed step is not.
 APPROVAL_KIND_LABEL: dict[ApprovalKind, str] = {
     ApprovalKind.STEP_REVIEW: "review",
-    ApprovalKind.ESCALATION: "blocked",
+    ApprovalKind.ESCALATION: "decide",
     ApprovalKind.PLAN: "plan",
 }
 
