@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import worktrees
-from engine.worktrees import (
-    Attempt,
-    GitError,
-    StaleAttemptError,
-    Workspace,
-    run_git,
-    step_slug,
-)
+from engine import git as worktrees  # the runner's module (`git` is this file's helper)
+from engine.git import GitError, run_git
+from engine.worktrees import Attempt, StaleAttemptError, Workspace, step_slug
 
 DIRECTIVE = "d0123456789a"
 

@@ -930,7 +930,7 @@ async def merge(engine: Any, directive: Any, out: Any) -> int:
 async def _has_commit(repo: Path, branch: str, sha: str) -> bool:
     """Is `sha` on `branch` (its tip, or behind it) in `repo`? Through the
     engine's git runner, which a cancellation cannot cut off mid-start."""
-    from engine.worktrees import run_git
+    from engine.git import run_git
 
     ancestor = ["merge-base", "--is-ancestor", sha, f"refs/heads/{branch}"]
     return (await run_git(Path(repo), *ancestor, check=False)).code == 0
