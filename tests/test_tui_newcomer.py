@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.models import StepStatus
+from engine.models import ApprovalDecision, StepStatus
 from tests.engine_kit import Script, chain_spec
 from tests.test_tui_app import _box_status, _footer_keys, app_for, engine, started, until
 
@@ -49,3 +49,28 @@ async def test_a_failed_steps_request_is_named_decide_not_blocked(tmp_path: Path
         await until(pilot, lambda: panel.approvals, "the request")
         assert panel.get_row_at(0)[1].plain == "decide"
         assert "a" in _footer_keys(app.screen)
+
+
+async def test_an_escalations_note_says_how_to_reach_its_answer_keys(tmp_path: Path) -> None:
+    """The note has the focus, so `r` right away wrote "r" in it beside a
+    button reading "Retry [r]" (and retried with the note "r" at the next
+    Enter). The note's placeholder says the way: Enter, then a key."""
+    from textual.widgets import Input
+
+    from tui.modals.approval import ApprovalModal
+
+    app = app_for(tmp_path, Script(fail={"build": "command exited with 3"}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.FAILED, "failed")
+        await until(pilot, lambda: "a" in _footer_keys(app.screen), "the Decide key")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        modal = app.screen
+        assert isinstance(modal, ApprovalModal)
+        note = modal.query_one("#comment", Input)
+        assert note.placeholder == "note (optional); enter, then r, s, p or x to answer"
+        await pilot.press("enter", "r")
+        await until(pilot, lambda: app.screen is not modal, "the answer")
+        answered = await engine(app).store.get_approval(modal.approval.id)
+        assert (answered.decision, answered.comment) == (ApprovalDecision.RETRY, None)

@@ -71,6 +71,10 @@ COMMENT_HINT = {
 }
 # A plan has no rework: the comment is what the new plan is asked for.
 PLAN_CHANGES_HINT = "what to change in the plan (required: the planner is asked for it)"
+# An escalation's note has the focus, so its answers' keys are typed in it
+# until Enter leads to the buttons: pressed at once, `r` wrote "r" in the
+# note, under a button that says "Retry [r]".
+ESCALATION_HINT = "note (optional); enter, then {keys} to answer"
 
 
 class EvaluationView(Looks, Static):
@@ -135,6 +139,15 @@ class ApprovalModal(ModalScreen[Answer | None]):
             return "the plan"
         return f"step {self.step.name}" if self.step else "this step"
 
+    @property
+    def comment_hint(self) -> str:
+        if self.intent is None:
+            *first, last = [c.key for c in self.choices]
+            return ESCALATION_HINT.format(keys=f"{', '.join(first)} or {last}" if first else last)
+        if self.approval.kind is ApprovalKind.PLAN and self.intent is D.REQUEST_CHANGES:
+            return PLAN_CHANGES_HINT
+        return COMMENT_HINT[self.intent]
+
     def compose(self) -> ComposeResult:
         a = self.approval
         if self.intent is None:
@@ -152,14 +165,7 @@ class ApprovalModal(ModalScreen[Answer | None]):
             # dialog (app.tcss): on a short screen what is above scrolls.
             with Vertical(id="approval-answer"):
                 if self.intent in COMMENT_HINT or self.intent is None:
-                    hint = (
-                        COMMENT_HINT.get(self.intent, "note (optional)")
-                        if self.intent
-                        else "note (optional)"
-                    )
-                    if a.kind is ApprovalKind.PLAN and self.intent is D.REQUEST_CHANGES:
-                        hint = PLAN_CHANGES_HINT
-                    yield Input(placeholder=hint, id="comment")
+                    yield Input(placeholder=self.comment_hint, id="comment")
                 yield Static("", id="approval-error", classes="error")
                 with Horizontal(classes="dialog-buttons"):
                     for c in self.choices:
