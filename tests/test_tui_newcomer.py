@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import Static
+
 from engine.models import ApprovalDecision, StepStatus
 from tests.engine_kit import Script, chain_spec
-from tests.test_tui_app import _box_status, _footer_keys, app_for, engine, started, until
+from tests.test_tui_app import (
+    _box_status,
+    _footer_keys,
+    _printed,
+    app_for,
+    engine,
+    started,
+    until,
+)
 
 
 async def test_home_keeps_whole_headers_over_narrow_cells(tmp_path: Path) -> None:
@@ -74,3 +84,38 @@ async def test_an_escalations_note_says_how_to_reach_its_answer_keys(tmp_path: P
         await until(pilot, lambda: app.screen is not modal, "the answer")
         answered = await engine(app).store.get_approval(modal.approval.id)
         assert (answered.decision, answered.comment) == (ApprovalDecision.RETRY, None)
+
+
+async def test_the_step_panel_shows_a_commands_line_and_how_long_it_has_run() -> None:
+    """A shell step running `sleep 600` showed "#1 shell running $0.00" and
+    nothing else: not what it runs, nor since when (its timeout is half an
+    hour by default). The command is under the description; a running
+    attempt says since when, a finished one how long it took."""
+    from textual.app import App, ComposeResult
+
+    from engine.models import Step, StepRun, StepSpec
+    from tui.format import clock
+    from tui.widgets.step_detail import StepDetail
+
+    class DetailOnly(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepDetail()
+
+    app = DetailOnly()
+    async with app.run_test(size=(60, 20)) as pilot:
+        detail = app.query_one(StepDetail)
+        spec = StepSpec(name="hangs", type="shell", command="sleep 600")
+        step = Step(chain_id="c", directive_id="d", name="hangs", spec=spec,
+                    status=StepStatus.RUNNING, attempts=2)  # fmt: skip
+        runs = [
+            StepRun(step_id=step.id, directive_id="d", attempt=1, executor="shell",
+                    status="failed", started_at=1000.0, finished_at=1095.0),
+            StepRun(step_id=step.id, directive_id="d", attempt=2, executor="shell",
+                    started_at=2000.0),
+        ]  # fmt: skip
+        detail.show(step, runs, [], [])
+        await pilot.pause()
+        shown = _printed(detail.query_one("#detail-body", Static).content)
+        assert "$ sleep 600" in shown
+        assert "#1 shell failed  $0.00  took 1m35s" in shown
+        assert f"#2 shell running  $0.00  since {clock(2000.0)}" in shown

@@ -12,8 +12,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from engine.breakers import duration
 from engine.models import Evaluation, Step, StepRun, StepStatus
-from tui.format import money, tail
+from tui.format import clock, money, tail
 from tui.presentation import LEVEL_CSS, STEP_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
@@ -97,6 +98,8 @@ class StepDetail(Looks, VerticalScroll):
             )
         if step.spec.description:
             out.append(Text(step.spec.description))
+        if step.spec.command:  # what a shell step runs: the thing to check when it hangs
+            out.append(Text(f"$ {step.spec.command}", style=self.look("look--muted")))
         if step.rework_instructions:
             out += [self._heading("Rework instructions"), Text(step.rework_instructions)]
         return out
@@ -115,6 +118,7 @@ class StepDetail(Looks, VerticalScroll):
             line.append(f"  {money(run.cost_usd)}", self.look("look--muted"))
             if run.commit_sha:
                 line.append(f"  {run.commit_sha[:10]}", self.look("look--muted"))
+            line.append(f"  {_timing(run)}", self.look("look--muted"))
             out.append(line)
             # A failed command's error starts with its summary ("command
             # exited with 1" then "command exited with 1: boom ..."): once.
@@ -160,6 +164,14 @@ class StepDetail(Looks, VerticalScroll):
             return
         tail_widget.display = True
         tail_widget.update(Group(self._heading("Live output"), *self._tail))
+
+
+def _timing(run: StepRun) -> str:
+    """When a running attempt started (a command that hangs said nothing
+    else), how long a finished one took."""
+    if run.finished_at is None:
+        return f"since {clock(run.started_at)}"
+    return f"took {duration(run.finished_at - run.started_at)}"
 
 
 def indented(text: Text, by: int) -> Padding:
