@@ -5,13 +5,15 @@ to say how long."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.widgets import Static
 
-from engine.models import ApprovalDecision, StepStatus
+from engine.models import ApprovalDecision, Autonomy, StepSpec, StepStatus
 from tests.engine_kit import Script, chain_spec
 from tests.test_tui_app import (
+    Notes,
     _box_status,
     _footer_keys,
     _printed,
@@ -20,6 +22,7 @@ from tests.test_tui_app import (
     started,
     until,
 )
+from tui.screens.result import ENDED
 
 
 async def test_home_keeps_whole_headers_over_narrow_cells(tmp_path: Path) -> None:
@@ -119,3 +122,53 @@ async def test_the_step_panel_shows_a_commands_line_and_how_long_it_has_run() ->
         assert "$ sleep 600" in shown
         assert "#1 shell failed  $0.00  took 1m35s" in shown
         assert f"#2 shell running  $0.00  since {clock(2000.0)}" in shown
+
+
+async def test_the_result_screen_follows_a_fast_forward_refused_by_a_dirty_tree(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """An uncommitted edit in your checkout refuses `m`, and the app said
+    so, but the line above the checkpoints still read "m: fast-forward
+    main ..." and the footer kept `m` until the screen was opened again.
+    The diff of a completed directive is its final diff."""
+    from tests.test_engine_worktrees import BASE, NO_LLM
+    from tests.test_tui_git import completed_result, left_then_right
+    from tui.app import DirectiveApp
+
+    repo = make_git_repo(BASE)
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=(120, 34)) as pilot:
+        notes = Notes(app)
+        _, screen = await completed_result(pilot, app, left_then_right(repo))
+        assert screen.query_one("#result-diff").border_title == "Final diff"
+        offer = screen.query_one("#result-offer", Static)
+        assert str(offer.content).startswith(" m: fast-forward main")
+        assert "m" in _footer_keys(screen)
+        (repo / "a.txt").write_text("my own edit\n")
+        await pilot.press("m")
+        await until(pilot, lambda: notes.has("uncommitted changes", "warning"), "the refusal")
+        await until(pilot, lambda: "uncommitted" in str(offer.content), "the line to follow")
+        await until(pilot, lambda: "m" not in _footer_keys(screen), "m to leave the footer")
+
+
+async def test_the_result_of_a_running_directive_is_its_diff_so_far(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """ "Final diff" headed the result of a directive still at work (here
+    waiting for its plan to be approved): the steps to come change it."""
+    from tests.test_engine_worktrees import BASE, NO_LLM, OK, edit
+    from tests.test_tui_git import open_result, scripted
+    from tui.app import DirectiveApp
+    from tui.screens.directive import DirectiveScreen
+
+    repo = make_git_repo(BASE)
+    spec = scripted(repo, [StepSpec(name="left", attempts=[edit("a.txt", "ONE\n")])], [OK])
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=(120, 34)) as pilot:
+        await started(pilot, app, spec.model_copy(update={"autonomy": Autonomy.MANUAL}))
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        await until(pilot, lambda: screen.approvals, "the plan to approve")
+        result = await open_result(pilot, app)
+        assert result.result is not None and result.result.directive.status not in ENDED
+        assert result.query_one("#result-diff").border_title == "Diff so far"

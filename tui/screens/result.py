@@ -74,7 +74,7 @@ class ResultScreen(EngineScreen):
 
     def on_mount(self) -> None:
         self.query_one("#result-checkpoints").border_title = "Checkpoints"
-        self.query_one("#result-diff").border_title = "Final diff"
+        self.query_one("#result-diff").border_title = "Diff"
         self.query_one(DataTable).focus()
         super().on_mount()
 
@@ -140,6 +140,9 @@ class ResultScreen(EngineScreen):
             offer.append(f" {r.offer.reason}")
         self.query_one("#result-offer", Static).update(offer)
         self.query_one("#result-offer", Static).set_class(not r.offer.possible, "-muted")
+        # "Final" only once no step runs again: before, it is the result so far.
+        diff_pane = self.query_one("#result-diff")
+        diff_pane.border_title = "Final diff" if d.status in ENDED else "Diff so far"
         names = {step_slug(s.name): s.name for s in r.steps}
         table: DataTable[str] = self.query_one(DataTable)
         row = table.cursor_row
@@ -227,6 +230,7 @@ class ResultScreen(EngineScreen):
             return
         if not offer.possible:
             self.notify(f"Cannot fast-forward: {offer.reason}", severity="warning", timeout=10)
+            self.refresh_result()  # the line above the checkpoints still offered `m`
             return
         d = self.result.directive if self.result else None
         question = (
