@@ -172,3 +172,30 @@ async def test_the_result_of_a_running_directive_is_its_diff_so_far(
         result = await open_result(pilot, app)
         assert result.result is not None and result.result.directive.status not in ENDED
         assert result.query_one("#result-diff").border_title == "Diff so far"
+
+
+async def test_an_evaluations_flags_are_shown_in_words() -> None:
+    """ "⚠ for_a_person" and "⚠ tests_modified: ..." are the engine's names
+    for programs; a person reads what they mean. A flag with no words yet
+    is shown as it is."""
+    from textual.app import App, ComposeResult
+
+    from engine.models import ConfidenceLevel, Evaluation, Step
+    from tui.widgets.step_detail import StepDetail
+
+    class DetailOnly(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepDetail()
+
+    app = DetailOnly()
+    async with app.run_test(size=(100, 20)) as pilot:
+        detail = app.query_one(StepDetail)
+        step = Step(chain_id="c", directive_id="d", name="add-vat",
+                    spec=StepSpec(name="add-vat"), status=StepStatus.AWAITING_APPROVAL)  # fmt: skip
+        flags = ["tests_modified: tests/test_vat.py", "for_a_person", "brand_new_flag"]
+        evaluation = Evaluation(directive_id="d", step_id=step.id, score=0.0,
+                                level=ConfidenceLevel.YELLOW, passed=False, flags=flags)  # fmt: skip
+        detail.show(step, [], [evaluation], [])
+        await pilot.pause()
+        shown = _printed(detail.query_one("#detail-body", Static).content)
+        assert "⚠ tests changed: tests/test_vat.py, for a person to decide, brand_new_flag" in shown

@@ -26,7 +26,7 @@ from engine.models import (
     Step,
     StepStatus,
 )
-from tui.presentation import LEVEL_CSS
+from tui.presentation import LEVEL_CSS, flag_text
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
 from tui.widgets.step_detail import verifier_lines
 
@@ -98,7 +98,9 @@ class EvaluationView(Looks, Static):
         head.append("  passed" if ev.passed else "  not passed", self.look("look--muted"))
         parts: list[RenderableType] = [head]
         if ev.flags:
-            parts.append(Text("⚠ " + ", ".join(ev.flags), style=self.look("sev--warning")))
+            parts.append(
+                Text("⚠ " + ", ".join(map(flag_text, ev.flags)), style=self.look("sev--warning"))
+            )
         if ev.summary:
             parts.append(Text(ev.summary))
         parts.extend(verifier_lines(self, ev, tail_lines=6))

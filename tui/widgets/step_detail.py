@@ -15,7 +15,7 @@ from textual.widgets import Static
 from engine.breakers import duration
 from engine.models import Evaluation, Step, StepRun, StepStatus
 from tui.format import clock, money, tail
-from tui.presentation import LEVEL_CSS, STEP_LOOK
+from tui.presentation import LEVEL_CSS, STEP_LOOK, flag_text
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 TAIL_LINES = 12  # live output lines kept per step
@@ -141,7 +141,7 @@ class StepDetail(Looks, VerticalScroll):
                 f"{ev.score:.2f} {ev.level.value}", self.look(f"level--{LEVEL_CSS[ev.level]}")
             )
             if ev.flags:
-                line.append("  ⚠ " + ", ".join(ev.flags), self.look("sev--warning"))
+                line.append("  ⚠ " + ", ".join(map(flag_text, ev.flags)), self.look("sev--warning"))
             out.append(line)
             if ev.summary:
                 out.append(indented(Text(ev.summary, style=self.look("look--muted")), 2))
