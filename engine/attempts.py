@@ -1,0 +1,573 @@
+"""One step attempt, from its claim to its verdict.
+
+Execute in the attempt's worktree, commit what it made, evaluate it with
+the verifiers and the judge, then act on the confidence level: pass
+(merging the attempt), ask a person, rework, or block and escalate. The
+verdict's transaction also starts the next steps, so a chain of quick
+steps costs one transaction a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine import approvals
+from engine.breakers import breaker_reason, budget_for
+from engine.chains import LEVEL_SEVERITY, Claim, DriverView, drive, record_checkpoint
+from engine.core import EngineCore
+from engine.evaluator import FOR_A_PERSON
+from engine.events import CostUpdated, EvaluationCompleted, Notice
+from engine.executors.base import ExecutionResult, StepContext
+from engine.models import (
+    REVIEW_OPTIONS,
+    ApprovalKind,
+    ApprovalRequest,
+    Autonomy,
+    ConfidenceLevel,
+    Directive,
+    DirectiveStatus,
+    Evaluation,
+    ExecutorKind,
+    Severity,
+    Step,
+    StepRun,
+    StepStatus,
+    TokenUsage,
+    VerifierResult,
+    now,
+)
+from engine.refusals import RepoGone
+from engine.store import Tx
+from engine.text import clip
+from engine.transitions import STEP_ACTIVE
+from engine.verdicts import VERDICTS, Verdict
+from engine.verifiers.base import VerifyContext
+from engine.workspace_ops import missing_repo
+from engine.worktrees import Attempt, GitError, MergeResult, StaleAttemptError, Workspace
+
+log = logging.getLogger(__name__)
+
+D, S = DirectiveStatus, StepStatus
+
+
+class Attempts(EngineCore):
+    """Running step attempts and judging their results. Works in the
+    workspace through `_steps_workspace` and `_merge` (engine.workspace_ops),
+    hands the steps its verdict starts to the driver's `_start_claims`,
+    trips breakers with `_trip` (engine.engine), and a blocked step under
+    full_auto asks for `regenerate_chain` (engine.planning)."""
+
+    async def _run_step(self, claim: Claim) -> None:
+        directive_id, step_id = claim.directive.id, claim.step.id
+        rt = self._runtime(directive_id)
+        rt.unstarted.pop(step_id, None)
+        handed_on = False
+        try:
+            handed_on = await self._attempt(claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("step %s crashed", step_id)
+            notice = Notice(
+                directive_id=directive_id,
+                step_id=step_id,
+                message=f"engine error in step: {exc!r}",
+                severity=Severity.ERROR,
+            )
+            with contextlib.suppress(Exception):
+                await self._write(directive_id, lambda tx: tx.emit(notice))
+        finally:
+            if rt.steps.get(step_id) is asyncio.current_task():
+                del rt.steps[step_id]
+            if not handed_on:
+                rt.wake.set()
+
+    async def _attempt(self, claim: Claim) -> bool:
+        """Run one attempt to its verdict. True when the verdict's transaction
+        started the next steps itself, so the driver need not look."""
+        d, step, run = claim.directive, claim.step, claim.run
+        held: list[Attempt] = []  # the attempt's worktree, once it has one
+        try:
+            return await self._attempt_phases(d, step, run, held)
+        except asyncio.CancelledError:
+            # Any phase may have committed just before the cancel arrived:
+            # the interrupt runs after it and puts the step back to ready.
+            await asyncio.shield(self._interrupt(d.id, step.id, run.id, held))
+            raise
+
+    async def _attempt_phases(
+        self,
+        d: Directive,
+        step: Step,
+        run: StepRun,
+        held: list[Attempt],
+    ) -> bool:
+        try:
+            ws = await self._steps_workspace(d)
+        except RepoGone as exc:
+            await self._pause_without_repo(d, step, run, str(exc))
+            return False
+        workdir, attempt = Path(d.spec.repo), None
+        if ws is not None:
+            try:
+                attempt = await ws.start_attempt(step.name, run.attempt, from_commit=step.carry_sha)
+            except (GitError, StaleAttemptError) as exc:
+                failure = ExecutionResult(
+                    success=False, error=f"could not prepare a worktree: {exc}"
+                )
+                await self._step_failed(d, step, run, failure)
+                return False
+            held.append(attempt)
+            workdir, run.base_sha = attempt.workdir, attempt.base_sha
+            if attempt.carry_conflicts:
+                self._emitter(d.id, step)(
+                    "previous attempt could not be carried over (conflicts in "
+                    + ", ".join(attempt.carry_conflicts)
+                    + "): starting from the integration branch",
+                    Severity.WARNING,
+                )
+        result = await self._execute(d, step, run, workdir)
+        if attempt is not None and result.success:
+            try:
+                run.commit_sha = await ws.commit_attempt(
+                    attempt, f"{step.name}: attempt {run.attempt}\n\n{result.summary}"
+                )
+                changed = (
+                    await ws.changed_files(attempt.base_sha, run.commit_sha)
+                    if run.commit_sha
+                    else []
+                )
+                result.modified_files = changed
+                left_out = await ws.left_out(attempt)
+                if left_out:
+                    shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
+                    self._emitter(d.id, step)(
+                        f"not committed, git ignores it: {shown}; later steps will not see it"
+                        " (have the step that needs it make it, list it in [workspace]"
+                        " artifacts, or stop ignoring it)",
+                        Severity.WARNING,
+                        "workspace",
+                    )
+            except GitError as exc:
+                result = ExecutionResult(
+                    success=False, error=f"could not commit the attempt: {exc}"
+                )
+        if not result.success:
+            if attempt is not None:  # what it did is not lost: say where it is
+                error = result.error or "executor reported failure"
+                run.commit_sha = await _commit_failed(ws, attempt, step, run, error)
+                kept = f"its files are kept in {attempt.workdir} while the step waits"
+                if run.commit_sha:
+                    kept += f", committed as {run.commit_sha[:10]}" + (
+                        " (a retry starts from it)" if d.spec.workspace.carry_rework else ""
+                    )
+                result.error = f"{error} ({kept})"
+            await self._step_failed(d, step, run, result)
+            if attempt is not None:
+                await ws.remove_attempt(attempt, keep=True)  # kept for inspection
+            return False
+
+        def executed(tx: Tx) -> None:
+            tx.update(
+                "step_runs",
+                run.id,
+                status="succeeded",
+                summary=result.summary,
+                modified_files=result.modified_files,
+                base_sha=run.base_sha,
+                commit_sha=run.commit_sha,
+                finished_at=now(),
+            )
+            tx.step_status(step.id, S.EVALUATING, known=step)
+
+        # Queued, not awaited: the verifiers start at once, and when they
+        # finish before the database thread takes the write (instant checks),
+        # the verdict shares its commit. Writes commit in order, so nothing
+        # can overtake it; the verdict waits for it.
+        # (`executed` reads `step` and `run` on the database thread: the
+        # copies below get names of their own.)
+        evaluating = self._submit(d.id, executed)
+        judged = step.model_copy(update={"status": S.EVALUATING})
+        done = run.model_copy(
+            update={"modified_files": result.modified_files, "summary": result.summary}
+        )
+        try:
+            evaluation = await self._evaluate(d, judged, done, workdir)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(evaluating)
+            raise
+        return await self._judge(d, judged, done, evaluation, attempt, evaluating)
+
+    async def _execute(
+        self, d: Directive, step: Step, run: StepRun, workdir: Path
+    ) -> ExecutionResult:
+        kind = run.executor
+        try:
+            llm = self._llm(d) if kind in (ExecutorKind.AGENT, ExecutorKind.CLAUDE_CODE) else None
+            executor = self.services.executor(kind, llm)
+        except Exception as exc:
+            return ExecutionResult(success=False, error=f"cannot build executor {kind!r}: {exc}")
+        ctx = StepContext(
+            directive=d,
+            step=step,
+            attempt=run.attempt,
+            workdir=workdir,
+            rework_instructions=step.rework_instructions,
+            budget=budget_for(d),
+            emit=self._emitter(d.id, step),
+            add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
+        )
+        try:
+            if self.services.track_changes and getattr(executor, "modifies_files", True):
+                from engine.changes import ChangeTracker
+
+                async with ChangeTracker(ctx.workdir) as tracker:
+                    result = await executor.run(ctx)
+                seen = set(result.modified_files) | set(tracker.modified_files)
+                result.modified_files = sorted(seen)
+            else:
+                result = await executor.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            result = ExecutionResult(success=False, error=f"{type(exc).__name__}: {exc}")
+        return result
+
+    async def _evaluate(self, d: Directive, step: Step, run: StepRun, workdir: Path) -> Evaluation:
+        try:
+            llm = self._llm(d) if d.spec.verifiers.llm_judge else None
+        except Exception as exc:  # a bad DIRECTIVE_LLM_* setting: the judge says so, no verdict
+            from engine.verifiers.llm_judge import UnbuiltClient
+
+            llm = UnbuiltClient(f"the Claude client could not be built: {exc}")
+        # Verifiers see the attempt's tree as the repository (detection
+        # included: a step may have just added the tests).
+        seen_as = d.model_copy(update={"spec": d.spec.model_copy(update={"repo": workdir})})
+        try:
+            verifiers = self.services.verifiers(seen_as, step, llm)
+        except Exception as exc:  # e.g. a step naming a tool this repository lacks
+            # The directive's checks, not the attempt, are wrong: no rework
+            # can fix that, so a person decides, told why in the log too.
+            why = f"verifiers could not be set up: {exc}"
+            return Evaluation(
+                directive_id=d.id,
+                step_id=step.id,
+                run_id=run.id,
+                score=0.0,
+                level=ConfidenceLevel.RED,
+                passed=False,
+                results=[
+                    VerifierResult(
+                        name="setup",
+                        kind="setup",
+                        passed=False,
+                        score=0.0,
+                        weight=0.0,
+                        summary=clip(why, 300),
+                    )
+                ],  # fmt: skip
+                summary=why,
+                flags=[FOR_A_PERSON],
+            )
+        evaluator = self.services.evaluator(verifiers, d)
+        emit = self._emitter(d.id, step)
+        ctx = VerifyContext(
+            directive=d,
+            step=step,
+            run=run,
+            workdir=workdir,
+            modified_files=run.modified_files,
+            diff_base=run.base_sha,
+            emit=lambda source, line: emit(line, Severity.DEBUG, source),
+            add_cost=lambda usage, cost: self._add_cost(d.id, step.id, run.id, usage, cost),
+        )
+        evaluation: Evaluation = await evaluator.evaluate(ctx)
+        return evaluation.model_copy(
+            update={"directive_id": d.id, "step_id": step.id, "run_id": run.id}
+        )
+
+    async def _judge(
+        self,
+        d: Directive,
+        step: Step,
+        run: StepRun,
+        ev: Evaluation,
+        attempt: Attempt | None,
+        evaluating: asyncio.Future[Any],
+    ) -> bool:
+        """Act on the confidence level: pass (merging the attempt), ask a
+        person, or rework; a merge conflict is a rework with the files named.
+        `evaluating` is the write that moved the step to evaluating; limits
+        and the replan count are read in the verdict's own transaction (a
+        person may have raised them while the step ran).
+
+        The same transaction then does the driver's work for the slot this
+        step frees: a pass promotes the dependents it made ready, and steps
+        waiting to run are started. True when it started any: the driver
+        need not wake, and a chain of quick steps costs one transaction per
+        step (this verdict, the next step's start and, sharing the commit,
+        the move to evaluating)."""
+        gone = missing_repo(d)
+        if gone:  # went while the step ran: the verdict would judge nothing
+            await asyncio.shield(evaluating)
+            await self._pause_without_repo(d, step, run, gone)
+            return False
+        autonomy = d.spec.autonomy
+        verdict = VERDICTS[(ev.level, autonomy)]
+        if FOR_A_PERSON in ev.flags:  # yellow, but unscored: full_auto may not pass it
+            verdict = Verdict.ASK
+        merged: MergeResult | None = None
+        instructions = ev.rework_instructions
+        carry = run.commit_sha if d.spec.workspace.carry_rework else None
+        if verdict is Verdict.PASS and attempt is not None:
+            merged, problem = await self._merge(d.id, attempt)
+            if problem:
+                verdict, instructions, carry = Verdict.REWORK, problem, run.commit_sha
+        replan_after = False
+
+        rt = self._runtime(d.id)
+        busy = frozenset(rt.steps)  # this step among them: a rework goes through the driver
+
+        status = S.EVALUATING
+
+        def decide(tx: Tx) -> DriverView:
+            nonlocal status
+            now_d = tx.directive(d.id)
+            status = settle(tx, now_d)
+            return drive(
+                tx,
+                d.id,
+                busy=busy,
+                done={step.id} if status is S.PASSED else set(),
+                launch=not rt.replanning,
+                directive=now_d,  # the verdict changes steps, not the directive
+            )
+
+        def settle(tx: Tx, now_d: Directive) -> S:
+            nonlocal replan_after
+            limits = now_d.spec.limits
+            tx.add_evaluation(ev)
+            tx.emit(
+                EvaluationCompleted(
+                    directive_id=d.id,
+                    step_id=step.id,
+                    step_name=step.name,
+                    evaluation_id=ev.id,
+                    score=ev.score,
+                    level=ev.level.value,
+                    passed=ev.passed,
+                    verifiers={r.name: r.score for r in ev.results},
+                    failed_gating=[r.name for r in ev.results if r.gating and not r.passed],
+                    problems={r.name: clip(r.summary, 120) for r in ev.results if not r.passed},
+                    flags=ev.flags,
+                    severity=LEVEL_SEVERITY[ev.level],
+                )
+            )
+            scored = {"confidence": ev.score, "level": ev.level}
+            said = f"{ev.level.value} {ev.score:.2f}"
+            if verdict is Verdict.PASS:
+                tx.step_status(step.id, S.PASSED, reason=said, known=step, carry_sha=None, **scored)
+                record_checkpoint(tx, step, merged)
+                return S.PASSED
+            if verdict is Verdict.ASK:
+                tx.step_status(step.id, S.AWAITING_APPROVAL, reason=said, known=step, **scored)
+                approvals.request_approval(
+                    tx,
+                    ApprovalRequest(
+                        directive_id=d.id,
+                        step_id=step.id,
+                        kind=ApprovalKind.STEP_REVIEW,
+                        summary=f"step {step.name} scored {ev.score:.2f} ({ev.level.value}): {ev.summary}",
+                        evaluation_id=ev.id,
+                        options=list(REVIEW_OPTIONS),
+                    ),
+                )
+                return S.AWAITING_APPROVAL
+            if step.rework_count < limits.max_rework_cycles:
+                tx.step_status(
+                    step.id,
+                    S.REWORK,
+                    known=step,
+                    reason=f"{said}, rework {step.rework_count + 1}/{limits.max_rework_cycles}"
+                    + (" (merge conflict)" if merged and merged.conflicts else ""),
+                    rework_count=step.rework_count + 1,
+                    rework_instructions=instructions,
+                    carry_sha=carry,
+                    **scored,
+                )
+                return S.REWORK
+            cycles = f"{step.rework_count} rework cycle" + ("" if step.rework_count == 1 else "s")
+            why = f"still red after {cycles}"
+            if merged and merged.conflicts:
+                why = f"merge conflicts after {cycles}"
+            tx.step_status(
+                step.id,
+                S.BLOCKED,
+                reason=why,
+                known=step,
+                rework_instructions=instructions,
+                **scored,
+            )
+            if autonomy is Autonomy.FULL_AUTO and now_d.replans_left:
+                replan_after = True
+            else:
+                approvals.escalate(tx, d.id, step, why, ev.id)
+            return S.BLOCKED
+
+        decided = self._submit(d.id, decide, then=self._start_claims)
+        try:
+            await asyncio.shield(evaluating)
+        except BaseException:  # the verdict, queued behind it, fails or lands: wait for it
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(decided)
+            raise
+        view, _ = await asyncio.shield(decided)
+        if not view.promoted:
+            rt.rescan = True  # replanning, paused, tripped: the driver looks later
+        if attempt is not None and verdict is not Verdict.ASK:
+            # a blocked attempt's worktree stays for inspection
+            await rt.workspace.remove_attempt(attempt, keep=status is S.BLOCKED)
+        if replan_after:
+            self._spawn(
+                self.regenerate_chain(
+                    d.id, f"step {step.name} blocked: still red after rework", step.id
+                )
+            )
+        return bool(view.claims)
+
+    async def _step_failed(
+        self, d: Directive, step: Step, run: StepRun, result: ExecutionResult
+    ) -> None:
+        gone = missing_repo(d)
+        if gone:  # the folder went while the step ran: no fault of the step's
+            await self._pause_without_repo(d, step, run, gone)
+            return
+        error = result.error or "executor reported failure"
+
+        # Its half-done work is the retry's start, as a red attempt's is.
+        carry = run.commit_sha if d.spec.workspace.carry_rework else None
+
+        def fail(tx: Tx) -> None:
+            tx.update(
+                "step_runs",
+                run.id,
+                status="failed",
+                error=error,
+                summary=result.summary,
+                base_sha=run.base_sha,
+                commit_sha=run.commit_sha,
+                finished_at=now(),
+            )
+            tx.step_status(step.id, S.FAILED, reason=clip(error, 200), carry_sha=carry)
+            failed_before = tx.one(
+                "SELECT 1 FROM step_runs WHERE step_id = ? AND status = 'failed' AND id != ?",
+                (step.id, run.id),
+            )
+            if failed_before is None:  # the breaker counts steps, not retries of one
+                cur = tx.directive(d.id)
+                tx.update("directives", d.id, failed_steps=cur.failed_steps + 1)
+            tx.emit(
+                Notice(
+                    directive_id=d.id,
+                    step_id=step.id,
+                    message=f"step {step.name} failed: {error}",
+                    severity=Severity.ERROR,
+                )
+            )
+            approvals.escalate(tx, d.id, step, f"executor failed: {clip(error, 300)}", None)
+
+        await self._write(d.id, fail)
+
+    async def _interrupt(
+        self, directive_id: str, step_id: str, run_id: str, held: list[Attempt]
+    ) -> None:
+        """A cancelled attempt: the step goes back to ready to run again, and
+        its worktree goes (the next attempt starts fresh). Not when the lease
+        was lost: the engine that took over owns these rows now."""
+        if self._lease is not None and self._lease.lost.is_set():
+            return
+
+        def put_back(tx: Tx) -> None:
+            status = tx.directive(directive_id).status
+            _put_back(tx, step_id, run_id, INTERRUPTED.get(status, "interrupted"))
+
+        with contextlib.suppress(Exception):
+            await self._write(directive_id, put_back)
+        ws = self._runtime(directive_id).workspace
+        for attempt in held:
+            with contextlib.suppress(Exception):
+                await ws.remove_attempt(attempt)
+
+    async def _pause_without_repo(self, d: Directive, step: Step, run: StepRun, gone: str) -> None:
+        """The repository folder went (deleted or moved), before or during
+        the attempt: no attempt can run there, and none should fail or be
+        judged over it. The step waits to run again and the directive
+        pauses, saying so; the driver then stops the others."""
+
+        def pause(tx: Tx) -> None:
+            _put_back(tx, step.id, run.id, gone)
+            if tx.directive(d.id).status is D.ACTIVE:
+                tx.directive_status(d.id, D.PAUSED, reason=f"{gone}: put it back, then resume")
+
+        await self._write(d.id, pause)
+
+    async def _add_cost(
+        self, directive_id: str, step_id: str, run_id: str, usage: TokenUsage, cost: float
+    ) -> None:
+        def charge(tx: Tx) -> float:
+            row = tx.one("SELECT usage, cost_usd FROM step_runs WHERE id = ?", (run_id,))
+            total_usage = TokenUsage.model_validate_json(row[0]) + usage
+            tx.update("step_runs", run_id, usage=total_usage, cost_usd=row[1] + cost)
+            total = tx.add_cost(directive_id, cost)
+            tx.emit(
+                CostUpdated(
+                    directive_id=directive_id, step_id=step_id, delta_usd=cost, total_usd=total
+                )
+            )
+            return total
+
+        await self._write(directive_id, charge)
+        d = await self.store.get_directive(directive_id)
+        tripped = breaker_reason(d)
+        if tripped and d.status is D.ACTIVE:
+            self._spawn(self._trip(directive_id, *tripped))
+
+
+INTERRUPTED = {
+    D.STOPPED: "interrupted: the directive stopped",
+    D.PAUSED: "interrupted: runs again on resume",
+}
+
+
+async def _commit_failed(
+    ws: Workspace, attempt: Attempt, step: Step, run: StepRun, error: str
+) -> str | None:
+    """A failed attempt's half-done work, committed on its own branch: its
+    diff can be shown, and with `carry_rework` a retry starts from it. None
+    when it changed nothing, or git could not commit it (the failure may be
+    that commit)."""
+    if attempt.committed:
+        return attempt.commit_sha
+    try:
+        message = f"{step.name}: attempt {run.attempt} (failed)\n\n{error}"
+        return await ws.commit_attempt(attempt, message)
+    except GitError:
+        return None
+
+
+def _put_back(tx: Tx, step_id: str, run_id: str, why: str) -> None:
+    """An attempt that will not finish: its run is closed as cancelled and
+    the step is ready to run again."""
+    tx.update_if(
+        "step_runs",
+        run_id,
+        {"status": "running"},
+        {"status": "cancelled", "error": why, "finished_at": now()},
+    )
+    if tx.step(step_id).status in STEP_ACTIVE:
+        tx.step_status(step_id, S.READY, reason=why)

@@ -1,0 +1,31 @@
+"""The refusals the engine's commands raise: each says why in words a
+person can act on, and the front ends show it as it is."""
+
+from __future__ import annotations
+
+
+class EngineError(RuntimeError):
+    """A command the engine refuses, with the reason a person can act on."""
+
+
+class ApprovalAlreadyResolved(EngineError):
+    pass
+
+
+class NeedsForce(EngineError):
+    """A delete that would lose work or leave refs behind is refused unless
+    forced; each front end names its own way to force it."""
+
+
+class ResultOnlyHere(NeedsForce):
+    """The directive's result is on its integration branch and no other.
+    `fast_forward`: whether `merge` can take it to the user's branch (else
+    the message says how to merge it by hand)."""
+
+    def __init__(self, message: str, *, fast_forward: bool) -> None:
+        super().__init__(message)
+        self.fast_forward = fast_forward
+
+
+class RepoGone(EngineError):
+    """The directive's repository folder no longer exists."""
