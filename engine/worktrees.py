@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.changes import is_ignored
-from engine.git import DEFAULT_IDENTITY, GitError, GitOutput, git_env, run_git
+from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
+from engine.git_repo import GitRepo, is_under
 
 NAMESPACE = "refs/directive-tui"
 START_LABEL = "start: before any step"  # how the start point is named to a person
@@ -137,28 +138,6 @@ class PruneReport:
     folders: list[Path]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    path: Path
-    branch: str | None  # full ref name
-
-
-def _parse_worktrees(text: str) -> list[_Entry]:
-    entries: list[_Entry] = []
-    for block in text.strip().split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            key, _, value = line.partition(" ")
-            fields[key] = value
-        if "worktree" in fields:
-            entries.append(_Entry(Path(fields["worktree"]), fields.get("branch")))
-    return entries
-
-
-def _is_under(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 class Workspace:
     """The git side of one directive. Build it with `await Workspace.open(...)`."""
 
@@ -192,7 +171,7 @@ class Workspace:
         self.artifacts_path = root / ARTIFACTS_DIR
         self._ns = f"{NAMESPACE}/{directive_id}"
         self._step_branches = f"refs/heads/directive/{directive_id}/step/"
-        self._env = env
+        self._git = GitRepo(top, env)
         self._lock = asyncio.Lock()  # merges, resets and pruning go one at a time
 
     # ------------------------------------------------------------------ open
@@ -236,7 +215,7 @@ class Workspace:
         top = top.resolve()
         prefix = (await run_git(repo, "rev-parse", "--show-prefix", env=env)).out.strip()
         root = (Path(data_dir).resolve() / "worktrees" / directive_id).resolve()
-        if _is_under(root, top):
+        if is_under(root, top):
             raise ValueError(
                 f"the worktree folder {root} is inside the repository {top}; "
                 "choose a data folder outside it"
@@ -277,7 +256,7 @@ class Workspace:
             await ws._recorded_start()
             return ws
         await ws._record_start(head.out.strip())
-        ws.dirty_at_open = await ws._dirty(top)
+        ws.dirty_at_open = await ws._git.dirty(top)
         root.mkdir(parents=True, exist_ok=True)
         async with ws._lock:
             await ws._ensure_integration()
@@ -289,21 +268,23 @@ class Workspace:
         reopen never moves them)."""
         base_ref = f"{self._ns}/base"
         user_ref = f"{self._ns}/user"
-        found = await self._git(self.top, "rev-parse", "--verify", "-q", base_ref, check=False)
+        found = await self._git.run(self.top, "rev-parse", "--verify", "-q", base_ref, check=False)
         if found.code != 0:
-            await self._git(self.top, "update-ref", base_ref, head, "")
-            branch = await self._git(self.top, "symbolic-ref", "-q", "HEAD", check=False)
+            await self._git.run(self.top, "update-ref", base_ref, head, "")
+            branch = await self._git.run(self.top, "symbolic-ref", "-q", "HEAD", check=False)
             if branch.code == 0 and branch.out.strip().startswith("refs/heads/"):
-                await self._git(self.top, "symbolic-ref", user_ref, branch.out.strip())
+                await self._git.run(self.top, "symbolic-ref", user_ref, branch.out.strip())
         await self._recorded_start()
         integration = f"refs/heads/{self.integration_branch}"
-        exists = await self._git(self.top, "rev-parse", "--verify", "-q", integration, check=False)
+        exists = await self._git.run(
+            self.top, "rev-parse", "--verify", "-q", integration, check=False
+        )
         if exists.code != 0:
-            await self._git(self.top, "update-ref", integration, self.base_sha, "")
+            await self._git.run(self.top, "update-ref", integration, self.base_sha, "")
 
     async def _recorded_start(self) -> None:
         """Read the base commit and the user's branch the first open recorded."""
-        found = await self._git(
+        found = await self._git.run(
             self.top, "rev-parse", "--verify", "-q", f"{self._ns}/base", check=False
         )
         if found.code != 0:
@@ -311,99 +292,17 @@ class Workspace:
                 f"directive {self.directive_id} has no branch in {self.top}: no step of it ran there"
             )
         self.base_sha = found.out.strip()
-        user = await self._git(self.top, "symbolic-ref", "-q", f"{self._ns}/user", check=False)
+        user = await self._git.run(self.top, "symbolic-ref", "-q", f"{self._ns}/user", check=False)
         if user.code == 0:
             self.user_branch = user.out.strip().removeprefix("refs/heads/")
 
     # -------------------------------------------------------------- helpers
 
-    async def _git(
-        self, cwd: Path, *args: str, check: bool = True, stdin: str | None = None
-    ) -> GitOutput:
-        return await run_git(cwd, *args, env=self._env, check=check, stdin=stdin)
-
-    async def _rev(self, rev: str, cwd: Path | None = None) -> str:
-        out = await self._git(
-            cwd or self.top, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False
-        )
-        if out.code != 0:
-            raise ValueError(f"unknown commit {rev!r} in {self.top}")
-        return out.out.strip()
-
-    async def _is_ancestor(self, older: str, newer: str) -> bool:
-        r = await self._git(self.top, "merge-base", "--is-ancestor", older, newer, check=False)
-        if r.code not in (0, 1):
-            raise GitError(["merge-base", "--is-ancestor", older, newer], self.top, r.code, r.err)
-        return r.code == 0
-
-    async def _dirty(self, cwd: Path, *, untracked: bool = True) -> list[str]:
-        mode = "--untracked-files=all" if untracked else "--untracked-files=no"
-        out = await self._git(cwd, "status", "--porcelain=v1", "-z", mode)
-        paths, parts = [], out.out.split("\0")
-        i = 0
-        while i < len(parts):
-            entry = parts[i]
-            if entry:
-                paths.append(entry[3:])
-                if entry[0] in "RC":
-                    i += 1  # the rename's source follows
-            i += 1
-        return paths
-
-    async def _worktrees(self) -> list[_Entry]:
-        out = await self._git(self.top, "worktree", "list", "--porcelain")
-        return [
-            _Entry(e.path.resolve() if e.path.exists() else e.path, e.branch)
-            for e in _parse_worktrees(out.out)
-        ]
-
-    async def _remove_worktree(self, path: Path) -> None:
-        r = await self._git(
-            self.top, "worktree", "remove", "--force", "--force", str(path), check=False
-        )
-        if r.code != 0:  # older gits cannot remove a missing folder: unlock + prune
-            await self._git(self.top, "worktree", "unlock", str(path), check=False)
-            await self._git(self.top, "worktree", "prune")
-        if path.exists() or path.is_symlink():
-            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
-
-    async def _delete_refs(self, refs: Iterable[str]) -> None:
-        lines = "".join(f"delete {ref}\n" for ref in refs)
-        if lines:
-            # --no-deref: never delete through a symbolic ref (`user` points at
-            # the user's branch)
-            await self._git(self.top, "update-ref", "--no-deref", "--stdin", stdin=lines)
-
-    async def _refs(self, prefix: str) -> list[tuple[str, str]]:
-        out = await self._git(self.top, "for-each-ref", "--format=%(refname) %(objectname)", prefix)
-        pairs = (line.partition(" ") for line in out.out.splitlines() if line)
-        return [(ref, sha) for ref, _, sha in pairs]
-
-    async def _conflicts(self, cwd: Path) -> list[str]:
-        out = await self._git(cwd, "diff", "--name-only", "-z", "--diff-filter=U")
-        return sorted({p for p in out.out.split("\0") if p})
-
-    async def _merge_into(self, cwd: Path, sha: str, message: str) -> list[str] | None:
-        """Merge `sha` into the branch checked out at `cwd`. None on success;
-        on conflict the merge is aborted, the tree restored, and the
-        conflicting files returned."""
-        before = await self._rev("HEAD", cwd)
-        r = await self._git(cwd, "merge", "--no-edit", "--ff", "-m", message, sha, check=False)
-        if r.code == 0:
-            return None
-        conflicts = await self._conflicts(cwd)
-        await self._git(cwd, "merge", "--abort", check=False)
-        await self._git(cwd, "reset", "--hard", "-q", before)
-        await self._git(cwd, "clean", "-fdq")
-        if not conflicts:
-            raise GitError(["merge", sha], cwd, r.code, r.err or r.out)
-        return conflicts
-
     async def _ensure_integration(self) -> None:
         """The integration worktree exists, sits on the integration branch and
         is clean (a crash mid-merge leaves MERGE_HEAD and a dirty tree)."""
         path, ref = self.integration_path, f"refs/heads/{self.integration_branch}"
-        entries = await self._worktrees()
+        entries = await self._git.worktrees()
         for e in entries:
             if e.branch == ref and e.path != path:
                 raise GitError(
@@ -415,19 +314,23 @@ class Workspace:
                 )
         mine = next((e for e in entries if e.path == path), None)
         if mine is not None and (mine.branch != ref or not (path / ".git").exists()):
-            await self._remove_worktree(path)
+            await self._git.remove_worktree(path)
             mine = None
         if mine is None:
             if path.exists():
                 await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
-            await self._git(self.top, "worktree", "add", "-q", str(path), self.integration_branch)
+            await self._git.run(
+                self.top, "worktree", "add", "-q", str(path), self.integration_branch
+            )
             return
-        in_merge = await self._git(path, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False)
+        in_merge = await self._git.run(
+            path, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False
+        )
         if in_merge.code == 0:
-            await self._git(path, "merge", "--abort", check=False)
-        if await self._dirty(path):
-            await self._git(path, "reset", "--hard", "-q", "HEAD")
-            await self._git(path, "clean", "-fdxq")
+            await self._git.run(path, "merge", "--abort", check=False)
+        if await self._git.dirty(path):
+            await self._git.run(path, "reset", "--hard", "-q", "HEAD")
+            await self._git.run(path, "clean", "-fdxq")
 
     def _attempt_names(self, step_name: str, attempt: int) -> tuple[str, Path, str]:
         if attempt < 1:
@@ -440,7 +343,7 @@ class Workspace:
         )
 
     async def _integration_tip(self) -> str:
-        return await self._rev(f"refs/heads/{self.integration_branch}")
+        return await self._git.rev(f"refs/heads/{self.integration_branch}")
 
     # ------------------------------------------------------------- attempts
 
@@ -453,23 +356,23 @@ class Workspace:
         it conflicts with the new tip it is left out and the conflicting
         files are listed in `carry_conflicts`: the attempt starts clean."""
         slug, path, branch = self._attempt_names(step_name, attempt)
-        carried = await self._rev(from_commit) if from_commit else None
+        carried = await self._git.rev(from_commit) if from_commit else None
         async with self._lock:
             base = await self._integration_tip()
             await self._drop_attempt(path, branch)
-            await self._git(self.top, "worktree", "add", "-q", "-b", branch, str(path), base)
+            await self._git.run(self.top, "worktree", "add", "-q", "-b", branch, str(path), base)
         path = path.resolve()
         conflicts: list[str] = []
         if carried is not None:
             message = f"directive {self.directive_id}: carry {carried[:12]} into {step_name} attempt {attempt}"
-            conflicts = await self._merge_into(path, carried, message) or []
-        start = await self._rev("HEAD", path)
+            conflicts = await self._git.merge_into(path, carried, message) or []
+        start = await self._git.rev("HEAD", path)
         async with self._lock:
             restored = await self._restore_artifacts(path)
         if restored:  # for `resume_attempt` after a restart
             await self._note_restored(path, restored)
         refs = self._attempt_refs(step_name, attempt)
-        await self._git(
+        await self._git.run(
             self.top,
             "update-ref",
             "--no-deref",
@@ -501,7 +404,7 @@ class Workspace:
             source, target = self.repo / name, workdir / name
             if not source.exists() or target.exists() or target.is_symlink():
                 continue
-            ignored = await self._git(self.repo, "check-ignore", "-q", "--", name, check=False)
+            ignored = await self._git.run(self.repo, "check-ignore", "-q", "--", name, check=False)
             if ignored.code != 0:
                 continue
             target.symlink_to(source, target_is_directory=source.is_dir())
@@ -517,17 +420,17 @@ class Workspace:
         if not message.strip():
             raise ValueError("commit message is empty")
         excludes = [f":(exclude,literal){rel}" for rel in attempt.links]
-        await self._git(attempt.path, "add", "-A", "--", ".", *excludes)
-        staged = await self._git(attempt.path, "diff", "--cached", "--quiet", check=False)
+        await self._git.run(attempt.path, "add", "-A", "--", ".", *excludes)
+        staged = await self._git.run(attempt.path, "diff", "--cached", "--quiet", check=False)
         if staged.code == 1:
-            await self._git(attempt.path, "commit", "-q", "--no-verify", "-m", message)
+            await self._git.run(attempt.path, "commit", "-q", "--no-verify", "-m", message)
         elif staged.code != 0:
             raise GitError(["diff", "--cached", "--quiet"], attempt.path, staged.code, staged.err)
-        head = await self._rev("HEAD", attempt.path)
+        head = await self._git.rev("HEAD", attempt.path)
         attempt.committed = True
         attempt.commit_sha = head if head != attempt.base_sha else None
         # recorded even when it is the base: a resumed attempt knows it was committed
-        await self._git(self.top, "update-ref", f"{self._attempt_refs(attempt)}/head", head)
+        await self._git.run(self.top, "update-ref", f"{self._attempt_refs(attempt)}/head", head)
         return attempt.commit_sha
 
     def _attempt_refs(self, step: Attempt | str, attempt: int = 0) -> str:
@@ -544,12 +447,12 @@ class Workspace:
         """Rebuild a kept attempt after a restart (say a step that was
         awaiting approval), or None when its worktree is gone."""
         slug, path, branch = self._attempt_names(step_name, attempt)
-        if not any(e.path == path.resolve() for e in await self._worktrees()):
+        if not any(e.path == path.resolve() for e in await self._git.worktrees()):
             return None
         path = path.resolve()
         refs = dict(
             (ref.rsplit("/", 1)[1], sha)
-            for ref, sha in await self._refs(f"{self._attempt_refs(step_name, attempt)}/")
+            for ref, sha in await self._git.refs(f"{self._attempt_refs(step_name, attempt)}/")
         )
         if "base" not in refs:
             return None
@@ -579,7 +482,7 @@ class Workspace:
     async def _restored_note(self, path: Path) -> Path:
         """Where an attempt's worktree records the artifacts it was given: in
         git's own folder for the worktree, which goes when the worktree does."""
-        git_dir = (await self._git(path, "rev-parse", "--absolute-git-dir")).out.strip()
+        git_dir = (await self._git.run(path, "rev-parse", "--absolute-git-dir")).out.strip()
         return Path(git_dir) / "directive-tui-artifacts.json"
 
     async def _note_restored(self, path: Path, restored: dict[str, tuple[int, int]]) -> None:
@@ -597,12 +500,12 @@ class Workspace:
     async def _drop_attempt(self, path: Path, branch: str) -> None:
         path = path.resolve() if path.exists() else path
         ref = f"refs/heads/{branch}"
-        for e in await self._worktrees():
+        for e in await self._git.worktrees():
             if e.path == path or e.branch == ref:
-                await self._remove_worktree(e.path)
+                await self._git.remove_worktree(e.path)
         if path.exists() or path.is_symlink():
             await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
-        await self._git(self.top, "update-ref", "-d", ref, check=False)
+        await self._git.run(self.top, "update-ref", "-d", ref, check=False)
 
     # ---------------------------------------------------------------- merge
 
@@ -618,8 +521,8 @@ class Workspace:
             )
         async with self._lock:
             await self._ensure_integration()
-            before = await self._rev("HEAD", self.integration_path)
-            if not await self._is_ancestor(attempt.base_sha, before):
+            before = await self._git.rev("HEAD", self.integration_path)
+            if not await self._git.is_ancestor(attempt.base_sha, before):
                 raise StaleAttemptError(
                     f"step {attempt.step_name!r} attempt {attempt.attempt} started from "
                     f"{attempt.base_sha[:12]}, which the integration branch no longer "
@@ -627,15 +530,15 @@ class Workspace:
                 )
             # No commit means HEAD is still the base: merging is a no-op.
             target = attempt.commit_sha or attempt.base_sha
-            if not await self._is_ancestor(target, before):
+            if not await self._git.is_ancestor(target, before):
                 message = (
                     f"directive {self.directive_id}: merge step {attempt.step_name} "
                     f"attempt {attempt.attempt}"
                 )
-                conflicts = await self._merge_into(self.integration_path, target, message)
+                conflicts = await self._git.merge_into(self.integration_path, target, message)
                 if conflicts:
                     return MergeResult(False, None, False, conflicts, before)
-            after = await self._rev("HEAD", self.integration_path)
+            after = await self._git.rev("HEAD", self.integration_path)
             fast_forward = after == target and after != before
             kept = await self._add_checkpoint(attempt, after)
             return MergeResult(True, after, fast_forward, [], before, kept)
@@ -650,7 +553,7 @@ class Workspace:
         seq = (existing[-1].seq + 1) if existing else 1
         kept = await self._keep_artifacts(attempt, seq)
         ref = f"{self._ns}/checkpoints/{seq:04d}/{step_slug(attempt.step_name)}/{attempt.attempt}"
-        await self._git(self.top, "update-ref", ref, sha, "")
+        await self._git.run(self.top, "update-ref", ref, sha, "")
         return kept
 
     # ------------------------------------------------------------ artifacts
@@ -729,7 +632,7 @@ class Workspace:
         its merge."""
         found: list[Checkpoint] = []
         prefix = f"{self._ns}/checkpoints/"
-        for ref, sha in await self._refs(prefix):
+        for ref, sha in await self._git.refs(prefix):
             seq, slug, attempt = ref.removeprefix(prefix).split("/")
             found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
         return sorted(found, key=lambda c: c.seq)
@@ -760,7 +663,7 @@ class Workspace:
                 )
             return cps[at[0]].sha, cps[at[0] + 1 :]
         sha = point
-        target = await self._rev(sha)
+        target = await self._git.rev(sha)
         at = [i for i, c in enumerate(cps) if c.sha == target]
         if at:
             return target, cps[at[-1] + 1 :]
@@ -781,8 +684,8 @@ class Workspace:
         async with self._lock:
             target, dropped = await self.dropped_by_reset(point)
             await self._ensure_integration()
-            await self._git(self.integration_path, "reset", "--hard", "-q", target)
-            await self._delete_refs(c.ref for c in dropped)
+            await self._git.run(self.integration_path, "reset", "--hard", "-q", target)
+            await self._git.delete_refs(c.ref for c in dropped)
             for c in dropped:
                 await self._drop_artifacts(c.seq)
             return dropped
@@ -793,12 +696,12 @@ class Workspace:
         args = ["diff", "--no-color", "--no-ext-diff", "-M"]
         if stat:
             args.append("--stat")
-        return (await self._git(self.top, *args, base, sha, "--")).out
+        return (await self._git.run(self.top, *args, base, sha, "--")).out
 
     async def _ignored(self, attempt: Attempt) -> list[str]:
         """What the attempt holds that git ignores, build debris and the
         linked environment folders aside; top-relative, a folder ending in `/`."""
-        out = await self._git(attempt.path, "status", "--porcelain", "--ignored=matching", "-z")
+        out = await self._git.run(attempt.path, "status", "--porcelain", "--ignored=matching", "-z")
         return [
             rel
             for entry in out.out.split("\0")
@@ -815,7 +718,7 @@ class Workspace:
         return [rel for rel in ignored if rel.rstrip("/") not in handed_on]
 
     async def changed_files(self, base: str, sha: str) -> list[str]:
-        out = await self._git(self.top, "diff", "--name-only", "-z", "-M", base, sha, "--")
+        out = await self._git.run(self.top, "diff", "--name-only", "-z", "-M", base, sha, "--")
         return [p for p in out.out.split("\0") if p]
 
     async def attempt_diff(self, attempt: Attempt) -> str:
@@ -830,7 +733,7 @@ class Workspace:
         """Whether `tip`'s history holds `sha`: an attempt started from
         `sha` can still be merged into a branch at `tip` (see `merge`)."""
         try:
-            return await self._is_ancestor(sha, tip)
+            return await self._git.is_ancestor(sha, tip)
         except GitError:  # a commit git does not know: not there
             return False
 
@@ -854,7 +757,7 @@ class Workspace:
                 f"the repository was on a detached HEAD when the directive started; "
                 f"merge {self.integration_branch} yourself"
             )
-        current = await self._git(
+        current = await self._git.run(
             self.top, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False
         )
         if current.code != 0:
@@ -862,17 +765,18 @@ class Workspace:
         cur = current.out.strip()
         if cur == tip:
             return no(f"{branch} is already at {tip[:12]}: nothing to fast-forward")
-        if not await self._is_ancestor(cur, tip):
+        if not await self._git.is_ancestor(cur, tip):
             return no(
                 f"{branch} has moved on since the directive started; "
                 f"merge {self.integration_branch} into it yourself"
             )
         where = next(
-            (e.path for e in await self._worktrees() if e.branch == f"refs/heads/{branch}"), None
+            (e.path for e in await self._git.worktrees() if e.branch == f"refs/heads/{branch}"),
+            None,
         )
-        if where is not None and await self._dirty(where, untracked=False):
+        if where is not None and await self._git.dirty(where, untracked=False):
             return no(f"{where} has uncommitted changes: commit or stash them first", where)
-        count = (await self._git(self.top, "rev-list", "--count", f"{cur}..{tip}")).out.strip()
+        count = (await self._git.run(self.top, "rev-list", "--count", f"{cur}..{tip}")).out.strip()
         return FastForwardOffer(
             True,
             branch,
@@ -889,11 +793,11 @@ class Workspace:
         if not offer.possible or offer.branch is None:
             raise ValueError(f"cannot fast-forward: {offer.reason}")
         if offer.worktree is not None:
-            await self._git(offer.worktree, "merge", "--ff-only", "-q", offer.target_sha)
+            await self._git.run(offer.worktree, "merge", "--ff-only", "-q", offer.target_sha)
         else:
             ref = f"refs/heads/{offer.branch}"
-            old = await self._rev(ref)
-            await self._git(
+            old = await self._git.rev(ref)
+            await self._git.run(
                 self.top,
                 "update-ref",
                 "-m",
@@ -918,23 +822,23 @@ class Workspace:
         removed_branches: list[str] = []
         removed_folders: list[Path] = []
         async with self._lock:
-            for e in await self._worktrees():
+            for e in await self._git.worktrees():
                 if e.path == self.integration_path:
                     continue
-                ours = _is_under(e.path, self.root) or (e.branch or "").startswith(
+                ours = is_under(e.path, self.root) or (e.branch or "").startswith(
                     self._step_branches
                 )
                 if not ours or e.path in kept:
                     if e.path in kept and e.branch:
                         kept_branches.add(e.branch)
                     continue
-                await self._remove_worktree(e.path)
+                await self._git.remove_worktree(e.path)
                 removed_wt.append(e.path)
-            for ref, _ in await self._refs(self._step_branches):
+            for ref, _ in await self._git.refs(self._step_branches):
                 if ref not in kept_branches:
-                    await self._git(self.top, "update-ref", "-d", ref)
+                    await self._git.run(self.top, "update-ref", "-d", ref)
                     removed_branches.append(ref.removeprefix("refs/heads/"))
-            registered = {e.path for e in await self._worktrees()}
+            registered = {e.path for e in await self._git.worktrees()}
             if self.root.exists():
                 for child in sorted(self.root.iterdir()):
                     child = child.resolve() if not child.is_symlink() else child
@@ -954,10 +858,10 @@ class Workspace:
         attempt branch, and the engine's folder. The integration branch and
         the hidden refs stay, so the user can still merge and see diffs."""
         async with self._lock:
-            for e in await self._worktrees():
-                if _is_under(e.path, self.root) or (e.branch or "").startswith(self._step_branches):
-                    await self._remove_worktree(e.path)
-            await self._delete_refs(ref for ref, _ in await self._refs(self._step_branches))
+            for e in await self._git.worktrees():
+                if is_under(e.path, self.root) or (e.branch or "").startswith(self._step_branches):
+                    await self._git.remove_worktree(e.path)
+            await self._git.delete_refs(ref for ref, _ in await self._git.refs(self._step_branches))
             if self.root.exists():
                 await asyncio.to_thread(shutil.rmtree, self.root, ignore_errors=True)
 
@@ -966,7 +870,7 @@ class Workspace:
         holds commits beyond the start that no other branch, tag or
         remote-tracking branch has (neither merged into the user's branch
         nor saved elsewhere: a tag or a push keeps it too)."""
-        tip = await self._git(
+        tip = await self._git.run(
             self.top,
             "rev-parse",
             "--verify",
@@ -976,7 +880,7 @@ class Workspace:
         )
         if tip.code != 0 or tip.out.strip() == self.base_sha:
             return False
-        holders = await self._git(
+        holders = await self._git.run(
             self.top,
             "for-each-ref",
             "--contains",
@@ -994,9 +898,9 @@ class Workspace:
         a worktree the user added) that has the integration branch: deleting
         the branch would leave it on a branch with no commit."""
         ref = f"refs/heads/{self.integration_branch}"
-        for e in await self._worktrees():
+        for e in await self._git.worktrees():
             if e.branch == ref and e.path != self.integration_path:
-                if not _is_under(e.path, self.root):
+                if not is_under(e.path, self.root):
                     return e.path
         return None
 
@@ -1004,11 +908,11 @@ class Workspace:
         """The directive is deleted: `close()` plus the integration branch and
         every hidden ref (checkpoints, attempts, base)."""
         await self.close()
-        refs = [ref for ref, _ in await self._refs(f"{self._ns}/")]
+        refs = [ref for ref, _ in await self._git.refs(f"{self._ns}/")]
         user_ref = f"{self._ns}/user"
-        await self._git(self.top, "symbolic-ref", "--delete", user_ref, check=False)
-        await self._delete_refs(r for r in refs if r != user_ref)
-        await self._git(
+        await self._git.run(self.top, "symbolic-ref", "--delete", user_ref, check=False)
+        await self._git.delete_refs(r for r in refs if r != user_ref)
+        await self._git.run(
             self.top, "update-ref", "-d", f"refs/heads/{self.integration_branch}", check=False
         )
 
@@ -1057,7 +961,7 @@ def _copy_missing(
         if (
             rel in skip
             or os.path.lexists(dst)
-            or any(p.exists() and not p.is_dir() for p in dst.parents if _is_under(p, dst_top))
+            or any(p.exists() and not p.is_dir() for p in dst.parents if is_under(p, dst_top))
         ):
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
