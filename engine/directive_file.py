@@ -79,6 +79,7 @@ executor, which needs commands: the file is refused)::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -444,14 +445,25 @@ def _resolve_repo(written: str, base_dir: Path, report: _Reporter) -> Path:
 
 
 def _clean_model(spec: DirectiveSpec, report: _Reporter) -> DirectiveSpec:
-    """A blank `model` would be sent to the API as the empty name."""
+    """A blank `model` would be sent to the API as the empty name, and one
+    with a space or a line break in it is no model's name."""
     if spec.model is None:
         return spec
     if not spec.model.strip():
         raise report.error(
             ("model",), f"must not be blank (leave the key out for the default, {DEFAULT_MODEL})"
         )
-    return spec.model_copy(update={"model": spec.model.strip()})
+    model = spec.model.strip()
+    # No model name has a space or a control character: one that does is a
+    # typo the API would answer with 404 only when planning starts.
+    odd = next((c for c in model if c.isspace() or unicodedata.category(c) == "Cc"), None)
+    if odd is not None:
+        raise report.error(
+            ("model",),
+            f"{model!r} is not a model name: it has {'a space' if odd == ' ' else repr(odd)}"
+            f" (model names are written like {DEFAULT_MODEL})",
+        )
+    return spec.model_copy(update={"model": model})
 
 
 def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
@@ -595,6 +607,23 @@ def _nul_characters(value: Any, loc: Loc = ()) -> Iterator[Loc]:
             yield from _nul_characters(item, (*loc, i))
 
 
+def _non_finite_numbers(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, float]]:
+    """Where TOML's `inf` or `nan` is written, but for the limits where
+    `inf` means no limit: the spec is stored as JSON, which has neither, so
+    such a value is saved as null and the stored directive (and every
+    command that lists the database) can no longer be read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        unlimited = len(loc) == 2 and loc[0] == "limits" and loc[1] in _SWITCHABLE_LIMITS
+        if not (unlimited and value == math.inf):
+            yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite_numbers(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite_numbers(item, (*loc, i))
+
+
 def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -> DirectiveSpec:
     """Parse directive TOML; a relative `repo` is taken from `base_dir`."""
     try:
@@ -604,6 +633,10 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     report = _Reporter(source, raw)
     nul = "must not contain a NUL character (\\u0000)"
     problems = [_Problem(loc, nul) for loc in _nul_characters(raw)]
+    problems += [
+        _Problem(loc, f"must be a finite number, got {value}")
+        for loc, value in _non_finite_numbers(raw)
+    ]
     spec, errors = _validate(_conveniences(raw))
     problems = _merge([*problems, *map(_problem, errors)])
     if problems or spec is None:

@@ -194,6 +194,22 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
         "U+001B",
     ),
     ("tab-in-step-name", GOOD_HEAD + '[[steps]]\nname = "a\\tb"\ncommand = "true"\n', "U+0009"),
+    # JSON (the stored spec) has no infinity: saved as null, no directive could be read back
+    (
+        "infinite-verifier-weight",
+        GOOD_HEAD + ONE_STEP + '[[verifiers.extra]]\nname = "x"\ncommand = "true"\nweight = inf\n',
+        "verifiers.extra[0].weight: must be a finite number, got inf",
+    ),
+    (
+        "infinite-step-timeout",
+        GOOD_HEAD + ONE_STEP + "timeout_s = inf\n",
+        "steps[0].timeout_s (step 'a'): must be a finite number, got inf",
+    ),
+    (
+        "model-with-a-space",
+        GOOD_HEAD + ONE_STEP.replace("\n[[", 'model = "claude sonnet"\n[[', 1),
+        "not a model name",
+    ),
     (
         "attempts-on-a-shell-step",
         GOOD_HEAD + ONE_STEP + '[[steps.attempts]]\nsummary = "x"\n',

@@ -439,6 +439,55 @@ def test_out_of_range_limits(tmp_path, repo, limit, message):
     assert error(HEAD + f"[limits]\n{limit}\n", tmp_path) == f"d.toml: {message}"
 
 
+SHELL_STEP = '[[steps]]\nname = "a"\ncommand = "true"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            SHELL_STEP + "timeout_s = inf\n",
+            "steps[0].timeout_s (step 'a'): must be a finite number, got inf",
+        ),
+        (
+            SHELL_STEP + "timeout_s = nan\n",
+            "steps[0].timeout_s (step 'a'): must be a finite number, got nan",
+        ),
+        (
+            "[verifiers]\nllm_judge_weight = inf\n" + SHELL_STEP,
+            "verifiers.llm_judge_weight: must be a finite number, got inf",
+        ),
+        (
+            SHELL_STEP + '[[verifiers.extra]]\nname = "x"\ncommand = "true"\nweight = inf\n',
+            "verifiers.extra[0].weight: must be a finite number, got inf",
+        ),
+        (
+            SHELL_STEP + '[[verifiers.extra]]\nname = "x"\ncommand = "true"\ntimeout_s = -inf\n',
+            "verifiers.extra[0].timeout_s: must be a finite number, got -inf",
+        ),
+        (
+            "[limits]\nmax_cost_usd = nan\n" + SHELL_STEP,
+            "limits.max_cost_usd: must be a finite number, got nan",
+        ),
+        (
+            "[limits]\nmax_wall_time_minutes = -inf\n" + SHELL_STEP,
+            "limits.max_wall_time_minutes: must be a finite number, got -inf",
+        ),
+    ],
+)
+def test_infinity_and_nan_are_refused_where_they_could_not_be_stored(tmp_path, repo, text, message):
+    """JSON, which stores the spec, has neither: `weight = inf` was saved as
+    null, and the database's directives could no longer be read at all."""
+    assert error(HEAD + text, tmp_path) == f"d.toml: {message}"
+
+
+def test_infinite_limits_mean_no_limit_and_survive_storage(tmp_path, repo):
+    text = HEAD + "[limits]\nmax_cost_usd = inf\nmax_wall_time_minutes = inf\n" + SHELL_STEP
+    spec = parse(text, tmp_path)
+    assert (spec.limits.max_cost_usd, spec.limits.max_wall_time_minutes) == (None, None)
+    assert DirectiveSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
 def test_thresholds_out_of_order(tmp_path, repo):
     message = error(HEAD + "[thresholds]\ngreen = 0.4\nyellow = 0.6\n", tmp_path)
     assert message == "d.toml: thresholds: yellow threshold (0.6) must not be above green (0.4)"
@@ -475,6 +524,23 @@ def test_empty_title(tmp_path, repo):
 def test_blank_model(tmp_path, repo, model):
     assert error(HEAD + f"model = {model}\n", tmp_path) == (
         "d.toml: model: must not be blank (leave the key out for the default, claude-sonnet-5-5)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "has"),
+    [
+        ('"claude sonnet"', "a space"),
+        ('"claude\\nsonnet"', "'\\n'"),
+        ('"claude\\u001b[2J"', "'\\x1b'"),
+    ],
+)
+def test_a_model_name_with_a_space_or_control_character_is_refused(tmp_path, repo, model, has):
+    """Caught when the file is read, not as a 404 once planning has begun."""
+    message = error(MINIMAL + f"model = {model}\n", tmp_path)
+    assert message.startswith("d.toml: model: '")
+    assert message.endswith(
+        f"is not a model name: it has {has} (model names are written like claude-sonnet-5-5)"
     )
 
 
