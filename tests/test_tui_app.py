@@ -293,7 +293,7 @@ async def test_quitting_while_steps_run_asks_first(tmp_path: Path) -> None:
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the quit question")
         question = _text(app.screen.query_one(".dialog-title"))
-        assert question.startswith("1 step running here (slow): quit anyway?")
+        assert question.startswith("1 step running here (slow): quit anyway? It is interrupted")
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert app.is_running and _box_status(app, "slow") == StepStatus.RUNNING

@@ -131,10 +131,11 @@ class DirectiveApp(App[None]):
         shown = ", ".join(running[:3]) + (
             f" and {len(running) - 3} more" if len(running) > 3 else ""
         )
+        one = len(running) == 1
         question = (
-            f"{len(running)} step{'s' if len(running) > 1 else ''} running here ({shown}): "
-            "quit anyway? They are interrupted and run again from the start when "
-            "directive-tui runs this database again."
+            f"{len(running)} step{'' if one else 's'} running here ({shown}): quit anyway?"
+            f" {'It is' if one else 'They are'} interrupted and {'runs' if one else 'run'}"
+            " again from the start when directive-tui runs this database again."
         )
 
         def answered(yes: bool | None) -> None:
