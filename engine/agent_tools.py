@@ -333,7 +333,10 @@ class AgentTools:
     # -- helpers ----------------------------------------------------------------
 
     def _resolve(self, user_path: str) -> Path:
-        return resolve_in_repo(self.repo, user_path)
+        try:
+            return resolve_in_repo(self.repo, user_path)
+        except RuntimeError as exc:  # what Path.resolve raises for a symlink loop
+            raise ToolError(f"{user_path!r} leads nowhere: {exc}") from None
 
     def _rel(self, path: Path) -> str:
         return relative_to_repo(self.repo, path) if path != self.repo else "."
@@ -360,7 +363,7 @@ class AgentTools:
                 if path.is_symlink():
                     try:
                         resolve_in_repo(self.repo, self._rel(path))
-                    except PathEscapeError:
+                    except (PathEscapeError, RuntimeError):  # out, or a symlink loop
                         continue
                 found.append(path)
         return found

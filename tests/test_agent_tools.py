@@ -50,6 +50,29 @@ async def test_escaping_paths_are_refused_as_errors(repo: Path, tmp_path: Path) 
     assert tools.modified == []
 
 
+async def test_a_symlink_loop_is_an_error_the_model_reads_and_walks_skip_it(repo: Path) -> None:
+    """A repository holding a symlink loop (a test fixture, a step's slip)
+    made every tool that met it raise RuntimeError out of `call`, failing the
+    whole agent attempt, a repo-wide search or listing included."""
+    (repo / "loop_a").symlink_to("loop_b")
+    (repo / "loop_b").symlink_to("loop_a")
+    tools = AgentTools(repo)
+    for name, args in [
+        ("read_file", {"path": "loop_a"}),
+        ("write_file", {"path": "loop_a/x.txt", "content": "x"}),
+        ("edit_file", {"path": "loop_b", "old": "a", "new": "b"}),
+        ("search", {"pattern": "x", "path": "loop_a"}),
+    ]:
+        outcome = await tools.call(name, args)
+        assert outcome.is_error, (name, outcome.content)
+        assert outcome.content.startswith(f"{args['path']!r} leads nowhere: Symlink loop")
+    listed = await tools.call("list_files", {"path": ".", "recursive": True})
+    assert not listed.is_error and listed.content.splitlines() == ["README.md", "src/app.py"]
+    found = await tools.call("search", {"pattern": "demo"})
+    assert not found.is_error and found.content == "README.md:1: # demo"
+    assert tools.modified == []
+
+
 async def test_git_directory_is_not_writable_under_any_name_a_file_system_may_give_it(
     repo: Path,
 ) -> None:

@@ -245,6 +245,15 @@ async def test_scripted_refuses_writing_through_a_symlink_out(tmp_path: Path) ->
     assert not (outside / "x.txt").exists()
 
 
+async def test_scripted_names_an_edit_through_a_symlink_loop(tmp_path: Path) -> None:
+    (tmp_path / "loop_a").symlink_to("loop_b")
+    (tmp_path / "loop_b").symlink_to("loop_a")
+    ctx, _ = make_ctx(tmp_path, attempts=[{"edits": [{"path": "loop_a/x.txt", "content": "x"}]}])
+    result = await ScriptedExecutor().run(ctx)
+    assert not result.success
+    assert (result.error or "").startswith("edit of 'loop_a/x.txt' leads nowhere: Symlink loop")
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

@@ -312,6 +312,16 @@ async def test_diff_without_git_shows_file_contents(tmp_path: Path) -> None:
     assert "../escape.py: not shown" in text
 
 
+async def test_a_new_symlink_loop_is_named_in_the_diff_not_a_judge_crash(repo: Path) -> None:
+    """A step that left a symlink loop made the judge raise RuntimeError:
+    the step went red as a 'verifier error' no rework could fix."""
+    (repo / "loop_a").symlink_to("loop_b")
+    (repo / "loop_b").symlink_to("loop_a")
+    text = await asyncio.wait_for(gather_diff(repo, []), timeout=20)
+    assert "--- loop_a: not shown (Symlink loop" in text
+    assert "--- loop_b: not shown (Symlink loop" in text
+
+
 async def test_the_diff_reads_only_the_start_of_a_huge_file_and_never_opens_a_pipe(
     repo: Path, tmp_path: Path
 ) -> None:
