@@ -263,7 +263,7 @@ def steps_to_rerun(steps: list[Step], dropped_slugs: list[str]) -> list[str]:
     """Resetting the integration branch drops the commits of some steps: those
     steps run again, and so does everything downstream of them. Names, in
     chain order (the engine does it; the app shows it before asking)."""
-    from engine.worktrees import step_slug
+    from engine.worktree_names import step_slug
 
     by_slug = {step_slug(s.name): s for s in steps}
     rerun = {by_slug[slug].id for slug in dropped_slugs if slug in by_slug}

@@ -12,27 +12,13 @@ worktree under the engine's data folder, status reads run with optional locks
 off (so not even the user's index is refreshed). Only
 `fast_forward_user_branch`, called on the user's say-so, moves their branch.
 
-Names (directive `d`, step slug `s`, attempt `n`):
-
-    branches   directive/<d>/integration          the directive's result
-               directive/<d>/step/<s>/<n>         one attempt (deleted with it)
-    folders    <data_dir>/worktrees/<d>/_integration
-               <data_dir>/worktrees/<d>/<s>-<n>
-               <data_dir>/worktrees/<d>/_artifacts/<seq>   ignored outputs a checkpoint hands on
-    refs       refs/directive-tui/<d>/base        the user's HEAD at the start
-               refs/directive-tui/<d>/user        -> the user's branch (symbolic)
-               refs/directive-tui/<d>/checkpoints/<seq>/<s>/<n>
-               refs/directive-tui/<d>/attempts/<s>/<n>/{base,start,head}
-
-The hidden refs keep every checkpoint and attempt commit reachable (so `git
-gc` never drops the history the step detail shows) without cluttering
-`git branch`; `discard()` deletes them with the directive.
+The names of the directive's branches, folders and hidden refs are in
+`engine.worktree_names`; git itself runs through `engine.git`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -44,37 +30,18 @@ from pathlib import Path
 from engine.changes import is_ignored
 from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
 from engine.git_repo import GitRepo, is_under
+from engine.worktree_names import WorktreeNames
 
-NAMESPACE = "refs/directive-tui"
 START_LABEL = "start: before any step"  # how the start point is named to a person
-INTEGRATION_DIR = "_integration"
-ARTIFACTS_DIR = "_artifacts"
 # Ignored environment folders an attempt borrows from the user's tree by
 # symlink: a worktree has only tracked files, and verifiers need the
 # project's virtualenv / installed packages to run at all.
 DEFAULT_LINKS = (".venv", "venv", "node_modules")
-SLUG_MAX = 40
 
 
 class StaleAttemptError(RuntimeError):
     """The integration branch was reset after this attempt started: merging it
     would bring back the work the reset removed."""
-
-
-def step_slug(name: str) -> str:
-    """A branch- and folder-safe name for a step. Lower case (refs are files,
-    and some file systems ignore case); a short hash of the real name is
-    added whenever the slug differs from it, so two names never collide."""
-    if not name.strip():
-        raise ValueError("step name is empty")
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
-    slug = re.sub(r"\.{2,}", ".", slug).strip(".-_")[:SLUG_MAX].rstrip(".-_")
-    if slug.endswith(".lock"):
-        slug = slug[: -len(".lock")] + "-lock"
-    slug = slug or "step"
-    if slug != name:
-        slug += "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
-    return slug
 
 
 @dataclass
@@ -166,11 +133,10 @@ class Workspace:
         self.dirty_at_open = dirty_at_open
         self.links = links
         self.artifacts = artifacts  # top-relative
-        self.integration_branch = f"directive/{directive_id}/integration"
-        self.integration_path = root / INTEGRATION_DIR
-        self.artifacts_path = root / ARTIFACTS_DIR
-        self._ns = f"{NAMESPACE}/{directive_id}"
-        self._step_branches = f"refs/heads/directive/{directive_id}/step/"
+        self._names = WorktreeNames(directive_id, root)
+        self.integration_branch = self._names.integration_branch
+        self.integration_path = self._names.integration_path
+        self.artifacts_path = self._names.artifacts_path
         self._git = GitRepo(top, env)
         self._lock = asyncio.Lock()  # merges, resets and pruning go one at a time
 
@@ -266,8 +232,7 @@ class Workspace:
         """First open: remember the base commit and the user's branch, and
         create the integration branch there (create-only updates, so a
         reopen never moves them)."""
-        base_ref = f"{self._ns}/base"
-        user_ref = f"{self._ns}/user"
+        base_ref, user_ref = self._names.base_ref, self._names.user_ref
         found = await self._git.run(self.top, "rev-parse", "--verify", "-q", base_ref, check=False)
         if found.code != 0:
             await self._git.run(self.top, "update-ref", base_ref, head, "")
@@ -275,7 +240,7 @@ class Workspace:
             if branch.code == 0 and branch.out.strip().startswith("refs/heads/"):
                 await self._git.run(self.top, "symbolic-ref", user_ref, branch.out.strip())
         await self._recorded_start()
-        integration = f"refs/heads/{self.integration_branch}"
+        integration = self._names.integration_ref
         exists = await self._git.run(
             self.top, "rev-parse", "--verify", "-q", integration, check=False
         )
@@ -285,14 +250,16 @@ class Workspace:
     async def _recorded_start(self) -> None:
         """Read the base commit and the user's branch the first open recorded."""
         found = await self._git.run(
-            self.top, "rev-parse", "--verify", "-q", f"{self._ns}/base", check=False
+            self.top, "rev-parse", "--verify", "-q", self._names.base_ref, check=False
         )
         if found.code != 0:
             raise ValueError(
                 f"directive {self.directive_id} has no branch in {self.top}: no step of it ran there"
             )
         self.base_sha = found.out.strip()
-        user = await self._git.run(self.top, "symbolic-ref", "-q", f"{self._ns}/user", check=False)
+        user = await self._git.run(
+            self.top, "symbolic-ref", "-q", self._names.user_ref, check=False
+        )
         if user.code == 0:
             self.user_branch = user.out.strip().removeprefix("refs/heads/")
 
@@ -301,7 +268,7 @@ class Workspace:
     async def _ensure_integration(self) -> None:
         """The integration worktree exists, sits on the integration branch and
         is clean (a crash mid-merge leaves MERGE_HEAD and a dirty tree)."""
-        path, ref = self.integration_path, f"refs/heads/{self.integration_branch}"
+        path, ref = self.integration_path, self._names.integration_ref
         entries = await self._git.worktrees()
         for e in entries:
             if e.branch == ref and e.path != path:
@@ -332,18 +299,8 @@ class Workspace:
             await self._git.run(path, "reset", "--hard", "-q", "HEAD")
             await self._git.run(path, "clean", "-fdxq")
 
-    def _attempt_names(self, step_name: str, attempt: int) -> tuple[str, Path, str]:
-        if attempt < 1:
-            raise ValueError(f"attempt numbers start at 1, got {attempt}")
-        slug = step_slug(step_name)
-        return (
-            slug,
-            self.root / f"{slug}-{attempt}",
-            f"directive/{self.directive_id}/step/{slug}/{attempt}",
-        )
-
     async def _integration_tip(self) -> str:
-        return await self._git.rev(f"refs/heads/{self.integration_branch}")
+        return await self._git.rev(self._names.integration_ref)
 
     # ------------------------------------------------------------- attempts
 
@@ -355,7 +312,7 @@ class Workspace:
         (a fast-forward when the integration branch has not moved since); if
         it conflicts with the new tip it is left out and the conflicting
         files are listed in `carry_conflicts`: the attempt starts clean."""
-        slug, path, branch = self._attempt_names(step_name, attempt)
+        path, branch = self._names.attempt(step_name, attempt)
         carried = await self._git.rev(from_commit) if from_commit else None
         async with self._lock:
             base = await self._integration_tip()
@@ -371,7 +328,7 @@ class Workspace:
             restored = await self._restore_artifacts(path)
         if restored:  # for `resume_attempt` after a restart
             await self._note_restored(path, restored)
-        refs = self._attempt_refs(step_name, attempt)
+        refs = self._names.attempt_refs(step_name, attempt)
         await self._git.run(
             self.top,
             "update-ref",
@@ -430,29 +387,29 @@ class Workspace:
         attempt.committed = True
         attempt.commit_sha = head if head != attempt.base_sha else None
         # recorded even when it is the base: a resumed attempt knows it was committed
-        await self._git.run(self.top, "update-ref", f"{self._attempt_refs(attempt)}/head", head)
+        await self._git.run(
+            self.top,
+            "update-ref",
+            f"{self._names.attempt_refs(attempt.step_name, attempt.attempt)}/head",
+            head,
+        )
         return attempt.commit_sha
-
-    def _attempt_refs(self, step: Attempt | str, attempt: int = 0) -> str:
-        if isinstance(step, Attempt):
-            step, attempt = step.step_name, step.attempt
-        return f"{self._ns}/attempts/{step_slug(step)}/{attempt}"
 
     def attempt_path(self, step_name: str, attempt: int) -> Path:
         """Where that attempt's worktree lives (for `prune(keep=...)` after a
         restart, from what the store remembers)."""
-        return self._attempt_names(step_name, attempt)[1]
+        return self._names.attempt(step_name, attempt)[0]
 
     async def resume_attempt(self, step_name: str, attempt: int) -> Attempt | None:
         """Rebuild a kept attempt after a restart (say a step that was
         awaiting approval), or None when its worktree is gone."""
-        slug, path, branch = self._attempt_names(step_name, attempt)
+        path, branch = self._names.attempt(step_name, attempt)
         if not any(e.path == path.resolve() for e in await self._git.worktrees()):
             return None
         path = path.resolve()
         refs = dict(
             (ref.rsplit("/", 1)[1], sha)
-            for ref, sha in await self._git.refs(f"{self._attempt_refs(step_name, attempt)}/")
+            for ref, sha in await self._git.refs(f"{self._names.attempt_refs(step_name, attempt)}/")
         )
         if "base" not in refs:
             return None
@@ -552,7 +509,7 @@ class Workspace:
         existing = await self.checkpoints()
         seq = (existing[-1].seq + 1) if existing else 1
         kept = await self._keep_artifacts(attempt, seq)
-        ref = f"{self._ns}/checkpoints/{seq:04d}/{step_slug(attempt.step_name)}/{attempt.attempt}"
+        ref = self._names.checkpoint_ref(seq, attempt.step_name, attempt.attempt)
         await self._git.run(self.top, "update-ref", ref, sha, "")
         return kept
 
@@ -631,7 +588,7 @@ class Workspace:
         """One per passed step, oldest first: the integration tip right after
         its merge."""
         found: list[Checkpoint] = []
-        prefix = f"{self._ns}/checkpoints/"
+        prefix = self._names.checkpoints_prefix
         for ref, sha in await self._git.refs(prefix):
             seq, slug, attempt = ref.removeprefix(prefix).split("/")
             found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
@@ -826,7 +783,7 @@ class Workspace:
                 if e.path == self.integration_path:
                     continue
                 ours = is_under(e.path, self.root) or (e.branch or "").startswith(
-                    self._step_branches
+                    self._names.step_branches
                 )
                 if not ours or e.path in kept:
                     if e.path in kept and e.branch:
@@ -834,7 +791,7 @@ class Workspace:
                     continue
                 await self._git.remove_worktree(e.path)
                 removed_wt.append(e.path)
-            for ref, _ in await self._git.refs(self._step_branches):
+            for ref, _ in await self._git.refs(self._names.step_branches):
                 if ref not in kept_branches:
                     await self._git.run(self.top, "update-ref", "-d", ref)
                     removed_branches.append(ref.removeprefix("refs/heads/"))
@@ -859,9 +816,13 @@ class Workspace:
         the hidden refs stay, so the user can still merge and see diffs."""
         async with self._lock:
             for e in await self._git.worktrees():
-                if is_under(e.path, self.root) or (e.branch or "").startswith(self._step_branches):
+                if is_under(e.path, self.root) or (e.branch or "").startswith(
+                    self._names.step_branches
+                ):
                     await self._git.remove_worktree(e.path)
-            await self._git.delete_refs(ref for ref, _ in await self._git.refs(self._step_branches))
+            await self._git.delete_refs(
+                ref for ref, _ in await self._git.refs(self._names.step_branches)
+            )
             if self.root.exists():
                 await asyncio.to_thread(shutil.rmtree, self.root, ignore_errors=True)
 
@@ -875,7 +836,7 @@ class Workspace:
             "rev-parse",
             "--verify",
             "-q",
-            f"refs/heads/{self.integration_branch}",
+            self._names.integration_ref,
             check=False,
         )
         if tip.code != 0 or tip.out.strip() == self.base_sha:
@@ -890,14 +851,14 @@ class Workspace:
             "refs/tags/",
             "refs/remotes/",
         )
-        mine = (f"refs/heads/{self.integration_branch}", self._step_branches)
+        mine = (self._names.integration_ref, self._names.step_branches)
         return not [r for r in holders.out.split() if not r.startswith(mine)]
 
     async def checked_out_by_user(self) -> Path | None:
         """A checkout outside the engine's folder (the repository itself, or
         a worktree the user added) that has the integration branch: deleting
         the branch would leave it on a branch with no commit."""
-        ref = f"refs/heads/{self.integration_branch}"
+        ref = self._names.integration_ref
         for e in await self._git.worktrees():
             if e.branch == ref and e.path != self.integration_path:
                 if not is_under(e.path, self.root):
@@ -908,13 +869,11 @@ class Workspace:
         """The directive is deleted: `close()` plus the integration branch and
         every hidden ref (checkpoints, attempts, base)."""
         await self.close()
-        refs = [ref for ref, _ in await self._git.refs(f"{self._ns}/")]
-        user_ref = f"{self._ns}/user"
+        refs = [ref for ref, _ in await self._git.refs(f"{self._names.hidden}/")]
+        user_ref = self._names.user_ref
         await self._git.run(self.top, "symbolic-ref", "--delete", user_ref, check=False)
         await self._git.delete_refs(r for r in refs if r != user_ref)
-        await self._git.run(
-            self.top, "update-ref", "-d", f"refs/heads/{self.integration_branch}", check=False
-        )
+        await self._git.run(self.top, "update-ref", "-d", self._names.integration_ref, check=False)
 
 
 def _signature(path: Path) -> tuple[int, int]:

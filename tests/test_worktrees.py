@@ -16,7 +16,8 @@ import pytest
 
 from engine import git as worktrees  # the runner's module (`git` is this file's helper)
 from engine.git import GitError, run_git
-from engine.worktrees import Attempt, StaleAttemptError, Workspace, step_slug
+from engine.worktree_names import step_slug
+from engine.worktrees import Attempt, StaleAttemptError, Workspace
 
 DIRECTIVE = "d0123456789a"
 

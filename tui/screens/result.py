@@ -24,7 +24,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from engine.models import Actor, Directive, DirectiveStatus, Step
 from engine.store import StoreError
-from engine.worktrees import START_LABEL, Checkpoint, FastForwardOffer, step_slug
+from engine.worktree_names import step_slug
+from engine.worktrees import START_LABEL, Checkpoint, FastForwardOffer
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.screens.base import EngineScreen, refusable
