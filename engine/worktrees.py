@@ -30,6 +30,7 @@ from pathlib import Path
 from engine.changes import is_ignored
 from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
 from engine.git_repo import GitRepo, is_under
+from engine.integration_branch import IntegrationBranch
 from engine.worktree_names import WorktreeNames
 
 START_LABEL = "start: before any step"  # how the start point is named to a person
@@ -112,32 +113,31 @@ class Workspace:
         self,
         *,
         repo: Path,
-        top: Path,
         prefix: str,
-        directive_id: str,
-        root: Path,
+        git: GitRepo,
+        names: WorktreeNames,
+        integration: IntegrationBranch,
         base_sha: str,
         user_branch: str | None,
-        dirty_at_open: list[str],
         links: tuple[str, ...],
         artifacts: tuple[str, ...],
-        env: dict[str, str],
     ) -> None:
         self.repo = repo
-        self.top = top
+        self.top = git.top
         self.prefix = prefix
-        self.directive_id = directive_id
-        self.root = root
+        self.directive_id = names.directive_id
+        self.root = names.root
         self.base_sha = base_sha
         self.user_branch = user_branch
-        self.dirty_at_open = dirty_at_open
+        self.dirty_at_open: list[str] = []
         self.links = links
         self.artifacts = artifacts  # top-relative
-        self._names = WorktreeNames(directive_id, root)
-        self.integration_branch = self._names.integration_branch
-        self.integration_path = self._names.integration_path
-        self.artifacts_path = self._names.artifacts_path
-        self._git = GitRepo(top, env)
+        self.integration_branch = names.integration_branch
+        self.integration_path = names.integration_path
+        self.artifacts_path = names.artifacts_path
+        self._git = git
+        self._names = names
+        self._integration = integration
         self._lock = asyncio.Lock()  # merges, resets and pruning go one at a time
 
     # ------------------------------------------------------------------ open
@@ -205,102 +205,30 @@ class Workspace:
                     0,
                     f"{repo} is not in the last commit of {top}: commit it first",
                 )
+        git, names = GitRepo(top, env), WorktreeNames(directive_id, root)
+        integration = IntegrationBranch(git, names)
+        if look_only:
+            base_sha, user_branch = await integration.recorded_start()
+        else:
+            base_sha, user_branch = await integration.record_start(head.out.strip())
         ws = cls(
             repo=repo,
-            top=top,
             prefix=prefix,
-            directive_id=directive_id,
-            root=root,
-            base_sha="",
-            user_branch=None,
-            dirty_at_open=[],
+            git=git,
+            names=names,
+            integration=integration,
+            base_sha=base_sha,
+            user_branch=user_branch,
             links=tuple(links),
             artifacts=tuple(f"{prefix}{a}" for a in artifacts),
-            env=env,
         )
         if look_only:
-            await ws._recorded_start()
             return ws
-        await ws._record_start(head.out.strip())
-        ws.dirty_at_open = await ws._git.dirty(top)
+        ws.dirty_at_open = await git.dirty(top)
         root.mkdir(parents=True, exist_ok=True)
         async with ws._lock:
-            await ws._ensure_integration()
+            await integration.ensure_worktree()
         return ws
-
-    async def _record_start(self, head: str) -> None:
-        """First open: remember the base commit and the user's branch, and
-        create the integration branch there (create-only updates, so a
-        reopen never moves them)."""
-        base_ref, user_ref = self._names.base_ref, self._names.user_ref
-        found = await self._git.run(self.top, "rev-parse", "--verify", "-q", base_ref, check=False)
-        if found.code != 0:
-            await self._git.run(self.top, "update-ref", base_ref, head, "")
-            branch = await self._git.run(self.top, "symbolic-ref", "-q", "HEAD", check=False)
-            if branch.code == 0 and branch.out.strip().startswith("refs/heads/"):
-                await self._git.run(self.top, "symbolic-ref", user_ref, branch.out.strip())
-        await self._recorded_start()
-        integration = self._names.integration_ref
-        exists = await self._git.run(
-            self.top, "rev-parse", "--verify", "-q", integration, check=False
-        )
-        if exists.code != 0:
-            await self._git.run(self.top, "update-ref", integration, self.base_sha, "")
-
-    async def _recorded_start(self) -> None:
-        """Read the base commit and the user's branch the first open recorded."""
-        found = await self._git.run(
-            self.top, "rev-parse", "--verify", "-q", self._names.base_ref, check=False
-        )
-        if found.code != 0:
-            raise ValueError(
-                f"directive {self.directive_id} has no branch in {self.top}: no step of it ran there"
-            )
-        self.base_sha = found.out.strip()
-        user = await self._git.run(
-            self.top, "symbolic-ref", "-q", self._names.user_ref, check=False
-        )
-        if user.code == 0:
-            self.user_branch = user.out.strip().removeprefix("refs/heads/")
-
-    # -------------------------------------------------------------- helpers
-
-    async def _ensure_integration(self) -> None:
-        """The integration worktree exists, sits on the integration branch and
-        is clean (a crash mid-merge leaves MERGE_HEAD and a dirty tree)."""
-        path, ref = self.integration_path, self._names.integration_ref
-        entries = await self._git.worktrees()
-        for e in entries:
-            if e.branch == ref and e.path != path:
-                raise GitError(
-                    ["worktree", "add", str(path), self.integration_branch],
-                    self.top,
-                    None,
-                    f"{self.integration_branch} is checked out in {e.path}; switch that "
-                    "checkout to another branch so the directive can merge into it",
-                )
-        mine = next((e for e in entries if e.path == path), None)
-        if mine is not None and (mine.branch != ref or not (path / ".git").exists()):
-            await self._git.remove_worktree(path)
-            mine = None
-        if mine is None:
-            if path.exists():
-                await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
-            await self._git.run(
-                self.top, "worktree", "add", "-q", str(path), self.integration_branch
-            )
-            return
-        in_merge = await self._git.run(
-            path, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False
-        )
-        if in_merge.code == 0:
-            await self._git.run(path, "merge", "--abort", check=False)
-        if await self._git.dirty(path):
-            await self._git.run(path, "reset", "--hard", "-q", "HEAD")
-            await self._git.run(path, "clean", "-fdxq")
-
-    async def _integration_tip(self) -> str:
-        return await self._git.rev(self._names.integration_ref)
 
     # ------------------------------------------------------------- attempts
 
@@ -315,7 +243,7 @@ class Workspace:
         path, branch = self._names.attempt(step_name, attempt)
         carried = await self._git.rev(from_commit) if from_commit else None
         async with self._lock:
-            base = await self._integration_tip()
+            base = await self._integration.tip()
             await self._drop_attempt(path, branch)
             await self._git.run(self.top, "worktree", "add", "-q", "-b", branch, str(path), base)
         path = path.resolve()
@@ -477,7 +405,7 @@ class Workspace:
                 "call commit_attempt first"
             )
         async with self._lock:
-            await self._ensure_integration()
+            await self._integration.ensure_worktree()
             before = await self._git.rev("HEAD", self.integration_path)
             if not await self._git.is_ancestor(attempt.base_sha, before):
                 raise StaleAttemptError(
@@ -640,7 +568,7 @@ class Workspace:
         (StaleAttemptError)."""
         async with self._lock:
             target, dropped = await self.dropped_by_reset(point)
-            await self._ensure_integration()
+            await self._integration.ensure_worktree()
             await self._git.run(self.integration_path, "reset", "--hard", "-q", target)
             await self._git.delete_refs(c.ref for c in dropped)
             for c in dropped:
@@ -684,7 +612,7 @@ class Workspace:
         return await self.diff(attempt.base_sha, attempt.commit_sha or attempt.start_sha)
 
     async def integration_tip(self) -> str:
-        return await self._integration_tip()
+        return await self._integration.tip()
 
     async def holds(self, sha: str, tip: str) -> bool:
         """Whether `tip`'s history holds `sha`: an attempt started from
@@ -696,14 +624,14 @@ class Workspace:
 
     async def final_diff(self, *, stat: bool = False) -> str:
         """Everything the directive did: base .. integration tip."""
-        return await self.diff(self.base_sha, await self._integration_tip(), stat=stat)
+        return await self.diff(self.base_sha, await self._integration.tip(), stat=stat)
 
     # ----------------------------------------------------- the user's branch
 
     async def offer_fast_forward(self) -> FastForwardOffer:
         """Can the user's branch (the one checked out when the directive
         started) be fast-forwarded to the integration tip? Read only."""
-        tip = await self._integration_tip()
+        tip = await self._integration.tip()
         branch = self.user_branch
 
         def no(reason: str, where: Path | None = None) -> FastForwardOffer:
@@ -807,7 +735,7 @@ class Workspace:
                         child.unlink(missing_ok=True)
                     removed_folders.append(child)
             self.root.mkdir(parents=True, exist_ok=True)
-            await self._ensure_integration()
+            await self._integration.ensure_worktree()
         return PruneReport(removed_wt, removed_branches, removed_folders)
 
     async def close(self) -> None:
