@@ -12,8 +12,11 @@ call, never when the app starts.
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -222,6 +225,16 @@ _ERROR_RULES = [
         LLMErrorKind.TIMEOUT,
         "the Anthropic API did not answer within {timeout}s{still}",
     ),
+    *(
+        _ErrorRule(
+            "APIConnectionError",
+            LLMErrorKind.CONNECTION,
+            "the connection to the Anthropic API at {base_url} broke off before the answer "
+            "was whole{still}",
+            cause=cause,
+        )
+        for cause in ("RemoteProtocolError", "ReadError")
+    ),
     _ErrorRule(
         "APIConnectionError",
         LLMErrorKind.CONNECTION,
@@ -245,12 +258,15 @@ def _block_param(block: Any) -> dict[str, Any]:
 
 
 def usage_of(message: Any) -> TokenUsage:
-    """The SDK's usage block as our TokenUsage (missing counts are zero)."""
+    """The SDK's usage block as our TokenUsage (missing or negative counts
+    are zero)."""
     usage = getattr(message, "usage", None)
 
     def count(name: str) -> int:
+        # A negative count would be a refund: the cost breaker would be
+        # moved back by whatever a broken server or proxy reported.
         value = getattr(usage, name, None) if usage is not None else None
-        return int(value) if isinstance(value, int) else 0
+        return max(value, 0) if isinstance(value, int) else 0
 
     return TokenUsage(
         input_tokens=count("input_tokens"),
@@ -475,10 +491,20 @@ class LLMClient:
     # -- helpers --------------------------------------------------------------
 
     def _priced(self, message: Any, model: str) -> LLMResponse:
-        if not isinstance(getattr(message, "content", None), list):
+        content = getattr(message, "content", None)
+        if not isinstance(content, list):
             raise LLMError(
                 LLMErrorKind.MALFORMED,
                 "the Anthropic API answered with something that is not a message (no content list)",
+            )
+        if not all(isinstance(getattr(b, "type", None), str) for b in content):
+            # Blocks without a type (bare strings) cannot be read or sent
+            # back as history: the agent failed on them with AttributeError.
+            raise LLMError(
+                LLMErrorKind.MALFORMED,
+                "the Anthropic API answered with a message whose content is not content blocks",
+                usage=usage_of(message),
+                cost_usd=pricing.cost_usd(model, usage_of(message)),
             )
         served = getattr(message, "model", None)
         priced_as = served if isinstance(served, str) and pricing.is_known(served) else model
@@ -520,13 +546,17 @@ class LLMClient:
 
 
 def _asked_wait_s(headers: Any) -> float:
-    """The wait the API's retry-after headers ask for, in seconds (0: none)."""
+    """The wait the API's retry-after headers ask for, in seconds (0: none),
+    read as the SDK reads them: milliseconds, else seconds, else an HTTP
+    date (which it sleeps until, days away or not)."""
     for name, per_second in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         try:
-            return max(float(headers.get(name, "")) / per_second, 0.0)
+            seconds = float(headers.get(name, "")) / per_second
         except (TypeError, ValueError):
             continue
-    return 0.0
+        return seconds if seconds > 0 else 0.0  # NaN too: the SDK backs off as usual
+    date = email.utils.parsedate_tz(headers.get("retry-after") or "")
+    return max(email.utils.mktime_tz(date) - time.time(), 0.0) if date else 0.0
 
 
 async def _no_long_waits(request: Any, call_next: Any) -> Any:
@@ -546,7 +576,9 @@ def _wait_asked(exc: Exception) -> str:
     seconds = _asked_wait_s(getattr(response, "headers", None) or {})
     if seconds <= LONGEST_WAIT_S:
         return ""
-    return f" (the API asked to wait {seconds:g}s before trying again)"
+    if seconds == math.inf:
+        return " (the API asked to wait for ever before trying again)"
+    return f" (the API asked to wait {seconds:.0f}s before trying again)"
 
 
 def _retries_taken(exc: Exception, allowed: int) -> int:

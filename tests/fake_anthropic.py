@@ -95,6 +95,9 @@ class Scripted:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    # Send only this many bytes of the body, then close the connection (a
+    # server or proxy that dies mid-answer). None: the whole body.
+    cut_after: int | None = None
 
 
 Responder = Callable[[Recorded], Scripted]
@@ -212,6 +215,12 @@ class FakeAnthropic:
         }
         self.push(Scripted(status, body, extra))
 
+    def cut_off(self, after_bytes: int = 10) -> None:
+        """Queue an answer that starts (200, its headers, `after_bytes` of a
+        message) and then the connection closes."""
+        message = {"type": "message", "role": "assistant", "content": [], "usage": DEFAULT_USAGE}
+        self.push(Scripted(200, message, cut_after=after_bytes))
+
     def push(self, answer: Scripted | Responder) -> None:
         with self._lock:
             self._queue.append(answer)
@@ -280,6 +289,11 @@ class FakeAnthropic:
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
+                    if answer.cut_after is not None:
+                        self.wfile.write(payload[: answer.cut_after])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer

@@ -3,7 +3,9 @@ failures (401, 429/529 after retries, refusal, malformed) and key hygiene."""
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import re
 import socket
 import time
 
@@ -16,6 +18,8 @@ from engine.pricing import cost_usd
 from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
 
 pytest_plugins = ["tests.conftest_llm"]
+
+MODEL = "claude-sonnet-5-5"  # the default, which the fake echoes back
 
 
 class Verdict(BaseModel):
@@ -178,6 +182,73 @@ async def test_a_wait_asked_for_over_a_minute_fails_at_once_saying_so(
     fake_api.error(529, "Overloaded", retry_after_ms=None, headers={"retry-after": "0.2"})
     fake_api.reply("ok")
     assert (await client.create(messages=[{"role": "user", "content": "x"}])).text == "ok"
+
+
+async def test_a_wait_asked_for_as_a_date_fails_at_once_saying_how_long(
+    fake_api: FakeAnthropic,
+) -> None:
+    """retry-after may be an HTTP date, which the SDK sleeps until: two hours
+    here, in silence inside one call (a date years away: years)."""
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=3)
+    until = email.utils.formatdate(time.time() + 7200, usegmt=True)
+    fake_api.error(429, "slow down", retry_after_ms=None, headers={"retry-after": until})
+    started = time.monotonic()
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert time.monotonic() - started < 10
+    assert len(fake_api.requests) == 1
+    waited = re.search(r"\(the API asked to wait (\d+)s before trying again\)$", str(caught.value))
+    assert waited and 7000 < int(waited[1]) <= 7200
+
+
+async def test_a_wait_of_infinity_or_nan_reads_as_what_it_means(fake_api: FakeAnthropic) -> None:
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=1)
+    fake_api.error(529, "Overloaded", retry_after_ms=None, headers={"retry-after": "inf"})
+    with pytest.raises(LLMError) as caught:
+        await client.create(messages=[{"role": "user", "content": "x"}])
+    assert str(caught.value).endswith("(the API asked to wait for ever before trying again)")
+    assert len(fake_api.requests) == 1
+    # NaN asks for nothing: the SDK backs off as usual, and nothing says "nans".
+    fake_api.error(529, "Overloaded", retry_after_ms=None, headers={"retry-after-ms": "nan"})
+    fake_api.reply("ok")
+    assert (await client.create(messages=[{"role": "user", "content": "x"}])).text == "ok"
+
+
+async def test_negative_token_counts_cost_nothing_rather_than_refund(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    """A broken server or proxy reporting -1,000,000 input tokens made the
+    call cost -$2: the directive's total went down and the cost breaker back."""
+    fake_api.reply("hi", usage=usage(-1_000_000, 10))
+    response = await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert response.usage == TokenUsage(input_tokens=0, output_tokens=10)
+    assert response.cost_usd == pytest.approx(cost_usd(MODEL, TokenUsage(output_tokens=10)))
+
+
+async def test_content_that_is_not_blocks_is_malformed(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    fake_api.reply(content=["hi"], usage=usage(100, 10))
+    with pytest.raises(LLMError) as caught:
+        await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert caught.value.kind is LLMErrorKind.MALFORMED
+    assert "content is not content blocks" in str(caught.value)
+    assert caught.value.cost_usd == pytest.approx(cost_usd(MODEL, TokenUsage(**usage(100, 10))))
+
+
+async def test_a_connection_cut_mid_answer_says_so_not_could_not_connect(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    fake_api.cut_off()
+    fake_api.cut_off()
+    with pytest.raises(LLMError) as caught:
+        await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert caught.value.kind is LLMErrorKind.CONNECTION
+    assert str(caught.value).startswith(
+        f"the connection to the Anthropic API at {fake_api.base_url} broke off before the "
+        "answer was whole, still after 1 retry"
+    )
+    assert len(fake_api.requests) == 2
 
 
 async def test_without_retries_the_error_does_not_claim_any(fake_api: FakeAnthropic) -> None:
