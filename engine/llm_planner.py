@@ -12,6 +12,7 @@ model what already passed (kept as it is), what failed and why.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -138,9 +139,13 @@ def _replan_text(replan: ReplanContext) -> str:
 
 
 def _one_line(name: str) -> str:
-    """A name with its whitespace runs (newlines too) made single spaces: a
-    step name is printed in one-line events, the headless output and the DAG."""
-    return " ".join(name.split())
+    """A name with its whitespace runs (newlines too) made single spaces and
+    its other control and invisible characters (an escape sequence's ESC, a
+    NUL, a zero-width space) dropped: a step name is printed in one-line
+    events, the headless output and the DAG, and a directive file may not
+    hold them either. Dependencies are cleaned alike, so they still match."""
+    shown = "".join(c for c in name if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
+    return " ".join(shown.split())
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -156,7 +161,7 @@ def _to_specs(draft: ChainDraft) -> list[StepSpec]:
     problems = [
         f"step {i} of the chain has an empty {what}"
         for i, s in enumerate(draft.steps, 1)
-        for what, text in (("name", s.name), ("description", s.description))
+        for what, text in (("name", _one_line(s.name)), ("description", s.description))
         if not text.strip()
     ]
     if problems:

@@ -259,6 +259,30 @@ async def test_step_names_are_one_line_and_short(
     )
 
 
+async def test_control_and_invisible_characters_leave_step_names(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """A directive file may not name a step with an escape sequence or a NUL;
+    the model could, and its names reached the terminal and the database as
+    written. A name of nothing but such characters is a blank one, sent back."""
+    fake_api.reply_json({"rationale": "", "steps": [step("\u200b\x1b", "implement", [], ["R1"])]})
+    fake_api.reply_json(
+        {
+            "rationale": "",
+            "steps": [
+                step("fix\x1b[2J-bug\x00", "implement", [], ["R1"]),
+                step("test\u200b-it", "test", ["fix\x1b[2J-bug"], ["R1"]),
+            ],
+        }
+    )
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert [(s.name, s.depends_on) for s in chain.steps] == [
+        ("fix[2J-bug", []),
+        ("test-it", ["fix[2J-bug"]),
+    ]
+    assert "step 1 of the chain has an empty name" in fake_api.requests[1].last_user_text
+
+
 async def test_a_plan_longer_than_the_bound_is_sent_back(
     fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
 ) -> None:
