@@ -39,6 +39,7 @@ from tui.screens.directive import DirectiveScreen
 from tui.screens.help import help_sections
 from tui.screens.home import HomeScreen
 from tui.screens.new_directive import NewDirectiveScreen
+from tui.widgets.approvals import ApprovalsPanel
 
 
 async def test_enter_on_the_approvals_panel_of_a_directive_answers_the_row(
@@ -66,13 +67,15 @@ async def test_a_failed_step_s_escalation_is_offered_as_a_decision_not_an_approv
     """A step whose command failed asks retry, skip, replan or stop: the
     footer and help offered "a Approve d Deny c Changes" for it. With only
     escalations pending, `a` is Decide (d and c open the same choice); a
-    step review waiting beside one brings back the three."""
+    step review in hand beside one brings back the three."""
     app = app_for(tmp_path, Script(fail={"build": "exit 1"}, scores={"check": [0.6]}))
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("check", [])]))
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
         await until(pilot, lambda: len(screen.approvals) == 2, "an escalation and a review")
+        screen.dag.focus_step(_step_id(screen, "check"))
+        await until(pilot, lambda: "d" in _footer_keys(screen), "the review's keys")
         assert _footer_keys(screen)[1:4] == ["a", "d", "c"]
         assert ("a", "Approve") in help_sections(screen)[0][1]
 
@@ -92,6 +95,44 @@ async def test_a_failed_step_s_escalation_is_offered_as_a_decision_not_an_approv
         assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
         await pilot.press("escape")
         assert (await engine(app).store.pending_approvals(did))[0].pending
+
+
+async def test_the_footer_names_a_for_the_approval_it_answers(tmp_path: Path) -> None:
+    """With a review and an escalation both pending, the footer said
+    "a Approve" while the escalation was the one in hand, and `a` opened
+    its retry/skip/replan/stop choice. It follows the approval the keys
+    answer: the focused step's, or the approvals panel's highlighted row."""
+    app = app_for(tmp_path, Script(fail={"build": "exit 1"}, scores={"check": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", []), ("check", [])]))
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        await until(pilot, lambda: len(screen.approvals) == 2, "an escalation and a review")
+
+        screen.dag.focus_step(_step_id(screen, "build"))  # failed: its escalation
+        await until(pilot, lambda: "d" not in _footer_keys(screen), "Decide for the escalation")
+        assert ("a", "Decide") in help_sections(screen)[0][1]
+        screen.dag.focus_step(_step_id(screen, "check"))  # scored yellow: its review
+        await until(pilot, lambda: "d" in _footer_keys(screen), "Approve for the review")
+        assert ("a", "Approve") in help_sections(screen)[0][1]
+
+        await pilot.press("2")  # the approvals panel: its highlighted row is in hand
+        panel = screen.query_one(ApprovalsPanel)
+        await until(pilot, lambda: screen.focused is panel, "the panel focused")
+        for _ in range(len(screen.approvals)):
+            in_hand = panel.selected
+            assert in_hand is not None
+            decide = in_hand.kind is ApprovalKind.ESCALATION
+            await until(
+                pilot,
+                lambda decide=decide: ("d" not in _footer_keys(screen)) == decide,
+                f"the footer to follow the {in_hand.kind.value} row",
+            )
+            await pilot.press("down")
+
+
+def _step_id(screen: DirectiveScreen, name: str) -> str:
+    return next(s.id for s in screen.dag.steps if s.name == name)
 
 
 async def test_a_directive_that_needs_claude_is_not_started_without_a_key(

@@ -35,10 +35,10 @@ if TYPE_CHECKING:
 D = ApprovalDecision
 
 # Offered while an approval is pending on the screen (`pending_approvals`);
-# otherwise the same keys say there is none. While every pending one is an
-# escalation (a blocked or failed step: retry, skip, replan or stop, never
-# approve or deny) the footer offers `a` as Decide, and `d`, `c` open the
-# same choice.
+# otherwise the same keys say there is none. While the approval the keys
+# answer (`current_approval`) is an escalation (a blocked or failed step:
+# retry, skip, replan or stop, never approve or deny) the footer offers `a`
+# as Decide, and `d`, `c` open the same choice.
 APPROVAL_BINDINGS = [
     Binding("a", "approval('approve')", "Approve"),
     Binding("d", "approval('deny')", "Deny"),
@@ -129,7 +129,7 @@ class EngineScreen(Screen[None]):
         if action == "resume" and self.command_directive() is None:
             return False  # `p` says "pause" until there is something to resume
         if action == "approval" and self.pending_approvals():
-            return (parameters == (DECIDE,)) == self.escalations_only()
+            return (parameters == (DECIDE,)) == self.escalation_in_hand()
         return self.refusal(action) is None
 
     def action_refuse(self, action: str) -> None:
@@ -266,14 +266,14 @@ class EngineScreen(Screen[None]):
     def pending_approvals(self) -> bool:
         return bool(self.approvals_here())
 
-    def escalations_only(self) -> bool:
-        """Whether every approval pending here is an escalation."""
-        pending = self.approvals_here()
-        return bool(pending) and all(a.kind is ApprovalKind.ESCALATION for a in pending)
+    def escalation_in_hand(self) -> bool:
+        """Whether the approval the keys answer now is an escalation."""
+        approval = self.current_approval() if self.pending_approvals() else None
+        return approval is not None and approval.kind is ApprovalKind.ESCALATION
 
     def approval_keys(self) -> tuple[bool, bool]:
         """What the approval keys in the footer depend on."""
-        return self.pending_approvals(), self.escalations_only()
+        return self.pending_approvals(), self.escalation_in_hand()
 
     async def action_approval(self, intent: str) -> None:
         """Open the confirm modal for the current approval, then answer it."""

@@ -259,6 +259,14 @@ class DirectiveScreen(EngineScreen):
 
     def on_dag_view_focused(self, message: DagView.Focused) -> None:
         self.show_detail()
+        self._follow_bindings()  # the keys answer the focused step's approval
+
+    def on_descendant_focus(self) -> None:
+        self._follow_bindings()  # the approvals panel's row, or the focused step's
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if isinstance(event.data_table, ApprovalsPanel):
+            self._follow_bindings()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a row of the approvals panel answers it, as on home."""
@@ -338,11 +346,12 @@ class DirectiveScreen(EngineScreen):
     def _follow_bindings(self) -> None:
         """The footer shows the directive's keys (pause or resume, stop) and
         the approval keys, so it is redrawn only when the directive's status
-        changes or its approvals come or go (read on an approval's event, not
-        per event). The step keys stay out of it and are checked when
-        pressed: following the focused step redrew the footer on every arrow
-        key, and the widgets it threw away doubled the longest
-        garbage-collector pause during a burst."""
+        changes, its approvals come or go (read on an approval's event, not
+        per event), or the approval the keys answer turns from a review to
+        an escalation or back (`a` is Approve or Decide). The step keys stay
+        out of it and are checked when pressed: following the focused step
+        redrew the footer on every arrow key, and the widgets it threw away
+        doubled the longest garbage-collector pause during a burst."""
         status = self.directive.status if self.directive else None
         self.follow_bindings((status, self.approval_keys()))
 

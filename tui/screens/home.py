@@ -151,14 +151,17 @@ class HomeScreen(EngineScreen):
 
     def _follow_bindings(self) -> None:
         """The keys depend on the selected directive's status, not on which
-        one it is (moving between rows of one status redraws nothing), and
-        on whether any approval is pending."""
+        one it is (moving between rows of one status redraws nothing), on
+        whether any approval is pending, and on whether the one the keys
+        answer is an escalation (`a` is Decide then)."""
         d = self.selected
         self.follow_bindings((d.status if d else None, self.approval_keys()))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "directives":
-            self._follow_bindings()
+        self._follow_bindings()  # a directive's keys, or the approval the keys answer
+
+    def on_descendant_focus(self) -> None:
+        self._follow_bindings()  # the approvals panel's row, or the directive's first
 
     def _need_selection(self) -> Directive | None:
         if self.not_ready():
