@@ -21,7 +21,9 @@ from engine.models import (
 )
 from engine.models import StepStatus as S
 from engine.planner import PlannedChain
-from engine.store import READY_SQL, Tx, _list_steps
+from engine.rows import READY_SQL
+from engine.rows import list_steps as _list_steps
+from engine.store import Tx
 from engine.transitions import STEP_DONE
 
 # Statuses a superseded chain's steps are moved out of.

@@ -32,7 +32,8 @@ from engine.models import (
 )
 from engine.planner import PlannedChain, ReplanContext
 from engine.refusals import EngineError
-from engine.store import Tx, _list_steps
+from engine.rows import list_steps as _list_steps
+from engine.store import Tx
 from engine.text import clip
 from engine.transitions import DIRECTIVE_TERMINAL
 

@@ -20,13 +20,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from pydantic import BaseModel
-from pydantic_core import to_json
 
 from engine.events import (
     ClockChanged,
@@ -48,11 +45,21 @@ from engine.models import (
     Progress,
     Step,
     StepRun,
-    StepSpec,
     StepStatus,
-    TokenUsage,
-    VerifierResult,
     now,
+)
+from engine.rows import (
+    DIRECTIVE_HEAD,
+    READY_SQL,
+    approval_from_row,
+    chain_from_row,
+    directive_from_row,
+    directive_spec,
+    dump,
+    evaluation_from_row,
+    list_steps,
+    run_from_row,
+    step_from_row,
 )
 from engine.transitions import STEP_TRANSITIONS, check_directive, check_step
 
@@ -210,14 +217,6 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Appended to a `WHERE` on `chain_steps s`: pending steps whose every
-# dependency passed or was skipped (ready to be promoted).
-READY_SQL = (
-    " AND s.status = 'pending' AND NOT EXISTS ("
-    " SELECT 1 FROM step_deps d JOIN chain_steps p ON p.id = d.depends_on"
-    " WHERE d.step_id = s.id AND p.status NOT IN ('passed', 'skipped'))"
-)
-
 
 class StoreError(RuntimeError):
     pass
@@ -225,51 +224,6 @@ class StoreError(RuntimeError):
 
 class NotFound(StoreError):
     pass
-
-
-# --------------------------------------------------------------------------
-# Row <-> model mapping: per table, which columns hold JSON and which model.
-# --------------------------------------------------------------------------
-
-
-def _dump(value: Any) -> Any:
-    """Column value: models, lists and dicts as JSON text; the rest as is
-    (str enums are str, which sqlite3 stores as text)."""
-    if isinstance(value, (BaseModel, list, dict)):
-        return to_json(value).decode()
-    return value
-
-
-@lru_cache(maxsize=64)
-def _directive_spec(text: str) -> DirectiveSpec:
-    """The spec holds every planned step: parsing it is O(steps), and the
-    engine reads the directive several times per step. The text changes only
-    when the limits do, and nothing mutates a spec in place (changes are
-    `model_copy`), so one parsed object per text serves every read."""
-    return DirectiveSpec.model_validate_json(text)
-
-
-@lru_cache(maxsize=4096)
-def _step_spec(text: str) -> StepSpec:
-    """A step's spec never changes once its chain is stored: one parse per
-    text serves every status change of the step."""
-    return StepSpec.model_validate_json(text)
-
-
-def _directive(row: sqlite3.Row, spec: DirectiveSpec | None = None) -> Directive:
-    d = dict(row)
-    text = d.pop("spec", None)
-    d["spec"] = spec if spec is not None else _directive_spec(text)
-    d.pop("title", None)
-    d.pop("spec_rev", None)
-    return Directive.model_validate(d)
-
-
-def _step(row: sqlite3.Row, deps: list[str]) -> Step:
-    d = dict(row)
-    d["spec"] = _step_spec(d["spec"])
-    d["depends_on"] = deps
-    return Step.model_validate(d)
 
 
 class Connection(sqlite3.Connection):
@@ -280,38 +234,6 @@ class Connection(sqlite3.Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.specs: dict[tuple[str, int], DirectiveSpec] = {}
-
-
-# Every directive column but the spec text, which `Tx.directive` fetches
-# only when its connection has not parsed this revision yet.
-_DIRECTIVE_HEAD = ", ".join(f for f in Directive.model_fields if f != "spec") + ", spec_rev"
-
-
-def _run(row: sqlite3.Row) -> StepRun:
-    d = dict(row)
-    d["modified_files"] = json.loads(d["modified_files"])
-    d["usage"] = TokenUsage.model_validate_json(d["usage"])
-    return StepRun.model_validate(d)
-
-
-def _evaluation(row: sqlite3.Row) -> Evaluation:
-    d = dict(row)
-    d["results"] = [VerifierResult.model_validate(r) for r in json.loads(d["results"])]
-    d["flags"] = json.loads(d["flags"])
-    d["passed"] = bool(d["passed"])
-    return Evaluation.model_validate(d)
-
-
-def _approval(row: sqlite3.Row) -> ApprovalRequest:
-    d = dict(row)
-    d["options"] = json.loads(d["options"])
-    return ApprovalRequest.model_validate(d)
-
-
-def _chain(row: sqlite3.Row) -> Chain:
-    d = dict(row)
-    d["superseded"] = bool(d["superseded"])
-    return Chain.model_validate(d)
 
 
 # --------------------------------------------------------------------------
@@ -337,7 +259,7 @@ class Tx:
         cols = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         self.conn.execute(
-            f"INSERT INTO {table} ({cols}) VALUES ({marks})", [_dump(v) for v in values.values()]
+            f"INSERT INTO {table} ({cols}) VALUES ({marks})", [dump(v) for v in values.values()]
         )
 
     def update(self, table: str, row_id: str, **values: Any) -> None:
@@ -353,7 +275,7 @@ class Tx:
         where = "".join(f" AND {k} = ?" for k in guard)
         cur = self.conn.execute(
             f"UPDATE {table} SET {sets} WHERE id = ?{where}",
-            [*map(_dump, values.values()), row_id, *map(_dump, guard.values())],
+            [*map(dump, values.values()), row_id, *map(dump, guard.values())],
         )
         return cur.rowcount == 1
 
@@ -363,7 +285,7 @@ class Tx:
     # -- records ------------------------------------------------------------
 
     def directive(self, directive_id: str) -> Directive:
-        row = self.one(f"SELECT {_DIRECTIVE_HEAD} FROM directives WHERE id = ?", (directive_id,))
+        row = self.one(f"SELECT {DIRECTIVE_HEAD} FROM directives WHERE id = ?", (directive_id,))
         if row is None:
             raise NotFound(f"no directive with id {directive_id!r}")
         specs: dict[tuple[str, int], DirectiveSpec] = getattr(self.conn, "specs", {})
@@ -371,10 +293,10 @@ class Tx:
         spec = specs.get(key)
         if spec is None:
             text = self.one("SELECT spec FROM directives WHERE id = ?", (directive_id,))[0]
-            spec = specs[key] = _directive_spec(text)
+            spec = specs[key] = directive_spec(text)
             if len(specs) > 256:  # old revisions of long-lived connections
                 del specs[next(iter(specs))]
-        return _directive(row, spec)
+        return directive_from_row(row, spec)
 
     def set_spec(self, directive_id: str, spec: DirectiveSpec) -> None:
         """The one way to change a stored spec: its revision moves with it."""
@@ -392,7 +314,7 @@ class Tx:
             " ORDER BY generation DESC LIMIT 1",
             (directive_id,),
         )
-        return _chain(row) if row else None
+        return chain_from_row(row) if row else None
 
     def step(self, step_id: str) -> Step:
         row = self.one("SELECT * FROM chain_steps WHERE id = ?", (step_id,))
@@ -404,13 +326,13 @@ class Tx:
                 "SELECT depends_on FROM step_deps WHERE step_id = ?", (step_id,)
             )
         ]
-        return _step(row, deps)
+        return step_from_row(row, deps)
 
     def approval(self, approval_id: str) -> ApprovalRequest:
         row = self.one("SELECT * FROM approval_requests WHERE id = ?", (approval_id,))
         if row is None:
             raise NotFound(f"no approval with id {approval_id!r}")
-        return _approval(row)
+        return approval_from_row(row)
 
     def add_directive(self, d: Directive) -> None:
         self.insert(
@@ -779,7 +701,7 @@ class Store:
 
     async def list_directives(self) -> list[Directive]:
         rows = await self._conn.execute_fetchall("SELECT * FROM directives ORDER BY created_at")
-        return [_directive(r) for r in rows]
+        return [directive_from_row(r) for r in rows]
 
     async def find_directive(self, prefix: str) -> Directive:
         """By id or unique id prefix: what a person types in the CLI."""
@@ -788,7 +710,7 @@ class Store:
             raise NotFound(f"no directive with id {prefix!r}")
         if len(rows) > 1:
             raise NotFound(_ambiguous(prefix, "directive", rows))
-        return _directive(rows[0])
+        return directive_from_row(rows[0])
 
     async def current_chain(self, directive_id: str) -> Chain | None:
         return await self._call(lambda c: Tx(c).current_chain(directive_id))
@@ -798,10 +720,10 @@ class Store:
             "SELECT * FROM directive_chains WHERE directive_id = ? ORDER BY generation",
             (directive_id,),
         )
-        return [_chain(r) for r in rows]
+        return [chain_from_row(r) for r in rows]
 
     async def list_steps(self, chain_id: str) -> list[Step]:
-        return await self._call(_list_steps, "s.chain_id = ?", (chain_id,))
+        return await self._call(list_steps, "s.chain_id = ?", (chain_id,))
 
     async def get_step(self, step_id: str) -> Step:
         return await self._call(lambda c: Tx(c).step(step_id))
@@ -809,26 +731,26 @@ class Store:
     async def find_ready_steps(self, chain_id: str) -> list[Step]:
         """Pending steps whose dependencies all passed or were skipped (the
         rule the driver promotes by)."""
-        return await self._call(_list_steps, "s.chain_id = ?" + READY_SQL, (chain_id,))
+        return await self._call(list_steps, "s.chain_id = ?" + READY_SQL, (chain_id,))
 
     async def steps_in(self, chain_id: str, statuses: Iterable[StepStatus]) -> list[Step]:
         wanted = [s.value for s in statuses]
         marks = ", ".join("?" for _ in wanted)
         return await self._call(
-            _list_steps, f"s.chain_id = ? AND s.status IN ({marks})", (chain_id, *wanted)
+            list_steps, f"s.chain_id = ? AND s.status IN ({marks})", (chain_id, *wanted)
         )
 
     async def list_runs(self, step_id: str) -> list[StepRun]:
         rows = await self._conn.execute_fetchall(
             "SELECT * FROM step_runs WHERE step_id = ? ORDER BY attempt", (step_id,)
         )
-        return [_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     async def list_evaluations(self, step_id: str) -> list[Evaluation]:
         rows = await self._conn.execute_fetchall(
             "SELECT * FROM directive_evaluations WHERE step_id = ? ORDER BY created_at", (step_id,)
         )
-        return [_evaluation(r) for r in rows]
+        return [evaluation_from_row(r) for r in rows]
 
     async def get_evaluation(self, evaluation_id: str) -> Evaluation:
         rows = await self._conn.execute_fetchall(
@@ -836,7 +758,7 @@ class Store:
         )
         if not rows:
             raise NotFound(f"no evaluation with id {evaluation_id!r}")
-        return _evaluation(rows[0])
+        return evaluation_from_row(rows[0])
 
     async def get_approval(self, approval_id: str) -> ApprovalRequest:
         return await self._call(lambda c: Tx(c).approval(approval_id))
@@ -848,7 +770,7 @@ class Store:
             raise NotFound(f"no approval with id {prefix!r}")
         if len(rows) > 1:
             raise NotFound(_ambiguous(prefix, "approval", rows))
-        return _approval(rows[0])
+        return approval_from_row(rows[0])
 
     async def _by_prefix(self, table: str, prefix: str, what: str) -> list[Any]:
         """The rows whose id starts with `prefix` (one more than an ambiguous
@@ -869,14 +791,14 @@ class Store:
             sql += " AND directive_id = ?"
             params.append(directive_id)
         rows = await self._conn.execute_fetchall(sql + " ORDER BY created_at, rowid", params)
-        return [_approval(r) for r in rows]
+        return [approval_from_row(r) for r in rows]
 
     async def list_approvals(self, directive_id: str) -> list[ApprovalRequest]:
         rows = await self._conn.execute_fetchall(
             "SELECT * FROM approval_requests WHERE directive_id = ? ORDER BY created_at, rowid",
             (directive_id,),
         )
-        return [_approval(r) for r in rows]
+        return [approval_from_row(r) for r in rows]
 
     async def list_events(
         self, directive_id: str, *, after_seq: int = 0, limit: int | None = None
@@ -1045,21 +967,3 @@ def _forget_specs(conn: sqlite3.Connection) -> None:
     specs = getattr(conn, "specs", None)
     if specs is not None:
         specs.clear()
-
-
-def _list_steps(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[Step]:
-    rows = conn.execute(
-        f"SELECT s.* FROM chain_steps s WHERE {where} ORDER BY s.layer, s.row", params
-    ).fetchall()
-    if not rows:
-        return []
-    ids = [r["id"] for r in rows]
-    deps: dict[str, list[str]] = {i: [] for i in ids}
-    for chunk_start in range(0, len(ids), 500):
-        chunk = ids[chunk_start : chunk_start + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for step_id, dep in conn.execute(
-            f"SELECT step_id, depends_on FROM step_deps WHERE step_id IN ({marks})", chunk
-        ):
-            deps[step_id].append(dep)
-    return [_step(r, deps[r["id"]]) for r in rows]
