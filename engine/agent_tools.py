@@ -5,7 +5,9 @@ sends goes through `engine.paths.resolve_in_repo`, so `..`, absolute paths
 and symlinks that lead out are refused; the refusal comes back to the model
 as a tool_result with `is_error`, which it can read and correct. They read
 and write regular files only: a named pipe or a device would block the
-event loop on open or read, so it is refused by name. `run_command` is not
+event loop on open or read, so it is refused by name. `search` matches in
+a child process with a timeout (`engine.file_search`: a regular expression
+can backtrack for hours while holding the GIL). `run_command` is not
 confined: it is a shell started in the repository folder with the user's
 rights (minus the app's API credentials, see `engine.procs`), like a
 person typing there. The tools are a table (name -> argument model,
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import json
 import os
 import re
 import stat
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine import file_search
+from engine.file_search import BINARY_SNIFF_BYTES, is_binary
 from engine.paths import PathEscapeError, in_git_dir, relative_to_repo, resolve_in_repo
 from engine.procs import run_process, trim_output
 
@@ -35,10 +42,11 @@ MAX_PAGED_BYTES = 10_000_000  # start_line can page this far into a file
 MAX_WRITE_BYTES = 2_000_000
 MAX_SEARCH_FILE_BYTES = 1_000_000  # bigger files are not searched
 MAX_SEARCH_MATCHES = 200
+SEARCH_TIMEOUT_S = 30.0  # one search; a pattern that backtracks for ever is stopped
+SEARCH_OUTPUT_BYTES = 1_000_000  # MAX_SEARCH_MATCHES lines of JSON fit well within
 MAX_LIST_ENTRIES = 500
 MAX_COMMAND_OUTPUT = 20_000
 DEFAULT_COMMAND_TIMEOUT_S = 120.0
-BINARY_SNIFF_BYTES = 8_192
 SKIPPED_DIRS = frozenset(
     {
         ".git",
@@ -174,15 +182,30 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def _is_binary(head: bytes) -> bool:
-    if b"\0" in head:
-        return True
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut by the sniff window is still text.
-        return exc.start < len(head) - 4
-    return False
+async def _search_in_child(
+    request: dict[str, Any], repo: Path, timeout_s: float
+) -> tuple[list[tuple[str, int, str]], bool]:
+    """The matches `engine.file_search` finds, run as a child process (see
+    its docstring for why), and whether it ran out of time."""
+    with tempfile.TemporaryDirectory(prefix="directive-search-") as folder:
+        asked = Path(folder) / "request.json"
+        await asyncio.to_thread(asked.write_text, json.dumps(request), "utf-8")
+        result = await run_process(
+            [sys.executable, "-I", file_search.__file__, str(asked)],
+            cwd=repo,
+            timeout_s=timeout_s,
+            max_output=SEARCH_OUTPUT_BYTES,
+        )
+    found = []
+    for line in result.output.splitlines():
+        try:
+            name, number, text = json.loads(line)
+        except ValueError:
+            continue  # the child's own error, or a line cut by the trim
+        found.append((str(name), int(number), str(text)))
+    if result.exit_code not in (0, None) and not found:
+        raise ToolError(f"the search failed: {trim_output(result.output.strip(), 500)}")
+    return found, result.timed_out
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -254,9 +277,11 @@ class AgentTools:
         *,
         command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
         on_command_line: Callable[[str], None] | None = None,
+        search_timeout_s: float = SEARCH_TIMEOUT_S,
     ) -> None:
         self.repo = Path(repo).resolve()
         self.command_timeout_s = command_timeout_s
+        self.search_timeout_s = search_timeout_s
         self.on_command_line = on_command_line
         self.modified: list[str] = []  # in the order first written
         self._table: dict[str, tuple[type[_Args], str, Callable[[Any], Awaitable[ToolOutcome]]]] = {
@@ -405,7 +430,7 @@ class AgentTools:
         if not _is_regular(path):
             raise _not_regular(args.path)
         data, size = await asyncio.to_thread(read_regular, path, MAX_PAGED_BYTES)
-        if _is_binary(data[:BINARY_SNIFF_BYTES]):
+        if is_binary(data[:BINARY_SNIFF_BYTES]):
             raise ToolError(
                 f"{args.path!r} is a binary file ({size} bytes); it cannot be read as text"
             )
@@ -437,8 +462,9 @@ class AgentTools:
 
     async def search(self, args: SearchArgs) -> ToolOutcome:
         flags = 0 if args.case_sensitive else re.IGNORECASE
+        pattern = re.escape(args.pattern) if args.literal else args.pattern
         try:
-            regex = re.compile(re.escape(args.pattern) if args.literal else args.pattern, flags)
+            re.compile(pattern, flags)
         except re.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}") from None
         base = self._resolve(args.path)
@@ -446,33 +472,37 @@ class AgentTools:
             raise ToolError(f"no such path: {args.path!r}")
         if not base.is_dir() and not _is_regular(base):
             raise _not_regular(args.path)
-        # A walk reading up to a megabyte per file runs off the event loop.
-        matches = await asyncio.to_thread(self._search, base, regex, args.glob)
-        return ToolOutcome("\n".join(matches) if matches else f"no matches for {args.pattern!r}")
+        # A walk of a big tree takes seconds: off the event loop.
+        files = await asyncio.to_thread(self._searched_files, base, args.glob)
+        request = {
+            "pattern": pattern,
+            "flags": flags,
+            "files": files,
+            "max_file_bytes": MAX_SEARCH_FILE_BYTES,
+            "max_matches": MAX_SEARCH_MATCHES,
+        }
+        found, timed_out = await _search_in_child(request, self.repo, self.search_timeout_s)
+        lines = [f"{name}:{number}: {text}" for name, number, text in found]
+        if timed_out:
+            raise ToolError(
+                f"the search for {args.pattern!r} was stopped after {self.search_timeout_s:g}s: "
+                "simplify the pattern (nested repeats like (a+)+ can take for ever), use "
+                "literal=true, or search a smaller path"
+                + ("; matches found before it stopped:\n" + "\n".join(lines) if lines else "")
+            )
+        if len(lines) >= MAX_SEARCH_MATCHES:
+            lines.append(f"... stopped at {MAX_SEARCH_MATCHES} matches; narrow the search")
+        return ToolOutcome("\n".join(lines) if lines else f"no matches for {args.pattern!r}")
 
-    def _search(self, base: Path, regex: re.Pattern[str], glob: str | None) -> list[str]:
-        """`path:line: text` for each match below `base`, regular files only
-        (anything else is skipped, never opened blocking)."""
+    def _searched_files(self, base: Path, glob: str | None) -> list[tuple[str, str]]:
+        """(real path, repo-relative name) of each file below `base` whose
+        name matches `glob`; the child opens regular files only."""
         files = [base] if base.is_file() else self._walk(base)
-        matches: list[str] = []
-        for path in files:
-            if glob and not fnmatch.fnmatch(path.name, glob):
-                continue
-            try:
-                data, size = read_regular(path, MAX_SEARCH_FILE_BYTES + 1)
-            except (OSError, ToolError):
-                continue
-            if size > MAX_SEARCH_FILE_BYTES or _is_binary(data[:BINARY_SNIFF_BYTES]):
-                continue
-            for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-                if regex.search(line):
-                    matches.append(f"{self._rel(path)}:{number}: {line[:300]}")
-                    if len(matches) >= MAX_SEARCH_MATCHES:
-                        matches.append(
-                            f"... stopped at {MAX_SEARCH_MATCHES} matches; narrow the search"
-                        )
-                        return matches
-        return matches
+        return [
+            (str(path), self._rel(path))
+            for path in files
+            if not glob or fnmatch.fnmatch(path.name, glob)
+        ]
 
     async def write_file(self, args: WriteFileArgs) -> ToolOutcome:
         target = self._writable(args.path)
@@ -496,7 +526,7 @@ class AgentTools:
                 f"{args.path!r} is {size} bytes, over the {MAX_WRITE_BYTES} an edit takes;"
                 " change it with run_command instead"
             )
-        if _is_binary(raw[:BINARY_SNIFF_BYTES]):
+        if is_binary(raw[:BINARY_SNIFF_BYTES]):
             raise ToolError(f"{args.path!r} is a binary file; it cannot be edited as text")
         try:
             text = raw.decode("utf-8")

@@ -245,6 +245,41 @@ async def test_write_list_search(repo: Path) -> None:
     assert bad.is_error and "invalid regular expression" in bad.content
 
 
+@pytest.mark.timeout(30)
+async def test_a_pattern_that_backtracks_for_ever_is_stopped_and_the_loop_stays_free(
+    repo: Path,
+) -> None:
+    """Python's re holds the GIL and has no timeout: `(a+)+$` on a line of
+    forty a's froze the event loop (screen, heartbeat, pause) for hours, and
+    not even a cancelled task or the process's exit could end it."""
+    (repo / "src" / "data.txt").write_text("match me\n" + "a" * 40 + "!\n")
+    tools = AgentTools(repo, search_timeout_s=2)
+    gaps: list[float] = []
+    running = True
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while running:
+            await asyncio.sleep(0.02)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    outcome = await tools.call("search", {"pattern": "^match me$|(a+)+$", "path": "src"})
+    running = False
+    await ticker
+    assert outcome.is_error
+    assert outcome.content.startswith(
+        "the search for '^match me$|(a+)+$' was stopped after 2s: simplify the pattern"
+    )
+    assert outcome.content.endswith("stopped:\nsrc/data.txt:1: match me")
+    assert max(gaps) < 0.5
+    # A literal search for the same text is quick and exact.
+    found = await tools.call("search", {"pattern": "(a+)+$", "literal": True})
+    assert found.content == "no matches for '(a+)+$'"
+
+
 async def test_listing_a_big_tree_leaves_the_event_loop_free(repo: Path) -> None:
     """A recursive list_files of 100,000 files held the event loop for 8 s
     (the app froze, other directives' steps stalled); the walk now runs in
