@@ -1159,7 +1159,3 @@ def _run_app(db: Path, **kwargs: Any) -> int:
     if app.farewell:
         print(app.farewell)
     return int(app.return_code or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
