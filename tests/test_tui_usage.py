@@ -26,6 +26,7 @@ from tests.test_tui_app import (
     Notes,
     _box_status,
     _footer_keys,
+    _printed,
     _text,
     app_for,
     engine,
@@ -34,7 +35,7 @@ from tests.test_tui_app import (
     until,
 )
 from tui.app import DirectiveApp
-from tui.modals.approval import ApprovalModal
+from tui.modals.approval import ApprovalModal, EvaluationView
 from tui.screens.directive import DirectiveScreen
 from tui.screens.help import help_sections
 from tui.screens.home import HomeScreen
@@ -512,3 +513,26 @@ async def test_ctrl_q_quits_from_a_dialog_too(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: app.return_code is not None, "the app to quit")
+
+
+async def test_the_approval_dialog_says_the_evaluation_s_summary_once(tmp_path: Path) -> None:
+    """The request's summary quotes the evaluation's ("step build scored
+    0.60 (yellow): yellow 0.60: ..."), and the dialog printed it a second
+    time under the score; a step naming an unknown verifier read the same
+    sentence three times."""
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
+        modal = app.screen
+        assert isinstance(modal, ApprovalModal) and modal.evaluation is not None
+        said = modal.evaluation.summary
+        assert said and said in modal.approval.summary
+        evaluation = modal.query_one("#approval-evaluation", EvaluationView)
+        shown = _text(modal.query_one("#approval-summary")) + _printed(
+            evaluation._render_evaluation()
+        )
+        assert shown.count(said) == 1
+        assert "Evaluation  0.60 yellow" in shown  # the score and the verifiers stay

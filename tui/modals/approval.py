@@ -80,11 +80,14 @@ ESCALATION_HINT = "note (optional); enter, then {keys} to answer"
 class EvaluationView(Looks, Static):
     COMPONENT_CLASSES = LOOK_CLASSES
 
-    """Score, level, flags and verifier results of one evaluation."""
+    """Score, level, flags and verifier results of one evaluation. Its
+    summary is left out when the text above (`said`: the request's own
+    summary, which quotes it) has already said it."""
 
-    def __init__(self, evaluation: Evaluation | None, **kwargs: object) -> None:
+    def __init__(self, evaluation: Evaluation | None, said: str = "", **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.evaluation = evaluation
+        self.said = said
 
     def on_mount(self) -> None:
         self.update(self._render_evaluation())
@@ -101,7 +104,7 @@ class EvaluationView(Looks, Static):
             parts.append(
                 Text("⚠ " + ", ".join(map(flag_text, ev.flags)), style=self.look("sev--warning"))
             )
-        if ev.summary:
+        if ev.summary and ev.summary not in self.said:
             parts.append(Text(ev.summary))
         parts.extend(verifier_lines(self, ev, tail_lines=6))
         return Group(*parts)
@@ -162,7 +165,7 @@ class ApprovalModal(ModalScreen[Answer | None]):
             yield Static(Text(f"{self.directive_title} · approval {a.id}"), classes="dialog-sub")
             with VerticalScroll(id="approval-body"):
                 yield Static(Text(a.summary), id="approval-summary")
-                yield EvaluationView(self.evaluation, id="approval-evaluation")
+                yield EvaluationView(self.evaluation, a.summary, id="approval-evaluation")
             # The answer (note, error, buttons) is docked at the foot of the
             # dialog (app.tcss): on a short screen what is above scrolls.
             with Vertical(id="approval-answer"):
