@@ -82,6 +82,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -652,11 +653,50 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     return spec
 
 
+# A directive file is a few kilobytes; anything far bigger is the wrong file.
+MAX_FILE_BYTES = 10_000_000
+_UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _read_regular(path: Path) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_FILE_BYTES.
+    A named pipe would block the read for ever (the app's screen with it)
+    and /dev/zero would fill the memory, so what is opened is looked at
+    first, without blocking."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotAFile
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _TooBig
+    return data
+
+
+class _NotAFile(Exception):
+    pass
+
+
+class _TooBig(Exception):
+    pass
+
+
 def load_directive_file(path: Path) -> DirectiveSpec:
     """Read and check a directive file; its `repo` is relative to its folder."""
     source = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular(Path(path))
+    except _NotAFile:
+        raise DirectiveFileError(
+            source, "is not a regular file (a named pipe or a device): give a .toml file"
+        ) from None
+    except _TooBig:
+        raise DirectiveFileError(
+            source, f"is over {MAX_FILE_BYTES // 1_000_000} MB: a directive file is a few KB"
+        ) from None
     except FileNotFoundError:
         raise DirectiveFileError(source, "no such file") from None
     except IsADirectoryError:
@@ -670,8 +710,9 @@ def load_directive_file(path: Path) -> DirectiveSpec:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         bad = data[exc.start : exc.start + 1].hex()
+        utf16 = " (it is UTF-16: save it as UTF-8)" if data.startswith(_UTF16_MARKS) else ""
         raise DirectiveFileError(
-            source, f"not UTF-8 text (byte 0x{bad} at offset {exc.start})", line=line
+            source, f"not UTF-8 text (byte 0x{bad} at offset {exc.start}){utf16}", line=line
         ) from None
     return parse_directive_text(text, base_dir=Path(path).resolve().parent, source=source)
 

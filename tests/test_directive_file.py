@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.directive_file import (
+    MAX_FILE_BYTES,
     DirectiveFileError,
     api_key_needs,
     check_api_key,
@@ -263,6 +264,43 @@ def test_not_utf8(tmp_path):
     with pytest.raises(DirectiveFileError) as caught:
         load_directive_file(path)
     assert str(caught.value) == f"{path}:2: not UTF-8 text (byte 0xe9 at offset 23)"
+
+
+def test_utf16_is_named(tmp_path):
+    path = tmp_path / "d.toml"
+    path.write_bytes(HEAD.encode("utf-16"))
+    with pytest.raises(DirectiveFileError) as caught:
+        load_directive_file(path)
+    assert str(caught.value) == (
+        f"{path}:1: not UTF-8 text (byte 0xff at offset 0) (it is UTF-16: save it as UTF-8)"
+    )
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("kind", ["named pipe", "device"])
+def test_a_pipe_or_device_is_refused_without_reading_it(tmp_path, kind):
+    """A named pipe blocked the read for ever (`run` hung, and so would the
+    app's new-directive screen), and /dev/zero filled the memory."""
+    path = tmp_path / "d.toml"
+    if kind == "named pipe":
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    with pytest.raises(DirectiveFileError) as caught:
+        load_directive_file(path)
+    assert str(caught.value) == (
+        f"{path}: is not a regular file (a named pipe or a device): give a .toml file"
+    )
+
+
+def test_a_huge_file_is_refused_unread(tmp_path):
+    path = tmp_path / "d.toml"
+    with path.open("wb") as handle:
+        handle.write(HEAD.encode())
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(DirectiveFileError) as caught:
+        load_directive_file(path)
+    assert str(caught.value) == f"{path}: is over 10 MB: a directive file is a few KB"
 
 
 # -- keys and types ----------------------------------------------------------
