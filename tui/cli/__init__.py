@@ -3,13 +3,7 @@
 Kept light on purpose: only argparse at import time, so `--help` and the
 first frame of the app never wait for the engine's heavier modules.
 
-Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input,
-3 stopped waiting for an approval, 4 paused (a circuit breaker, a person, a
-first plan that could not be made, or the repository folder gone), 130
-interrupted (Ctrl-C), 141 the output was closed (as a process killed by
-SIGPIPE reports it), 143 terminated (SIGTERM: `kill`, `timeout`, a CI job
-cancelled) and 129 its terminal closed (SIGHUP), which stop a run as
-Ctrl-C does.
+The exit codes are in `exits`.
 """
 
 from __future__ import annotations
@@ -18,364 +12,34 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shlex
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_APPROVAL, EXIT_PAUSED = 0, 1, 2, 3, 4
-EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143  # 128 + SIGTERM
+from tui.cli.database import busy_message, check_db, default_db, is_busy, readonly_error
+from tui.cli.exits import (
+    EXIT_APPROVAL,  # noqa: F401  (tests import it from here until they import it from exits)
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT_CLOSED,
+    OUTCOME_EXIT,
+    Terminated,
+    UsageError,
+)
+from tui.cli.limits import BREAKER_LIMITS, limits_command, raised
+from tui.cli.parser import build_parser
+from tui.cli.program import command_line
+from tui.cli.session import engine_session, open_store
+from tui.cli.text import one_line, plural, shorten
+
 READER_CHECK_S = 1.0  # how often a quiet headless run checks its output is still read
 CATCH_UP_CHUNK = 5000  # events read from the store at a time when the printer catches up
-
-OUTCOME_EXIT = {
-    "completed": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "stopped": EXIT_FAILED,
-    "awaiting_approval": EXIT_APPROVAL,
-    "paused": EXIT_PAUSED,
-}
-
-
-NO_LIMIT = "none"  # what `limits` prints for a limit that is off, and takes to switch one off
-# The limit behind each breaker (engine/breakers.py names them), for the
-# hint a paused headless run prints.
-BREAKER_LIMITS = {
-    "cost": "max_cost_usd",
-    "wall_time": "max_wall_time_minutes",
-    "failed_steps": "max_failed_steps",
-    "regenerations": "max_chain_regenerations",
-}
-
-
-def raised(limit: float | None) -> str:
-    """A value to suggest for a limit that was reached: twice what it is
-    (a count at least one more), as `limits` takes it."""
-    if limit is None or limit <= 0:
-        return "1"
-    value = max(limit * 2, limit + 1) if float(limit).is_integer() else limit * 2
-    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
-
-
-def _switchable_limit(text: str) -> float | str:
-    """A number, or `none` (also `inf`) for no limit: stored as the model's None."""
-    if text.strip().lower() in (NO_LIMIT, "inf", "infinity"):
-        return NO_LIMIT
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number, nor 'none'") from None
-
-
-# `directive-tui limits ID --max-cost-usd 5 ...`: the Limits fields a person changes.
-LIMIT_OPTIONS: list[tuple[str, Any, str]] = [
-    ("max_cost_usd", _switchable_limit, "total cost in USD"),
-    (
-        "max_wall_time_minutes",
-        _switchable_limit,
-        "wall time in minutes (time paused or waiting for you does not count)",
-    ),
-    ("max_rework_cycles", int, "rework cycles per step before it is blocked"),
-    ("max_chain_regenerations", int, "replans"),
-    ("max_parallel_steps", int, "steps running at once"),
-    ("max_failed_steps", int, "failed steps before the directive pauses"),
-]
-
-
-def default_db() -> Path:
-    env = os.environ.get("DIRECTIVE_TUI_DB")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("directive-tui")) / "directives.db"
-
-
-class UsageError(Exception):
-    """Bad input from the person at the keyboard: exit 2 with the message."""
-
-
-def is_busy(exc: BaseException | None) -> bool:
-    """SQLite's answer when another program held a lock past the store's wait."""
-    import sqlite3
-
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
-
-
-def readonly_error(exc: BaseException) -> bool:
-    """A write SQLite refused because the database (or its folder) is
-    read-only for this user: reading it worked, this command writes. The
-    store's rule, imported only on this error path."""
-    from engine.store import is_readonly
-
-    return is_readonly(exc)
-
-
-BUSY_WAIT_S = 10  # as the store waits for a lock (engine/store.py's busy_timeout)
-
-
-def busy_message(db: Path) -> str:
-    return (
-        f"{db} is busy: another program kept it locked for longer than this command"
-        f" waits ({BUSY_WAIT_S} s); try again once it is done"
-    )
-
-
-def command_line(db: Path | None) -> str:
-    """How to call this program again on the same database, for the hints
-    it prints: with `--db` when this call named one (or the environment
-    did), so following a hint never lands on another database."""
-    # Absolute: a hint pasted in another folder must reach the same file.
-    return program() + (f" --db {shlex.quote(str(db.absolute()))}" if db is not None else "")
-
-
-def program() -> str:
-    """`directive-tui` when the shell finds this program by that name; the
-    path it was started by when it does not (a virtualenv's bin/ that is not
-    on PATH), so a pasted hint runs."""
-    import shutil
-
-    started = sys.argv[0]
-    if Path(started).name != "directive-tui" or not os.path.exists(started):
-        return "directive-tui"  # `python -m tui.cli`, or a test calling main()
-    found = shutil.which("directive-tui")
-    if found is not None and os.path.samefile(found, started):
-        return "directive-tui"
-    return shlex.quote(os.path.abspath(started))
-
-
-# Commands that create their database when it is missing; every other one
-# works on directives that must already be in it.
-CREATES_DB = {None, "run", "demo"}
-
-
-def check_db(db: Path, command: str | None) -> None:
-    """Refuse a `--db` that cannot be right before anything is opened: a
-    folder, or (for a command that needs existing directives) a missing
-    file, which would otherwise be created empty, folders and all."""
-    if db.is_dir():
-        raise UsageError(
-            f"{db} is a folder: --db takes a database file, such as {db / 'directives.db'}"
-        )
-    if command not in CREATES_DB and not db.exists():
-        raise UsageError(f"no database at {db}")
-    if command not in CREATES_DB and db.stat().st_size == 0:  # it would be made one
-        raise UsageError(f"no database at {db} (an empty file)")
-    if db.exists():
-        foreign = other_programs_tables(db)
-        if foreign:
-            tables = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise UsageError(
-                f"{db} is another program's SQLite database (its tables: {tables}):"
-                " give --db a file of directive-tui's own, or a new path"
-            )
-
-
-def other_programs_tables(db: Path) -> list[str]:
-    """The tables of a SQLite file that another program made: tables, but
-    none of ours and no schema version of ours (the store would otherwise
-    add its tables to it, even for `list`). Read-only; anything that is not
-    a readable SQLite file is left to the store to refuse."""
-    import sqlite3
-
-    try:
-        with open(db, "rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                return []
-        from engine.store import foreign_tables  # the store's own rule
-
-        # immutable: the main file only, as it is on disk. A plain reader of a
-        # database in WAL mode would leave -wal and -shm files beside it.
-        uri = f"{db.resolve().as_uri()}?mode=ro&immutable=1"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_WAIT_S)
-        try:
-            names = foreign_tables(conn)
-        finally:
-            conn.close()
-    except sqlite3.OperationalError as exc:
-        if is_busy(exc):  # it cannot be told whose it is: wait no longer than the store would
-            raise UsageError(busy_message(db)) from exc
-        return []
-    except (OSError, sqlite3.Error):
-        return []
-    return names
-
-
-# --------------------------------------------------------------------------
-# Parser
-# --------------------------------------------------------------------------
-
-
-EXIT_CODES_HELP = """\
-exit codes:
-  0    completed (or the command did what it was asked)
-  1    the directive failed or was stopped
-  2    bad input: a malformed directive file (nothing is written), an unknown
-       id, no database at --db, a database in use or busy
-  3    stopped waiting for an approval: answer it, then `resume ID --headless`
-  4    paused: a breaker tripped (raise it with `limits`), a person paused it,
-       the first plan could not be made, or the repository folder is gone;
-       then `resume ID --headless`
-  130  interrupted (Ctrl-C): the run stopped; `resume` carries on
-  143  terminated (SIGTERM): the run stopped as for Ctrl-C; `resume` carries on
-  129  its terminal closed (SIGHUP): the same
-  141  the output was closed (`| head`): the run stopped; `resume` carries on
-"""
-
-ID_HELP = "directive id (or a unique prefix)"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="directive-tui",
-        description="Hand a goal to AI coding agents and supervise them with guardrails.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--db",
-        type=_db_path,
-        help="database file (default: $DIRECTIVE_TUI_DB, else under your user data dir);"
-        " also taken after the command",
-    )
-    p.add_argument(
-        "--no-bell",
-        dest="bell",
-        action="store_false",
-        help="the app does not ring the terminal bell when an approval is needed"
-        " or a directive pauses or ends by itself",
-    )
-    sub = p.add_subparsers(dest="command")
-
-    run = sub.add_parser("run", help="create a directive from a TOML file and start it")
-    run.add_argument("file", type=Path, help="a directive file (TOML; see examples/README.md)")
-    _headless_flags(run)
-
-    demo = sub.add_parser("demo", help="the offline demo: no key, no network")
-    demo.add_argument(
-        "--auto",
-        action="store_true",
-        help="answer every approval by itself: approve plans and reviews, skip a step that escalates (recordings, CI)",
-    )
-    _headless_flags(demo)
-
-    resume = sub.add_parser("resume", help="resume a directive (paused, or left waiting)")
-    resume.add_argument("id", help=ID_HELP)
-    _headless_flags(resume)
-
-    ls = sub.add_parser("list", help="list directives")
-    ls.add_argument("--json", action="store_true", help="a JSON list")
-
-    ap = sub.add_parser("approvals", help="list pending approvals")
-    ap.add_argument("--json", action="store_true", help="a JSON list")
-
-    for name, helptext in (
-        ("approve", "approve a pending approval"),
-        ("deny", "deny a pending approval"),
-        ("request-changes", "send a step back for rework with a comment"),
-    ):
-        cmd = sub.add_parser(name, help=helptext)
-        cmd.add_argument("id", help="approval id (or a unique prefix)")
-        cmd.add_argument("-m", "--comment", required=name == "request-changes")
-
-    dec = sub.add_parser("decide", help="answer an escalation: retry, skip, replan or stop")
-    dec.add_argument("id", help="approval id (or a unique prefix)")
-    dec.add_argument("decision", choices=["retry", "skip", "replan", "stop"])
-    dec.add_argument("-m", "--comment")
-
-    for name in ("pause", "stop"):
-        cmd = sub.add_parser(name, help=f"{name} a directive")
-        cmd.add_argument("id", help=ID_HELP)
-
-    lim = sub.add_parser(
-        "limits",
-        help="show a directive's limits, or change them (then `resume` after a breaker)",
-    )
-    lim.add_argument("id", help=ID_HELP)
-    for name, kind, what in LIMIT_OPTIONS:
-        off = f"; {NO_LIMIT}: no limit" if kind is _switchable_limit else ""
-        lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what + off)
-
-    diff = sub.add_parser(
-        "diff",
-        help="the directive's result so far, as a diff from where your branch was when it started",
-    )
-    diff.add_argument("id", help=ID_HELP)
-    diff.add_argument("--stat", action="store_true", help="files changed, not the diff")
-
-    cps = sub.add_parser(
-        "checkpoints", help="where the directive started, then a commit per passed step"
-    )
-    cps.add_argument("id", help=ID_HELP)
-
-    reset = sub.add_parser("reset", help="reset the directive's branch to a checkpoint")
-    reset.add_argument("id", help=ID_HELP)
-    reset.add_argument(
-        "point",
-        type=_reset_point,
-        help="a checkpoint's number (0: where the directive started) or commit; see `checkpoints`",
-    )
-    reset.add_argument(
-        "--yes", action="store_true", help="do it (without it, only say what would run again)"
-    )
-
-    merge = sub.add_parser("merge", help="fast-forward your branch to the directive's result")
-    merge.add_argument("id", help=ID_HELP)
-
-    rm = sub.add_parser(
-        "delete",
-        help="delete a directive that has ended or never started, with its branch and refs",
-    )
-    rm.add_argument("id", help=ID_HELP)
-    rm.add_argument(
-        "--force", action="store_true", help="even when its result is on no other branch"
-    )
-
-    ev = sub.add_parser("events", help="print a directive's event log")
-    ev.add_argument("id", help=ID_HELP)
-    ev.add_argument("--json", action="store_true", help="JSON lines")
-    ev.add_argument("--after", type=int, default=0, help="only events after this sequence number")
-    for command in sub.choices.values():  # `list --db X` is a common slip: take it there too
-        command.add_argument(
-            "--db", type=_db_path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-    return p
-
-
-def _db_path(text: str) -> Path:
-    """`--db ""` would be the current folder: say what was given instead."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("it is empty: give a database file, such as directives.db")
-    return Path(text)
-
-
-def _reset_point(text: str) -> str | int:
-    """`2` or `#2` is checkpoint number 2 (git takes no commit abbreviation
-    under four characters, so short numbers are never commits)."""
-    number = text.removeprefix("#")
-    return int(number) if number.isdigit() and len(number) < 4 else text
-
-
-def _headless_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--headless", action="store_true", help="no screen: print one line per event")
-    p.add_argument("--json", action="store_true", help="with --headless: JSON lines")
 
 
 # --------------------------------------------------------------------------
 # Headless runs
 # --------------------------------------------------------------------------
-
-
-def one_line(text: str) -> str:
-    """tui.format's, imported when first needed (this module stays light)."""
-    from tui.format import one_line as made_one_line
-
-    return made_one_line(text)
 
 
 def format_event(event: Any, as_json: bool) -> str:
@@ -387,41 +51,6 @@ def format_event(event: Any, as_json: bool) -> str:
 
     stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
     return f"{stamp} #{event.seq:<4} {event.severity.value:<7} {one_line(event.describe())}"
-
-
-async def _open(db: Path):
-    import sqlite3
-
-    from engine.store import Store, StoreError
-
-    try:
-        return await Store.open(db)
-    except StoreError as exc:
-        if is_busy(exc.__cause__):
-            raise UsageError(busy_message(db)) from exc
-        raise UsageError(str(exc)) from exc
-    except (sqlite3.Error, OSError) as exc:  # a folder we may not write in, say
-        raise UsageError(f"cannot open the database {db}: {exc}") from exc
-
-
-@contextlib.asynccontextmanager
-async def engine_session(db: Path) -> AsyncIterator[tuple[Any, Any]]:
-    """The store and an engine (running no step) for one command: what the
-    engine refuses, an unknown id and a move the tables refuse become the
-    one-line usage error; both are closed after."""
-    from engine.engine import DirectiveEngine, EngineError
-    from engine.store import NotFound
-    from engine.transitions import InvalidTransition
-
-    store = await _open(db)
-    engine = DirectiveEngine(store)
-    try:
-        yield store, engine
-    except (EngineError, NotFound, InvalidTransition) as exc:
-        raise UsageError(str(exc)) from exc
-    finally:
-        await engine.close()
-        await store.close()
 
 
 async def run_headless(
@@ -450,7 +79,7 @@ async def run_headless(
 
     out = out or sys.stdout
     me = command or command_line(db)
-    store = await _open(db)
+    store = await open_store(db)
     bus = bus or EventBus()
     engine = DirectiveEngine(store, bus, services)
     printer: asyncio.Task[None] | None = None
@@ -661,7 +290,7 @@ def answer_commands(approval: Any, me: str, directive: Any) -> list[str]:
 async def list_directives(db: Path, as_json: bool, out: Any) -> int:
     import json
 
-    store = await _open(db)
+    store = await open_store(db)
     try:
         from engine.models import Progress
 
@@ -702,24 +331,13 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
         await store.close()
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 approval`, `2 approvals`, `0 approvals`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 TITLE_WIDTH = 24  # a directive's title beside each of its approvals
-
-
-def shorten(text: str, width: int) -> str:
-    """`text` on one line of at most `width` characters, cut with an ellipsis."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
 async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
     import json
 
-    store = await _open(db)
+    store = await open_store(db)
     try:
         pending = await store.pending_approvals()
         if as_json:
@@ -788,71 +406,10 @@ async def directive_command(db: Path, directive_id: str, action: str, out: Any) 
         return EXIT_OK
 
 
-async def limits_command(
-    db: Path, args: argparse.Namespace, out: Any, me: str = "directive-tui"
-) -> int:
-    """Print the limits against what was used; with options, change them
-    first (validated as a whole: a bad value changes nothing)."""
-    from pydantic import ValidationError
-
-    from engine.breakers import breaker_reason, duration
-
-    given = {name: getattr(args, name) for name, _, _ in LIMIT_OPTIONS}
-    changes = {k: None if v == NO_LIMIT else v for k, v in given.items() if v is not None}
-    async with engine_session(db) as (store, engine):
-        d = await store.find_directive(args.id)
-        if changes:
-            try:
-                await engine.raise_limits(d.id, **changes)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"--{'-'.join(str(p) for p in e['loc'])}".replace("_", "-")
-                    + f": {_limit_problem(e)}"
-                    for e in exc.errors()
-                )
-                raise UsageError(f"limits not changed: {problems}") from exc
-            d = await store.get_directive(d.id)
-        limits = d.spec.limits
-        used = {
-            "max_cost_usd": f"${d.total_cost_usd:.2f}",
-            "max_wall_time_minutes": duration(d.wall_time_s()),
-            "max_chain_regenerations": str(d.regenerations),
-            "max_failed_steps": str(d.failed_steps),
-        }
-        for name, _, what in LIMIT_OPTIONS:
-            value = getattr(limits, name)
-            shown = NO_LIMIT if value is None else f"{value:g}"
-            spent = f"  (used {used[name]})" if name in used else ""
-            print(f"{name:<24} {shown:>8}{spent}  {what}", file=out)
-        tripped = breaker_reason(d)
-        if tripped:
-            print(f"still over a limit: {tripped[1]}", file=out)
-        elif d.status.value == "paused":
-            print(f"within its limits: `{me} resume {d.id} --headless`", file=out)
-        return EXIT_OK
-
-
-# pydantic's bound errors, in the words a directive file's are given in.
-BOUNDS = {
-    "greater_than": ("gt", "greater than"),
-    "greater_than_equal": ("ge", "at least"),
-    "less_than_equal": ("le", "at most"),
-}
-
-
-def _limit_problem(error: Any) -> str:
-    """`must be at least 1, got 0` (pydantic: `Input should be greater than
-    or equal to 1`)."""
-    if error["type"] not in BOUNDS:
-        return str(error["msg"])
-    key, words = BOUNDS[error["type"]]
-    return f"must be {words} {error['ctx'][key]:g}, got {error['input']:g}"
-
-
 async def print_events(db: Path, directive_id: str, after: int, as_json: bool, out: Any) -> int:
     from engine.store import NotFound
 
-    store = await _open(db)
+    store = await open_store(db)
     try:
         d = await store.find_directive(directive_id)
         for event in await store.list_events(d.id, after_seq=after):
@@ -996,16 +553,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"directive-tui: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-class Terminated(Exception):
-    """SIGTERM or SIGHUP arrived while a command ran: it was stopped as
-    Ctrl-C stops it. `code`: 128 + the signal's number, as a shell reports a
-    process the signal ended."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.code = 128 + signum
 
 
 def _stop_signals() -> tuple[int, ...]:
