@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from engine.models import ConfidenceLevel, Step, StepSpec, StepStatus
 from tests.tui_seed import ACTIVE_ID, NOW, holding_services, seed
@@ -47,6 +48,26 @@ def seeded(tmp_path: Path, frozen: None) -> Path:
     db = tmp_path / "seeded.db"
     asyncio.run(seed(db))
     return db
+
+
+@pytest.fixture
+def snap(snap_compare: Any) -> Any:
+    """`snap_compare` with every text field's cursor held still: Textual
+    blinks it on a wall-clock timer, so which phase a picture caught was a
+    race (one cell in reverse video or not, failing now and then)."""
+
+    def compare(app: App[Any], *, run_before: Any = None, **kwargs: Any) -> bool:
+        async def before(pilot: Pilot[Any]) -> None:
+            if run_before is not None:
+                await run_before(pilot)
+            for screen in pilot.app.screen_stack:
+                for field in screen.query(Input):
+                    field.cursor_blink = False  # stops the timer, the cursor drawn
+            await pilot.pause()
+
+        return bool(snap_compare(app, run_before=before, **kwargs))
+
+    return compare
 
 
 def seeded_app(db: Path, **kwargs: Any) -> DirectiveApp:
@@ -100,32 +121,32 @@ async def _home_listed(pilot: Pilot[Any]) -> None:
     )
 
 
-def test_home(seeded: Path, snap_compare: Any) -> None:
-    assert snap_compare(seeded_app(seeded), terminal_size=(100, 24), run_before=_home_listed)
+def test_home(seeded: Path, snap: Any) -> None:
+    assert snap(seeded_app(seeded), terminal_size=(100, 24), run_before=_home_listed)
 
 
-def test_home_80x24_keeps_the_approvals_column(seeded: Path, snap_compare: Any) -> None:
+def test_home_80x24_keeps_the_approvals_column(seeded: Path, snap: Any) -> None:
     """The titles give way: "⚑ 2" and the time stay on an 80-column screen."""
-    assert snap_compare(seeded_app(seeded), terminal_size=(80, 24), run_before=_home_listed)
+    assert snap(seeded_app(seeded), terminal_size=(80, 24), run_before=_home_listed)
 
 
-def test_directive_mid_run(seeded: Path, snap_compare: Any) -> None:
+def test_directive_mid_run(seeded: Path, snap: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
-    assert snap_compare(app, terminal_size=(130, 36), run_before=_open_mid_run)
+    assert snap(app, terminal_size=(130, 36), run_before=_open_mid_run)
 
 
-def test_directive_mid_run_80x24(seeded: Path, snap_compare: Any) -> None:
+def test_directive_mid_run_80x24(seeded: Path, snap: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
 
     async def mid_run(pilot: Pilot[Any]) -> None:
         await _open_mid_run(pilot)
         assert app.screen.query_one(EventLog).outer_size.height == 7  # its least
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=mid_run)
+    assert snap(app, terminal_size=(80, 24), run_before=mid_run)
 
 
 def test_directive_200x60_gives_the_event_log_a_share_of_the_height(
-    seeded: Path, snap_compare: Any
+    seeded: Path, snap: Any
 ) -> None:
     """On a large terminal the event log stayed 7 rows under a mostly empty
     DAG: it takes a quarter of the height (at least 7 rows, as at 80x24)."""
@@ -135,10 +156,10 @@ def test_directive_200x60_gives_the_event_log_a_share_of_the_height(
         await _open_mid_run(pilot)
         assert app.screen.query_one(EventLog).outer_size.height >= 14  # was 7
 
-    assert snap_compare(app, terminal_size=(200, 60), run_before=mid_run)
+    assert snap(app, terminal_size=(200, 60), run_before=mid_run)
 
 
-def test_approval_modal(seeded: Path, snap_compare: Any) -> None:
+def test_approval_modal(seeded: Path, snap: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
 
     async def modal(pilot: Pilot[Any]) -> None:
@@ -146,10 +167,10 @@ def test_approval_modal(seeded: Path, snap_compare: Any) -> None:
         await pilot.press("a")
         await settle(pilot, lambda: type(app.screen).__name__ == "ApprovalModal")
 
-    assert snap_compare(app, terminal_size=(100, 32), run_before=modal)
+    assert snap(app, terminal_size=(100, 32), run_before=modal)
 
 
-def test_approval_modal_80x24_keeps_its_buttons_on_screen(seeded: Path, snap_compare: Any) -> None:
+def test_approval_modal_80x24_keeps_its_buttons_on_screen(seeded: Path, snap: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
 
     async def modal(pilot: Pilot[Any]) -> None:
@@ -159,7 +180,7 @@ def test_approval_modal_80x24_keeps_its_buttons_on_screen(seeded: Path, snap_com
         button = app.screen.query_one("#choice-approve")
         assert button.region.bottom <= 24 and button.region.height > 0, button.region
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=modal)
+    assert snap(app, terminal_size=(80, 24), run_before=modal)
 
 
 def _seen(widget: Any) -> bool:
@@ -168,9 +189,7 @@ def _seen(widget: Any) -> bool:
     return bool(widget.region.area) and widget.screen.get_widget_at(x, y)[0] is widget
 
 
-def test_request_changes_80x24_keeps_its_buttons_under_its_error(
-    seeded: Path, snap_compare: Any
-) -> None:
+def test_request_changes_80x24_keeps_its_buttons_under_its_error(seeded: Path, snap: Any) -> None:
     """Enter with no comment shows "A comment is required…": at 80x24 the
     line pushed Request changes / Cancel out of the dialog. The evaluation
     scrolls; the comment, the error and the buttons stay."""
@@ -193,10 +212,10 @@ def test_request_changes_80x24_keeps_its_buttons_under_its_error(
         for part in parts:
             assert _seen(app.screen.query_one(part)), part
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=modal)
+    assert snap(app, terminal_size=(80, 24), run_before=modal)
 
 
-def test_help(seeded: Path, snap_compare: Any) -> None:
+def test_help(seeded: Path, snap: Any) -> None:
     app = seeded_app(seeded, open_directive=ACTIVE_ID)
 
     async def help_screen(pilot: Pilot[Any]) -> None:
@@ -204,7 +223,7 @@ def test_help(seeded: Path, snap_compare: Any) -> None:
         await pilot.press("question_mark")
         await settle(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
 
-    assert snap_compare(app, terminal_size=(100, 36), run_before=help_screen)
+    assert snap(app, terminal_size=(100, 36), run_before=help_screen)
 
 
 # -- the DAG alone: every status, focus and edges ---------------------------
@@ -265,5 +284,5 @@ class DagOnly(App[None]):
         dag.focus()
 
 
-def test_dag_every_status(snap_compare: Any) -> None:
-    assert snap_compare(DagOnly(), terminal_size=(96, 32), press=["right", "down"])
+def test_dag_every_status(snap: Any) -> None:
+    assert snap(DagOnly(), terminal_size=(96, 32), press=["right", "down"])
