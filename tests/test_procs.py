@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.procs import SECRET_ENV, ProcessResult, run_process, start_process, trim_output
+from engine import procs
+from engine.procs import (
+    LINE_BURST,
+    SECRET_ENV,
+    ProcessResult,
+    run_process,
+    skipped_note,
+    start_process,
+    trim_output,
+)
 
 PY = sys.executable
 
@@ -101,6 +110,48 @@ async def test_children_get_no_credentials_unless_a_caller_passes_them(
     assert passed.output == "has it: [redacted]\n" and lines[-1] == "has it: [redacted]"
 
 
+async def test_a_flood_of_lines_reaches_the_callback_bounded_and_counted(tmp_path: Path) -> None:
+    """Each line is an event row and a screen line: a step running
+    `seq 1 1000000` took 105 s, 1.4 GB of memory and a 310 MB database.
+    Now the callback gets a burst, then a steady rate, and a note of how
+    many lines it did not get; the output keeps its head and tail."""
+    lines: list[str] = []
+    result = await run_process("seq 1 100000", cwd=tmp_path, on_line=lines.append)
+    assert result.ok and result.output.endswith("\n99999\n100000\n")
+    assert lines[:LINE_BURST] == [str(n) for n in range(1, LINE_BURST + 1)]
+    shown = [line for line in lines if not line.startswith("... [")]
+    notes = [line for line in lines if line.startswith("... [")]
+    assert lines[-1] == notes[-1]  # the lines left out are said at the end
+    skipped = sum(int(note.removeprefix("... [").split()[0]) for note in notes)
+    assert len(shown) + skipped == 100_000
+    assert lines[-1] == skipped_note(int(lines[-1].removeprefix("... [").split()[0]))
+    assert len(lines) < LINE_BURST + 200
+
+
+async def test_a_slow_command_shows_every_line(tmp_path: Path) -> None:
+    """The rate refills: a command printing now and then is never cut."""
+    lines: list[str] = []
+    script = "import time\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.1)"
+    await run_process([PY, "-c", script], cwd=tmp_path, on_line=lines.append)
+    assert lines == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("limit", ["rate", "cap"])
+async def test_lines_past_the_rate_or_the_cap_are_counted_before_the_next_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    monkeypatch.setattr(procs, "LINE_BURST", 3 if limit == "rate" else 100)
+    monkeypatch.setattr(procs, "LINES_PER_S", 20.0)
+    monkeypatch.setattr(procs, "MAX_LINES", 1_000 if limit == "rate" else 4)
+    lines: list[str] = []
+    script = "import time\nfor i in range(10): print(i)\ntime.sleep(0.3)\nprint('late')"
+    await run_process([PY, "-u", "-c", script], cwd=tmp_path, on_line=lines.append)
+    if limit == "rate":  # refilled while it slept: the late line is shown, after the count
+        assert lines == ["0", "1", "2", skipped_note(7), "late"]
+    else:  # the cap is for good: only the count comes, at the end
+        assert lines == ["0", "1", "2", "3", skipped_note(7)]
+
+
 async def test_megabytes_are_trimmed_with_bounded_memory(tmp_path: Path) -> None:
     script = "import sys\nline = 'x' * 99 + '\\n'\nfor i in range(200_000): sys.stdout.write(line)\nsys.stdout.write('THE END\\n')"
     count = 0
@@ -120,7 +171,7 @@ async def test_megabytes_are_trimmed_with_bounded_memory(tmp_path: Path) -> None
     expected = 200_000 * 100 + len("THE END\n")
     assert result.ok
     assert result.total_bytes == expected
-    assert count == 200_001
+    assert LINE_BURST < count < LINE_BURST + 100  # the burst, what the rate adds, one note
     assert len(result.output) < 10_100
     assert result.output.startswith("x" * 99 + "\n")
     assert result.output.endswith("THE END\n")

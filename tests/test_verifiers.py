@@ -164,7 +164,11 @@ async def test_megabytes_of_output_keep_a_bounded_tail(tmp_path: Path) -> None:
     assert result.details["output_bytes"] > 2_000_000
     assert len(result.output_tail) <= OUTPUT_TAIL_CHARS
     assert result.output_tail.rstrip().endswith("line 3999 " + "x" * 500)
-    assert len(lines) == 4000  # every line was streamed, only the tail was kept
+    # A burst of lines is streamed, then a count of the rest (engine.procs):
+    # each would be an event row; the result keeps the tail whole.
+    assert lines[0] == ("loud", "line 0 " + "x" * 500)
+    assert lines[-1][1].startswith("... [") and "lines not shown" in lines[-1][1]
+    assert len(lines) < 1_000
     assert result.passed
 
 
