@@ -358,10 +358,7 @@ class AgentTools:
     # -- helpers ----------------------------------------------------------------
 
     def _resolve(self, user_path: str) -> Path:
-        try:
-            return resolve_in_repo(self.repo, user_path)
-        except RuntimeError as exc:  # what Path.resolve raises for a symlink loop
-            raise ToolError(f"{user_path!r} leads nowhere: {exc}") from None
+        return resolve_in_repo(self.repo, user_path)
 
     def _rel(self, path: Path) -> str:
         return relative_to_repo(self.repo, path) if path != self.repo else "."
@@ -388,7 +385,7 @@ class AgentTools:
                 if path.is_symlink():
                     try:
                         resolve_in_repo(self.repo, self._rel(path))
-                    except (PathEscapeError, RuntimeError):  # out, or a symlink loop
+                    except PathEscapeError:  # out, or a symlink loop
                         continue
                 found.append(path)
         return found

@@ -20,6 +20,15 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def _resolve(path: Path, named: str) -> Path:
+    """`path.resolve()`, a symlink loop refused as a path like any other
+    (Python raises RuntimeError for one, which no caller expects)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise PathEscapeError(f"{named!r} leads nowhere: {exc}") from None
+
+
 def resolve_in_repo(repo: Path, user_path: str) -> Path:
     """The real, absolute path `user_path` names inside `repo`.
 
@@ -52,7 +61,7 @@ def resolve_in_repo(repo: Path, user_path: str) -> Path:
             continue
         candidate = current / part
         if candidate.is_symlink():
-            target = candidate.resolve()
+            target = _resolve(candidate, user_path)
             if not _inside(target, root):
                 raise PathEscapeError(
                     f"{user_path!r}: {walked.as_posix()} is a symlink to {target}, "
@@ -73,9 +82,9 @@ def relative_to_repo(repo: Path, path: Path | str) -> str:
     if not p.is_absolute():
         p = root / p
     if p.name in ("", ".", ".."):
-        p = p.resolve()
+        p = _resolve(p, str(path))
     else:
-        p = p.parent.resolve() / p.name
+        p = _resolve(p.parent, str(path)) / p.name
     if not _inside(p, root):
         raise PathEscapeError(f"{str(path)!r} is outside the repository {root}")
     return p.relative_to(root).as_posix()

@@ -65,7 +65,7 @@ async def test_a_symlink_loop_is_an_error_the_model_reads_and_walks_skip_it(repo
     ]:
         outcome = await tools.call(name, args)
         assert outcome.is_error, (name, outcome.content)
-        assert outcome.content.startswith(f"{args['path']!r} leads nowhere: Symlink loop")
+        assert outcome.content.startswith(f"refused: {args['path']!r} leads nowhere: Symlink loop")
     listed = await tools.call("list_files", {"path": ".", "recursive": True})
     assert not listed.is_error and listed.content.splitlines() == ["README.md", "src/app.py"]
     found = await tools.call("search", {"pattern": "demo"})

@@ -251,7 +251,7 @@ async def test_scripted_names_an_edit_through_a_symlink_loop(tmp_path: Path) -> 
     ctx, _ = make_ctx(tmp_path, attempts=[{"edits": [{"path": "loop_a/x.txt", "content": "x"}]}])
     result = await ScriptedExecutor().run(ctx)
     assert not result.success
-    assert (result.error or "").startswith("edit of 'loop_a/x.txt' leads nowhere: Symlink loop")
+    assert (result.error or "").startswith("refused: 'loop_a/x.txt' leads nowhere: Symlink loop")
 
 
 @pytest.mark.parametrize(

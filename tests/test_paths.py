@@ -97,3 +97,17 @@ def test_relative_to_repo(repo: Path, tmp_path: Path) -> None:
     assert relative_to_repo(repo, repo / "leak.txt") == "leak.txt"  # names the link
     with pytest.raises(PathEscapeError, match="outside the repository"):
         relative_to_repo(repo, tmp_path / "outside" / "secret.txt")
+
+
+def test_a_symlink_loop_is_refused_as_a_path_that_leads_nowhere(repo: Path) -> None:
+    """Python's resolve raises RuntimeError on a loop, which got past every
+    caller that catches PathEscapeError (an agent's whole attempt failed)."""
+    (repo / "b").symlink_to("a")
+    (repo / "a").symlink_to("b")
+    with pytest.raises(PathEscapeError, match="leads nowhere"):
+        resolve_in_repo(repo, "a")
+    with pytest.raises(PathEscapeError, match="leads nowhere"):
+        resolve_in_repo(repo, "a/inside.txt")
+    with pytest.raises(PathEscapeError, match="leads nowhere"):
+        relative_to_repo(repo, "a/inside.txt")
+    assert relative_to_repo(repo, "a") == "a"  # the link itself is named, not followed

@@ -90,10 +90,8 @@ def check_edit(repo: Path, edit: FileEdit) -> tuple[str, Path, str]:
     action = _action(edit)
     try:
         path = resolve_in_repo(repo, edit.path)
-    except PathEscapeError as exc:
+    except PathEscapeError as exc:  # out, or a symlink loop
         raise EditError(f"refused: {exc}") from None
-    except RuntimeError as exc:  # what Path.resolve raises for a symlink loop
-        raise EditError(f"edit of {edit.path!r} leads nowhere: {exc}") from None
     rel = relative_to_repo(repo, path)
     if rel == ".":
         raise EditError(f"edit of {edit.path!r} names the repository itself, not a file")

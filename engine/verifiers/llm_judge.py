@@ -108,7 +108,7 @@ def _file_text(workdir: Path, rel: str) -> str:
     opened at all (a named pipe would block the event loop)."""
     try:
         path = resolve_in_repo(workdir, rel)
-    except (PathEscapeError, RuntimeError) as exc:  # out, or a symlink loop
+    except PathEscapeError as exc:  # out, or a symlink loop
         return f"--- {rel}: not shown ({exc})"
     if not path.exists():
         return f"--- {rel}: deleted"
