@@ -24,7 +24,10 @@ from engine.models import (
 from engine.planner import validate_chain
 from engine.store import Store
 from engine.verifiers.registry import build_verifiers
-from tui.cli import EXIT_APPROVAL, EXIT_OK, main, resolve, run_headless
+from tui.cli import main
+from tui.cli.approvals import resolve
+from tui.cli.exits import EXIT_APPROVAL, EXIT_OK
+from tui.cli.headless import run_headless
 
 RED, YELLOW, GREEN = "add-discounts", "add-vat", "survey-code"
 
