@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.changes import is_ignored
+from engine.checkpoints import Checkpoint, Checkpoints
 from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
 from engine.git_repo import GitRepo, is_under
 from engine.integration_branch import IntegrationBranch
 from engine.worktree_names import WorktreeNames
 
-START_LABEL = "start: before any step"  # how the start point is named to a person
 # Ignored environment folders an attempt borrows from the user's tree by
 # symlink: a worktree has only tracked files, and verifiers need the
 # project's virtualenv / installed packages to run at all.
@@ -75,19 +75,6 @@ class MergeResult:
     conflicts: list[str]
     previous_sha: str  # integration tip before
     artifacts: list[str] = field(default_factory=list)  # ignored outputs kept for later steps
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    seq: int  # 0: the start point, where the integration branch began
-    step_slug: str
-    attempt: int
-    sha: str
-    ref: str
-
-    @property
-    def is_start(self) -> bool:
-        return self.seq == 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +125,7 @@ class Workspace:
         self._git = git
         self._names = names
         self._integration = integration
+        self._checkpoints = Checkpoints(git, names, base_sha)
         self._lock = asyncio.Lock()  # merges, resets and pruning go one at a time
 
     # ------------------------------------------------------------------ open
@@ -434,11 +422,9 @@ class Workspace:
         """Record the checkpoint, its artifacts first (a crash between the two
         leaves a folder the next checkpoint of that number empties, never a
         checkpoint without its artifacts). Returns the artifacts kept."""
-        existing = await self.checkpoints()
-        seq = (existing[-1].seq + 1) if existing else 1
+        seq = await self._checkpoints.next_seq()
         kept = await self._keep_artifacts(attempt, seq)
-        ref = self._names.checkpoint_ref(seq, attempt.step_name, attempt.attempt)
-        await self._git.run(self.top, "update-ref", ref, sha, "")
+        await self._checkpoints.record(seq, attempt.step_name, attempt.attempt, sha)
         return kept
 
     # ------------------------------------------------------------ artifacts
@@ -513,52 +499,13 @@ class Workspace:
         return restored
 
     async def checkpoints(self) -> list[Checkpoint]:
-        """One per passed step, oldest first: the integration tip right after
-        its merge."""
-        found: list[Checkpoint] = []
-        prefix = self._names.checkpoints_prefix
-        for ref, sha in await self._git.refs(prefix):
-            seq, slug, attempt = ref.removeprefix(prefix).split("/")
-            found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
-        return sorted(found, key=lambda c: c.seq)
+        return await self._checkpoints.all()
 
     def start_point(self) -> Checkpoint:
-        """Where the integration branch began (the user's branch when the
-        directive started), as checkpoint 0: resetting to it drops them all."""
-        return Checkpoint(seq=0, step_slug="", attempt=0, sha=self.base_sha, ref="")
+        return self._checkpoints.start_point()
 
     async def dropped_by_reset(self, point: str | int) -> tuple[str, list[Checkpoint]]:
-        """The commit a reset to `point` moves to and the checkpoints it drops;
-        ValueError when `point` is none of ours. Reads only.
-
-        `point` is a checkpoint's number (0: where the directive started, so
-        every checkpoint is dropped) or a commit. Steps that commit nothing
-        share the commit before them: a commit names the latest checkpoint
-        at it, and only a number goes back past the others."""
-        cps = await self.checkpoints()
-        if isinstance(point, int):
-            if point == 0:
-                return self.base_sha, cps
-            at = [i for i, c in enumerate(cps) if c.seq == point]
-            if not at:
-                numbers = ", ".join(f"#{c.seq}" for c in cps) or "none yet"
-                raise ValueError(
-                    f"directive {self.directive_id} has no checkpoint #{point}"
-                    f" (#0 is where it started; checkpoints: {numbers})"
-                )
-            return cps[at[0]].sha, cps[at[0] + 1 :]
-        sha = point
-        target = await self._git.rev(sha)
-        at = [i for i, c in enumerate(cps) if c.sha == target]
-        if at:
-            return target, cps[at[-1] + 1 :]
-        if target == self.base_sha:
-            return target, cps
-        known = ", ".join(c.sha[:12] for c in cps) or "none yet"
-        raise ValueError(
-            f"{sha} is not a checkpoint of directive {self.directive_id} "
-            f"(base {self.base_sha[:12]}; checkpoints: {known})"
-        )
+        return await self._checkpoints.dropped_by_reset(point)
 
     async def reset_to(self, point: str | int) -> list[Checkpoint]:
         """Move the integration branch back to a checkpoint (by number or

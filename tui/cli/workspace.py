@@ -13,7 +13,7 @@ from tui.cli.session import engine_session
 
 async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
     """The directive's git workspace: its diff, checkpoints, reset, merge."""
-    from engine.worktrees import START_LABEL
+    from engine.checkpoints import START_LABEL
 
     async with engine_session(db) as (store, engine):
         did = (await store.find_directive(args.id)).id

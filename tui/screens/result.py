@@ -22,10 +22,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 
+from engine.checkpoints import START_LABEL, Checkpoint
 from engine.models import Actor, Directive, DirectiveStatus, Step
 from engine.store import StoreError
 from engine.worktree_names import step_slug
-from engine.worktrees import START_LABEL, Checkpoint, FastForwardOffer
+from engine.worktrees import FastForwardOffer
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.screens.base import EngineScreen, refusable
