@@ -140,7 +140,7 @@ def floor_run(shape: Shape, parallel: int, workdir: Path) -> dict[str, Any]:
     changes the engine makes, each in its own transaction with its event:
     ready (a whole layer at once), running (+ run row), evaluating (+ run
     finished), passed (+ evaluation row and its event); then completed."""
-    from engine.store import MIGRATIONS
+    from engine.schema import MIGRATIONS
 
     path = workdir / "floor.db"
     conn = sqlite3.connect(path, isolation_level=None)

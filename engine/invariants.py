@@ -43,7 +43,7 @@ from engine.models import (
     DirectiveStatus,
     StepStatus,
 )
-from engine.store import SCHEMA_VERSION
+from engine.schema import SCHEMA_VERSION
 from engine.transitions import (
     DIRECTIVE_TERMINAL,
     DIRECTIVE_TRANSITIONS,

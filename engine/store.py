@@ -16,7 +16,6 @@ resolves only once its changes are committed.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,13 +23,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from engine.connection import Connection, configure, forget_specs, is_readonly, unwritable
 from engine.events import EngineEvent, event_from_json
 from engine.models import (
     ApprovalRequest,
     ApprovalStatus,
     Chain,
     Directive,
-    DirectiveSpec,
     Evaluation,
     Progress,
     Step,
@@ -46,172 +45,10 @@ from engine.rows import (
     list_steps,
     run_from_row,
 )
+from engine.schema import SCHEMA_VERSION
 from engine.tx import NotFound, StoreError, Tx, write_events
 
 T = TypeVar("T")
-
-# --------------------------------------------------------------------------
-# Schema and migrations. PRAGMA user_version holds the schema version; each
-# migration moves it forward by one and runs in its own transaction.
-# --------------------------------------------------------------------------
-
-MIGRATIONS: list[str] = [
-    # 1: the tables
-    """
-    CREATE TABLE directives (
-        id TEXT PRIMARY KEY,
-        title TEXT NOT NULL,
-        status TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        total_cost_usd REAL NOT NULL DEFAULT 0,
-        regenerations INTEGER NOT NULL DEFAULT 0,
-        failed_steps INTEGER NOT NULL DEFAULT 0,
-        wall_time_used_s REAL NOT NULL DEFAULT 0,
-        active_since REAL,
-        last_seq INTEGER NOT NULL DEFAULT 0,
-        pause_reason TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE directive_chains (
-        id TEXT PRIMARY KEY,
-        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
-        generation INTEGER NOT NULL,
-        planner TEXT NOT NULL,
-        reason TEXT,
-        superseded INTEGER NOT NULL DEFAULT 0,
-        cost_usd REAL NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        UNIQUE (directive_id, generation)
-    );
-    CREATE TABLE chain_steps (
-        id TEXT PRIMARY KEY,
-        chain_id TEXT NOT NULL REFERENCES directive_chains(id) ON DELETE CASCADE,
-        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        status TEXT NOT NULL,
-        rework_count INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        confidence REAL,
-        level TEXT,
-        rework_instructions TEXT,
-        layer INTEGER NOT NULL DEFAULT 0,
-        row INTEGER NOT NULL DEFAULT 0,
-        carried_from TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        UNIQUE (chain_id, name)
-    );
-    CREATE INDEX chain_steps_by_chain_status ON chain_steps (chain_id, status);
-    CREATE TABLE step_deps (
-        step_id TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
-        depends_on TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
-        PRIMARY KEY (step_id, depends_on)
-    ) WITHOUT ROWID;
-    CREATE TABLE step_runs (
-        id TEXT PRIMARY KEY,
-        step_id TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
-        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
-        attempt INTEGER NOT NULL,
-        executor TEXT NOT NULL,
-        status TEXT NOT NULL,
-        summary TEXT NOT NULL DEFAULT '',
-        error TEXT,
-        modified_files TEXT NOT NULL DEFAULT '[]',
-        usage TEXT NOT NULL DEFAULT '{}',
-        cost_usd REAL NOT NULL DEFAULT 0,
-        rework_instructions TEXT,
-        commit_sha TEXT,
-        started_at REAL NOT NULL,
-        finished_at REAL
-    );
-    CREATE INDEX step_runs_by_step ON step_runs (step_id, attempt);
-    CREATE TABLE directive_evaluations (
-        id TEXT PRIMARY KEY,
-        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
-        step_id TEXT NOT NULL REFERENCES chain_steps(id) ON DELETE CASCADE,
-        run_id TEXT REFERENCES step_runs(id) ON DELETE CASCADE,
-        score REAL NOT NULL,
-        level TEXT NOT NULL,
-        passed INTEGER NOT NULL,
-        results TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        rework_instructions TEXT,
-        flags TEXT NOT NULL DEFAULT '[]',
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX evaluations_by_step ON directive_evaluations (step_id, created_at);
-    CREATE TABLE approval_requests (
-        id TEXT PRIMARY KEY,
-        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
-        step_id TEXT REFERENCES chain_steps(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        evaluation_id TEXT REFERENCES directive_evaluations(id),
-        options TEXT NOT NULL DEFAULT '[]',
-        decision TEXT,
-        comment TEXT,
-        created_at REAL NOT NULL,
-        resolved_at REAL
-    );
-    CREATE INDEX approvals_pending ON approval_requests (status, created_at);
-    CREATE TABLE directive_events (
-        directive_id TEXT NOT NULL REFERENCES directives(id) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        step_id TEXT,
-        ts REAL NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (directive_id, seq)
-    ) WITHOUT ROWID;
-    """,
-    # 2: who runs the engine on this file (one running engine per database)
-    """
-    CREATE TABLE engine_lease (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        owner TEXT NOT NULL,
-        pid INTEGER NOT NULL,
-        host TEXT NOT NULL,
-        heartbeat REAL NOT NULL
-    );
-    """,
-    # 3: what planning cost, kept apart so that the directive's total is
-    # always the sum of its attempts plus its planning (failed plans too)
-    """
-    ALTER TABLE directives ADD COLUMN planning_cost_usd REAL NOT NULL DEFAULT 0;
-    """,
-    # 4: git worktrees: where each attempt started, and which commit a
-    # rework should carry forward (a merge conflict, changes requested)
-    """
-    ALTER TABLE step_runs ADD COLUMN base_sha TEXT;
-    ALTER TABLE chain_steps ADD COLUMN carry_sha TEXT;
-    """,
-    # 5: the engine's hot path. spec_rev moves whenever the spec text does, so
-    # a read can take the parsed spec from its connection's cache instead of
-    # fetching the text (174 KB for 1,000 steps); an index on the dependency
-    # side finds the steps a passed step may have made ready.
-    """
-    ALTER TABLE directives ADD COLUMN spec_rev INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX step_deps_by_dependency ON step_deps (depends_on);
-    """,
-]
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class Connection(sqlite3.Connection):
-    """sqlite3's connection with the parsed directive specs it has read,
-    by (directive id, spec_rev): a cache that lives and dies with the
-    connection, so two databases never share one."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.specs: dict[tuple[str, int], DirectiveSpec] = {}
-
 
 AMBIGUOUS_SHOWN = 8  # the ids an ambiguous prefix names
 
@@ -263,7 +100,7 @@ class Store:
         conn.row_factory = sqlite3.Row
         store = cls(conn, path)
         try:
-            await store._call(_configure, readonly)
+            await store._call(configure, readonly)
         except sqlite3.DatabaseError as exc:
             await conn.close()
             if is_readonly(exc):
@@ -474,89 +311,6 @@ class Store:
         return {r[0]: Progress(**dict(zip(fields, r[1:], strict=True))) for r in rows}
 
 
-def is_readonly(exc: BaseException | None) -> bool:
-    """SQLite's answer to a write it may not make: the file, or the folder
-    its -wal and -shm files go in, is read-only for this user."""
-    if not isinstance(exc, sqlite3.Error):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (code is not None and code & 0xFF == sqlite3.SQLITE_READONLY) or "readonly" in str(exc)
-
-
-def unwritable(path: Path) -> str | None:
-    """Why SQLite may not write the database at `path`, in words (None when
-    the file and its folder both look writable). The folder first: SQLite
-    writes `-wal` and `-shm` files beside the database (WAL mode), so a
-    folder this user may not write in keeps it from even reading one."""
-    folder = path.parent
-    if not os.access(folder, os.W_OK | os.X_OK):
-        if not path.exists():
-            return f"cannot create the database {path}: the folder {folder} is not writable"
-        return (
-            f"cannot write in the folder {folder} of the database {path}: SQLite keeps"
-            f" {path.name}-wal and {path.name}-shm beside it (make the folder writable,"
-            " or copy the database to one that is)"
-        )
-    if path.exists() and not os.access(path, os.W_OK):
-        return f"the database {path} is read-only: this command writes to it (make it writable)"
-    return None
-
-
-def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    foreign = foreign_tables(conn)
-    if foreign:  # before WAL mode or a migration could change the file
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise sqlite3.DatabaseError(
-            f"it is another program's SQLite database (its tables: {shown})"
-        )
-    if readonly:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
-        return
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
-    _migrate(conn)
-
-
-def foreign_tables(conn: sqlite3.Connection) -> list[str]:
-    """Tables in a file that is not ours: another program's database, which
-    the store must not adopt (add its tables to, switch to WAL). Ours has a
-    schema version and our `directives` table; another program may number
-    its schema too (`user_version`), so the version alone does not tell.
-    Empty for a new file and for ours."""
-    tables = [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-            " AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        )
-    ]
-    if conn.execute("PRAGMA user_version").fetchone()[0] != 0 and "directives" in tables:
-        return []
-    return tables
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(
-            f"schema version {version} is newer than this program knows ({SCHEMA_VERSION})"
-        )
-    for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-
 def _transactions(
     conn: sqlite3.Connection, fns: list[Callable[[Tx], Any]]
 ) -> list[tuple[bool, Any]]:
@@ -579,7 +333,7 @@ def _transactions(
                     raise
                 conn.execute("ROLLBACK TO write")
                 conn.execute("RELEASE write")
-                _forget_specs(conn)
+                forget_specs(conn)
                 outcomes.append((False, exc))
                 continue
             if not alone:
@@ -592,14 +346,6 @@ def _transactions(
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
-        _forget_specs(conn)
+        forget_specs(conn)
         raise
     return outcomes
-
-
-def _forget_specs(conn: sqlite3.Connection) -> None:
-    """A rolled-back write may have cached a spec revision that was never
-    committed (and that number may be reused by a different spec)."""
-    specs = getattr(conn, "specs", None)
-    if specs is not None:
-        specs.clear()

@@ -22,7 +22,8 @@ from engine.models import (
     StepSpec,
     StepStatus,
 )
-from engine.store import MIGRATIONS, SCHEMA_VERSION, NotFound, Store, StoreError, Tx
+from engine.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.store import NotFound, Store, StoreError, Tx
 from engine.transitions import InvalidTransition
 
 

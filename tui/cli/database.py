@@ -37,7 +37,7 @@ def readonly_error(exc: BaseException) -> bool:
     """A write SQLite refused because the database (or its folder) is
     read-only for this user: reading it worked, this command writes. The
     store's rule, imported only on this error path."""
-    from engine.store import is_readonly
+    from engine.connection import is_readonly
 
     return is_readonly(exc)
 
@@ -82,7 +82,7 @@ def other_programs_tables(db: Path) -> list[str]:
         with open(db, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 return []
-        from engine.store import foreign_tables  # the store's own rule
+        from engine.schema import foreign_tables  # the store's own rule
 
         # immutable: the main file only, as it is on disk. A plain reader of a
         # database in WAL mode would leave -wal and -shm files beside it.
