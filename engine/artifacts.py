@@ -22,7 +22,7 @@ from engine.checkpoints import Checkpoints
 from engine.git_repo import GitRepo, is_under
 
 if TYPE_CHECKING:
-    from engine.worktrees import Attempt
+    from engine.attempt_worktrees import Attempt
 
 
 class ArtifactCopies:
