@@ -31,6 +31,7 @@ from engine.checkpoints import Checkpoint, Checkpoints
 from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
 from engine.git_repo import GitRepo, is_under
 from engine.integration_branch import IntegrationBranch
+from engine.user_branch import FastForwardOffer, fast_forward_as_offered, offer_fast_forward
 from engine.worktree_names import WorktreeNames
 
 
@@ -47,15 +48,6 @@ class MergeResult:
     conflicts: list[str]
     previous_sha: str  # integration tip before
     artifacts: list[str] = field(default_factory=list)  # ignored outputs kept for later steps
-
-
-@dataclass(frozen=True)
-class FastForwardOffer:
-    possible: bool
-    branch: str | None
-    target_sha: str
-    reason: str  # why not, or what it would do: shown to the user as is
-    worktree: Path | None = None  # where the branch is checked out, if anywhere
 
 
 @dataclass(frozen=True)
@@ -331,69 +323,11 @@ class Workspace:
     # ----------------------------------------------------- the user's branch
 
     async def offer_fast_forward(self) -> FastForwardOffer:
-        """Can the user's branch (the one checked out when the directive
-        started) be fast-forwarded to the integration tip? Read only."""
         tip = await self._integration.tip()
-        branch = self.user_branch
-
-        def no(reason: str, where: Path | None = None) -> FastForwardOffer:
-            return FastForwardOffer(False, branch, tip, reason, where)
-
-        if branch is None:
-            return no(
-                f"the repository was on a detached HEAD when the directive started; "
-                f"merge {self.integration_branch} yourself"
-            )
-        current = await self._git.run(
-            self.top, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False
-        )
-        if current.code != 0:
-            return no(f"branch {branch} no longer exists; merge {self.integration_branch} yourself")
-        cur = current.out.strip()
-        if cur == tip:
-            return no(f"{branch} is already at {tip[:12]}: nothing to fast-forward")
-        if not await self._git.is_ancestor(cur, tip):
-            return no(
-                f"{branch} has moved on since the directive started; "
-                f"merge {self.integration_branch} into it yourself"
-            )
-        where = next(
-            (e.path for e in await self._git.worktrees() if e.branch == f"refs/heads/{branch}"),
-            None,
-        )
-        if where is not None and await self._git.dirty(where, untracked=False):
-            return no(f"{where} has uncommitted changes: commit or stash them first", where)
-        count = (await self._git.run(self.top, "rev-list", "--count", f"{cur}..{tip}")).out.strip()
-        return FastForwardOffer(
-            True,
-            branch,
-            tip,
-            f"fast-forward {branch} {cur[:12]} -> {tip[:12]} ({count} commits)",
-            where,
-        )
+        return await offer_fast_forward(self._git, self.user_branch, self.integration_branch, tip)
 
     async def fast_forward_user_branch(self) -> str:
-        """Fast-forward the user's branch to the integration tip: `merge
-        --ff-only` in the checkout that has it, or a checked ref update when
-        no checkout has it. Only ever on the user's explicit say-so."""
-        offer = await self.offer_fast_forward()
-        if not offer.possible or offer.branch is None:
-            raise ValueError(f"cannot fast-forward: {offer.reason}")
-        if offer.worktree is not None:
-            await self._git.run(offer.worktree, "merge", "--ff-only", "-q", offer.target_sha)
-        else:
-            ref = f"refs/heads/{offer.branch}"
-            old = await self._git.rev(ref)
-            await self._git.run(
-                self.top,
-                "update-ref",
-                "-m",
-                "directive-tui: fast-forward",
-                ref,
-                offer.target_sha,
-                old,
-            )
-        return offer.target_sha
+        return await fast_forward_as_offered(self._git, await self.offer_fast_forward())
 
     # -------------------------------------------------------------- cleanup
 

@@ -25,8 +25,8 @@ from textual.widgets import DataTable, Footer, Static
 from engine.checkpoints import START_LABEL, Checkpoint
 from engine.models import Actor, Directive, DirectiveStatus, Step
 from engine.store import StoreError
+from engine.user_branch import FastForwardOffer
 from engine.worktree_names import step_slug
-from engine.worktrees import FastForwardOffer
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.screens.base import EngineScreen, refusable
