@@ -12,8 +12,18 @@ worktree under the engine's data folder, status reads run with optional locks
 off (so not even the user's index is refreshed). Only
 `fast_forward_user_branch`, called on the user's say-so, moves their branch.
 
-The names of the directive's branches, folders and hidden refs are in
-`engine.worktree_names`; git itself runs through `engine.git`.
+`Workspace` is what the engine holds. It opens the directive's workspace,
+merges, resets and shows diffs itself, and hands the rest to its parts:
+
+    engine.git                 the git runner: every call goes through `run_git`
+    engine.git_repo            git's answers about one repository
+    engine.worktree_names      the names of the branches, folders and hidden refs
+    engine.integration_branch  where the directive started; the integration worktree
+    engine.attempt_worktrees   one worktree per attempt
+    engine.checkpoints         the integration tip after each passed step
+    engine.artifacts           ignored outputs a checkpoint hands on
+    engine.user_branch         fast-forwarding the user's branch
+    engine.worktree_cleanup    crash cleanup, the end, the delete
 """
 
 from __future__ import annotations
@@ -51,7 +61,8 @@ class MergeResult:
 
 
 class Workspace:
-    """The git side of one directive. Build it with `await Workspace.open(...)`."""
+    """The git side of one directive. Build it with `await Workspace.open(...)`.
+    A method that only hands over to a part is documented there."""
 
     def __init__(
         self,
