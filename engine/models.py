@@ -253,16 +253,19 @@ class VerifierSpec(Strict):
         ]
         | None
     ) = None
-    weight: float = Field(1.0, ge=0)
+    # allow_inf_nan=False on these: a spec is stored as JSON, which has no
+    # infinity, and one written as null could not be read back (every
+    # command listing that database failed on it).
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     gating: bool | None = None
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, allow_inf_nan=False)
     enabled: bool = True
 
 
 class VerifierConfig(Strict):
     auto_detect: bool = True
     llm_judge: bool = True  # only used when an API key is configured
-    llm_judge_weight: float = Field(1.0, ge=0)
+    llm_judge_weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     extra: list[VerifierSpec] = Field(default_factory=list)
 
 
@@ -277,7 +280,7 @@ class StepSpec(Strict):
     requirement_ids: list[str] = Field(default_factory=list)
     executor: ExecutorKind | None = None  # overrides the directive's executor
     command: str | None = None  # shell executor
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     # scripted executor: attempt N uses attempts[min(N, len) - 1]
     attempts: list[ScriptedAttempt] = Field(default_factory=list)
     verifiers: list[str] | None = None  # restrict to these verifier names

@@ -4,14 +4,17 @@ message naming the file and the line, key or steps."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from engine.directive_file import (
     MAX_FILE_BYTES,
@@ -971,3 +974,20 @@ def test_shell_pipeline_example_completes_in_a_git_checkout(tmp_path):
     assert '"lines"' in git("show", f"{branch}:reports/readme-stats.json")
     assert git("status", "--porcelain") == ""
     assert not (repo / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"verifiers": {"llm_judge_weight": math.inf}},
+        {"verifiers": {"extra": [{"name": "lint", "command": "true", "weight": math.inf}]}},
+        {"verifiers": {"extra": [{"name": "lint", "command": "true", "timeout_s": math.nan}]}},
+        {"steps": [{"name": "build", "timeout_s": math.inf}]},
+    ],
+)
+def test_a_spec_built_in_code_refuses_what_its_json_could_not_hold(spec: dict[str, Any]) -> None:
+    """Not only directive files: a spec from the app's form or from code is
+    stored as JSON, which has no infinity; one saved as null could not be
+    read back, and every command listing the database failed on it."""
+    with pytest.raises(ValidationError, match="finite number"):
+        DirectiveSpec.model_validate({"title": "t", "goal": "g", "repo": "/tmp", **spec})
