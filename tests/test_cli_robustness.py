@@ -39,7 +39,9 @@ from tests.test_cli import (
     only_directive,
     run_cli,
 )
-from tui.cli import load_spec, main, run_headless
+from tui.cli import main
+from tui.cli.entry import load_spec
+from tui.cli.headless import run_headless
 
 
 class WatchedBus(EventBus):

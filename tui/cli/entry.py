@@ -1,0 +1,126 @@
+"""`main`: the command line parsed, the database checked, the command run,
+and every way it can end turned into its exit code (see `exits`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tui.cli.approvals import list_approvals, resolve
+from tui.cli.database import busy_message, check_db, default_db, is_busy, readonly_error
+from tui.cli.directives import delete_command, directive_command, list_directives
+from tui.cli.events import print_events
+from tui.cli.exits import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT_CLOSED,
+    Terminated,
+    UsageError,
+)
+from tui.cli.headless import demo_headless, run_headless
+from tui.cli.launch import need_terminal, run_app
+from tui.cli.limits import limits_command
+from tui.cli.parser import build_parser
+from tui.cli.program import command_line
+from tui.cli.signals import run_async
+from tui.cli.workspace import git_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "headless", True) is False and args.json:
+        parser.error(f"{args.command}: --json needs --headless (the app has no JSON output)")
+    db: Path = args.db or default_db()
+    named = args.db is not None or bool(os.environ.get("DIRECTIVE_TUI_DB"))
+    me = command_line(db if named else None)
+    out = sys.stdout
+    try:
+        if args.command is not None and out is None:  # started with `>&-`
+            raise UsageError(
+                "the standard output is closed: give it a file (or /dev/null)"
+                f" for {args.command} to write to"
+            )
+        check_db(db, args.command)
+        return _dispatch(args, db, me, out)
+    except UsageError as exc:
+        print(f"directive-tui: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Terminated as exc:
+        return exc.code
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do. A
+        # headless run has closed its engine; its steps run again on resume.
+        with contextlib.suppress(OSError):  # nor complain when stdout is flushed at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OUTPUT_CLOSED
+    except Exception as exc:  # SQLite's lock wait ran out, or it may not write, wherever it was
+        if is_busy(exc):
+            message = busy_message(db)
+        elif readonly_error(exc):
+            from engine.store import unwritable
+
+            message = unwritable(db) or f"cannot write the database {db} ({exc})"
+        else:
+            raise
+        print(f"directive-tui: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
+    cmd = args.command
+    if cmd in (None, "run", "demo", "resume") and not getattr(args, "headless", False):
+        need_terminal(cmd)
+    if cmd == "run":
+        spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
+        if args.headless:
+            return run_async(run_headless(db, spec=spec, as_json=args.json, command=me))
+        return run_app(db, bell=args.bell, start_file=args.file)
+    if cmd == "demo":
+        if args.headless:
+            return run_async(demo_headless(db, args.auto, args.json, me))
+        return run_app(db, bell=args.bell, demo=True, auto_approve=args.auto)
+    if cmd == "resume":
+        if args.headless:
+            return run_async(run_headless(db, directive_id=args.id, as_json=args.json, command=me))
+        return run_app(db, bell=args.bell, open_directive=args.id, resume=True)
+    if cmd == "list":
+        return run_async(list_directives(db, args.json, out))
+    if cmd == "approvals":
+        return run_async(list_approvals(db, args.json, out))
+    if cmd in ("approve", "deny", "request-changes"):
+        decision = {"approve": "approve", "deny": "deny", "request-changes": "request_changes"}[cmd]
+        return run_async(resolve(db, args.id, decision, args.comment, out, me))
+    if cmd == "decide":
+        return run_async(resolve(db, args.id, args.decision, args.comment, out, me))
+    if cmd in ("pause", "stop"):
+        return run_async(directive_command(db, args.id, cmd, out))
+    if cmd == "limits":
+        return run_async(limits_command(db, args, out, me))
+    if cmd == "events":
+        return run_async(print_events(db, args.id, args.after, args.json, out))
+    if cmd == "delete":
+        return run_async(delete_command(db, args.id, args.force, out, me))
+    if cmd in ("diff", "checkpoints", "reset", "merge"):
+        return run_async(git_command(db, args, out))
+    return run_app(db, bell=args.bell)
+
+
+def load_spec(path: Path, *, starting: bool = False) -> Any:
+    """The directive in `path`; `starting`: it runs now, so a Claude key it
+    needs and lacks is bad input too (refused before anything is written)."""
+    from engine.directive_file import DirectiveFileError, check_api_key, load_directive_file
+
+    try:
+        spec = load_directive_file(path)
+        if starting:
+            check_api_key(spec, str(path))
+    except DirectiveFileError as exc:
+        raise UsageError(str(exc)) from exc
+    return spec
