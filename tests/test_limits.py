@@ -173,7 +173,7 @@ def test_nan_is_refused_as_not_a_number_not_as_too_large(tmp_path: Path) -> None
         parse_directive_text(
             text + "[limits]\nmax_cost_usd = nan\n", base_dir=tmp_path, source="d.toml"
         )
-    assert "limits.max_cost_usd: Input should be a finite number, got nan" in str(caught.value)
+    assert "limits.max_cost_usd: must be a finite number, got nan" in str(caught.value)
 
 
 async def test_a_limit_lowered_below_what_is_used_trips_while_steps_run(
