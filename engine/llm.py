@@ -75,7 +75,9 @@ class LLMError(RuntimeError):
     """A model call that did not produce a usable answer.
 
     `usage`/`cost_usd` are what the failed call still cost (a refused or
-    malformed response is billed), so callers can record it.
+    malformed response is billed), so callers can record it. `cut_off`: the
+    answer stopped at `max_tokens` (asking again with the same limit cuts
+    it off again).
     """
 
     def __init__(
@@ -87,8 +89,10 @@ class LLMError(RuntimeError):
         request_id: str | None = None,
         usage: TokenUsage | None = None,
         cost_usd: float = 0.0,
+        cut_off: bool = False,
     ) -> None:
         super().__init__(message)
+        self.cut_off = cut_off
         self.kind = kind
         self.message = message
         self.status_code = status_code
@@ -517,7 +521,13 @@ class LLMClient:
         )
 
     def _response_error(self, response: LLMResponse, kind: LLMErrorKind, text: str) -> LLMError:
-        return LLMError(kind, self.scrub(text), usage=response.usage, cost_usd=response.cost_usd)
+        return LLMError(
+            kind,
+            self.scrub(text),
+            usage=response.usage,
+            cost_usd=response.cost_usd,
+            cut_off=response.stop_reason == "max_tokens",
+        )
 
     def _translate(self, exc: Exception, model: str) -> Exception:
         sdk = _sdk()

@@ -30,6 +30,9 @@ from engine.planner import (
 
 DEFAULT_CORRECTIONS = 2  # attempts after the first, when the chain is invalid
 PLAN_MAX_TOKENS = 8_000
+# A plan cut off at its token limit is asked for again with twice the limit
+# (and asked to be brief), up to this: the same limit would cut it again.
+PLAN_MAX_TOKENS_CEILING = 32_000
 # The prompt asks for 2 to 8 steps; a plan may stretch that, but every step
 # is an agent session that costs money, so a far longer one is sent back.
 # Kept steps of a replan (already passed) do not count.
@@ -266,6 +269,7 @@ class LLMPlanner:
         spent = self._spent = UsageTotal()
         problem = ""
         attempts = 1 + self.corrections
+        max_tokens = self.max_tokens
         for attempt in range(attempts):
             over = _over_budget(directive, spent.cost_usd) if attempt else None
             if over:  # a correction would spend past the directive's cost limit
@@ -280,7 +284,7 @@ class LLMPlanner:
                     messages=messages,
                     output_format=ChainDraft,
                     system=SYSTEM_PROMPT,
-                    max_tokens=self.max_tokens,
+                    max_tokens=max_tokens,
                 )
             except LLMError as exc:
                 spent.add(exc.usage, exc.cost_usd)
@@ -292,13 +296,16 @@ class LLMPlanner:
                         cost_usd=spent.cost_usd,
                     ) from exc
                 problem = str(exc)
+                ask = "Return the whole chain again as JSON matching the schema."
+                if exc.cut_off:
+                    ask += (
+                        f" It was cut off at {max_tokens} tokens: keep each description"
+                        " to a few sentences, and the rationale to one."
+                    )
+                    max_tokens = min(max_tokens * 2, max(PLAN_MAX_TOKENS_CEILING, max_tokens))
                 messages += [
                     {"role": "assistant", "content": "(an answer that did not match the schema)"},
-                    {
-                        "role": "user",
-                        "content": f"That answer was not usable: {problem}\n"
-                        "Return the whole chain again as JSON matching the schema.",
-                    },
+                    {"role": "user", "content": f"That answer was not usable: {problem}\n{ask}"},
                 ]
                 continue
             spent.add(response.usage, response.cost_usd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -316,6 +317,24 @@ async def test_malformed_answer_is_retried_then_fails_clearly(
     fake_api.reply_json({"rationale": "x", "steps": [{"name": "a"}]})
     with pytest.raises(PlanningError, match="not a valid ChainDraft"):
         await LLMPlanner(fake_llm, corrections=1).plan(directive(tmp_path))
+
+
+async def test_a_plan_cut_off_at_its_token_limit_is_asked_again_with_room(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """Asked again with the same limit, a long plan was cut off again: paid
+    for three times before the directive paused. A cut answer doubles the
+    limit for the next ask, which also asks for shorter text."""
+    whole = json.dumps(GOOD)
+    fake_api.reply(whole[: len(whole) // 2], stop_reason="max_tokens", usage=usage(900, 8000))
+    fake_api.reply_json(GOOD, usage=usage(1000, 600))
+    chain = await LLMPlanner(fake_llm).plan(directive(tmp_path))
+    assert [s.name for s in chain.steps] == ["research", "implement", "test", "docs"]
+    first, again = fake_api.requests
+    assert (first.body["max_tokens"], again.body["max_tokens"]) == (8000, 16000)
+    assert "the answer hit max_tokens" in again.last_user_text
+    assert "cut off at 8000 tokens: keep each description" in again.last_user_text
+    assert chain.cost_usd == pytest.approx(cost_of(usage(900, 8000), usage(1000, 600)))
 
 
 async def test_auth_failure_is_a_planning_error_without_retries(
