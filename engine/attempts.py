@@ -42,7 +42,7 @@ from engine.models import (
 )
 from engine.refusals import RepoGone
 from engine.store import Tx
-from engine.text import clip
+from engine.text import clip, plural
 from engine.transitions import STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
@@ -401,7 +401,7 @@ class Attempts(EngineCore):
                     **scored,
                 )
                 return S.REWORK
-            cycles = f"{step.rework_count} rework cycle" + ("" if step.rework_count == 1 else "s")
+            cycles = plural(step.rework_count, "rework cycle")
             why = f"still red after {cycles}"
             if merged and merged.conflicts:
                 why = f"merge conflicts after {cycles}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.git_repo import GitRepo
+from engine.text import plural
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ async def offer_fast_forward(
         True,
         branch,
         tip,
-        f"fast-forward {branch} {cur[:12]} -> {tip[:12]} ({count} commits)",
+        f"fast-forward {branch} {cur[:12]} -> {tip[:12]} ({plural(int(count), 'commit')})",
         where,
     )
 

@@ -611,6 +611,7 @@ async def test_fast_forward_of_a_branch_not_checked_out(ws: Workspace, repo: Pat
     assert (await ws.merge(att)).merged
     offer = await ws.offer_fast_forward()
     assert offer.possible and offer.worktree is None
+    assert offer.reason.endswith("(1 commit)")  # it read "(1 commits)"
     await ws.fast_forward_user_branch()
     assert git(repo, "rev-parse", "main") == tip(ws)
     assert user_state(repo) == before  # the checkout (on `elsewhere`) did not change

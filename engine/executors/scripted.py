@@ -16,6 +16,7 @@ from pathlib import Path
 from engine.executors.base import ExecutionResult, StepContext
 from engine.models import FileEdit, Severity
 from engine.paths import PathEscapeError, in_git_dir, relative_to_repo, resolve_in_repo
+from engine.text import plural
 
 
 class EditError(Exception):
@@ -41,7 +42,7 @@ def _replace(path: Path, edit: FileEdit, rel: str) -> str:
         snippet = old if len(old) <= 80 else old[:77] + "..."
         raise EditError(f"cannot replace text in {rel}: {snippet!r} is not in the file")
     path.write_text(text.replace(old, new), encoding="utf-8")
-    return f"edited {rel}: replaced {count} occurrence{'s' if count > 1 else ''}"
+    return f"edited {rel}: replaced {plural(count, 'occurrence')}"
 
 
 def _delete(path: Path, edit: FileEdit, rel: str) -> str:

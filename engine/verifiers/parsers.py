@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from engine.text import plural
+
 if TYPE_CHECKING:
     from engine.procs import ProcessResult
 
@@ -57,10 +59,6 @@ def clean_output(text: str) -> str:
 
 def issue_score(issues: int) -> float:
     return 1.0 if issues <= 0 else max(0.0, 1.0 - issues / ISSUE_BUDGET)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _no_result(tool: str, result: ProcessResult) -> Parsed:
@@ -116,7 +114,7 @@ def _pytest_counts(body: str) -> dict[str, int]:
 
 
 def _pytest_label(key: str, n: int) -> str:
-    return _plural(n, "error") if key == "error" else f"{n} {key}"
+    return plural(n, "error") if key == "error" else f"{n} {key}"
 
 
 def parse_pytest(result: ProcessResult) -> Parsed:
@@ -137,7 +135,7 @@ def parse_pytest(result: ProcessResult) -> Parsed:
     )
     reported = ", ".join(f"{counts[k]} {k}" for k in _PYTEST_REPORTED if counts[k])
     if collection:
-        summary = f"collection failed: {_plural(details['collection_errors'], 'error')}"
+        summary = f"collection failed: {plural(details['collection_errors'], 'error')}"
     elif counted == 0:
         summary = "no tests ran"
     else:
@@ -161,7 +159,7 @@ def _issues(tool: str, result: ProcessResult, issues: int, noun: str = "error") 
         return Parsed(1.0, True, f"{tool}: no issues", details)
     if issues == 0:  # failed without reporting anything countable
         return _no_result(tool, result)
-    return Parsed(issue_score(issues), False, f"{tool}: {_plural(issues, noun)}", details)
+    return Parsed(issue_score(issues), False, f"{tool}: {plural(issues, noun)}", details)
 
 
 _RUFF_FOUND = re.compile(r"^Found (\d+) errors?\b", re.M)
@@ -193,7 +191,7 @@ def parse_mypy(result: ProcessResult) -> Parsed:
         parsed = _issues("mypy", result, errors)
         parsed.details["files"] = files
         return parsed._replace(
-            summary=f"mypy: {_plural(errors, 'error')} in {_plural(files, 'file')}"
+            summary=f"mypy: {plural(errors, 'error')} in {plural(files, 'file')}"
         )
     if _MYPY_CLEAN.search(text):
         return _issues("mypy", result, 0)
@@ -235,7 +233,7 @@ def parse_clippy(result: ProcessResult) -> Parsed:
         return Parsed(
             0.0,
             False,
-            f"clippy: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}",
+            f"clippy: {plural(errors, 'error')}, {plural(warnings, 'warning')}",
             {"errors": errors, "warnings": warnings, "exit_code": result.exit_code},
         )
     parsed = _issues("clippy", result, warnings, noun="warning")
@@ -310,7 +308,7 @@ def parse_go_test(result: ProcessResult) -> Parsed:
         return Parsed(0.0, False, "go test: no tested packages" + _exit_note(result), details)
     summary = f"{ok}/{total} packages passed"
     if failed_tests:
-        summary += f", {_plural(len(failed_tests), 'failing test')}"
+        summary += f", {plural(len(failed_tests), 'failing test')}"
     passed = result.exit_code == 0 and not failed_pkgs
     note = _exit_note(result, len(failed_pkgs))
     return Parsed(ok / total, passed, summary + note, details)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.text import plural
 from tui.cli.exits import EXIT_OK, UsageError
 from tui.cli.session import engine_session, open_store
-from tui.cli.text import one_line, plural
+from tui.cli.text import one_line
 
 
 async def list_directives(db: Path, as_json: bool, out: Any) -> int:

@@ -11,11 +11,6 @@ def one_line(text: str) -> str:
     return made_one_line(text)
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 approval`, `2 approvals`, `0 approvals`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def shorten(text: str, width: int) -> str:
     """`text` on one line of at most `width` characters, cut with an ellipsis."""
     line = " ".join(text.split())

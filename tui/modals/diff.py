@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from engine.models import StepRun
+from engine.text import plural
 from tui.widgets.diff_log import DiffLog
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class AttemptDiffs(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="diff-dialog"):
-            count = f"{len(self.runs)} attempt" + ("s" if len(self.runs) != 1 else "")
+            count = plural(len(self.runs), "attempt")
             yield Static(f"Diffs of {self.step_name} ({count})", classes="dialog-title")
             yield DiffLog(id="diff-log")
             yield Static("Loading…", id="diff-status", classes="dialog-sub")
