@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_busy(exc):
             message = busy_message(db)
         elif readonly_error(exc):
-            from engine.store import unwritable
+            from engine.connection import unwritable
 
             message = unwritable(db) or f"cannot write the database {db} ({exc})"
         else:
