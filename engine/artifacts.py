@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from engine.changes import is_ignored
 from engine.checkpoints import Checkpoints
-from engine.git_repo import GitRepo, is_under
+from engine.git_repo import GitRepo
+from engine.paths import is_under
 
 if TYPE_CHECKING:
     from engine.attempt_worktrees import Attempt

@@ -34,11 +34,6 @@ def _parse_worktrees(text: str) -> list[WorktreeEntry]:
     return entries
 
 
-def is_under(path: Path, root: Path) -> bool:
-    """Whether `path` is `root` or lies inside it."""
-    return path == root or root in path.parents
-
-
 class GitRepo:
     """Git in the repository whose top level is `top`."""
 

@@ -16,7 +16,8 @@ class PathEscapeError(ValueError):
     """A path that would leave the repository, or is not a usable path."""
 
 
-def _inside(path: Path, root: Path) -> bool:
+def is_under(path: Path, root: Path) -> bool:
+    """Whether `path` is `root` or lies inside it."""
     return path == root or root in path.parents
 
 
@@ -62,7 +63,7 @@ def resolve_in_repo(repo: Path, user_path: str) -> Path:
         candidate = current / part
         if candidate.is_symlink():
             target = _resolve(candidate, user_path)
-            if not _inside(target, root):
+            if not is_under(target, root):
                 raise PathEscapeError(
                     f"{user_path!r}: {walked.as_posix()} is a symlink to {target}, "
                     "outside the repository"
@@ -85,7 +86,7 @@ def relative_to_repo(repo: Path, path: Path | str) -> str:
         p = _resolve(p, str(path))
     else:
         p = _resolve(p.parent, str(path)) / p.name
-    if not _inside(p, root):
+    if not is_under(p, root):
         raise PathEscapeError(f"{str(path)!r} is outside the repository {root}")
     return p.relative_to(root).as_posix()
 

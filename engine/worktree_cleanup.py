@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.attempt_worktrees import Attempt
-from engine.git_repo import GitRepo, WorktreeEntry, is_under
+from engine.git_repo import GitRepo, WorktreeEntry
 from engine.integration_branch import IntegrationBranch
+from engine.paths import is_under
 from engine.worktree_names import WorktreeNames
 
 

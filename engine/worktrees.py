@@ -38,8 +38,9 @@ from engine.artifacts import ArtifactCopies
 from engine.attempt_worktrees import DEFAULT_LINKS, Attempt, AttemptWorktrees
 from engine.checkpoints import Checkpoint, Checkpoints
 from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
-from engine.git_repo import GitRepo, is_under
+from engine.git_repo import GitRepo
 from engine.integration_branch import IntegrationBranch
+from engine.paths import is_under
 from engine.user_branch import FastForwardOffer, fast_forward_as_offered, offer_fast_forward
 from engine.worktree_cleanup import PruneReport, WorktreeCleanup
 from engine.worktree_names import WorktreeNames

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import git as worktrees  # the runner's module (`git` is this file's helper)
+from engine import git as git_runner  # `git` is this file's helper
 from engine.git import GitError, run_git
 from engine.worktree_names import step_slug
 from engine.worktrees import Attempt, StaleAttemptError, Workspace
@@ -706,13 +706,13 @@ async def test_a_briefly_held_lock_is_waited_out(
         lock.unlink(missing_ok=True)
         await real_sleep(0)
 
-    monkeypatch.setattr(worktrees.asyncio, "sleep", backoff)
+    monkeypatch.setattr(git_runner.asyncio, "sleep", backoff)
     sha = await ws.commit_attempt(att, "impl")
-    assert backoffs == [worktrees.LOCK_BACKOFF_S]
+    assert backoffs == [git_runner.LOCK_BACKOFF_S]
     assert sha and git(ws.top, "rev-parse", ref) == sha
 
     lock.write_text("")  # held for good: the error says so
-    monkeypatch.setattr(worktrees.asyncio, "sleep", lambda delay: real_sleep(0))
+    monkeypatch.setattr(git_runner.asyncio, "sleep", lambda delay: real_sleep(0))
     with pytest.raises(GitError, match="File exists"):
         await ws.commit_attempt(att, "again")
     lock.unlink()
