@@ -451,7 +451,7 @@ class DirectiveApp(App[None]):
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m tui.app`: the app without the full command line (which is
-    `directive-tui`, in tui/cli.py)."""
+    `directive-tui`, in tui/cli/)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tui.app")
