@@ -21,8 +21,7 @@ from engine.models import (
 )
 from engine.models import StepStatus as S
 from engine.planner import PlannedChain
-from engine.rows import READY_SQL
-from engine.rows import list_steps as _list_steps
+from engine.rows import READY_SQL, list_steps
 from engine.store import Tx
 from engine.transitions import STEP_DONE
 
@@ -116,7 +115,7 @@ def drive(
         )[0]
         slots = d.spec.limits.max_parallel_steps - running
         if slots > 0:
-            runnable = _list_steps(
+            runnable = list_steps(
                 tx.conn, "s.chain_id = ? AND s.status IN ('ready', 'rework')", (chain.id,)
             )
             waiting = [s for s in runnable if s.id not in busy][:slots]

@@ -32,7 +32,7 @@ from engine.models import (
 )
 from engine.planner import PlannedChain, ReplanContext
 from engine.refusals import EngineError
-from engine.rows import list_steps as _list_steps
+from engine.rows import list_steps
 from engine.store import Tx
 from engine.text import clip
 from engine.transitions import DIRECTIVE_TERMINAL
@@ -300,7 +300,7 @@ class Planning(EngineCore):
                 and chain is not None
                 and not approvals.plan_pending(tx, directive_id)
             ):
-                steps = _list_steps(tx.conn, "s.chain_id = ?", (chain.id,))
+                steps = list_steps(tx.conn, "s.chain_id = ?", (chain.id,))
                 _ask_plan_approval(tx, tx.directive(directive_id), steps, f"{why}; as it stands")
 
         await self._write(directive_id, keep)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tui.cli.exits import UsageError
 
-BUSY_WAIT_S = 10  # as the store waits for a lock (engine/store.py's busy_timeout)
+BUSY_WAIT_S = 10  # as the store waits for a lock (busy_timeout in engine/connection.py configure)
 
 # Commands that create their database when it is missing; every other one
 # works on directives that must already be in it.
