@@ -280,7 +280,9 @@ class EngineLease:
         path = Path(getattr(db, "path", db))
 
         def read() -> LeaseHolder | None:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            # As a URI, percent-encoded: a `#` or `?` in a folder's name would
+            # otherwise end the path there, and nobody would seem to hold it.
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)
             try:
                 return _read(conn)
             except sqlite3.OperationalError:  # no schema yet: nobody
@@ -289,6 +291,19 @@ class EngineLease:
                 conn.close()
 
         return await asyncio.to_thread(read)
+
+    @staticmethod
+    async def runner(db: Any, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> LeaseHolder | None:
+        """The engine running `db` now: its holder, unless gone (as the
+        next engine to start would find it), so a command can say who
+        carries out what it wrote."""
+        holder = await EngineLease.holder(db)
+        if holder is None:
+            return None
+        gone = holder_gone(
+            holder, host=socket.gethostname(), now=time.time(), stale_after_s=stale_after_s
+        )
+        return holder if gone is None else None
 
     @property
     def owner(self) -> str:

@@ -300,6 +300,30 @@ async def test_a_gone_pid_on_this_host_is_taken_over_at_once(db: Path) -> None:
         await lease.release()
 
 
+@pytest.mark.parametrize("folder", ["build#7", "what?", "100%"])
+async def test_the_holder_is_read_in_a_folder_whose_name_a_uri_would_cut(
+    tmp_path: Path, folder: str
+) -> None:
+    path = tmp_path / folder / "lease.db"
+    path.parent.mkdir()
+    await (await Store.open(path)).close()
+    plant(path, pid=12345, host="build-box-7", age_s=2)
+    holder = await EngineLease.holder(path)  # `file:.../build#7/...` read the folder `build`
+    assert holder is not None and holder.pid == 12345
+
+
+async def test_the_runner_is_the_holder_only_while_it_lives(db: Path) -> None:
+    plant(db, pid=12345, host="build-box-7", age_s=2)
+    runner = await EngineLease.runner(db)
+    assert runner is not None and runner.host == "build-box-7"
+    plant(db, pid=12345, host="build-box-7", age_s=120)  # its heartbeat went quiet
+    assert await EngineLease.runner(db) is None
+    dead = subprocess.Popen([PY, "-c", "pass"])
+    dead.wait()
+    plant(db, pid=dead.pid, host=socket.gethostname(), age_s=0)  # its process is gone
+    assert await EngineLease.runner(db) is None
+
+
 async def test_an_unreaped_zombie_holder_counts_as_gone(db: Path) -> None:
     zombie = subprocess.Popen([PY, "-c", "pass"])
     wait_for(lambda: zombie_state(zombie.pid), "the child to exit (unreaped)")
