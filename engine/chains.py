@@ -1,5 +1,11 @@
-"""Chains inside the engine: building one from a plan, the driver's one-hop
-view of a directive, and crash recovery (run on the database thread)."""
+"""Chains inside the engine, as functions on one write transaction (they run
+on the database thread): building a chain from a plan and charging what
+planning cost; the driver's one-hop view of a directive (`drive`: promote,
+claim, complete), which a step's verdict runs too; crash recovery; the
+event of a checkpoint; and the steps a reset runs again.
+
+Kept apart from the engine's classes so the driver and the verdict share
+one body of rules, and each stays a single transaction."""
 
 from __future__ import annotations
 
@@ -245,7 +251,10 @@ def build_chain(
 
 
 def record_checkpoint(tx: Tx, step: Step, merged: Any | None) -> None:
-    """A merge into the integration branch is the directive's checkpoint."""
+    """The event of a checkpoint: a merge into the integration branch (its
+    hidden ref was recorded by `Workspace.merge`). `merged`: the merge's
+    `MergeResult` (engine.worktrees), or None: no event when nothing was
+    merged."""
     if merged is not None and merged.merged and merged.sha:
         tx.emit(
             CheckpointRecorded(

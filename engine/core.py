@@ -57,7 +57,7 @@ class Runtime:
     replan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Whether the driver must look at every pending step: after anything from
     # outside the step tasks (a start, an answer, a skip, a replan). A step
-    # that passes promotes its own dependents (see `_judge`).
+    # that passes promotes its own dependents (`_judge` in engine.attempts).
     rescan: bool = True
     # Claimed by the driver (running in the database) but their task has not
     # begun: a cancel then never reaches the attempt's own clean-up.

@@ -4,8 +4,9 @@ One driver task per active directive launches ready steps (bounded by
 `max_parallel_steps`), each step attempt is its own task (execute, evaluate,
 act on the confidence level), and every change goes through the store in one
 transaction with its event before it is published on the bus. The database
-is the truth: the in-memory state here is only which tasks are running, so a
-fresh engine on an existing file picks up where the last one stopped.
+is the truth: the in-memory state (`engine.core.Runtime`) is only which
+tasks are running, so a fresh engine on an existing file picks up where the
+last one stopped.
 
 This module holds the commands, the engine's start and close, and the
 driver; the rest is one module per part: `core` (state, writing and

@@ -1,10 +1,14 @@
 """Running git for the engine: one call, its output, its error.
 
-Every git call goes through `run_git`: `-C <dir>`, no prompts, a fixed
+Every git call of the workspace (`engine.worktrees` and its parts) goes
+through `run_git`: `-C <dir>`, no prompts, a fixed
 identity (commits work with no user config), hooks / signing / fsmonitor /
 auto-gc off (an engine commit must not run the user's pre-commit suite or
 ask for a GPG passphrase), C locale (stable messages), and a short retry when
-another git process holds a lock in the shared repository.
+another git process holds a lock in the shared repository. Three callers
+run their few read-only or set-up commands through helpers of their own:
+the change tracker (`engine.changes`), the judge's diff
+(`engine.verifiers.llm_judge`) and the demo's project (`engine.demo.project`).
 """
 
 from __future__ import annotations

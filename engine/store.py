@@ -7,10 +7,17 @@ the state and its events together, or neither: a crash between two writes
 leaves no half-state. One hop to the database thread per transaction, not one
 per statement (each hop costs ~100 us; SQLite's WAL commit ~25 us).
 
-Group commit: writes that arrive while a transaction is on the database
-thread wait, then go together in one transaction, each in its own savepoint
-(one that raises is rolled back alone) and one COMMIT for all. Each still
-resolves only once its changes are committed.
+Group commit: writes queued in the same turn of the loop, or while a
+transaction is on the database thread, wait, then go together in one
+transaction (`_transactions`), each in its own savepoint (one that raises is
+rolled back alone) and one COMMIT for all. Each still resolves only once its
+changes are committed.
+
+This module holds the `Store` (its reads and the write queue); the parts it
+builds on have modules of their own: `engine.tx` (the write transaction and
+the numbering of events), `engine.schema` (tables and migrations),
+`engine.connection` (a connection's set-up and spec cache) and
+`engine.rows` (rows to models).
 """
 
 from __future__ import annotations
