@@ -23,7 +23,8 @@ D = DirectiveStatus
 
 class Following(EngineCore):
     """The engine's lease and the writes of other processes. Picks up what
-    it adopts with the driver's `_recover`, `_launch_driver` and `_wake`
+    it adopts, or all once it takes the lease over, with the driver's
+    `_recover`, `_recover_all`, `_launch_driver` and `_wake`
     (engine.engine)."""
 
     async def watch_external(self) -> None:
