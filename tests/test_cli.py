@@ -117,7 +117,16 @@ def test_request_changes_needs_a_comment(
     run_cli("--db", db, "run", str(path), "--headless")
     (pending,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
     code, out, _ = run_cli("--db", db, "request-changes", pending["id"], "-m", "shorter please")
-    assert code == 0 and "changes_requested" in out
+    did = only_directive(db)
+    # in words; and, as no engine runs the database, the command that carries on
+    assert (code, out.splitlines()) == (
+        0,
+        [
+            f"approval {pending['id']}: changes requested",
+            f"nothing runs this database now: `directive-tui --db {db} resume {did} --headless`"
+            " carries on",
+        ],
+    )
 
 
 def test_a_bad_directive_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
@@ -527,10 +536,15 @@ def test_approvals_name_the_directive_each_one_belongs_to(
         assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3
     lines = run_cli("--db", db, "approvals")[1].splitlines()
     # after the options, each directive's title (shortened, in a column), then the summary
-    titles = [line.split("]  ", 1)[1].split("  step hello scored", 1)[0] for line in lines]
-    assert titles == ["docs".ljust(24), "Rename every handler in…"]
     (first, second) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
     assert first["directive_id"] != second["directive_id"]  # the JSON keeps its ids
+    # after the options, each directive's id and title (shortened, in a
+    # column: two runs of one file share a title), then the summary
+    named = [line.split("]  ", 1)[1].split("  step hello scored", 1)[0] for line in lines]
+    assert named == [
+        f"{first['directive_id']} {'docs'.ljust(24)}",
+        f"{second['directive_id']} Rename every handler in…",
+    ]
 
 
 DIAMOND = (
@@ -729,12 +743,16 @@ def test_an_answered_escalation_says_which_way_it_went(
     path = directive_file(tmp_path, make_git_repo(), YELLOW)
     run_cli("--db", db, "run", str(path), "--headless")
     (review,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
-    assert run_cli("--db", db, "deny", review["id"]) == (
-        0,
-        f"approval {review['id']}: denied\n",
-        "",
-    )
+    code, out, _ = run_cli("--db", db, "deny", review["id"])
     (escalation,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert (code, out.splitlines()) == (  # the deny opened an escalation: named, with its answers
+        0,
+        [
+            f"approval {review['id']}: denied",
+            f"waiting for approval {escalation['id']}: {escalation['summary']}",
+            f"  its answers: directive-tui --db {db} approvals",
+        ],
+    )
     assert run_cli("--db", db, "decide", escalation["id"][:5], "stop") == (
         0,
         f"approval {escalation['id']}: resolved (stop)\n",
@@ -786,3 +804,39 @@ def test_hints_name_the_program_by_its_path_when_the_shell_would_not_find_it(
     )  # fmt: skip
     assert ran.returncode == 3
     assert f"{program} --db {db} approve " in ran.stdout
+
+
+def test_the_last_events_of_a_long_log_and_following_one_that_has_ended(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A step's output is an event a line: `--last N` shows where it is
+    without the flood; `--follow` on a directive that has ended prints
+    what there is and exits as its run did."""
+    db = str(tmp_path / "x.db")
+    noisy = '[[steps]]\nname = "noisy"\ncommand = "seq 1 500"\n'
+    path = directive_file(tmp_path, make_git_repo(), noisy, autonomy="full_auto")
+    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 0
+    did = only_directive(db)
+    whole = run_cli("--db", db, "events", did)[1].splitlines()
+    assert len(whole) > 500
+    code, out, _ = run_cli("--db", db, "events", did, "--last", "3")
+    assert (code, out.splitlines()) == (0, whole[-3:])
+    code, out, _ = run_cli("--db", db, "events", did, "--after", str(len(whole) - 1), "--last", "5")
+    assert (code, out.splitlines()) == (0, whole[-1:])  # both: the narrower wins
+    err = io.StringIO()
+    with redirect_stderr(err), pytest.raises(SystemExit) as refused:
+        main(["--db", db, "events", did, "--last", "-2"])
+    assert refused.value.code == 2 and "'-2' is not a count" in err.getvalue()
+
+    assert run_cli("--db", db, "events", did, "--last", "1", "--follow")[:2] == (
+        0,
+        whole[-1] + "\n",
+    )
+    stopped = directive_file(tmp_path, make_git_repo(name="other"), YELLOW, title="stopped")
+    assert run_cli("--db", db, "run", str(stopped), "--headless")[0] == 3
+    (other,) = [
+        d["id"] for d in json.loads(run_cli("--db", db, "list", "--json")[1]) if d["id"] != did
+    ]
+    run_cli("--db", db, "stop", other)
+    code, out, _ = run_cli("--db", db, "events", other, "--follow")
+    assert code == 1 and "directive active -> stopped" in out

@@ -138,14 +138,25 @@ def test_sigterm_stops_a_headless_run_as_ctrl_c_does_and_resume_runs_the_step_ag
         run.send_signal(signum)
         assert run.wait(timeout=30) == code
         assert run.stderr is not None and run.stderr.read() == b""  # no traceback
+        assert run.stdout is not None
+        printed = run.stdout.read().decode().splitlines()
     assert not alive(step_pid)
+    # the log goes on to what the closing wrote, then says how to carry on
+    (did,) = [
+        d["id"]
+        for d in json.loads(subprocess.run([*cli, "list", "--json"], capture_output=True).stdout)
+    ]
+    assert "step held: running -> ready (interrupted)" in printed[-3]
+    assert "wall-time clock stopped" in printed[-2]
+    assert printed[-1] == (
+        f"interrupted: `directive-tui --db {tmp_path / 'x.db'} resume {did} --headless` carries on"
+    )
     with sqlite3.connect(tmp_path / "x.db") as conn:
         (clock,) = conn.execute("SELECT active_since FROM directives").fetchone()
     assert clock is None  # stopped: no engine runs it
 
     (tmp_path / "go").touch()
-    (listed,) = json.loads(subprocess.run([*cli, "list", "--json"], capture_output=True).stdout)
-    resumed = subprocess.run([*cli, "resume", listed["id"], "--headless"], capture_output=True)
+    resumed = subprocess.run([*cli, "resume", did, "--headless"], capture_output=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "step held: ready -> running (attempt 2)" in resumed.stdout.decode()
     assert len((tmp_path / "pids").read_text().split()) == 2  # ran again, once

@@ -605,3 +605,78 @@ async def test_an_engine_whose_lease_is_taken_stops_and_says_so(tmp_path: Path) 
     assert query(tmp_path / "lost.db", "SELECT status FROM chain_steps WHERE name = 'a'") == [
         ("running",)
     ]
+
+
+# --------------------------------------------------------------------------
+# The command line beside a running engine
+# --------------------------------------------------------------------------
+
+
+def follow(db: Path, directive_id: str) -> subprocess.Popen[str]:
+    """`directive-tui events ID --follow`, as a second terminal runs it."""
+    return subprocess.Popen(
+        [PY, "-m", "tui.cli", "--db", str(db), "events", directive_id, "--follow"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+def the_directive(db: Path) -> str:
+    wait_for(lambda: query(db, "SELECT id FROM directives"), "the directive to be created")
+    ((did,),) = query(db, "SELECT id FROM directives")
+    return str(did)
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "ending"),
+    [(False, 0, "directive active -> completed"), (True, 1, "directive active -> stopped")],
+    ids=["completed", "stopped"],
+)
+def test_events_follow_prints_what_the_running_engine_writes_until_the_directive_ends(
+    tmp_path: Path, stop: bool, code: int, ending: str
+) -> None:
+    """The app (a headless run here) works in one terminal; `events --follow`
+    in another prints each event as it is written, every one once, and ends
+    with the directive, exiting as its run does."""
+    db = tmp_path / "x.db"
+    with reaped(headless(db, slow_directive(tmp_path, steps=3), tmp_path / "run.log")) as run:
+        did = the_directive(db)
+        with reaped(follow(db, did)) as follower:
+            wait_for(lambda: a_step_is_running(db), "the first step to run")
+            if stop:
+                assert cli(db, "stop", did).returncode == 0
+            assert run.wait(timeout=WAIT_S) == code
+            out, err = follower.communicate(timeout=WAIT_S)
+    assert (follower.returncode, err) == (code, "")
+    seqs = [int(line.split()[1].removeprefix("#")) for line in out.splitlines()]
+    assert seqs == list(range(1, query(db, "SELECT last_seq FROM directives")[0][0] + 1))
+    assert ending in out
+
+
+def test_a_limit_raised_beside_a_running_engine_names_it_to_resume_through(
+    tmp_path: Path,
+) -> None:
+    """While the app runs the database, `resume --headless` is refused (one
+    engine per file): the hint after the limit names the app, and the
+    command that opens another one on it, rather than the refused one."""
+    db = tmp_path / "x.db"
+    path = slow_directive(tmp_path, steps=1, sleep_s=5)
+    path.write_text(path.read_text() + "[limits]\nmax_wall_time_minutes = 0.01\n")
+    assert cli(db, "run", str(path), "--headless").returncode == 4  # the breaker
+    did = the_directive(db)
+    plant(db, pid=os.getpid(), host=socket.gethostname(), age_s=0, label="directive-tui app")
+    shown = cli(db, "limits", did, "--max-wall-time-minutes", "5")
+    assert shown.returncode == 0, shown.stderr
+    hint = shown.stdout.splitlines()[-1]
+    assert hint == (
+        f"within its limits: 'directive-tui app' (pid {os.getpid()} on {socket.gethostname()})"
+        " runs this database, so a headless resume would be refused:"
+        f" `directive-tui --db {db} resume {did}` opens the app on it,"
+        " which has that engine resume it"
+    )
+    assert cli(db, "resume", did, "--headless").returncode == 2  # refused indeed
+
+    with sqlite3.connect(db) as conn:  # the app quit
+        conn.execute("DELETE FROM engine_lease")
+    hint = cli(db, "limits", did).stdout.splitlines()[-1]
+    assert hint == f"within its limits: `directive-tui --db {db} resume {did} --headless`"

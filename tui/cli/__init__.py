@@ -12,6 +12,7 @@ and the rest inside the function that needs them.
   program again, for the hints it prints; `text`: the printed lines;
 * `headless`, `printer`, `events`: a run without a screen, line by line;
 * `approvals`, `directives`, `limits`, `workspace`: the companion commands;
+  `carry_on`: what carries a directive on after one of them wrote to it;
 * `signals`: SIGTERM and SIGHUP stop a command as Ctrl-C does; `launch`: the app.
 """
 

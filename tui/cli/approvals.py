@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tui.cli.carry_on import after_answer
 from tui.cli.exits import EXIT_OK, UsageError
 from tui.cli.session import engine_session, open_store
 from tui.cli.text import one_line, shorten
@@ -63,9 +64,11 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
             width = max((len(titles[a.directive_id]) for a in pending), default=0)
             for a in pending:
                 options = "/".join(cli_option(o) for o in offered(a, directives[a.directive_id]))
+                # The directive's id before its title: two runs of one file share the title.
                 title = titles[a.directive_id]
                 print(
-                    f"{a.id}  {a.kind.value:<11} [{options}]  {title:<{width}}  {one_line(a.summary)}",
+                    f"{a.id}  {a.kind.value:<11} [{options}]  {a.directive_id} {title:<{width}}"
+                    f"  {one_line(a.summary)}",
                     file=out,
                 )
         return EXIT_OK
@@ -94,5 +97,7 @@ async def resolve(
         resolved = await engine.resolve_approval(approval.id, decision, comment)
         # An escalation's status is only `resolved`: say which way.
         how = f" ({resolved.decision.value})" if resolved.kind.value == "escalation" else ""
-        print(f"approval {resolved.id}: {resolved.status.value}{how}", file=out)
+        print(f"approval {resolved.id}: {resolved.status.label}{how}", file=out)
+        for line in await after_answer(store, db, resolved.directive_id, me):
+            print(line, file=out)
         return EXIT_OK

@@ -104,7 +104,11 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     if cmd == "limits":
         return run_async(limits_command(db, args, out, me))
     if cmd == "events":
-        return run_async(print_events(db, args.id, args.after, args.json, out))
+        return run_async(
+            print_events(
+                db, args.id, args.after, args.json, out, last=args.last, follow=args.follow
+            )
+        )
     if cmd == "delete":
         return run_async(delete_command(db, args.id, args.force, out, me))
     if cmd in ("diff", "checkpoints", "reset", "merge"):

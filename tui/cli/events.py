@@ -1,14 +1,21 @@
 """A directive's events as printed lines: the headless run's and the
-`events` command's."""
+`events` command's, which can also keep following what an engine in
+another process (the app, a headless run) writes."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from tui.cli.exits import EXIT_OK, UsageError
+from tui.cli.exits import EXIT_OK, OUTCOME_EXIT, UsageError
 from tui.cli.session import open_store
 from tui.cli.text import one_line
+
+FOLLOW_POLL_S = 0.5  # how often `events --follow` looks for new events
+CHUNK = 5000  # events read from the store at a time: a long log is not read at once
+ENDING_GRACE_S = 1.0  # how long `--follow` still prints after the directive ended
+ENDED = ("completed", "failed", "stopped")
 
 
 def format_event(event: Any, as_json: bool) -> str:
@@ -22,16 +29,61 @@ def format_event(event: Any, as_json: bool) -> str:
     return f"{stamp} #{event.seq:<4} {event.severity.value:<7} {one_line(event.describe())}"
 
 
-async def print_events(db: Path, directive_id: str, after: int, as_json: bool, out: Any) -> int:
+async def print_events(
+    db: Path,
+    directive_id: str,
+    after: int,
+    as_json: bool,
+    out: Any,
+    *,
+    last: int | None = None,
+    follow: bool = False,
+) -> int:
+    """Print the events after `after` (only the `last` of them, when
+    given). `follow`: keep printing new ones as they are written, until
+    the directive has ended; then exit as its headless run would (0
+    completed, 1 failed or stopped)."""
     from engine.store import NotFound
 
     store = await open_store(db)
     try:
         d = await store.find_directive(directive_id)
-        for event in await store.list_events(d.id, after_seq=after):
-            print(format_event(event, as_json), file=out)
+        if last is not None:
+            after = max(after, d.last_seq - last)
+        loop = asyncio.get_running_loop()
+        ended_at: float | None = None
+        while True:
+            if ended_at is None and (await store.get_directive(d.id)).status.value in ENDED:
+                ended_at = loop.time()
+            after, printed = await _print_after(store, d.id, after, as_json, out)
+            if not follow:
+                break
+            # An ending writes a little after it (the merge hint, once its
+            # workspace is tidied): stop only once the log stayed quiet a while.
+            if ended_at is not None and not printed and loop.time() - ended_at >= ENDING_GRACE_S:
+                break
+            if not printed:
+                await asyncio.sleep(FOLLOW_POLL_S)
+        if follow:
+            return OUTCOME_EXIT[(await store.get_directive(d.id)).status.value]
         return EXIT_OK
     except NotFound as exc:
         raise UsageError(str(exc)) from exc
     finally:
         await store.close()
+
+
+async def _print_after(
+    store: Any, directive_id: str, after: int, as_json: bool, out: Any
+) -> tuple[int, int]:
+    """Print what the store has after `after`, a chunk at a time; returns
+    the last sequence number printed and how many were."""
+    printed = 0
+    while True:
+        chunk = await store.list_events(directive_id, after_seq=after, limit=CHUNK)
+        for event in chunk:
+            print(format_event(event, as_json), file=out, flush=True)
+            after = event.seq
+        printed += len(chunk)
+        if len(chunk) < CHUNK:
+            return after, printed

@@ -49,6 +49,8 @@ async def run_headless(
     bus = bus or EventBus()
     engine = DirectiveEngine(store, bus, services)
     printing: asyncio.Task[None] | None = None
+    printer: EventPrinter | None = None
+    interrupted = False
     try:
         # The lease first: while another engine runs this database, nothing
         # is written (not even the new directive) and the holder is named.
@@ -107,11 +109,30 @@ async def run_headless(
         return OUTCOME_EXIT[outcome.value]
     except (EngineError, NotFound, InvalidTransition, LeaseError) as exc:
         raise UsageError(str(exc)) from exc
+    except asyncio.CancelledError:  # Ctrl-C, SIGTERM, SIGHUP (see signals.py)
+        interrupted = True
+        raise
     finally:
         if printing:
             printing.cancel()
         await engine.close()
+        if interrupted and printer is not None:
+            await _say_interrupted(printer, me, sys.stderr if as_json else out)
         await store.close()
+
+
+async def _say_interrupted(printer: EventPrinter, me: str, note_to: Any) -> None:
+    """After an interrupted run's engine closed: the events its closing
+    wrote (the steps put back to run again, the clock stopped), so the log
+    ends where the directive is, then how to carry on. Not when the
+    output's reader is gone: that is why it stopped."""
+    with contextlib.suppress(OSError):  # BrokenPipeError among them
+        await printer.catch_up()
+        print(
+            f"interrupted: `{me} resume {printer.directive_id} --headless` carries on",
+            file=note_to,
+            flush=True,
+        )
 
 
 async def _print_approvals_to_answer(store: Any, did: str, me: str, out: Any) -> None:

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tui.cli.carry_on import resume_hint
 from tui.cli.exits import EXIT_OK, UsageError
 from tui.cli.session import engine_session
 
@@ -102,7 +103,7 @@ async def limits_command(
         if tripped:
             print(f"still over a limit: {tripped[1]}", file=out)
         elif d.status.value == "paused":
-            print(f"within its limits: `{me} resume {d.id} --headless`", file=out)
+            print(f"within its limits: {await resume_hint(db, d.id, me)}", file=out)
         return EXIT_OK
 
 

@@ -19,8 +19,10 @@ exit codes:
        then `resume ID --headless`
   130  interrupted (Ctrl-C): the run stopped; `resume` carries on
   143  terminated (SIGTERM): the run stopped as for Ctrl-C; `resume` carries on
+       (`timeout` reports its own 124 unless given --preserve-status)
   129  its terminal closed (SIGHUP): the same
   141  the output was closed (`| head`): the run stopped; `resume` carries on
+`events --follow` exits as the directive's run would once it ends (0, 1).
 """
 
 ID_HELP = "directive id (or a unique prefix)"
@@ -136,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("id", help=ID_HELP)
     ev.add_argument("--json", action="store_true", help="JSON lines")
     ev.add_argument("--after", type=int, default=0, help="only events after this sequence number")
+    ev.add_argument(
+        "--last", type=_count, metavar="N", help="only the last N events (a long log floods)"
+    )
+    ev.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new events (the app's or a headless run's) until the directive"
+        " ends, then exit as its run would: 0 completed, 1 failed or stopped",
+    )
     for command in sub.choices.values():  # `list --db X` is a common slip: take it there too
         command.add_argument(
             "--db", type=_db_path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
@@ -148,6 +160,12 @@ def _db_path(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("it is empty: give a database file, such as directives.db")
     return Path(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2 ...)")
+    return int(text)
 
 
 def _reset_point(text: str) -> str | int:
