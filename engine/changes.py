@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from engine.git import GitError
 from engine.procs import child_env, start_process
 
 IGNORED_DIRS = frozenset(
@@ -51,10 +52,6 @@ def is_ignored(rel: str) -> bool:
     return any(part in IGNORED_DIRS for part in parts) or rel.endswith(IGNORED_SUFFIXES)
 
 
-class GitError(RuntimeError):
-    pass
-
-
 async def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
     env = child_env({"GIT_OPTIONAL_LOCKS": "0"})  # never fight a commit for index.lock
     proc = await start_process(
@@ -76,8 +73,7 @@ async def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
             await _kill(proc)
         raise
     if proc.returncode != 0:
-        message = err.decode(errors="replace").strip()
-        raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {message}")
+        raise GitError(args, cwd, proc.returncode, err.decode(errors="replace"))
     return out
 
 

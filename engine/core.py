@@ -150,16 +150,9 @@ class EngineCore:
         fn: Callable[[Tx], Any],
         then: Callable[[Any], None] | None = None,
     ) -> Any:
-        result, _ = await self._write_with(directive_id, fn, then)
+        """`_submit`, waited for: what `fn` returned."""
+        result, _ = await self._submit(directive_id, fn, then)
         return result
-
-    async def _write_with(
-        self,
-        directive_id: str,
-        fn: Callable[[Tx], Any],
-        then: Callable[[Any], None] | None = None,
-    ) -> tuple[Any, list[EngineEvent]]:
-        return await self._submit(directive_id, fn, then)
 
     def _submit(
         self,

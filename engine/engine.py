@@ -465,7 +465,7 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
                 record_checkpoint(tx, tx.step(a.step_id), merged)
             return a.model_copy(update={"status": status, "decision": decision, "comment": comment})
 
-        resolved, _ = await self._write_with(approval.directive_id, resolve)
+        resolved: ApprovalRequest = await self._write(approval.directive_id, resolve)
         if attempt is not None and decision is not ApprovalDecision.DENY:
             with contextlib.suppress(GitError):  # answered: the worktree has served
                 await self._runtime(approval.directive_id).workspace.remove_attempt(attempt)

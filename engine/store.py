@@ -52,7 +52,6 @@ from engine.rows import (
     list_steps,
     run_from_row,
 )
-from engine.schema import SCHEMA_VERSION
 from engine.tx import NotFound, StoreError, Tx, write_events
 
 T = TypeVar("T")
@@ -169,10 +168,6 @@ class Store:
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(fn)
-
-    @property
-    def schema_version(self) -> int:
-        return SCHEMA_VERSION
 
     # -- queries --------------------------------------------------------------
 

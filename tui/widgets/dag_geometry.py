@@ -94,11 +94,6 @@ class Edge:
                 for y in range(y0, y1 + step, step):
                     yield x0, y
 
-    @property
-    def lines(self) -> range:
-        ys = [y for _, y in self.points]
-        return range(min(ys), max(ys) + 1)
-
 
 @dataclass
 class DagGeometry:
@@ -173,14 +168,6 @@ class DagGeometry:
         if not xs:
             return []
         return xs[bisect_left(xs, x0) : bisect_left(xs, x1)]
-
-    def edge_lines(self, box: int) -> set[int]:
-        """Canvas lines touched by the edges of one box: what to redraw when
-        its edges are highlighted or not."""
-        out: set[int] = set()
-        for number in self.edges_of.get(box, ()):
-            out.update(self.edges[number].lines)
-        return out
 
     def hot_cells(self, box: int | None) -> dict[int, set[int]]:
         """y -> xs of the edges into and out of `box` (drawn highlighted)."""
