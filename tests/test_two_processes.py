@@ -680,3 +680,46 @@ def test_a_limit_raised_beside_a_running_engine_names_it_to_resume_through(
         conn.execute("DELETE FROM engine_lease")
     hint = cli(db, "limits", did).stdout.splitlines()[-1]
     assert hint == f"within its limits: `directive-tui --db {db} resume {did} --headless`"
+
+
+def test_following_a_directive_nothing_runs_says_so_and_goes_on_once_one_does(
+    tmp_path: Path,
+) -> None:
+    """`events --follow` and `list` on a directive left active with no
+    engine: it would seem to hang, so it says what would run it."""
+    db = tmp_path / "x.db"
+    path = slow_directive(tmp_path, steps=2, sleep_s=0.2)
+    path.write_text(path.read_text().replace('"full_auto"', '"manual"'))
+    assert cli(db, "run", str(path), "--headless").returncode == 3  # the plan waits
+    did = the_directive(db)
+    # waiting for a person, not for an engine: no line under its row
+    assert cli(db, "list").stdout.splitlines()[-1].startswith(f"{did}  active ")
+    ((plan,),) = query(db, "SELECT id FROM approval_requests WHERE status = 'pending'")
+    assert cli(db, "approve", str(plan)).returncode == 0
+    resume = f"`directive-tui --db {db} resume {did} --headless`"
+    assert cli(db, "list").stdout.splitlines()[-1] == (
+        f"nothing runs this database now: {did} waits for the app or {resume}"
+    )
+    with reaped(follow(db, did)) as follower:
+        assert follower.stderr is not None
+        assert follower.stderr.readline() == (
+            f"nothing runs this database now: following until the app or {resume} runs it\n"
+        )
+        with reaped(headless_resume(db, did)) as run:
+            wait_for(lambda: a_step_is_running(db), "the resumed run's first step")
+            assert (
+                cli(db, "list")
+                .stdout.splitlines()[-1]
+                .startswith("run by 'directive-tui --headless' (pid ")
+            )
+            run.wait(timeout=WAIT_S)  # manual: the first step's review waits
+        # nothing runs it again, and a person's answer is due: it follows on
+        assert follower.poll() is None
+
+
+def headless_resume(db: Path, directive_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PY, "-m", "tui.cli", "--db", str(db), "resume", directive_id, "--headless"],
+        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip

@@ -55,3 +55,20 @@ async def resume_hint(db: Path, directive_id: str, me: str) -> str:
             f" `{me} resume {directive_id}` opens the app on it, which has that engine resume it"
         )
     return f"`{me} resume {directive_id} --headless`"
+
+
+async def who_runs(db: Path, going: list[str], me: str) -> str:
+    """Under `list`: who runs the directives still going (`going`: their
+    ids), or that nothing does, with the command that would."""
+    from engine.text import plural
+
+    runner = await runner_brief(db)
+    if runner is not None:
+        return f"run by {runner}"
+    if len(going) == 1:
+        (did,) = going
+        return f"nothing runs this database now: {did} waits for the app or `{me} resume {did} --headless`"
+    return (
+        f"nothing runs this database now: {plural(len(going), 'active directive')} wait"
+        f" for the app or `{me} resume ID --headless`"
+    )

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.text import plural
+from tui.cli.carry_on import GOING, who_runs
 from tui.cli.exits import EXIT_OK, UsageError
 from tui.cli.session import engine_session, open_store
 from tui.cli.text import one_line
 
 
-async def list_directives(db: Path, as_json: bool, out: Any) -> int:
+async def list_directives(db: Path, as_json: bool, out: Any, me: str = "directive-tui") -> int:
+    """The directives, oldest first; in text, then who runs those still
+    going, or that nothing does (they wait, however long, for a resume)."""
     import json
 
     store = await open_store(db)
@@ -51,6 +54,10 @@ async def list_directives(db: Path, as_json: bool, out: Any) -> int:
                     f"  {r['title']}{extra}",
                     file=out,
                 )
+            # Still going on its own: not ended, paused, nor waiting for a person.
+            going = [r["id"] for r in rows if r["status"] in GOING and not r["pending_approvals"]]
+            if going:
+                print(await who_runs(db, going, me), file=out)
         return EXIT_OK
     finally:
         await store.close()

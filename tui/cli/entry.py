@@ -91,7 +91,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
             return run_async(run_headless(db, directive_id=args.id, as_json=args.json, command=me))
         return run_app(db, bell=args.bell, open_directive=args.id, resume=True)
     if cmd == "list":
-        return run_async(list_directives(db, args.json, out))
+        return run_async(list_directives(db, args.json, out, me))
     if cmd == "approvals":
         return run_async(list_approvals(db, args.json, out))
     if cmd in ("approve", "deny", "request-changes"):
@@ -106,7 +106,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     if cmd == "events":
         return run_async(
             print_events(
-                db, args.id, args.after, args.json, out, last=args.last, follow=args.follow
+                db, args.id, args.after, args.json, out, last=args.last, follow=args.follow, me=me
             )
         )
     if cmd == "delete":

@@ -5,9 +5,11 @@ another process (the app, a headless run) writes."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
+from tui.cli.carry_on import GOING, runner_brief
 from tui.cli.exits import EXIT_OK, OUTCOME_EXIT, UsageError
 from tui.cli.session import open_store
 from tui.cli.text import one_line
@@ -38,6 +40,7 @@ async def print_events(
     *,
     last: int | None = None,
     follow: bool = False,
+    me: str = "directive-tui",
 ) -> int:
     """Print the events after `after` (only the `last` of them, when
     given). `follow`: keep printing new ones as they are written, until
@@ -50,6 +53,12 @@ async def print_events(
         d = await store.find_directive(directive_id)
         if last is not None:
             after = max(after, d.last_seq - last)
+        if follow and d.status.value in GOING and not await runner_brief(db):
+            print(  # or it would seem to hang: nothing will write until one runs it
+                f"nothing runs this database now: following until the app or"
+                f" `{me} resume {d.id} --headless` runs it",
+                file=sys.stderr,
+            )
         loop = asyncio.get_running_loop()
         ended_at: float | None = None
         while True:
