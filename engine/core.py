@@ -97,8 +97,14 @@ class EngineCore:
         store: Store,
         bus: EventBus | None = None,
         services: EngineServices | None = None,
+        *,
+        drives: bool = True,
     ) -> None:
+        """`drives=False`: an engine that carries out one command (the
+        command line's) and runs no step: what the command starts is left
+        for the engine that runs the database, or for `resume`."""
         self.store = store
+        self._drives = drives
         self.bus = bus or EventBus()
         self.services = services or EngineServices()
         self._rt: dict[str, Runtime] = {}
@@ -121,8 +127,9 @@ class EngineCore:
     @property
     def runs_steps(self) -> bool:
         """Whether this engine carries out directives (it holds the lease,
-        or was told not to take one), rather than watching another."""
-        return self.watching is None
+        or was told not to take one), rather than watching another or
+        serving one command."""
+        return self._drives and self.watching is None
 
     def _runtime(self, directive_id: str) -> Runtime:
         rt = self._rt.get(directive_id)

@@ -840,3 +840,25 @@ def test_the_last_events_of_a_long_log_and_following_one_that_has_ended(
     run_cli("--db", db, "stop", other)
     code, out, _ = run_cli("--db", db, "events", other, "--follow")
     assert code == 1 and "directive active -> stopped" in out
+
+
+def test_a_replan_from_the_command_line_runs_no_step_in_the_command(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """`decide ID replan` made the command's own engine a driver: it claimed
+    the new chain's first step and started its command, then cut it off as
+    it exited (while the app could be the one running the database)."""
+    steps = '[[steps]]\nname = "fails"\ncommand = "false"\n'
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), steps)
+    assert run_cli("--db", db, "run", str(path), "--headless")[0] == 3
+    (approval,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    code, _, err = run_cli("--db", db, "decide", approval["id"], "replan")
+    assert code == 0, err
+    printed = run_cli("--db", db, "events", only_directive(db), "--json")[1]
+    events = [json.loads(line) for line in printed.splitlines()]
+    replanned = next(
+        i for i, e in enumerate(events) if e["type"] == "chain_created" and e.get("old_chain_id")
+    )
+    started = [e for e in events[replanned:] if e.get("new_status") == "running"]
+    assert started == [], "the command ran a step of the new chain"

@@ -39,7 +39,7 @@ async def engine_session(db: Path) -> AsyncIterator[tuple[Any, Any]]:
     from engine.transitions import InvalidTransition
 
     store = await open_store(db)
-    engine = DirectiveEngine(store)
+    engine = DirectiveEngine(store, drives=False)
     try:
         yield store, engine
     except (EngineError, NotFound, InvalidTransition) as exc:
