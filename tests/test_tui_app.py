@@ -573,6 +573,30 @@ async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
         assert not bars.has_class("-tripped")
 
 
+async def test_a_limit_raised_elsewhere_turns_the_breaker_banner_into_a_resume(
+    tmp_path: Path,
+) -> None:
+    """`directive-tui limits` raised the limit from another terminal, and the
+    banner still read "cost breaker: cost $2.00 reached the limit $1.00"
+    with L to raise it. It says the limit was raised, and p resumes."""
+    app = app_for(tmp_path, Script(costs={"spend": 2.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        spec = chain_spec(tmp_path, [("spend", []), ("after", ["spend"])], max_cost_usd=1.0)
+        did = await started(pilot, app, spec)
+        bars = app.screen.query_one(BudgetBars)
+        await until(pilot, lambda: bars.has_class("-tripped"), "the banner")
+        await engine(app).raise_limits(did, max_cost_usd=50.0)  # as the command does
+        await until(pilot, lambda: bars.has_class("-paused"), "the banner to follow")
+        assert not bars.has_class("-tripped")
+        assert "paused by the cost breaker; its limit has been raised since  p resume" in _text(
+            bars
+        )
+        await pilot.press("p")
+        await until(
+            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+        )
+
+
 async def test_dag_focus_follows_arrows_and_hjkl(tmp_path: Path) -> None:
     script = Script(delay={"a": 30.0})
     app = app_for(tmp_path, script)

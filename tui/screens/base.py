@@ -26,7 +26,7 @@ from tui.messages import EngineBatch, EngineReady
 from tui.modals.approval import Answer, ApprovalModal
 from tui.modals.confirm import ConfirmModal
 from tui.modals.limits import LimitsModal
-from tui.widgets.budgets import tripped_breaker
+from tui.widgets.budgets import breaker_holds, tripped_breaker
 
 if TYPE_CHECKING:
     from engine.engine import DirectiveEngine
@@ -169,8 +169,8 @@ class EngineScreen(Screen[None]):
             await self.command(self.engine.pause_directive(d.id), f"paused: {d.title}")
 
     async def resume(self, d: Directive) -> None:
-        """Resume; paused by a breaker, the limits dialog first."""
-        if tripped_breaker(d) is not None:
+        """Resume; paused by a breaker whose limit stands, the limits dialog first."""
+        if breaker_holds(d):
             await self.raise_limits(d)
             return
         async with self.dapp.directive_command:

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
-from engine.breakers import duration
+from engine.breakers import breaker_reason, duration
 from engine.models import Directive, DirectiveStatus
 from tui.format import bar, fraction, money
 from tui.presentation import DIRECTIVE_LOOK, clock_mark
@@ -35,6 +35,11 @@ BREAKERS: dict[str, Breaker] = {
         Breaker("failed_steps", "failed", "max_failed_steps"),
     )
 }
+
+
+# Breakers whose raised limit lets a resume through (the engine checks them
+# with `breaker_reason` on resume); the replan breaker trips on a replan only.
+RAISED_FREES = frozenset({"cost", "wall_time", "failed_steps"})
 
 
 def tripped_breaker(d: Directive) -> tuple[Breaker, str] | None:
@@ -68,11 +73,26 @@ def usage(d: Directive, at: float) -> list[tuple[Breaker, float, float | None, s
 
 
 def pause_banner(d: Directive) -> str | None:
-    """Why a directive not paused by a breaker is paused (its first plan
-    failed, its folder went, a person paused it), or None."""
-    if d.status is not DirectiveStatus.PAUSED or tripped_breaker(d) is not None:
+    """Why a directive is paused when a resume is all it needs (its first
+    plan failed, its folder went, a person paused it, or the limit that
+    tripped has been raised since), or None."""
+    if d.status is not DirectiveStatus.PAUSED:
         return None
-    return d.pause_reason or "paused"
+    tripped = tripped_breaker(d)
+    if tripped is None:
+        return d.pause_reason or "paused"
+    if breaker_holds(d):
+        return None
+    return f"paused by the {tripped[0].label} breaker; its limit has been raised since"
+
+
+def breaker_holds(d: Directive) -> bool:
+    """Whether a breaker pauses the directive and its limit still stands
+    (a resume needs the limit raised first)."""
+    tripped = tripped_breaker(d)
+    if tripped is None:
+        return False
+    return tripped[0].name not in RAISED_FREES or breaker_reason(d) is not None
 
 
 class BudgetBars(Looks, Widget):
@@ -88,8 +108,8 @@ class BudgetBars(Looks, Widget):
 
     def show(self, directive: Directive, at: float) -> None:
         self.directive, self.at = directive, at
-        tripped = tripped_breaker(directive) is not None
         paused = pause_banner(directive) is not None
+        tripped = not paused and tripped_breaker(directive) is not None
         # Only the banner changes the height: a layout of the whole screen on
         # every event batch and every tick was the app's costliest paint.
         grows = (tripped or paused) != (self.has_class("-tripped") or self.has_class("-paused"))
@@ -110,8 +130,8 @@ class BudgetBars(Looks, Widget):
         ]
         grid.add_row(cells[0], cells[1])
         grid.add_row(cells[2], cells[3])
-        tripped = tripped_breaker(d)
         why = pause_banner(d)
+        tripped = None if why is not None else tripped_breaker(d)
         if why is not None:
             return Group(
                 grid,
