@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import Any
 
 from engine.core import EngineCore
-from engine.models import Directive, DirectiveStatus, now
+from engine.models import Directive, DirectiveStatus
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +137,12 @@ class Following(EngineCore):
     async def _another_engine_lives(self) -> bool:
         """Whether another engine holds this database's lease and lives (a
         step it left marked running is its to finish, not a leftover)."""
-        from engine.lease import EngineLease, holder_gone
+        from engine.lease import EngineLease
 
         if self._lease is not None:  # this engine holds it: no other runs here
             return False
-        holder = await EngineLease.holder(self.store.path)
-        if holder is None:
-            return False
-        gone = holder_gone(
-            holder,
-            host=socket.gethostname(),
-            now=now(),
-            stale_after_s=self.services.lease_stale_after_s,
-        )
-        return gone is None
+        runner = await EngineLease.runner(self.store.path, self.services.lease_stale_after_s)
+        return runner is not None
 
 
 def _data_version(conn: Any) -> int:
