@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from engine.llm import LLMClient, LLMError, LLMErrorKind, UsageTotal
+from engine.llm import DEFAULT_MAX_TOKENS, LLMClient, LLMError, LLMErrorKind, UsageTotal
 from engine.models import Directive, PlannerKind, StepSpec, StepType, TokenUsage
 from engine.planner import (
     ChainValidationError,
@@ -32,7 +32,9 @@ DEFAULT_CORRECTIONS = 2  # attempts after the first, when the chain is invalid
 PLAN_MAX_TOKENS = 8_000
 # A plan cut off at its token limit is asked for again with twice the limit
 # (and asked to be brief), up to this: the same limit would cut it again.
-PLAN_MAX_TOKENS_CEILING = 32_000
+# No higher than the client's default: the SDK refuses a call that is not
+# streamed past about 21,000 tokens (a ValueError, not an API error).
+PLAN_MAX_TOKENS_CEILING = DEFAULT_MAX_TOKENS
 # The prompt asks for 2 to 8 steps; a plan may stretch that, but every step
 # is an agent session that costs money, so a far longer one is sent back.
 # Kept steps of a replan (already passed) do not count.

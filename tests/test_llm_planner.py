@@ -337,6 +337,24 @@ async def test_a_plan_cut_off_at_its_token_limit_is_asked_again_with_room(
     assert chain.cost_usd == pytest.approx(cost_of(usage(900, 8000), usage(1000, 600)))
 
 
+async def test_a_plan_cut_off_twice_is_asked_again_within_what_the_sdk_sends(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """Doubled twice, the limit was 32,000: past about 21,000 the SDK refuses
+    a call that is not streamed (a ValueError before any request), so the
+    last correction never went and the directive paused on 'Streaming is
+    required'. The limit stops at the client's own default."""
+    whole = json.dumps(GOOD)
+    for tokens in (8000, 16000):
+        fake_api.reply(whole[: len(whole) // 2], stop_reason="max_tokens", usage=usage(900, tokens))
+    fake_api.reply_json(GOOD, usage=usage(1000, 600))
+    chain = await LLMPlanner(fake_llm, corrections=2).plan(directive(tmp_path))
+    assert [s.name for s in chain.steps] == ["research", "implement", "test", "docs"]
+    asked = [request.body["max_tokens"] for request in fake_api.requests]
+    assert asked == [8000, 16000, 16000]
+    assert "cut off at 16000 tokens" in fake_api.requests[-1].last_user_text
+
+
 async def test_auth_failure_is_a_planning_error_without_retries(
     fake_api: FakeAnthropic, tmp_path: Path
 ) -> None:
