@@ -78,9 +78,11 @@ class Planning(EngineCore):
             await self._write(directive_id, lambda tx: _ask_again(tx, directive_id, failed, why))
             return None
         await self._cancel_steps(directive_id)
-        # A plan is work: its clock runs (it stood while a person chose).
-        d = await self._set_clock(directive_id, running=True, reason="replanning")
-        self._wake(directive_id)  # its wall-time timer, set while the clock stood, is not
+        d = await self.store.get_directive(directive_id)
+        if self.runs_steps:  # an engine serving one command would leave it running after
+            # A plan is work: its clock runs (it stood while a person chose).
+            d = await self._set_clock(directive_id, running=True, reason="replanning")
+            self._wake(directive_id)  # its wall-time timer, set while the clock stood, is not
         old_steps = await self.store.list_steps(old.id)
         kept = [s for s in old_steps if s.status is S.PASSED]
         failed = _asking_step(old_steps, failed_step_id)

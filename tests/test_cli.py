@@ -862,3 +862,6 @@ def test_a_replan_from_the_command_line_runs_no_step_in_the_command(
     )
     started = [e for e in events[replanned:] if e.get("new_status") == "running"]
     assert started == [], "the command ran a step of the new chain"
+    # nor is its wall-time clock left running: nothing runs it until a resume
+    answered = next(i for i, e in enumerate(events) if e["type"] == "approval_resolved")
+    assert [e for e in events[answered:] if e["type"] == "clock_changed"] == []

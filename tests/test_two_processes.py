@@ -723,3 +723,20 @@ def headless_resume(db: Path, directive_id: str) -> subprocess.Popen[str]:
         cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
+
+
+def test_following_a_paused_directive_says_what_it_waits_for(tmp_path: Path) -> None:
+    """`events --follow` on a paused directive printed nothing and never
+    ended: nothing writes to it until someone resumes it."""
+    db = tmp_path / "x.db"
+    path = slow_directive(tmp_path, steps=1, sleep_s=0.2)
+    path.write_text(path.read_text().replace('"full_auto"', '"manual"'))
+    assert cli(db, "run", str(path), "--headless").returncode == 3  # the plan waits
+    did = the_directive(db)
+    assert cli(db, "pause", did).returncode == 0
+    with reaped(follow(db, did)) as follower:
+        assert follower.stderr is not None
+        assert follower.stderr.readline() == (
+            "the directive is paused: following until it is resumed"
+            f" (`directive-tui --db {db} resume {did}`)\n"
+        )

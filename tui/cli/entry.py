@@ -10,10 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tui.cli.approvals import list_approvals, resolve
 from tui.cli.database import busy_message, check_db, default_db, is_busy, readonly_error
-from tui.cli.directives import delete_command, directive_command, list_directives
-from tui.cli.events import print_events
 from tui.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -21,13 +18,9 @@ from tui.cli.exits import (
     Terminated,
     UsageError,
 )
-from tui.cli.headless import demo_headless, run_headless
 from tui.cli.launch import need_terminal, run_app
-from tui.cli.limits import limits_command
 from tui.cli.parser import build_parser
 from tui.cli.program import command_line
-from tui.cli.signals import run_async
-from tui.cli.workspace import git_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +70,17 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     cmd = args.command
     if cmd in (None, "run", "demo", "resume") and not getattr(args, "headless", False):
         need_terminal(cmd)
+    if cmd is None:
+        return run_app(db, bell=args.bell)
+    # The commands' modules: not on the app's way to its first frame.
+    from tui.cli.approvals import list_approvals, resolve
+    from tui.cli.directives import delete_command, directive_command, list_directives
+    from tui.cli.events import print_events
+    from tui.cli.headless import demo_headless, run_headless
+    from tui.cli.limits import limits_command
+    from tui.cli.signals import run_async
+    from tui.cli.workspace import git_command
+
     if cmd == "run":
         spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
         if args.headless:
@@ -113,7 +117,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
         return run_async(delete_command(db, args.id, args.force, out, me))
     if cmd in ("diff", "checkpoints", "reset", "merge"):
         return run_async(git_command(db, args, out))
-    return run_app(db, bell=args.bell)
+    raise UsageError(f"unknown command {cmd!r}")  # the parser knows no other
 
 
 def load_spec(path: Path, *, starting: bool = False) -> Any:

@@ -53,12 +53,10 @@ async def print_events(
         d = await store.find_directive(directive_id)
         if last is not None:
             after = max(after, d.last_seq - last)
-        if follow and d.status.value in GOING and not await runner_brief(db):
-            print(  # or it would seem to hang: nothing will write until one runs it
-                f"nothing runs this database now: following until the app or"
-                f" `{me} resume {d.id} --headless` runs it",
-                file=sys.stderr,
-            )
+        if follow:
+            waiting = _waits_for(d, await runner_brief(db) is not None, me)
+            if waiting:  # or it would seem to hang: nothing writes until someone acts
+                print(waiting, file=sys.stderr)
         loop = asyncio.get_running_loop()
         ended_at: float | None = None
         while True:
@@ -80,6 +78,22 @@ async def print_events(
         raise UsageError(str(exc)) from exc
     finally:
         await store.close()
+
+
+def _waits_for(d: Any, running: bool, me: str) -> str | None:
+    """What `--follow` waits for when nothing will write to the directive
+    until someone acts, or None."""
+    status = d.status.value
+    if status == "paused":
+        return f"the directive is paused: following until it is resumed (`{me} resume {d.id}`)"
+    if status == "draft":
+        return f"the directive has not started: following until it starts (`{me} resume {d.id}`)"
+    if status in GOING and not running:
+        return (
+            f"nothing runs this database now: following until the app or"
+            f" `{me} resume {d.id} --headless` runs it"
+        )
+    return None
 
 
 async def _print_after(
