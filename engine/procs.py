@@ -19,6 +19,7 @@ still read them elsewhere, e.g. from this process's /proc/PID/environ).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shlex
 import signal
@@ -38,6 +39,7 @@ LINE_LIMIT = 2_000  # characters passed to on_line per line
 LINE_BURST = 500
 LINES_PER_S = 20.0
 MAX_LINES = 5_000
+NOTE_EVERY_S = 5.0  # a note of the lines left out, at most this often (and at the end)
 TERM_GRACE_S = 2.0  # SIGTERM -> SIGKILL
 DRAIN_GRACE_S = 0.5  # after exit, how long a background child may hold the pipe
 POLL_S = 0.05
@@ -88,14 +90,17 @@ def skipped_note(count: int) -> str:
 
 class _LineGate:
     """Which lines reach the callback: LINE_BURST at once, then LINES_PER_S,
-    at most MAX_LINES in all. The lines left out are counted, and said in
-    one note before the next line shown (or at the end)."""
+    at most MAX_LINES in all. The lines left out are counted, and said in a
+    note before the next line shown, at most every NOTE_EVERY_S (a note
+    before each line let through at the steady rate doubled the flood),
+    and at the end."""
 
     def __init__(self) -> None:
         self.tokens = float(LINE_BURST)
         self.last = time.monotonic()
         self.shown = 0
         self.skipped = 0
+        self.noted_at = -math.inf
 
     def admit(self) -> bool:
         now = time.monotonic()
@@ -108,10 +113,13 @@ class _LineGate:
         self.shown += 1
         return True
 
-    def note(self) -> str | None:
-        """The note for the lines skipped since the last one, if any."""
-        skipped, self.skipped = self.skipped, 0
-        return skipped_note(skipped) if skipped else None
+    def note(self, *, final: bool = False) -> str | None:
+        """The note for the lines skipped since the last one, if any is due."""
+        now = time.monotonic()
+        if not self.skipped or (not final and now - self.noted_at < NOTE_EVERY_S):
+            return None
+        skipped, self.skipped, self.noted_at = self.skipped, 0, now
+        return skipped_note(skipped)
 
 
 class _Capture:
@@ -196,7 +204,7 @@ class _Capture:
             return
         if self.partial or self.partial_overflow:
             self._emit_partial()
-        if note := self.gate.note():
+        if note := self.gate.note(final=True):
             self.on_line(note)
 
     def text(self) -> str:

@@ -152,6 +152,24 @@ async def test_lines_past_the_rate_or_the_cap_are_counted_before_the_next_shown(
         assert lines == ["0", "1", "2", "3", skipped_note(7)]
 
 
+async def test_a_long_flood_gets_a_note_now_and_then_not_one_per_line_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the burst, every line let through at the steady rate came with
+    its own note of the lines left out before it: the flood doubled."""
+    monkeypatch.setattr(procs, "LINE_BURST", 3)
+    monkeypatch.setattr(procs, "LINES_PER_S", 100.0)
+    monkeypatch.setattr(procs, "NOTE_EVERY_S", 0.5)
+    lines: list[str] = []
+    script = "import time\nend = time.time() + 1.2\nwhile time.time() < end: print('x')"
+    await run_process([PY, "-u", "-c", script], cwd=tmp_path, on_line=lines.append)
+    notes = [line for line in lines if line.startswith("... [")]
+    shown = len(lines) - len(notes)
+    assert shown > 50  # the steady rate went on letting lines through
+    assert 2 <= len(notes) <= 5  # the first at once, then every 0.5 s, and the end's
+    assert lines[-1] == notes[-1]
+
+
 async def test_megabytes_are_trimmed_with_bounded_memory(tmp_path: Path) -> None:
     script = "import sys\nline = 'x' * 99 + '\\n'\nfor i in range(200_000): sys.stdout.write(line)\nsys.stdout.write('THE END\\n')"
     count = 0
