@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from engine.breakers import duration
+from engine.flags import flag_text
 from engine.models import Actor, ApprovalDecision, Severity, now
 
 
@@ -96,7 +97,7 @@ class EvaluationCompleted(_Event):
             + (f" [{self.problems[k]}]" if k in self.problems else "")
             for k, v in self.verifiers.items()
         )
-        flags = f" flags: {', '.join(self.flags)}" if self.flags else ""
+        flags = f" flags: {', '.join(map(flag_text, self.flags))}" if self.flags else ""
         return f"step {self.step_name} evaluated {self.level} ({self.score:.2f}{scores}){flags}"
 
 

@@ -75,3 +75,24 @@ async def test_a_step_that_changed_nothing_says_so_at_its_checkpoint(store, make
     assert looked.endswith("step look changed no file (the branch stays)")
     assert looked.split(":")[0] == wrote.split(":")[0]  # the same commit
     await engine.close()
+
+
+def test_an_evaluation_s_flags_read_in_words_in_the_log() -> None:
+    """The step panel and the approval dialog said "tests changed", and the
+    event log and the headless output beside them "tests_modified"."""
+    from engine.events import EvaluationCompleted
+
+    event = EvaluationCompleted(
+        directive_id="d1",
+        step_id="s1",
+        step_name="add-vat",
+        evaluation_id="e1",
+        score=0.75,
+        level="yellow",
+        passed=False,
+        flags=["tests_modified: tests/test_vat.py", "for_a_person", "brand_new_flag"],
+    )
+    assert event.describe().endswith(
+        "flags: tests changed: tests/test_vat.py, for a person to decide, brand_new_flag"
+    )
+    assert event.flags[0] == "tests_modified: tests/test_vat.py"  # the record keeps the names

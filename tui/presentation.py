@@ -83,25 +83,6 @@ APPROVAL_KIND_LABEL: dict[ApprovalKind, str] = {
     ApprovalKind.PLAN: "plan",
 }
 
-# An evaluation's flags in words: the engine names them for programs
-# ("for_a_person", "tests_modified: tests/test_vat.py"). A flag not here is
-# shown as it is.
-FLAG_WORDS: dict[str, str] = {
-    "tests_modified": "tests changed",
-    "verifier_config_modified": "verifier configuration changed",
-    "verifier_error": "verifier error",
-    "no_verifiers": "no verifier ran",
-    "no_weighted_verifiers": "no verifier carries weight",
-    "for_a_person": "for a person to decide",
-}
-
-
-def flag_text(flag: str) -> str:
-    """`tests_modified: a.py` -> `tests changed: a.py`."""
-    name, colon, rest = flag.partition(": ")
-    return FLAG_WORDS.get(name, name) + colon + rest
-
-
 # Past tense for notifications: "approved", "changes requested" ...
 DECISION_DONE: dict[ApprovalDecision, str] = {
     ApprovalDecision.APPROVE: "approved",

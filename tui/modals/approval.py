@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static
 
+from engine.flags import flag_text
 from engine.models import (
     ApprovalDecision,
     ApprovalKind,
@@ -26,7 +27,7 @@ from engine.models import (
     Step,
     StepStatus,
 )
-from tui.presentation import LEVEL_CSS, flag_text
+from tui.presentation import LEVEL_CSS
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
 from tui.widgets.step_detail import verifier_lines
 

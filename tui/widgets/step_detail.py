@@ -13,9 +13,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from engine.breakers import duration
+from engine.flags import flag_text
 from engine.models import Evaluation, Step, StepRun, StepStatus
 from tui.format import clock, money, tail
-from tui.presentation import LEVEL_CSS, STEP_LOOK, flag_text
+from tui.presentation import LEVEL_CSS, STEP_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 TAIL_LINES = 12  # live output lines kept per step
