@@ -37,11 +37,6 @@ BREAKERS: dict[str, Breaker] = {
 }
 
 
-# Breakers whose raised limit lets a resume through (the engine checks them
-# with `breaker_reason` on resume); the replan breaker trips on a replan only.
-RAISED_FREES = frozenset({"cost", "wall_time", "failed_steps"})
-
-
 def tripped_breaker(d: Directive) -> tuple[Breaker, str] | None:
     """(breaker, reason) when the directive is paused by one: the engine
     writes `pause_reason` as "<breaker> breaker: <reason>"."""
@@ -92,7 +87,9 @@ def breaker_holds(d: Directive) -> bool:
     tripped = tripped_breaker(d)
     if tripped is None:
         return False
-    return tripped[0].name not in RAISED_FREES or breaker_reason(d) is not None
+    if tripped[0].name == "regenerations":  # trips on a replan, not in `breaker_reason`
+        return not d.replans_left
+    return breaker_reason(d) is not None
 
 
 class BudgetBars(Looks, Widget):
