@@ -5,7 +5,9 @@ Every change goes through `_submit`: one transaction with its events,
 published after the commit. The engine's parts (`engine.following`,
 `engine.planning`, `engine.attempts`, `engine.workspace_ops`,
 `engine.resets`) are mixins on this base, put together as
-`engine.engine.DirectiveEngine`; they call each other through `self`.
+`engine.engine.DirectiveEngine`; they call each other through `self`,
+and what they call is declared on `EngineCore` (for readers and type
+checkers) with where it is defined.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import pricing
 from engine.bus import EventBus
@@ -25,6 +27,11 @@ from engine.refusals import EngineError
 from engine.services import EngineServices
 from engine.store import Store, Tx
 from engine.worktrees import Workspace
+
+if TYPE_CHECKING:
+    from engine.chains import DriverView
+    from engine.models import Chain
+    from engine.worktrees import Attempt, MergeResult
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +130,37 @@ class EngineCore:
         # Who wants to know of directives another process deleted (they leave
         # no event behind: their log goes with them).
         self.on_directives_gone: Callable[[list[str]], None] | None = None
+
+    if TYPE_CHECKING:
+        # What the parts call on one another, declared here for readers and
+        # type checkers (nothing at run time): each is defined where named.
+
+        # engine.engine (the driver and the commands)
+        def _wake(self, directive_id: str) -> None: ...
+        def _launch_driver(self, directive_id: str) -> None: ...
+        def _start_claims(self, view: DriverView) -> None: ...
+        async def _cancel_steps(self, directive_id: str) -> None: ...
+        async def _trip(self, directive_id: str, breaker: str, reason: str) -> None: ...
+        async def _recover(self, d: Directive) -> None: ...
+        async def _recover_all(self) -> None: ...
+        async def record_note(
+            self, directive_id: str, message: str, severity: Severity = Severity.INFO
+        ) -> None: ...
+
+        # engine.planning
+        async def regenerate_chain(
+            self, directive_id: str, reason: str, failed_step_id: str | None = None
+        ) -> Chain | None: ...
+
+        # engine.workspace_ops
+        async def _steps_workspace(self, d: Directive) -> Workspace | None: ...
+        async def _require_workspace(self, directive_id: str) -> Workspace: ...
+        async def _merge(
+            self, directive_id: str, attempt: Attempt
+        ) -> tuple[MergeResult | None, str | None]: ...
+
+        # engine.following
+        async def _another_engine_lives(self) -> bool: ...
 
     @property
     def runs_steps(self) -> bool:
