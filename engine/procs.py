@@ -2,9 +2,12 @@
 
 Steps and verifiers run arbitrary commands (test suites, builds, agents'
 shell calls). Each runs in its own session, so a timeout or a cancelled task
-can kill the command *and everything it started* with one `killpg`; its
-output is streamed line by line to a callback but only a bounded head and
-tail are kept, so megabytes of log never sit in memory.
+can kill the command *and everything it started* with one `killpg`; and a
+small `sh` guard beside each group ends it if this process dies first
+(SIGKILL, a crash), so a step's command never runs on beside the attempt a
+restarted engine makes. Its output is streamed line by line to a callback
+but only a bounded head and tail are kept, so megabytes of log never sit in
+memory.
 
 Children never get the app's own Anthropic credentials: every command a
 step, a verifier or an agent runs gets the environment without
@@ -19,6 +22,7 @@ still read them elsewhere, e.g. from this process's /proc/PID/environ).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import shlex
@@ -349,6 +353,63 @@ async def _end_group(proc: asyncio.subprocess.Process) -> None:
     await asyncio.wait({asyncio.ensure_future(proc.wait())}, timeout=DRAIN_GRACE_S)
 
 
+# This process may die without ending a command's group (SIGKILL, a crash):
+# the group lived on, and the step ran again beside it once an engine
+# started. A guard beside each group waits on a pipe that only this process
+# holds open; when the process is gone the pipe reads end-of-file and the
+# guard ends the group. A command that ends normally has its guard killed
+# first, so a guard never signals a group whose number was reused.
+GUARD_SCRIPT = (
+    'read _; kill -s TERM -- -"$1" 2>/dev/null && sleep 2 && kill -s KILL -- -"$1"; exit 0'
+)
+
+
+@dataclass
+class _Guard:
+    proc: asyncio.subprocess.Process
+    held: int  # the pipe's write end: open while this process lives
+
+
+async def _guard_group(pgid: int) -> _Guard | None:
+    """A guard that ends group `pgid` if this process dies first; None
+    where no `sh` can be started (the group is ended as before, only not
+    after a crash)."""
+    waits, held = os.pipe()  # not inherited by other children (PEP 446)
+    try:
+        spawn = asyncio.create_subprocess_exec(
+            "sh", "-c", GUARD_SCRIPT, "directive-tui-guard", str(pgid),
+            stdin=waits, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # not in the group it guards, nor the terminal's
+        )  # fmt: skip
+        proc = await start_process(spawn, _stop_guard_process)
+    except OSError:
+        os.close(held)
+        return None
+    except BaseException:
+        os.close(held)
+        raise
+    finally:
+        os.close(waits)
+    return _Guard(proc, held)
+
+
+async def _stop_guard_process(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
+
+
+async def _release(guard: _Guard | None) -> None:
+    """The command's group has been ended here: the guard goes first, then
+    its pipe (closing the pipe first would make it signal)."""
+    if guard is None:
+        return
+    try:
+        await _stop_guard_process(guard.proc)
+    finally:
+        os.close(guard.held)
+
+
 async def _spawn(
     argv: str | list[str], cwd: Path, env: dict[str, str]
 ) -> asyncio.subprocess.Process:
@@ -418,6 +479,27 @@ async def run_process(
     except PermissionError as exc:
         return _failed(126, f"permission denied: {argv[0]} ({exc.strerror})", started)
 
+    try:
+        guard = await _guard_group(proc.pid)
+    except BaseException:
+        await kill_process_group(proc.pid)
+        _close_pipe(proc)
+        raise
+    try:
+        return await _follow(proc, started, timeout_s, on_line, max_output, secrets)
+    finally:
+        await _release(guard)
+
+
+async def _follow(
+    proc: asyncio.subprocess.Process,
+    started: float,
+    timeout_s: float | None,
+    on_line: Callable[[str], None] | None,
+    max_output: int,
+    secrets: Sequence[str],
+) -> ProcessResult:
+    """`run_process` from the start of its command to its result."""
     capture = _Capture(max_output, on_line)
     assert proc.stdout is not None
     reader = asyncio.create_task(capture.pump(proc.stdout))

@@ -4,8 +4,11 @@ the app's credentials kept from the children."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -317,3 +320,81 @@ def test_trim_output_keeps_head_and_tail() -> None:
     assert trim_output("short", 200) == "short"
     with pytest.raises(ValueError, match="max_chars"):
         trim_output("x", -1)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper that a container may lack is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def _until(check: Callable[[], bool], seconds: float) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
+RUNS_A_STEP = """
+import asyncio, sys
+from pathlib import Path
+from engine.procs import run_process
+here = Path(sys.argv[1])
+asyncio.run(run_process("echo $$ > group.pid; sleep 30; touch late.txt", cwd=here))
+"""
+
+
+async def test_a_command_outlives_no_engine_killed_with_sigkill(tmp_path: Path) -> None:
+    """A step's command runs in a session of its own: when the process
+    running it was killed (kill -9, a crash) it ran on, and the step ran
+    again beside it once an engine started. Its guard ends it."""
+    import signal
+    import subprocess
+
+    runner = subprocess.Popen([PY, "-c", RUNS_A_STEP, str(tmp_path)], cwd=Path.cwd())
+    try:
+        pid_file = tmp_path / "group.pid"
+        assert await _until(lambda: pid_file.is_file() and pid_file.read_text().strip(), 20)
+        group = int(pid_file.read_text())
+        assert _alive(group)
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=10)
+        assert await _until(lambda: not _alive(group), 10), "the command outlived its engine"
+        await asyncio.sleep(0.3)
+        assert not (tmp_path / "late.txt").exists()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            os.killpg(int((tmp_path / "group.pid").read_text()), signal.SIGKILL)
+
+
+async def test_a_command_that_ends_leaves_no_guard_behind(tmp_path: Path) -> None:
+    """The guard goes with its command (killed before its pipe closes, so it
+    never signals a group whose number has been reused)."""
+    for command in ("echo ok", "exit 3", "sleep 5"):
+        await run_process(command, cwd=tmp_path, timeout_s=0.5)
+    guards = [
+        p for p in Path("/proc").iterdir()
+        if p.name.isdigit() and "\0directive-tui-guard\0" in _cmdline(p)
+        and _parent(p) == os.getpid() and _alive(int(p.name))
+    ]  # fmt: skip
+    assert guards == []
+
+
+def _cmdline(p: Path) -> str:
+    try:
+        return (p / "cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def _parent(p: Path) -> int:
+    try:
+        return int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
