@@ -13,6 +13,7 @@ call, never when the app starts.
 from __future__ import annotations
 
 import email.utils
+import importlib
 import logging
 import math
 import os
@@ -253,6 +254,18 @@ def _sdk() -> Any:
     return anthropic
 
 
+def _most_without_streaming(model: str) -> int | None:
+    """The most output tokens the SDK sends for `model` in a call that does
+    not stream (claude-opus-4-0's 8,192): asked for more, it raises
+    "Streaming is required" before any request. None when it sets none."""
+    try:
+        table = importlib.import_module("anthropic._constants").MODEL_NONSTREAMING_TOKENS
+    except (ImportError, AttributeError):  # moved in another SDK version: no cap known
+        return None
+    limit = table.get(model)
+    return limit if isinstance(limit, int) else None
+
+
 def _block_param(block: Any) -> dict[str, Any]:
     if isinstance(block, dict):
         return block
@@ -422,9 +435,10 @@ class LLMClient:
         """One Messages API call. Raises LLMError (kind REFUSED) when the model
         refuses; the error carries the call's usage and cost."""
         model = model or self.model
+        wanted = max_tokens or self._config.max_tokens
         kwargs: dict[str, Any] = {
             "model": model,
-            "max_tokens": max_tokens or self._config.max_tokens,
+            "max_tokens": min(wanted, _most_without_streaming(model) or wanted),
             "messages": list(messages),
         }
         optional = {"system": system, "tools": tools, "output_config": output_config}

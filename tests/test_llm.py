@@ -361,3 +361,21 @@ async def test_timeout_after_retries_is_a_clear_error(fake_api: FakeAnthropic) -
     assert caught.value.kind is LLMErrorKind.TIMEOUT
     assert "did not answer within 0.2s, still after 1 retry" in str(caught.value)
     assert len(fake_api.requests) == 2
+
+
+async def test_a_model_the_sdk_caps_without_streaming_is_asked_for_what_it_sends(
+    fake_api: FakeAnthropic,
+) -> None:
+    """claude-opus-4-0 takes at most 8,192 output tokens in a call that does
+    not stream: asked for the default 16,000, the SDK raised "Streaming is
+    required" (a ValueError) before any request, and the step or plan failed
+    on it. The call asks for what the SDK sends."""
+    fake_api.reply("ok")
+    fake_api.reply("ok")
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, model="claude-opus-4-0")
+    try:
+        assert (await client.create(messages=[{"role": "user", "content": "hi"}])).text == "ok"
+        await client.create(messages=[{"role": "user", "content": "hi"}], max_tokens=1_000)
+    finally:
+        await client.aclose()
+    assert [r.body["max_tokens"] for r in fake_api.requests] == [8_192, 1_000]
