@@ -12,7 +12,7 @@ import pytest
 from engine.events import ApprovalRequired, DirectiveStatusChanged
 from engine.models import Actor
 from tests.engine_kit import Script, chain_spec
-from tests.test_tui_app import SIZE, app_for, engine, started, until
+from tests.tui_kit import SIZE, app_for, engine, started, until
 from tui.app import DirectiveApp
 from tui.attention import calls_for_a_person
 

@@ -42,7 +42,7 @@ from engine.models import (
 )
 from engine.store import Store
 from tests.fake_anthropic import FakeAnthropic, tool_use
-from tests.test_tui_app import until
+from tests.tui_kit import until
 from tui.app import DirectiveApp
 
 KEY = "sk-ant-test-" + secrets.token_hex(20)

@@ -4,15 +4,12 @@ the new-directive form, help and the palette."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Static, TabbedContent
 
-from engine.engine import DirectiveEngine
 from engine.models import (
     ApprovalDecision,
     ApprovalKind,
@@ -22,7 +19,25 @@ from engine.models import (
     PlannerKind,
     StepStatus,
 )
-from tests.engine_kit import Script, chain_spec, services, statuses
+from tests.engine_kit import Script, chain_spec, services
+from tests.tui_kit import (
+    SIZE,
+    Notes,
+    app_for,
+    box,
+    box_status,
+    dag_of,
+    directive_status,
+    engine,
+    footer_keys,
+    loaded,
+    open_the_form,
+    plain_text,
+    printed,
+    started,
+    step_status,
+    until,
+)
 from tui.app import DirectiveApp
 from tui.modals.approval import ApprovalModal
 from tui.modals.confirm import ConfirmModal
@@ -34,66 +49,6 @@ from tui.screens.new_directive import NewDirectiveScreen
 from tui.widgets.budgets import BudgetBars
 from tui.widgets.dag import DagView
 
-SIZE = (100, 30)
-
-
-async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str, rounds: int = 2000) -> None:
-    """Let the app and the engine run until `check()` holds (bounded)."""
-    for _ in range(rounds):
-        result = check()
-        if hasattr(result, "__await__"):
-            result = await result
-        if result:
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Notes:
-    """Records the app's notifications (what a person would read)."""
-
-    def __init__(self, app: DirectiveApp) -> None:
-        self.messages: list[tuple[str, str]] = []
-        original = app.notify
-
-        def notify(message: str, *args: Any, severity: str = "information", **kwargs: Any) -> None:
-            self.messages.append((severity, str(message)))
-            original(message, *args, severity=severity, **kwargs)  # type: ignore[arg-type]
-
-        app.notify = notify  # type: ignore[method-assign]
-
-    def has(self, text: str, severity: str | None = None) -> bool:
-        return any(text in m and (severity is None or s == severity) for s, m in self.messages)
-
-
-def app_for(tmp_path: Path, script: Script, **kwargs: Any) -> DirectiveApp:
-    return DirectiveApp(tmp_path / "tui.db", services=services(script), **kwargs)
-
-
-async def started(pilot: Pilot[Any], app: DirectiveApp, spec: Any) -> str:
-    """Create and start a directive through the engine, open its screen."""
-    await until(pilot, lambda: app.engine_ready, "the engine")
-    assert app.engine is not None
-    d = await app.engine.create_directive(spec)
-    await app.engine.start_directive(d.id)
-    app.open_directive_screen(d.id)
-    await until(pilot, lambda: _loaded(app), "the directive screen")
-    return d.id
-
-
-def _loaded(app: DirectiveApp) -> bool:
-    screen = app.screen
-    return isinstance(screen, DirectiveScreen) and screen.directive is not None
-
-
-def engine(app: DirectiveApp) -> DirectiveEngine:
-    assert app.engine is not None
-    return app.engine
-
-
-async def step_status(app: DirectiveApp, directive_id: str, name: str) -> str:
-    return (await statuses(engine(app), directive_id))[name]
-
 
 async def test_approve_from_the_keyboard(tmp_path: Path) -> None:
     script = Script(scores={"build": [0.6]})
@@ -102,7 +57,7 @@ async def test_approve_from_the_keyboard(tmp_path: Path) -> None:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
         await until(
             pilot,
-            lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL,
+            lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL,
             "the yellow box",
         )
         await pilot.press("a")
@@ -111,11 +66,11 @@ async def test_approve_from_the_keyboard(tmp_path: Path) -> None:
         assert isinstance(modal, ApprovalModal)
         assert modal.evaluation is not None and modal.evaluation.score == pytest.approx(0.6)
         await pilot.press("y")
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.PASSED, "build passed")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.PASSED, "build passed")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
-        assert _box_status(app, "ship") == StepStatus.PASSED
+        assert box_status(app, "ship") == StepStatus.PASSED
 
 
 async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
@@ -124,13 +79,13 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
         await until(
-            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
         )
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
-        assert _footer_keys(app.screen) == ["escape"]  # the modal's, not the screen's
+        assert footer_keys(app.screen) == ["escape"]  # the modal's, not the screen's
         await pilot.press(*"tests look flaky", "enter")  # the reason field has the keys
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.BLOCKED, "build blocked")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.BLOCKED, "build blocked")
         (denied,) = [a for a in await engine(app).store.list_approvals(did) if a.decision]
         assert (denied.decision, denied.comment) == (ApprovalDecision.DENY, "tests look flaky")
         pending = await engine(app).store.pending_approvals(did)
@@ -141,7 +96,7 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         modal = app.screen
         assert isinstance(modal, ApprovalModal) and modal.intent is None
         assert [c.label for c in modal.choices] == ["Retry", "Skip", "Replan", "Stop"]
-        assert _footer_keys(modal) == ["escape"]  # letters go into the note for now
+        assert footer_keys(modal) == ["escape"]  # letters go into the note for now
         # The note has the focus: its letters are not answers (r would retry).
         assert modal.focused is not None and modal.focused.id == "comment"
         await pilot.press(*"really not needed")
@@ -152,10 +107,10 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         await pilot.pause(0.1)
         assert app.screen is modal and modal.focused is not None
         assert modal.focused.id == "choice-retry"
-        assert _footer_keys(modal) == ["r", "s", "p", "x", "escape"]
+        assert footer_keys(modal) == ["r", "s", "p", "x", "escape"]
         await pilot.press("s")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         assert await step_status(app, did, "build") == "skipped"
         [escalation] = [
@@ -164,22 +119,13 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         assert escalation.comment == "not needed"
 
 
-def _footer_keys(screen: Any) -> list[str]:
-    """The keys a screen's footer offers now."""
-    return [
-        key
-        for key, active in screen.active_bindings.items()
-        if active.enabled and active.binding.show and active.node is screen
-    ]
-
-
 async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> None:
     script = Script(scores={"build": [0.6, 0.95]})
     app = app_for(tmp_path, script)
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
         await until(
-            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
         )
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes modal")
@@ -190,11 +136,11 @@ async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> No
         await pilot.press(*"handle empty input")
         await pilot.press("enter")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         rework = [instructions for name, attempt, instructions in script.calls if attempt == 2]
         assert rework and "handle empty input" in (rework[0] or "")
-        assert _box(app, "build").rework_count == 1
+        assert box(app, "build").rework_count == 1
 
 
 async def test_an_approval_closed_by_a_stop_says_so_when_answered(tmp_path: Path) -> None:
@@ -204,7 +150,7 @@ async def test_an_approval_closed_by_a_stop_says_so_when_answered(tmp_path: Path
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
         await until(
-            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
         )
         (review,) = await engine(app).store.pending_approvals(did)
         await engine(app).stop_directive(did)  # closes the review unanswered
@@ -219,7 +165,7 @@ async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
         await until(
-            pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
+            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
         )
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
@@ -230,7 +176,7 @@ async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: notes.has("already answered", "warning"), "the notice")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         assert await step_status(app, did, "build") == "passed"  # not denied
         # Pressing again on the (now resolved) approval: said so, nothing sent.
@@ -248,12 +194,12 @@ async def test_a_key_pressed_again_before_the_screen_caught_up_acts_once(
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
         screen.action_pause()  # two presses in one go: the footer still says Pause
         screen.action_pause()
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await pilot.pause(0.3)
         assert not [m for severity, m in notes.messages if severity == "error"]
         assert (await engine(app).store.get_directive(did)).status is DirectiveStatus.PAUSED
@@ -265,20 +211,20 @@ async def test_pause_resume_and_stop(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         await pilot.press("p")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await until(
-            pilot, lambda: _box_status(app, "slow") == StepStatus.READY, "step back to ready"
+            pilot, lambda: box_status(app, "slow") == StepStatus.READY, "step back to ready"
         )
         await pilot.press("p")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
         await until(pilot, lambda: notes.has("resumed: test directive"), "said once active")
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running again")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running again")
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the stop confirmation")
         await pilot.press("y")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
         assert screen.directive is not None and screen.directive.status is DirectiveStatus.STOPPED
@@ -289,14 +235,14 @@ async def test_quitting_while_steps_run_asks_first(tmp_path: Path) -> None:
     app = app_for(tmp_path, Script(delay={"slow": 30.0}))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the quit question")
-        question = _text(app.screen.query_one(".dialog-title"))
+        question = plain_text(app.screen.query_one(".dialog-title"))
         assert question.startswith("1 step running here (slow): quit anyway? It is interrupted")
         await pilot.press("escape")
         await pilot.pause(0.1)
-        assert app.is_running and _box_status(app, "slow") == StepStatus.RUNNING
+        assert app.is_running and box_status(app, "slow") == StepStatus.RUNNING
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the quit question")
         await pilot.press("y")
@@ -315,18 +261,18 @@ async def test_skip_asks_first_and_cancel_keeps_the_step(tmp_path: Path) -> None
     app = app_for(tmp_path, Script(delay={"slow": 30.0}))
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", []), ("later", ["slow"])]))
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         await pilot.press("right")  # later: pending
         await pilot.press("S")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
-        assert "Skip later?" in _text(app.screen.query_one(".dialog-title"))
+        assert "Skip later?" in plain_text(app.screen.query_one(".dialog-title"))
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert await step_status(app, did, "later") == "pending"
         await pilot.press("S")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
         await pilot.press("y")
-        await until(pilot, lambda: _box_status(app, "later") == StepStatus.SKIPPED, "skipped")
+        await until(pilot, lambda: box_status(app, "later") == StepStatus.SKIPPED, "skipped")
 
 
 async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -> None:
@@ -337,13 +283,13 @@ async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         other = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
         assert str(screen.query_one(TabbedContent).get_tab("tab-approvals").label) == (
             "Approvals (1)"
         )
-        await until(pilot, lambda: "⚑ 1 awaiting you" in _text(screen.query_one(DirectiveHeader)),
+        await until(pilot, lambda: "⚑ 1 awaiting you" in plain_text(screen.query_one(DirectiveHeader)),
                     "the header's count")  # fmt: skip
         await pilot.press("escape")
         await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
@@ -351,7 +297,7 @@ async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -
         assert isinstance(screen, DirectiveScreen) and screen.directive_id != other
         assert screen.query_one(ApprovalsPanel).approvals == []
         assert str(screen.query_one(TabbedContent).get_tab("tab-approvals").label) == "Approvals"
-        assert "awaiting you" not in _text(screen.query_one(DirectiveHeader))
+        assert "awaiting you" not in plain_text(screen.query_one(DirectiveHeader))
         await pilot.press("2", "a")  # the other directive's approval is not this screen's
         await until(pilot, lambda: notes.has("No pending approval here."), "the refusal")
         assert isinstance(app.screen, DirectiveScreen)
@@ -367,8 +313,8 @@ async def test_approval_keys_are_offered_only_while_an_approval_waits(tmp_path: 
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
-        await until(pilot, lambda: {"a", "d", "c"} <= set(_footer_keys(screen)), "a/d/c offered")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: {"a", "d", "c"} <= set(footer_keys(screen)), "a/d/c offered")
         redrawn = 0
         original = screen.refresh_bindings
 
@@ -384,9 +330,9 @@ async def test_approval_keys_are_offered_only_while_an_approval_waits(tmp_path: 
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
         await pilot.press("y")
-        await until(pilot, lambda: _box_status(app, "ship") == StepStatus.RUNNING, "ship runs")
-        await until(pilot, lambda: not {"a", "d", "c"} & set(_footer_keys(screen)), "a/d/c gone")
-        assert _directive_status(app, did, DirectiveStatus.ACTIVE)  # still going: same status
+        await until(pilot, lambda: box_status(app, "ship") == StepStatus.RUNNING, "ship runs")
+        await until(pilot, lambda: not {"a", "d", "c"} & set(footer_keys(screen)), "a/d/c gone")
+        assert directive_status(app, did, DirectiveStatus.ACTIVE)  # still going: same status
         await pilot.press("a")
         await until(pilot, lambda: notes.has("No pending approval here.", "warning"), "the refusal")
         assert app.screen is screen  # no modal for nothing
@@ -399,7 +345,7 @@ async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: P
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", []), ("later", ["slow"])]))
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
 
@@ -413,26 +359,28 @@ async def test_keys_offer_what_applies_and_say_plainly_what_does_not(tmp_path: P
         assert footer("p") == "Pause" and "Resume" not in palette()
         assert footer("escape") == "Back"  # to where it was opened from, not always home
         await pilot.press("p")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await until(pilot, lambda: footer("p") == "Resume", "the footer to say Resume")
         assert "Resume" in palette() and "Pause" not in palette()
         await pilot.press("p")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.ACTIVE), "resumed")
         await until(pilot, lambda: footer("p") == "Pause", "the footer to say Pause")
         # A skipped step cannot be retried: said before anything is sent.
         await pilot.press("right", "S")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the skip question")
         await pilot.press("y")
-        await until(pilot, lambda: _box_status(app, "later") == StepStatus.SKIPPED, "skipped")
+        await until(pilot, lambda: box_status(app, "later") == StepStatus.SKIPPED, "skipped")
         header = screen.query_one("#directive-title")
-        await until(pilot, lambda: "1/2 steps (1 skipped)" in _text(header), "skips counted apart")
+        await until(
+            pilot, lambda: "1/2 steps (1 skipped)" in plain_text(header), "skips counted apart"
+        )
         await pilot.press("R")
         await until(pilot, lambda: notes.has("later is skipped: only a blocked or failed step"),
                     "the plain refusal")  # fmt: skip
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the stop question")
         await pilot.press("y")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
         await until(pilot, lambda: footer("x") is None and footer("p") is None, "no Stop, no Pause")
         # Pressed anyway: a plain sentence, no question first, no engine jargon.
         await pilot.press("x", "p", "r")
@@ -475,7 +423,7 @@ async def test_limits_are_not_offered_once_the_directive_has_ended(tmp_path: Pat
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
         screen = app.screen
-        assert "L" in _footer_keys(screen)
+        assert "L" in footer_keys(screen)
         await pilot.press("L")
         await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
         await engine(app).stop_directive(did)  # meanwhile, from elsewhere
@@ -487,7 +435,7 @@ async def test_limits_are_not_offered_once_the_directive_has_ended(tmp_path: Pat
                          "no longer apply. Nothing saved.")  # fmt: skip
         d = await engine(app).store.get_directive(did)
         assert d.spec.limits.max_cost_usd != 7.0 and not notes.has("limits saved")
-        await until(pilot, lambda: "L" not in _footer_keys(screen), "L to leave the footer")
+        await until(pilot, lambda: "L" not in footer_keys(screen), "L to leave the footer")
         await pilot.press("L")
         await until(pilot, lambda: notes.messages[-1] == ("warning", "test directive is stopped: "
                     "nothing runs any more, so its limits no longer apply."), "why")  # fmt: skip
@@ -521,21 +469,21 @@ async def test_a_step_kept_by_a_replan_keeps_its_attempts_on_screen(tmp_path: Pa
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         await started(pilot, app, chain_spec(tmp_path, [("first", []), ("slow", ["first"])]))
-        await until(pilot, lambda: _box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the replan question")
         await pilot.press("y")
         await until(pilot, lambda: notes.has("Replanned"), "the replan")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
-        await until(pilot, lambda: _box(app, "first").carried_from is not None, "the new chain")
-        screen.dag.focus_step(_box(app, "first").id)
+        await until(pilot, lambda: box(app, "first").carried_from is not None, "the new chain")
+        screen.dag.focus_step(box(app, "first").id)
         body = screen.query_one("#detail-body", Static)
         await until(  # the panel has switched to the kept step (it showed slow's)
-            pilot, lambda: "kept by a replan" in _printed(body.content), "the kept step's panel"
+            pilot, lambda: "kept by a replan" in printed(body.content), "the kept step's panel"
         )
-        assert "#1 shell" in _printed(body.content)
-        assert "Evaluations" in _printed(body.content)
+        assert "#1 shell" in printed(body.content)
+        assert "Evaluations" in printed(body.content)
         await pilot.press("D")
         await pilot.pause(0.2)
         assert not notes.has("has no attempt yet")
@@ -548,11 +496,11 @@ async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
         spec = chain_spec(tmp_path, [("spend", []), ("after", ["spend"])], max_cost_usd=1.0)
         did = await started(pilot, app, spec)
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "the breaker"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "the breaker"
         )
         bars = app.screen.query_one(BudgetBars)
         await until(pilot, lambda: bars.has_class("-tripped"), "the banner")
-        assert "cost breaker" in _text(bars)
+        assert "cost breaker" in plain_text(bars)
         await pilot.press("L")
         await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
         field = app.screen.focused
@@ -562,11 +510,11 @@ async def test_breaker_banner_and_raising_the_limit(tmp_path: Path) -> None:
         await pilot.press("enter")  # not a number: shown inline
         await pilot.pause()
         assert isinstance(app.screen, LimitsModal)
-        assert "is not a number" in _text(app.screen.query_one("#error-max_cost_usd"))
+        assert "is not a number" in plain_text(app.screen.query_one("#error-max_cost_usd"))
         field.value = "50"  # type: ignore[attr-defined]
         await pilot.press("enter")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         d = await engine(app).store.get_directive(did)
         assert d.spec.limits.max_cost_usd == 50.0
@@ -588,12 +536,13 @@ async def test_a_limit_raised_elsewhere_turns_the_breaker_banner_into_a_resume(
         await engine(app).raise_limits(did, max_cost_usd=50.0)  # as the command does
         await until(pilot, lambda: bars.has_class("-paused"), "the banner to follow")
         assert not bars.has_class("-tripped")
-        assert "paused by the cost breaker; its limit has been raised since  p resume" in _text(
-            bars
+        assert (
+            "paused by the cost breaker; its limit has been raised since  p resume"
+            in plain_text(bars)
         )
         await pilot.press("p")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
 
 
@@ -642,7 +591,7 @@ async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
         assert isinstance(app.screen, HomeScreen)
         await pilot.press("s")
         await until(
-            pilot, lambda: _directive_status(app, d.id, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, d.id, DirectiveStatus.COMPLETED), "completion"
         )
         await until(
             pilot, lambda: app.screen.directives[d.id].status is DirectiveStatus.COMPLETED, "row"
@@ -652,7 +601,7 @@ async def test_home_lists_directives_and_opens_one(tmp_path: Path) -> None:
                     "the plain refusal")  # fmt: skip
         assert isinstance(app.screen, HomeScreen)
         await pilot.press("enter")
-        await until(pilot, lambda: _loaded(app), "the directive screen")
+        await until(pilot, lambda: loaded(app), "the directive screen")
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
 
@@ -664,10 +613,10 @@ async def test_a_draft_opened_from_home_offers_start(tmp_path: Path) -> None:
         await until(pilot, lambda: app.engine_ready, "the engine")
         d = await engine(app).create_directive(chain_spec(tmp_path, [("only", [])]))
         app.open_directive_screen(d.id)
-        await until(pilot, lambda: _loaded(app), "the directive screen")
-        assert _footer_keys(app.screen) == ["escape", "s", "x", "L"]
+        await until(pilot, lambda: loaded(app), "the directive screen")
+        assert footer_keys(app.screen) == ["escape", "s", "x", "L"]
         await pilot.press("s")
-        await until(pilot, lambda: _directive_status(app, d.id, DirectiveStatus.COMPLETED), "done")
+        await until(pilot, lambda: directive_status(app, d.id, DirectiveStatus.COMPLETED), "done")
         assert notes.has("started: test directive, planning…") and notes.has("planned: test")
 
 
@@ -680,19 +629,13 @@ async def test_home_catches_up_with_what_happened_while_a_directive_was_open(
         home = app.screen_stack[-2]
         assert isinstance(home, HomeScreen)
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         await pilot.press("escape")
         assert app.screen is home
         await until(
             pilot, lambda: home.directives[did].status is DirectiveStatus.COMPLETED, "the row"
         )
-
-
-async def open_the_form(pilot: Any, app: DirectiveApp) -> None:
-    await until(pilot, lambda: app.engine_ready, "the engine")
-    await pilot.press("n")
-    await until(pilot, lambda: isinstance(app.screen, NewDirectiveScreen), "the form")
 
 
 async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path: Path) -> None:
@@ -703,15 +646,15 @@ async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path
         await pilot.pause(0.1)
         screen = app.screen
         assert isinstance(screen, NewDirectiveScreen)
-        assert "Title: required" in _text(screen.query_one("#error-title"))
-        assert "Repository: required" in _text(screen.query_one("#error-repo"))
+        assert "Title: required" in plain_text(screen.query_one("#error-title"))
+        assert "Repository: required" in plain_text(screen.query_one("#error-repo"))
         # A directive file with a mistake: the loader's message, under the path.
         bad = tmp_path / "bad.toml"
         bad.write_text('title = "x"\ngoal = "y"\nrepo = "missing-folder"\n')
         screen.query_one("#field-file").value = str(bad)  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
-        assert "bad.toml" in _text(screen.query_one("#error-file"))
+        assert "bad.toml" in plain_text(screen.query_one("#error-file"))
         assert await engine(app).store.list_directives() == []
         # The form, filled in properly.
         screen.query_one("#field-file").value = ""  # type: ignore[attr-defined]
@@ -724,7 +667,7 @@ async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path
             screen.query_one(f"#field-{name}").value = value  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
-        assert "Max cost" in _text(screen.query_one("#error-max_cost_usd"))
+        assert "Max cost" in plain_text(screen.query_one("#error-max_cost_usd"))
         assert await engine(app).store.list_directives() == []
         screen.query_one("#field-max_cost_usd").value = "3"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
@@ -748,7 +691,7 @@ async def test_the_form_offers_no_executor_its_plans_cannot_run(tmp_path: Path) 
         assert executors.value == ExecutorKind.AGENT.value
         with pytest.raises(InvalidSelectValueError):  # "has no command" at step 1
             executors.value = ExecutorKind.SHELL.value
-        assert "directive file" in _text(app.screen.query_one(".form-note"))
+        assert "directive file" in plain_text(app.screen.query_one(".form-note"))
 
 
 async def test_help_lists_every_key_and_palette_has_every_action(tmp_path: Path) -> None:
@@ -802,7 +745,7 @@ async def test_an_escalation_replan_with_no_replans_left_is_refused_before_the_e
         notes = Notes(app)
         spec = chain_spec(tmp_path, [("build", [])], max_rework_cycles=0, max_chain_regenerations=0)
         did = await started(pilot, app, spec)
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.BLOCKED, "blocked")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.BLOCKED, "blocked")
         (escalation,) = await engine(app).store.pending_approvals(did)
         assert await app.answer_approval(escalation.id, ApprovalDecision.REPLAN) is False
         await until(pilot, lambda: notes.has("has used its replans (0/0)", "warning"), "why")
@@ -822,7 +765,7 @@ async def test_run_file_opens_its_screen_and_bad_file_is_reported(tmp_path: Path
     )
     app = app_for(tmp_path, Script(), start_file=good)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: _loaded(app), "the directive screen")
+        await until(pilot, lambda: loaded(app), "the directive screen")
         [d] = await engine(app).store.list_directives()
         assert d.title == "From a file"
     bad = tmp_path / "bad.toml"
@@ -838,34 +781,6 @@ async def test_run_file_opens_its_screen_and_bad_file_is_reported(tmp_path: Path
 # -- helpers -----------------------------------------------------------------
 
 
-def _dag(app: DirectiveApp) -> DagView | None:
-    for screen in reversed(app.screen_stack):
-        if isinstance(screen, DirectiveScreen):
-            dags = screen.query(DagView)
-            return dags.first() if dags else None
-    return None
-
-
-def _box(app: DirectiveApp, name: str) -> Any:
-    dag = _dag(app)
-    return next((s for s in dag.steps if s.name == name), None) if dag else None
-
-
-def _box_status(app: DirectiveApp, name: str) -> StepStatus | None:
-    box = _box(app, name)
-    return box.status if box else None
-
-
-def _directive_status(app: DirectiveApp, did: str, status: DirectiveStatus) -> bool:
-    """As the topmost screen showing the directive has it."""
-    for screen in reversed(app.screen_stack):
-        if isinstance(screen, DirectiveScreen) and screen.directive_id == did and screen.directive:
-            return screen.directive.status is status
-        if isinstance(screen, HomeScreen) and did in screen.directives:
-            return screen.directives[did].status is status
-    return False
-
-
 def _detail_name(app: DirectiveApp) -> str | None:
     from tui.widgets.step_detail import StepDetail
 
@@ -873,29 +788,11 @@ def _detail_name(app: DirectiveApp) -> str | None:
     return detail.step.name if detail.step else None
 
 
-def _printed(renderable: Any) -> str:
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=200, file=io.StringIO(), record=True)
-    console.print(renderable)
-    return console.export_text()
-
-
-def _text(widget: Any) -> str:
-    """What a widget shows, as plain text."""
-    rendered = widget.render()
-    if hasattr(rendered, "plain"):
-        return str(rendered.plain)
-    return _printed(rendered)
-
-
 # -- the offline demo, driven from the keyboard ---------------------------------
 
 
 def _demo_state(app: DirectiveApp) -> dict[str, StepStatus]:
-    dag = _dag(app)
+    dag = dag_of(app)
     return {s.name: s.status for s in dag.steps} if dag else {}
 
 
@@ -903,7 +800,7 @@ async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
     pytest.importorskip("engine.demo")
     app = DirectiveApp(tmp_path / "demo.db", demo=True, demo_root=tmp_path / "demo")
     async with app.run_test(size=(120, 34)) as pilot:
-        await until(pilot, lambda: _loaded(app), "the demo's screen", rounds=3000)
+        await until(pilot, lambda: loaded(app), "the demo's screen", rounds=3000)
         did = app.screen.directive_id  # type: ignore[attr-defined]
         await until(
             pilot,
@@ -916,11 +813,11 @@ async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
         await pilot.press("y")
         await until(
             pilot,
-            lambda: _directive_status(app, did, DirectiveStatus.COMPLETED),
+            lambda: directive_status(app, did, DirectiveStatus.COMPLETED),
             "completion",
             rounds=3000,
         )
-        dag = _dag(app)
+        dag = dag_of(app)
         assert dag is not None
         assert all(s.status is StepStatus.PASSED for s in dag.steps)
         assert any(s.rework_count > 0 for s in dag.steps)  # the red step was reworked
@@ -929,7 +826,7 @@ async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
         # line the command prints once the app has closed.
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
-        assert str(app.demo_repo / "tally") in _text(app.screen.query_one("#home-title"))
+        assert str(app.demo_repo / "tally") in plain_text(app.screen.query_one("#home-title"))
     assert app.farewell == f"The demo's repository: {app.demo_repo / 'tally'}"
 
 
@@ -943,11 +840,11 @@ async def test_demo_auto_approves_by_itself(tmp_path: Path) -> None:
         demo_root=tmp_path / "demo",
     )
     async with app.run_test(size=(120, 34)) as pilot:
-        await until(pilot, lambda: _loaded(app), "the demo's screen", rounds=3000)
+        await until(pilot, lambda: loaded(app), "the demo's screen", rounds=3000)
         did = app.screen.directive_id  # type: ignore[attr-defined]
         await until(
             pilot,
-            lambda: _directive_status(app, did, DirectiveStatus.COMPLETED),
+            lambda: directive_status(app, did, DirectiveStatus.COMPLETED),
             "completion",
             rounds=3000,
         )
@@ -1044,7 +941,7 @@ async def test_live_output_keeps_the_end_of_a_padded_line() -> None:
                          status=StepStatus.RUNNING), [], [], [])  # fmt: skip
         detail.output("pytest", "....." + " " * 60 + "[100%]")
         await pilot.pause()
-        assert "pytest: .....  [100%]" in _printed(detail.query_one("#detail-tail", Static).content)
+        assert "pytest: .....  [100%]" in printed(detail.query_one("#detail-tail", Static).content)
 
 
 # -- reading the event log ------------------------------------------------------
@@ -1096,7 +993,7 @@ async def test_enter_on_a_long_event_shows_all_of_it(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, EventText), "the event's text")
         text = app.screen.query_one("#event-text", Static)
         assert error in str(text.content) and text.size.height > 1  # wrapped, not cut
-        assert _footer_keys(app.screen) == ["escape"]
+        assert footer_keys(app.screen) == ["escape"]
         await pilot.press("escape")
         assert app.screen is screen and log.has_focus
         assert _highlighted(log) == [line]
@@ -1175,7 +1072,7 @@ async def test_replan_on_a_directive_whose_first_plan_failed_says_there_is_no_pl
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("a", [])]))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await pilot.press("r")
         await until(pilot, lambda: notes.has("has no plan to replace yet", "warning"), "why")
         assert not isinstance(app.screen, ConfirmModal)  # nothing to confirm
@@ -1211,19 +1108,19 @@ async def test_resuming_into_a_plan_that_fails_again_says_so_not_resumed(
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("a", [])]))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await pilot.press("p")  # the planner fails again
         await until(pilot, lambda: notes.has("is paused again", "error"), "the pause, said")
         assert notes.has("planning again: test directive…")
         assert notes.has("test directive is paused again: planning failed: Overloaded (529) "
                          "(resume to plan again)", "error")  # fmt: skip
         assert not notes.has("resumed")
-        assert _directive_status(app, did, DirectiveStatus.PAUSED)
+        assert directive_status(app, did, DirectiveStatus.PAUSED)
         await pilot.press("p")  # now it plans
         await until(pilot, lambda: notes.has("planned: test directive"), "the plan, said")
         assert not notes.has("resumed")
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
 
 

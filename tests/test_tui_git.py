@@ -27,15 +27,7 @@ from engine.models import (
 )
 from tests.conftest import git
 from tests.test_engine_worktrees import BASE, HALF, NO_LLM, OK, edit, three_to_reset
-from tests.test_tui_app import (
-    Notes,
-    _box_status,
-    _directive_status,
-    _footer_keys,
-    _loaded,
-    started,
-    until,
-)
+from tests.tui_kit import Notes, box_status, directive_status, footer_keys, loaded, started, until
 from tui.app import DirectiveApp
 from tui.modals.confirm import ConfirmModal
 from tui.modals.diff import AttemptDiffs
@@ -68,7 +60,7 @@ async def completed_result(
 ) -> tuple[str, ResultScreen]:
     """Start `spec`, let it complete, open its result screen."""
     did = await started(pilot, app, spec)
-    await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion")
+    await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion")
     return did, await open_result(pilot, app)
 
 
@@ -132,7 +124,7 @@ async def test_attempt_diffs_latest_first_with_their_added_lines(
         notes = Notes(app)
         did = await started(pilot, app, spec)
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         await until(pilot, lambda: notes.has("press G"), "the result-ready notification")
         screen = directive_screen(app)
@@ -206,7 +198,7 @@ async def test_result_screen_lists_checkpoints_and_fast_forwards_after_confirm(
         assert git(repo, "status", "--porcelain") == ""
         # Nothing left to take: no longer offered, and said so when pressed.
         await until(pilot, lambda: "already at" in screen.result.offer.reason, "the new offer")  # type: ignore[union-attr]
-        await until(pilot, lambda: "m" not in _footer_keys(screen), "m to leave the footer")
+        await until(pilot, lambda: "m" not in footer_keys(screen), "m to leave the footer")
         await pilot.press("m")
         await until(pilot, lambda: notes.has("Cannot fast-forward", "warning"), "the refusal")
         assert isinstance(app.screen, ResultScreen)
@@ -233,7 +225,7 @@ async def test_an_ended_directive_offers_no_reset_and_says_why_in_a_sentence(
         did, screen = await completed_result(
             pilot, app, left_then_right(make_git_repo(BASE), "ONE\n")
         )
-        assert _footer_keys(screen) == ["escape", "m"]
+        assert footer_keys(screen) == ["escape", "m"]
         assert not screen.query_one("#result-checkpoints").border_subtitle  # "r / enter: reset to"
         await pilot.press("r")
         await until(pilot, lambda: notes.has("git result is completed: its steps will not run "
@@ -254,10 +246,10 @@ async def test_reset_to_the_first_checkpoint_after_confirm_runs_later_steps_agai
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, spec)
-        await until(pilot, lambda: _box_status(app, "s3") == "awaiting_approval", "s3 waits")
+        await until(pilot, lambda: box_status(app, "s3") == "awaiting_approval", "s3 waits")
         screen = await open_result(pilot, app)
         await until(pilot, lambda: len(screen.result.checkpoints) == 3, "start + two checkpoints")  # type: ignore[union-attr]
-        await until(pilot, lambda: "r" in _footer_keys(screen), "r, while it is active")
+        await until(pilot, lambda: "r" in footer_keys(screen), "r, while it is active")
         first = screen.result.checkpoints[1]  # type: ignore[union-attr]
         assert screen.query_one(DataTable).cursor_row == 0  # the start point
         await pilot.press("down", "r")
@@ -302,7 +294,7 @@ async def test_reset_to_where_the_directive_started_runs_every_step_again(
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, spec)
-        await until(pilot, lambda: _box_status(app, "s2") == "awaiting_approval", "s2 waits")
+        await until(pilot, lambda: box_status(app, "s2") == "awaiting_approval", "s2 waits")
         screen = await open_result(pilot, app)
         await until(pilot, lambda: len(screen.result.checkpoints) == 2, "start + a checkpoint")  # type: ignore[union-attr]
         await pilot.press("r")  # on the first row: the start point
@@ -328,7 +320,7 @@ async def test_a_directive_without_git_says_so(tmp_path: Path) -> None:
         notes = Notes(app)
         did = await started(pilot, app, spec)
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         await until(pilot, lambda: notes.has("Directive completed."), "a plain notification")
         assert not notes.has("press G")
@@ -364,7 +356,7 @@ async def test_a_diff_too_long_to_show_names_the_command_for_this_database(
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, spec)
         await until(
-            pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
         screen = await open_result(pilot, app)
         text = shown(screen.query_one(DiffLog))
@@ -398,9 +390,9 @@ def test_result_screen_snapshot(
         await app.engine.store.write(lambda tx: tx.add_directive(Directive(id=FIXED_ID, spec=spec)))
         await app.engine.start_directive(FIXED_ID)
         app.open_directive_screen(FIXED_ID)
-        await until(pilot, lambda: _loaded(app), "the directive screen")
+        await until(pilot, lambda: loaded(app), "the directive screen")
         await until(
-            pilot, lambda: _directive_status(app, FIXED_ID, DirectiveStatus.COMPLETED), "done"
+            pilot, lambda: directive_status(app, FIXED_ID, DirectiveStatus.COMPLETED), "done"
         )
         await open_result(pilot, app)
         app.clear_notifications()

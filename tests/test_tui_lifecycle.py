@@ -15,13 +15,13 @@ from engine.engine import EngineServices
 from engine.models import DirectiveStatus
 from tests.engine_kit import Script, chain_spec
 from tests.test_delete import spec as writing_spec
-from tests.test_tui_app import (
+from tests.tui_kit import (
     Notes,
-    _directive_status,
-    _footer_keys,
-    _loaded,
     app_for,
+    directive_status,
     engine,
+    footer_keys,
+    loaded,
     started,
     until,
 )
@@ -38,11 +38,11 @@ async def test_an_ended_directive_is_deleted_from_home_after_asking(tmp_path: Pa
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         await pilot.press("escape")
         home = app.screen
         assert isinstance(home, HomeScreen)
-        await until(pilot, lambda: "delete" in _footer_keys(home), "the delete key")
+        await until(pilot, lambda: "delete" in footer_keys(home), "the delete key")
 
         await pilot.press("delete")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
@@ -60,8 +60,8 @@ async def test_a_running_directive_is_not_offered_for_deletion(tmp_path: Path) -
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
         await pilot.press("escape")
         home = app.screen
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "active")
-        assert "delete" not in _footer_keys(home)
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.ACTIVE), "active")
+        assert "delete" not in footer_keys(home)
         await pilot.press("delete")
         await until(pilot, lambda: notes.has("test directive is active: stop it first to delete it."),
                     "the refusal")  # fmt: skip
@@ -75,7 +75,7 @@ async def test_a_result_on_its_branch_only_is_asked_about_again(
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, writing_spec(make_git_repo()))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         await pilot.press("escape")
         await pilot.press("delete")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the first question")
@@ -102,12 +102,12 @@ async def test_an_ended_directive_s_footer_offers_its_result(tmp_path: Path) -> 
     app = app_for(tmp_path, Script(delay={"only": 0.3}))
     async with app.run_test(size=(80, 24)) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
-        assert "G" not in _footer_keys(app.screen)  # running: G works, the footer has no room
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
-        await until(pilot, lambda: "G" in _footer_keys(app.screen), "G in the footer")
+        assert "G" not in footer_keys(app.screen)  # running: G works, the footer has no room
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: "G" in footer_keys(app.screen), "G in the footer")
         listed = [keys for keys, what in help_sections(app.screen)[0][1] if what == "Result"]
         assert listed == ["G"]  # bound twice, listed once
-        assert _loaded(app)
+        assert loaded(app)
 
 
 async def test_the_palette_lists_an_ended_directive_s_result_once(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ async def test_the_palette_lists_an_ended_directive_s_result_once(tmp_path: Path
     app = app_for(tmp_path, Script())
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         titles = [title for title, _, _, _ in screen_commands(app.screen)]
         assert titles.count("Result") == 1
 
@@ -142,7 +142,7 @@ async def test_home_offers_no_directive_keys_with_no_directive(tmp_path: Path) -
         await until(pilot, lambda: app.engine_ready, "the engine")
         home = app.screen
         assert isinstance(home, HomeScreen)
-        assert _footer_keys(home) == ["n", "q"]
+        assert footer_keys(home) == ["n", "q"]
 
 
 async def test_a_failed_step_s_escalation_says_it_failed(tmp_path: Path) -> None:
@@ -187,10 +187,10 @@ async def test_a_directive_deleted_by_another_process_leaves_the_app(tmp_path: P
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         keep = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
-        await until(pilot, lambda: _directive_status(app, keep, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(app, keep, DirectiveStatus.COMPLETED), "end")
         await pilot.press("escape")
         did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         shown = app.screen
 
         proc = await asyncio.create_subprocess_exec(
@@ -223,12 +223,12 @@ async def test_resume_from_the_command_line_resumes_the_directive_it_opens(
     async with first.run_test(size=SIZE) as pilot:
         did = await started(pilot, first, chain_spec(tmp_path, [("slow", [])]))
         await engine(first).pause_directive(did, reason="paused for the night")
-        await until(pilot, lambda: _directive_status(first, did, DirectiveStatus.PAUSED), "pause")
+        await until(pilot, lambda: directive_status(first, did, DirectiveStatus.PAUSED), "pause")
 
     app = app_for(tmp_path, Script(), open_directive=did[:6], resume=True)
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         assert notes.has("resumed: test directive")
 
 
@@ -238,12 +238,12 @@ async def test_resume_of_an_ended_directive_says_there_is_nothing_to_resume(
     first = app_for(tmp_path, Script())
     async with first.run_test(size=SIZE) as pilot:
         did = await started(pilot, first, chain_spec(tmp_path, [("only", [])]))
-        await until(pilot, lambda: _directive_status(first, did, DirectiveStatus.COMPLETED), "end")
+        await until(pilot, lambda: directive_status(first, did, DirectiveStatus.COMPLETED), "end")
 
     app = app_for(tmp_path, Script(), open_directive=did, resume=True)
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: _loaded(app), "the directive screen")
+        await until(pilot, lambda: loaded(app), "the directive screen")
         await until(pilot, lambda: notes.has("nothing to resume"), "the word")
         assert notes.has("test directive has ended (completed): nothing to resume")
 
@@ -251,7 +251,7 @@ async def test_resume_of_an_ended_directive_says_there_is_nothing_to_resume(
 async def test_time_that_stands_while_a_person_is_awaited_is_marked(tmp_path: Path) -> None:
     """The clock stops while only a person can move the directive: the time
     stopped moving on screen with nothing saying why."""
-    from tests.test_tui_app import _text
+    from tests.tui_kit import plain_text
     from tui.presentation import CLOCK_STANDS
     from tui.widgets.budgets import BudgetBars
 
@@ -259,11 +259,11 @@ async def test_time_that_stands_while_a_person_is_awaited_is_marked(tmp_path: Pa
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
         bars = app.screen.query_one(BudgetBars)
-        await until(pilot, lambda: CLOCK_STANDS.strip() in _text(bars), "the mark")
+        await until(pilot, lambda: CLOCK_STANDS.strip() in plain_text(bars), "the mark")
         (review,) = await engine(app).store.pending_approvals(did)
         await engine(app).resolve_approval(review.id, "approve")
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.COMPLETED), "end")
-        assert CLOCK_STANDS.strip() not in _text(bars)
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
+        assert CLOCK_STANDS.strip() not in plain_text(bars)
 
 
 @pytest.mark.parametrize("width", [80, 100, 120, 200])
@@ -302,12 +302,12 @@ async def test_home_at_80_columns_still_fits_when_the_clock_mark_goes(tmp_path: 
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=(80, 24)) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.ACTIVE), "active")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.ACTIVE), "active")
         await pilot.press("escape")
         table = app.screen.query_one(DirectiveTable)
         await until(pilot, lambda: "⏸" in str(table._rows), "the mark")  # noqa: SLF001
         assert table.max_scroll_x == 0
         await engine(app).pause_directive(did)
-        await until(pilot, lambda: _directive_status(app, did, DirectiveStatus.PAUSED), "paused")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await pilot.pause(0.2)
         assert table.max_scroll_x == 0

@@ -12,16 +12,7 @@ from textual.widgets import Static
 
 from engine.models import ApprovalDecision, Autonomy, StepSpec, StepStatus
 from tests.engine_kit import Script, chain_spec
-from tests.test_tui_app import (
-    Notes,
-    _box_status,
-    _footer_keys,
-    _printed,
-    app_for,
-    engine,
-    started,
-    until,
-)
+from tests.tui_kit import Notes, app_for, box_status, engine, footer_keys, printed, started, until
 from tui.screens.result import ENDED
 
 
@@ -56,12 +47,12 @@ async def test_a_failed_steps_request_is_named_decide_not_blocked(tmp_path: Path
     app = app_for(tmp_path, Script(fail={"build": "command exited with 3"}))
     async with app.run_test(size=(100, 30)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.FAILED, "failed")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.FAILED, "failed")
         await pilot.press("2")
         panel = app.screen.query_one(ApprovalsPanel)
         await until(pilot, lambda: panel.approvals, "the request")
         assert panel.get_row_at(0)[1].plain == "decide"
-        assert "a" in _footer_keys(app.screen)
+        assert "a" in footer_keys(app.screen)
 
 
 async def test_an_escalations_note_says_how_to_reach_its_answer_keys(tmp_path: Path) -> None:
@@ -75,8 +66,8 @@ async def test_an_escalations_note_says_how_to_reach_its_answer_keys(tmp_path: P
     app = app_for(tmp_path, Script(fail={"build": "command exited with 3"}))
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.FAILED, "failed")
-        await until(pilot, lambda: "a" in _footer_keys(app.screen), "the Decide key")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.FAILED, "failed")
+        await until(pilot, lambda: "a" in footer_keys(app.screen), "the Decide key")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
         modal = app.screen
@@ -118,7 +109,7 @@ async def test_the_step_panel_shows_a_commands_line_and_how_long_it_has_run() ->
         ]  # fmt: skip
         detail.show(step, runs, [], [])
         await pilot.pause()
-        shown = _printed(detail.query_one("#detail-body", Static).content)
+        shown = printed(detail.query_one("#detail-body", Static).content)
         assert "$ sleep 600" in shown
         assert "#1 shell failed  $0.00  took 1m35s" in shown
         assert f"#2 shell running  $0.00  since {clock(2000.0)}" in shown
@@ -143,12 +134,12 @@ async def test_the_result_screen_follows_a_fast_forward_refused_by_a_dirty_tree(
         assert screen.query_one("#result-diff").border_title == "Final diff"
         offer = screen.query_one("#result-offer", Static)
         assert str(offer.content).startswith(" m: fast-forward main")
-        assert "m" in _footer_keys(screen)
+        assert "m" in footer_keys(screen)
         (repo / "a.txt").write_text("my own edit\n")
         await pilot.press("m")
         await until(pilot, lambda: notes.has("uncommitted changes", "warning"), "the refusal")
         await until(pilot, lambda: "uncommitted" in str(offer.content), "the line to follow")
-        await until(pilot, lambda: "m" not in _footer_keys(screen), "m to leave the footer")
+        await until(pilot, lambda: "m" not in footer_keys(screen), "m to leave the footer")
 
 
 async def test_the_result_of_a_running_directive_is_its_diff_so_far(
@@ -197,5 +188,5 @@ async def test_an_evaluations_flags_are_shown_in_words() -> None:
                                 level=ConfidenceLevel.YELLOW, passed=False, flags=flags)  # fmt: skip
         detail.show(step, [], [evaluation], [])
         await pilot.pause()
-        shown = _printed(detail.query_one("#detail-body", Static).content)
+        shown = printed(detail.query_one("#detail-body", Static).content)
         assert "⚠ tests changed: tests/test_vat.py, for a person to decide, brand_new_flag" in shown

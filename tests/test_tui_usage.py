@@ -21,16 +21,16 @@ from engine.models import (
     StepStatus,
 )
 from tests.engine_kit import Script, chain_spec
-from tests.test_tui_app import (
+from tests.tui_kit import (
     SIZE,
     Notes,
-    _box_status,
-    _footer_keys,
-    _printed,
-    _text,
     app_for,
+    box_status,
     engine,
+    footer_keys,
     open_the_form,
+    plain_text,
+    printed,
     started,
     until,
 )
@@ -51,7 +51,7 @@ async def test_enter_on_the_approvals_panel_of_a_directive_answers_the_row(
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
         await until(pilot, lambda: screen.approvals, "the approval on screen")
@@ -76,15 +76,15 @@ async def test_a_failed_step_s_escalation_is_offered_as_a_decision_not_an_approv
         assert isinstance(screen, DirectiveScreen)
         await until(pilot, lambda: len(screen.approvals) == 2, "an escalation and a review")
         screen.dag.focus_step(_step_id(screen, "check"))
-        await until(pilot, lambda: "d" in _footer_keys(screen), "the review's keys")
-        assert _footer_keys(screen)[1:4] == ["a", "d", "c"]
+        await until(pilot, lambda: "d" in footer_keys(screen), "the review's keys")
+        assert footer_keys(screen)[1:4] == ["a", "d", "c"]
         assert ("a", "Approve") in help_sections(screen)[0][1]
 
         review = next(a for a in screen.approvals if a.kind is ApprovalKind.STEP_REVIEW)
         await engine(app).resolve_approval(review.id, ApprovalDecision.APPROVE)
         await until(pilot, lambda: len(screen.approvals) == 1, "the escalation alone")
-        await until(pilot, lambda: "d" not in _footer_keys(screen), "the footer to follow")
-        assert "a" in _footer_keys(screen)
+        await until(pilot, lambda: "d" not in footer_keys(screen), "the footer to follow")
+        assert "a" in footer_keys(screen)
         keys = help_sections(screen)[0][1]
         assert ("a", "Decide") in keys and ("a", "Approve") not in keys
         assert not {"Deny", "Changes"} & {what for _, what in keys}
@@ -111,10 +111,10 @@ async def test_the_footer_names_a_for_the_approval_it_answers(tmp_path: Path) ->
         await until(pilot, lambda: len(screen.approvals) == 2, "an escalation and a review")
 
         screen.dag.focus_step(_step_id(screen, "build"))  # failed: its escalation
-        await until(pilot, lambda: "d" not in _footer_keys(screen), "Decide for the escalation")
+        await until(pilot, lambda: "d" not in footer_keys(screen), "Decide for the escalation")
         assert ("a", "Decide") in help_sections(screen)[0][1]
         screen.dag.focus_step(_step_id(screen, "check"))  # scored yellow: its review
-        await until(pilot, lambda: "d" in _footer_keys(screen), "Approve for the review")
+        await until(pilot, lambda: "d" in footer_keys(screen), "Approve for the review")
         assert ("a", "Approve") in help_sections(screen)[0][1]
 
         await pilot.press("2")  # the approvals panel: its highlighted row is in hand
@@ -126,7 +126,7 @@ async def test_the_footer_names_a_for_the_approval_it_answers(tmp_path: Path) ->
             decide = in_hand.kind is ApprovalKind.ESCALATION
             await until(
                 pilot,
-                lambda decide=decide: ("d" not in _footer_keys(screen)) == decide,
+                lambda decide=decide: ("d" not in footer_keys(screen)) == decide,
                 f"the footer to follow the {in_hand.kind.value} row",
             )
             await pilot.press("down")
@@ -154,8 +154,8 @@ async def test_a_directive_that_needs_claude_is_not_started_without_a_key(
             form.query_one(f"#field-{name}", Input).value = value
         await pilot.press("ctrl+r")
         error = form.query_one("#error-executor")
-        await until(pilot, lambda: "ANTHROPIC_API_KEY" in _text(error), "why not")
-        assert 'executor = "agent" needs ANTHROPIC_API_KEY, which is not set' in _text(error)
+        await until(pilot, lambda: "ANTHROPIC_API_KEY" in plain_text(error), "why not")
+        assert 'executor = "agent" needs ANTHROPIC_API_KEY, which is not set' in plain_text(error)
         await until(pilot, lambda: _in_view(error), "the form to scroll to it")
         assert app.screen is form
         assert await engine(app).store.list_directives() == []
@@ -163,7 +163,7 @@ async def test_a_directive_that_needs_claude_is_not_started_without_a_key(
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, HomeScreen), "back home")
         [draft] = await engine(app).store.list_directives()
-        await until(pilot, lambda: "s" in _footer_keys(app.screen), "s offered for the draft")
+        await until(pilot, lambda: "s" in footer_keys(app.screen), "s offered for the draft")
         await pilot.press("s")
         await until(pilot, lambda: notes.has('Tidy: executor = "agent" needs', "error"), "why")
         assert (await engine(app).store.get_directive(draft.id)).status is DirectiveStatus.DRAFT
@@ -188,7 +188,7 @@ async def test_a_mistake_below_the_fold_of_the_form_is_scrolled_into_view(tmp_pa
         error = form.query_one("#error-max_rework_cycles")
         assert not _in_view(form.query_one("#field-max_rework_cycles"))
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: "not a whole number" in _text(error), "the mistake")
+        await until(pilot, lambda: "not a whole number" in plain_text(error), "the mistake")
         await until(pilot, lambda: _in_view(error), "the form to scroll to it")
         assert await engine(app).store.list_directives() == []
 
@@ -205,7 +205,7 @@ async def test_a_header_too_long_for_the_screen_ends_in_an_ellipsis(tmp_path: Pa
         )
         did = await started(pilot, app, spec)
         header = app.screen.query_one(DirectiveHeader)
-        await until(pilot, lambda: "1 steps" in _text(header), "the header")
+        await until(pilot, lambda: "1 steps" in plain_text(header), "the header")
         await pilot.pause()
         line = "".join(s.text for s in header.render_line(0)).rstrip()
         assert line.startswith(" ▶ active  A title long enough")
@@ -262,7 +262,7 @@ async def test_help_lists_each_key_once_and_only_the_keys_we_bind(tmp_path: Path
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
         sections = dict(help_sections(app.screen))
         assert list(sections) == [
             "This screen",
@@ -300,13 +300,13 @@ async def test_at_80x24_the_request_changes_dialog_keeps_its_buttons_under_its_e
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes dialog")
         modal = app.screen
         await pilot.press("enter")
         error = modal.query_one("#approval-error")
-        await until(pilot, lambda: "A comment is required" in _text(error), "the error")
+        await until(pilot, lambda: "A comment is required" in plain_text(error), "the error")
         await pilot.pause()
         for part in ("#comment", "#approval-error", "#choice-request_changes", "#cancel"):
             assert _seen(modal.query_one(part)), part
@@ -330,7 +330,7 @@ async def test_at_80x24_the_limits_dialog_keeps_its_buttons_under_four_errors(
         modal.query_one(f"#limit-{LIMIT_FIELDS[-1].name}", Input).focus()
         await pilot.press("enter")
         first = modal.query_one(f"#error-{LIMIT_FIELDS[0].name}")
-        await until(pilot, lambda: "is not a number" in _text(first), "the errors")
+        await until(pilot, lambda: "is not a number" in plain_text(first), "the errors")
         await until(pilot, lambda: _seen(first), "the first mistake in view")
         assert modal.focused is modal.query_one(f"#limit-{LIMIT_FIELDS[0].name}")
         for button in ("#save", "#cancel"):
@@ -448,7 +448,7 @@ async def test_a_failed_command_s_reason_is_shown_once_in_the_step_panel() -> No
     from textual.widgets import Static
 
     from engine.models import Step, StepRun
-    from tests.test_tui_app import _printed
+    from tests.tui_kit import printed
     from tui.widgets.step_detail import StepDetail
 
     class Panel(App[None]):
@@ -466,7 +466,7 @@ async def test_a_failed_command_s_reason_is_shown_once_in_the_step_panel() -> No
     async with app.run_test(size=(100, 30)) as pilot:
         app.query_one(StepDetail).show(step, [failed, other], [], [])
         await pilot.pause()
-        shown = _printed(app.query_one("#detail-body", Static).content)
+        shown = printed(app.query_one("#detail-body", Static).content)
         assert shown.count("command exited with 1") == 1
         assert "command exited with 1: boom (its files are kept in /tmp/a1)" in shown
         assert "edited two files" in shown and "the model gave up" in shown  # unlike: both
@@ -479,7 +479,7 @@ async def test_a_deny_dialog_at_80x24_opens_with_its_whole_title_in_view(tmp_pat
     app = app_for(tmp_path, Script(scores={name: [0.6]}))
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [(name, [])]))
-        await until(pilot, lambda: _box_status(app, name) == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: box_status(app, name) == StepStatus.AWAITING_APPROVAL, "⚑")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny dialog")
         await pilot.pause(0.2)
@@ -523,7 +523,7 @@ async def test_the_approval_dialog_says_the_evaluation_s_summary_once(tmp_path: 
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: _box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
         modal = app.screen
@@ -531,7 +531,7 @@ async def test_the_approval_dialog_says_the_evaluation_s_summary_once(tmp_path: 
         said = modal.evaluation.summary
         assert said and said in modal.approval.summary
         evaluation = modal.query_one("#approval-evaluation", EvaluationView)
-        shown = _text(modal.query_one("#approval-summary")) + _printed(
+        shown = plain_text(modal.query_one("#approval-summary")) + printed(
             evaluation._render_evaluation()
         )
         assert shown.count(said) == 1

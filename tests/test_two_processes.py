@@ -525,7 +525,7 @@ async def test_pausing_from_another_process_stops_the_running_step(tmp_path: Pat
 
 async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -> None:
     from engine.models import DirectiveStatus
-    from tests.test_tui_app import until
+    from tests.tui_kit import until
     from tui.app import DirectiveApp
     from tui.screens.home import HomeScreen
 
@@ -543,13 +543,13 @@ async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -
                 screen.query_one("#home-title").render()
             )
             # so does the directive's own screen, in its header
-            from tests.test_tui_app import _loaded, _text
+            from tests.tui_kit import loaded, plain_text
             from tui.widgets.header import DirectiveHeader
 
             app.open_directive_screen(str(did))
-            await until(pilot, lambda: _loaded(app), "the directive screen")
+            await until(pilot, lambda: loaded(app), "the directive screen")
             header = app.screen.query_one(DirectiveHeader)
-            assert "watching · run by 'directive-tui --headless'" in _text(header)
+            assert "watching · run by 'directive-tui --headless'" in plain_text(header)
             await pilot.press("escape")
             # the holder's progress arrives as events: the row reaches completed
             await until(
