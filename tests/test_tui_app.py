@@ -286,9 +286,9 @@ async def test_a_directive_screen_shows_its_own_approvals_only(tmp_path: Path) -
         await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
         screen = app.screen
         assert isinstance(screen, DirectiveScreen)
-        assert str(screen.query_one(TabbedContent).get_tab("tab-approvals").label) == (
-            "Approvals (1)"
-        )
+        tab = screen.query_one(TabbedContent).get_tab("tab-approvals")
+        # the box turns ⚑ on the step's event; the approvals are read after it
+        await until(pilot, lambda: str(tab.label) == "Approvals (1)", "the tab's count")
         await until(pilot, lambda: "⚑ 1 awaiting you" in plain_text(screen.query_one(DirectiveHeader)),
                     "the header's count")  # fmt: skip
         await pilot.press("escape")
