@@ -40,6 +40,7 @@ from engine.models import Directive, DirectiveSpec, Step, StepRun, StepSpec, Ste
 from engine.verifiers.base import VerifyContext
 from engine.verifiers.runners import CommandVerifier
 from tests.fake_anthropic import FAKE_KEY, FakeAnthropic
+from tests.proc_kit import alive
 
 pytest_plugins = ["tests.conftest_llm"]
 
@@ -472,16 +473,6 @@ def test_a_missing_verifier_command_makes_the_step_red_not_an_engine_error(
     assert "not found" in check["summary"] or "not found" in check["output_tail"], check
     assert status == StepStatus.BLOCKED
     assert not [e for e in events if "engine error" in json.dumps(e)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie waiting for its parent is gone for every purpose that matters
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
 HANGS = {

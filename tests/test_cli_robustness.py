@@ -30,6 +30,7 @@ from engine.engine import DirectiveEngine
 from engine.store import Store
 from tests.conftest import init_git_repo
 from tests.engine_kit import chain_spec
+from tests.proc_kit import alive, wait_for_file
 from tests.test_cli import (
     FAILING_STEP,
     STEP_OK,
@@ -90,23 +91,6 @@ def test_a_headless_printer_that_falls_behind_still_prints_every_event_once_in_o
             await store.close()
 
     assert printed == asyncio.run(stored()) == list(range(1, len(printed) + 1))
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` still runs (a zombie left for init to reap does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def wait_for_file(path: Path, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text().strip()):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-    return path.read_text()
 
 
 def held_step(tmp_path: Path) -> str:

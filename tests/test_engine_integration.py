@@ -26,6 +26,7 @@ from engine.models import (
 )
 from engine.store import Store
 from tests.conftest import git
+from tests.proc_kit import alive
 
 CALC_BUGGY = "def add(a, b):\n    return a - b\n"
 CALC_FIXED = "def add(a, b):\n    return a + b\n"
@@ -231,10 +232,10 @@ async def test_pause_and_stop_kill_the_step_subprocess_tree(
             break
         await asyncio.sleep(0.05)
     started = [int(p) for p in pids.read_text().split()]
-    assert all(_alive(p) for p in started)
+    assert all(alive(p) for p in started)
     await engine.pause_directive(d.id)
     assert await engine.wait_settled(d.id, timeout=10) is Outcome.PAUSED
-    assert not any(_alive(p) for p in started)
+    assert not any(alive(p) for p in started)
     chain = await store.current_chain(d.id)
     (step,) = await store.list_steps(chain.id)
     assert step.status.value == "ready"
@@ -250,14 +251,5 @@ async def test_pause_and_stop_kill_the_step_subprocess_tree(
     again = [int(p) for p in pids.read_text().split()]
     await engine.stop_directive(d.id)
     assert await engine.wait_settled(d.id, timeout=10) is Outcome.STOPPED
-    assert not any(_alive(p) for p in again)
+    assert not any(alive(p) for p in again)
     await engine.close()
-
-
-def _alive(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"

@@ -16,6 +16,7 @@ from engine.executors.scripted import ScriptedExecutor
 from engine.executors.shell import ShellExecutor
 from engine.models import Directive, DirectiveSpec, ExecutorKind, Severity, Step, StepSpec
 from engine.procs import run_process
+from tests.proc_kit import wait_gone
 
 
 def make_ctx(
@@ -134,13 +135,7 @@ async def test_shell_cancellation_stops_the_command(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     pid = int((tmp_path / "pid").read_text())
-    for _ in range(100):
-        stat = Path(f"/proc/{pid}/stat")
-        if not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z":
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"shell {pid} still running after cancellation")
+    assert await wait_gone(pid), f"shell {pid} still running after cancellation"
 
 
 # --------------------------------------------------------------------------

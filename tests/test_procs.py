@@ -8,7 +8,6 @@ import contextlib
 import os
 import sys
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,25 +22,9 @@ from engine.procs import (
     start_process,
     trim_output,
 )
+from tests.proc_kit import alive, wait_for_file, wait_gone
 
 PY = sys.executable
-
-
-def pid_alive(pid: int) -> bool:
-    """A pid counts as alive unless it is gone or a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-async def wait_gone(pid: int, tries: int = 100) -> bool:
-    for _ in range(tries):
-        if not pid_alive(pid):
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see pids")
@@ -270,7 +253,7 @@ async def test_a_start_cancelled_half_way_hands_the_live_process_to_its_cleanup(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(handed) == 1 and handed[0].returncode == -15
-    assert not pid_alive(handed[0].pid)
+    assert not alive(handed[0].pid)
 
 
 async def test_background_children_do_not_outlive_a_finished_command(tmp_path: Path) -> None:
@@ -322,23 +305,6 @@ def test_trim_output_keeps_head_and_tail() -> None:
         trim_output("x", -1)
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper that a container may lack is not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-async def _until(check: Callable[[], bool], seconds: float) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
-
-
 RUNS_A_STEP = """
 import asyncio, sys
 from pathlib import Path
@@ -357,13 +323,11 @@ async def test_a_command_outlives_no_engine_killed_with_sigkill(tmp_path: Path) 
 
     runner = subprocess.Popen([PY, "-c", RUNS_A_STEP, str(tmp_path)], cwd=Path.cwd())
     try:
-        pid_file = tmp_path / "group.pid"
-        assert await _until(lambda: pid_file.is_file() and pid_file.read_text().strip(), 20)
-        group = int(pid_file.read_text())
-        assert _alive(group)
+        group = int(wait_for_file(tmp_path / "group.pid", timeout=20))
+        assert alive(group)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
-        assert await _until(lambda: not _alive(group), 10), "the command outlived its engine"
+        assert await wait_gone(group, tries=200), "the command outlived its engine"
         await asyncio.sleep(0.3)
         assert not (tmp_path / "late.txt").exists()
     finally:
@@ -381,7 +345,7 @@ async def test_a_command_that_ends_leaves_no_guard_behind(tmp_path: Path) -> Non
     guards = [
         p for p in Path("/proc").iterdir()
         if p.name.isdigit() and "\0directive-tui-guard\0" in _cmdline(p)
-        and _parent(p) == os.getpid() and _alive(int(p.name))
+        and _parent(p) == os.getpid() and alive(int(p.name))
     ]  # fmt: skip
     assert guards == []
 
