@@ -75,6 +75,16 @@ def cli(db: Path, *args: str, timeout: float = WAIT_S) -> subprocess.CompletedPr
     )
 
 
+def cli_started(
+    db: Path, *args: str, stdout: Any = subprocess.PIPE, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """The command started in the background, as a second terminal runs it."""
+    return subprocess.Popen(
+        [PY, "-m", "tui.cli", "--db", str(db), *args],
+        cwd=ROOT, env=ENV, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
 def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
@@ -227,10 +237,7 @@ async def test_readers_watch_a_running_engine_without_disturbing_it(tmp_path: Pa
 
 async def test_a_second_headless_command_on_the_same_directive_is_refused(tmp_path: Path) -> None:
     db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=4, sleep_s=0.8)
-    first = subprocess.Popen(
-        [PY, "-m", "tui.cli", "--db", str(db), "run", str(directive), "--headless"],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    first = cli_started(db, "run", str(directive), "--headless")
     with reaped(first):
         wait_for(lambda: a_step_is_running(db), "the first command to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
@@ -422,11 +429,9 @@ def test_the_takeover_rule_as_a_table() -> None:
 
 def headless(db: Path, directive: Path, log: Path) -> subprocess.Popen[str]:
     """`directive-tui run FILE --headless`: the engine holding the lease."""
-    return subprocess.Popen(
-        [PY, "-m", "tui.cli", "--db", str(db), "run", str(directive), "--headless"],
-        cwd=ROOT, env=ENV, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    return cli_started(
+        db, "run", str(directive), "--headless", stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
 
 
 def one_step_spec(repo: Path, name: str) -> Any:
@@ -614,11 +619,7 @@ async def test_an_engine_whose_lease_is_taken_stops_and_says_so(tmp_path: Path) 
 
 def follow(db: Path, directive_id: str) -> subprocess.Popen[str]:
     """`directive-tui events ID --follow`, as a second terminal runs it."""
-    return subprocess.Popen(
-        [PY, "-m", "tui.cli", "--db", str(db), "events", directive_id, "--follow"],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    return cli_started(db, "events", directive_id, "--follow")
 
 
 def the_directive(db: Path) -> str:
@@ -718,10 +719,9 @@ def test_following_a_directive_nothing_runs_says_so_and_goes_on_once_one_does(
 
 
 def headless_resume(db: Path, directive_id: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [PY, "-m", "tui.cli", "--db", str(db), "resume", directive_id, "--headless"],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True,
+    return cli_started(
+        db, "resume", directive_id, "--headless",
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
