@@ -56,7 +56,12 @@ FLAG_PATTERNS: dict[str, tuple[str, ...]] = {
         "Makefile", "makefile", "GNUmakefile", ".eslintrc*", "eslint.config.*",
     ),
 }  # fmt: skip
-FLAG_WORDS = {"tests_modified": "test files", "verifier_config_modified": "verifier configuration"}
+# What a file flag's files are, as rework instructions name them (the
+# flags' own words for people are engine.flags.FLAG_WORDS).
+FLAGGED_FILES = {
+    "tests_modified": "test files",
+    "verifier_config_modified": "verifier configuration",
+}
 
 
 def _matches(path: str, pattern: str) -> bool:
@@ -167,9 +172,9 @@ def rework_instructions(
             body = judge or result.summary or "no details given"
             parts.append(f"## Reviewer ({result.name}): score {result.score:.2f}\n{body}")
     changed = [
-        f"{FLAG_WORDS[name]} ({files})"
+        f"{FLAGGED_FILES[name]} ({files})"
         for name, _, files in (flag.partition(": ") for flag in flags)
-        if name in FLAG_WORDS
+        if name in FLAGGED_FILES
     ]
     if changed:
         parts.append(

@@ -11,7 +11,7 @@ import pytest
 
 from engine.evaluator import (
     FLAG_PATTERNS,
-    FLAG_WORDS,
+    FLAGGED_FILES,
     NO_VERIFIERS_SUMMARY,
     CompositeEvaluator,
     confidence_level,
@@ -293,7 +293,7 @@ def test_rework_note_covers_both_kinds_of_flag() -> None:
     flags = file_flags(["tests/test_a.py", "tox.ini"])
     text = rework_instructions(0.1, RED, [], flags, Thresholds())
     assert "changed test files (tests/test_a.py) and verifier configuration (tox.ini)" in text
-    assert set(FLAG_WORDS) == set(FLAG_PATTERNS)
+    assert set(FLAGGED_FILES) == set(FLAG_PATTERNS)
 
 
 def test_confidence_level_table() -> None:
