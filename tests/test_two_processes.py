@@ -689,8 +689,10 @@ def test_following_a_directive_nothing_runs_says_so_and_goes_on_once_one_does(
     """`events --follow` and `list` on a directive left active with no
     engine: it would seem to hang, so it says what would run it."""
     db = tmp_path / "x.db"
+    gate = tmp_path / "gate"  # the first step runs until the test opens it
     path = slow_directive(tmp_path, steps=2, sleep_s=0.2)
-    path.write_text(path.read_text().replace('"full_auto"', '"manual"'))
+    text = path.read_text().replace('"full_auto"', '"manual"')
+    path.write_text(text.replace("sleep 0.2", f"until [ -e {gate} ]; do sleep 0.05; done", 1))
     assert cli(db, "run", str(path), "--headless").returncode == 3  # the plan waits
     did = the_directive(db)
     # waiting for a person, not for an engine: no line under its row
@@ -713,6 +715,7 @@ def test_following_a_directive_nothing_runs_says_so_and_goes_on_once_one_does(
                 .stdout.splitlines()[-1]
                 .startswith("run by 'directive-tui --headless' (pid ")
             )
+            gate.touch()
             run.wait(timeout=WAIT_S)  # manual: the first step's review waits
         # nothing runs it again, and a person's answer is due: it follows on
         assert follower.poll() is None
