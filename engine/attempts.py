@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,69 +107,17 @@ class Attempts(EngineCore):
         run: StepRun,
         held: list[Attempt],
     ) -> bool:
-        try:
-            ws = await self._steps_workspace(d)
-        except RepoGone as exc:
-            await self._pause_without_repo(d, step, run, str(exc))
+        """Open the attempt's worktree, execute, commit, then evaluate and
+        judge; a phase that fails ends the attempt as a failed step."""
+        opened = await self._open_attempt(d, step, run, held)
+        if opened is None:
             return False
-        workdir, attempt = Path(d.spec.repo), None
-        if ws is not None:
-            try:
-                attempt = await ws.start_attempt(step.name, run.attempt, from_commit=step.carry_sha)
-            except (GitError, StaleAttemptError) as exc:
-                failure = ExecutionResult(
-                    success=False, error=f"could not prepare a worktree: {exc}"
-                )
-                await self._step_failed(d, step, run, failure)
-                return False
-            held.append(attempt)
-            workdir, run.base_sha = attempt.workdir, attempt.base_sha
-            if attempt.carry_conflicts:
-                self._emitter(d.id, step)(
-                    "previous attempt could not be carried over (conflicts in "
-                    + ", ".join(attempt.carry_conflicts)
-                    + "): starting from the integration branch",
-                    Severity.WARNING,
-                )
+        ws, attempt, workdir = opened
         result = await self._execute(d, step, run, workdir)
-        if attempt is not None and result.success:
-            try:
-                run.commit_sha = await ws.commit_attempt(
-                    attempt, f"{step.name}: attempt {run.attempt}\n\n{result.summary}"
-                )
-                changed = (
-                    await ws.changed_files(attempt.base_sha, run.commit_sha)
-                    if run.commit_sha
-                    else []
-                )
-                result.modified_files = changed
-                left_out = await ws.left_out(attempt)
-                if left_out:
-                    shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
-                    self._emitter(d.id, step)(
-                        f"not committed, git ignores it: {shown}; later steps will not see it"
-                        " (have the step that needs it make it, list it in [workspace]"
-                        " artifacts, or stop ignoring it)",
-                        Severity.WARNING,
-                        "workspace",
-                    )
-            except GitError as exc:
-                result = ExecutionResult(
-                    success=False, error=f"could not commit the attempt: {exc}"
-                )
+        if ws is not None and attempt is not None and result.success:
+            result = await self._commit_attempt(d, step, run, ws, attempt, result)
         if not result.success:
-            if attempt is not None:  # what it did is not lost: say where it is
-                error = result.error or "executor reported failure"
-                run.commit_sha = await _commit_failed(ws, attempt, step, run, error)
-                kept = f"its files are kept in {attempt.workdir} while the step waits"
-                if run.commit_sha:
-                    kept += f", committed as {run.commit_sha[:10]}" + (
-                        " (a retry starts from it)" if d.spec.workspace.carry_rework else ""
-                    )
-                result.error = f"{error} ({kept})"
-            await self._step_failed(d, step, run, result)
-            if attempt is not None:
-                await ws.remove_attempt(attempt, keep=True)  # kept for inspection
+            await self._attempt_failed(d, step, run, ws, attempt, result)
             return False
 
         def executed(tx: Tx) -> None:
@@ -202,6 +151,96 @@ class Attempts(EngineCore):
                 await asyncio.shield(evaluating)
             raise
         return await self._judge(d, judged, done, evaluation, attempt, evaluating)
+
+    async def _open_attempt(
+        self, d: Directive, step: Step, run: StepRun, held: list[Attempt]
+    ) -> tuple[Workspace | None, Attempt | None, Path] | None:
+        """Where the attempt runs: its own worktree in a git repository (kept
+        in `held` for the interrupt), the repository folder otherwise. None
+        when it cannot start: the step has failed or the directive paused."""
+        try:
+            ws = await self._steps_workspace(d)
+        except RepoGone as exc:
+            await self._pause_without_repo(d, step, run, str(exc))
+            return None
+        if ws is None:
+            return None, None, Path(d.spec.repo)
+        try:
+            attempt = await ws.start_attempt(step.name, run.attempt, from_commit=step.carry_sha)
+        except (GitError, StaleAttemptError) as exc:
+            failure = ExecutionResult(success=False, error=f"could not prepare a worktree: {exc}")
+            await self._step_failed(d, step, run, failure)
+            return None
+        held.append(attempt)
+        run.base_sha = attempt.base_sha
+        if attempt.carry_conflicts:
+            self._emitter(d.id, step)(
+                "previous attempt could not be carried over (conflicts in "
+                + ", ".join(attempt.carry_conflicts)
+                + "): starting from the integration branch",
+                Severity.WARNING,
+            )
+        return ws, attempt, attempt.workdir
+
+    async def _commit_attempt(
+        self,
+        d: Directive,
+        step: Step,
+        run: StepRun,
+        ws: Workspace,
+        attempt: Attempt,
+        result: ExecutionResult,
+    ) -> ExecutionResult:
+        """Commit what a successful execution made on the attempt's branch;
+        the files it changed are git's word on them. Warns of files git
+        ignores (later steps will not see them); a failed commit fails the
+        attempt."""
+        try:
+            run.commit_sha = await ws.commit_attempt(
+                attempt, f"{step.name}: attempt {run.attempt}\n\n{result.summary}"
+            )
+            if run.commit_sha:
+                result.modified_files = await ws.changed_files(attempt.base_sha, run.commit_sha)
+            else:
+                result.modified_files = []
+            left_out = await ws.left_out(attempt)
+        except GitError as exc:
+            return ExecutionResult(success=False, error=f"could not commit the attempt: {exc}")
+        if left_out:
+            shown = ", ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else "")
+            self._emitter(d.id, step)(
+                f"not committed, git ignores it: {shown}; later steps will not see it"
+                " (have the step that needs it make it, list it in [workspace]"
+                " artifacts, or stop ignoring it)",
+                Severity.WARNING,
+                "workspace",
+            )
+        return result
+
+    async def _attempt_failed(
+        self,
+        d: Directive,
+        step: Step,
+        run: StepRun,
+        ws: Workspace | None,
+        attempt: Attempt | None,
+        result: ExecutionResult,
+    ) -> None:
+        """The step fails; what the attempt did is not lost: its files stay
+        in the worktree, committed on its branch, and the error says where."""
+        if ws is None or attempt is None:
+            await self._step_failed(d, step, run, result)
+            return
+        error = result.error or "executor reported failure"
+        run.commit_sha = await _commit_failed(ws, attempt, step, run, error)
+        kept = f"its files are kept in {attempt.workdir} while the step waits"
+        if run.commit_sha:
+            kept += f", committed as {run.commit_sha[:10]}" + (
+                " (a retry starts from it)" if d.spec.workspace.carry_rework else ""
+            )
+        result.error = f"{error} ({kept})"
+        await self._step_failed(d, step, run, result)
+        await ws.remove_attempt(attempt, keep=True)  # kept for inspection
 
     async def _execute(
         self, d: Directive, step: Step, run: StepRun, workdir: Path
@@ -328,6 +367,7 @@ class Attempts(EngineCore):
             merged, problem = await self._merge(d.id, attempt)
             if problem:
                 verdict, instructions, carry = Verdict.REWORK, problem, run.commit_sha
+        ruling = Ruling(verdict, instructions, carry, merged)
         replan_after = False
 
         rt = self._runtime(d.id)
@@ -336,9 +376,16 @@ class Attempts(EngineCore):
         status = S.EVALUATING
 
         def decide(tx: Tx) -> DriverView:
-            nonlocal status
+            nonlocal status, replan_after
             now_d = tx.directive(d.id)
-            status = settle(tx, now_d)
+            tx.add_evaluation(ev)
+            tx.emit(_evaluation_completed(d.id, step, ev))
+            status = _settle(tx, now_d, step, ev, ruling)
+            replan_after = (
+                status is S.BLOCKED and autonomy is Autonomy.FULL_AUTO and bool(now_d.replans_left)
+            )
+            if status is S.BLOCKED and not replan_after:
+                approvals.escalate(tx, d.id, step, _blocked_why(step, merged), ev.id)
             return drive(
                 tx,
                 d.id,
@@ -347,77 +394,6 @@ class Attempts(EngineCore):
                 launch=not rt.replanning,
                 directive=now_d,  # the verdict changes steps, not the directive
             )
-
-        def settle(tx: Tx, now_d: Directive) -> S:
-            nonlocal replan_after
-            limits = now_d.spec.limits
-            tx.add_evaluation(ev)
-            tx.emit(
-                EvaluationCompleted(
-                    directive_id=d.id,
-                    step_id=step.id,
-                    step_name=step.name,
-                    evaluation_id=ev.id,
-                    score=ev.score,
-                    level=ev.level.value,
-                    passed=ev.passed,
-                    verifiers={r.name: r.score for r in ev.results},
-                    failed_gating=[r.name for r in ev.results if r.gating and not r.passed],
-                    problems={r.name: clip(r.summary, 120) for r in ev.results if not r.passed},
-                    flags=ev.flags,
-                    severity=LEVEL_SEVERITY[ev.level],
-                )
-            )
-            scored = {"confidence": ev.score, "level": ev.level}
-            said = f"{ev.level.value} {ev.score:.2f}"
-            if verdict is Verdict.PASS:
-                tx.step_status(step.id, S.PASSED, reason=said, known=step, carry_sha=None, **scored)
-                record_checkpoint(tx, step, merged)
-                return S.PASSED
-            if verdict is Verdict.ASK:
-                tx.step_status(step.id, S.AWAITING_APPROVAL, reason=said, known=step, **scored)
-                approvals.request_approval(
-                    tx,
-                    ApprovalRequest(
-                        directive_id=d.id,
-                        step_id=step.id,
-                        kind=ApprovalKind.STEP_REVIEW,
-                        summary=f"step {step.name} scored {ev.score:.2f} ({ev.level.value}): {ev.summary}",
-                        evaluation_id=ev.id,
-                        options=list(REVIEW_OPTIONS),
-                    ),
-                )
-                return S.AWAITING_APPROVAL
-            if step.rework_count < limits.max_rework_cycles:
-                tx.step_status(
-                    step.id,
-                    S.REWORK,
-                    known=step,
-                    reason=f"{said}, rework {step.rework_count + 1}/{limits.max_rework_cycles}"
-                    + (" (merge conflict)" if merged and merged.conflicts else ""),
-                    rework_count=step.rework_count + 1,
-                    rework_instructions=instructions,
-                    carry_sha=carry,
-                    **scored,
-                )
-                return S.REWORK
-            cycles = plural(step.rework_count, "rework cycle")
-            why = f"still red after {cycles}"
-            if merged and merged.conflicts:
-                why = f"merge conflicts after {cycles}"
-            tx.step_status(
-                step.id,
-                S.BLOCKED,
-                reason=why,
-                known=step,
-                rework_instructions=instructions,
-                **scored,
-            )
-            if autonomy is Autonomy.FULL_AUTO and now_d.replans_left:
-                replan_after = True
-            else:
-                approvals.escalate(tx, d.id, step, why, ev.id)
-            return S.BLOCKED
 
         decided = self._submit(d.id, decide, then=self._start_claims)
         try:
@@ -542,6 +518,91 @@ INTERRUPTED = {
     D.STOPPED: "interrupted: the directive stopped",
     D.PAUSED: "interrupted: runs again on resume",
 }
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """What the verdict's transaction acts on, decided before it: the
+    verdict and what a rework is told and starts from."""
+
+    verdict: Verdict
+    instructions: str | None
+    carry: str | None
+    merged: MergeResult | None
+
+
+def _evaluation_completed(directive_id: str, step: Step, ev: Evaluation) -> EvaluationCompleted:
+    return EvaluationCompleted(
+        directive_id=directive_id,
+        step_id=step.id,
+        step_name=step.name,
+        evaluation_id=ev.id,
+        score=ev.score,
+        level=ev.level.value,
+        passed=ev.passed,
+        verifiers={r.name: r.score for r in ev.results},
+        failed_gating=[r.name for r in ev.results if r.gating and not r.passed],
+        problems={r.name: clip(r.summary, 120) for r in ev.results if not r.passed},
+        flags=ev.flags,
+        severity=LEVEL_SEVERITY[ev.level],
+    )
+
+
+def _settle(tx: Tx, d: Directive, step: Step, ev: Evaluation, ruling: Ruling) -> StepStatus:
+    """The step's new status by the ruling, with the limits as the verdict's
+    transaction reads them (a person may have raised them while it ran): a
+    rework past `max_rework_cycles` is a block."""
+    scored = {"confidence": ev.score, "level": ev.level}
+    said = f"{ev.level.value} {ev.score:.2f}"
+    merged = ruling.merged
+    if ruling.verdict is Verdict.PASS:
+        tx.step_status(step.id, S.PASSED, reason=said, known=step, carry_sha=None, **scored)
+        record_checkpoint(tx, step, merged)
+        return S.PASSED
+    if ruling.verdict is Verdict.ASK:
+        tx.step_status(step.id, S.AWAITING_APPROVAL, reason=said, known=step, **scored)
+        approvals.request_approval(
+            tx,
+            ApprovalRequest(
+                directive_id=d.id,
+                step_id=step.id,
+                kind=ApprovalKind.STEP_REVIEW,
+                summary=f"step {step.name} scored {ev.score:.2f} ({ev.level.value}): {ev.summary}",
+                evaluation_id=ev.id,
+                options=list(REVIEW_OPTIONS),
+            ),
+        )
+        return S.AWAITING_APPROVAL
+    most = d.spec.limits.max_rework_cycles
+    if step.rework_count < most:
+        tx.step_status(
+            step.id,
+            S.REWORK,
+            known=step,
+            reason=f"{said}, rework {step.rework_count + 1}/{most}"
+            + (" (merge conflict)" if merged and merged.conflicts else ""),
+            rework_count=step.rework_count + 1,
+            rework_instructions=ruling.instructions,
+            carry_sha=ruling.carry,
+            **scored,
+        )
+        return S.REWORK
+    tx.step_status(
+        step.id,
+        S.BLOCKED,
+        reason=_blocked_why(step, merged),
+        known=step,
+        rework_instructions=ruling.instructions,
+        **scored,
+    )
+    return S.BLOCKED
+
+
+def _blocked_why(step: Step, merged: MergeResult | None) -> str:
+    cycles = plural(step.rework_count, "rework cycle")
+    if merged and merged.conflicts:
+        return f"merge conflicts after {cycles}"
+    return f"still red after {cycles}"
 
 
 async def _commit_failed(
