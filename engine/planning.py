@@ -70,12 +70,7 @@ class Planning(EngineCore):
                 " with a chain (a draft is planned when it starts)"
             )
         if not d.replans_left:
-            limit = d.spec.limits.max_chain_regenerations
-            why = f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}"
-            await self._trip(directive_id, "regenerations", why)
-            # Paused; once resumed, a person decides about the step instead.
-            failed = _asking_step(await self.store.list_steps(old.id), failed_step_id)
-            await self._write(directive_id, lambda tx: _ask_again(tx, directive_id, failed, why))
+            await self._replans_ran_out(d, old, reason, failed_step_id)
             return None
         await self._cancel_steps(directive_id)
         d = await self.store.get_directive(directive_id)
@@ -104,49 +99,10 @@ class Planning(EngineCore):
             return None
         planned = planned.model_copy(update={"steps": specs})
         chain, steps = build_chain(d, planned, generation=old.generation + 1, reason=reason)
-        carried = {s.name: s for s in kept}
-        for s in steps:
-            if s.name in carried:
-                k = carried[s.name]
-                s.status, s.carried_from = S.PASSED, k.id
-                s.confidence, s.level, s.attempts = k.confidence, k.level, k.attempts
-                s.rework_count = k.rework_count  # the rework it took stays visible (↻N)
+        _carry_passed(steps, kept)
 
         def swap(tx: Tx) -> D:
-            status = tx.directive(directive_id).status
-            if status not in (D.ACTIVE, D.PAUSED):
-                # Completed, stopped or failed while the planner worked: the
-                # plan is not used, what it cost is still charged.
-                charge_planning(tx, directive_id, planned)
-                tx.emit(
-                    Notice(
-                        directive_id=directive_id,
-                        message="the new chain was not used: the directive ended while it was planned",
-                        severity=Severity.WARNING,
-                    )
-                )
-                return status
-            tx.update("directive_chains", old.id, superseded=True)
-            for s in old_steps:
-                if tx.step(s.id).status in LIVE_STEP:  # as it is now, not before planning
-                    tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
-            approvals.supersede(tx, directive_id, f"chain regenerated: {reason}", chain_id=old.id)
-            tx.add_chain(chain, steps)
-            tx.update("directives", directive_id, regenerations=d.regenerations + 1)
-            charge_planning(tx, directive_id, planned)
-            tx.emit(
-                ChainCreated(
-                    directive_id=directive_id,
-                    chain_id=chain.id,
-                    generation=chain.generation,
-                    steps=[s.name for s in steps],
-                    layers=[s.layer for s in steps],
-                    old_chain_id=old.id,
-                    reason=reason,
-                )
-            )
-            _ask_plan_approval(tx, d, steps, reason=reason)
-            return status
+            return _swap_chain(tx, d, (old, old_steps), (chain, steps), planned, reason)
 
         status = await self._write(directive_id, swap)
         if status not in (D.ACTIVE, D.PAUSED):
@@ -154,6 +110,17 @@ class Planning(EngineCore):
         if status is D.ACTIVE:
             self._launch_driver(directive_id)
         return chain
+
+    async def _replans_ran_out(
+        self, d: Directive, old: Chain, reason: str, failed_step_id: str | None
+    ) -> None:
+        """No replan is left: the breaker pauses the directive and, once it
+        is resumed, a person decides about the step instead."""
+        limit = d.spec.limits.max_chain_regenerations
+        why = f"chain regeneration limit reached ({d.regenerations}/{limit}) while replanning: {reason}"
+        await self._trip(d.id, "regenerations", why)
+        failed = _asking_step(await self.store.list_steps(old.id), failed_step_id)
+        await self._write(d.id, lambda tx: _ask_again(tx, d.id, failed, why))
 
     async def _plan(self, d: Directive) -> None:
         """The first plan. Planning counts against the wall-time limit, so
@@ -307,6 +274,64 @@ class Planning(EngineCore):
 
         await self._write(directive_id, keep)
         self._wake(directive_id)
+
+
+def _carry_passed(steps: list[Step], kept: list[Step]) -> None:
+    """The new chain's steps that passed in the old one pass as they did,
+    with the rework it took still visible (↻N)."""
+    carried = {s.name: s for s in kept}
+    for s in steps:
+        if s.name in carried:
+            k = carried[s.name]
+            s.status, s.carried_from = S.PASSED, k.id
+            s.confidence, s.level, s.attempts = k.confidence, k.level, k.attempts
+            s.rework_count = k.rework_count
+
+
+def _swap_chain(
+    tx: Tx,
+    d: Directive,
+    before: tuple[Chain, list[Step]],
+    after: tuple[Chain, list[Step]],
+    planned: PlannedChain,
+    reason: str,
+) -> D:
+    """The new chain replaces the old one in one transaction, unless the
+    directive ended while it was planned: then it is not used, and what the
+    plan cost is still charged. Returns the directive's status as it is."""
+    (old, old_steps), (chain, steps) = before, after
+    status = tx.directive(d.id).status
+    if status not in (D.ACTIVE, D.PAUSED):
+        charge_planning(tx, d.id, planned)
+        tx.emit(
+            Notice(
+                directive_id=d.id,
+                message="the new chain was not used: the directive ended while it was planned",
+                severity=Severity.WARNING,
+            )
+        )
+        return status
+    tx.update("directive_chains", old.id, superseded=True)
+    for s in old_steps:
+        if tx.step(s.id).status in LIVE_STEP:  # as it is now, not before planning
+            tx.step_status(s.id, S.SUPERSEDED, reason="chain regenerated")
+    approvals.supersede(tx, d.id, f"chain regenerated: {reason}", chain_id=old.id)
+    tx.add_chain(chain, steps)
+    tx.update("directives", d.id, regenerations=d.regenerations + 1)
+    charge_planning(tx, d.id, planned)
+    tx.emit(
+        ChainCreated(
+            directive_id=d.id,
+            chain_id=chain.id,
+            generation=chain.generation,
+            steps=[s.name for s in steps],
+            layers=[s.layer for s in steps],
+            old_chain_id=old.id,
+            reason=reason,
+        )
+    )
+    _ask_plan_approval(tx, d, steps, reason=reason)
+    return status
 
 
 def _asking_step(steps: list[Step], step_id: str | None) -> Step | None:
