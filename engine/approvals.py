@@ -20,6 +20,7 @@ from engine.models import (
     now,
 )
 from engine.models import StepStatus as S
+from engine.refusals import ApprovalAlreadyResolved, EngineError
 from engine.store import Tx
 from engine.transitions import DIRECTIVE_TERMINAL
 
@@ -202,6 +203,50 @@ def _close(
             actor=actor,
         )
     )
+
+
+def record_answer(
+    tx: Tx, approval_id: str, decision: ApprovalDecision, comment: str | None
+) -> ApprovalRequest:
+    """Write a person's answer, once, and return the approval as answered.
+    Refused, changing nothing, when it is closed already, does not offer
+    that answer, or the directive's state refuses it (`refused_answers`)."""
+    a = tx.approval(approval_id)
+    if a.status is ApprovalStatus.SUPERSEDED:
+        raise ApprovalAlreadyResolved(
+            f"approval {a.id} was closed unanswered ({a.comment}): nothing to answer"
+        )
+    if not a.pending:
+        raise ApprovalAlreadyResolved(
+            f"approval {a.id} is already {a.status.label}"
+            + (f" ({a.decision.label})" if a.decision else "")
+        )
+    if decision not in a.options:
+        allowed = ", ".join(o.label for o in a.options)
+        raise EngineError(f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.label}")
+    refused = refused_answers(a, tx.directive(a.directive_id)).get(decision)
+    if refused:
+        raise EngineError(refused)
+    status = APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
+    tx.update(
+        "approval_requests",
+        a.id,
+        status=status,
+        decision=decision,
+        comment=comment,
+        resolved_at=now(),
+    )
+    tx.emit(
+        ApprovalResolved(
+            directive_id=a.directive_id,
+            approval_id=a.id,
+            decision=decision.value,
+            step_id=a.step_id,
+            comment=comment,
+            actor=Actor.USER,
+        )
+    )
+    return a.model_copy(update={"status": status, "decision": decision, "comment": comment})
 
 
 def apply_decision(

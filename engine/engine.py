@@ -30,20 +30,18 @@ from engine.attempts import Attempts
 from engine.breakers import breaker_reason
 from engine.chains import DriverView, drive, record_checkpoint, recover
 from engine.core import Runtime
-from engine.events import ApprovalResolved, BreakerTripped, DirectiveCreated, LimitsChanged, Notice
+from engine.events import BreakerTripped, DirectiveCreated, LimitsChanged, Notice
 from engine.following import Following
 from engine.models import (
     Actor,
     ApprovalDecision,
     ApprovalKind,
     ApprovalRequest,
-    ApprovalStatus,
     Directive,
     DirectiveSpec,
     DirectiveStatus,
     Limits,
     Severity,
-    now,
 )
 from engine.planning import Planning
 from engine.refusals import (
@@ -423,47 +421,11 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
         merged, problem, attempt = await self._merge_approved(approval, decision)
 
         def resolve(tx: Tx) -> ApprovalRequest:
-            a = tx.approval(approval_id)
-            if a.status is ApprovalStatus.SUPERSEDED:
-                raise ApprovalAlreadyResolved(
-                    f"approval {a.id} was closed unanswered ({a.comment}): nothing to answer"
-                )
-            if not a.pending:
-                raise ApprovalAlreadyResolved(
-                    f"approval {a.id} is already {a.status.label}"
-                    + (f" ({a.decision.label})" if a.decision else "")
-                )
-            if decision not in a.options:
-                allowed = ", ".join(o.label for o in a.options)
-                raise EngineError(
-                    f"approval {a.id} ({a.kind.value}) takes {allowed}, not {decision.label}"
-                )
-            refused = approvals.refused_answers(a, tx.directive(a.directive_id)).get(decision)
-            if refused:
-                raise EngineError(refused)
-            status = approvals.APPROVAL_STATUS.get(decision, ApprovalStatus.RESOLVED)
-            tx.update(
-                "approval_requests",
-                a.id,
-                status=status,
-                decision=decision,
-                comment=comment,
-                resolved_at=now(),
-            )
-            tx.emit(
-                ApprovalResolved(
-                    directive_id=a.directive_id,
-                    approval_id=a.id,
-                    decision=decision.value,
-                    step_id=a.step_id,
-                    comment=comment,
-                    actor=Actor.USER,
-                )
-            )
+            a = approvals.record_answer(tx, approval_id, decision, comment)
             follow_up.extend(approvals.apply_decision(tx, a, decision, comment, problem))
             if a.step_id and problem is None and decision is ApprovalDecision.APPROVE:
                 record_checkpoint(tx, tx.step(a.step_id), merged)
-            return a.model_copy(update={"status": status, "decision": decision, "comment": comment})
+            return a
 
         resolved: ApprovalRequest = await self._write(approval.directive_id, resolve)
         if attempt is not None and decision is not ApprovalDecision.DENY:
