@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.agent_tools import DEFAULT_COMMAND_TIMEOUT_S, AgentTools, ToolOutcome
 from engine.executors.base import ExecutionResult, ExecutorError, StepContext
-from engine.llm import LLMClient, LLMError
+from engine.llm import LLMClient, LLMError, LLMResponse
 from engine.models import ExecutorKind, Severity
 
 DEFAULT_MAX_TURNS = 40
@@ -142,91 +142,40 @@ class AgentExecutor:
         )
 
     async def run(self, ctx: StepContext) -> ExecutionResult:
-        limits = self._limits(ctx)
         tools = AgentTools(
             ctx.workdir,
             command_timeout_s=self.command_timeout_s,
             on_command_line=lambda line: ctx.emit(f"  | {line}", Severity.DEBUG),
         )
-        definitions = tools.definitions()
-        definitions[-1]["cache_control"] = CACHE
-        system = [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": CACHE}]
-        started = time.monotonic()
-        spent = 0.0
-        last_text = ""
-
-        def budget_note(turns_used: int) -> str:
-            left = [f"{limits.turns - turns_used} of {limits.turns} turns"]
-            if limits.cost_usd is not None:
-                left.append(f"${max(limits.cost_usd - spent, 0):.2f} of ${limits.cost_usd:.2f}")
-            if limits.wall_time_s is not None:
-                elapsed = time.monotonic() - started
-                left.append(f"{max(limits.wall_time_s - elapsed, 0):.0f}s of wall time")
-            return "[Budget left for this step: " + ", ".join(left) + "]"
-
-        def stop(error: str) -> ExecutionResult:
-            ctx.emit(error, Severity.WARNING)
-            return ExecutionResult(
-                success=False, summary=last_text, modified_files=list(tools.modified), error=error
-            )
-
-        messages: list[dict[str, Any]] = [
-            {
-                "role": "user",
-                "content": [{"type": "text", "text": task_prompt(ctx) + "\n\n" + budget_note(0)}],
-            }
-        ]
-        marked: dict[str, Any] | None = None
-        for turn in range(limits.turns):
-            if limits.cost_usd is not None and spent >= limits.cost_usd:
-                return stop(
-                    f"cost cap reached: spent ${spent:.4f} of the step's ${limits.cost_usd:.4f}"
-                )
-            if limits.wall_time_s is not None and time.monotonic() - started >= limits.wall_time_s:
-                return stop(
-                    f"wall time used up ({limits.wall_time_s:.0f}s) before the agent finished"
-                )
-            # Cache everything up to the newest turn; only one moving marker.
-            if marked is not None:
-                marked.pop("cache_control", None)
-            marked = messages[-1]["content"][-1]
-            marked["cache_control"] = CACHE
+        run = _Run(ctx, self._limits(ctx), tools)
+        run.say(task_prompt(ctx) + "\n\n" + run.budget_note(0))
+        for turn in range(run.limits.turns):
+            over = run.over_budget()
+            if over:
+                return run.stop(over)
             try:
                 response = await self.llm.create(
-                    system=system, tools=definitions, messages=messages, max_tokens=self.max_tokens
+                    system=run.system,
+                    tools=run.definitions,
+                    messages=run.marked_messages(),
+                    max_tokens=self.max_tokens,
                 )
             except LLMError as exc:
                 if exc.cost_usd:
                     await ctx.record_cost(exc.usage, exc.cost_usd)
-                return stop(f"model call failed: {exc}")
-            spent += response.cost_usd
-            await ctx.record_cost(response.usage, response.cost_usd)
-            if response.text:
-                last_text = response.text
-                ctx.emit(response.text[:EMIT_TEXT_CHARS].replace("\n", " "), Severity.INFO)
-            messages.append({"role": "assistant", "content": response.content_params()})
+                return run.stop(f"model call failed: {exc}")
+            await run.heard(response)
             if response.stop_reason == "model_context_window_exceeded":
-                return stop(
+                return run.stop(
                     "the conversation filled the model's context window before the agent "
                     f"finished ({turn + 1} turns)"
                 )
-
             calls = response.tool_uses
-            last = response.content[-1] if response.content else None
-            cut = last if response.stop_reason == "max_tokens" and last in calls else None
             if not calls:
                 if response.stop_reason in ("max_tokens", "pause_turn"):
-                    messages.append(
-                        {
-                            "role": "user",
-                            "content": [
-                                {
-                                    "type": "text",
-                                    "text": "Your reply was cut off; continue where you stopped.\n"
-                                    + budget_note(turn + 1),
-                                }
-                            ],
-                        }
+                    run.say(
+                        "Your reply was cut off; continue where you stopped.\n"
+                        + run.budget_note(turn + 1)
                     )
                     continue
                 return ExecutionResult(
@@ -234,32 +183,98 @@ class AgentExecutor:
                     summary=response.text or "(the agent finished without a summary)",
                     modified_files=list(tools.modified),
                 )
-            if limits.cost_usd is not None and spent >= limits.cost_usd:
-                return stop(
-                    f"cost cap reached: spent ${spent:.4f} of the step's ${limits.cost_usd:.4f}"
-                )
+            over = run.over_budget(turns=False)
+            if over:
+                return run.stop(over)
+            last = response.content[-1] if response.content else None
+            cut = last if response.stop_reason == "max_tokens" and last in calls else None
+            results = [await run.answer(call, cut=call is cut) for call in calls]
+            results.append({"type": "text", "text": run.budget_note(turn + 1)})
+            run.messages.append({"role": "user", "content": results})
+        return run.stop(f"turn limit reached ({run.limits.turns} turns) before the agent finished")
 
-            results: list[dict[str, Any]] = []
-            for call in calls:
-                ctx.emit(f"{call.name} {_brief(call.input)}", Severity.INFO)
-                outcome = (
-                    ToolOutcome(CUT_CALL, is_error=True)
-                    if call is cut
-                    else await tools.call(call.name, call.input)
-                )
-                if outcome.is_error:
-                    ctx.emit(
-                        f"{call.name}: {outcome.content.splitlines()[0][:EMIT_TEXT_CHARS]}",
-                        Severity.WARNING,
-                    )
-                result: dict[str, Any] = {
-                    "type": "tool_result",
-                    "tool_use_id": call.id,
-                    "content": outcome.content,
-                }
-                if outcome.is_error:
-                    result["is_error"] = True
-                results.append(result)
-            results.append({"type": "text", "text": budget_note(turn + 1)})
-            messages.append({"role": "user", "content": results})
-        return stop(f"turn limit reached ({limits.turns} turns) before the agent finished")
+
+class _Run:
+    """One step's conversation with the agent: its messages, what it has
+    spent and what is left, and the tools' answers to its calls."""
+
+    def __init__(self, ctx: StepContext, limits: _Limits, tools: AgentTools) -> None:
+        self.ctx, self.limits, self.tools = ctx, limits, tools
+        self.definitions = tools.definitions()
+        self.definitions[-1]["cache_control"] = CACHE
+        self.system = [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": CACHE}]
+        self.messages: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+        self.spent = 0.0
+        self.last_text = ""
+        self._marked: dict[str, Any] | None = None
+
+    def say(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
+
+    def budget_note(self, turns_used: int) -> str:
+        limits = self.limits
+        left = [f"{limits.turns - turns_used} of {limits.turns} turns"]
+        if limits.cost_usd is not None:
+            left.append(f"${max(limits.cost_usd - self.spent, 0):.2f} of ${limits.cost_usd:.2f}")
+        if limits.wall_time_s is not None:
+            elapsed = time.monotonic() - self.started
+            left.append(f"{max(limits.wall_time_s - elapsed, 0):.0f}s of wall time")
+        return "[Budget left for this step: " + ", ".join(left) + "]"
+
+    def over_budget(self, *, turns: bool = True) -> str | None:
+        """Why the agent may not go on (its dollars, or, before a turn, its
+        wall time), or None."""
+        cap = self.limits.cost_usd
+        if cap is not None and self.spent >= cap:
+            return f"cost cap reached: spent ${self.spent:.4f} of the step's ${cap:.4f}"
+        wall = self.limits.wall_time_s
+        if turns and wall is not None and time.monotonic() - self.started >= wall:
+            return f"wall time used up ({wall:.0f}s) before the agent finished"
+        return None
+
+    def marked_messages(self) -> list[dict[str, Any]]:
+        """The conversation, cached up to its newest turn: one moving marker."""
+        if self._marked is not None:
+            self._marked.pop("cache_control", None)
+        self._marked = self.messages[-1]["content"][-1]
+        self._marked["cache_control"] = CACHE
+        return self.messages
+
+    async def heard(self, response: LLMResponse) -> None:
+        """A reply: its cost recorded at once (the breaker sees it while the
+        step runs), its text shown, and it joins the conversation."""
+        self.spent += response.cost_usd
+        await self.ctx.record_cost(response.usage, response.cost_usd)
+        if response.text:
+            self.last_text = response.text
+            self.ctx.emit(response.text[:EMIT_TEXT_CHARS].replace("\n", " "), Severity.INFO)
+        self.messages.append({"role": "assistant", "content": response.content_params()})
+
+    async def answer(self, call: Any, *, cut: bool) -> dict[str, Any]:
+        """The tool's result for one call; a call cut off mid-arguments is
+        not run."""
+        self.ctx.emit(f"{call.name} {_brief(call.input)}", Severity.INFO)
+        if cut:
+            outcome = ToolOutcome(CUT_CALL, is_error=True)
+        else:
+            outcome = await self.tools.call(call.name, call.input)
+        result: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": call.id,
+            "content": outcome.content,
+        }
+        if outcome.is_error:
+            first = outcome.content.splitlines()[0] if outcome.content else ""
+            self.ctx.emit(f"{call.name}: {first[:EMIT_TEXT_CHARS]}", Severity.WARNING)
+            result["is_error"] = True
+        return result
+
+    def stop(self, error: str) -> ExecutionResult:
+        self.ctx.emit(error, Severity.WARNING)
+        return ExecutionResult(
+            success=False,
+            summary=self.last_text,
+            modified_files=list(self.tools.modified),
+            error=error,
+        )
