@@ -145,43 +145,17 @@ class Workspace:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", directive_id):
             raise ValueError(f"directive id {directive_id!r} is not usable in a branch name")
         env = git_env(identity)
-        inside = await run_git(repo, "rev-parse", "--is-inside-work-tree", env=env, check=False)
-        if inside.code != 0 or inside.out.strip() != "true":
-            return None
-        top = Path((await run_git(repo, "rev-parse", "--show-toplevel", env=env)).out.strip())
-        top = top.resolve()
-        prefix = (await run_git(repo, "rev-parse", "--show-prefix", env=env)).out.strip()
         root = (Path(data_dir).resolve() / "worktrees" / directive_id).resolve()
-        if is_under(root, top):
-            raise ValueError(
-                f"the worktree folder {root} is inside the repository {top}; "
-                "choose a data folder outside it"
-            )
-        head = await run_git(
-            repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", env=env, check=False
-        )
-        if head.code != 0 and not look_only:
-            raise GitError(
-                ["rev-parse", "HEAD"],
-                repo,
-                head.code,
-                f"{top} has no commit yet: commit once so the directive has a base to branch from",
-            )
-        if prefix:
-            tracked = await run_git(top, "ls-tree", "-d", "HEAD", "--", prefix.rstrip("/"), env=env)
-            if not tracked.out.strip():
-                raise GitError(
-                    ["ls-tree", "HEAD", prefix],
-                    repo,
-                    0,
-                    f"{repo} is not in the last commit of {top}: commit it first",
-                )
+        found = await _place_in_git(repo, env, root, look_only=look_only)
+        if found is None:
+            return None
+        top, prefix, head = found
         git, names = GitRepo(top, env), WorktreeNames(directive_id, root)
         integration = IntegrationBranch(git, names)
         if look_only:
             base_sha, user_branch = await integration.recorded_start()
         else:
-            base_sha, user_branch = await integration.record_start(head.out.strip())
+            base_sha, user_branch = await integration.record_start(head)
         ws = cls(
             repo=repo,
             prefix=prefix,
@@ -351,3 +325,41 @@ class Workspace:
 
     async def discard(self) -> None:
         await self._cleanup.discard()
+
+
+async def _place_in_git(
+    repo: Path, env: dict[str, str], root: Path, *, look_only: bool
+) -> tuple[Path, str, str] | None:
+    """Where `repo` sits in git: its work tree's top, its path from there
+    (`prefix`, "" at the top) and the commit HEAD names ("" when there is
+    none yet, which only `look_only` accepts). None outside a work tree.
+    Refused: worktrees inside the repository, a folder git does not track."""
+    inside = await run_git(repo, "rev-parse", "--is-inside-work-tree", env=env, check=False)
+    if inside.code != 0 or inside.out.strip() != "true":
+        return None
+    top = Path((await run_git(repo, "rev-parse", "--show-toplevel", env=env)).out.strip())
+    top = top.resolve()
+    prefix = (await run_git(repo, "rev-parse", "--show-prefix", env=env)).out.strip()
+    if is_under(root, top):
+        raise ValueError(
+            f"the worktree folder {root} is inside the repository {top}; "
+            "choose a data folder outside it"
+        )
+    head = await run_git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", env=env, check=False)
+    if head.code != 0 and not look_only:
+        raise GitError(
+            ["rev-parse", "HEAD"],
+            repo,
+            head.code,
+            f"{top} has no commit yet: commit once so the directive has a base to branch from",
+        )
+    if prefix:
+        tracked = await run_git(top, "ls-tree", "-d", "HEAD", "--", prefix.rstrip("/"), env=env)
+        if not tracked.out.strip():
+            raise GitError(
+                ["ls-tree", "HEAD", prefix],
+                repo,
+                0,
+                f"{repo} is not in the last commit of {top}: commit it first",
+            )
+    return top, prefix, head.out.strip() if head.code == 0 else ""
