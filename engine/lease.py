@@ -31,10 +31,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_HEARTBEAT_S = 5.0
 DEFAULT_STALE_AFTER_S = 30.0
+T = TypeVar("T")
 OWNER_SEPARATOR = "\x1f"  # label, instance token and start time share the owner column
 
 
@@ -268,9 +269,16 @@ class EngineLease:
             alive=alive,
         )
         try:
-            taken_over = await asyncio.to_thread(_immediate, conn, claim.take)
-        except BaseException:
+            taken_over = await _on_thread(_immediate, conn, claim.take)
+        except asyncio.CancelledError:
+            # The take may have committed as the cancel came: give it back,
+            # or the row would name this live process with no heartbeat.
+            with contextlib.suppress(Exception):
+                await _on_thread(_immediate, conn, claim.release)
             conn.close()
+            raise
+        except BaseException:
+            conn.close()  # no call runs on it now: _on_thread waited
             raise
         return cls(conn, claim, heartbeat_s=heartbeat_s, taken_over=taken_over, on_lost=on_lost)
 
@@ -318,7 +326,7 @@ class EngineLease:
         async with self._lock:
             if self._released:
                 return False
-            still_mine = await asyncio.to_thread(_immediate, self._conn, self._claim.renew)
+            still_mine = await _on_thread(_immediate, self._conn, self._claim.renew)
         if not still_mine:
             self._mark_lost()
         return still_mine
@@ -333,9 +341,9 @@ class EngineLease:
         async with self._lock:
             self._released = True
             try:
-                await asyncio.to_thread(_immediate, self._conn, self._claim.release)
+                await _on_thread(_immediate, self._conn, self._claim.release)
             finally:
-                await asyncio.to_thread(self._conn.close)
+                await _on_thread(self._conn.close)
 
     async def __aenter__(self) -> EngineLease:
         return self
@@ -357,6 +365,23 @@ class EngineLease:
                     return
             except sqlite3.OperationalError:
                 continue  # busy past the timeout: try again next beat
+
+
+async def _on_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on a worker thread, waited for to its end even when the
+    caller is cancelled. The lease's one connection must never run two calls
+    at once, nor be closed under a running one: a heartbeat cancelled while
+    its `BEGIN IMMEDIATE` waited on a busy database left that call running,
+    and `release` then used and closed the connection beside it (a
+    segmentation fault in SQLite's C code, seen in a test run)."""
+    job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        while not job.done():  # bounded by the connection's busy timeout
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({job})
+        raise
 
 
 def _connect(path: Path) -> sqlite3.Connection:
