@@ -28,6 +28,7 @@ from engine.engine import DirectiveEngine, EngineError, EngineServices
 from engine.invariants import check_invariants, describe
 from engine.lease import EngineLease, LeaseError, LeaseHeld, LeaseHolder, holder_gone
 from engine.store import Store
+from tests.proc_kit import wait_for_file, wait_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -35,11 +36,24 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 WAIT_S = 60  # generous bound for anything a process must get to
 
 
-def slow_directive(tmp_path: Path, steps: int = 5, sleep_s: float = 0.4) -> Path:
+def slow_directive(
+    tmp_path: Path, steps: int = 5, sleep_s: float = 0.4, gate: Path | None = None
+) -> Path:
+    """Steps s0, s1, ... one after the other, each appending its name to
+    runs.log. With `gate`, s0 first notes its shell's pid in `gate.pid` and
+    holds until the test opens the gate (touches the file): the test, not
+    the clock, decides how long the engine stays busy."""
     repo = tmp_path / "repo"
     repo.mkdir(exist_ok=True)
+
+    def command(i: int) -> str:
+        if i == 0 and gate is not None:
+            held = f"until [ -e {gate} ]; do sleep 0.05; done"
+            return f"echo $$ > {gate}.pid; {held}; echo s0 >> runs.log"
+        return f"sleep {sleep_s} && echo s{i} >> runs.log"
+
     body = "".join(
-        f'\n[[steps]]\nname = "s{i}"\ncommand = "sleep {sleep_s} && echo s{i} >> runs.log"\n'
+        f'\n[[steps]]\nname = "s{i}"\ncommand = "{command(i)}"\n'
         + (f'depends_on = ["s{i - 1}"]\n' if i else "")
         for i in range(steps)
     )
@@ -49,6 +63,15 @@ def slow_directive(tmp_path: Path, steps: int = 5, sleep_s: float = 0.4) -> Path
         'executor = "shell"\n[verifiers]\nauto_detect = false\nllm_judge = false\n' + body
     )
     return path
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """The gate a held step waits on; opened at teardown too, so no held
+    step outlives a failed test."""
+    path = tmp_path / "gate"
+    yield path
+    path.touch()
 
 
 def worker(db: Path, directive: Path, log: Path) -> subprocess.Popen[str]:
@@ -132,8 +155,8 @@ def runs_per_step(db: Path) -> dict[str, int]:
 # --------------------------------------------------------------------------
 
 
-async def test_a_second_engine_is_refused_while_the_first_runs(tmp_path: Path) -> None:
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path)
+async def test_a_second_engine_is_refused_while_the_first_runs(tmp_path: Path, gate: Path) -> None:
+    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, sleep_s=0, gate=gate)
     with reaped(worker(db, directive, tmp_path / "first.log")) as first:
         wait_for(lambda: a_step_is_running(db), "the first engine to run a step")
         second = subprocess.run(
@@ -145,14 +168,15 @@ async def test_a_second_engine_is_refused_while_the_first_runs(tmp_path: Path) -
         assert "in use by another directive-tui engine" in message
         assert f"pid {first.pid} on {socket.gethostname()}" in message
         assert "since " in message and "last heartbeat" in message
+        gate.touch()  # s0 ends; the first engine runs on to the end
         assert first.wait(timeout=WAIT_S) == 0, (tmp_path / "first.log").read_text()
     assert set(runs_per_step(db).values()) == {1}, "a step ran more than once"
     assert (tmp_path / "repo" / "runs.log").read_text().split() == [f"s{i}" for i in range(5)]
     assert await check_invariants(db) == []
 
 
-async def test_the_lease_of_a_killed_engine_is_taken_over(tmp_path: Path) -> None:
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path)
+async def test_the_lease_of_a_killed_engine_is_taken_over(tmp_path: Path, gate: Path) -> None:
+    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, sleep_s=0, gate=gate)
     first = worker(db, directive, tmp_path / "first.log")
     wait_for(lambda: a_step_is_running(db), "the first engine to run a step")
     os.kill(first.pid, signal.SIGKILL)
@@ -160,6 +184,7 @@ async def test_the_lease_of_a_killed_engine_is_taken_over(tmp_path: Path) -> Non
     holder = await EngineLease.holder(db)
     assert holder is not None and holder.pid == first.pid  # the dead engine's row is still there
 
+    gate.touch()  # s0 runs through when the second engine runs it again
     second = worker(db, directive, tmp_path / "second.log")
     assert second.wait(timeout=WAIT_S) == 0, (tmp_path / "second.log").read_text()
     log = (tmp_path / "second.log").read_text()
@@ -219,8 +244,10 @@ async def test_engines_starting_at_the_same_moment_elect_exactly_one(tmp_path: P
 # --------------------------------------------------------------------------
 
 
-async def test_readers_watch_a_running_engine_without_disturbing_it(tmp_path: Path) -> None:
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path)
+async def test_readers_watch_a_running_engine_without_disturbing_it(
+    tmp_path: Path, gate: Path
+) -> None:
+    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, sleep_s=0, gate=gate)
     with reaped(worker(db, directive, tmp_path / "first.log")) as first:
         wait_for(lambda: a_step_is_running(db), "the engine to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
@@ -231,17 +258,22 @@ async def test_readers_watch_a_running_engine_without_disturbing_it(tmp_path: Pa
         assert events.returncode == 0 and "running" in events.stdout, events.stderr
         during = await check_invariants(db)  # a read-only look mid-run
         assert during == [], describe(during)
+        gate.touch()
         assert first.wait(timeout=WAIT_S) == 0
     assert set(runs_per_step(db).values()) == {1}
 
 
-async def test_a_second_headless_command_on_the_same_directive_is_refused(tmp_path: Path) -> None:
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=4, sleep_s=0.8)
+async def test_a_second_headless_command_on_the_same_directive_is_refused(
+    tmp_path: Path, gate: Path
+) -> None:
+    db = tmp_path / "shared.db"
+    directive = slow_directive(tmp_path, steps=4, sleep_s=0, gate=gate)
     first = cli_started(db, "run", str(directive), "--headless")
     with reaped(first):
         wait_for(lambda: a_step_is_running(db), "the first command to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
         second = cli(db, "resume", str(did), "--headless")
+        gate.touch()  # only now may the first command's step end
         first_out, first_err = first.communicate(timeout=WAIT_S)
     doubled = {name: n for name, n in runs_per_step(db).items() if n > 1}
     assert not doubled, f"steps run more than once: {doubled}"
@@ -469,9 +501,10 @@ async def until_async(check: Callable[[], Any], what: str) -> None:
 
 
 async def test_a_watching_engine_hands_its_commands_to_the_holder_then_takes_over(
-    tmp_path: Path,
+    tmp_path: Path, gate: Path
 ) -> None:
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=4, sleep_s=1.0)
+    db = tmp_path / "shared.db"
+    directive = slow_directive(tmp_path, steps=4, sleep_s=0.1, gate=gate)
     repo = tmp_path / "repo"
     with reaped(headless(db, directive, tmp_path / "holder.log")) as holder:
         wait_for(lambda: a_step_is_running(db), "the holder to run a step")
@@ -492,6 +525,7 @@ async def test_a_watching_engine_hands_its_commands_to_the_holder_then_takes_ove
                 lambda: status_of(store, quick.id, "completed"), "the holder to run 'quick'"
             )
             assert holder.poll() is None, "the holder ended before it could have run 'quick'"
+            gate.touch()  # the holder's own directive goes on: s0 ends, s1 runs
             # The holder's own events reached the watcher's subscribers too.
             await until_async(lambda: "s1" in seen, "the holder's step events")
 
@@ -510,31 +544,38 @@ async def test_a_watching_engine_hands_its_commands_to_the_holder_then_takes_ove
     assert await check_invariants(db) == []
 
 
-async def test_pausing_from_another_process_stops_the_running_step(tmp_path: Path) -> None:
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=2, sleep_s=5.0)
+async def test_pausing_from_another_process_stops_the_running_step(
+    tmp_path: Path, gate: Path
+) -> None:
+    db = tmp_path / "shared.db"
+    directive = slow_directive(tmp_path, steps=2, sleep_s=0, gate=gate)
     with reaped(headless(db, directive, tmp_path / "holder.log")) as holder:
         wait_for(lambda: a_step_is_running(db), "the holder to run a step")
+        step_pid = int(wait_for_file(Path(f"{gate}.pid")))
         (did,) = query(db, "SELECT id FROM directives")[0]
         paused = cli(db, "pause", str(did))
         assert paused.returncode == 0, paused.stderr
         assert holder.wait(timeout=WAIT_S) == 4, (tmp_path / "holder.log").read_text()
-    # The step's process died with it (the 5 s sleep never reached its echo),
-    # and the attempt was closed, not left running.
+    # The step's process died with it (held at the gate, it never reached
+    # its echo), and the attempt was closed, not left running.
+    assert await wait_gone(step_pid), "the paused step's process runs on"
     assert not (tmp_path / "repo" / "runs.log").exists()
     assert query(db, "SELECT status FROM step_runs") == [("cancelled",)]
     assert await check_invariants(db) == []
+    gate.touch()  # run again, s0 goes straight through
     resumed = cli(db, "resume", str(did), "--headless", timeout=WAIT_S * 2)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr
     assert (tmp_path / "repo" / "runs.log").read_text().split() == ["s0", "s1"]
 
 
-async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -> None:
+async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path, gate: Path) -> None:
     from engine.models import DirectiveStatus
     from tests.tui_kit import until
     from tui.app import DirectiveApp
     from tui.screens.home import HomeScreen
 
-    db, directive = tmp_path / "shared.db", slow_directive(tmp_path, steps=3, sleep_s=0.5)
+    db = tmp_path / "shared.db"
+    directive = slow_directive(tmp_path, steps=3, sleep_s=0.1, gate=gate)
     with reaped(headless(db, directive, tmp_path / "holder.log")) as holder:
         wait_for(lambda: a_step_is_running(db), "the holder to run a step")
         (did,) = query(db, "SELECT id FROM directives")[0]
@@ -556,6 +597,7 @@ async def test_the_app_opened_on_a_running_database_watches_it(tmp_path: Path) -
             header = app.screen.query_one(DirectiveHeader)
             assert "watching · run by 'directive-tui --headless'" in plain_text(header)
             await pilot.press("escape")
+            gate.touch()  # the holder's directive goes on to its end
             # the holder's progress arrives as events: the row reaches completed
             await until(
                 pilot,
@@ -617,9 +659,9 @@ async def test_an_engine_whose_lease_is_taken_stops_and_says_so(tmp_path: Path) 
 # --------------------------------------------------------------------------
 
 
-def follow(db: Path, directive_id: str) -> subprocess.Popen[str]:
+def follow(db: Path, directive_id: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     """`directive-tui events ID --follow`, as a second terminal runs it."""
-    return cli_started(db, "events", directive_id, "--follow")
+    return cli_started(db, "events", directive_id, "--follow", stdout=stdout)
 
 
 def the_directive(db: Path) -> str:
@@ -634,20 +676,25 @@ def the_directive(db: Path) -> str:
     ids=["completed", "stopped"],
 )
 def test_events_follow_prints_what_the_running_engine_writes_until_the_directive_ends(
-    tmp_path: Path, stop: bool, code: int, ending: str
+    tmp_path: Path, gate: Path, stop: bool, code: int, ending: str
 ) -> None:
     """The app (a headless run here) works in one terminal; `events --follow`
     in another prints each event as it is written, every one once, and ends
     with the directive, exiting as its run does."""
-    db = tmp_path / "x.db"
-    with reaped(headless(db, slow_directive(tmp_path, steps=3), tmp_path / "run.log")) as run:
+    db, printed = tmp_path / "x.db", tmp_path / "followed.txt"
+    directive = slow_directive(tmp_path, steps=3, sleep_s=0.1, gate=gate)
+    with reaped(headless(db, directive, tmp_path / "run.log")) as run:
         did = the_directive(db)
-        with reaped(follow(db, did)) as follower:
+        with reaped(follow(db, did, stdout=printed.open("w"))) as follower:
             wait_for(lambda: a_step_is_running(db), "the first step to run")
-            if stop:
+            wait_for(lambda: printed.read_text(), "the follower to print what there is so far")
+            if stop:  # while s0 still runs: the gate stays shut
                 assert cli(db, "stop", did).returncode == 0
+            else:
+                gate.touch()  # the rest is written while it follows
             assert run.wait(timeout=WAIT_S) == code
-            out, err = follower.communicate(timeout=WAIT_S)
+            _, err = follower.communicate(timeout=WAIT_S)
+    out = printed.read_text()
     assert (follower.returncode, err) == (code, "")
     seqs = [int(line.split()[1].removeprefix("#")) for line in out.splitlines()]
     assert seqs == list(range(1, query(db, "SELECT last_seq FROM directives")[0][0] + 1))
@@ -684,15 +731,13 @@ def test_a_limit_raised_beside_a_running_engine_names_it_to_resume_through(
 
 
 def test_following_a_directive_nothing_runs_says_so_and_goes_on_once_one_does(
-    tmp_path: Path,
+    tmp_path: Path, gate: Path
 ) -> None:
     """`events --follow` and `list` on a directive left active with no
     engine: it would seem to hang, so it says what would run it."""
     db = tmp_path / "x.db"
-    gate = tmp_path / "gate"  # the first step runs until the test opens it
-    path = slow_directive(tmp_path, steps=2, sleep_s=0.2)
-    text = path.read_text().replace('"full_auto"', '"manual"')
-    path.write_text(text.replace("sleep 0.2", f"until [ -e {gate} ]; do sleep 0.05; done", 1))
+    path = slow_directive(tmp_path, steps=2, sleep_s=0.2, gate=gate)  # s0 runs until it opens
+    path.write_text(path.read_text().replace('"full_auto"', '"manual"'))
     assert cli(db, "run", str(path), "--headless").returncode == 3  # the plan waits
     did = the_directive(db)
     # waiting for a person, not for an engine: no line under its row
