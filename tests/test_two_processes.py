@@ -201,7 +201,8 @@ import asyncio, sys, time
 from pathlib import Path
 from engine.lease import EngineLease, LeaseHeld
 
-async def main(db, go):
+async def main(db, ready, go, release):
+    Path(ready).touch()
     while not Path(go).exists():
         await asyncio.sleep(0.005)
     try:
@@ -210,31 +211,42 @@ async def main(db, go):
         print("held", flush=True)
         return
     print("won", flush=True)
-    await asyncio.sleep(1.0)
+    while not Path(release).exists():
+        await asyncio.sleep(0.01)
     await lease.release()
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(*sys.argv[1:]))
 """
 
 
 async def test_engines_starting_at_the_same_moment_elect_exactly_one(tmp_path: Path) -> None:
-    db, go = tmp_path / "shared.db", tmp_path / "go"
+    db, go, release = tmp_path / "shared.db", tmp_path / "go", tmp_path / "release"
     store = await Store.open(db)  # the schema, made once
     await store.close()
+    ready = [tmp_path / f"ready-{n}" for n in range(6)]
     procs = [
         subprocess.Popen(
-            [PY, "-c", CONTENDER, str(db), str(go)],
+            [PY, "-c", CONTENDER, str(db), str(line), str(go), str(release)],
             cwd=ROOT,
             env=ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        for _ in range(6)
+        for line in ready
     ]
-    await asyncio.sleep(0.5)  # let them all reach the starting line
-    go.touch()
-    results = [p.communicate(timeout=WAIT_S) for p in procs]
+    try:
+        wait_for(lambda: all(r.exists() for r in ready), "every contender at the starting line")
+        go.touch()
+        # The winner holds the lease until every other one has answered: a
+        # late contender must not find it free again.
+        deadline = time.monotonic() + WAIT_S
+        while sum(p.poll() is None for p in procs) > 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        go.touch()  # whatever failed above, no contender is left waiting
+        release.touch()
+        results = [p.communicate(timeout=WAIT_S) for p in procs]
     answers = sorted(out.strip() for out, _ in results)
     assert answers == ["held"] * 5 + ["won"], results
 
