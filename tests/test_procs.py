@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -325,6 +326,12 @@ async def test_a_command_outlives_no_engine_killed_with_sigkill(tmp_path: Path) 
     try:
         group = int(wait_for_file(tmp_path / "group.pid", timeout=20))
         assert alive(group)
+        # The guard starts just after the command: killed before it, the
+        # runner would leave the group with nobody to end it.
+        deadline = time.monotonic() + 20
+        while not _guards(of=runner.pid, group=group):
+            assert time.monotonic() < deadline, "no guard started beside the command"
+            await asyncio.sleep(0.02)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
         assert await wait_gone(group, tries=200), "the command outlived its engine"
@@ -342,12 +349,17 @@ async def test_a_command_that_ends_leaves_no_guard_behind(tmp_path: Path) -> Non
     never signals a group whose number has been reused)."""
     for command in ("echo ok", "exit 3", "sleep 5"):
         await run_process(command, cwd=tmp_path, timeout_s=0.5)
-    guards = [
-        p for p in Path("/proc").iterdir()
-        if p.name.isdigit() and "\0directive-tui-guard\0" in _cmdline(p)
-        and _parent(p) == os.getpid() and alive(int(p.name))
+    assert _guards(of=os.getpid()) == []
+
+
+def _guards(of: int, group: int | None = None) -> list[int]:
+    """The live guards process `of` started (for `group`, or any)."""
+    arg = "" if group is None else f"{group}\0"
+    return [
+        int(p.name) for p in Path("/proc").iterdir()
+        if p.name.isdigit() and f"\0directive-tui-guard\0{arg}" in _cmdline(p)
+        and _parent(p) == of and alive(int(p.name))
     ]  # fmt: skip
-    assert guards == []
 
 
 def _cmdline(p: Path) -> str:
