@@ -157,7 +157,12 @@ async def test_a_long_flood_gets_a_note_now_and_then_not_one_per_line_shown(
     assert lines[-1] == notes[-1]
 
 
-async def test_megabytes_are_trimmed_with_bounded_memory(tmp_path: Path) -> None:
+async def test_megabytes_are_trimmed_with_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow steady rate: what it adds stays a few lines however long a
+    # loaded machine takes over the 20 MB (at 20 a second, 7 s added 140).
+    monkeypatch.setattr(procs, "LINES_PER_S", 2.0)
     script = "import sys\nline = 'x' * 99 + '\\n'\nfor i in range(200_000): sys.stdout.write(line)\nsys.stdout.write('THE END\\n')"
     count = 0
 
