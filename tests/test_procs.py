@@ -131,7 +131,9 @@ async def test_lines_past_the_rate_or_the_cap_are_counted_before_the_next_shown(
     monkeypatch.setattr(procs, "LINES_PER_S", 20.0)
     monkeypatch.setattr(procs, "MAX_LINES", 1_000 if limit == "rate" else 4)
     lines: list[str] = []
-    script = "import time\nfor i in range(10): print(i)\ntime.sleep(0.3)\nprint('late')"
+    # the ten lines in one write: they arrive together, with no time between
+    # them for the rate to refill (under -u, each print is a write of its own)
+    script = "import sys, time\nsys.stdout.write(''.join(f'{i}\\n' for i in range(10)))\ntime.sleep(0.3)\nprint('late')"
     await run_process([PY, "-u", "-c", script], cwd=tmp_path, on_line=lines.append)
     if limit == "rate":  # refilled while it slept: the late line is shown, after the count
         assert lines == ["0", "1", "2", skipped_note(7), "late"]
