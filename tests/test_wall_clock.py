@@ -157,16 +157,19 @@ async def test_an_engine_that_died_stops_its_clock_at_its_last_heartbeat(
     await again.close()
 
 
-class SlowReplanner:
-    """The explicit planner, slow to replan (an LLM taking its time)."""
+class HeldReplanner:
+    """The explicit planner, whose replans run until the test lets them end
+    (an LLM taking its time)."""
 
-    def __init__(self, slow_s: float) -> None:
+    def __init__(self) -> None:
         self.inner = make_planner(PlannerKind.EXPLICIT)
-        self.slow_s = slow_s
+        self.replanning = asyncio.Event()
+        self.done = asyncio.Event()
 
     async def plan(self, directive, replan=None):  # type: ignore[no-untyped-def]
         if replan is not None:
-            await asyncio.sleep(self.slow_s)
+            self.replanning.set()
+            await self.done.wait()
         return await self.inner.plan(directive, replan)
 
 
@@ -176,8 +179,9 @@ async def test_a_replan_slower_than_the_time_left_trips_the_breaker_on_time(
     """Asked while the clock stood (a person had the directive), the replan
     ran its clock again but no timer: it ran on past the limit."""
     spec = chain_spec(tmp_path, LINEAR, max_wall_time_minutes=0.01)  # 0.6 s of work
+    planner = HeldReplanner()
     kit = dataclasses.replace(
-        services(Script(scores={"a": [0.6]})), planner=lambda kind, llm: SlowReplanner(4.0)
+        services(Script(scores={"a": [0.6]})), planner=lambda kind, llm: planner
     )
     engine = DirectiveEngine(store, EventBus(), kit)
     await engine.start()
@@ -185,8 +189,18 @@ async def test_a_replan_slower_than_the_time_left_trips_the_breaker_on_time(
     await engine.start_directive(d.id)
     assert await engine.wait_settled(d.id, timeout=10) is Outcome.AWAITING_APPROVAL
     replan = asyncio.create_task(engine.regenerate_chain(d.id, "try another way"))
-    await asyncio.sleep(2.0)  # the planner still works, past the limit
-    tripped = [e for e in await store.list_events(d.id) if e.type == "breaker_tripped"]
-    assert [e.breaker for e in tripped] == ["wall_time"]
-    await replan
-    await engine.close()
+    try:
+        await asyncio.wait_for(planner.replanning.wait(), 10)
+        # The planner works on until told: the breaker must trip without it.
+        deadline = time.monotonic() + 10
+        while not (
+            tripped := [e for e in await store.list_events(d.id) if e.type == "breaker_tripped"]
+        ):
+            assert time.monotonic() < deadline, "the breaker waited for the replan"
+            await asyncio.sleep(0.02)
+        assert [e.breaker for e in tripped] == ["wall_time"]
+        assert not replan.done()  # tripped while the planner still worked, past the limit
+    finally:
+        planner.done.set()
+        await replan
+        await engine.close()
