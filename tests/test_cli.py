@@ -11,7 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -49,6 +49,21 @@ YELLOW = (
     + '[[verifiers.extra]]\nname = "half"\nparser = "ruff"\n'
     + "command = \"echo 'Found 10 errors'; exit 1\"\n"
 )
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """A file the test touches to let a held step end (see `held_until`);
+    touched at teardown too, so no held step outlives a failed test."""
+    path = tmp_path / "gate"
+    yield path
+    path.touch()
+
+
+def held_until(gate: Path) -> str:
+    """A step's command that runs until the test opens `gate`: the test, not
+    a sleep, decides how long the step runs."""
+    return f"until [ -e {gate} ]; do sleep 0.05; done"
 
 
 def only_directive(db: str) -> str:
@@ -632,7 +647,7 @@ def test_changes_to_a_plan_the_file_lists_are_neither_offered_nor_taken(
 
 
 def test_reset_says_up_front_that_a_step_runs_in_another_process(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
+    tmp_path: Path, make_git_repo: Callable[..., Path], gate: Path
 ) -> None:
     """The preview (no --yes) used to list what would run again, and the
     reset itself was then refused: both say it now."""
@@ -640,7 +655,7 @@ def test_reset_says_up_front_that_a_step_runs_in_another_process(
     import sys
     import time
 
-    steps = '[[steps]]\nname = "slow"\ncommand = "sleep 2"\n'
+    steps = f'[[steps]]\nname = "slow"\ncommand = "{held_until(gate)}"\n'
     path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
     db = str(tmp_path / "x.db")
 
@@ -661,6 +676,7 @@ def test_reset_says_up_front_that_a_step_runs_in_another_process(
         for yes in ([], ["--yes"]):
             code, out, err = run_cli("--db", db, "reset", did, "0", *yes)
             assert (code, out) == (2, "") and refusal in err, err
+        gate.touch()
         assert run.wait(timeout=30) == 0
 
 
