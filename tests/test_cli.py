@@ -272,14 +272,14 @@ def test_checkpoints_and_a_reset_by_number_from_the_command_line(
 
 
 def test_a_headless_run_whose_reader_goes_away_ends_and_can_be_resumed(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
+    tmp_path: Path, make_git_repo: Callable[..., Path], gate: Path
 ) -> None:
     """`run --headless | head -2`: the run used to wait for ever for a printer
     that had died on the broken pipe, holding the database's lease."""
     import subprocess
     import sys
 
-    steps = '[[steps]]\nname = "slow"\ncommand = "sleep 1"\n'
+    steps = f'[[steps]]\nname = "slow"\ncommand = "{held_until(gate)}"\n'
     path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
     db = str(tmp_path / "x.db")
     cli = [sys.executable, "-m", "tui.cli", "--db", db]
@@ -289,9 +289,10 @@ def test_a_headless_run_whose_reader_goes_away_ends_and_can_be_resumed(
         assert run.stdout is not None
         assert "directive created" in run.stdout.readline().decode()
         run.stdout.close()  # the reader goes away
-        assert run.wait(timeout=30) == 141
+        assert run.wait(timeout=30) == 141  # while its step still runs
         assert run.stderr is not None and run.stderr.read() == b""  # no traceback
 
+    gate.touch()  # run again, the step goes straight through
     (listed,) = json.loads(subprocess.run([*cli, "list", "--json"], capture_output=True).stdout)
     resumed = subprocess.run([*cli, "resume", listed["id"], "--headless"], capture_output=True)
     assert resumed.returncode == 0, resumed.stderr  # the lease was let go
