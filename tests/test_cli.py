@@ -195,11 +195,11 @@ def test_pausing_a_paused_directive_says_so_plainly(
 
 
 def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
+    tmp_path: Path, make_git_repo: Callable[..., Path], gate: Path
 ) -> None:
     db = str(tmp_path / "x.db")
     steps = (
-        '[[steps]]\nname = "slow"\ncommand = "sleep 2"\n'
+        f'[[steps]]\nname = "slow"\ncommand = "{held_until(gate)}"\n'
         '[[steps]]\nname = "after"\ncommand = "echo after"\ndepends_on = ["slow"]\n'
     )
     path = directive_file(tmp_path, make_git_repo(), steps, autonomy="full_auto")
@@ -233,6 +233,7 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
     assert code == 0
     assert "max_wall_time_minutes          10" in out
     assert f"`directive-tui --db {db} resume {did} --headless`" in out  # the same database
+    gate.touch()  # run again, the step goes straight through
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
     assert code == 0 and "directive active -> completed" in out
 
