@@ -14,6 +14,7 @@ distinctive middle part.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from engine.store import Store
 from tests.fake_anthropic import FakeAnthropic, tool_use
 from tests.tui_kit import until
 from tui.app import DirectiveApp
+from tui.cli import main
 
 KEY = "sk-ant-test-" + secrets.token_hex(20)
 # A run that cannot plan stops with the reason, failed or paused for a resume
@@ -355,15 +358,26 @@ def test_the_headless_command_prints_no_key(
     assert "rejected the API key" in runs["a rejected key"].stdout
     events = [json.loads(line) for line in runs["a rejected key"].stdout.splitlines()]
     assert events and all(not leaked(json.dumps(e)) for e in events)
-    listed = command("list", "--json")
-    searched.check("`directive-tui list`", listed.stdout + listed.stderr)
-    ids = [d["id"] for d in json.loads(listed.stdout)]
-    assert len(ids) == 3
+    # The commands that read what the runs wrote, run here: the same main()
+    # and output, without starting an interpreter for each.
+    db = str(tmp_path / "cli.db")
+    code, out, err = in_process("--db", db, "list", "--json")
+    searched.check("`directive-tui list`", out + err)
+    ids = [d["id"] for d in json.loads(out)]
+    assert code == 0 and len(ids) == 3
     for did in ids:
-        log = command("events", did, "--json")
-        assert log.returncode == 0 and log.stdout
-        searched.check(f"`directive-tui events {did}`", log.stdout + log.stderr)
+        code, out, err = in_process("--db", db, "events", did, "--json")
+        assert code == 0 and out
+        searched.check(f"`directive-tui events {did}`", out + err)
     searched.tree(tmp_path)
+
+
+def in_process(*argv: str) -> tuple[int, str, str]:
+    """`directive-tui ARGV` in this process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
 
 
 # --------------------------------------------------------------------------
