@@ -24,11 +24,13 @@ from tests.tui_kit import (
     SIZE,
     Notes,
     app_for,
+    awaiting,
     box,
     box_status,
     dag_of,
     directive_status,
     engine,
+    followed,
     footer_keys,
     loaded,
     open_the_form,
@@ -55,11 +57,7 @@ async def test_approve_from_the_keyboard(tmp_path: Path) -> None:
     app = app_for(tmp_path, script)
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
-        await until(
-            pilot,
-            lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL,
-            "the yellow box",
-        )
+        await until(pilot, lambda: awaiting(app, "build"), "the yellow box and its approval")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
         modal = app.screen
@@ -70,7 +68,9 @@ async def test_approve_from_the_keyboard(tmp_path: Path) -> None:
         await until(
             pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )
-        assert box_status(app, "ship") == StepStatus.PASSED
+        # The directive row is read from the store: it can be ahead of the events
+        # the boxes follow, so ship's box may turn green just after.
+        await until(pilot, lambda: box_status(app, "ship") == StepStatus.PASSED, "ship passed")
 
 
 async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
@@ -78,9 +78,7 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
     app = app_for(tmp_path, script)
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
-        await until(
-            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
-        )
+        await until(pilot, lambda: awaiting(app, "build"), "yellow, its approval on screen")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
         assert footer_keys(app.screen) == ["escape"]  # the modal's, not the screen's
@@ -90,6 +88,12 @@ async def test_deny_then_skip_the_escalation(tmp_path: Path) -> None:
         assert (denied.decision, denied.comment) == (ApprovalDecision.DENY, "tests look flaky")
         pending = await engine(app).store.pending_approvals(did)
         assert [a.kind for a in pending] == [ApprovalKind.ESCALATION]
+        screen = app.screen
+        assert isinstance(screen, DirectiveScreen)
+        # `a` answers the approvals the screen holds: the escalation, not the
+        # denied review it showed until it read them again.
+        await until(pilot, lambda: [a.kind for a in screen.approvals] == [ApprovalKind.ESCALATION],
+                    "the escalation on screen")  # fmt: skip
         # The escalation offers its own answers; `s` skips the blocked step.
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the escalation modal")
@@ -124,9 +128,7 @@ async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> No
     app = app_for(tmp_path, script)
     async with app.run_test(size=SIZE) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(
-            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
-        )
+        await until(pilot, lambda: awaiting(app, "build"), "yellow, its approval on screen")
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes modal")
         await pilot.press("enter")  # no comment: refused inline, nothing sent
@@ -140,7 +142,8 @@ async def test_request_changes_becomes_rework_instructions(tmp_path: Path) -> No
         )
         rework = [instructions for name, attempt, instructions in script.calls if attempt == 2]
         assert rework and "handle empty input" in (rework[0] or "")
-        assert box(app, "build").rework_count == 1
+        # the box follows the step's events; the completion was read from the store
+        await until(pilot, lambda: box(app, "build").rework_count == 1, "the rework counted")
 
 
 async def test_an_approval_closed_by_a_stop_says_so_when_answered(tmp_path: Path) -> None:
@@ -164,9 +167,7 @@ async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("build", []), ("ship", ["build"])]))
-        await until(
-            pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "yellow"
-        )
+        await until(pilot, lambda: awaiting(app, "build"), "yellow, its approval on screen")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
         modal = app.screen
@@ -200,7 +201,7 @@ async def test_a_key_pressed_again_before_the_screen_caught_up_acts_once(
         screen.action_pause()  # two presses in one go: the footer still says Pause
         screen.action_pause()
         await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: not _working(app, "directive"), "both presses to be done with")
         assert not [m for severity, m in notes.messages if severity == "error"]
         assert (await engine(app).store.get_directive(did)).status is DirectiveStatus.PAUSED
 
@@ -398,6 +399,8 @@ async def test_limits_of_an_active_directive_save_without_resuming(tmp_path: Pat
     async with app.run_test(size=SIZE) as pilot:
         notes = Notes(app)
         did = await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        # active (planned, its step at work), as it still is when the limits are saved
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
         await pilot.press("L")
         await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits modal")
         assert str(app.screen.query_one("#save", Button).label) == "Save [enter]"
@@ -451,6 +454,8 @@ async def test_replan_says_what_happened_and_past_the_limit_asks_for_the_limit(
         notes = Notes(app)
         spec = chain_spec(tmp_path, [("slow", [])], max_chain_regenerations=1)
         did = await started(pilot, app, spec)
+        # a plan to replace (before it, `r` says there is none yet)
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "the plan")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the replan question")
         await pilot.press("y")
@@ -485,7 +490,8 @@ async def test_a_step_kept_by_a_replan_keeps_its_attempts_on_screen(tmp_path: Pa
         assert "#1 shell" in printed(body.content)
         assert "Evaluations" in printed(body.content)
         await pilot.press("D")
-        await pilot.pause(0.2)
+        # its attempt is found (under the old chain's step): no diff for want of git
+        await until(pilot, lambda: notes.has("No diff to show", "warning"), "what D found")
         assert not notes.has("has no attempt yet")
 
 
@@ -617,7 +623,9 @@ async def test_a_draft_opened_from_home_offers_start(tmp_path: Path) -> None:
         assert footer_keys(app.screen) == ["escape", "s", "x", "L"]
         await pilot.press("s")
         await until(pilot, lambda: directive_status(app, d.id, DirectiveStatus.COMPLETED), "done")
-        assert notes.has("started: test directive, planning…") and notes.has("planned: test")
+        # said as the app follows the events; the completion was read from the store
+        await until(pilot, lambda: notes.has("planned: test"), "the plan, said")
+        assert notes.has("started: test directive, planning…")
 
 
 async def test_home_catches_up_with_what_happened_while_a_directive_was_open(
@@ -642,19 +650,19 @@ async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path
     app = app_for(tmp_path, Script())
     async with app.run_test(size=(100, 40)) as pilot:
         await open_the_form(pilot, app)
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
         screen = app.screen
         assert isinstance(screen, NewDirectiveScreen)
-        assert "Title: required" in plain_text(screen.query_one("#error-title"))
+        await pilot.press("ctrl+s")  # checked by a worker: waited for, not slept on
+        await until(pilot, lambda: "Title: required" in plain_text(screen.query_one("#error-title")),
+                    "the title's error")  # fmt: skip
         assert "Repository: required" in plain_text(screen.query_one("#error-repo"))
         # A directive file with a mistake: the loader's message, under the path.
         bad = tmp_path / "bad.toml"
         bad.write_text('title = "x"\ngoal = "y"\nrepo = "missing-folder"\n')
         screen.query_one("#field-file").value = str(bad)  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
-        assert "bad.toml" in plain_text(screen.query_one("#error-file"))
+        await until(pilot, lambda: "bad.toml" in plain_text(screen.query_one("#error-file")),
+                    "the file's error")  # fmt: skip
         assert await engine(app).store.list_directives() == []
         # The form, filled in properly.
         screen.query_one("#field-file").value = ""  # type: ignore[attr-defined]
@@ -666,8 +674,8 @@ async def test_new_directive_form_shows_errors_inline_and_saves_nothing(tmp_path
         }.items():
             screen.query_one(f"#field-{name}").value = value  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
-        assert "Max cost" in plain_text(screen.query_one("#error-max_cost_usd"))
+        await until(pilot, lambda: "Max cost" in plain_text(screen.query_one("#error-max_cost_usd")),
+                    "the limit's error")  # fmt: skip
         assert await engine(app).store.list_directives() == []
         screen.query_one("#field-max_cost_usd").value = "3"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
@@ -781,6 +789,11 @@ async def test_run_file_opens_its_screen_and_bad_file_is_reported(tmp_path: Path
 # -- helpers -----------------------------------------------------------------
 
 
+def _working(app: DirectiveApp, group: str) -> list[Any]:
+    """The app's workers of `group` not finished yet."""
+    return [w for w in app.workers if w.group == group and not w.is_finished]
+
+
 def _detail_name(app: DirectiveApp) -> str | None:
     from tui.widgets.step_detail import StepDetail
 
@@ -796,6 +809,13 @@ def _demo_state(app: DirectiveApp) -> dict[str, StepStatus]:
     return {s.name: s.status for s in dag.steps} if dag else {}
 
 
+def _demo_waits(app: DirectiveApp) -> bool:
+    """A step shows ⚑ and the screen holds its approval (what `a` answers)."""
+    screen = app.screen
+    waiting = StepStatus.AWAITING_APPROVAL in _demo_state(app).values()
+    return waiting and isinstance(screen, DirectiveScreen) and bool(screen.approvals)
+
+
 async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
     pytest.importorskip("engine.demo")
     app = DirectiveApp(tmp_path / "demo.db", demo=True, demo_root=tmp_path / "demo")
@@ -804,8 +824,8 @@ async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
         did = app.screen.directive_id  # type: ignore[attr-defined]
         await until(
             pilot,
-            lambda: StepStatus.AWAITING_APPROVAL in _demo_state(app).values(),
-            "the yellow step",
+            lambda: _demo_waits(app),
+            "the yellow step and its approval",
             rounds=3000,
         )
         await pilot.press("a")
@@ -819,7 +839,9 @@ async def test_demo_driven_by_keys_to_completion(tmp_path: Path) -> None:
         )
         dag = dag_of(app)
         assert dag is not None
-        assert all(s.status is StepStatus.PASSED for s in dag.steps)
+        # the boxes follow the events; the completion was read from the store
+        await until(pilot, lambda: all(s.status is StepStatus.PASSED for s in dag.steps),
+                    "every box green")  # fmt: skip
         assert any(s.rework_count > 0 for s in dag.steps)  # the red step was reworked
         assert app.demo_repo is not None and (app.demo_repo / "tally").is_dir()
         # Where the demo's repository is stays findable: home's title, and the
@@ -976,7 +998,10 @@ async def test_enter_on_a_long_event_shows_all_of_it(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
         await until(pilot, lambda: engine(app).store.pending_approvals(did), "the escalation")
-        await pilot.pause(0.2)
+        # Nothing moves until a person answers; the log then has every event
+        # (a line added later would move the highlight the arrows count on).
+        await engine(app).wait_settled(did, timeout=30)
+        await followed(pilot, app, did)
         screen = app.screen
         log = screen.query_one(EventLog)
         assert _highlighted(log) == []  # nothing changes without the focus
@@ -1115,7 +1140,9 @@ async def test_resuming_into_a_plan_that_fails_again_says_so_not_resumed(
         assert notes.has("test directive is paused again: planning failed: Overloaded (529) "
                          "(resume to plan again)", "error")  # fmt: skip
         assert not notes.has("resumed")
-        assert directive_status(app, did, DirectiveStatus.PAUSED)
+        # said as the app follows the events; the screen applies them after
+        # (and `p` resumes only once it shows the directive paused)
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
         await pilot.press("p")  # now it plans
         await until(pilot, lambda: notes.has("planned: test directive"), "the plan, said")
         assert not notes.has("resumed")
