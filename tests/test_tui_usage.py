@@ -25,6 +25,7 @@ from tests.tui_kit import (
     SIZE,
     Notes,
     app_for,
+    awaiting,
     box_status,
     engine,
     footer_keys,
@@ -205,7 +206,11 @@ async def test_a_header_too_long_for_the_screen_ends_in_an_ellipsis(tmp_path: Pa
         )
         did = await started(pilot, app, spec)
         header = app.screen.query_one(DirectiveHeader)
-        await until(pilot, lambda: "1 steps" in plain_text(header), "the header")
+        # its chain and its status: the screen can read the directive while it
+        # still plans, and the chain just after it was planned
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await until(pilot, lambda: "active" in plain_text(header) and "1 steps" in plain_text(header),
+                    "the header")  # fmt: skip
         await pilot.pause()
         line = "".join(s.text for s in header.render_line(0)).rstrip()
         assert line.startswith(" ▶ active  A title long enough")
@@ -300,7 +305,7 @@ async def test_at_80x24_the_request_changes_dialog_keeps_its_buttons_under_its_e
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: awaiting(app, "build"), "⚑, its approval on screen")
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the changes dialog")
         modal = app.screen
@@ -479,7 +484,7 @@ async def test_a_deny_dialog_at_80x24_opens_with_its_whole_title_in_view(tmp_pat
     app = app_for(tmp_path, Script(scores={name: [0.6]}))
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [(name, [])]))
-        await until(pilot, lambda: box_status(app, name) == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: awaiting(app, name), "⚑, its approval on screen")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny dialog")
         await pilot.pause(0.2)
@@ -523,7 +528,7 @@ async def test_the_approval_dialog_says_the_evaluation_s_summary_once(tmp_path: 
     app = app_for(tmp_path, Script(scores={"build": [0.6]}))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: box_status(app, "build") == StepStatus.AWAITING_APPROVAL, "⚑")
+        await until(pilot, lambda: awaiting(app, "build"), "⚑, its approval on screen")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the approval modal")
         modal = app.screen
