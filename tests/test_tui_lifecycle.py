@@ -6,21 +6,24 @@ on its branch only)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from engine.engine import EngineServices
-from engine.models import DirectiveStatus
+from engine.models import DirectiveStatus, StepStatus
 from tests.engine_kit import Script, chain_spec
 from tests.test_delete import spec as writing_spec
 from tests.tui_kit import (
     Notes,
     app_for,
+    box_status,
     directive_status,
     engine,
     footer_keys,
+    held_app,
     loaded,
     started,
     until,
@@ -99,10 +102,13 @@ async def test_a_result_on_its_branch_only_is_asked_about_again(
 
 
 async def test_an_ended_directive_s_footer_offers_its_result(tmp_path: Path) -> None:
-    app = app_for(tmp_path, Script(delay={"only": 0.3}))
+    gate = asyncio.Event()  # the step runs until the footer has been read
+    app = held_app(tmp_path, Script(), {"only": gate})
     async with app.run_test(size=(80, 24)) as pilot:
         did = await started(pilot, app, chain_spec(tmp_path, [("only", [])]))
+        await until(pilot, lambda: box_status(app, "only") == StepStatus.RUNNING, "running")
         assert "G" not in footer_keys(app.screen)  # running: G works, the footer has no room
+        gate.set()
         await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
         await until(pilot, lambda: "G" in footer_keys(app.screen), "G in the footer")
         listed = [keys for keys, what in help_sections(app.screen)[0][1] if what == "Result"]
@@ -150,9 +156,9 @@ async def test_a_failed_step_s_escalation_says_it_failed(tmp_path: Path) -> None
 
     app = app_for(tmp_path, Script(fail={"build": "exit 3"}))
     async with app.run_test(size=SIZE) as pilot:
-        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
-        await until(pilot, lambda: engine(app).store.pending_approvals(did), "the escalation")
-        await pilot.pause(0.2)
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        # `a` answers what the screen holds: the escalation once it has read it
+        await until(pilot, lambda: app.screen.approvals, "the escalation on screen")  # type: ignore[attr-defined]
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the escalation dialog")
         assert str(app.screen.query_one(".dialog-title").render()) == (
@@ -229,7 +235,8 @@ async def test_resume_from_the_command_line_resumes_the_directive_it_opens(
     notes = Notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "end")
-        assert notes.has("resumed: test directive")
+        # said as the app follows the events; the completion was read from the store
+        await until(pilot, lambda: notes.has("resumed: test directive"), "the resume, said")
 
 
 async def test_resume_of_an_ended_directive_says_there_is_nothing_to_resume(
@@ -309,5 +316,6 @@ async def test_home_at_80_columns_still_fits_when_the_clock_mark_goes(tmp_path: 
         assert table.max_scroll_x == 0
         await engine(app).pause_directive(did)
         await until(pilot, lambda: directive_status(app, did, DirectiveStatus.PAUSED), "paused")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: "⏸" not in str(table._rows), "the mark to go")  # noqa: SLF001
+        await pilot.pause()  # laid out again
         assert table.max_scroll_x == 0
