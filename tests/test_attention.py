@@ -12,7 +12,7 @@ import pytest
 from engine.events import ApprovalRequired, DirectiveStatusChanged
 from engine.models import Actor
 from tests.engine_kit import Script, chain_spec
-from tests.tui_kit import SIZE, app_for, engine, started, until
+from tests.tui_kit import SIZE, app_for, engine, followed, started, until
 from tui.app import DirectiveApp
 from tui.attention import calls_for_a_person
 
@@ -62,7 +62,7 @@ async def test_the_bell_rings_for_an_approval_but_not_for_the_person_s_own_pause
         await until(pilot, lambda: bells.count == 1, "the bell for the yellow step")
         await engine(app).pause_directive(did)
         await engine(app).resume_directive(did)
-        await pilot.pause(0.3)
+        await followed(pilot, app, did)  # the app has seen the pause and the resume
         assert bells.count == 1
         events = await engine(app).store.list_events(did)
         paused = [e for e in events if getattr(e, "new_status", None) == "paused"]
@@ -77,5 +77,5 @@ async def test_no_bell_when_switched_off(tmp_path: Path) -> None:
         await until(
             pilot, lambda: engine(app).store.pending_approvals(did), "the yellow step's approval"
         )
-        await pilot.pause(0.3)
+        await followed(pilot, app, did)  # the app has seen the approval's event
         assert bells.count == 0
