@@ -231,9 +231,9 @@ async def test_an_ended_directive_offers_no_reset_and_says_why_in_a_sentence(
         await until(pilot, lambda: notes.has("git result is completed: its steps will not run "
                     "again, so there is nothing to reset.", "warning"), "the refusal")  # fmt: skip
         await pilot.press("down", "enter")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: sum("nothing to reset" in m for _, m in notes.messages) == 2,
+                    "the refusal again")  # fmt: skip
         assert app.screen is screen  # no question asked
-        assert sum("nothing to reset" in m for _, m in notes.messages) == 2
         assert not notes.has("has ended (completed)")  # the engine's refusal is never reached
 
 
@@ -385,6 +385,7 @@ def test_result_screen_snapshot(
     app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
 
     async def result(pilot: Pilot[Any]) -> None:
+        notes = Notes(app)
         await until(pilot, lambda: app.engine_ready, "the engine")
         assert app.engine is not None
         await app.engine.store.write(lambda tx: tx.add_directive(Directive(id=FIXED_ID, spec=spec)))
@@ -394,6 +395,9 @@ def test_result_screen_snapshot(
         await until(
             pilot, lambda: directive_status(app, FIXED_ID, DirectiveStatus.COMPLETED), "done"
         )
+        # said by a worker that reads the checkpoints: cleared once it has spoken,
+        # or it could still come up in the picture
+        await until(pilot, lambda: notes.has("press G"), "the result-ready notification")
         await open_result(pilot, app)
         app.clear_notifications()
         await pilot.pause()
