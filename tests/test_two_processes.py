@@ -491,10 +491,15 @@ def one_step_spec(repo: Path, name: str) -> Any:
 
 
 def watcher_services() -> EngineServices:
+    """A watcher that looks for its chance every 0.2 s. It takes over once
+    the holder's process is gone (at once, on this host), never because a
+    live holder seems quiet: the headless holder writes its heartbeat every
+    5 s, so a staleness limit under that (it was 2 s) had the watcher take
+    over a holder still running its step, and run that step a second time."""
     return EngineServices(
         llm_provider=lambda spec: None,
         lease_heartbeat_s=0.2,
-        lease_stale_after_s=2.0,
+        lease_stale_after_s=30.0,
         external_poll_s=0.05,
     )
 
