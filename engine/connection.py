@@ -30,8 +30,13 @@ def forget_specs(conn: sqlite3.Connection) -> None:
         specs.clear()
 
 
+# How long a connection waits for another's lock before SQLite says busy
+# (read when a connection opens; the command line names it in that message).
+BUSY_TIMEOUT_S = 10.0
+
+
 def configure(conn: sqlite3.Connection, readonly: bool) -> None:
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     foreign = foreign_tables(conn)
     if foreign:  # before WAL mode or a migration could change the file

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine import connection
+
 DEFAULT_HEARTBEAT_S = 5.0
 DEFAULT_STALE_AFTER_S = 30.0
 T = TypeVar("T")
@@ -290,7 +292,9 @@ class EngineLease:
         def read() -> LeaseHolder | None:
             # As a URI, percent-encoded: a `#` or `?` in a folder's name would
             # otherwise end the path there, and nobody would seem to hold it.
-            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)
+            conn = sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=connection.BUSY_TIMEOUT_S
+            )
             try:
                 return _read(conn)
             except sqlite3.OperationalError:  # no schema yet: nobody
@@ -387,8 +391,8 @@ async def _on_thread(fn: Callable[..., T], *args: Any) -> T:
 def _connect(path: Path) -> sqlite3.Connection:
     if not path.exists():
         raise LeaseError(f"no database at {path}: open it with the Store first")
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
+    wait_s = connection.BUSY_TIMEOUT_S  # as the store's connections wait
+    conn = sqlite3.connect(path, isolation_level=None, timeout=wait_s, check_same_thread=False)
     try:
         conn.execute("SELECT 1 FROM engine_lease LIMIT 1")
     except sqlite3.OperationalError as exc:

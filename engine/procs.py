@@ -289,11 +289,12 @@ def _live_members(pgid: int) -> bool:
     return False
 
 
-async def kill_process_group(pgid: int, grace_s: float = TERM_GRACE_S) -> None:
-    """SIGTERM the group, give it `grace_s` to go, then SIGKILL what is left."""
+async def kill_process_group(pgid: int, grace_s: float | None = None) -> None:
+    """SIGTERM the group, give it `grace_s` (TERM_GRACE_S) to go, then
+    SIGKILL what is left."""
     if not _signal_group(pgid, signal.SIGTERM):
         return
-    deadline = time.monotonic() + grace_s
+    deadline = time.monotonic() + (TERM_GRACE_S if grace_s is None else grace_s)
     try:
         while time.monotonic() < deadline:
             await asyncio.sleep(POLL_S)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import procs
 from engine.models import Directive, DirectiveSpec, Step, StepRun, StepSpec, StepStatus
 from engine.verifiers.base import VerifyContext
 from engine.verifiers.runners import CommandVerifier
@@ -497,8 +498,9 @@ HANGS = {
 
 @pytest.mark.parametrize("script", list(HANGS.values()), ids=list(HANGS))
 async def test_a_hanging_verifier_is_killed_at_its_timeout_with_its_children(
-    tmp_path: Path, script: str
+    tmp_path: Path, script: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(procs, "TERM_GRACE_S", 0.25)  # 2 s: the deaf ones wait it out
     verifier = CommandVerifier("hang", "command", [sys.executable, "-c", script], timeout_s=1)
     directive = Directive(spec=DirectiveSpec(title="t", goal="g", repo=tmp_path))
     step = Step(chain_id="c", directive_id=directive.id, name="s", spec=StepSpec(name="s"))

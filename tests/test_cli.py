@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import connection
 from engine.store import Store
 from tui.cli import main
 
@@ -400,11 +401,13 @@ def test_another_programs_sqlite_database_is_refused_and_left_as_it_was(
 
 
 def test_a_database_another_program_keeps_locked_is_said_to_be_busy(
-    tmp_path: Path, make_git_repo: Callable[..., Path]
+    tmp_path: Path, make_git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write lock held past the store's wait (a backup, a sqlite3 shell
     left in a transaction) ended `run` in a traceback (exit 1); at opening
-    it read `not a usable directive-tui database`, as if the file were bad."""
+    it read `not a usable directive-tui database`, as if the file were bad.
+    (The wait is 10 s; half a second here, and the message says so.)"""
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.5)
     db = tmp_path / "x.db"
     asyncio.run(empty_database(str(db)))
     path = directive_file(tmp_path, make_git_repo(), STEP_OK)
@@ -415,7 +418,7 @@ def test_a_database_another_program_keeps_locked_is_said_to_be_busy(
         assert (code, out) == (2, "")
         assert err == (
             f"directive-tui: {db} is busy: another program kept it locked for longer than"
-            " this command waits (10 s); try again once it is done\n"
+            " this command waits (0.5 s); try again once it is done\n"
         )
         assert run_cli("--db", str(db), "list") == (
             0,

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from tui.cli.exits import UsageError
 
-BUSY_WAIT_S = 10  # as the store waits for a lock (busy_timeout in engine/connection.py configure)
-
 # Commands that create their database when it is missing; every other one
 # works on directives that must already be in it.
 CREATES_DB = {None, "run", "demo"}
@@ -43,9 +41,11 @@ def readonly_error(exc: BaseException) -> bool:
 
 
 def busy_message(db: Path) -> str:
+    from engine.connection import BUSY_TIMEOUT_S  # the store's wait, on this error path only
+
     return (
         f"{db} is busy: another program kept it locked for longer than this command"
-        f" waits ({BUSY_WAIT_S} s); try again once it is done"
+        f" waits ({BUSY_TIMEOUT_S:g} s); try again once it is done"
     )
 
 
@@ -84,18 +84,15 @@ def other_programs_tables(db: Path) -> list[str]:
                 return []
         from engine.schema import foreign_tables  # the store's own rule
 
-        # immutable: the main file only, as it is on disk. A plain reader of a
-        # database in WAL mode would leave -wal and -shm files beside it.
+        # immutable: the main file only, as it is on disk, and no lock taken
+        # or waited for. A plain reader of a database in WAL mode would leave
+        # -wal and -shm files beside it.
         uri = f"{db.resolve().as_uri()}?mode=ro&immutable=1"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_WAIT_S)
+        conn = sqlite3.connect(uri, uri=True)
         try:
             names = foreign_tables(conn)
         finally:
             conn.close()
-    except sqlite3.OperationalError as exc:
-        if is_busy(exc):  # it cannot be told whose it is: wait no longer than the store would
-            raise UsageError(busy_message(db)) from exc
-        return []
     except (OSError, sqlite3.Error):
         return []
     return names
