@@ -47,19 +47,19 @@ async def caught_up(app: Any, what: str = "the check", timeout: float = 30.0) ->
     boxes change at once, the approvals, the directive row, the header and
     the budgets after reads from the store; a modal composes its widgets
     after it is pushed. A check that holds on the first part (a box turned
-    yellow, the modal is on top) is met before the rest: a key pressed then
-    found no approval to answer, a query found no widget. A callback queued
-    behind those messages runs once they are done (a screen popped meanwhile
-    is not waited for)."""
+    yellow, the modal is on top) is met before the rest: the approvals tab
+    still read its old count, a query found no widget, no field had the
+    focus yet. A callback queued behind those messages runs once they are
+    done (a screen popped meanwhile is not waited for)."""
     if not app.is_running:
         return
-    queued: list[tuple[Any, asyncio.Event]] = []
-    for node in (app, *app.screen_stack):
-        handled = asyncio.Event()
-        if node.call_later(handled.set):
-            queued.append((node, handled))
     deadline = time.monotonic() + timeout
-    for node, handled in queued:
+    # The app last: what the screens handled can ask it for more (a widget's
+    # focus() is set by a callback on the app).
+    for node in (*app.screen_stack, app):
+        handled = asyncio.Event()
+        if not node.call_later(handled.set):
+            continue
         while not handled.is_set() and app.is_running and (node is app or node in app.screen_stack):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{type(node).__name__} still busy after {what}")
@@ -196,8 +196,7 @@ def box_status(app: DirectiveApp, name: str) -> StepStatus | None:
 def awaiting(app: DirectiveApp, name: str) -> bool:
     """Step `name` shows ⚑ and its screen holds the step's approval, which
     the approval keys answer: the box turns on the step's event, and the
-    approvals are read from the store after it (a key pressed in between
-    said "No pending approval here.")."""
+    approvals are read from the store after it."""
     shown = box(app, name)
     screen = app.screen
     return (
