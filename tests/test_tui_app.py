@@ -1187,3 +1187,32 @@ async def test_changes_to_a_plan_ask_for_what_the_planner_should_change(tmp_path
 def _has_pending(app: DirectiveApp, did: str) -> bool:
     screen = app.screen
     return isinstance(screen, DirectiveScreen) and bool(screen.approvals)
+
+
+async def test_q_quits_from_a_directive_screen_as_from_home_asking_while_steps_run(
+    tmp_path: Path,
+) -> None:
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        await until(pilot, lambda: box_status(app, "slow") == StepStatus.RUNNING, "running")
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the quit question")
+        await pilot.press("y")
+        await until(pilot, lambda: not app.is_running, "the app to close")
+
+
+async def test_a_dialog_opening_clears_the_toasts_that_would_lie_over_its_buttons(
+    tmp_path: Path,
+) -> None:
+    """At 80x24 a toast covers a dialog's lower part for its whole timeout."""
+    app = app_for(tmp_path, Script(delay={"slow": 30.0}))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("slow", [])]))
+        app.notify("said a moment ago", timeout=30)
+        await until(pilot, lambda: app.screen.query("Toast"), "the toast")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the stop question")
+        await pilot.pause(0.3)
+        assert not app.screen.query("Toast")
+        await pilot.press("escape")

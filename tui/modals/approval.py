@@ -15,7 +15,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static
 
 from engine.flags import flag_text
@@ -27,6 +26,7 @@ from engine.models import (
     Step,
     StepStatus,
 )
+from tui.modals.dialog import Dialog
 from tui.presentation import LEVEL_CSS
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
 from tui.widgets.step_detail import verifier_lines
@@ -111,7 +111,7 @@ class EvaluationView(Looks, Static):
         return Group(*parts)
 
 
-class ApprovalModal(ModalScreen[Answer | None]):
+class ApprovalModal(Dialog[Answer | None]):
     BINDINGS = [
         Binding("y", "choose('y')", "Confirm"),
         Binding("r", "choose('r')", "Retry"),

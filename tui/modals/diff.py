@@ -10,11 +10,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from engine.models import StepRun
 from engine.text import plural
+from tui.modals.dialog import Dialog
 from tui.widgets.diff_log import DiffLog
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def short(sha: str | None) -> str:
     return sha[:10] if sha else "-"
 
 
-class AttemptDiffs(ModalScreen[None]):
+class AttemptDiffs(Dialog[None]):
     BINDINGS = [Binding("escape,q,D", "close", "Close")]
 
     def __init__(self, engine: DirectiveEngine, step_name: str, runs: list[StepRun]) -> None:

@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from tui.modals.dialog import Dialog
 
-class EventText(ModalScreen[None]):
+
+class EventText(Dialog[None]):
     BINDINGS = [
         Binding("escape", "close", "Close"),
         Binding("enter,q", "close", show=False),

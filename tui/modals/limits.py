@@ -10,10 +10,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from engine.models import Directive, Limits
+from tui.modals.dialog import Dialog
 from tui.widgets.budgets import tripped_breaker
 from tui.widgets.looks import show_error
 
@@ -96,7 +96,7 @@ def limit_changes(current: Limits, texts: dict[str, str]) -> tuple[dict[str, Any
     return changes, {}
 
 
-class LimitsModal(ModalScreen[dict[str, Any] | None]):
+class LimitsModal(Dialog[dict[str, Any] | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, directive: Directive, focus_field: str | None = None) -> None:

@@ -78,6 +78,7 @@ HEADER_EVENTS = DIRECTIVE_ROW_EVENTS | APPROVAL_EVENTS | {"step_status_changed"}
 class DirectiveScreen(EngineScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),  # to the screen it was opened from
+        Binding("q", "app.quit", "Quit", show=False),  # as on the home screen (asks first)
         *APPROVAL_BINDINGS,
         *PAUSE_BINDINGS,
         *refusable("s", "start", "Start"),  # a draft's, where Pause would be

@@ -17,8 +17,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.dom import DOMNode
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer, Static
+
+from tui.modals.dialog import Dialog
 
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -90,7 +92,7 @@ def help_sections(screen: Screen[object]) -> list[Section]:
     return [s for s in sections if s[1]]
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
     def __init__(self, sections: list[Section]) -> None:

@@ -20,11 +20,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from engine.models import Autonomy, DirectiveSpec, ExecutorKind, Limits, PlannerKind
 from tui.applicable import missing_api_key
+from tui.modals.dialog import Dialog
 from tui.modals.limits import LimitField, parse_limit
 from tui.widgets.looks import show_error
 
@@ -121,7 +121,7 @@ def _message(err: Any) -> str:
     return str(err["msg"])
 
 
-class NewDirectiveScreen(ModalScreen[str | None]):
+class NewDirectiveScreen(Dialog[str | None]):
     """Dismissed with the new directive's id, or None when cancelled."""
 
     BINDINGS = [

@@ -50,6 +50,7 @@ class Result:
 class ResultScreen(EngineScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        Binding("q", "app.quit", "Quit", show=False),  # as on the home screen
         *refusable("m", "merge", "Fast-forward your branch"),
         *refusable("r", "reset", "Reset to checkpoint"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
