@@ -87,6 +87,7 @@ async def limits_command(
                 )
                 raise UsageError(f"limits not changed: {problems}") from exc
             d = await store.get_directive(d.id)
+        d = await as_left(db, d)
         limits = d.spec.limits
         used = {
             "max_cost_usd": f"${d.total_cost_usd:.2f}",
@@ -105,6 +106,23 @@ async def limits_command(
         elif d.status.value == "paused":
             print(f"within its limits: {await resume_hint(db, d.id, me)}", file=out)
         return EXIT_OK
+
+
+async def as_left(db: Path, d: Any) -> Any:
+    """`d` as the next engine will find it. One whose engine died (`kill -9`,
+    a reboot) with its clock running ran until that engine's last heartbeat,
+    not through the time nothing ran it: the next engine charges that much
+    (`DirectiveEngine._recover`), so the time used and a reached limit are
+    shown as it will count them."""
+    from engine.lease import EngineLease
+
+    if d.active_since is None or await EngineLease.runner(db) is not None:
+        return d
+    holder = await EngineLease.holder(db)
+    if holder is None:
+        return d
+    stopped = max(holder.heartbeat, d.active_since)
+    return d.model_copy(update={"wall_time_used_s": d.wall_time_s(stopped), "active_since": None})
 
 
 def _limit_problem(error: Any) -> str:

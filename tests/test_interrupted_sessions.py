@@ -1,0 +1,87 @@
+"""A session cut short as a user meets it: the app or a headless run killed
+mid-step (`kill -9`, a reboot, a closed terminal), then the commands and the
+app opened again on the same database. What they say must be true, and the
+next run must pick up where the last one was. Real SQLite files, real git
+repositories, real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.breakers import duration
+from tests.proc_kit import wait_for_file
+from tests.test_cli import directive_file
+
+HOUR_S = 3600.0
+
+
+def held_step(tmp_path: Path) -> str:
+    """A step that notes its shell's pid, then waits (until `go` exists)."""
+    return (
+        '[[steps]]\nname = "held"\n'
+        f'command = "echo $$ >> {tmp_path}/pids; test -f {tmp_path}/go || sleep 60"\n'
+    )
+
+
+def cli(db: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--db", str(db), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def killed_mid_step(tmp_path: Path, repo: Path, limits: str = "") -> tuple[Path, str]:
+    """A headless run SIGKILLed while its one step runs: (database, id)."""
+    path = directive_file(tmp_path, repo, limits + held_step(tmp_path), autonomy="full_auto")
+    db = tmp_path / "x.db"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--db", str(db), "run", str(path), "--headless"],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for_file(tmp_path / "pids")
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    (did,) = [d["id"] for d in json.loads(cli(db, "list", "--json").stdout)]
+    return db, did
+
+
+def an_hour_later(db: Path) -> float:
+    """Move the killed run's clock start and last heartbeat an hour back,
+    as if the user came back an hour after the kill; the seconds it had
+    run by its last heartbeat."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE directives SET active_since = active_since - ?", (HOUR_S,))
+        conn.execute("UPDATE engine_lease SET heartbeat = heartbeat - ?", (HOUR_S,))
+        ((since, beat),) = conn.execute(
+            "SELECT active_since, heartbeat FROM directives, engine_lease"
+        ).fetchall()
+    return beat - since
+
+
+def test_limits_after_a_kill_count_no_time_when_nothing_ran_the_directive(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """An hour after a run was killed, `limits` said an hour was used and the
+    wall-time limit was reached; the next engine charges only up to the dead
+    run's last heartbeat, and the directive went on within its limits."""
+    limits = "[limits]\nmax_wall_time_minutes = 30\n"
+    db, did = killed_mid_step(tmp_path, make_git_repo(), limits)
+    ran_s = an_hour_later(db)
+
+    shown = cli(db, "limits", did)
+
+    assert shown.returncode == 0, shown.stderr
+    (wall,) = [line for line in shown.stdout.splitlines() if "max_wall_time_minutes" in line]
+    assert f"(used {duration(max(ran_s, 0.0))})" in wall, wall
+    assert "still over a limit" not in shown.stdout
+    (tmp_path / "go").touch()
+    resumed = cli(db, "resume", did, "--headless")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # within its limits, as said
