@@ -13,12 +13,14 @@ Rules worth knowing:
   `no_weighted_verifiers`), but a gating one that fails still makes it red.
 * A verifier that raises is recorded as failed with score 0 and flagged
   `verifier_error: NAME`: a check that could not run has not passed.
-* A non-gating verifier that raises `NoVerdictError` (the LLM judge when the
-  API is down or its answer is unusable) has no opinion, which is not a
-  score of 0: it is recorded with the reason, weighs nothing, is flagged
-  `no_verdict: NAME` and never becomes rework instructions (an agent cannot
-  fix an API outage). When nothing else scored the attempt, it is yellow
-  (a person decides), never green on its own.
+* A verifier that raises `NoVerdictError` (the LLM judge when the API is
+  down or its answer is unusable, a check whose tool is not installed) has
+  no opinion, which is not a score of 0: it is recorded with the reason,
+  weighs nothing, is flagged `no_verdict: NAME` and never becomes rework
+  instructions (an agent cannot fix an API outage). When nothing else
+  scored the attempt, it is yellow (a person decides), never green on its
+  own. A gating one is a gate that stays shut: red, and a person decides
+  (`for_a_person`), since no rework can open it.
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ class CompositeEvaluator:
         try:
             result = await verifier.verify(run_ctx)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed check, not lost
-            if isinstance(exc, NoVerdictError) and not verifier.gating:
+            if isinstance(exc, NoVerdictError):
                 return self._unscored(verifier, exc), f"{NO_VERDICT}: {verifier.name}"
             message = f"{type(exc).__name__}: {exc}"
             failed = VerifierResult(
@@ -232,6 +234,7 @@ class CompositeEvaluator:
             passed=False,
             score=0.0,
             weight=0.0,
+            gating=verifier.gating,
             summary=clip(str(exc), 300),
             details={"error": f"{type(exc).__name__}: {exc}", NO_VERDICT: True},
         )
@@ -266,18 +269,24 @@ class CompositeEvaluator:
             )
         mean = weighted_score(results)
         gating_failed = any(r.gating and not r.passed for r in results)
-        silent = [r.name for r in results if gave_no_verdict(r)]
-        if mean is None and silent and not gating_failed:
-            return self._for_a_person(base, results, flags, silent)
+        silent = [r for r in results if gave_no_verdict(r)]
+        shut = any(r.gating for r in silent)  # a gate that could not run: no rework opens it
+        failed_gate = any(r.gating and not r.passed and not gave_no_verdict(r) for r in results)
+        if mean is None and silent and not failed_gate:
+            level = ConfidenceLevel.RED if shut else ConfidenceLevel.YELLOW
+            return self._for_a_person(base, results, flags, [r.name for r in silent], level)
         if mean is None:
             flags.append("no_weighted_verifiers")
+        if shut:
+            flags.append(FOR_A_PERSON)
         score = 1.0 if mean is None else mean
         level = confidence_level(score, gating_failed, self.thresholds)
         summary = f"{level.value} {score:.2f}: " + "; ".join(_short(r) for r in results)
         instructions = (
-            None
-            if level is ConfidenceLevel.GREEN
-            else rework_instructions(score, level, results, flags, self.thresholds)
+            rework_instructions(score, level, results, flags, self.thresholds)
+            if level is not ConfidenceLevel.GREEN
+            and any(_needs_rework(r, self.thresholds) for r in results)
+            else None
         )
         return Evaluation(
             **base,
@@ -296,11 +305,12 @@ class CompositeEvaluator:
         results: list[VerifierResult],
         flags: list[str],
         silent: list[str],
+        level: ConfidenceLevel,
     ) -> Evaluation:
         """Nothing scored the attempt and a verifier gave no verdict: it must
         not pass on its own, and there is nothing for an agent to fix, so a
-        person decides (yellow, no rework instructions)."""
-        level = ConfidenceLevel.YELLOW
+        person decides (yellow, or red when a gate could not run; no rework
+        instructions)."""
         summary = (
             f"{level.value}, not scored: {', '.join(silent)} gave no verdict and nothing else "
             "scored this attempt, so a person decides; " + "; ".join(_short(r) for r in results)

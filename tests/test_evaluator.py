@@ -12,6 +12,7 @@ import pytest
 from engine.evaluator import (
     FLAG_PATTERNS,
     FLAGGED_FILES,
+    FOR_A_PERSON,
     NO_VERIFIERS_SUMMARY,
     CompositeEvaluator,
     confidence_level,
@@ -199,9 +200,35 @@ async def test_a_failing_gating_check_stays_red_beside_a_missing_verdict(tmp_pat
 
 
 async def test_a_gating_verifier_without_a_verdict_has_not_passed(tmp_path: Path) -> None:
+    """A gate that could not run (its tool is not installed, say) is closed,
+    but no rework can open it: a person decides, and no agent is sent off."""
     evaluation = await evaluate(tmp_path, Silent(gating=True), Fixed("ok", 1.0))
-    assert evaluation.level is RED  # a gate that could not run is closed, as before
-    assert "verifier_error: reviewer" in evaluation.flags
+    assert evaluation.level is RED
+    assert {"no_verdict: reviewer", FOR_A_PERSON} <= set(evaluation.flags)
+    assert evaluation.rework_instructions is None
+    assert "reviewer no verdict [the service is down]" in evaluation.summary
+    silent = evaluation.results[0]
+    assert (silent.gating, silent.weight, silent.passed) == (True, 0, False)
+
+
+async def test_a_gate_that_could_not_run_with_nothing_scored_is_red_at_zero(
+    tmp_path: Path,
+) -> None:
+    evaluation = await evaluate(tmp_path, Silent(gating=True), Fixed("free", 1.0, weight=0))
+    assert (evaluation.level, evaluation.score, evaluation.rework_instructions) == (RED, 0, None)
+    assert FOR_A_PERSON in evaluation.flags
+    assert "no_weighted_verifiers" not in evaluation.flags
+    assert evaluation.summary.startswith("red, not scored: reviewer gave no verdict")
+
+
+async def test_a_silent_gate_beside_a_real_failure_keeps_its_instructions(
+    tmp_path: Path,
+) -> None:
+    failing = Fixed("lint", 0.2, passed=False, output="a.py:1: E1")
+    evaluation = await evaluate(tmp_path, Silent(gating=True), failing)
+    assert FOR_A_PERSON in evaluation.flags
+    assert "## lint (check) failed" in evaluation.rework_instructions
+    assert "the service is down" not in evaluation.rework_instructions
 
 
 def test_duplicate_names_are_refused() -> None:

@@ -22,7 +22,7 @@ from engine.models import (
     VerifierResult,
     VerifierSpec,
 )
-from engine.verifiers.base import VerifyContext
+from engine.verifiers.base import NoVerdictError, VerifyContext
 from engine.verifiers.detect import (
     RULES,
     auto_detect_verifiers,
@@ -208,7 +208,13 @@ def test_bad_verifier_configuration_is_refused() -> None:
 
 
 def names(repo: Path) -> list[str]:
-    return [v.name for v in auto_detect_verifiers(repo)]
+    """The detected verifiers that can run here."""
+    return [v.name for v in auto_detect_verifiers(repo) if not v.missing]
+
+
+def missing_names(repo: Path) -> list[str]:
+    """The ones the repository uses but this machine cannot run."""
+    return [v.name for v in auto_detect_verifiers(repo) if v.missing]
 
 
 def fake_executable(bin_dir: Path, name: str) -> None:
@@ -274,8 +280,9 @@ def test_lint_and_type_check_markers(tmp_path: Path) -> None:
     )
     assert uses_mypy(repo)
     detected = {v.name: v for v in auto_detect_verifiers(repo)}
-    assert ("ruff" in detected) == (python_tool("ruff")(repo) is not None)
-    assert ("mypy" in detected) == (python_tool("mypy")(repo) is not None)
+    assert set(detected) == {"ruff", "mypy"}
+    assert (not detected["ruff"].missing) == (python_tool("ruff")(repo) is not None)
+    assert (not detected["mypy"].missing) == (python_tool("mypy")(repo) is not None)
     assert all(not v.gating for v in detected.values())
 
 
@@ -291,6 +298,37 @@ def test_npm_needs_npm_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert detected["npm_test"].gating and not detected["npm_lint"].gating
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert names(repo) == []
+    assert missing_names(repo) == ["npm_test", "npm_lint"]
+
+
+async def test_a_tool_used_but_not_installed_is_said_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository set up for a tool this machine lacks: a user must learn
+    the check did not run, and a missing tool is no fault of the work."""
+    repo = write(tmp_path / "repo", {"package.json": PACKAGE_JSON})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    lint = {v.name: v for v in auto_detect_verifiers(repo)}["npm_lint"]
+    with pytest.raises(NoVerdictError) as raised:
+        await lint.verify(make_ctx(repo))
+    message = str(raised.value)
+    assert message.startswith("not run: npm is not installed here")
+    assert 'name = "npm_lint", enabled = false' in message
+
+
+def test_a_command_for_a_tool_not_installed_makes_it_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = write(tmp_path / "repo", {"package.json": PACKAGE_JSON})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    spec = directive_spec(
+        repo,
+        VerifierSpec(name="npm_test", command="node --test"),
+        VerifierSpec(name="npm_lint", weight=0.5),
+    )
+    built = {v.name: v for v in build_verifiers(spec, repo)}
+    assert not built["npm_test"].missing and built["npm_test"].command == "node --test"
+    assert built["npm_lint"].missing and built["npm_lint"].weight == 0.5
 
 
 def test_npm_init_placeholder_test_script_is_not_a_test(

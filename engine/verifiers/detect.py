@@ -3,9 +3,11 @@
 One `DetectionRule` per verifier: a marker check (does the repository
 really use the tool: its config file, its test files), a tool check that
 resolves the executable (None when it is not installed), the arguments,
-the parser and whether a failure gates the step. A rule only yields a
-verifier when both checks hold, so a repository never gets a verifier
-that cannot run or that would check nothing.
+the parser and whether a failure gates the step. A rule yields a
+verifier only when the marker holds (none that would check nothing); when
+the tool is missing, that verifier gives no verdict and says why (a user
+must learn a check of theirs did not run; a missing tool is no fault of
+the work).
 
 Weights: test runners 2, checkers and linters 1: a failing test says
 more about a step than a style nit.
@@ -258,20 +260,29 @@ class DetectionRule:
     # wraps the same runner, and running a suite twice costs minutes
     unless: tuple[str, ...] = ()
 
+    needs: str = ""  # the program to install, when it is not `kind`
+
     def detect(self, repo: Path, detected: frozenset[str] = frozenset()) -> CommandVerifier | None:
         if detected.intersection(self.unless) or not self.uses(repo):
             return None
         executable = self.tool(repo)
-        if executable is None:
-            return None
         return CommandVerifier(
             name=self.name,
             kind=self.kind,
-            command=[*executable, *self.args],
+            command=[*(executable or [self.needs or self.kind]), *self.args],
             parser=self.parser,
             weight=self.weight,
             gating=self.gating,
             timeout_s=self.timeout_s,
+            missing="" if executable else self.not_installed(),
+        )
+
+    def not_installed(self) -> str:
+        """Why a check the repository uses did not run, and the two ways out."""
+        return (
+            f"not run: {self.needs or self.kind} is not installed here (this repository "
+            f"uses it). Install it, or switch {self.name} off in the directive file: "
+            f'[[verifiers.extra]] name = "{self.name}", enabled = false'
         )
 
 
@@ -296,7 +307,8 @@ RULES: tuple[DetectionRule, ...] = (
                   ("test", "--quiet", "--no-fail-fast"), "cargo_test", gating=True,
                   weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
     DetectionRule("cargo_clippy", "cargo", uses_cargo, path_tool("cargo", "cargo-clippy"),
-                  ("clippy", "--quiet", "--all-targets"), "clippy", gating=False),
+                  ("clippy", "--quiet", "--all-targets"), "clippy", gating=False,
+                  needs="cargo-clippy"),
     DetectionRule("go_test", "go", uses_go_tests, path_tool("go"),
                   ("test", "./..."), "go_test", gating=True,
                   weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
@@ -312,13 +324,14 @@ RULES: tuple[DetectionRule, ...] = (
 def auto_detect_verifiers(
     repo: Path, rules: tuple[DetectionRule, ...] = RULES
 ) -> list[CommandVerifier]:
-    """The verifiers `repo` really uses and this machine can run, in table order."""
+    """The verifiers `repo` really uses, in table order; those this machine
+    cannot run are `missing`, and do not stand in for a rule's `unless`."""
     repo = Path(repo)
     if not repo.is_dir():
         raise ValueError(f"repository not found (not a directory): {repo}")
     found: list[CommandVerifier] = []
     for rule in rules:
-        verifier = rule.detect(repo, frozenset(v.name for v in found))
+        verifier = rule.detect(repo, frozenset(v.name for v in found if not v.missing))
         if verifier is not None:
             found.append(verifier)
     return found

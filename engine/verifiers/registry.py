@@ -142,8 +142,9 @@ def _override(verifier: CommandVerifier, spec: VerifierSpec) -> CommandVerifier:
         for key in OVERRIDABLE
         if key in spec.model_fields_set and getattr(spec, key) is not None
     }
-    if "command" in changes:
+    if "command" in changes:  # the user's own command: runnable, tool found or not
         changes["command"] = _command(spec)
+        changes["missing"] = ""
     return replace(verifier, env=dict(verifier.env), **changes)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from engine.models import VerifierResult
 from engine.procs import ProcessResult, run_process
-from engine.verifiers.base import VerifyContext
+from engine.verifiers.base import NoVerdictError, VerifyContext
 from engine.verifiers.parsers import Parsed, get_parser
 
 OUTPUT_TAIL_CHARS = 4_000  # what a result keeps of the output for screens and rework
@@ -68,6 +68,8 @@ class CommandVerifier:
 
     `command` as a list runs without a shell; as a string it runs through
     the shell (pipes, `&&`), as a person writes it in a directive file.
+    `missing` says why it cannot run here (the repository uses the tool,
+    this machine lacks it): it then gives no verdict instead of a failure.
     """
 
     name: str
@@ -78,6 +80,7 @@ class CommandVerifier:
     gating: bool = False
     timeout_s: float = 300.0
     env: dict[str, str] = field(default_factory=lambda: dict(VERIFIER_ENV))
+    missing: str = ""
 
     def __post_init__(self) -> None:
         get_parser(self.parser)  # an unknown parser is an error now, not after a run
@@ -93,6 +96,8 @@ class CommandVerifier:
         return describe_command(self.command)
 
     async def verify(self, ctx: VerifyContext) -> VerifierResult:
+        if self.missing:
+            raise NoVerdictError(self.missing)
         result = await run_process(
             self.command,
             cwd=ctx.workdir,
