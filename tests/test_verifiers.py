@@ -140,6 +140,15 @@ async def test_collection_error_is_zero(tmp_path: Path) -> None:
     assert "no_such_module_here" in result.output_tail
 
 
+async def test_output_names_files_relative_to_the_working_tree(tmp_path: Path) -> None:
+    """Each attempt runs in its own worktree: an absolute path in the output
+    points the next attempt's agent at the last attempt's tree."""
+    repo = write(tmp_path / "attempt-1", {"tests/test_a.py": "from pkg import nothing\n"})
+    result = await pytest_verifier(repo).verify(make_ctx(repo))
+    assert "'tests/test_a.py'" in result.output_tail
+    assert str(repo) not in result.output_tail
+
+
 async def test_hanging_command_times_out(tmp_path: Path) -> None:
     verifier = CommandVerifier(
         name="hang",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.models import VerifierResult
 from engine.procs import ProcessResult, run_process
@@ -47,6 +48,16 @@ def tail_text(text: str, max_chars: int = OUTPUT_TAIL_CHARS) -> str:
     tail = text[-max_chars:]
     newline = tail.find("\n")
     return tail[newline + 1 :] if 0 <= newline < 200 else tail
+
+
+def relative_paths(text: str, workdir: Path) -> str:
+    """`text` with the working tree's own prefix cut from paths: each
+    attempt has its own tree, so an absolute path would send the next
+    attempt to the last one's files."""
+    for root in dict.fromkeys((str(workdir), str(workdir.resolve()))):
+        if root.strip("/"):  # never "/", which would cut every path
+            text = text.replace(root.rstrip("/") + "/", "")
+    return text
 
 
 def _outcome(result: ProcessResult, parser: str, timeout_s: float) -> Parsed:
@@ -119,6 +130,6 @@ class CommandVerifier:
             timed_out=result.timed_out,
             duration_s=result.duration_s,
             summary=parsed.summary,
-            output_tail=tail_text(result.output),
+            output_tail=tail_text(relative_paths(result.output, ctx.workdir)),
             details={**parsed.details, "parser": self.parser, "output_bytes": result.total_bytes},
         )
