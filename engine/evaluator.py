@@ -38,6 +38,8 @@ LLM_JUDGE_KIND = "llm_judge"
 SCORE_DIGITS = 6  # rounding before threshold checks: 0.8 must not become 0.7999999
 REWORK_TAIL_LINES = 60
 REWORK_TAIL_CHARS = 3_000
+REWORK_LINE_CHARS = 300  # an output line longer than this is cut: one line must not fill the tail
+FAILING_SHOWN = 30  # failing tests named one per line, before "and N more"
 FLAG_FILES_SHOWN = 8
 
 NO_VERIFIERS_SUMMARY = "no verifiers ran: accepted on the executor's result"
@@ -111,8 +113,19 @@ def confidence_level(score: float, gating_failed: bool, thresholds: Thresholds) 
 
 
 def _tail(text: str, lines: int = REWORK_TAIL_LINES, chars: int = REWORK_TAIL_CHARS) -> str:
-    kept = "\n".join(text.rstrip().splitlines()[-lines:])
+    kept = "\n".join(clip(line, REWORK_LINE_CHARS) for line in text.rstrip().splitlines()[-lines:])
     return kept if len(kept) <= chars else "..." + kept[-chars:]
+
+
+def _failing(result: VerifierResult) -> list[str]:
+    """The tests a parser named as failing (`details["failing"]`), so the
+    agent has each one even when the output's tail shows only the last."""
+    names = [str(name) for name in result.details.get("failing") or ()]
+    if not names:
+        return []
+    more = len(names) - FAILING_SHOWN
+    shown = [f"- {name}" for name in names[:FAILING_SHOWN]]
+    return ["Failing:", *shown, *([f"- and {more} more"] if more > 0 else [])]
 
 
 def _short(result: VerifierResult) -> str:
@@ -137,6 +150,7 @@ def _section(result: VerifierResult) -> str:
         lines.append(f"Command: {result.command}")
     if result.summary:
         lines.append(f"Result: {result.summary}")
+    lines += _failing(result)
     if result.timed_out:
         lines.append("It timed out: look for a hang or an endless loop, or make it faster.")
     tail = _tail(result.output_tail)

@@ -360,6 +360,28 @@ async def test_real_project_three_of_four(tmp_path: Path) -> None:
     )
 
 
+async def test_rework_names_every_failing_test_when_the_output_is_long(
+    tmp_path: Path,
+) -> None:
+    """Sixty failures with long messages: the output's tail shows a few, the
+    instructions still name each failing test, once, and stay short."""
+    suite = (
+        "import pytest\n\n@pytest.mark.parametrize('i', range(100))\n"
+        "def test_value(i):\n    assert i % 5 > 1, 'too small: ' + 'x' * 300\n"
+    )
+    repo = write(tmp_path, {"tests/test_values.py": suite})
+    evaluation = await CompositeEvaluator([pytest_verifier(repo)], Thresholds()).evaluate(
+        make_ctx(repo)
+    )
+    text = evaluation.rework_instructions
+    failing = [f"tests/test_values.py::test_value[{i}]" for i in range(100) if i % 5 <= 1]
+    named = [test for test in failing if test in text]
+    assert len(failing) == 40
+    assert len(named) >= 30, f"{len(named)} of 40 failing tests named"
+    assert "and 10 more" in text or len(named) == 40
+    assert len(text) < 6_000
+
+
 async def test_real_project_all_green(tmp_path: Path) -> None:
     repo = write(tmp_path, {"tests/test_ok.py": PASSING})
     evaluation = await CompositeEvaluator([pytest_verifier(repo)], Thresholds()).evaluate(

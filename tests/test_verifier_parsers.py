@@ -92,6 +92,15 @@ class TestPytest:
         assert parsed.details["xfailed"] == 1
         assert parsed.details["xpassed"] == 1
 
+    def test_the_failing_tests_are_named(self) -> None:
+        """What a rework must fix, by id, whatever the output's tail shows."""
+        parsed = parse_pytest(proc(PYTEST_MIXED_Q, exit_code=1))
+        assert parsed.details["failing"] == ["tests/test_a.py::test_3", "tests/test_a.py::test_7"]
+        collection = "ERROR tests/test_b.py\n!!! Interrupted: 1 error during collection !!!\n"
+        parsed = parse_pytest(proc(collection + "1 error in 0.2s\n", exit_code=2))
+        assert parsed.details["failing"] == ["tests/test_b.py"]
+        assert "failing" not in parse_pytest(proc("3 passed in 0.1s\n")).details
+
     def test_verbose_summary_line_with_equals_signs(self) -> None:
         parsed = parse_pytest(proc(PYTEST_MIXED_VERBOSE, exit_code=1))
         assert parsed.score == pytest.approx(3 / 6)

@@ -21,6 +21,10 @@ Scoring rules (the choices a reader would otherwise have to guess):
   that is meaningful (`count`), and is score 0 otherwise: a crashed tool
   must not look like a passing one.
 
+Test runners that name their failures (pytest, go test) list them in
+`details["failing"]`: the rework instructions name each one, however long
+the output.
+
 Timeouts and missing commands are decided before a parser runs (see
 `runners.py`), so parsers only see processes that finished.
 """
@@ -103,6 +107,9 @@ _PYTEST_SINGULAR = {"errors": "error", "warnings": "warning", "reruns": "rerun"}
 _PYTEST_COUNTED = ("passed", "failed", "error", "skipped")
 _PYTEST_REPORTED = ("deselected", "xfailed", "xpassed")
 _COLLECTION_ERRORS = re.compile(r"Interrupted: (\d+) errors? during collection")
+# The short summary's lines ("FAILED tests/a.py::test_x - assert 1 == 2",
+# "ERROR tests/b.py"): the ids a rework must fix, long output or not.
+_PYTEST_FAILING = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.M)
 
 
 def _pytest_counts(body: str) -> dict[str, int]:
@@ -129,6 +136,9 @@ def parse_pytest(result: ProcessResult) -> Parsed:
     collection = _COLLECTION_ERRORS.search(text)
     if collection:
         details["collection_errors"] = int(collection.group(1))
+    failing = list(dict.fromkeys(_PYTEST_FAILING.findall(text)))
+    if failing:
+        details["failing"] = failing
 
     bad = ", ".join(
         _pytest_label(k, counts[k]) for k in ("failed", "error", "skipped") if counts[k]
@@ -303,6 +313,8 @@ def parse_go_test(result: ProcessResult) -> Parsed:
         "failed_tests": failed_tests,
         "exit_code": result.exit_code,
     }
+    if failed_tests:
+        details["failing"] = failed_tests
     total = ok + len(failed_pkgs)
     if total == 0:
         return Parsed(0.0, False, "go test: no tested packages" + _exit_note(result), details)
