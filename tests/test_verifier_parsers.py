@@ -195,6 +195,10 @@ class TestLinters:
     def test_ruff_config_error_is_zero(self) -> None:
         parsed = parse_ruff(proc(RUFF_CONFIG_ERROR, exit_code=2))
         assert (parsed.score, parsed.passed) == (0.0, False)
+        # what went wrong is said: the tool's own last words, not only its exit code
+        assert parsed.summary == (
+            "ruff gave no result summary (exit 2): Cause: Failed to parse /tmp/cap/r/ruff.toml"
+        )
 
     def test_issue_score_floors_at_zero(self) -> None:
         assert issue_score(0) == 1.0
@@ -212,6 +216,7 @@ class TestLinters:
         assert bad.details["files"] == 2
         crashed = parse_mypy(proc("mypy: error: Cannot find config file\n", exit_code=2))
         assert crashed.score == 0.0
+        assert crashed.summary.endswith("(exit 2): mypy: error: Cannot find config file")
 
     def test_tsc_plain_and_pretty(self) -> None:
         plain = "src/a.ts(1,7): error TS2322: Type 'string' is not assignable to type 'number'.\n"

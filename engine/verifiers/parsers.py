@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from engine.text import plural
+from engine.text import clip, plural
 
 if TYPE_CHECKING:
     from engine.procs import ProcessResult
@@ -65,11 +65,20 @@ def issue_score(issues: int) -> float:
     return 1.0 if issues <= 0 else max(0.0, 1.0 - issues / ISSUE_BUDGET)
 
 
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in clean_output(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def _no_result(tool: str, result: ProcessResult) -> Parsed:
+    """A tool that crashed or refused its configuration: its last line says
+    why ("unknown field `line-lenght`"), which the exit code alone does not."""
+    last = _last_line(result.output)
+    said = f": {clip(last, 160)}" if last else ""
     return Parsed(
         0.0,
         False,
-        f"{tool} gave no result summary (exit {result.exit_code})",
+        f"{tool} gave no result summary (exit {result.exit_code}){said}",
         {"exit_code": result.exit_code},
     )
 
