@@ -204,6 +204,18 @@ def recover(tx: Tx, directive_id: str) -> None:
         tx.step_status(row[0], S.READY, reason="interrupted by restart; runs again")
 
 
+def recover_after_death(tx: Tx, directive_id: str, dead_since: float) -> Directive:
+    """What an engine that died left of a directive: its steps run again,
+    and its clock ran until the engine's last heartbeat (`dead_since`), not
+    through the time nothing ran it."""
+    recover(tx, directive_id)
+    d = tx.directive(directive_id)
+    if d.active_since is None:
+        return d
+    at = max(dead_since, d.active_since)
+    return tx.clock(d, running=False, reason="the engine that ran it stopped", at=at)
+
+
 def charge_planning(tx: Tx, directive_id: str, planned: PlannedChain) -> None:
     """What planning cost and is not charged yet (a planner that reports
     each call's cost has been charged call by call)."""

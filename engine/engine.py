@@ -28,10 +28,11 @@ from typing import Any
 from engine import approvals
 from engine.attempts import Attempts
 from engine.breakers import breaker_reason
-from engine.chains import DriverView, drive, record_checkpoint, recover
+from engine.chains import DriverView, drive, record_checkpoint, recover, recover_after_death
 from engine.core import Runtime
 from engine.events import BreakerTripped, DirectiveCreated, LimitsChanged, Notice
 from engine.following import Following
+from engine.lease import EngineLease, LeaseHolder, still_held_by
 from engine.models import (
     Actor,
     ApprovalDecision,
@@ -150,17 +151,11 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
         dead_since = self._lease.dead_since if self._lease is not None else None
 
         def recovering(tx: Tx) -> None:
-            recover(tx, d.id)
+            if dead_since is None:
+                recover(tx, d.id)
+            else:
+                recover_after_death(tx, d.id, dead_since)
             current = tx.directive(d.id)
-            if current.active_since is not None and dead_since is not None:
-                # Its engine died with the clock running: it ran until the
-                # engine's last heartbeat, not through the time nothing ran it.
-                current = tx.clock(
-                    current,
-                    running=False,
-                    reason="the engine that ran it stopped",
-                    at=max(dead_since, current.active_since),
-                )
             if d.status is D.PLANNING:  # its clock stopped when the last engine closed
                 tx.clock(current, running=True, reason="planning again")
 
@@ -244,10 +239,13 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
         self._launch_driver(directive_id)
 
     async def pause_directive(self, directive_id: str, reason: str = "paused by user") -> None:
-        await self._write(
-            directive_id,
-            lambda tx: tx.directive_status(directive_id, D.PAUSED, reason=reason, actor=Actor.USER),
-        )
+        dead = await self._dead_holder()
+
+        def pause(tx: Tx) -> None:
+            _tidy_after(dead, tx, directive_id)
+            tx.directive_status(directive_id, D.PAUSED, reason=reason, actor=Actor.USER)
+
+        await self._write(directive_id, pause)
         await self._halt(directive_id)
 
     async def resume_directive(self, directive_id: str) -> None:
@@ -263,7 +261,10 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
             raise RepoGone(f"cannot {doing}: {gone}; put it back first")
 
     async def stop_directive(self, directive_id: str, reason: str = "stopped by user") -> None:
+        dead = await self._dead_holder()
+
         def stop(tx: Tx) -> None:
+            _tidy_after(dead, tx, directive_id)
             tx.directive_status(directive_id, D.STOPPED, reason=reason, actor=Actor.USER)
             approvals.supersede(tx, directive_id, reason)
 
@@ -624,6 +625,18 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
         await self._write(directive_id, fail)
         await self._finish_workspace(directive_id)
 
+    async def _dead_holder(self) -> LeaseHolder | None:
+        """The engine that held this database and died (`kill -9`, a reboot),
+        when this one runs no step and no other lives: the steps it left
+        marked running are leftovers, and a pause or stop tidies them as the
+        next engine would, or they would show as running for good."""
+        if self.runs_steps:
+            return None
+        path = self.store.path
+        if await EngineLease.runner(path, self.services.lease_stale_after_s) is not None:
+            return None
+        return await EngineLease.holder(path)
+
     async def _halt(self, directive_id: str) -> None:
         await self._cancel_steps(directive_id)
         rt = self._runtime(directive_id)
@@ -650,6 +663,13 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
 # Answers that run and merge nothing: taken while the repository folder is
 # gone (a denied plan stops the directive, a denied step is escalated).
 TAKEN_WITHOUT_REPO = frozenset({ApprovalDecision.DENY, ApprovalDecision.STOP})
+
+
+def _tidy_after(dead: LeaseHolder | None, tx: Tx, directive_id: str) -> None:
+    """Recover what the dead engine `dead` left of the directive, unless an
+    engine took its lease over since it was read (the steps are its own)."""
+    if dead is not None and still_held_by(tx.conn, dead):
+        recover_after_death(tx, directive_id, dead.heartbeat)
 
 
 def _go(tx: Tx, directive_id: str, *, starting: bool) -> None:

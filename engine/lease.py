@@ -141,6 +141,14 @@ def _read(conn: sqlite3.Connection) -> LeaseHolder | None:
     return LeaseHolder.from_row(*row) if row else None
 
 
+def still_held_by(conn: sqlite3.Connection, holder: LeaseHolder) -> bool:
+    """Whether the lease row is still `holder`'s as it was read (no engine
+    took it over, nor renewed it, since): checked inside a writer's own
+    transaction, so a dead holder's leftovers are not an engine's that
+    started meanwhile."""
+    return _read(conn) == holder
+
+
 def _immediate(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
     """`fn(conn)` in its own write transaction (taken before reading, so a
     check-then-write cannot interleave with another engine's)."""

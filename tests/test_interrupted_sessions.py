@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine.breakers import duration
 from tests.proc_kit import wait_for_file
 from tests.test_cli import directive_file
@@ -85,3 +87,36 @@ def test_limits_after_a_kill_count_no_time_when_nothing_ran_the_directive(
     (tmp_path / "go").touch()
     resumed = cli(db, "resume", did, "--headless")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr  # within its limits, as said
+
+
+def table(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("command", ["pause", "stop"])
+def test_pausing_or_stopping_after_a_kill_leaves_no_step_running_and_charges_no_dead_time(
+    tmp_path: Path, make_git_repo: Callable[..., Path], command: str
+) -> None:
+    """After a run was killed, `stop` left its step and attempt marked running
+    for good (the app showed '▶ running' in a stopped directive), and `pause`
+    or `stop` charged the hour nothing ran as wall time used."""
+    db, did = killed_mid_step(tmp_path, make_git_repo())
+    ran_s = max(an_hour_later(db), 0.0)
+
+    done = cli(db, command, did)
+
+    assert done.returncode == 0, done.stderr
+    assert table(db, "SELECT status FROM chain_steps") == [("ready",)]
+    assert table(db, "SELECT status, error FROM step_runs") == [
+        ("cancelled", "interrupted by restart")
+    ]
+    ((used, since),) = table(db, "SELECT wall_time_used_s, active_since FROM directives")
+    assert since is None and used == pytest.approx(ran_s, abs=0.01)
+    log = cli(db, "events", did).stdout
+    assert "step held: running -> ready (interrupted by restart; runs again)" in log
+    if command == "pause":  # and the next run picks the step up again, once
+        (tmp_path / "go").touch()
+        resumed = cli(db, "resume", did, "--headless")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert len((tmp_path / "pids").read_text().split()) == 2
