@@ -21,6 +21,7 @@ from engine.verifiers.parsers import (
     parse_count,
     parse_exit_code,
     parse_go_test,
+    parse_lint,
     parse_mypy,
     parse_pytest,
     parse_ruff,
@@ -199,6 +200,23 @@ class TestLinters:
         assert parsed.summary == (
             "ruff gave no result summary (exit 2): Cause: Failed to parse /tmp/cap/r/ruff.toml"
         )
+
+    def test_a_lint_script_counts_its_problems(self) -> None:
+        """A project's own lint script (npm run lint) scored like ruff: a few
+        problems lower the score a little, not to 0 as a bare exit code did."""
+        eslint = (
+            "/w/src/a.js\n  3:5  error  'x' is defined but never used  no-unused-vars\n"
+            "  9:1  warning  Unexpected console statement  no-console\n\n"
+            "\u2716 2 problems (1 error, 1 warning)\n"
+        )
+        parsed = parse_lint(proc(eslint, exit_code=1))
+        assert (parsed.score, parsed.passed) == (pytest.approx(1 - 2 / ISSUE_BUDGET), False)
+        assert parsed.summary == "lint: 2 problems"
+        lines = "src/a.js:3:5: no-unused-vars\nsrc/b.ts:10: missing semicolon\n"
+        assert parse_lint(proc(lines, exit_code=1)).details["issues"] == 2
+        assert parse_lint(proc("", exit_code=0))[:2] == (1.0, True)
+        crashed = parse_lint(proc("sh: 1: eslint: not found\n", exit_code=1))
+        assert crashed.score == 0.0 and crashed.summary.endswith("eslint: not found")
 
     def test_issue_score_floors_at_zero(self) -> None:
         assert issue_score(0) == 1.0

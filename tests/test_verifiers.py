@@ -305,6 +305,7 @@ def test_npm_needs_npm_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     detected = {v.name: v for v in auto_detect_verifiers(repo)}
     assert set(detected) == {"npm_test", "npm_lint"}
     assert detected["npm_test"].gating and not detected["npm_lint"].gating
+    assert detected["npm_lint"].parser == "lint"  # problems counted, not only the exit code
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert names(repo) == []
     assert missing_names(repo) == ["npm_test", "npm_lint"]

@@ -300,7 +300,7 @@ RULES: tuple[DetectionRule, ...] = (
                   ("test", "--silent"), "count", gating=True,
                   weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
     DetectionRule("npm_lint", "npm", uses_npm_script("lint"), path_tool("npm"),
-                  ("run", "lint", "--silent"), "exit_code", gating=False),
+                  ("run", "lint", "--silent"), "lint", gating=False),
     DetectionRule("tsc", "tsc", uses_tsc, node_tool("tsc"),
                   ("--noEmit", "--pretty", "false"), "tsc", gating=True),
     DetectionRule("cargo_test", "cargo", uses_cargo_tests, path_tool("cargo"),

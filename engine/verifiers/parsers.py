@@ -217,6 +217,20 @@ def parse_mypy(result: ProcessResult) -> Parsed:
     return _no_result("mypy", result)
 
 
+_ESLINT_PROBLEMS = re.compile(r"^\u2716 (\d+) problems? \(", re.M)
+_FILE_LINE = re.compile(r"^[\w./@-]+\.\w+:\d+(?::\d+)?[:\s]", re.M)
+
+
+def parse_lint(result: ProcessResult) -> Parsed:
+    """A project's own lint script (`npm run lint`): eslint's "✖ 3 problems
+    (...)" or one "path:line[:col]" line per problem, scored like ruff; a
+    failure that shows neither scores 0."""
+    text = clean_output(result.output)
+    found = _ESLINT_PROBLEMS.findall(text)
+    issues = int(found[-1]) if found else len(_FILE_LINE.findall(text))
+    return _issues("lint", result, issues, noun="problem")
+
+
 _TSC_FOUND = re.compile(r"^Found (\d+) errors?\b", re.M)
 _TSC_ERROR = re.compile(r"\berror TS\d+:")
 
@@ -390,6 +404,7 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
         "ruff": parse_ruff,
         "mypy": parse_mypy,
         "count": parse_count,
+        "lint": parse_lint,
         "tsc": parse_tsc,
         "clippy": parse_clippy,
         "cargo_test": parse_cargo_test,
