@@ -360,7 +360,7 @@ def _ask_plan_approval(tx: Tx, d: Directive, steps: list[Step], reason: str | No
     for approval. Steps a replan keeps are marked so."""
     if d.spec.autonomy is not Autonomy.MANUAL:
         return
-    names = " -> ".join(s.name + (" (kept)" if s.carried_from else "") for s in steps)
+    names = _layers_text(steps)
     summary = f"approve the plan: {names}"
     if reason:
         summary = f"approve the new plan ({reason}): {names}"
@@ -370,3 +370,13 @@ def _ask_plan_approval(tx: Tx, d: Directive, steps: list[Step], reason: str | No
             directive_id=d.id, kind=ApprovalKind.PLAN, summary=summary, options=list(REVIEW_OPTIONS)
         ),
     )
+
+
+def _layers_text(steps: list[Step]) -> str:
+    """The plan in one line, layer by layer: steps that run side by side are
+    listed with commas, "->" leads to the next layer ("a -> b, c -> d"),
+    never a chain where there is none."""
+    layers: dict[int, list[str]] = {}
+    for s in steps:
+        layers.setdefault(s.layer, []).append(s.name + (" (kept)" if s.carried_from else ""))
+    return " -> ".join(", ".join(names) for _, names in sorted(layers.items()))

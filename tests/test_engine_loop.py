@@ -955,3 +955,19 @@ def test_a_limit_switched_off_is_logged_as_the_command_line_spells_it() -> None:
 
     changed = LimitsChanged(directive_id="d", limits={"max_cost_usd": None, "max_rework_cycles": 2})
     assert changed.describe() == "limits changed: max_cost_usd=none, max_rework_cycles=2"
+
+
+async def test_a_plan_to_approve_lists_steps_that_run_side_by_side_as_one_layer(
+    store: Store, tmp_path: Path
+) -> None:
+    """It read "a -> b -> c -> d" for a fan-out, as if b and c ran in turn."""
+    spec = chain_spec(
+        tmp_path,
+        [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])],
+        autonomy=Autonomy.MANUAL,
+    )
+    engine, did = await run(store, spec, Script())
+    assert await engine.wait_settled(did, timeout=10) is Outcome.AWAITING_APPROVAL
+    (plan,) = await store.pending_approvals(did)
+    assert plan.summary == "approve the plan: a -> b, c -> d"
+    await engine.close()
