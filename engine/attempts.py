@@ -468,9 +468,12 @@ class Attempts(EngineCore):
         if self._lease is not None and self._lease.lost.is_set():
             return
 
+        closing = self._closing
+
         def put_back(tx: Tx) -> None:
             status = tx.directive(directive_id).status
-            _put_back(tx, step_id, run_id, INTERRUPTED.get(status, "interrupted"))
+            why = INTERRUPTED.get(status) or (ENGINE_CLOSED if closing else "interrupted")
+            _put_back(tx, step_id, run_id, why)
 
         with contextlib.suppress(Exception):
             await self._write(directive_id, put_back)
@@ -514,10 +517,13 @@ class Attempts(EngineCore):
             self._spawn(self._trip(directive_id, *tripped))
 
 
+# Why a cancelled attempt's step is ready again, by the directive's status
+# (an active one's: the engine closed, or its chain is replaced or reset).
 INTERRUPTED = {
     D.STOPPED: "interrupted: the directive stopped",
     D.PAUSED: "interrupted: runs again on resume",
 }
+ENGINE_CLOSED = "interrupted: directive-tui closed; runs again when it next runs this directive"
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,10 @@ def test_sigterm_stops_a_headless_run_as_ctrl_c_does_and_resume_runs_the_step_ag
         d["id"]
         for d in json.loads(subprocess.run([*cli, "list", "--json"], capture_output=True).stdout)
     ]
-    assert "step held: running -> ready (interrupted)" in printed[-3]
+    assert (
+        "step held: running -> ready"
+        " (interrupted: directive-tui closed; runs again when it next runs this directive)"
+    ) in printed[-3]
     assert "wall-time clock stopped" in printed[-2]
     assert printed[-1] == (
         f"interrupted: `directive-tui --db {tmp_path / 'x.db'} resume {did} --headless` carries on"

@@ -816,18 +816,34 @@ async def test_resuming_a_directive_that_never_started_is_refused(
 async def two_steps_just_claimed(
     store: Store, tmp_path: Path
 ) -> tuple[DirectiveEngine, str, Script]:
-    """A directive of two independent steps, returned as soon as the claim
-    that moved them to running is published: their tasks have not begun."""
+    """A directive of two independent steps, returned once the claim that
+    moved them to running has committed and before their tasks begin: the
+    first claims' tasks are held back (a task created at the commit could
+    otherwise begin, and even reach the executor, while the caller's pause
+    or close waits for the database thread on a loaded machine)."""
     bus = EventBus()
     events = bus.subscribe()
     script = Script()
     engine = DirectiveEngine(store, bus, services(script))
+    start_claims = engine._start_claims
+    held: list[object] = []
+
+    def hold_the_first(view):  # type: ignore[no-untyped-def]
+        if held or not view.claims:
+            return start_claims(view)
+        held.append(view)  # claimed, as the commit callback records them, with no task yet
+        for claim in view.claims:
+            engine._runtime(claim.directive.id).unstarted[claim.step.id] = claim
+        return None
+
+    engine._start_claims = hold_the_first  # type: ignore[method-assign]
     await engine.start()
     spec = chain_spec(tmp_path, [("a", []), ("b", [])], max_parallel_steps=2)
     did = (await engine.create_directive(spec)).id
     await engine.start_directive(did)
     while (e := await events.get()).type != "step_status_changed" or e.new_status != "running":
         pass
+    assert held, "the claim committed without its tasks being held"
     return engine, did, script
 
 
@@ -860,7 +876,8 @@ async def test_steps_claimed_but_not_begun_when_the_engine_closes_are_ready_to_r
     assert await statuses(engine, did) == {"a": "ready", "b": "ready"}
     chain = await store.current_chain(did)
     runs = [r for s in await store.list_steps(chain.id) for r in await store.list_runs(s.id)]
-    assert [(r.status, r.error) for r in runs] == [("cancelled", "interrupted")] * 2
+    closed = "interrupted: directive-tui closed; runs again when it next runs this directive"
+    assert [(r.status, r.error) for r in runs] == [("cancelled", closed)] * 2
 
 
 class SilentJudge:
