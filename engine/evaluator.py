@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatch
 from pathlib import PurePosixPath
 
+from engine.flags import NO_VERDICT
 from engine.models import ConfidenceLevel, Evaluation, Thresholds, VerifierResult
 from engine.text import clip
 from engine.verifiers.base import NoVerdictError, Verifier, VerifyContext
@@ -43,7 +44,6 @@ FAILING_SHOWN = 30  # failing tests named one per line, before "and N more"
 FLAG_FILES_SHOWN = 8
 
 NO_VERIFIERS_SUMMARY = "no verifiers ran: accepted on the executor's result"
-NO_VERDICT = "no_verdict"  # the flag's name, and the key in a result's details
 FOR_A_PERSON = "for_a_person"  # flag: nothing scored the attempt; no autonomy passes it
 
 # Changed files that deserve a reviewer's eye: a step that edits the tests

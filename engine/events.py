@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from engine.breakers import duration
-from engine.flags import flag_text
+from engine.flags import NO_VERDICT, flag_text
 from engine.models import Actor, ApprovalDecision, Severity, now
 
 
@@ -91,13 +91,17 @@ class EvaluationCompleted(_Event):
     problems: dict[str, str] = Field(default_factory=dict)
 
     def describe(self) -> str:
+        # A verifier that gave no verdict (its tool is missing, the judge
+        # failed) says so where its score would be, not "=0.00".
+        silent = {f.partition(": ")[2] for f in self.flags if f.startswith(f"{NO_VERDICT}: ")}
         scores = "".join(
-            f"; {k}={v:.2f}"
+            f"; {k}" + (" no verdict" if k in silent else f"={v:.2f}")
             + (" FAILED (gating)" if k in self.failed_gating else "")
             + (f" [{self.problems[k]}]" if k in self.problems else "")
             for k, v in self.verifiers.items()
-        )
-        flags = f" flags: {', '.join(map(flag_text, self.flags))}" if self.flags else ""
+        )  # fmt: skip
+        shown = [flag_text(f) for f in self.flags if not f.startswith(f"{NO_VERDICT}: ")]
+        flags = f" flags: {', '.join(shown)}" if shown else ""
         return f"step {self.step_name} evaluated {self.level} ({self.score:.2f}{scores}){flags}"
 
 

@@ -5,6 +5,11 @@ approval dialog, all through `flag_text`."""
 
 from __future__ import annotations
 
+# A verifier that gave no verdict (its tool is not installed, the judge
+# failed) is flagged `no_verdict: NAME`, one flag per verifier; the name is
+# also the key in that result's details.
+NO_VERDICT = "no_verdict"
+
 # A flag not here is shown as it is.
 FLAG_WORDS: dict[str, str] = {
     "tests_modified": "tests changed",
@@ -13,6 +18,7 @@ FLAG_WORDS: dict[str, str] = {
     "no_verifiers": "no verifier ran",
     "no_weighted_verifiers": "no verifier carries weight",
     "for_a_person": "for a person to decide",
+    NO_VERDICT: "no verdict",
 }
 
 

@@ -249,7 +249,16 @@ class VerifierSpec(Strict):
     command: str | list[str] | None = None
     parser: (
         Literal[
-            "exit_code", "pytest", "ruff", "mypy", "count", "tsc", "clippy", "cargo_test", "go_test"
+            "exit_code",
+            "pytest",
+            "ruff",
+            "mypy",
+            "count",
+            "lint",
+            "tsc",
+            "clippy",
+            "cargo_test",
+            "go_test",
         ]
         | None
     ) = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.events import ApprovalResolved
+from engine.events import ApprovalResolved, EvaluationCompleted
 
 
 def test_an_answer_reads_as_a_person_says_it() -> None:
@@ -80,8 +80,6 @@ async def test_a_step_that_changed_nothing_says_so_at_its_checkpoint(store, make
 def test_an_evaluation_s_flags_read_in_words_in_the_log() -> None:
     """The step panel and the approval dialog said "tests changed", and the
     event log and the headless output beside them "tests_modified"."""
-    from engine.events import EvaluationCompleted
-
     event = EvaluationCompleted(
         directive_id="d1",
         step_id="s1",
@@ -96,3 +94,25 @@ def test_an_evaluation_s_flags_read_in_words_in_the_log() -> None:
         "flags: tests changed: tests/test_vat.py, for a person to decide, brand_new_flag"
     )
     assert event.flags[0] == "tests_modified: tests/test_vat.py"  # the record keeps the names
+
+
+def test_a_verifier_that_gave_no_verdict_says_so_where_its_score_would_be() -> None:
+    """Its tool is not installed here: it read "ruff=0.00 [not run: ...]",
+    as if the code scored nothing, and its flag again after."""
+    event = EvaluationCompleted(
+        directive_id="d1",
+        step_id="s1",
+        step_name="add-vat",
+        evaluation_id="e1",
+        score=1.0,
+        level="green",
+        passed=True,
+        verifiers={"pytest": 1.0, "ruff": 0.0},
+        problems={"ruff": "not run: ruff is not installed here"},
+        flags=["tests_modified: tests/test_vat.py", "no_verdict: ruff"],
+    )
+    assert event.describe() == (
+        "step add-vat evaluated green (1.00; pytest=1.00;"
+        " ruff no verdict [not run: ruff is not installed here])"
+        " flags: tests changed: tests/test_vat.py"
+    )
