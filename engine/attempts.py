@@ -18,7 +18,7 @@ from typing import Any
 
 from engine import approvals
 from engine.breakers import breaker_reason, budget_for
-from engine.chains import LEVEL_SEVERITY, Claim, DriverView, drive, record_checkpoint
+from engine.chains import LEVEL_SEVERITY, Claim, DriverView, drive, record_checkpoint, unjudged
 from engine.core import EngineCore
 from engine.evaluator import FOR_A_PERSON
 from engine.events import CostUpdated, EvaluationCompleted, Notice
@@ -629,12 +629,17 @@ async def _commit_failed(
 
 def _put_back(tx: Tx, step_id: str, run_id: str, why: str) -> None:
     """An attempt that will not finish: its run is closed as cancelled and
-    the step is ready to run again."""
-    tx.update_if(
+    the step is ready to run again. Cut off while it was evaluated, its
+    run stays succeeded (the executor finished) and says the verdict never
+    came, or the panel would show a success with no evaluation and no why."""
+    cancelled = tx.update_if(
         "step_runs",
         run_id,
         {"status": "running"},
         {"status": "cancelled", "error": why, "finished_at": now()},
     )
-    if tx.step(step_id).status in STEP_ACTIVE:
+    step = tx.step(step_id)
+    if not cancelled and step.status is S.EVALUATING:
+        tx.update_if("step_runs", run_id, {"status": "succeeded"}, {"error": unjudged(why)})
+    if step.status in STEP_ACTIVE:
         tx.step_status(step_id, S.READY, reason=why)

@@ -187,6 +187,9 @@ def _claim(tx: Tx, d: Directive, step: Step) -> Claim:
 
 
 def recover(tx: Tx, directive_id: str) -> None:
+    """What a dead engine left mid-attempt runs again: its running runs are
+    cancelled, a run whose evaluation it cut off says so (it stays
+    succeeded: the executor finished), and those steps are ready."""
     for row in tx.conn.execute(
         "SELECT id FROM step_runs WHERE directive_id = ? AND status = 'running'", (directive_id,)
     ).fetchall():
@@ -197,11 +200,25 @@ def recover(tx: Tx, directive_id: str) -> None:
             error="interrupted by restart",
             finished_at=now(),
         )
-    for row in tx.conn.execute(
-        "SELECT id FROM chain_steps WHERE directive_id = ? AND status IN ('running', 'evaluating')",
+    for step_id, status in tx.conn.execute(
+        "SELECT id, status FROM chain_steps WHERE directive_id = ?"
+        " AND status IN ('running', 'evaluating')",
         (directive_id,),
     ).fetchall():
-        tx.step_status(row[0], S.READY, reason="interrupted by restart; runs again")
+        if status == S.EVALUATING.value:
+            last = tx.one(
+                "SELECT id FROM step_runs WHERE step_id = ? ORDER BY attempt DESC LIMIT 1",
+                (step_id,),
+            )
+            if last is not None:
+                why = unjudged("interrupted by restart")
+                tx.update_if("step_runs", last[0], {"status": "succeeded"}, {"error": why})
+        tx.step_status(step_id, S.READY, reason="interrupted by restart; runs again")
+
+
+def unjudged(why: str) -> str:
+    """A run whose evaluation was cut off: what its attempt panel says."""
+    return f"its evaluation was cut off ({why}): no verdict, the step runs again"
 
 
 def recover_after_death(tx: Tx, directive_id: str, dead_since: float) -> Directive:

@@ -120,3 +120,39 @@ def test_pausing_or_stopping_after_a_kill_leaves_no_step_running_and_charges_no_
         resumed = cli(db, "resume", did, "--headless")
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert len((tmp_path / "pids").read_text().split()) == 2
+
+
+@pytest.mark.parametrize("ending", ["killed", "closed"])
+def test_an_attempt_whose_evaluation_was_cut_off_says_so_and_the_step_runs_again(
+    tmp_path: Path, make_git_repo: Callable[..., Path], ending: str
+) -> None:
+    """The engine died (SIGKILL) or closed (SIGTERM) while a verifier ran:
+    the attempt stayed "succeeded" with no evaluation and no word of why, so
+    the panel showed a success that led nowhere beside the next attempt."""
+    slow_check = (
+        '[[steps]]\nname = "made"\ncommand = "echo made > made.txt"\n'
+        '[[verifiers.extra]]\nname = "slow"\n'
+        f'command = "echo $$ >> {tmp_path}/checks; test -f {tmp_path}/go || sleep 60"\n'
+    )
+    path = directive_file(tmp_path, make_git_repo(), slow_check, autonomy="full_auto")
+    db = tmp_path / "x.db"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--db", str(db), "run", str(path), "--headless"],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for_file(tmp_path / "checks")  # the step ran; its check runs
+    run.send_signal(signal.SIGKILL if ending == "killed" else signal.SIGTERM)
+    run.wait(timeout=30)
+    (did,) = [d["id"] for d in json.loads(cli(db, "list", "--json").stdout)]
+    (tmp_path / "go").touch()
+    assert cli(db, "resume", did, "--headless").returncode == 0
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute(
+            "SELECT attempt, status, error FROM step_runs ORDER BY attempt"
+        ).fetchall()
+    why = "interrupted by restart" if ending == "killed" else "interrupted: directive-tui closed"
+    ((first, status, error), second) = runs
+    assert (first, status) == (1, "succeeded")
+    assert error.startswith(f"its evaluation was cut off ({why}")
+    assert error.endswith("no verdict, the step runs again")
+    assert second == (2, "succeeded", None)
