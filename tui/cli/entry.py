@@ -24,6 +24,7 @@ from tui.cli.program import command_line
 
 
 def main(argv: list[str] | None = None) -> int:
+    _stderr_to_devnull_if_closed()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "headless", True) is False and args.json:
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"directive-tui: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _stderr_to_devnull_if_closed() -> None:
+    """Started with `2>&-`, Python has no sys.stderr, and print(file=None)
+    writes to stdout: errors and notes would land in the data a script reads
+    (`--json | jq`). They go nowhere instead, as the caller asked."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the program's life)
 
 
 def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
