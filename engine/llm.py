@@ -18,7 +18,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -57,6 +58,10 @@ ENV_MAX_RETRIES = "DIRECTIVE_LLM_MAX_RETRIES"
 ENV_TIMEOUT_S = "DIRECTIVE_LLM_TIMEOUT_S"
 
 REDACTED = "[redacted]"
+
+# What one call does with a line saying a retry is under way (set by
+# `LLMClient.create` for the SDK middleware that sees each try).
+_ON_RETRY: ContextVar[Callable[[str], None] | None] = ContextVar("_ON_RETRY", default=None)
 
 
 class LLMErrorKind(StrEnum):
@@ -413,7 +418,7 @@ class LLMClient:
                 base_url=self._config.base_url,
                 max_retries=self._config.max_retries,
                 timeout=sdk.Timeout(self._config.timeout_s, connect=self._config.connect_timeout_s),
-                middleware=[_no_long_waits],
+                middleware=[self._say_retries, _no_long_waits],
             )
         return self._client
 
@@ -431,9 +436,11 @@ class LLMClient:
         max_tokens: int | None = None,
         output_config: dict[str, Any] | None = None,
         model: str | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> LLMResponse:
         """One Messages API call. Raises LLMError (kind REFUSED) when the model
-        refuses; the error carries the call's usage and cost."""
+        refuses; the error carries the call's usage and cost. `on_retry` is
+        told, in plain words, of each retry the SDK is about to make."""
         model = model or self.model
         wanted = max_tokens or self._config.max_tokens
         kwargs: dict[str, Any] = {
@@ -444,10 +451,13 @@ class LLMClient:
         optional = {"system": system, "tools": tools, "output_config": output_config}
         kwargs.update({k: v for k, v in optional.items() if v})
         client = self._sdk_client()
+        said = _ON_RETRY.set(on_retry)
         try:
             message = await client.messages.create(**kwargs)
         except Exception as exc:
             raise self._translate(exc, model) from None
+        finally:
+            _ON_RETRY.reset(said)
         response = self._priced(message, model)
         if response.stop_reason == "refusal":
             raise self._response_error(
@@ -466,6 +476,7 @@ class LLMClient:
         system: str | list[dict[str, Any]] | None = None,
         max_tokens: int | None = None,
         model: str | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> ParsedResponse[T]:
         """A call whose answer must be JSON matching `output_format`.
 
@@ -480,6 +491,7 @@ class LLMClient:
             max_tokens=max_tokens,
             output_config={"format": {"type": "json_schema", "schema": schema}},
             model=model,
+            on_retry=on_retry,
         )
         text = response.text
         if not text:
@@ -507,6 +519,28 @@ class LLMClient:
         )
 
     # -- helpers --------------------------------------------------------------
+
+    async def _say_retries(self, request: Any, call_next: Any) -> Any:
+        """SDK middleware: a try that failed and will be tried again is said
+        to the call's `on_retry` (the SDK sleeps up to a minute before each
+        retry, silently: a step looked stalled)."""
+        on_retry = _ON_RETRY.get()
+        retry = request.retries_taken + 1
+        if on_retry is None or retry > self.max_retries:
+            return await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            sdk = _sdk()
+            rule = next((r for r in _ERROR_RULES if r.matches(sdk, exc)), None)
+            if rule is not None and rule.kind in (LLMErrorKind.CONNECTION, LLMErrorKind.TIMEOUT):
+                what = self._rule_text(rule, self.model)
+                on_retry(f"{what}: trying again shortly (retry {retry} of {self.max_retries})")
+            raise
+        http = response.http_response
+        if not http.is_success and _will_retry(http.status_code, http.headers):
+            on_retry(_retry_line(http.status_code, http.headers, retry, self.max_retries))
+        return response
 
     def _priced(self, message: Any, model: str) -> LLMResponse:
         content = getattr(message, "content", None)
@@ -543,24 +577,25 @@ class LLMClient:
             cut_off=response.stop_reason == "max_tokens",
         )
 
-    def _translate(self, exc: Exception, model: str) -> Exception:
-        sdk = _sdk()
-        if not isinstance(exc, sdk.AnthropicError):
-            return exc  # ours or a programming error: not an API failure
-        for rule in _ERROR_RULES:
-            if rule.matches(sdk, exc):
-                break
-        else:
-            return LLMError(LLMErrorKind.API, self.scrub(f"Anthropic SDK error: {exc}"))
-        status = getattr(exc, "status_code", None)
-        request_id = getattr(exc, "request_id", None)
-        text = rule.text.format(
-            still=_still_after(_retries_taken(exc, self.max_retries)),
+    def _rule_text(self, rule: _ErrorRule, model: str, still: str = "") -> str:
+        return rule.text.format(
+            still=still,
             model=model,
             base_url=self.base_url,
             timeout=self._config.timeout_s,
             connect=self._config.connect_timeout_s,
         )
+
+    def _translate(self, exc: Exception, model: str) -> Exception:
+        sdk = _sdk()
+        if not isinstance(exc, sdk.AnthropicError):
+            return exc  # ours or a programming error: not an API failure
+        rule = next((r for r in _ERROR_RULES if r.matches(sdk, exc)), None)
+        if rule is None:
+            return LLMError(LLMErrorKind.API, self.scrub(f"Anthropic SDK error: {exc}"))
+        status = getattr(exc, "status_code", None)
+        request_id = getattr(exc, "request_id", None)
+        text = self._rule_text(rule, model, _still_after(_retries_taken(exc, self.max_retries)))
         detail = getattr(exc, "api_message", None) or (str(exc) if status is None else None)
         parts = [text]
         if status is not None:
@@ -591,6 +626,31 @@ async def _no_long_waits(request: Any, call_next: Any) -> Any:
     if _asked_wait_s(headers) > LONGEST_WAIT_S:
         headers["x-should-retry"] = "false"
     return response
+
+
+def _will_retry(status: int, headers: Any) -> bool:
+    """Whether the SDK tries again after this answer (its own rule)."""
+    told = headers.get("x-should-retry")
+    if told in ("true", "false"):
+        return told == "true"
+    return status in (408, 409, 429) or status >= 500
+
+
+_RETRIED = {
+    429: "rate limited by the Anthropic API",
+    529: "the Anthropic API is overloaded",
+}
+
+
+def _retry_line(status: int, headers: Any, retry: int, allowed: int) -> str:
+    """'rate limited by the Anthropic API (HTTP 429): trying again in 30s
+    (retry 1 of 2)'."""
+    what = _RETRIED.get(status) or (
+        "the Anthropic API failed" if status >= 500 else "the Anthropic API did not answer"
+    )
+    wait = _asked_wait_s(headers)
+    when = "shortly" if not wait else "now" if wait < 1 else f"in {wait:.0f}s"
+    return f"{what} (HTTP {status}): trying again {when} (retry {retry} of {allowed})"
 
 
 def _wait_asked(exc: Exception) -> str:

@@ -377,3 +377,19 @@ async def test_cancellation_stops_the_loop_and_the_running_command(
 def test_agent_needs_a_client() -> None:
     with pytest.raises(ExecutorError, match="ANTHROPIC_API_KEY"):
         AgentExecutor(None)
+
+
+async def test_a_retry_is_said_in_the_step_while_it_waits(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    """The SDK sleeps through a 429's retry-after inside the call: the step's
+    live output said nothing until the answer came."""
+    fake_api.error(429, "slow down", retry_after_ms=1000)
+    fake_api.reply("Nothing to change.")
+    rec = Recorder()
+    result = await AgentExecutor(fake_llm).run(make_ctx(repo, rec))
+    assert result.success
+    assert (
+        "rate limited by the Anthropic API (HTTP 429): trying again in 1s (retry 1 of 1)",
+        Severity.WARNING,
+    ) in rec.lines

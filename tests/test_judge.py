@@ -386,3 +386,18 @@ async def test_a_bad_llm_setting_at_evaluation_reaches_a_person_not_a_hang(
     assert fake_env.requests == []
     await engine.close()
     await store.close()
+
+
+async def test_a_retry_is_said_in_the_evaluation_while_it_waits(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    fake_api.error(529, "Overloaded", retry_after_ms=1000)
+    fake_api.reply_json(VERDICT)
+    ctx = make_ctx(repo, Costs())
+    lines: list[tuple[str, str]] = []
+    ctx.emit = lambda source, line: lines.append((source, line))
+    await LLMJudge(fake_llm).verify(ctx)
+    assert lines[0] == (
+        "llm_judge",
+        "the Anthropic API is overloaded (HTTP 529): trying again in 1s (retry 1 of 1)",
+    )

@@ -379,3 +379,54 @@ async def test_a_model_the_sdk_caps_without_streaming_is_asked_for_what_it_sends
     finally:
         await client.aclose()
     assert [r.body["max_tokens"] for r in fake_api.requests] == [8_192, 1_000]
+
+
+async def test_each_retry_is_said_as_it_happens(fake_api: FakeAnthropic) -> None:
+    """A 429 or 529 retried by the SDK sleeps inside the call (as long as
+    the API asks, up to a minute): without a word, a step looked stalled."""
+    fake_api.error(429, "slow down", retry_after_ms=1000)
+    fake_api.error(529, "busy", retry_after_ms=None)
+    fake_api.reply("ok")
+    said: list[str] = []
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=2)
+    try:
+        response = await client.create(
+            messages=[{"role": "user", "content": "x"}], on_retry=said.append
+        )
+    finally:
+        await client.aclose()
+    assert response.text == "ok"
+    assert said == [
+        "rate limited by the Anthropic API (HTTP 429): trying again in 1s (retry 1 of 2)",
+        "the Anthropic API is overloaded (HTTP 529): trying again shortly (retry 2 of 2)",
+    ]
+
+
+async def test_a_broken_connection_retried_is_said(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    fake_api.cut_off()
+    fake_api.reply("ok")
+    said: list[str] = []
+    await fake_llm.create(messages=[{"role": "user", "content": "x"}], on_retry=said.append)
+    assert said == [
+        f"the connection to the Anthropic API at {fake_api.base_url} broke off before the "
+        "answer was whole: trying again shortly (retry 1 of 1)"
+    ]
+
+
+async def test_nothing_is_said_for_an_error_not_retried(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    """A bad key, a bad request, a wait too long to sit through, or the last
+    try: the error itself says it."""
+    fake_api.error(401, "invalid x-api-key")
+    fake_api.error(400, "bad")
+    fake_api.error(429, "come back later", retry_after_ms=120_000)
+    fake_api.error(529, "busy")
+    fake_api.error(529, "still busy")
+    said: list[str] = []
+    for _ in range(4):
+        with pytest.raises(LLMError):
+            await fake_llm.create(messages=[{"role": "user", "content": "x"}], on_retry=said.append)
+    assert said == ["the Anthropic API is overloaded (HTTP 529): trying again now (retry 1 of 1)"]

@@ -159,6 +159,7 @@ class AgentExecutor:
                     tools=run.definitions,
                     messages=run.marked_messages(),
                     max_tokens=self.max_tokens,
+                    on_retry=lambda line: ctx.emit(line, Severity.WARNING),
                 )
             except LLMError as exc:
                 if exc.cost_usd:

@@ -228,6 +228,7 @@ class LLMJudge:
                 output_format=JudgeVerdict,
                 system=SYSTEM_PROMPT,
                 max_tokens=JUDGE_MAX_TOKENS,
+                on_retry=lambda line: ctx.emit(self.name, line),
             )
         except LLMError as exc:
             spent.add(exc.usage, exc.cost_usd)
