@@ -393,3 +393,23 @@ async def test_a_retry_is_said_in_the_step_while_it_waits(
         "rate limited by the Anthropic API (HTTP 429): trying again in 1s (retry 1 of 1)",
         Severity.WARNING,
     ) in rec.lines
+
+
+async def test_the_step_says_which_model_works_on_it_and_its_budget(
+    fake_api: FakeAnthropic, repo: Path
+) -> None:
+    """The model (the directive's, DIRECTIVE_MODEL's or the default) was named
+    nowhere a user looks: the live output starts with it."""
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, model="claude-haiku-5-5")
+    fake_api.reply("Nothing to change.")
+    rec = Recorder()
+    ctx = make_ctx(repo, rec, budget=Budget(cost_usd=1.5, wall_time_s=900, turns=12))
+    try:
+        await AgentExecutor(client).run(ctx)
+    finally:
+        await client.aclose()
+    assert rec.lines[0] == (
+        "claude-haiku-5-5 works on the step: at most 12 turns, $1.50, 900s",
+        Severity.INFO,
+    )
+    assert fake_api.requests[0].body["model"] == "claude-haiku-5-5"

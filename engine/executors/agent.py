@@ -60,6 +60,15 @@ class _Limits:
     cost_usd: float | None
     wall_time_s: float | None
 
+    def said(self) -> str:
+        """'at most 40 turns, $4.99, 7200s', for the step's first line."""
+        parts = [f"at most {self.turns} turns"]
+        if self.cost_usd is not None:
+            parts.append(f"${self.cost_usd:.2f}")
+        if self.wall_time_s is not None:
+            parts.append(f"{self.wall_time_s:.0f}s")
+        return ", ".join(parts)
+
 
 def _min(*values: float | None) -> float | None:
     present = [v for v in values if v is not None]
@@ -148,6 +157,7 @@ class AgentExecutor:
             on_command_line=lambda line: ctx.emit(f"  | {line}", Severity.DEBUG),
         )
         run = _Run(ctx, self._limits(ctx), tools)
+        ctx.emit(f"{self.llm.model} works on the step: {run.limits.said()}", Severity.INFO)
         run.say(task_prompt(ctx) + "\n\n" + run.budget_note(0))
         for turn in range(run.limits.turns):
             over = run.over_budget()
