@@ -5,13 +5,16 @@ Real SQLite files and git repositories, the command run as a subprocess."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.test_cli import empty_database
+from tests.test_cli import STEP_OK, directive_file, empty_database, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
+ALWAYS_FAILS = '[[steps]]\nname = "fails"\ncommand = "false"\n'
 
 
 def cli_with(shell_redirects: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -34,3 +37,24 @@ def test_with_stderr_closed_an_error_never_lands_in_the_standard_output(tmp_path
     asyncio.run(empty_database(str(db)))
     done = cli_with("2>&-", "--db", str(db), "events", "nope", "--json")
     assert (done.returncode, done.stdout) == (2, "")
+
+
+def test_approvals_json_lists_only_the_answers_the_approval_takes_now(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A script answering from `approvals --json` took `request_changes` for
+    a plan the file lists, and `replan` with no replans left: both refused
+    (exit 2), where the text listing and the hints offered neither."""
+    db = str(tmp_path / "x.db")
+    plan_file = directive_file(tmp_path, make_git_repo(), STEP_OK, autonomy="manual")
+    assert run_cli("--db", db, "run", str(plan_file), "--headless", "--json")[0] == 3
+    (plan,) = json.loads(run_cli("--db", db, "approvals", "--json")[1])
+    assert plan["options"] == ["approve", "deny"]
+    assert "[approve/deny]" in run_cli("--db", db, "approvals")[1]
+
+    failing = directive_file(tmp_path, make_git_repo(name="other"), ALWAYS_FAILS)
+    failing.write_text(failing.read_text() + "[limits]\nmax_chain_regenerations = 0\n")
+    other_db = str(tmp_path / "other.db")
+    assert run_cli("--db", other_db, "run", str(failing), "--headless", "--json")[0] == 3
+    (escalation,) = json.loads(run_cli("--db", other_db, "approvals", "--json")[1])
+    assert escalation["options"] == ["retry", "skip", "stop"]

@@ -56,10 +56,13 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
     store = await open_store(db)
     try:
         pending = await store.pending_approvals()
+        directives = {d.id: d for d in await store.list_directives()}
         if as_json:
-            print(json.dumps([a.model_dump(mode="json") for a in pending], indent=2), file=out)
+            print(
+                json.dumps([_as_json(a, directives[a.directive_id]) for a in pending], indent=2),
+                file=out,
+            )
         else:
-            directives = {d.id: d for d in await store.list_directives()}
             titles = {i: shorten(d.title, TITLE_WIDTH) for i, d in directives.items()}
             width = max((len(titles[a.directive_id]) for a in pending), default=0)
             for a in pending:
@@ -74,6 +77,15 @@ async def list_approvals(db: Path, as_json: bool, out: Any) -> int:
         return EXIT_OK
     finally:
         await store.close()
+
+
+def _as_json(approval: Any, directive: Any) -> dict[str, Any]:
+    """An approval for `approvals --json`: its `options` are the answers it
+    takes now, as in the text listing, so a script never picks one the
+    engine refuses."""
+    fields = approval.model_dump(mode="json")
+    fields["options"] = [o.value for o in offered(approval, directive)]
+    return fields
 
 
 async def resolve(
