@@ -535,7 +535,7 @@ class LLMClient:
             rule = next((r for r in _ERROR_RULES if r.matches(sdk, exc)), None)
             if rule is not None and rule.kind in (LLMErrorKind.CONNECTION, LLMErrorKind.TIMEOUT):
                 what = self._rule_text(rule, self.model)
-                on_retry(f"{what}: trying again shortly (retry {retry} of {self.max_retries})")
+                on_retry(f"retry {retry} of {self.max_retries} shortly: {what}")
             raise
         http = response.http_response
         if not http.is_success and _will_retry(http.status_code, http.headers):
@@ -643,14 +643,14 @@ _RETRIED = {
 
 
 def _retry_line(status: int, headers: Any, retry: int, allowed: int) -> str:
-    """'rate limited by the Anthropic API (HTTP 429): trying again in 30s
-    (retry 1 of 2)'."""
+    """'retry 1 of 2 in 30s: rate limited by the Anthropic API (HTTP 429)':
+    the retry first, as a narrow panel cuts the end off."""
     what = _RETRIED.get(status) or (
         "the Anthropic API failed" if status >= 500 else "the Anthropic API did not answer"
     )
     wait = _asked_wait_s(headers)
     when = "shortly" if not wait else "now" if wait < 1 else f"in {wait:.0f}s"
-    return f"{what} (HTTP {status}): trying again {when} (retry {retry} of {allowed})"
+    return f"retry {retry} of {allowed} {when}: {what} (HTTP {status})"
 
 
 def _wait_asked(exc: Exception) -> str:

@@ -390,7 +390,7 @@ async def test_a_retry_is_said_in_the_step_while_it_waits(
     result = await AgentExecutor(fake_llm).run(make_ctx(repo, rec))
     assert result.success
     assert (
-        "rate limited by the Anthropic API (HTTP 429): trying again in 1s (retry 1 of 1)",
+        "retry 1 of 1 in 1s: rate limited by the Anthropic API (HTTP 429)",
         Severity.WARNING,
     ) in rec.lines
 

@@ -399,5 +399,5 @@ async def test_a_retry_is_said_in_the_evaluation_while_it_waits(
     await LLMJudge(fake_llm).verify(ctx)
     assert lines[0] == (
         "llm_judge",
-        "the Anthropic API is overloaded (HTTP 529): trying again in 1s (retry 1 of 1)",
+        "retry 1 of 1 in 1s: the Anthropic API is overloaded (HTTP 529)",
     )

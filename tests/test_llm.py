@@ -397,8 +397,8 @@ async def test_each_retry_is_said_as_it_happens(fake_api: FakeAnthropic) -> None
         await client.aclose()
     assert response.text == "ok"
     assert said == [
-        "rate limited by the Anthropic API (HTTP 429): trying again in 1s (retry 1 of 2)",
-        "the Anthropic API is overloaded (HTTP 529): trying again shortly (retry 2 of 2)",
+        "retry 1 of 2 in 1s: rate limited by the Anthropic API (HTTP 429)",
+        "retry 2 of 2 shortly: the Anthropic API is overloaded (HTTP 529)",
     ]
 
 
@@ -410,8 +410,8 @@ async def test_a_broken_connection_retried_is_said(
     said: list[str] = []
     await fake_llm.create(messages=[{"role": "user", "content": "x"}], on_retry=said.append)
     assert said == [
-        f"the connection to the Anthropic API at {fake_api.base_url} broke off before the "
-        "answer was whole: trying again shortly (retry 1 of 1)"
+        "retry 1 of 1 shortly: the connection to the Anthropic API at "
+        f"{fake_api.base_url} broke off before the answer was whole"
     ]
 
 
@@ -429,4 +429,4 @@ async def test_nothing_is_said_for_an_error_not_retried(
     for _ in range(4):
         with pytest.raises(LLMError):
             await fake_llm.create(messages=[{"role": "user", "content": "x"}], on_retry=said.append)
-    assert said == ["the Anthropic API is overloaded (HTTP 529): trying again now (retry 1 of 1)"]
+    assert said == ["retry 1 of 1 now: the Anthropic API is overloaded (HTTP 529)"]
