@@ -47,6 +47,7 @@ from engine.text import clip, plural
 from engine.transitions import STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
 from engine.verifiers.base import VerifyContext
+from engine.verifiers.detect import checks_found
 from engine.workspace_ops import missing_repo
 from engine.worktrees import Attempt, GitError, MergeResult, StaleAttemptError, Workspace
 
@@ -313,6 +314,7 @@ class Attempts(EngineCore):
                 summary=why,
                 flags=[FOR_A_PERSON],
             )
+        await self._say_checks_found(d, verifiers)
         evaluator = self.services.evaluator(verifiers, d)
         emit = self._emitter(d.id, step)
         ctx = VerifyContext(
@@ -329,6 +331,18 @@ class Attempts(EngineCore):
         return evaluation.model_copy(
             update={"directive_id": d.id, "step_id": step.id, "run_id": run.id}
         )
+
+    async def _say_checks_found(self, d: Directive, verifiers: list[Any]) -> None:
+        """Once per directive (and engine), which checks detection found and
+        what shows the repository uses each: a check that runs, or cannot,
+        is never a surprise."""
+        rt = self._runtime(d.id)
+        found = [v for v in verifiers if getattr(v, "found_by", "")]
+        if rt.checks_said or not found:
+            return
+        rt.checks_said = True
+        notice = Notice(directive_id=d.id, message=checks_found(found), severity=Severity.INFO)
+        await self._write(d.id, lambda tx: tx.emit(notice))
 
     async def _judge(
         self,

@@ -58,6 +58,8 @@ class Runtime:
     workspace_note: str | None = None
     # Why there is no git workspace, for the views that need one.
     workspace_absent: str = ""
+    # Whether the log has said which checks detection found (once per engine).
+    checks_said: bool = False
     # Held while a replan is made: the driver launches no step of the old
     # chain, and a second replan waits for the first (each reads the chain
     # it replaces).

@@ -112,8 +112,12 @@ async def test_shell_chain_reworks_a_red_pytest_step_to_green(
     runs = await store.list_runs(fix.id)
     assert runs[1].rework_instructions == red.rework_instructions
     assert runs[1].modified_files == ["calc.py"]  # seen by the change tracker, confirmed by git
-    outputs = [e.line for e in sub.drain() if e.type == "step_output" and e.step_id == fix.id]
+    events = sub.drain()
+    outputs = [e.line for e in events if e.type == "step_output" and e.step_id == fix.id]
     assert any(line.startswith("rework got: ") for line in outputs)
+    # the log says once which checks were found in the repository, and why
+    found = [e.message for e in events if e.type == "notice" and "checks found" in e.message]
+    assert found == ["checks found in the repository: pytest (pytest.ini)"]
     # the fix is on the directive's integration branch; the user's tree is untouched
     assert (repo / "calc.py").read_text() == CALC_BUGGY
     branch = f"directive/{d.id}/integration"

@@ -26,6 +26,7 @@ from engine.verifiers.base import NoVerdictError, VerifyContext
 from engine.verifiers.detect import (
     RULES,
     auto_detect_verifiers,
+    checks_found,
     python_tool,
     uses_mypy,
     uses_pytest,
@@ -542,3 +543,20 @@ def test_check_config_names_the_key_of_each_mistake() -> None:
     )
     assert loc_of(unknown) == ("steps", 0, "verifiers")
     check_config(directive_spec(Path("."), VerifierSpec(name="pytest", weight=3)))
+
+
+def test_detection_says_what_shows_the_repository_uses_each_check(tmp_path: Path) -> None:
+    """The log named no reason a check ran (or was missing): a stray
+    Makefile target or a forgotten mypy.ini ran unexplained."""
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_money.py").write_text("def test_a():\n    pass\n")
+    found = auto_detect_verifiers(tmp_path)
+    assert {v.name: v.found_by for v in found} == {
+        "pytest": "tests/test_money.py",
+        "ruff": "[tool.ruff] in pyproject.toml",
+    }
+    assert checks_found(found) == (
+        "checks found in the repository: pytest (tests/test_money.py),"
+        " ruff ([tool.ruff] in pyproject.toml)"
+    )

@@ -56,11 +56,19 @@ def _walk_files(repo: Path) -> Iterator[Path]:
             yield Path(root) / name
 
 
-def _any_file(repo: Path, *patterns: str) -> bool:
-    return any(fnmatch(p.name, pat) for p in _walk_files(repo) for pat in patterns)
+def _rel(repo: Path, path: Path) -> str:
+    return path.relative_to(repo).as_posix()
 
 
-def _any_file_containing(repo: Path, suffix: str, *needles: str) -> bool:
+def _any_file(repo: Path, *patterns: str) -> str | None:
+    """The first file named like one of `patterns`, relative to `repo`."""
+    for path in _walk_files(repo):
+        if any(fnmatch(path.name, pat) for pat in patterns):
+            return _rel(repo, path)
+    return None
+
+
+def _any_file_containing(repo: Path, suffix: str, *needles: str) -> str | None:
     for path in _walk_files(repo):
         if path.suffix != suffix:
             continue
@@ -70,8 +78,8 @@ def _any_file_containing(repo: Path, suffix: str, *needles: str) -> bool:
         except OSError:
             continue
         if any(needle in text for needle in needles):
-            return True
-    return False
+            return _rel(repo, path)
+    return None
 
 
 def _read(repo: Path, name: str) -> str:
@@ -82,15 +90,16 @@ def _read(repo: Path, name: str) -> str:
         return ""
 
 
-def _has_section(repo: Path, name: str, header: str) -> bool:
-    """Whether config file `name` has a section whose header matches the
-    regex `header` (TOML tables and INI sections alike; a broken file still
-    says what it is meant to configure)."""
-    return re.search(rf"^\s*\[{header}\]", _read(repo, name), re.M) is not None
+def _has_section(repo: Path, name: str, header: str) -> str | None:
+    """The section of config file `name` whose header matches the regex
+    `header`, as "[header] in name" (TOML tables and INI sections alike; a
+    broken file still says what it is meant to configure)."""
+    found = re.search(rf"^\s*\[({header})\]", _read(repo, name), re.M)
+    return f"[{found.group(1)}] in {name}" if found else None
 
 
-def _exists(repo: Path, *names: str) -> bool:
-    return any((repo / name).exists() for name in names)
+def _exists(repo: Path, *names: str) -> str | None:
+    return next((name for name in names if (repo / name).exists()), None)
 
 
 def _package_scripts(repo: Path) -> dict[str, str]:
@@ -107,42 +116,48 @@ def _package_scripts(repo: Path) -> dict[str, str]:
 NPM_PLACEHOLDER_TEST = "no test specified"  # what `npm init` writes
 
 
-def _makefile_target(repo: Path, target: str) -> bool:
+def _makefile_target(repo: Path, target: str) -> str | None:
     # make reads the first of these that exists
-    text = next(
-        (_read(repo, n) for n in ("GNUmakefile", "makefile", "Makefile") if (repo / n).is_file()),
-        "",
-    )
+    name = next((n for n in ("GNUmakefile", "makefile", "Makefile") if (repo / n).is_file()), "")
     pattern = rf"^(?:[\w./-]+[ \t]+)*{re.escape(target)}(?:[ \t]+[\w./-]+)*[ \t]*::?(?!=)"
-    return re.search(pattern, text, re.M) is not None
+    if name and re.search(pattern, _read(repo, name), re.M):
+        return f"a {target} target in {name}"
+    return None
 
 
 # --------------------------------------------------------------------------
-# Markers: does the repository use the tool?
+# Markers: does the repository use the tool? Each says what it found
+# ("tests/test_money.py", "[tool.ruff] in pyproject.toml"), or None.
 # --------------------------------------------------------------------------
 
+Marker = Callable[[Path], str | None]
 
-def uses_pytest(repo: Path) -> bool:
+
+def uses_pytest(repo: Path) -> str | None:
     return (
         _exists(repo, "pytest.ini", "conftest.py")
         or _has_section(repo, "pyproject.toml", r"tool\.pytest(\.ini_options)?")
         or _has_section(repo, "setup.cfg", r"tool:pytest")
         or _has_section(repo, "tox.ini", r"pytest")
         or _any_file(repo, "test_*.py", "*_test.py")
-        or (
-            (repo / "tests").is_dir()
-            and any(p.suffix == ".py" for p in _walk_files(repo / "tests"))
-        )
+        or _python_under_tests(repo)
     )
 
 
-def uses_ruff(repo: Path) -> bool:
+def _python_under_tests(repo: Path) -> str | None:
+    if not (repo / "tests").is_dir():
+        return None
+    found = next((p for p in _walk_files(repo / "tests") if p.suffix == ".py"), None)
+    return _rel(repo, found) if found else None
+
+
+def uses_ruff(repo: Path) -> str | None:
     return _exists(repo, "ruff.toml", ".ruff.toml") or _has_section(
         repo, "pyproject.toml", r"tool\.ruff(\..*)?"
     )
 
 
-def uses_mypy(repo: Path) -> bool:
+def uses_mypy(repo: Path) -> str | None:
     return (
         _exists(repo, "mypy.ini", ".mypy.ini")
         or _has_section(repo, "pyproject.toml", r"tool\.mypy(\..*)?")
@@ -150,39 +165,41 @@ def uses_mypy(repo: Path) -> bool:
     )
 
 
-def uses_npm_script(script: str) -> Callable[[Path], bool]:
-    def check(repo: Path) -> bool:
+def uses_npm_script(script: str) -> Marker:
+    def check(repo: Path) -> str | None:
         command = _package_scripts(repo).get(script)
-        return command is not None and NPM_PLACEHOLDER_TEST not in command
+        if command is None or NPM_PLACEHOLDER_TEST in command:
+            return None
+        return f"a {script} script in package.json"
 
     check.__name__ = f"uses_npm_{script}"
     return check
 
 
-def uses_tsc(repo: Path) -> bool:
+def uses_tsc(repo: Path) -> str | None:
     return _exists(repo, "tsconfig.json")
 
 
-def uses_cargo(repo: Path) -> bool:
+def uses_cargo(repo: Path) -> str | None:
     return _exists(repo, "Cargo.toml")
 
 
-def uses_cargo_tests(repo: Path) -> bool:
+def uses_cargo_tests(repo: Path) -> str | None:
     """A crate with tests: cargo test on a crate without any runs nothing."""
-    return uses_cargo(repo) and (
-        _any_file_containing(repo, ".rs", "#[test]", "#[cfg(test)]", "::test]")
-    )
+    if not uses_cargo(repo):
+        return None
+    return _any_file_containing(repo, ".rs", "#[test]", "#[cfg(test)]", "::test]")
 
 
-def uses_go(repo: Path) -> bool:
+def uses_go(repo: Path) -> str | None:
     return _exists(repo, "go.mod")
 
 
-def uses_go_tests(repo: Path) -> bool:
-    return uses_go(repo) and _any_file(repo, "*_test.go")
+def uses_go_tests(repo: Path) -> str | None:
+    return _any_file(repo, "*_test.go") if uses_go(repo) else None
 
 
-def uses_make_test(repo: Path) -> bool:
+def uses_make_test(repo: Path) -> str | None:
     return _makefile_target(repo, "test")
 
 
@@ -249,7 +266,7 @@ def node_tool(executable: str) -> Tool:
 class DetectionRule:
     name: str
     kind: str
-    uses: Callable[[Path], bool]  # the repository really uses the tool
+    uses: Marker  # what shows the repository really uses the tool, or None
     tool: Tool  # the executable, or None when not installed
     args: tuple[str, ...]
     parser: str
@@ -263,7 +280,10 @@ class DetectionRule:
     needs: str = ""  # the program to install, when it is not `kind`
 
     def detect(self, repo: Path, detected: frozenset[str] = frozenset()) -> CommandVerifier | None:
-        if detected.intersection(self.unless) or not self.uses(repo):
+        if detected.intersection(self.unless):
+            return None
+        found_by = self.uses(repo)
+        if not found_by:
             return None
         executable = self.tool(repo)
         return CommandVerifier(
@@ -275,6 +295,7 @@ class DetectionRule:
             gating=self.gating,
             timeout_s=self.timeout_s,
             missing="" if executable else self.not_installed(),
+            found_by=found_by,
         )
 
     def not_installed(self) -> str:
@@ -319,6 +340,16 @@ RULES: tuple[DetectionRule, ...] = (
                   weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S,
                   unless=("pytest", "npm_test", "cargo_test", "go_test")),
 )  # fmt: skip
+
+
+def checks_found(verifiers: list[CommandVerifier]) -> str:
+    """The detected checks in one line, each with what shows the repository
+    uses it: a user learns why a check ran (or why it did not)."""
+    said = [
+        f"{v.name} ({v.found_by}" + ("; not installed here" if v.missing else "") + ")"
+        for v in verifiers
+    ]
+    return "checks found in the repository: " + ", ".join(said)
 
 
 def auto_detect_verifiers(

@@ -81,6 +81,7 @@ class CommandVerifier:
     the shell (pipes, `&&`), as a person writes it in a directive file.
     `missing` says why it cannot run here (the repository uses the tool,
     this machine lacks it): it then gives no verdict instead of a failure.
+    `found_by`: what detection found that shows the repository uses it.
     """
 
     name: str
@@ -92,6 +93,7 @@ class CommandVerifier:
     timeout_s: float = 300.0
     env: dict[str, str] = field(default_factory=lambda: dict(VERIFIER_ENV))
     missing: str = ""
+    found_by: str = ""
 
     def __post_init__(self) -> None:
         get_parser(self.parser)  # an unknown parser is an error now, not after a run
