@@ -179,9 +179,12 @@ class _ErrorRule:
     kind: LLMErrorKind
     text: str  # what it means for the user; the API's own message is appended
     cause: str | None = None  # only when the SDK's error wraps this (httpx) error class
+    says: str | None = None  # only when the API's message has this in it
 
     def matches(self, sdk: Any, exc: Exception) -> bool:
         if not isinstance(exc, getattr(sdk, self.sdk_class)):
+            return False
+        if self.says is not None and self.says not in str(getattr(exc, "api_message", "")):
             return False
         return self.cause is None or type(exc.__cause__).__name__ == self.cause
 
@@ -221,7 +224,14 @@ _ERROR_RULES = [
     _ErrorRule(
         "NotFoundError",
         LLMErrorKind.BAD_REQUEST,
-        "the Anthropic API does not know this model or endpoint (model {model!r})",
+        "model {model!r} not found at the Anthropic API: check `model` in the directive file, "
+        "or DIRECTIVE_MODEL",
+        says="model",
+    ),
+    _ErrorRule(
+        "NotFoundError",
+        LLMErrorKind.BAD_REQUEST,
+        "the Anthropic API at {base_url} has no such endpoint: check ANTHROPIC_BASE_URL",
     ),
     _ErrorRule("APIStatusError", LLMErrorKind.API, "the Anthropic API returned an error"),
     _ErrorRule(

@@ -430,3 +430,35 @@ async def test_nothing_is_said_for_an_error_not_retried(
         with pytest.raises(LLMError):
             await fake_llm.create(messages=[{"role": "user", "content": "x"}], on_retry=said.append)
     assert said == ["retry 1 of 1 now: the Anthropic API is overloaded (HTTP 529)"]
+
+
+async def test_a_model_that_does_not_exist_is_named_first_with_where_to_change_it(
+    fake_api: FakeAnthropic,
+) -> None:
+    """The app's banner cuts a pause reason at its width: 'the Anthropic API
+    does not know this model or endpoint (model ...' lost the name."""
+    fake_api.error(404, "model: claude-nope-9")
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, model="claude-nope-9")
+    try:
+        with pytest.raises(LLMError) as caught:
+            await client.create(messages=[{"role": "user", "content": "x"}])
+    finally:
+        await client.aclose()
+    assert caught.value.kind is LLMErrorKind.BAD_REQUEST
+    assert str(caught.value) == (
+        "model 'claude-nope-9' not found at the Anthropic API: check `model` in the directive "
+        "file, or DIRECTIVE_MODEL (HTTP 404, request req_fake_0001): model: claude-nope-9"
+    )
+    assert len(fake_api.requests) == 1
+
+
+async def test_a_404_not_about_the_model_names_the_address(
+    fake_api: FakeAnthropic, fake_llm: LLMClient
+) -> None:
+    """A base URL with a wrong path is a 404 too: that is not the model's fault."""
+    fake_api.error(404, "Not Found")
+    with pytest.raises(LLMError) as caught:
+        await fake_llm.create(messages=[{"role": "user", "content": "x"}])
+    assert str(caught.value).startswith(
+        f"the Anthropic API at {fake_api.base_url} has no such endpoint: check ANTHROPIC_BASE_URL"
+    )
