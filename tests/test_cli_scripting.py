@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.test_cli import STEP_OK, directive_file, empty_database, run_cli
+import pytest
+
+from tests.test_cli import STEP_OK, directive_file, empty_database, only_directive, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 ALWAYS_FAILS = '[[steps]]\nname = "fails"\ncommand = "false"\n'
@@ -58,3 +60,27 @@ def test_approvals_json_lists_only_the_answers_the_approval_takes_now(
     assert run_cli("--db", other_db, "run", str(failing), "--headless", "--json")[0] == 3
     (escalation,) = json.loads(run_cli("--db", other_db, "approvals", "--json")[1])
     assert escalation["options"] == ["retry", "skip", "stop"]
+
+
+needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+
+
+@needs_dev_full
+def test_an_output_that_cannot_be_written_is_said_in_a_line_not_a_traceback(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """A full disk under the file a job writes its log to: the command died
+    with a traceback and exit 1, which a script reads as 'the directive
+    failed'. The run stops as when its reader goes away; resume carries on."""
+    db = str(tmp_path / "x.db")
+    path = directive_file(tmp_path, make_git_repo(), STEP_OK, autonomy="full_auto")
+    run = cli_with(">/dev/full", "--db", db, "run", str(path), "--headless", "--json")
+    listed = cli_with(">/dev/full", "--db", db, "list", "--json")
+    for done in (run, listed):
+        assert (done.returncode, done.stderr) == (
+            2,
+            "directive-tui: cannot write the standard output: No space left on device\n",
+        )
+    did = only_directive(db)
+    code, out, _ = run_cli("--db", db, "resume", did, "--headless")
+    assert code == 0 and "directive active -> completed" in out

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tui.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_CLOSED,
+    OutputFailed,
     Terminated,
     UsageError,
 )
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     db: Path = args.db or default_db()
     named = args.db is not None or bool(os.environ.get("DIRECTIVE_TUI_DB"))
     me = command_line(db if named else None)
-    out = sys.stdout
+    out = Output(sys.stdout) if sys.stdout is not None else None
     try:
         if args.command is not None and out is None:  # started with `>&-`
             raise UsageError(
@@ -40,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                 f" for {args.command} to write to"
             )
         check_db(db, args.command)
-        return _dispatch(args, db, me, out)
+        code = _dispatch(args, db, me, out)
+        if out is not None:
+            out.flush()  # a full disk is said here, not as a traceback at exit
+        return code
     except UsageError as exc:
         print(f"directive-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -51,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do. A
         # headless run has closed its engine; its steps run again on resume.
-        with contextlib.suppress(OSError):  # nor complain when stdout is flushed at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_output()
         return EXIT_OUTPUT_CLOSED
+    except OutputFailed as exc:
+        # A full disk under the file it writes to: stopped as when the reader goes away.
+        print(f"directive-tui: cannot write the standard output: {exc}", file=sys.stderr)
+        _drop_output()
+        return EXIT_BAD_INPUT
     except Exception as exc:  # SQLite's lock wait ran out, or it may not write, wherever it was
         if is_busy(exc):
             message = busy_message(db)
@@ -65,6 +74,43 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"directive-tui: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+class Output:
+    """The standard output as the commands write to it: a write that fails
+    (a full disk; not a reader gone, which stays BrokenPipeError) raises
+    OutputFailed, told apart from the OSErrors of the work itself."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with _failing_output():
+            return self.stream.write(text)
+
+    def flush(self) -> None:
+        with _failing_output():
+            self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+@contextlib.contextmanager
+def _failing_output() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputFailed(exc.strerror or str(exc)) from exc
+
+
+def _drop_output() -> None:
+    """What is left unwritten goes nowhere: Python would otherwise fail to
+    flush it at exit, and complain on stderr."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _stderr_to_devnull_if_closed() -> None:
@@ -93,15 +139,17 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     if cmd == "run":
         spec = load_spec(args.file, starting=True)  # before the database: bad files write nothing
         if args.headless:
-            return run_async(run_headless(db, spec=spec, as_json=args.json, command=me))
+            return run_async(run_headless(db, spec=spec, as_json=args.json, out=out, command=me))
         return run_app(db, bell=args.bell, start_file=args.file)
     if cmd == "demo":
         if args.headless:
-            return run_async(demo_headless(db, args.auto, args.json, me))
+            return run_async(demo_headless(db, args.auto, args.json, me, out))
         return run_app(db, bell=args.bell, demo=True, auto_approve=args.auto)
     if cmd == "resume":
         if args.headless:
-            return run_async(run_headless(db, directive_id=args.id, as_json=args.json, command=me))
+            return run_async(
+                run_headless(db, directive_id=args.id, as_json=args.json, out=out, command=me)
+            )
         return run_app(db, bell=args.bell, open_directive=args.id, resume=True)
     if cmd == "list":
         return run_async(list_directives(db, args.json, out, me))

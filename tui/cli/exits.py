@@ -29,6 +29,12 @@ class UsageError(Exception):
     """Bad input from the person at the keyboard: exit 2 with the message."""
 
 
+class OutputFailed(OSError):
+    """The standard output could not be written (a full disk): exit 2 with
+    why, the run stopped as when its reader goes away. An OSError still, for
+    what already ignores a failed write (the note after an interrupted run)."""
+
+
 class Terminated(Exception):
     """SIGTERM or SIGHUP arrived while a command ran: it was stopped as
     Ctrl-C stops it. `code`: 128 + the signal's number, as a shell reports a

@@ -179,9 +179,9 @@ async def _accept_fast_forward(engine: Any, directive_id: str) -> None:
         pass  # no git workspace: the steps already worked in the tree itself
 
 
-async def demo_headless(db: Path, auto: bool, as_json: bool, me: str) -> int:
+async def demo_headless(db: Path, auto: bool, as_json: bool, me: str, out: Any = None) -> int:
     """`demo --headless`: the demo's repository made in a new folder, then
-    a headless run of its directive."""
+    a headless run of its directive, printed to `out` (default: stdout)."""
     import tempfile
 
     from engine.demo import DemoError, prepare_demo
@@ -191,8 +191,11 @@ async def demo_headless(db: Path, auto: bool, as_json: bool, me: str) -> int:
         spec = await prepare_demo(root)
     except DemoError as exc:
         raise UsageError(f"cannot prepare the demo: {exc}") from exc
-    code = await run_headless(db, spec=spec, as_json=as_json, auto_approve=auto, command=me)
+    out = out or sys.stdout
+    code = await run_headless(
+        db, spec=spec, as_json=as_json, auto_approve=auto, out=out, command=me
+    )
     # Its hints (`merge` fast-forwards master) are about a folder made for
     # it: say where (on stderr beside JSON lines, which hold only events).
-    print(f"the demo's repository: {spec.repo}", file=sys.stderr if as_json else sys.stdout)
+    print(f"the demo's repository: {spec.repo}", file=sys.stderr if as_json else out)
     return code
