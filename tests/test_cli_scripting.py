@@ -84,3 +84,12 @@ def test_an_output_that_cannot_be_written_is_said_in_a_line_not_a_traceback(
     did = only_directive(db)
     code, out, _ = run_cli("--db", db, "resume", did, "--headless")
     assert code == 0 and "directive active -> completed" in out
+
+
+def test_help_says_which_exit_code_an_unwritable_output_gives() -> None:
+    """A full disk ends a command with 2: --help listed no such case."""
+    done = cli_with("", "--help")
+    assert done.returncode == 0
+    codes = done.stdout.split("exit codes:\n")[1]
+    two = codes[codes.index("  2 ") : codes.index("  3 ")]
+    assert "an output that\n       cannot be written (a full disk)" in two

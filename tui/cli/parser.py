@@ -12,7 +12,8 @@ exit codes:
   0    completed (or the command did what it was asked)
   1    the directive failed or was stopped
   2    bad input: a malformed directive file (nothing is written), an unknown
-       id, no database at --db, a database in use or busy
+       id, no database at --db, a database in use or busy, an output that
+       cannot be written (a full disk)
   3    stopped waiting for an approval: answer it, then `resume ID --headless`
   4    paused: a breaker tripped (raise it with `limits`), a person paused it,
        the first plan could not be made, or the repository folder is gone;
