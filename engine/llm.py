@@ -194,7 +194,9 @@ _ERROR_RULES = [
     _ErrorRule(
         "AuthenticationError",
         LLMErrorKind.AUTH,
-        "the Anthropic API rejected the API key: check ANTHROPIC_API_KEY",
+        # The client reads the key once: a retry in the same run sends it again.
+        "the Anthropic API rejected the API key: set a valid ANTHROPIC_API_KEY and start "
+        "directive-tui again (this run keeps the key it started with)",
     ),
     _ErrorRule(
         "PermissionDeniedError",

@@ -340,7 +340,7 @@ async def test_auth_failure_is_a_clear_step_failure(fake_api: FakeAnthropic, rep
     fake_api.error(401, "invalid x-api-key")
     result = await AgentExecutor(client).run(make_ctx(repo, Recorder()))
     assert not result.success
-    assert "check ANTHROPIC_API_KEY" in (result.error or "")
+    assert "set a valid ANTHROPIC_API_KEY and start directive-tui again" in (result.error or "")
     assert FAKE_KEY not in (result.error or "")
     assert len(fake_api.requests) == 1
 

@@ -298,7 +298,7 @@ async def test_an_auth_error_names_the_key_never_its_value(
     evaluation = await judged_with([LLMJudge(client)], repo)
     assert "no_verdict: llm_judge" in evaluation.flags
     [result] = evaluation.results
-    assert "check ANTHROPIC_API_KEY" in result.summary
+    assert "set a valid ANTHROPIC_API_KEY and start directive-tui again" in result.summary
     assert FAKE_KEY not in evaluation.model_dump_json()
 
 

@@ -131,7 +131,11 @@ async def test_401_says_check_the_key_after_one_request(fake_api: FakeAnthropic)
         await client.create(messages=[{"role": "user", "content": "x"}])
     error = caught.value
     assert error.kind is LLMErrorKind.AUTH
-    assert "check ANTHROPIC_API_KEY" in str(error)
+    # A retry in the same run sends the same key: that is what to know.
+    assert str(error).startswith(
+        "the Anthropic API rejected the API key: set a valid ANTHROPIC_API_KEY and start directive-tui again "
+        "(this run keeps the key it started with) (HTTP 401"
+    )
     assert error.status_code == 401
     assert len(fake_api.requests) == 1  # no retry storm
     for text in (str(error), repr(error), error.message, str(error.args)):

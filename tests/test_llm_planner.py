@@ -360,7 +360,9 @@ async def test_auth_failure_is_a_planning_error_without_retries(
 ) -> None:
     client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=4)
     fake_api.error(401, "invalid x-api-key")
-    with pytest.raises(PlanningError, match="check ANTHROPIC_API_KEY") as caught:
+    with pytest.raises(
+        PlanningError, match="set a valid ANTHROPIC_API_KEY and start directive-tui again"
+    ) as caught:
         await LLMPlanner(client).plan(directive(tmp_path))
     assert len(fake_api.requests) == 1
     assert FAKE_KEY not in str(caught.value)
