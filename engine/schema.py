@@ -177,18 +177,32 @@ def foreign_tables(conn: sqlite3.Connection) -> list[str]:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(
-            f"schema version {version} is newer than this program knows ({SCHEMA_VERSION})"
-        )
-    for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+    """Bring the file to SCHEMA_VERSION, one migration per transaction. The
+    version is read again inside each one: two programs opening a new file
+    at the same moment both saw version 0, and the second, once the first
+    had committed, ran the first migration again ("table directives
+    already exists")."""
+    while True:
+        version = _version(conn)
+        if version >= SCHEMA_VERSION:
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
+            version = _version(conn)  # another program may have migrated meanwhile
+            if version < SCHEMA_VERSION:
+                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"schema version {version} is newer than this program knows ({SCHEMA_VERSION})"
+        )
+    return version

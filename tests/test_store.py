@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -265,3 +268,48 @@ async def test_an_id_prefix_is_taken_literally_and_an_empty_one_is_refused(
         await store.find_approval("")
     with pytest.raises(NotFound, match="no approval with id '%'"):
         await store.find_approval("%")
+
+
+OPEN_AT_THE_SIGNAL = """
+import asyncio, sys, time
+from pathlib import Path
+from engine.store import Store
+
+db, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.002)
+
+async def main():
+    store = await Store.open(db)
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_programs_opening_a_new_database_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """Two CI jobs creating one database: the one that lost the race read
+    version 0 before the winner's migration committed, ran it again, and
+    said 'not a usable directive-tui database (table directives already
+    exists)'."""
+    root = Path(__file__).resolve().parents[1]
+    db, go = tmp_path / "new.db", tmp_path / "go"
+    readies = [tmp_path / f"ready{i}" for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_THE_SIGNAL, str(db), str(ready), str(go)],
+            cwd=root,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ready in readies
+    ]
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in readies) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()  # all at once
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
