@@ -608,12 +608,18 @@ class LLMClient:
         status = getattr(exc, "status_code", None)
         request_id = getattr(exc, "request_id", None)
         text = self._rule_text(rule, model, _still_after(_retries_taken(exc, self.max_retries)))
-        detail = getattr(exc, "api_message", None) or (str(exc) if status is None else None)
+        detail = getattr(exc, "api_message", None) or (_cause(exc) if status is None else None)
         parts = [text]
         if status is not None:
             parts.append(f"(HTTP {status}" + (f", request {request_id})" if request_id else ")"))
         message = " ".join(parts) + (f": {detail}" if detail else "") + _wait_asked(exc)
         return LLMError(rule.kind, self.scrub(message), status_code=status, request_id=request_id)
+
+
+def _cause(exc: Exception) -> str:
+    """The network's own reason for a failure with no answer ('All connection
+    attempts failed'), not the SDK's boilerplate around it."""
+    return str(exc.__cause__ or "").strip()
 
 
 def _asked_wait_s(headers: Any) -> float:

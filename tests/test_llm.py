@@ -466,3 +466,33 @@ async def test_a_404_not_about_the_model_names_the_address(
     assert str(caught.value).startswith(
         f"the Anthropic API at {fake_api.base_url} has no such endpoint: check ANTHROPIC_BASE_URL"
     )
+
+
+async def test_a_failure_without_an_answer_says_its_cause_not_the_sdks_boilerplate(
+    fake_api: FakeAnthropic,
+) -> None:
+    """A timeout read '...within 0.2s: Request timed out or interrupted. This
+    could be due to a network timeout, dropped connection, or request
+    cancellation. See https://...', a refused connection '...: Connection
+    error.'. What is said is ours, then the network's own reason if any."""
+    import time
+
+    from tests.fake_anthropic import Scripted
+
+    def slow(request):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)
+        return Scripted(200, {})
+
+    fake_api.push(slow)
+    client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0, timeout_s=0.2)
+    refused = LLMClient(api_key=FAKE_KEY, base_url="http://127.0.0.1:9", max_retries=0)
+    said = []
+    for each in (client, refused):
+        with pytest.raises(LLMError) as caught:
+            await each.create(messages=[{"role": "user", "content": "x"}])
+        await each.aclose()
+        said.append(str(caught.value))
+    assert said == [
+        "the Anthropic API did not answer within 0.2s",
+        "could not connect to the Anthropic API at http://127.0.0.1:9: All connection attempts failed",
+    ]
