@@ -413,3 +413,22 @@ async def test_the_step_says_which_model_works_on_it_and_its_budget(
         Severity.INFO,
     )
     assert fake_api.requests[0].body["model"] == "claude-haiku-5-5"
+
+
+async def test_a_reply_cut_off_at_max_tokens_is_said_and_continued(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    """The cut reply's text was shown as if whole, and the turn that asked
+    the model to go on was not shown at all."""
+    fake_api.reply("The fix is to change the operator in", stop_reason="max_tokens")
+    fake_api.reply("calc.add; done.")
+    rec = Recorder()
+    result = await AgentExecutor(fake_llm).run(make_ctx(repo, rec))
+    assert result.success and result.summary == "calc.add; done."
+    shown = [line for line, _ in rec.lines]
+    assert shown[1:] == [
+        "The fix is to change the operator in",
+        "the reply was cut off (max_tokens): asked to continue",
+        "calc.add; done.",
+    ]
+    assert "continue where you stopped" in fake_api.requests[1].last_user_text

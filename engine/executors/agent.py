@@ -184,6 +184,8 @@ class AgentExecutor:
             calls = response.tool_uses
             if not calls:
                 if response.stop_reason in ("max_tokens", "pause_turn"):
+                    why = f"the reply was cut off ({response.stop_reason}): asked to continue"
+                    ctx.emit(why, Severity.INFO)
                     run.say(
                         "Your reply was cut off; continue where you stopped.\n"
                         + run.budget_note(turn + 1)
