@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import importlib
-import logging
 import math
 import os
 import time
@@ -32,7 +31,6 @@ from engine.models import TokenUsage
 if TYPE_CHECKING:  # the SDK is imported lazily at run time
     from anthropic import AsyncAnthropic
 
-log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -356,10 +354,6 @@ class LLMClient:
             connect_timeout_s=min(connect_timeout_s, timeout_s),
         )
         self._client: AsyncAnthropic | None = None
-        # Once per client (one per directive), not per call: a mistyped or
-        # retiring model name is worth a line.
-        for line in pricing.model_warnings(self.model):
-            log.warning(line)
 
     @classmethod
     def from_env(

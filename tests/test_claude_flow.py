@@ -6,6 +6,9 @@ breaker trips mid-chain; the key never reaches the database."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, tool_use, usage
 
 pytest_plugins = ["tests.conftest_llm"]
 
+ROOT = Path(__file__).resolve().parent.parent
 MODEL = "claude-sonnet-5-5"  # the default model: fake_env sets no DIRECTIVE_MODEL
 
 
@@ -234,3 +238,29 @@ async def test_an_overloaded_api_fails_the_step_and_the_directive_resumes(
     assert git(repo, "show", f"directive/{d.id}/integration:calc.py").endswith("a + b\n")
     await engine.close()
     await store.close()
+
+
+def test_a_headless_run_says_a_models_warning_once(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    """The client logged it to stderr as well as the engine's log line: a
+    headless run printed it twice, once bare (and on stderr beside --json)."""
+    fake_env.error(404, "model: claude-nova-10")
+    directive = tmp_path / "d.toml"
+    directive.write_text(
+        f'title = "Fix add"\ngoal = "calc.add returns a sum"\nrepo = "{repo}"\n'
+        'planner = "anthropic"\nexecutor = "agent"\nmodel = "claude-nova-10"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--db", str(tmp_path / "cli.db"), "run", str(directive)]
+        + ["--headless"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert run.returncode == 4, run.stderr  # paused: the plan could not be made
+    assert "model 'claude-nova-10' not found at the Anthropic API" in run.stdout
+    said = (run.stdout + run.stderr).count("no price known for model 'claude-nova-10'")
+    assert said == 1, run.stdout + run.stderr
