@@ -256,7 +256,9 @@ async def test_cost_cap_stops_the_loop(
     rec = Recorder()
     result = await AgentExecutor(fake_llm).run(make_ctx(repo, rec, budget=Budget(cost_usd=0.10)))
     assert not result.success
-    assert "cost cap reached" in (result.error or "")
+    # In the dollars the budget and the breaker are said in ("$0.1200 of the
+    # step's $0.1000" read as another sum beside the breaker's "$1.00").
+    assert result.error == "cost cap reached: this attempt spent $0.12 of the $0.10 it had"
     assert len(fake_api.requests) == 2  # $0.06, then $0.12 >= $0.10: no third call
     assert rec.total == pytest.approx(expected_cost(big, big))
 

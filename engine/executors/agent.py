@@ -240,7 +240,9 @@ class _Run:
         wall time), or None."""
         cap = self.limits.cost_usd
         if cap is not None and self.spent >= cap:
-            return f"cost cap reached: spent ${self.spent:.4f} of the step's ${cap:.4f}"
+            return (
+                f"cost cap reached: this attempt spent ${self.spent:.2f} of the ${cap:.2f} it had"
+            )
         wall = self.limits.wall_time_s
         if turns and wall is not None and time.monotonic() - self.started >= wall:
             return f"wall time used up ({wall:.0f}s) before the agent finished"
