@@ -317,7 +317,8 @@ def _env_number(
     try:
         value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+        wanted = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {wanted}, got {raw!r}") from None
     if not value >= least:  # NaN too
         bound = "must not be negative" if least == 0 else f"must be at least {least:g}"
         raise ValueError(f"{name} {bound}, got {raw!r}")

@@ -284,10 +284,12 @@ async def test_a_judge_without_a_verdict_is_never_rework_instructions(
 
 
 async def test_a_judge_that_cannot_be_built_says_why_and_gives_no_verdict(repo: Path) -> None:
-    reason = "the Claude client could not be built: DIRECTIVE_LLM_MAX_RETRIES must be a int"
+    reason = (
+        "the Claude client could not be built: DIRECTIVE_LLM_MAX_RETRIES must be a whole number"
+    )
     evaluation = await judged_with([LLMJudge(UnbuiltClient(reason))], repo)
     assert evaluation.level.value == "yellow" and "no_verdict: llm_judge" in evaluation.flags
-    assert "DIRECTIVE_LLM_MAX_RETRIES must be a int" in evaluation.summary
+    assert "DIRECTIVE_LLM_MAX_RETRIES must be a whole number" in evaluation.summary
 
 
 async def test_an_auth_error_names_the_key_never_its_value(
@@ -379,7 +381,7 @@ async def test_a_bad_llm_setting_at_evaluation_reaches_a_person_not_a_hang(
 
     assert await engine.wait_settled(d.id, timeout=30) is Outcome.AWAITING_APPROVAL
     (approval,) = await store.pending_approvals(d.id)
-    assert "DIRECTIVE_LLM_MAX_RETRIES must be a int, got 'two'" in approval.summary
+    assert "DIRECTIVE_LLM_MAX_RETRIES must be a whole number, got 'two'" in approval.summary
     (step,) = await store.list_steps((await store.current_chain(d.id)).id)
     (evaluation,) = await store.list_evaluations(step.id)
     assert "no_verdict: llm_judge" in evaluation.flags

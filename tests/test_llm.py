@@ -48,8 +48,11 @@ def test_from_env_model_precedence() -> None:
 
 
 def test_from_env_rejects_a_bad_number_naming_the_variable() -> None:
-    with pytest.raises(ValueError, match="DIRECTIVE_LLM_MAX_RETRIES"):
+    # Said in words, not Python's type names ("must be a int").
+    with pytest.raises(ValueError, match="DIRECTIVE_LLM_MAX_RETRIES must be a whole number, got"):
         LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_LLM_MAX_RETRIES": "lots"})
+    with pytest.raises(ValueError, match="DIRECTIVE_LLM_TIMEOUT_S must be a number, got 'soon'"):
+        LLMClient.from_env(env={"ANTHROPIC_API_KEY": FAKE_KEY, "DIRECTIVE_LLM_TIMEOUT_S": "soon"})
     # A zero timeout was quietly taken as the 600 s default.
     for zero in ("0", "nan"):
         with pytest.raises(
