@@ -251,6 +251,9 @@ class LLMPlanner:
         # Told each call's cost as it is paid (the engine charges it then,
         # so an engine killed mid-plan has charged what was spent).
         self.on_cost: Callable[[float], Awaitable[None]] | None = None
+        # Told each retry the SDK is about to make (a 429's wait is slept
+        # through inside the call), in plain words, for the directive's log.
+        self.on_retry: Callable[[str], None] | None = None
 
     @property
     def spent_usd(self) -> float:
@@ -287,6 +290,7 @@ class LLMPlanner:
                     output_format=ChainDraft,
                     system=SYSTEM_PROMPT,
                     max_tokens=max_tokens,
+                    on_retry=self.on_retry,
                 )
             except LLMError as exc:
                 spent.add(exc.usage, exc.cost_usd)

@@ -493,3 +493,18 @@ def test_make_planner_without_a_client_says_so() -> None:
 
     with pytest.raises(PlannerUnavailableError, match="ANTHROPIC_API_KEY"):
         make_planner("anthropic", llm=None)
+
+
+async def test_a_retry_while_planning_is_told_to_on_retry(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, tmp_path: Path
+) -> None:
+    """Planning is one call the SDK may sleep in for minutes of 429s: the
+    planner passes each retry on, as it passes each cost (`on_cost`)."""
+    fake_api.error(429, "slow down", retry_after_ms=1000)
+    fake_api.reply_json(GOOD)
+    planner = LLMPlanner(fake_llm)
+    said: list[str] = []
+    planner.on_retry = said.append
+    planned = await planner.plan(directive(tmp_path))
+    assert planned.steps
+    assert said == ["retry 1 of 1 in 1s: rate limited by the Anthropic API (HTTP 429)"]
