@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -403,3 +404,19 @@ async def test_a_retry_is_said_in_the_evaluation_while_it_waits(
         "llm_judge",
         "retry 1 of 1 in 1s: the Anthropic API is overloaded (HTTP 529)",
     )
+
+
+async def test_a_verdict_cut_off_at_max_tokens_is_asked_again_with_room_to_finish(
+    fake_api: FakeAnthropic, fake_llm: LLMClient, repo: Path
+) -> None:
+    """Asked again with the same limit and no word of the cut, a long
+    verdict was cut again: no verdict, twice paid for."""
+    whole = json.dumps(VERDICT)
+    fake_api.reply(whole[: len(whole) // 2], stop_reason="max_tokens")
+    fake_api.reply_json(VERDICT)
+    result = await LLMJudge(fake_llm).verify(make_ctx(repo, Costs()))
+    assert result.score == 0.65
+    first, second = (r.body["max_tokens"] for r in fake_api.requests)
+    assert second == 2 * first
+    correction = fake_api.requests[1].last_user_text
+    assert f"It was cut off at {first} tokens: keep each note to one sentence." in correction

@@ -56,7 +56,12 @@ class UnbuiltClient:
 
 
 class _Unusable(Exception):
-    """One answer that cannot be used as a verdict; the model may correct it."""
+    """One answer that cannot be used as a verdict; the model may correct it.
+    `cut_off`: it stopped at max_tokens (the same limit would cut it again)."""
+
+    def __init__(self, message: str, *, cut_off: bool = False) -> None:
+        super().__init__(message)
+        self.cut_off = cut_off
 
 
 class CriterionVerdict(BaseModel):
@@ -217,7 +222,11 @@ class LLMJudge:
         self.weight = weight
 
     async def _ask(
-        self, ctx: VerifyContext, messages: list[dict[str, Any]], spent: UsageTotal
+        self,
+        ctx: VerifyContext,
+        messages: list[dict[str, Any]],
+        spent: UsageTotal,
+        max_tokens: int = JUDGE_MAX_TOKENS,
     ) -> ParsedResponse[JudgeVerdict]:
         """One call, its cost recorded (and added to `spent`) whatever the
         answer. An unusable answer raises `_Unusable`; an API failure,
@@ -227,7 +236,7 @@ class LLMJudge:
                 messages=messages,
                 output_format=JudgeVerdict,
                 system=SYSTEM_PROMPT,
-                max_tokens=JUDGE_MAX_TOKENS,
+                max_tokens=max_tokens,
                 on_retry=lambda line: ctx.emit(self.name, line),
             )
         except LLMError as exc:
@@ -235,7 +244,7 @@ class LLMJudge:
             if exc.cost_usd and ctx.add_cost is not None:
                 await ctx.add_cost(exc.usage, exc.cost_usd)
             if exc.kind is LLMErrorKind.MALFORMED:
-                raise _Unusable(str(exc)) from exc
+                raise _Unusable(str(exc), cut_off=exc.cut_off) from exc
             raise JudgeError(f"the LLM judge gave no verdict: {exc}") from exc
         spent.add(response.usage, response.cost_usd)
         if ctx.add_cost is not None:
@@ -247,21 +256,26 @@ class LLMJudge:
     ) -> ParsedResponse[JudgeVerdict]:
         """A usable verdict, after at most JUDGE_CORRECTIONS corrections."""
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        max_tokens = JUDGE_MAX_TOKENS
         for _ in range(JUDGE_CORRECTIONS):
             try:
-                return await self._ask(ctx, messages, spent)
+                return await self._ask(ctx, messages, spent, max_tokens)
             except _Unusable as exc:
+                cut = ""
+                if exc.cut_off:  # room to finish, and a word to be brief
+                    cut = f" It was cut off at {max_tokens} tokens: keep each note to one sentence."
+                    max_tokens *= 2
                 messages += [
                     {"role": "assistant", "content": "(a verdict that did not fit the schema)"},
                     {
                         "role": "user",
                         "content": f"That verdict is not usable: {exc}\n"
                         "Give the whole verdict again as JSON matching the schema, "
-                        "with a score from 0.0 to 1.0.",
+                        f"with a score from 0.0 to 1.0.{cut}",
                     },
                 ]
         try:
-            return await self._ask(ctx, messages, spent)
+            return await self._ask(ctx, messages, spent, max_tokens)
         except _Unusable as exc:
             tries = 1 + JUDGE_CORRECTIONS
             raise JudgeError(
