@@ -200,6 +200,10 @@ class Planning(EngineCore):
             planner = self.services.planner(d.spec.planner, llm)
             if hasattr(planner, "on_cost"):
                 planner.on_cost = on_cost
+            if hasattr(planner, "on_retry"):  # the SDK waits out a 429 in silence otherwise
+                planner.on_retry = lambda line: self._spawn(
+                    self.record_note(d.id, f"planning: {line}", Severity.WARNING)
+                )
             planned: PlannedChain = await planner.plan(d, replan)
             validate_chain(planned.steps)
         except asyncio.CancelledError:

@@ -254,3 +254,26 @@ async def test_a_planner_s_calls_are_charged_as_they_are_paid_not_when_it_ends(
     ended = await store.get_directive(d.id)
     assert ended.total_cost_usd == pytest.approx(first)  # charged once
     assert await check_invariants(store.path) == []
+
+
+class RateLimitedOnce:
+    """Plans as written, after the SDK said it waits out one 429 (as the
+    Claude planner passes each retry on through `on_retry`)."""
+
+    def __init__(self) -> None:
+        self.inner = default_planner(PlannerKind.EXPLICIT, None)
+        self.on_retry = None
+
+    async def plan(self, d, replan):
+        self.on_retry("retry 1 of 2 in 30s: rate limited by the Anthropic API (HTTP 429)")
+        return await self.inner.plan(d, replan)
+
+
+async def test_a_retry_while_planning_is_said_in_the_log(store: Store, tmp_path: Path) -> None:
+    """The SDK sleeps through each 429 inside the planner's call: the app
+    showed 'planning' for minutes with no word of why."""
+    engine, did = await start(store, chain_spec(tmp_path, STEPS), RateLimitedOnce())
+    assert await engine.wait_settled(did, timeout=10) is Outcome.COMPLETED
+    await engine.close()
+    said = [e.describe() for e in await store.list_events(did) if e.type == "notice"]
+    assert "planning: retry 1 of 2 in 30s: rate limited by the Anthropic API (HTTP 429)" in said
