@@ -437,6 +437,9 @@ class Attempts(EngineCore):
         if gone:  # the folder went while the step ran: no fault of the step's
             await self._pause_without_repo(d, step, run, gone)
             return
+        if result.pause_reason:  # no fault of the step's either (a refused key)
+            await self._pause_attempt(d, step, run, result.pause_reason, result.pause_reason)
+            return
         error = result.error or "executor reported failure"
 
         # Its half-done work is the retry's start, as a red attempt's is.
@@ -501,11 +504,18 @@ class Attempts(EngineCore):
         the attempt: no attempt can run there, and none should fail or be
         judged over it. The step waits to run again and the directive
         pauses, saying so; the driver then stops the others."""
+        await self._pause_attempt(d, step, run, gone, f"{gone}: put it back, then resume")
+
+    async def _pause_attempt(
+        self, d: Directive, step: Step, run: StepRun, why: str, pause_reason: str
+    ) -> None:
+        """An attempt ended by something no step can mend: its run is closed
+        with `why`, the step is ready again, and the directive pauses."""
 
         def pause(tx: Tx) -> None:
-            _put_back(tx, step.id, run.id, gone)
+            _put_back(tx, step.id, run.id, why)
             if tx.directive(d.id).status is D.ACTIVE:
-                tx.directive_status(d.id, D.PAUSED, reason=f"{gone}: put it back, then resume")
+                tx.directive_status(d.id, D.PAUSED, reason=pause_reason)
 
         await self._write(d.id, pause)
 

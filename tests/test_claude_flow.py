@@ -264,3 +264,40 @@ def test_a_headless_run_says_a_models_warning_once(
     assert "model 'claude-nova-10' not found at the Anthropic API" in run.stdout
     said = (run.stdout + run.stderr).count("no price known for model 'claude-nova-10'")
     assert said == 1, run.stdout + run.stderr
+
+
+async def test_a_key_refused_mid_step_pauses_the_directive_instead_of_failing_the_step(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    """A 401 while the agent works: the step failed, counted toward the
+    failed-steps limit and asked retry/skip/replan/stop (one request per
+    running step), though no retry with the same key could help."""
+    api = fake_env
+    api.reply_json(plan(("implement", [])), usage=usage(1000, 100))
+    api.error(401, "invalid x-api-key")
+
+    store = await Store.open(tmp_path / "engine.db")
+    engine = await engine_for(store)
+    try:
+        d = await engine.create_directive(spec(repo, max_cost_usd=5.0))
+        await engine.start_directive(d.id)
+        assert await engine.wait_settled(d.id, timeout=30) is Outcome.PAUSED
+        paused = await store.get_directive(d.id)
+        assert paused.pause_reason is not None and "API key" in paused.pause_reason
+        assert paused.failed_steps == 0
+        assert await store.pending_approvals(d.id) == []
+        (step,) = await store.list_steps((await store.current_chain(d.id)).id)
+        assert step.status.value == "ready"
+
+        # the key put right (here: the API answers again), a resume finishes it
+        api.reply(
+            "Fixed.",
+            tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})],
+        )
+        api.reply("Changed calc.add to return a + b.")
+        api.reply_json(verdict(0.95))
+        await engine.resume_directive(d.id)
+        assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+    finally:
+        await engine.close()
+        await store.close()

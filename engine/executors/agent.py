@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.agent_tools import DEFAULT_COMMAND_TIMEOUT_S, AgentTools, ToolOutcome
 from engine.executors.base import ExecutionResult, ExecutorError, StepContext
-from engine.llm import LLMClient, LLMError, LLMResponse
+from engine.llm import LLMClient, LLMError, LLMErrorKind, LLMResponse
 from engine.models import ExecutorKind, Severity
 
 DEFAULT_MAX_TURNS = 40
@@ -174,7 +174,10 @@ class AgentExecutor:
             except LLMError as exc:
                 if exc.cost_usd:
                     await ctx.record_cost(exc.usage, exc.cost_usd)
-                return run.stop(f"model call failed: {exc}")
+                stopped = run.stop(f"model call failed: {exc}")
+                if exc.kind is LLMErrorKind.AUTH:  # every step would fail the same way
+                    stopped.pause_reason = str(exc)
+                return stopped
             await run.heard(response)
             if response.stop_reason == "model_context_window_exceeded":
                 return run.stop(

@@ -50,6 +50,10 @@ class ExecutionResult:
     summary: str = ""
     modified_files: list[str] = field(default_factory=list)
     error: str | None = None
+    # A failure no retry of this step can mend, whatever step runs (the API
+    # refused the key): the directive pauses with this reason, the step is
+    # ready again, and no failed step or decision is asked of a person.
+    pause_reason: str | None = None
 
 
 class Executor(Protocol):

@@ -2,8 +2,8 @@
 
 Exit codes: 0 completed (or command done), 1 failed or stopped, 2 bad input
 (or an output that cannot be written), 3 stopped waiting for an approval, 4
-paused (a circuit breaker, a person, a first plan that could not be made, or
-the repository folder gone), 130 interrupted (Ctrl-C), 141 the output was
+paused (a circuit breaker, a person, a first plan that could not be made,
+the repository folder gone, or the API key refused), 130 interrupted (Ctrl-C), 141 the output was
 closed (as a process killed by SIGPIPE reports it), 143 terminated (SIGTERM:
 `kill`, `timeout`, a CI job cancelled) and 129 its terminal closed (SIGHUP),
 which stop a run as Ctrl-C does.
