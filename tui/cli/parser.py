@@ -16,8 +16,8 @@ exit codes:
        cannot be written (a full disk)
   3    stopped waiting for an approval: answer it, then `resume ID --headless`
   4    paused: a breaker tripped (raise it with `limits`), a person paused it,
-       the first plan could not be made, or the repository folder is gone;
-       then `resume ID --headless`
+       the first plan could not be made, the repository folder is gone, or
+       the API refused the key; then `resume ID --headless`
   130  interrupted (Ctrl-C): the run stopped; `resume` carries on
   143  terminated (SIGTERM): the run stopped as for Ctrl-C; `resume` carries on
        (`timeout` reports its own 124 unless given --preserve-status)
