@@ -290,8 +290,9 @@ async def test_approvals_of_two_directives_of_one_title_name_their_ids(
             await engine(app).start_directive(d.id)
             ids.append(d.id)
         panel = app.screen.query_one(ApprovalsPanel)
-        await until(pilot, lambda: len(panel.approvals) == 2, "both approvals")
-        await pilot.pause(0.1)
+        await until(
+            pilot, lambda: len(panel.approvals) == panel.row_count == 2, "both approvals' rows"
+        )
         cells = [panel.get_row_at(row)[2] for row in range(2)]
         room = list(panel.columns.values())[2].width
         assert all(cell.cell_len <= room for cell in cells)  # nothing cropped away
