@@ -35,7 +35,9 @@ class DirectiveCreated(_Event):
     title: str
 
     def describe(self) -> str:
-        return f"directive created: {self.title}"
+        # The id first: a script reading a plain headless run finds it on
+        # the first line, as `--json` gives it there.
+        return f"directive {self.directive_id} created: {self.title}"
 
 
 class DirectiveStatusChanged(_Event):

@@ -80,7 +80,8 @@ def test_headless_run_prints_events_and_exits_0_when_completed(
     code, out, _ = run_cli("--db", str(tmp_path / "x.db"), "run", str(path), "--headless")
     assert code == 0
     lines = out.splitlines()
-    assert "#1" in lines[0] and "directive created: cli test" in lines[0]
+    did = only_directive(str(tmp_path / "x.db"))
+    assert "#1" in lines[0] and f"directive {did} created: cli test" in lines[0]
     assert "[hello:executor] hello" in out
     assert any(line.endswith("directive active -> completed") for line in lines)
 
@@ -289,7 +290,7 @@ def test_a_headless_run_whose_reader_goes_away_ends_and_can_be_resumed(
         [*cli, "run", str(path), "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as run:
         assert run.stdout is not None
-        assert "directive created" in run.stdout.readline().decode()
+        assert " created: " in run.stdout.readline().decode()
         run.stdout.close()  # the reader goes away
         assert run.wait(timeout=30) == 141  # while its step still runs
         assert run.stderr is not None and run.stderr.read() == b""  # no traceback
@@ -604,7 +605,7 @@ def test_a_quiet_run_whose_reader_goes_away_ends_without_waiting_to_print(
         [*cli, "run", str(path), "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as run:
         assert run.stdout is not None
-        assert "directive created" in run.stdout.readline().decode()
+        assert " created: " in run.stdout.readline().decode()
         run.stdout.close()
         assert run.wait(timeout=30) == 141  # long before the step's 60 s
 
