@@ -333,14 +333,16 @@ class Attempts(EngineCore):
         )
 
     async def _say_checks_found(self, d: Directive, verifiers: list[Any]) -> None:
-        """Once per directive (and engine), which checks detection found and
-        what shows the repository uses each: a check that runs, or cannot,
-        is never a surprise."""
+        """Which checks detection found and what shows the repository uses
+        each, said when a step first uses one (a step may name a few): a
+        check that runs, or cannot, is never a surprise."""
         rt = self._runtime(d.id)
-        found = [v for v in verifiers if getattr(v, "found_by", "")]
-        if rt.checks_said or not found:
+        found = [
+            v for v in verifiers if getattr(v, "found_by", "") and v.name not in rt.checks_said
+        ]
+        if not found:
             return
-        rt.checks_said = True
+        rt.checks_said.update(v.name for v in found)
         notice = Notice(directive_id=d.id, message=checks_found(found), severity=Severity.INFO)
         await self._write(d.id, lambda tx: tx.emit(notice))
 

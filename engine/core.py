@@ -58,8 +58,9 @@ class Runtime:
     workspace_note: str | None = None
     # Why there is no git workspace, for the views that need one.
     workspace_absent: str = ""
-    # Whether the log has said which checks detection found (once per engine).
-    checks_said: bool = False
+    # The detected checks the log has named (each once per engine, when a
+    # step first uses it).
+    checks_said: set[str] = field(default_factory=set)
     # Held while a replan is made: the driver launches no step of the old
     # chain, and a second replan waits for the first (each reads the chain
     # it replaces).

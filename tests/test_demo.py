@@ -170,6 +170,17 @@ async def test_demo_with_auto_approval_runs_straight_through(tmp_path: Path) -> 
     assert git(spec.repo, "status", "--porcelain") == ""
     assert len(git(spec.repo, "log", "--oneline").splitlines()) > 1
     assert "invoice_total" in (spec.repo / "tally" / "invoice.py").read_text()
+    # each check detection found is named once, when a step first uses it
+    # (the research step names pytest and the docs check; ruff comes with the code)
+    said = [
+        line.split("info    ", 1)[1]
+        for line in out.getvalue().splitlines()
+        if "checks found" in line
+    ]
+    assert said == [
+        "checks found in the repository: pytest ([tool.pytest.ini_options] in pyproject.toml)",
+        "checks found in the repository: ruff ([tool.ruff] in pyproject.toml)",
+    ]
 
 
 def test_demo_command_headless_auto(
