@@ -632,10 +632,7 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
         next engine would, or they would show as running for good."""
         if self.runs_steps:
             return None
-        path = self.store.path
-        if await EngineLease.runner(path, self.services.lease_stale_after_s) is not None:
-            return None
-        return await EngineLease.holder(path)
+        return await EngineLease.dead_holder(self.store.path, self.services.lease_stale_after_s)
 
     async def _halt(self, directive_id: str) -> None:
         await self._cancel_steps(directive_id)

@@ -141,6 +141,15 @@ def _read(conn: sqlite3.Connection) -> LeaseHolder | None:
     return LeaseHolder.from_row(*row) if row else None
 
 
+def _gone(holder: LeaseHolder, stale_after_s: float) -> bool:
+    """As the next engine to start here would judge it."""
+    now = time.time()
+    return (
+        holder_gone(holder, host=socket.gethostname(), now=now, stale_after_s=stale_after_s)
+        is not None
+    )
+
+
 def still_held_by(conn: sqlite3.Connection, holder: LeaseHolder) -> bool:
     """Whether the lease row is still `holder`'s as it was read (no engine
     took it over, nor renewed it, since): checked inside a writer's own
@@ -318,12 +327,17 @@ class EngineLease:
         next engine to start would find it), so a command can say who
         carries out what it wrote."""
         holder = await EngineLease.holder(db)
-        if holder is None:
-            return None
-        gone = holder_gone(
-            holder, host=socket.gethostname(), now=time.time(), stale_after_s=stale_after_s
-        )
-        return holder if gone is None else None
+        return holder if holder is not None and not _gone(holder, stale_after_s) else None
+
+    @staticmethod
+    async def dead_holder(
+        db: Any, stale_after_s: float = DEFAULT_STALE_AFTER_S
+    ) -> LeaseHolder | None:
+        """The holder whose engine is gone (a `kill -9`, a reboot) and left
+        its row behind, or None: read once, so a live engine that took the
+        lease meanwhile is never taken for the dead one."""
+        holder = await EngineLease.holder(db)
+        return holder if holder is not None and _gone(holder, stale_after_s) else None
 
     @property
     def owner(self) -> str:
