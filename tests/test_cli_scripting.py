@@ -78,7 +78,7 @@ def test_an_output_that_cannot_be_written_is_said_in_a_line_not_a_traceback(
     listed = cli_with(">/dev/full", "--db", db, "list", "--json")
     for done in (run, listed):
         assert (done.returncode, done.stderr) == (
-            2,
+            74,
             "directive-tui: cannot write the standard output: No space left on device\n",
         )
     did = only_directive(db)
@@ -86,10 +86,13 @@ def test_an_output_that_cannot_be_written_is_said_in_a_line_not_a_traceback(
     assert code == 0 and "directive active -> completed" in out
 
 
-def test_help_says_which_exit_code_an_unwritable_output_gives() -> None:
-    """A full disk ends a command with 2: --help listed no such case."""
+def test_help_tells_bad_input_from_an_unwritable_output_and_a_busy_database() -> None:
+    """A script retries on 75 and fixes its input on 2: both, and a full
+    disk's 74, were one code 2 before, and --help listed no full disk."""
     done = cli_with("", "--help")
     assert done.returncode == 0
     codes = done.stdout.split("exit codes:\n")[1]
     two = codes[codes.index("  2 ") : codes.index("  3 ")]
-    assert "an output that\n       cannot be written (a full disk)" in two
+    assert "busy" not in two and "cannot be written" not in two
+    assert "  74   the output could not be written (a full disk)" in codes
+    assert "  75   try again later: the database is busy, or another engine runs on it" in codes

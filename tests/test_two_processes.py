@@ -290,7 +290,7 @@ async def test_a_second_headless_command_on_the_same_directive_is_refused(
     doubled = {name: n for name, n in runs_per_step(db).items() if n > 1}
     assert not doubled, f"steps run more than once: {doubled}"
     assert await check_invariants(db) == []
-    assert second.returncode == 2, second.stdout[-2000:] + second.stderr
+    assert second.returncode == 75, second.stdout[-2000:] + second.stderr  # try again later
     assert "in use by another directive-tui engine" in second.stderr
     assert "open the app on this database" in second.stderr  # to watch; no read-only option
     assert "read-only" not in second.stderr
@@ -739,7 +739,7 @@ def test_a_limit_raised_beside_a_running_engine_names_it_to_resume_through(
         f" `directive-tui --db {db} resume {did}` opens the app on it,"
         " which has that engine resume it"
     )
-    assert cli(db, "resume", did, "--headless").returncode == 2  # refused indeed
+    assert cli(db, "resume", did, "--headless").returncode == 75  # refused indeed: try later
 
     with sqlite3.connect(db) as conn:  # the app quit
         conn.execute("DELETE FROM engine_lease")

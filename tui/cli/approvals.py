@@ -98,6 +98,19 @@ async def resolve(
 ) -> int:
     async with engine_session(db) as (store, engine):
         approval = await store.find_approval(approval_id)
+        if (
+            not approval.pending
+            and approval.decision is not None
+            and (
+                approval.decision.value == decision  # a retried script: done already
+            )
+        ):
+            print(
+                f"approval {approval.id}: already {approval.status.label}"
+                f"{_which_way(approval)}, nothing changed",
+                file=out,
+            )
+            return EXIT_OK
         if approval.pending and decision not in {o.value for o in approval.options}:
             allowed = ", ".join(cli_option(o) for o in approval.options)
             directive = await store.get_directive(approval.directive_id)
@@ -107,9 +120,12 @@ async def resolve(
                 f" not {ANSWER_VERBS.get(decision, decision)}; answer with one of:\n  {answers}"
             )
         resolved = await engine.resolve_approval(approval.id, decision, comment)
-        # An escalation's status is only `resolved`: say which way.
-        how = f" ({resolved.decision.value})" if resolved.kind.value == "escalation" else ""
-        print(f"approval {resolved.id}: {resolved.status.label}{how}", file=out)
+        print(f"approval {resolved.id}: {resolved.status.label}{_which_way(resolved)}", file=out)
         for line in await after_answer(store, db, resolved.directive_id, me):
             print(line, file=out)
         return EXIT_OK
+
+
+def _which_way(approval: Any) -> str:
+    """An escalation's status is only `resolved`: its answer says which way."""
+    return f" ({approval.decision.value})" if approval.kind.value == "escalation" else ""

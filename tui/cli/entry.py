@@ -16,8 +16,11 @@ from tui.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_CLOSED,
+    EXIT_OUTPUT_FAILED,
+    EXIT_TRY_LATER,
     OutputFailed,
     Terminated,
+    TryLater,
     UsageError,
 )
 from tui.cli.launch import need_terminal, run_app
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"directive-tui: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except TryLater as exc:
+        print(f"directive-tui: {exc}", file=sys.stderr)
+        return EXIT_TRY_LATER
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Terminated as exc:
@@ -62,16 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         # A full disk under the file it writes to: stopped as when the reader goes away.
         print(f"directive-tui: cannot write the standard output: {exc}", file=sys.stderr)
         _drop_output()
-        return EXIT_BAD_INPUT
+        return EXIT_OUTPUT_FAILED
     except Exception as exc:  # SQLite's lock wait ran out, or it may not write, wherever it was
         if is_busy(exc):
-            message = busy_message(db)
-        elif readonly_error(exc):
-            from engine.connection import unwritable
-
-            message = unwritable(db) or f"cannot write the database {db} ({exc})"
-        else:
+            print(f"directive-tui: {busy_message(db)}", file=sys.stderr)
+            return EXIT_TRY_LATER
+        if not readonly_error(exc):
             raise
+        from engine.connection import unwritable
+
+        message = unwritable(db) or f"cannot write the database {db} ({exc})"
         print(f"directive-tui: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.cli.approvals import answer_commands
-from tui.cli.exits import OUTCOME_EXIT, UsageError
+from tui.cli.exits import OUTCOME_EXIT, TryLater, UsageError
 from tui.cli.limits import BREAKER_LIMITS, raised
 from tui.cli.printer import EventPrinter
 from tui.cli.program import command_line
@@ -38,7 +38,7 @@ async def run_headless(
     from engine.approvals import UNATTENDED
     from engine.bus import EventBus
     from engine.engine import DirectiveEngine, EngineError, Outcome
-    from engine.lease import LeaseError
+    from engine.lease import LeaseError, LeaseHeld
     from engine.models import DirectiveStatus
     from engine.store import NotFound
     from engine.transitions import InvalidTransition
@@ -107,6 +107,8 @@ async def run_headless(
         if outcome is Outcome.PAUSED and not as_json:
             await _print_why_paused(store, did, me, out)
         return OUTCOME_EXIT[outcome.value]
+    except LeaseHeld as exc:  # another engine runs here: the same command works later
+        raise TryLater(str(exc)) from exc
     except (EngineError, NotFound, InvalidTransition, LeaseError) as exc:
         raise UsageError(str(exc)) from exc
     except asyncio.CancelledError:  # Ctrl-C, SIGTERM, SIGHUP (see signals.py)

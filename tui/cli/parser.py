@@ -12,12 +12,13 @@ exit codes:
   0    completed (or the command did what it was asked)
   1    the directive failed or was stopped
   2    bad input: a malformed directive file (nothing is written), an unknown
-       id, no database at --db, a database in use or busy, an output that
-       cannot be written (a full disk)
+       id, no database at --db, an answer the approval does not take
   3    stopped waiting for an approval: answer it, then `resume ID --headless`
   4    paused: a breaker tripped (raise it with `limits`), a person paused it,
        the first plan could not be made, the repository folder is gone, or
        the API refused the key; then `resume ID --headless`
+  74   the output could not be written (a full disk)
+  75   try again later: the database is busy, or another engine runs on it
   130  interrupted (Ctrl-C): the run stopped; `resume` carries on
   143  terminated (SIGTERM): the run stopped as for Ctrl-C; `resume` carries on
        (`timeout` reports its own 124 unless given --preserve-status)

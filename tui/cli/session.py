@@ -1,5 +1,6 @@
 """The store, and an engine running no step, opened for one command: what
-either refuses becomes the one-line usage error (exit 2)."""
+either refuses becomes the one-line usage error (exit 2), or busy, the
+one-line try-later error (exit 75)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.cli.database import busy_message, is_busy
-from tui.cli.exits import UsageError
+from tui.cli.exits import TryLater, UsageError
 
 
 async def open_store(db: Path) -> Any:
@@ -23,7 +24,7 @@ async def open_store(db: Path) -> Any:
         return await Store.open(db)
     except StoreError as exc:
         if is_busy(exc.__cause__):
-            raise UsageError(busy_message(db)) from exc
+            raise TryLater(busy_message(db)) from exc
         raise UsageError(str(exc)) from exc
     except (sqlite3.Error, OSError) as exc:  # a folder we may not write in, say
         raise UsageError(f"cannot open the database {db}: {exc}") from exc
