@@ -220,6 +220,13 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
 
     code, out, _ = run_cli("--db", db, "limits", did)
     assert code == 0 and "still over a limit: wall time" in out
+    code, out, _ = run_cli("--db", db, "limits", did, "--json")  # what a script decides on
+    shown = json.loads(out)
+    assert (code, shown["directive_id"], shown["status"]) == (0, did, "paused")
+    assert shown["limits"]["max_wall_time_minutes"] == 0.01
+    assert shown["used"]["max_wall_time_minutes"] >= 0.01 and shown["used"]["max_failed_steps"] == 0
+    assert shown["over_limit"]["breaker"] == "wall_time"
+    assert shown["over_limit"]["reason"].startswith("wall time")
     code, _, err = run_cli("--db", db, "resume", did, "--headless")
     assert code == 2 and "raise the limit first" in err
 
@@ -233,6 +240,13 @@ def test_a_tripped_breaker_is_raised_from_the_command_line_then_resumed(
     assert "limits not changed: --max-wall-time-minutes: must be greater than 0, got -1" in err
     assert saved() == before
 
+    code, out, _ = run_cli(
+        "--db", db, "limits", did, "--max-wall-time-minutes", "10", "--max-cost-usd", "none",
+        "--json",
+    )  # fmt: skip
+    shown = json.loads(out)
+    assert (shown["limits"]["max_wall_time_minutes"], shown["limits"]["max_cost_usd"]) == (10, None)
+    assert shown["over_limit"] is None
     code, out, _ = run_cli("--db", db, "limits", did, "--max-wall-time-minutes", "10")
     assert code == 0
     assert "max_wall_time_minutes          10" in out

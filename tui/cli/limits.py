@@ -4,6 +4,7 @@ the `limits` command, and the raised limit a paused run suggests."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ async def limits_command(
                 raise UsageError(f"limits not changed: {problems}") from exc
             d = await store.get_directive(d.id)
         d = await as_left(db, d)
+        if args.json:
+            print(json.dumps(limits_as_json(d)), file=out)
+            return EXIT_OK
         limits = d.spec.limits
         used = {
             "max_cost_usd": f"${d.total_cost_usd:.2f}",
@@ -106,6 +110,28 @@ async def limits_command(
         elif d.status.value == "paused":
             print(f"within its limits: {await resume_hint(db, d.id, me)}", file=out)
         return EXIT_OK
+
+
+def limits_as_json(d: Any) -> dict[str, Any]:
+    """`limits --json`: each limit (null: none), what was used of those
+    that are spent, and the limit still reached, if one is, as a script
+    needs them to decide whether a resume can go on."""
+    from engine.breakers import breaker_reason
+
+    limits = d.spec.limits
+    tripped = breaker_reason(d)
+    return {
+        "directive_id": d.id,
+        "status": d.status.value,
+        "limits": {name: getattr(limits, name) for name, _, _ in LIMIT_OPTIONS},
+        "used": {
+            "max_cost_usd": round(d.total_cost_usd, 6),
+            "max_wall_time_minutes": round(d.wall_time_s() / 60, 3),
+            "max_chain_regenerations": d.regenerations,
+            "max_failed_steps": d.failed_steps,
+        },
+        "over_limit": None if tripped is None else {"breaker": tripped[0], "reason": tripped[1]},
+    }
 
 
 async def as_left(db: Path, d: Any) -> Any:

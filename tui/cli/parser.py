@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind, what in LIMIT_OPTIONS:
         off = f"; {NO_LIMIT}: no limit" if kind is switchable_limit else ""
         lim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=what + off)
+    lim.add_argument("--json", action="store_true", help="a JSON object (after any change)")
 
     diff = sub.add_parser(
         "diff",
