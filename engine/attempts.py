@@ -46,7 +46,7 @@ from engine.store import Tx
 from engine.text import clip, plural
 from engine.transitions import STEP_ACTIVE
 from engine.verdicts import VERDICTS, Verdict
-from engine.verifiers.base import VerifyContext
+from engine.verifiers.base import PauseDirective, VerifyContext
 from engine.verifiers.detect import checks_found
 from engine.workspace_ops import missing_repo
 from engine.worktrees import Attempt, GitError, MergeResult, StaleAttemptError, Workspace
@@ -147,6 +147,12 @@ class Attempts(EngineCore):
         )
         try:
             evaluation = await self._evaluate(d, judged, done, workdir)
+        except PauseDirective as exc:  # nothing could judge it (a refused key)
+            await asyncio.shield(evaluating)
+            await self._pause_attempt(d, step, run, str(exc), str(exc))
+            if ws is not None and attempt is not None:
+                await ws.remove_attempt(attempt)  # the step runs again from the start
+            return False
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(evaluating)

@@ -33,7 +33,7 @@ from pathlib import PurePosixPath
 from engine.flags import NO_VERDICT
 from engine.models import ConfidenceLevel, Evaluation, Thresholds, VerifierResult
 from engine.text import clip
-from engine.verifiers.base import NoVerdictError, Verifier, VerifyContext
+from engine.verifiers.base import NoVerdictError, PauseDirective, Verifier, VerifyContext
 
 LLM_JUDGE_KIND = "llm_judge"
 SCORE_DIGITS = 6  # rounding before threshold checks: 0.8 must not become 0.7999999
@@ -224,6 +224,8 @@ class CompositeEvaluator:
         run_ctx = dataclasses.replace(ctx, prior_results=list(prior))
         try:
             result = await verifier.verify(run_ctx)
+        except PauseDirective:  # not this attempt's result: the attempt's owner pauses
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded as a failed check, not lost
             if isinstance(exc, NoVerdictError):
                 return self._unscored(verifier, exc), f"{NO_VERDICT}: {verifier.name}"

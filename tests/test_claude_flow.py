@@ -266,6 +266,52 @@ def test_a_headless_run_says_a_models_warning_once(
     assert said == 1, run.stdout + run.stderr
 
 
+async def test_a_key_refused_to_the_judge_pauses_the_directive_and_the_step_runs_again(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    """A 401 for the judge was "no verdict": the attempt went to a person as
+    unscored (every later step alike), while the agent's 401 paused. Now the
+    directive pauses saying so, the attempt's run says its verdict never
+    came, and a resume runs the step again and judges it."""
+    api = fake_env
+    api.reply_json(plan(("implement", [])), usage=usage(1000, 100))
+    api.reply(
+        "Fixing.",
+        tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})],
+    )
+    api.reply("Changed calc.add to return a + b.")
+    api.error(401, "invalid x-api-key")
+
+    store = await Store.open(tmp_path / "engine.db")
+    engine = await engine_for(store)
+    try:
+        d = await engine.create_directive(spec(repo, max_cost_usd=5.0))
+        await engine.start_directive(d.id)
+        assert await engine.wait_settled(d.id, timeout=30) is Outcome.PAUSED
+        paused = await store.get_directive(d.id)
+        assert (paused.pause_reason or "").startswith("the LLM judge could not judge: ")
+        assert "ANTHROPIC_API_KEY" in paused.pause_reason and FAKE_KEY not in paused.pause_reason
+        assert paused.failed_steps == 0 and await store.pending_approvals(d.id) == []
+        (step,) = await store.list_steps((await store.current_chain(d.id)).id)
+        assert step.status.value == "ready"
+        (run,) = await store.list_runs(step.id)
+        assert "its evaluation was cut off (the LLM judge could not judge" in (run.error or "")
+
+        api.reply(
+            "Fixing.",
+            tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})],
+        )
+        api.reply("Changed calc.add to return a + b.")
+        api.reply_json(verdict(0.95))
+        await engine.resume_directive(d.id)
+        assert await engine.wait_settled(d.id, timeout=30) is Outcome.COMPLETED
+        (step,) = await store.list_steps((await store.current_chain(d.id)).id)
+        assert (step.status.value, step.attempts) == ("passed", 2)
+    finally:
+        await engine.close()
+        await store.close()
+
+
 async def test_a_key_refused_mid_step_pauses_the_directive_instead_of_failing_the_step(
     fake_env: FakeAnthropic, repo: Path, tmp_path: Path
 ) -> None:

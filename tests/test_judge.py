@@ -31,7 +31,7 @@ from engine.models import (
 )
 from engine.pricing import cost_usd
 from engine.store import Store
-from engine.verifiers.base import VerifyContext
+from engine.verifiers.base import PauseDirective, VerifyContext
 from engine.verifiers.llm_judge import JudgeError, LLMJudge, UnbuiltClient, gather_diff
 from tests.fake_anthropic import FAKE_KEY, FakeAnthropic, usage
 
@@ -293,16 +293,18 @@ async def test_a_judge_that_cannot_be_built_says_why_and_gives_no_verdict(repo: 
     assert "DIRECTIVE_LLM_MAX_RETRIES must be a whole number" in evaluation.summary
 
 
-async def test_an_auth_error_names_the_key_never_its_value(
+async def test_a_refused_key_stops_the_evaluation_to_pause_naming_the_key_never_its_value(
     fake_api: FakeAnthropic, repo: Path
 ) -> None:
+    """Not "no verdict" (every step's judge would be refused alike, the run
+    going on unjudged): the evaluation stops for the directive to pause."""
     client = LLMClient(api_key=FAKE_KEY, base_url=fake_api.base_url, max_retries=0)
     fake_api.error(401, "invalid x-api-key")
-    evaluation = await judged_with([LLMJudge(client)], repo)
-    assert "no_verdict: llm_judge" in evaluation.flags
-    [result] = evaluation.results
-    assert "set a valid ANTHROPIC_API_KEY and start directive-tui again" in result.summary
-    assert FAKE_KEY not in evaluation.model_dump_json()
+    with pytest.raises(PauseDirective) as refused:
+        await judged_with([LLMJudge(client)], repo)
+    assert str(refused.value).startswith("the LLM judge could not judge: ")
+    assert "set a valid ANTHROPIC_API_KEY and start directive-tui again" in str(refused.value)
+    assert FAKE_KEY not in str(refused.value)
 
 
 async def test_diff_without_git_shows_file_contents(tmp_path: Path) -> None:

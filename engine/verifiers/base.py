@@ -16,6 +16,14 @@ class NoVerdictError(RuntimeError):
     verifier raising it is left out of the score instead of scoring 0."""
 
 
+class PauseDirective(RuntimeError):
+    """The verifier met what no attempt can mend and every step would meet
+    alike (the API refused the key): the evaluation stops, the attempt is
+    put back to run again, and the directive pauses with this message as
+    its reason, as when the agent's key is refused. Not a silent "no
+    verdict" on every step while the run goes on unjudged."""
+
+
 @dataclass
 class VerifyContext:
     directive: Directive

@@ -11,7 +11,8 @@ gates: it weighs in the composite score like any other verifier.
 An answer that does not fit the shape (not JSON, a score of 7 or 85 or NaN)
 is sent back once for correction; still unusable, or the API failing, the
 judge gives no verdict (`JudgeError`, a `NoVerdictError`): the evaluator
-leaves it out of the score instead of reading it as "wrong".
+leaves it out of the score instead of reading it as "wrong". A refused key
+pauses the directive instead (`PauseDirective`): no step could be judged.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from engine.llm import LLMClient, LLMError, LLMErrorKind, ParsedResponse, UsageT
 from engine.models import VerifierResult
 from engine.paths import PathEscapeError, resolve_in_repo
 from engine.procs import run_process, trim_output
-from engine.verifiers.base import NoVerdictError, VerifyContext
+from engine.verifiers.base import NoVerdictError, PauseDirective, VerifyContext
 
 NAME = "llm_judge"
 KIND = "llm_judge"
@@ -245,6 +246,8 @@ class LLMJudge:
                 await ctx.add_cost(exc.usage, exc.cost_usd)
             if exc.kind is LLMErrorKind.MALFORMED:
                 raise _Unusable(str(exc), cut_off=exc.cut_off) from exc
+            if exc.kind is LLMErrorKind.AUTH:  # every step's judge would be refused alike
+                raise PauseDirective(f"the LLM judge could not judge: {exc}") from exc
             raise JudgeError(f"the LLM judge gave no verdict: {exc}") from exc
         spent.add(response.usage, response.cost_usd)
         if ctx.add_cost is not None:
