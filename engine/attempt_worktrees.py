@@ -20,6 +20,7 @@ from engine.artifacts import ArtifactCopies
 from engine.git import GitError
 from engine.git_repo import GitRepo
 from engine.integration_branch import IntegrationBranch
+from engine.paths import is_under
 from engine.worktree_names import WorktreeNames
 
 # Ignored environment folders an attempt borrows from the user's tree by
@@ -230,11 +231,19 @@ class AttemptWorktrees:
             await self._drop(attempt.path, attempt.branch)
 
     async def _drop(self, path: Path, branch: str) -> None:
+        """The attempt's worktree and branch go; not a checkout of the user's
+        on that branch (outside the engine's folder), nor the branch it has."""
         path = path.resolve() if path.exists() else path
         ref = f"refs/heads/{branch}"
+        root = self._names.root
+        users = False
         for e in await self._git.worktrees():
             if e.path == path or e.branch == ref:
-                await self._git.remove_worktree(e.path)
-        if path.exists() or path.is_symlink():
+                if is_under(e.path, root):
+                    await self._git.remove_worktree(e.path, within=root)
+                else:
+                    users = users or e.path.exists()
+        if is_under(path, root) and (path.exists() or path.is_symlink()):
             await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
-        await self._git.run(self._git.top, "update-ref", "-d", ref, check=False)
+        if not users:
+            await self._git.run(self._git.top, "update-ref", "-d", ref, check=False)

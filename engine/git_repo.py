@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.git import GitError, GitOutput, run_git
+from engine.paths import is_under
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,32 @@ class GitRepo:
             for e in _parse_worktrees(out.out)
         ]
 
-    async def remove_worktree(self, path: Path) -> None:
+    async def remove_worktree(self, path: Path, *, within: Path) -> None:
+        """Remove the worktree at `path`, files and all. Only one in `within`,
+        the engine's own folder: a checkout of the user's (the repository
+        itself, or one they added, say on an attempt branch) is refused, as
+        git refuses the main one and the folder would otherwise go anyway."""
+        if not is_under(path, within):
+            raise GitError(
+                ["worktree", "remove", str(path)],
+                self.top,
+                None,
+                f"{path} is not in {within}, where the engine keeps its worktrees:"
+                " it is left as it is",
+            )
         r = await self.run(
             self.top, "worktree", "remove", "--force", "--force", str(path), check=False
         )
         if r.code != 0:  # older gits cannot remove a missing folder: unlock + prune
-            await self.run(self.top, "worktree", "unlock", str(path), check=False)
-            await self.run(self.top, "worktree", "prune")
+            await self.forget_worktree(path)
         if path.exists() or path.is_symlink():
             await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+
+    async def forget_worktree(self, path: Path) -> None:
+        """Drop git's record of a worktree whose folder is gone (files are
+        never touched): unlock it, then prune every such record."""
+        await self.run(self.top, "worktree", "unlock", str(path), check=False)
+        await self.run(self.top, "worktree", "prune")
 
     async def delete_refs(self, refs: Iterable[str]) -> None:
         lines = "".join(f"delete {ref}\n" for ref in refs)

@@ -76,7 +76,7 @@ class IntegrationBranch:
                 )
         mine = next((e for e in entries if e.path == path), None)
         if mine is not None and (mine.branch != ref or not (path / ".git").exists()):
-            await git.remove_worktree(path)
+            await git.remove_worktree(path, within=self._names.root)
             mine = None
         if mine is None:
             if path.exists():

@@ -44,10 +44,21 @@ class WorktreeCleanup:
         self._lock = lock
 
     def _ours(self, e: WorktreeEntry) -> bool:
-        """A worktree in the engine's folder, or on one of the attempt branches."""
-        return is_under(e.path, self._names.root) or (e.branch or "").startswith(
-            self._names.step_branches
-        )
+        """A worktree in the engine's folder. Never one elsewhere, even on an
+        attempt branch: that is a checkout of the user's (switched there to
+        look at a failed attempt, say), and removing it removed their files,
+        their whole repository when it was the main one."""
+        return is_under(e.path, self._names.root)
+
+    def _stale(self, e: WorktreeEntry) -> bool:
+        """Git's record of an attempt worktree whose folder is gone (the
+        engine's folder moved with its database): only the record goes."""
+        on_attempt = (e.branch or "").startswith(self._names.step_branches)
+        return on_attempt and not self._ours(e) and not e.path.exists()
+
+    def _users_branches(self, entries: list[WorktreeEntry]) -> set[str]:
+        """Attempt branches a checkout of the user's has: not deleted under it."""
+        return {e.branch for e in entries if e.branch and not self._ours(e) and not self._stale(e)}
 
     async def prune(self, keep: Iterable[Attempt | Path] = ()) -> PruneReport:
         """Crash cleanup (call on restart): remove every attempt worktree,
@@ -61,14 +72,19 @@ class WorktreeCleanup:
         removed_branches: list[str] = []
         removed_folders: list[Path] = []
         async with self._lock:
-            for e in await self._git.worktrees():
+            entries = await self._git.worktrees()
+            kept_branches |= self._users_branches(entries)
+            for e in entries:
                 if e.path == self._names.integration_path:
                     continue
+                if self._stale(e):
+                    await self._git.forget_worktree(e.path)
+                    removed_wt.append(e.path)
                 if not self._ours(e) or e.path in kept:
                     if e.path in kept and e.branch:
                         kept_branches.add(e.branch)
                     continue
-                await self._git.remove_worktree(e.path)
+                await self._git.remove_worktree(e.path, within=self._names.root)
                 removed_wt.append(e.path)
             for ref, _ in await self._git.refs(self._names.step_branches):
                 if ref not in kept_branches:
@@ -94,11 +110,17 @@ class WorktreeCleanup:
         attempt branch, and the engine's folder. The integration branch and
         the hidden refs stay, so the user can still merge and see diffs."""
         async with self._lock:
-            for e in await self._git.worktrees():
+            entries = await self._git.worktrees()
+            users = self._users_branches(entries)
+            for e in entries:
                 if self._ours(e):
-                    await self._git.remove_worktree(e.path)
+                    await self._git.remove_worktree(e.path, within=self._names.root)
+                elif self._stale(e):
+                    await self._git.forget_worktree(e.path)
             await self._git.delete_refs(
-                ref for ref, _ in await self._git.refs(self._names.step_branches)
+                ref
+                for ref, _ in await self._git.refs(self._names.step_branches)
+                if ref not in users
             )
             if self._names.root.exists():
                 await asyncio.to_thread(shutil.rmtree, self._names.root, ignore_errors=True)

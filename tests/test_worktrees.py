@@ -542,6 +542,48 @@ async def test_close_and_discard(ws: Workspace, repo: Path) -> None:
     assert git(repo, "rev-parse", "main") == ws.base_sha  # the user's branch survived
 
 
+async def test_a_checkout_of_the_user_s_on_an_attempt_branch_survives_every_cleanup(
+    ws: Workspace, repo: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """A user who switched their repository to a failed attempt's branch to
+    look at it (or added a worktree there) lost it all on `stop`: cleanup
+    took any worktree on an attempt branch for the engine's, and when git
+    refused to remove the main one, the folder went anyway, `.git` too."""
+    failed = await edit(ws, "broken", 1, {"README.md": "oops\n"})
+    await ws.remove_attempt(failed, keep=True)
+    again = await edit(ws, "again", 1, {"lib.py": "y\n"})
+    await ws.remove_attempt(again, keep=True)
+    git(repo, "worktree", "remove", "--force", str(failed.path))  # the user looks at it...
+    git(repo, "switch", "-q", failed.branch)  # ...in their own checkout
+    (repo / "notes.txt").write_text("mine, uncommitted\n")
+    inspect = tmp_path / "inspect"
+    git(repo, "worktree", "add", "-q", "-f", str(inspect), again.branch)
+    (inspect / "fix.txt").write_text("mine too\n")
+
+    await ws.remove_attempt(failed)  # a retry drops the failed attempt
+    restarted = await Workspace.open(repo, DIRECTIVE, data_dir)
+    assert restarted is not None
+    await restarted.prune()  # a restart after a crash
+    await restarted.close()  # the directive ends
+
+    assert (repo / ".git").is_dir() and (repo / "notes.txt").read_text() == "mine, uncommitted\n"
+    assert git(repo, "symbolic-ref", "HEAD") == f"refs/heads/{failed.branch}"
+    assert git(repo, "rev-parse", "HEAD") == failed.commit_sha  # its branch is still there
+    assert (inspect / "fix.txt").read_text() == "mine too\n"
+    assert git(inspect, "rev-parse", "--abbrev-ref", "HEAD") == again.branch
+    assert not restarted.root.exists()  # the engine's own worktrees went
+
+
+async def test_removing_a_worktree_outside_the_engine_s_folder_is_refused(
+    ws: Workspace, repo: Path
+) -> None:
+    from engine.git_repo import GitRepo
+
+    with pytest.raises(GitError, match="where the engine keeps its worktrees"):
+        await GitRepo(repo, {}).remove_worktree(repo.resolve(), within=ws.root)
+    assert (repo / ".git").is_dir() and (repo / "app.py").exists()
+
+
 async def test_looking_at_a_closed_workspace_creates_nothing(
     ws: Workspace, repo: Path, data_dir: Path
 ) -> None:
