@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
                     f"{cp.sha[:12]}  #{cp.seq:<3} {cp.step_slug} (attempt {cp.attempt})", file=out
                 )
         elif args.command == "merge":
-            return await merge(engine, await store.get_directive(did), out)
+            return await merge(engine, await store.get_directive(did), out, _me(db, args))
         elif args.yes:
             rerun = await engine.reset_to_checkpoint(did, args.point)
             print(f"reset; to run again: {', '.join(rerun) or 'nothing'}", file=out)
@@ -37,13 +39,36 @@ async def git_command(db: Path, args: argparse.Namespace, out: Any) -> int:
         return EXIT_OK
 
 
-async def merge(engine: Any, directive: Any, out: Any) -> int:
-    """Fast-forward the user's branch to the result, naming the branch; a
-    branch that already has the result is done already (exit 0)."""
+def _me(db: Path, args: argparse.Namespace) -> str:
+    """This program on this database, as the entry point names it for the
+    hints it prints (`--db` when this call or the environment chose one)."""
+    from tui.cli.program import command_line
+
+    named = getattr(args, "db", None) is not None or bool(os.environ.get("DIRECTIVE_TUI_DB"))
+    return command_line(db if named else None)
+
+
+async def merge(engine: Any, directive: Any, out: Any, me: str = "directive-tui") -> int:
+    """Fast-forward the user's branch to the result, naming the branch, where
+    it was, how to undo it and that `delete` may now go; a branch that
+    already has the result is done already (exit 0)."""
+    from engine.engine import DELETABLE
+
     offer = await engine.offer_fast_forward(directive.id)
     if offer.possible:
         sha = await engine.fast_forward_user_branch(directive.id)
-        print(f"fast-forwarded {offer.branch} to {sha[:12]}", file=out)
+        old = offer.current_sha
+        print(f"fast-forwarded {offer.branch} to {sha[:12]} (it was at {old[:12]})", file=out)
+        print(
+            f"to undo, while {offer.branch} is still at {sha[:12]}: {_undo(offer, directive.spec.repo)}",
+            file=out,
+        )
+        if directive.status in DELETABLE:
+            print(
+                f"{offer.branch} has the result now: `{me} delete {directive.id}` removes the"
+                f" directive's branch directive/{directive.id}/integration and its refs",
+                file=out,
+            )
         return EXIT_OK
     if offer.branch and await _has_commit(directive.spec.repo, offer.branch, offer.target_sha):
         print(
@@ -52,6 +77,18 @@ async def merge(engine: Any, directive: Any, out: Any) -> int:
         )
         return EXIT_OK
     raise UsageError(f"cannot merge: {offer.reason}")
+
+
+def _undo(offer: Any, repo: Path) -> str:
+    """The git command that puts the branch back where `offer` found it.
+    In the checkout that has it: `reset --keep`, which moves the files
+    back too and refuses to lose a change made to them since. A branch no
+    checkout has: `branch -f`, which git refuses once one has it."""
+    if offer.worktree is not None:
+        where = shlex.quote(str(offer.worktree))
+        return f"git -C {where} reset --keep {offer.current_sha}"
+    branch = shlex.quote(offer.branch)
+    return f"git -C {shlex.quote(str(repo))} branch -f {branch} {offer.current_sha}"
 
 
 async def _has_commit(repo: Path, branch: str, sha: str) -> bool:
