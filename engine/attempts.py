@@ -41,7 +41,7 @@ from engine.models import (
     VerifierResult,
     now,
 )
-from engine.refusals import RepoGone
+from engine.refusals import NotIsolated, RepoGone
 from engine.store import Tx
 from engine.text import clip, plural
 from engine.transitions import STEP_ACTIVE
@@ -169,6 +169,9 @@ class Attempts(EngineCore):
             ws = await self._steps_workspace(d)
         except RepoGone as exc:
             await self._pause_without_repo(d, step, run, str(exc))
+            return None
+        except NotIsolated as exc:  # never the user's checkout instead
+            await self._pause_attempt(d, step, run, str(exc), str(exc))
             return None
         if ws is None:
             return None, None, Path(d.spec.repo)

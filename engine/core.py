@@ -58,6 +58,9 @@ class Runtime:
     workspace_note: str | None = None
     # Why there is no git workspace, for the views that need one.
     workspace_absent: str = ""
+    # Why a repository in git could not be given worktrees: no step may run
+    # until that is put right (looked at again each time).
+    workspace_refused: str | None = None
     # The detected checks the log has named (each once per engine, when a
     # step first uses it).
     checks_said: set[str] = field(default_factory=set)

@@ -29,3 +29,17 @@ class ResultOnlyHere(NeedsForce):
 
 class RepoGone(EngineError):
     """The directive's repository folder no longer exists."""
+
+
+class NotIsolated(EngineError):
+    """The repository is in git, but its steps cannot have worktrees of their
+    own (no commit yet, a folder git does not track, the data folder inside
+    it, a branch in the way): they would run in the user's checkout, over
+    uncommitted work, so the directive pauses saying why instead."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"steps cannot run in worktrees of their own: {why}. Put that right, or set"
+            " `isolate = false` under [workspace] in the directive file to run them in the"
+            " folder itself; then resume"
+        )

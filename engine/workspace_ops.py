@@ -22,7 +22,7 @@ from engine.models import (
     StepRun,
     StepStatus,
 )
-from engine.refusals import EngineError, RepoGone
+from engine.refusals import EngineError, NotIsolated, RepoGone
 from engine.transitions import DIRECTIVE_TERMINAL
 from engine.worktrees import (
     Attempt,
@@ -107,9 +107,11 @@ class WorkspaceOps(EngineCore):
                     look_only=d.status in DIRECTIVE_TERMINAL,
                 )
             except (GitError, ValueError) as exc:
-                rt.workspace_absent = str(exc)
-                rt.workspace_note = f"steps run in the repository itself: {exc}"
+                # Never the user's checkout instead: looked at again next time.
+                rt.workspace_absent = rt.workspace_refused = str(exc)
+                rt.workspace_ready = False
                 return None
+            rt.workspace_refused = None
             if rt.workspace is None:
                 rt.workspace_absent = f"{d.spec.repo} is not a git work tree"
                 rt.workspace_note = (
@@ -126,10 +128,13 @@ class WorkspaceOps(EngineCore):
     async def _steps_workspace(self, d: Directive) -> Workspace | None:
         """The workspace an attempt runs in. The folder is looked for every
         time (it can go while the directive runs: RepoGone), and the first
-        attempt writes the workspace's warning to the log."""
+        attempt writes the workspace's warning to the log. NotIsolated when
+        the repository is in git but cannot be given worktrees."""
         require_repo(d)
         ws = await self._workspace(d)
         rt = self._runtime(d.id)
+        if rt.workspace_refused is not None:
+            raise NotIsolated(rt.workspace_refused)
         note, rt.workspace_note = rt.workspace_note, None
         if note:
             notice = Notice(directive_id=d.id, message=note, severity=Severity.WARNING)
@@ -268,10 +273,12 @@ class WorkspaceOps(EngineCore):
         if offer.target_sha == ws.base_sha:
             return "no step changed anything: nothing to merge"
         message = f"the result is on branch {ws.integration_branch}"
-        if not offer.possible:
-            return f"{message} ({offer.reason})"
         db = shlex.quote(str(self.store.path.absolute()))
         merge = f"directive-tui --db {db} merge {directive_id}"
+        if offer.blocked_by_checkout:  # the user's checkout to tidy, then merge goes
+            return f"{message} ({offer.reason}); then `{merge}` fast-forwards {offer.branch}"
+        if not offer.possible:
+            return f"{message} ({offer.reason})"
         return f"{message}; `{merge}` fast-forwards {offer.branch}"
 
 

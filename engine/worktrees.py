@@ -136,9 +136,10 @@ class Workspace:
         folder, worktree or branch, so reading leaves the user's repository
         as the end left it; ValueError when the directive has no branch there.
 
-        Raises GitError when the repo is in git but cannot be isolated (no
-        commit yet, the folder is not in the last commit), ValueError for bad
-        arguments (unsafe id, data folder inside the repository)."""
+        Raises ValueError when the repo is in git but cannot be isolated (no
+        commit yet, the folder is not in the last commit, a bare repository,
+        the data folder inside the repository) or for an unsafe id, and
+        GitError when git fails at it (a branch `directive` in the way)."""
         repo = Path(repo).resolve()
         if not repo.is_dir():
             raise ValueError(f"repository folder not found: {repo}")
@@ -335,8 +336,13 @@ async def _place_in_git(
     none yet, which only `look_only` accepts). None outside a work tree.
     Refused: worktrees inside the repository, a folder git does not track."""
     inside = await run_git(repo, "rev-parse", "--is-inside-work-tree", env=env, check=False)
-    if inside.code != 0 or inside.out.strip() != "true":
+    if inside.code != 0:
         return None
+    if inside.out.strip() != "true":  # a bare repository, or a .git folder itself
+        raise ValueError(
+            f"{repo} is a git repository's own data, not a work tree (a bare repository or a"
+            " .git folder): point `repo` at a checkout of it"
+        )
     top = Path((await run_git(repo, "rev-parse", "--show-toplevel", env=env)).out.strip())
     top = top.resolve()
     prefix = (await run_git(repo, "rev-parse", "--show-prefix", env=env)).out.strip()
@@ -347,19 +353,11 @@ async def _place_in_git(
         )
     head = await run_git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", env=env, check=False)
     if head.code != 0 and not look_only:
-        raise GitError(
-            ["rev-parse", "HEAD"],
-            repo,
-            head.code,
-            f"{top} has no commit yet: commit once so the directive has a base to branch from",
+        raise ValueError(
+            f"{top} has no commit yet: commit once so the directive has a base to branch from"
         )
     if prefix:
         tracked = await run_git(top, "ls-tree", "-d", "HEAD", "--", prefix.rstrip("/"), env=env)
         if not tracked.out.strip():
-            raise GitError(
-                ["ls-tree", "HEAD", prefix],
-                repo,
-                0,
-                f"{repo} is not in the last commit of {top}: commit it first",
-            )
+            raise ValueError(f"{repo} is not in the last commit of {top}: commit it first")
     return top, prefix, head.out.strip() if head.code == 0 else ""

@@ -590,6 +590,44 @@ async def test_a_folder_that_is_not_a_git_tree_runs_in_place_with_a_warning(
     await engine.close()
 
 
+async def test_a_git_repository_that_cannot_have_worktrees_pauses_and_leaves_the_checkout_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    """A repository with no commit yet (also a folder git does not track,
+    the database inside the repository, a branch `directive` in the way):
+    its steps ran in the user's checkout, over their uncommitted work, with
+    a warning after the step began and exit 0 at the end. Now the directive
+    pauses saying why and what to do, and runs in worktrees once it is put
+    right."""
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "x.txt").write_text("mine, uncommitted\n")
+    spec = scripted(repo, [StepSpec(name="write", attempts=[edit("x.txt", "step\n")] * 2)])
+    engine, did, outcome = await run_to_rest(store, spec)
+    try:
+        assert outcome is Outcome.PAUSED
+        d = await store.get_directive(did)
+        assert d.pause_reason == (
+            f"steps cannot run in worktrees of their own: {repo.resolve()} has no commit yet:"
+            " commit once so the directive has a base to branch from. Put that right, or set"
+            " `isolate = false` under [workspace] in the directive file to run them in the"
+            " folder itself; then resume"
+        )
+        assert (repo / "x.txt").read_text() == "mine, uncommitted\n"
+        (step,) = await store.list_steps((await store.current_chain(did)).id)
+        assert step.status is StepStatus.READY
+
+        git(repo, "add", "x.txt")
+        git(repo, "-c", "user.name=U", "-c", "user.email=u@x", "commit", "-q", "-m", "first")
+        await engine.resume_directive(did)
+        assert await engine.wait_settled(did, timeout=60) is Outcome.COMPLETED
+        assert (repo / "x.txt").read_text() == "mine, uncommitted\n"  # merged on its branch
+        assert git(repo, "show", f"directive/{did}/integration:x.txt") == "step\n"
+    finally:
+        await engine.close()
+
+
 def one_writing_step(tmp_path: Path, repo: Path) -> Path:
     """A directive file whose one shell step writes new.txt in `repo`."""
     directive = tmp_path / "d.toml"

@@ -212,11 +212,6 @@ def test_the_undo_of_a_branch_no_checkout_has_moves_only_the_branch(
 # ------------------------------------------------------ the end of the run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the change to WorkspaceOps._result_notice (engine/workspace_ops.py): "
-    "name the merge command when offer.blocked_by_checkout; then drop this mark",
-)
 def test_the_end_names_merge_when_the_checkout_must_be_tidied_first(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:

@@ -125,7 +125,7 @@ async def test_open_rejects_what_cannot_be_isolated(tmp_path: Path, repo: Path) 
     empty = tmp_path / "empty"
     empty.mkdir()
     git(empty, "init", "-q")
-    with pytest.raises(GitError, match="no commit yet"):
+    with pytest.raises(ValueError, match="no commit yet"):
         await Workspace.open(empty, DIRECTIVE, tmp_path / "data")
     with pytest.raises(ValueError, match="inside the repository"):
         await Workspace.open(repo, DIRECTIVE, repo / ".cache")
@@ -133,8 +133,12 @@ async def test_open_rejects_what_cannot_be_isolated(tmp_path: Path, repo: Path) 
         await Workspace.open(repo, "../evil", tmp_path / "data")
     (repo / "newproj").mkdir()
     (repo / "newproj" / "x.py").write_text("x\n")
-    with pytest.raises(GitError, match="not in the last commit"):
+    with pytest.raises(ValueError, match="not in the last commit"):
         await Workspace.open(repo / "newproj", DIRECTIVE, tmp_path / "data")
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    with pytest.raises(ValueError, match="bare repository"):
+        await Workspace.open(bare, DIRECTIVE, tmp_path / "data")
 
 
 async def test_repo_in_a_subfolder_maps_workdir(
