@@ -54,8 +54,9 @@ class Runtime:
     workspace_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workspace_ready: bool = False
     # Said in the log before the first attempt runs (read-only views write
-    # nothing): the tree is shared, or holds changes the directive leaves out.
-    workspace_note: str | None = None
+    # nothing): the tree is shared, holds changes the directive leaves out,
+    # links the user's environments, has submodules the worktrees lack.
+    workspace_notes: list[str] = field(default_factory=list)
     # Why there is no git workspace, for the views that need one.
     workspace_absent: str = ""
     # Why a repository in git could not be given worktrees: no step may run

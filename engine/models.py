@@ -304,8 +304,12 @@ class WorkspaceConfig(Strict):
     # Git-ignored outputs (a build/ folder) a passed step hands on to the
     # steps after it: commits carry everything else.
     artifacts: list[str] = Field(default_factory=list)
+    # Git-ignored environment folders each worktree links to (not copies:
+    # a step that deletes or installs into one changes the user's); [] for
+    # none. The default is engine.attempt_worktrees.DEFAULT_LINKS.
+    links: list[str] = Field(default_factory=lambda: [".venv", "venv", "node_modules"])
 
-    @field_validator("artifacts")
+    @field_validator("artifacts", "links")
     @classmethod
     def _inside_repo(cls, paths: list[str]) -> list[str]:
         """Paths relative to the repo folder, inside it, as `a/b` (no `./`,

@@ -104,6 +104,7 @@ class WorkspaceOps(EngineCore):
                     d.id,
                     self._work_dir(),
                     artifacts=d.spec.workspace.artifacts,
+                    links=d.spec.workspace.links,
                     look_only=d.status in DIRECTIVE_TERMINAL,
                 )
             except (GitError, ValueError) as exc:
@@ -114,15 +115,12 @@ class WorkspaceOps(EngineCore):
             rt.workspace_refused = None
             if rt.workspace is None:
                 rt.workspace_absent = f"{d.spec.repo} is not a git work tree"
-                rt.workspace_note = (
+                rt.workspace_notes = [
                     f"{d.spec.repo} is not a git work tree: steps run in it directly"
                     " and parallel steps share one tree"
-                )
-            elif rt.workspace.dirty_at_open:
-                rt.workspace_note = (
-                    "uncommitted changes in your tree are not part of this directive: "
-                    + ", ".join(rt.workspace.dirty_at_open[:8])
-                )
+                ]
+            else:
+                rt.workspace_notes = workspace_notes(rt.workspace)
             return rt.workspace
 
     async def _steps_workspace(self, d: Directive) -> Workspace | None:
@@ -135,10 +133,12 @@ class WorkspaceOps(EngineCore):
         rt = self._runtime(d.id)
         if rt.workspace_refused is not None:
             raise NotIsolated(rt.workspace_refused)
-        note, rt.workspace_note = rt.workspace_note, None
-        if note:
-            notice = Notice(directive_id=d.id, message=note, severity=Severity.WARNING)
-            await self._write(d.id, lambda tx: tx.emit(notice))
+        notes, rt.workspace_notes = rt.workspace_notes, []
+        if notes:
+            notices = [
+                Notice(directive_id=d.id, message=note, severity=Severity.WARNING) for note in notes
+            ]
+            await self._write(d.id, lambda tx: [tx.emit(notice) for notice in notices])
         return ws
 
     def _worktrees_dir(self, directive_id: str) -> Path:
@@ -280,6 +280,31 @@ class WorkspaceOps(EngineCore):
         if not offer.possible:
             return f"{message} ({offer.reason})"
         return f"{message}; `{merge}` fast-forwards {offer.branch}"
+
+
+def workspace_notes(ws: Workspace) -> list[str]:
+    """What the log says of a git workspace before its first attempt: what
+    the worktrees leave out or share with the user's checkout."""
+    notes = []
+    if ws.dirty_at_open:
+        notes.append(
+            "uncommitted changes in your tree are not part of this directive: "
+            + ", ".join(ws.dirty_at_open[:8])
+        )
+    shared = [name for name in ws.links if (ws.repo / name).exists()]
+    if shared:
+        notes.append(
+            f"each step's worktree links your {', '.join(shared)} (git-ignored, not a copy):"
+            " a step that installs into or deletes it changes yours; `links = []` under"
+            " [workspace] in the directive file turns this off"
+        )
+    modules = ws.submodules()
+    if modules:
+        notes.append(
+            f"submodules are not checked out in the steps' worktrees ({', '.join(modules[:8])}):"
+            " steps find their folders empty, and changes made inside them are not kept"
+        )
+    return notes
 
 
 def missing_repo(d: Directive) -> str | None:

@@ -176,6 +176,16 @@ class Workspace:
             await integration.ensure_worktree()
         return ws
 
+    def submodules(self) -> list[str]:
+        """The submodule paths `.gitmodules` lists: an attempt's worktree has
+        their folders empty (checking them out may need the network)."""
+        listed = self.top / ".gitmodules"
+        if not listed.is_file():
+            return []
+        lines = listed.read_text(encoding="utf-8", errors="replace").splitlines()
+        pairs = (line.strip().partition("=") for line in lines)
+        return [value.strip() for key, _, value in pairs if key.strip() == "path" and value.strip()]
+
     # ------------------------------------------------------------- attempts
 
     async def start_attempt(
@@ -348,8 +358,8 @@ async def _place_in_git(
     prefix = (await run_git(repo, "rev-parse", "--show-prefix", env=env)).out.strip()
     if is_under(root, top):
         raise ValueError(
-            f"the worktree folder {root} is inside the repository {top}; "
-            "choose a data folder outside it"
+            f"the folder for the steps' worktrees, {root}, is inside the repository {top}"
+            " (it goes beside the database): use a database outside the repository (--db)"
         )
     head = await run_git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", env=env, check=False)
     if head.code != 0 and not look_only:

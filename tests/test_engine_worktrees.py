@@ -628,6 +628,46 @@ async def test_a_git_repository_that_cannot_have_worktrees_pauses_and_leaves_the
         await engine.close()
 
 
+async def test_the_log_says_which_environments_the_worktrees_share_and_links_can_be_turned_off(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """A step that ran `rm -rf node_modules` deleted the user's own through
+    the link, with no word in the log that the folder was shared; nor that
+    submodules are empty in a worktree. Both are said before the first
+    step, and `links = []` gives the worktrees no link at all."""
+    repo = make_git_repo(
+        {
+            ".gitignore": ".venv/\n",
+            ".gitmodules": '[submodule "lib"]\n\tpath = vendor/lib\n\turl = ../lib.git\n',
+        }
+    )
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "marker").write_text("the user's\n")
+    look = {"name": "linked", "command": "test -L .venv"}
+    linked = scripted(repo, [StepSpec(name="s", attempts=[edit("x.txt", "x\n")])], [look])
+    engine, did, outcome = await run_to_rest(store, linked.model_copy(update={"title": "linked"}))
+    await engine.close()
+    assert outcome is Outcome.COMPLETED  # the check found the link
+    notices = [e.message for e in await store.list_events(did) if e.type == "notice"]
+    assert (
+        "each step's worktree links your .venv (git-ignored, not a copy): a step that installs"
+        " into or deletes it changes yours; `links = []` under [workspace] in the directive"
+        " file turns this off"
+    ) in notices
+    assert (
+        "submodules are not checked out in the steps' worktrees (vendor/lib): steps find their"
+        " folders empty, and changes made inside them are not kept"
+    ) in notices
+
+    unlinked = linked.model_copy(update={"workspace": WorkspaceConfig(links=[])})
+    engine, did, outcome = await run_to_rest(store, unlinked)
+    await engine.close()
+    assert outcome is Outcome.AWAITING_APPROVAL  # red: no .venv in the worktree
+    notices = [e.message for e in await store.list_events(did) if e.type == "notice"]
+    assert not any("links your" in n for n in notices)
+    assert (repo / ".venv" / "marker").read_text() == "the user's\n"
+
+
 def one_writing_step(tmp_path: Path, repo: Path) -> Path:
     """A directive file whose one shell step writes new.txt in `repo`."""
     directive = tmp_path / "d.toml"
