@@ -467,7 +467,8 @@ class Attempts(EngineCore):
                 commit_sha=run.commit_sha,
                 finished_at=now(),
             )
-            tx.step_status(step.id, S.FAILED, reason=clip(error, 200), carry_sha=carry)
+            first_line = error.splitlines()[0] if error.strip() else error
+            tx.step_status(step.id, S.FAILED, reason=clip(first_line, 200), carry_sha=carry)
             failed_before = tx.one(
                 "SELECT 1 FROM step_runs WHERE step_id = ? AND status = 'failed' AND id != ?",
                 (step.id, run.id),

@@ -44,6 +44,9 @@ LINE_BURST = 500
 LINES_PER_S = 20.0
 MAX_LINES = 5_000
 NOTE_EVERY_S = 5.0  # a note of the lines left out, at most this often (and at the end)
+# Lines left out at the end of the output, passed on when the command ends:
+# how it failed is usually there (a flood's end was 5 lines in the error).
+END_LINES = 20
 TERM_GRACE_S = 2.0  # SIGTERM -> SIGKILL
 DRAIN_GRACE_S = 0.5  # after exit, how long a background child may hold the pipe
 POLL_S = 0.05
@@ -87,8 +90,8 @@ def trim_output(text: str, max_chars: int) -> str:
 
 def skipped_note(count: int) -> str:
     return (
-        f"... [{count} lines not shown: the command writes faster than it can be followed; "
-        "the start and end of its output are kept]"
+        f"... [{count} lines not shown: the command writes faster than it can be followed;"
+        " its last lines come when it ends]"
     )
 
 
@@ -141,6 +144,9 @@ class _Capture:
         self.partial = bytearray()
         self.partial_overflow = False
         self.gate = _LineGate()
+        # The lines left out since the last one shown (its end, at most
+        # END_LINES): passed on when the output ends.
+        self.unshown_end: deque[tuple[bytearray, bool]] = deque(maxlen=END_LINES)
 
     def feed(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -197,19 +203,24 @@ class _Capture:
         self.partial = bytearray()
         self.partial_overflow = False
         if not admitted:
+            self.unshown_end.append((raw, overflow))
             return
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        if overflow or len(line) > LINE_LIMIT:
-            line = line[:LINE_LIMIT] + " ... [line truncated]"
-        self.on_line(line)
+        self.unshown_end.clear()
+        self.on_line(_line(raw, overflow))
 
     def finish(self) -> None:
+        """The last partial line, the count of the lines left out, then
+        the last of those: a flood's end says how the command ended."""
         if self.on_line is None:
             return
         if self.partial or self.partial_overflow:
             self._emit_partial()
+        end = list(self.unshown_end)
+        self.gate.skipped -= len(end)
         if note := self.gate.note(final=True):
             self.on_line(note)
+        for raw, overflow in end:
+            self.on_line(_line(raw, overflow))
 
     def text(self) -> str:
         head = self.head.decode("utf-8", errors="replace")
@@ -224,6 +235,14 @@ class _Capture:
             self.feed(chunk)
             self.split_lines(chunk)
         self.finish()
+
+
+def _line(raw: bytes | bytearray, overflow: bool) -> str:
+    """One output line as the callback gets it: decoded, cut at LINE_LIMIT."""
+    line = raw.decode("utf-8", errors="replace").rstrip("\r")
+    if overflow or len(line) > LINE_LIMIT:
+        line = line[:LINE_LIMIT] + " ... [line truncated]"
+    return line
 
 
 def credentials(env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -338,7 +338,9 @@ def test_step_output_keeps_one_line_per_event_and_cannot_drive_the_terminal(
     assert all(EVENT_LINE.match(line) for line in log), log
     assert "[unruly:executor] ARED  bs:\\x08 cr:x ⏎ y" in log[6]
     assert any(
-        "command exited with 7: ARED  bs:\\x08 cr:x ⏎ y ⏎ out ⏎ err (" in line for line in log
+        "command exited with 7: err ⏎ the output ended: ⏎ ARED  bs:\\x08 cr:x ⏎ y ⏎ out ⏎ err ("
+        in line
+        for line in log
     )
 
     did = only_directive(db)

@@ -102,12 +102,20 @@ async def test_shell_rework_instructions_are_empty_when_none(tmp_path: Path) -> 
     assert result.success and lines == [("[]", Severity.DEBUG)]
 
 
-async def test_shell_non_zero_exit_fails_with_the_last_lines(tmp_path: Path) -> None:
+async def test_shell_non_zero_exit_fails_with_the_last_lines_the_very_last_first(
+    tmp_path: Path,
+) -> None:
+    """The one-line views (log, approvals, toast) show the error's first
+    line: it was the fifth line from the end, where a build's error is last."""
     ctx, _ = make_ctx(tmp_path, command="for i in 1 2 3 4 5 6 7; do echo line$i; done; exit 3")
     result = await ShellExecutor().run(ctx)
     assert not result.success
-    assert result.error == "command exited with 3: line3\nline4\nline5\nline6\nline7"
+    assert result.error == (
+        "command exited with 3: line7\nthe output ended:\nline3\nline4\nline5\nline6\nline7"
+    )
     assert result.summary == "command exited with 3"
+    ctx, _ = make_ctx(tmp_path, command="echo only; exit 1")
+    assert (await ShellExecutor().run(ctx)).error == "command exited with 1: only"
 
 
 async def test_shell_timeout_is_a_clear_error(tmp_path: Path) -> None:

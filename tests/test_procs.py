@@ -15,6 +15,7 @@ import pytest
 
 from engine import procs
 from engine.procs import (
+    END_LINES,
     LINE_BURST,
     SECRET_ENV,
     ProcessResult,
@@ -101,18 +102,21 @@ async def test_a_flood_of_lines_reaches_the_callback_bounded_and_counted(tmp_pat
     """Each line is an event row and a screen line: a step running
     `seq 1 1000000` took 105 s, 1.4 GB of memory and a 310 MB database.
     Now the callback gets a burst, then a steady rate, and a note of how
-    many lines it did not get; the output keeps its head and tail."""
+    many lines it did not get, then the last END_LINES of them (how a
+    command failed is at its end); the output keeps its head and tail."""
     lines: list[str] = []
     result = await run_process("seq 1 100000", cwd=tmp_path, on_line=lines.append)
     assert result.ok and result.output.endswith("\n99999\n100000\n")
     assert lines[:LINE_BURST] == [str(n) for n in range(1, LINE_BURST + 1)]
     shown = [line for line in lines if not line.startswith("... [")]
     notes = [line for line in lines if line.startswith("... [")]
-    assert lines[-1] == notes[-1]  # the lines left out are said at the end
     skipped = sum(int(note.removeprefix("... [").split()[0]) for note in notes)
     assert len(shown) + skipped == 100_000
-    assert lines[-1] == skipped_note(int(lines[-1].removeprefix("... [").split()[0]))
-    assert len(lines) < LINE_BURST + 200
+    end = [str(n) for n in range(100_001 - END_LINES, 100_001)]
+    assert lines[-END_LINES:] == end  # after the count of the lines left out
+    assert lines[-END_LINES - 1] == notes[-1] == skipped_note(skipped - sum(
+        int(note.removeprefix("... [").split()[0]) for note in notes[:-1]))  # fmt: skip
+    assert len(lines) < LINE_BURST + 200 + END_LINES
 
 
 async def test_a_slow_command_shows_every_line(tmp_path: Path) -> None:
@@ -137,8 +141,31 @@ async def test_lines_past_the_rate_or_the_cap_are_counted_before_the_next_shown(
     await run_process([PY, "-u", "-c", script], cwd=tmp_path, on_line=lines.append)
     if limit == "rate":  # refilled while it slept: the late line is shown, after the count
         assert lines == ["0", "1", "2", skipped_note(7), "late"]
-    else:  # the cap is for good: only the count comes, at the end
-        assert lines == ["0", "1", "2", "3", skipped_note(7)]
+    else:  # the cap is for good: what it left out comes at the end
+        assert lines == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "late"]
+
+
+async def test_the_end_of_a_flood_comes_after_the_count_of_what_was_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build printing 1,500 lines, then its error: lines 501-1,495 were
+    stored nowhere and the error's one line was line 1,497 of the build."""
+    monkeypatch.setattr(procs, "LINE_BURST", 5)
+    monkeypatch.setattr(procs, "END_LINES", 3)
+    lines: list[str] = []
+    script = "import sys\nsys.stdout.write(''.join(f'{i}\\n' for i in range(100)))\nsys.stdout.write('FATAL: disk quota exceeded\\n')"
+    await run_process([PY, "-c", script], cwd=tmp_path, on_line=lines.append)
+    assert lines == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        skipped_note(93),
+        "98",
+        "99",
+        "FATAL: disk quota exceeded",
+    ]
 
 
 async def test_a_long_flood_gets_a_note_now_and_then_not_one_per_line_shown(
@@ -156,7 +183,6 @@ async def test_a_long_flood_gets_a_note_now_and_then_not_one_per_line_shown(
     shown = len(lines) - len(notes)
     assert shown > 50  # the steady rate went on letting lines through
     assert 2 <= len(notes) <= 5  # the first at once, then every 0.5 s, and the end's
-    assert lines[-1] == notes[-1]
 
 
 async def test_megabytes_are_trimmed_with_bounded_memory(

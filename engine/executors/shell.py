@@ -74,8 +74,17 @@ class ShellExecutor:
             last = tail.splitlines()[-1] if tail else "(no output)"
             return ExecutionResult(success=True, summary=f"exit 0: {last}")
         what = _exit_description(result, timeout_s)
-        return ExecutionResult(
-            success=False,
-            summary=what,
-            error=f"{what}: {tail}" if tail else f"{what} (no output)",
-        )
+        return ExecutionResult(success=False, summary=what, error=failure(what, tail))
+
+
+def failure(what: str, tail: str) -> str:
+    """Why the step failed, its last output line first: the views of one
+    line (the log, the approvals, a toast) show the error's first line, and
+    a build's error is its last (they showed the fifth line from the end).
+    The lines before it follow, for the rework and the step panel."""
+    if not tail:
+        return f"{what} (no output)"
+    *before, last = tail.splitlines()
+    if not before:
+        return f"{what}: {last}"
+    return f"{what}: {last}\nthe output ended:\n{tail}"
