@@ -120,24 +120,43 @@ class HomeScreen(EngineScreen):
 
     # -- the selection --------------------------------------------------------
 
+    def _approvals_focused(self) -> bool:
+        panels = self.query(ApprovalsPanel)  # asked before the first compose too
+        return bool(panels) and self.focused is panels.first()
+
     @property
     def selected(self) -> Directive | None:
-        directive_id = self.query_one(DirectiveTable).selected_id
+        """The directive the keys act on: the one the focused pane points
+        at. With the approvals panel focused, the highlighted approval's
+        directive (the table's row, out of focus, is not what a person looks
+        at); otherwise the table's selected row."""
+        if self._approvals_focused():
+            approval = self.query_one(ApprovalsPanel).selected
+            return self.directives.get(approval.directive_id) if approval else None
+        tables = self.query(DirectiveTable)
+        directive_id = tables.first().selected_id if tables else None
         return self.directives.get(directive_id) if directive_id else None
 
     def current_approval(self) -> ApprovalRequest | None:
-        panel = self.query_one(ApprovalsPanel)
-        if not panel.approvals:
-            return None
-        if self.focused is panel:
-            return panel.selected
-        d = self.selected
-        mine = [a for a in panel.approvals if d is not None and a.directive_id == d.id]
-        return (mine or panel.approvals)[0]
+        """The approvals panel's highlighted row when it has the focus;
+        otherwise the selected directive's oldest approval (never another
+        directive's)."""
+        if self._approvals_focused():
+            return self.query_one(ApprovalsPanel).selected
+        mine = self.approvals_here()
+        return mine[0] if mine else None
 
     def approvals_here(self) -> list[ApprovalRequest]:
+        """Every pending approval while the approvals panel has the focus;
+        otherwise the selected directive's, oldest first."""
         panels = self.query(ApprovalsPanel)  # asked before the first compose too
-        return panels.first().approvals if panels else []
+        if not panels:
+            return []
+        pending = panels.first().approvals
+        if self._approvals_focused():
+            return pending
+        d = self.selected
+        return [a for a in pending if d is not None and a.directive_id == d.id]
 
     def command_directive(self) -> Directive | None:
         return self.selected
@@ -147,13 +166,18 @@ class HomeScreen(EngineScreen):
         that act on one are not offered."""
         if action in SELECTION_ACTIONS and self.selected is None:
             return "No directive selected."
+        if action == "approval" and not self.approvals_here():
+            d = self.selected
+            if d is not None:
+                return f"No pending approval for {d.title}."
         return super().refusal(action)
 
     def _follow_bindings(self) -> None:
         """The keys depend on the selected directive's status, not on which
         one it is (moving between rows of one status redraws nothing), on
-        whether any approval is pending, and on whether the one the keys
-        answer is an escalation (`a` is Decide then)."""
+        whether an approval is pending for the focused pane (any, in the
+        approvals panel; the selected directive's, in the table), and on
+        whether the one the keys answer is an escalation (`a` is Decide then)."""
         d = self.selected
         self.follow_bindings((d.status if d else None, self.approval_keys()))
 

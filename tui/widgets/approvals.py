@@ -28,7 +28,13 @@ DIRECTIVE_SHARE = 4  # at most this part of the view (a quarter), not under SUMM
 class ApprovalsPanel(Looks, DataTable):
     COMPONENT_CLASSES = LOOK_CLASSES
     HELP_TITLE = "Pending approvals"
-    BINDINGS = [Binding("enter", "select_cursor", "Answer the highlighted request", show=False)]
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Answer the highlighted request", show=False),
+        # DataTable binds them to scrolling sideways, which a table that
+        # fits its pane never does: to the first and last request.
+        Binding("home", "scroll_top", show=False),
+        Binding("end", "scroll_bottom", show=False),
+    ]
 
     """Rows keyed by approval id. `a`, `d`, `c` act on the highlighted row
     (the keys belong to the screen, which asks this panel for the row).
@@ -69,7 +75,11 @@ class ApprovalsPanel(Looks, DataTable):
         return self._approvals[min(max(self.cursor_row, 0), len(self._approvals) - 1)]
 
     def show(self, approvals: list[ApprovalRequest], titles: dict[str, Directive]) -> None:
+        """Show these rows, the cursor on the request it was on; when that
+        one went (answered), on the same row, where the next request moved
+        up: a person works down the queue."""
         keep = self.selected.id if self.selected else None
+        row = self.cursor_row
         self._approvals = list(approvals)
         waiting = {a.directive_id for a in approvals if a.directive_id in titles}
         shared = shared_titles(titles[did].title for did in waiting)
@@ -84,7 +94,7 @@ class ApprovalsPanel(Looks, DataTable):
                 cells.append(self._directive_cell(a.directive_id, titles, shared))
             cells.append(Text(a.summary, overflow="ellipsis", no_wrap=True))
             rows.append(cells)
-        self._rebuild(rows, keep)
+        self._rebuild(rows, keep, row)
 
     def _directive_cell(self, did: str, titles: dict[str, Directive], shared: set[str]) -> Text:
         """The title; with the short id after it when another directive
@@ -145,9 +155,9 @@ class ApprovalsPanel(Looks, DataTable):
             column.width = width
             column.auto_width = False
 
-    def _rebuild(self, rows: list[list[Text]], keep: str | None) -> None:
+    def _rebuild(self, rows: list[list[Text]], keep: str | None, row: int = 0) -> None:
         """All rows again at widths that fit the view, the cursor on the
-        approval `keep` if it is still there."""
+        approval `keep` if it is still there, else on `row` (or the last)."""
         self._rows = rows
         self.clear()
         self._fit()
@@ -156,3 +166,5 @@ class ApprovalsPanel(Looks, DataTable):
         ids = [a.id for a in self._approvals]
         if keep in ids:
             self.move_cursor(row=ids.index(keep))
+        elif ids:
+            self.move_cursor(row=min(max(row, 0), len(ids) - 1))

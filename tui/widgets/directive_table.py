@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding
 from textual.events import Resize
 from textual.widgets import DataTable
 from textual.widgets.data_table import Column, ColumnKey
@@ -45,6 +46,12 @@ ID_ROOM = SHORT_ID + 1  # the id and a space before it
 class DirectiveTable(Looks, DataTable):
     COMPONENT_CLASSES = LOOK_CLASSES
     HELP_TITLE = "The directives"
+    # DataTable binds them to scrolling sideways, which a table that fits
+    # its pane never does: to the first and last directive.
+    BINDINGS = [
+        Binding("home", "scroll_top", show=False),
+        Binding("end", "scroll_bottom", show=False),
+    ]
 
     """Rows keyed by directive id; `show` refreshes them in place."""
 
@@ -119,8 +126,10 @@ class DirectiveTable(Looks, DataTable):
         return max(TITLE_MIN, min(natural[0], view - others - pad))
 
     def _rebuild(self, rows: dict[str, list[Text]]) -> None:
-        """All rows again (keeping the cursor on the same directive)."""
+        """All rows again (keeping the cursor on the same directive, or on
+        its row when that one went: deleted)."""
         keep = self.selected_id
+        row = self.cursor_row
         self._title.width = self._title_width(rows)
         self._shared = shared_titles(row[0].plain for row in rows.values())
         self._rows = rows
@@ -139,6 +148,8 @@ class DirectiveTable(Looks, DataTable):
             self.add_row(self._titled(directive_id, cells[0]), *cells[1:], key=directive_id)
         if keep in self._ids:
             self.move_cursor(row=self._ids.index(keep))
+        elif self._ids:
+            self.move_cursor(row=min(max(row, 0), len(self._ids) - 1))
 
     def _titled(self, directive_id: str, title: Text) -> Text:
         """The title cell as shown: the title (cut to leave room) and the
