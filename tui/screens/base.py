@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from textual.binding import Binding
 from textual.screen import Screen
 
+from engine.events import ApprovalResolved
 from engine.models import (
     ApprovalDecision,
     ApprovalKind,
@@ -26,6 +27,7 @@ from tui.messages import EngineBatch, EngineReady
 from tui.modals.approval import Answer, ApprovalModal
 from tui.modals.confirm import ConfirmModal
 from tui.modals.limits import LimitsModal
+from tui.presentation import DECISION_DONE
 from tui.widgets.budgets import breaker_holds, tripped_breaker
 
 if TYPE_CHECKING:
@@ -100,10 +102,52 @@ class EngineScreen(Screen[None]):
     async def on_engine_batch(self, message: EngineBatch) -> None:
         if not self.ready:
             return
+        await self._follow_open_approval(message)
         if message.lagged:
             await self.load()
         else:
             await self.apply(message)
+
+    _open_approval: ApprovalModal | None = None  # the dialog this screen opened, while open
+
+    async def _follow_open_approval(self, batch: EngineBatch) -> None:
+        """Close the approval dialog this screen opened when its request was
+        answered elsewhere (`approve ID` in another terminal, the engine
+        closing it on a stop): left open, its key only said "already
+        answered"."""
+        modal = self._open_approval
+        if modal is None or modal not in self.app.screen_stack:
+            return
+        approval_id = modal.approval.id
+        if batch.lagged:  # the events were lost: the store says
+            try:
+                approval = await self.store.get_approval(approval_id)
+            except NotFound:
+                return
+            if approval.pending:
+                return
+            decision = approval.decision
+            comment = approval.comment
+        else:
+            resolved = [
+                e
+                for e in batch.events
+                if isinstance(e, ApprovalResolved) and e.approval_id == approval_id
+            ]
+            if not resolved:
+                return
+            decision = D(resolved[-1].decision)
+            comment = resolved[-1].comment
+        if self._open_approval is not modal or modal not in self.app.screen_stack:
+            return  # answered here meanwhile
+        self._open_approval = None
+        modal.dismiss(None)
+        if decision is D.SUPERSEDED or decision is None:
+            why = f": {comment}" if comment else ""
+            self.notify(f"Approval {approval_id} closed unanswered{why}", severity="warning")
+        else:
+            said = DECISION_DONE.get(decision, decision.value)
+            self.notify(f"Approval {approval_id} answered elsewhere: {said}", severity="warning")
 
     async def load(self) -> None:
         raise NotImplementedError
@@ -299,14 +343,18 @@ class EngineScreen(Screen[None]):
         directive = await self.store.get_directive(approval.directive_id)
         if intent == DECIDE:  # an escalation offers its own answers whatever the key
             intent = D.APPROVE.value  # (a review since: the footer had not caught up)
-        answer: Answer | None = await self.app.push_screen_wait(
-            ApprovalModal(
-                approval,
-                intent=D(intent),
-                evaluation=evaluation,
-                step=step,
-                directive_title=directive.title,
-            )
+        modal = ApprovalModal(
+            approval,
+            intent=D(intent),
+            evaluation=evaluation,
+            step=step,
+            directive_title=directive.title,
         )
+        self._open_approval = modal
+        try:
+            answer: Answer | None = await self.app.push_screen_wait(modal)
+        finally:
+            if self._open_approval is modal:
+                self._open_approval = None
         if answer is not None:
             await self.dapp.answer_approval(approval.id, answer.decision, answer.comment)

@@ -1,0 +1,188 @@
+"""A day of supervising several directives from home: the keys act on what
+the focused pane shows, a queue of approvals is worked down in place, a
+dialog follows an answer given elsewhere, and the screens say what the
+command line says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.models import ApprovalDecision, DirectiveSpec, DirectiveStatus
+from tests.engine_kit import Script, chain_spec
+from tests.tui_kit import (
+    SIZE,
+    Notes,
+    app_for,
+    engine,
+    footer_keys,
+    loaded,
+    until,
+)
+from tui.app import DirectiveApp
+from tui.modals.approval import ApprovalModal
+from tui.modals.confirm import ConfirmModal
+from tui.screens.directive import DirectiveScreen
+from tui.screens.home import HomeScreen
+from tui.widgets.approvals import ApprovalsPanel
+from tui.widgets.directive_table import DirectiveTable
+
+
+def titled(spec: DirectiveSpec, title: str) -> DirectiveSpec:
+    return spec.model_copy(update={"title": title})
+
+
+def home_of(app: DirectiveApp) -> HomeScreen:
+    home = app.screen_stack[0] if isinstance(app.screen_stack[0], HomeScreen) else app.screen
+    assert isinstance(home, HomeScreen)
+    return home
+
+
+async def directives_on_home(
+    pilot: Any, app: DirectiveApp, tmp_path: Path, steps: dict[str, list[str]]
+) -> dict[str, str]:
+    """Directives titled by the keys of `steps`, each with those independent
+    steps, created and started in that order; their ids by title, once home
+    shows every one of them settled."""
+    await until(pilot, lambda: app.engine_ready, "the engine")
+    ids: dict[str, str] = {}
+    for title, names in steps.items():
+        d = await engine(app).create_directive(
+            titled(chain_spec(tmp_path, [(n, []) for n in names]), title)
+        )
+        await engine(app).start_directive(d.id)
+        ids[title] = d.id
+    return ids
+
+
+def panel_of(app: DirectiveApp) -> ApprovalsPanel:
+    return home_of(app).query_one(ApprovalsPanel)
+
+
+def table_of(app: DirectiveApp) -> DirectiveTable:
+    return home_of(app).query_one(DirectiveTable)
+
+
+async def test_home_keys_act_on_the_directive_of_the_focused_pane(tmp_path: Path) -> None:
+    """With the approvals panel focused on B's request and A selected in the
+    table, `x` asked "Stop A?" and `o` opened A; with a directive that has
+    no approval selected, `a` opened another directive's. The directive
+    acted on is the focused pane's: the highlighted request's in the
+    approvals panel, the selected row's in the table, whose `a` answers its
+    own oldest request or says it has none."""
+    app = app_for(tmp_path, Script(scores={"a1": [0.6], "b1": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        ids = await directives_on_home(
+            pilot, app, tmp_path, {"A": ["a1"], "B": ["b1"], "C": ["c1"]}
+        )
+        home = home_of(app)
+        await until(pilot, lambda: len(panel_of(app).approvals) == 2, "A's and B's requests")
+        await until(
+            pilot,
+            lambda: home.directives[ids["C"]].status is DirectiveStatus.COMPLETED,
+            "C completed",
+        )
+        table, panel = table_of(app), panel_of(app)
+        table.select(ids["A"])
+        panel.focus()
+        b_row = [a.directive_id for a in panel.approvals].index(ids["B"])
+        panel.move_cursor(row=b_row)
+        await until(pilot, lambda: home.selected and home.selected.id == ids["B"], "B in hand")
+        assert table.selected_id == ids["A"]  # the table's row, out of focus, is not it
+
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert "Stop B?" in app.screen.question  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is home, "home again")
+
+        await pilot.press("o")
+        await until(pilot, lambda: loaded(app), "a directive screen")
+        assert isinstance(app.screen, DirectiveScreen) and app.screen.directive_id == ids["B"]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is home, "home again")
+
+        # The table: C has no approval; `a` is not offered, and says so.
+        table.focus()
+        table.select(ids["C"])
+        await until(pilot, lambda: "a" not in footer_keys(home), "no a for C")
+        await pilot.press("a")
+        await until(pilot, lambda: notes.has("No pending approval for C."), "the refusal")
+        assert app.screen is home
+        # A's row: its own request, not the oldest of all.
+        table.select(ids["B"])
+        await until(pilot, lambda: "a" in footer_keys(home), "a for B")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "B's request")
+        assert app.screen.approval.directive_id == ids["B"]  # type: ignore[attr-defined]
+        await pilot.press("escape")
+
+
+async def test_answering_from_the_panel_keeps_the_cursor_where_it_was(tmp_path: Path) -> None:
+    """After an answer the cursor jumped back to the first request: it
+    stays on its row, where the next one moved up, so a person works down
+    the queue. `home` and `end` go to the first and last row of the home
+    tables (DataTable bound them to scrolling sideways: they did nothing)."""
+    names = ["r1", "r2", "r3"]
+    app = app_for(tmp_path, Script(scores={n: [0.6] for n in names}))
+    async with app.run_test(size=SIZE) as pilot:
+        ids = await directives_on_home(
+            pilot, app, tmp_path, {"A": ["r1"], "B": ["r2"], "C": ["r3"]}
+        )
+        await until(pilot, lambda: len(panel_of(app).approvals) == 3, "three requests")
+        panel, table = panel_of(app), table_of(app)
+
+        table.focus()
+        await pilot.press("end")
+        assert table.selected_id == ids["C"]
+        await pilot.press("home")
+        assert table.selected_id == ids["A"]
+
+        panel.focus()
+        await pilot.press("end")
+        assert panel.cursor_row == 2
+        await pilot.press("home")
+        assert panel.cursor_row == 0
+        await pilot.press("down")
+        second, third = panel.approvals[1], panel.approvals[2]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the second request")
+        assert app.screen.approval.id == second.id  # type: ignore[attr-defined]
+        await pilot.press("y")
+        await until(pilot, lambda: len(panel.approvals) == 2, "the answer on home")
+        assert panel.cursor_row == 1
+        assert panel.selected is not None and panel.selected.id == third.id
+        # At the foot of the queue it stays on the last row.
+        await pilot.press("a", "y")
+        await until(pilot, lambda: len(panel.approvals) == 1, "the last answer on home")
+        assert panel.cursor_row == 0
+
+
+async def test_an_open_dialog_closes_when_its_request_is_answered_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """`directive-tui approve ID` in another terminal left the dialog open,
+    and its key then said "already answered". It closes, saying how the
+    request was answered; one closed unanswered (a stop) says that."""
+    app = app_for(tmp_path, Script(scores={"a1": [0.6], "b1": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await directives_on_home(pilot, app, tmp_path, {"A": ["a1"], "B": ["b1"]})
+        home = home_of(app)
+        await until(pilot, lambda: len(panel_of(app).approvals) == 2, "two requests")
+        panel_of(app).focus()
+        await pilot.press("home", "a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        first = app.screen.approval  # type: ignore[attr-defined]
+        await engine(app).resolve_approval(first.id, ApprovalDecision.APPROVE)
+        await until(pilot, lambda: app.screen is home, "the dialog closed")
+        assert notes.has("answered elsewhere: approved")
+
+        await pilot.press("home", "a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the other dialog")
+        other = app.screen.approval  # type: ignore[attr-defined]
+        assert other.id != first.id
+        await engine(app).stop_directive(other.directive_id)
+        await until(pilot, lambda: app.screen is home, "the dialog closed")
+        assert notes.has("closed unanswered")
