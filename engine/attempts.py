@@ -157,6 +157,8 @@ class Attempts(EngineCore):
             with contextlib.suppress(Exception):
                 await asyncio.shield(evaluating)
             raise
+        if attempt is not None and attempt.carry_conflicts and not done.modified_files:
+            evaluation = _lost_in_conflict(evaluation, attempt.carry_conflicts)
         return await self._judge(d, judged, done, evaluation, attempt, evaluating)
 
     async def _open_attempt(
@@ -661,6 +663,27 @@ async def _commit_failed(
         return await ws.commit_attempt(attempt, message)
     except GitError:
         return None
+
+
+def _lost_in_conflict(ev: Evaluation, conflicts: list[str]) -> Evaluation:
+    """An attempt whose earlier work conflicted, could not be carried over,
+    and that changed nothing itself: its checks pass on a tree without the
+    step's change (a `sed` that no longer matches), so it passed green and
+    the change was lost without a word. A person decides."""
+    why = (
+        f"its earlier change conflicted ({', '.join(conflicts[:5])}) and could not be carried"
+        " over, and this attempt changed nothing: the step's change may be lost, so a person"
+        " decides"
+    )
+    level = ConfidenceLevel.YELLOW if ev.level is ConfidenceLevel.GREEN else ev.level
+    return ev.model_copy(
+        update={
+            "level": level,
+            "passed": False,
+            "summary": f"{why}; {ev.summary}",
+            "flags": [*ev.flags, "changed_nothing_after_conflict", FOR_A_PERSON],
+        }
+    )
 
 
 def _put_back(tx: Tx, step_id: str, run_id: str, why: str) -> None:

@@ -147,6 +147,33 @@ async def test_two_steps_editing_the_same_lines_conflict_and_the_second_is_rewor
     await engine.close()
 
 
+async def test_a_step_whose_change_lost_its_conflict_and_then_changed_nothing_asks_a_person(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """Two side-by-side `sed`s on one line: the loser's rework ran from the
+    winner's tree, its `sed` matched nothing, and it passed green: the
+    directive completed with exit 0 and its change nowhere."""
+    repo = make_git_repo(BASE)
+    nothing = ScriptedAttempt()
+    spec = scripted(
+        repo,
+        [
+            StepSpec(name="left", attempts=[edit("a.txt", "one\nLEFT\nthree\n"), nothing]),
+            StepSpec(name="right", attempts=[edit("a.txt", "one\nRIGHT\nthree\n"), nothing]),
+        ],
+    )
+    engine, did, outcome = await run_to_rest(store, spec)
+    try:
+        assert outcome is Outcome.AWAITING_APPROVAL
+        (review,) = await store.pending_approvals(did)
+        assert (
+            "its earlier change conflicted (a.txt) and could not be carried over, and this"
+            " attempt changed nothing: the step's change may be lost, so a person decides"
+        ) in review.summary
+    finally:
+        await engine.close()
+
+
 async def test_a_red_attempt_does_not_leak_into_the_next_unless_asked(
     store: Store, make_git_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
