@@ -139,14 +139,37 @@ def retry_step(tx: Tx, step: Step) -> None:
     """A person's retry of a blocked or failed step (the escalation's answer
     given with the step's own command): it runs again, with fresh rework
     cycles. The engine checked it is one of `transitions.RETRYABLE`."""
-    tx.step_status(step.id, S.READY, reason="retry", known=step, rework_count=0)
+    _retry(tx, step, None, "retry")
     _answer_for_step(tx, step, ApprovalDecision.RETRY)
 
 
 def skip_step(tx: Tx, step_id: str) -> None:
-    tx.step_status(step_id, S.SKIPPED, reason="skipped by user")
-    s = tx.step(step_id)
+    s = _skip(tx, step_id, "skipped by user")
     _answer_for_step(tx, s, ApprovalDecision.SKIP)
+
+
+def _retry(tx: Tx, step: Step, note: str | None, reason: str) -> None:
+    """The step runs again with fresh rework cycles. It starts where the
+    engine left its carry: none after a deny (`apply_decision`), a failed
+    attempt's commit under `carry_rework`. A person's note (the retry's
+    comment) reaches the next attempt as a request for changes does: as its
+    rework instructions, the earlier ones kept below it; without a note
+    they stay as they are."""
+    fields: dict[str, Any] = {"rework_count": 0}
+    note = (note or "").strip()
+    if note:
+        instructions = f"A person retried this step and said: {note}"
+        if step.rework_instructions:
+            instructions += f"\n\nEarlier findings:\n{step.rework_instructions}"
+        fields["rework_instructions"] = instructions
+    tx.step_status(step.id, S.READY, reason=reason, known=step, **fields)
+
+
+def _skip(tx: Tx, step_id: str, reason: str) -> Step:
+    """The step is skipped for good (nothing leaves `skipped`): its carry
+    goes, so no later look at the step (a reset's stale carries, say) takes
+    it for the start of an attempt to come."""
+    return tx.step_status(step_id, S.SKIPPED, reason=reason, carry_sha=None)
 
 
 def pending_for_step(tx: Tx, step_id: str) -> list[str]:
@@ -296,7 +319,10 @@ def apply_decision(
                 carry_sha=_last_commit(tx, step.id),  # build on what was reviewed
             )
         else:
-            tx.step_status(step.id, S.BLOCKED, reason="denied")
+            # Denied: neither this attempt nor what it was built on (a commit
+            # a request for changes carried) is the start of a retry, with
+            # or without `carry_rework`: the person refused that work.
+            tx.step_status(step.id, S.BLOCKED, reason="denied", carry_sha=None)
             escalate(
                 tx,
                 a.directive_id,
@@ -307,9 +333,9 @@ def apply_decision(
         return []
     # escalation
     if decision is ApprovalDecision.RETRY:
-        tx.step_status(step.id, S.READY, reason="retry", rework_count=0)
+        _retry(tx, step, comment, "retry")
     elif decision is ApprovalDecision.SKIP:
-        tx.step_status(step.id, S.SKIPPED, reason="skipped")
+        _skip(tx, step.id, "skipped")
     elif decision is ApprovalDecision.REPLAN:
         return [("replan", f"replan requested for step {step.name}{': ' + note if note else ''}")]
     elif decision is ApprovalDecision.STOP:
