@@ -73,7 +73,7 @@ async def test_an_escalations_note_says_how_to_reach_its_answer_keys(tmp_path: P
         modal = app.screen
         assert isinstance(modal, ApprovalModal)
         note = modal.query_one("#comment", Input)
-        assert note.placeholder == "note (optional); enter, then r, s, p or x to answer"
+        assert note.placeholder == "note for the retried step (optional); enter, then r, s, p or x"
         await pilot.press("enter", "r")
         await until(pilot, lambda: app.screen is not modal, "the answer")
         answered = await engine(app).store.get_approval(modal.approval.id)

@@ -74,8 +74,9 @@ COMMENT_HINT = {
 PLAN_CHANGES_HINT = "what to change in the plan (required: the planner is asked for it)"
 # An escalation's note has the focus, so its answers' keys are typed in it
 # until Enter leads to the buttons: pressed at once, `r` wrote "r" in the
-# note, under a button that says "Retry [r]".
-ESCALATION_HINT = "note (optional); enter, then {keys} to answer"
+# note, under a button that says "Retry [r]". A retry hands the note to the
+# step's next attempt (its rework instructions); 62 columns fit at 80.
+ESCALATION_HINT = "note for the retried step (optional); enter, then {keys}"
 
 
 class EvaluationView(Looks, Static):
