@@ -172,10 +172,13 @@ async def test_a_second_answer_changes_nothing(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the deny modal")
         modal = app.screen
         assert isinstance(modal, ApprovalModal)
-        # Someone else (the CLI, another screen) approves first.
+        # Someone else (the CLI, another screen) approves first: the dialog
+        # closes, saying so (tests/test_tui_supervisor.py), and sends nothing.
         await engine(app).resolve_approval(modal.approval.id, "approve")
-        await pilot.press("enter")
-        await until(pilot, lambda: notes.has("already answered", "warning"), "the notice")
+        await until(
+            pilot, lambda: notes.has("answered elsewhere: approved", "warning"), "the notice"
+        )
+        assert modal not in app.screen_stack
         await until(
             pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completion"
         )

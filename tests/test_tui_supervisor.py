@@ -186,3 +186,75 @@ async def test_an_open_dialog_closes_when_its_request_is_answered_elsewhere(
         await engine(app).stop_directive(other.directive_id)
         await until(pilot, lambda: app.screen is home, "the dialog closed")
         assert notes.has("closed unanswered")
+
+
+def _columns_fit(table: DirectiveTable) -> bool:
+    """Every column, the last header ("Approvals") included, in the view."""
+    width = sum(column.get_render_width(table) for column in table.columns.values())
+    return width <= table.scrollable_content_region.width
+
+
+async def test_home_at_80_columns_with_more_directives_than_fit(tmp_path: Path) -> None:
+    """The title column's room forgot the vertical scrollbar the rows
+    needed: the header read "Approval" and a horizontal scrollbar came. And
+    a directive completed with a skipped step read "3/3" where `list` says
+    "3/3 steps (1 skipped)": home says it too, in full where it fits and
+    "3/3»1" (» marks a skip in the DAG) where that would push the table
+    past 80 columns."""
+    app = app_for(tmp_path, Script(fail={"s2": "exit 1"}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        skipping = await engine(app).create_directive(
+            titled(chain_spec(tmp_path, [("s1", []), ("s2", []), ("s3", [])]), "a skip")
+        )
+        await engine(app).start_directive(skipping.id)
+        home = home_of(app)
+        await until(pilot, lambda: len(panel_of(app).approvals) == 1, "the escalation")
+        await engine(app).resolve_approval(panel_of(app).approvals[0].id, ApprovalDecision.SKIP)
+        for n in range(20):
+            await engine(app).create_directive(
+                titled(chain_spec(tmp_path, [("only", [])]), f"a directive with a long title {n}")
+            )
+        await until(
+            pilot,
+            lambda: (
+                len(home.directives) == 21
+                and home.directives[skipping.id].status is DirectiveStatus.COMPLETED
+            ),
+            "every row, the skip completed",
+        )
+        table = table_of(app)
+        await until(pilot, lambda: table.show_vertical_scrollbar, "a vertical scrollbar")
+        assert _columns_fit(table)
+
+        assert not table.show_horizontal_scrollbar
+        # Short at 80 columns (the DAG's mark for a skip), in full where it fits.
+        assert table.get_cell(skipping.id, "progress").plain == "3/3»1"
+        await pilot.resize_terminal(120, 30)
+        await until(
+            pilot,
+            lambda: table.get_cell(skipping.id, "progress").plain == "3/3 (1 skipped)",
+            "the skip in full",
+        )
+        assert not table.show_horizontal_scrollbar
+
+
+async def test_home_at_80_columns_when_the_rows_outgrow_the_pane(tmp_path: Path) -> None:
+    """The title's room was worked out before the vertical scrollbar the
+    new row needed came (its coming sends no resize): with the row that
+    outgrew the pane the last header read "Approval" above a horizontal
+    scrollbar, until some later row laid the table out again."""
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        home, table = home_of(app), table_of(app)
+        for n in range(20):
+            await engine(app).create_directive(
+                titled(chain_spec(tmp_path, [("only", [])]), f"a directive with a long title {n}")
+            )
+            await until(pilot, lambda n=n: len(home.directives) == n + 1, f"row {n + 1}")
+            if table.show_vertical_scrollbar:
+                break
+        assert table.show_vertical_scrollbar
+        assert _columns_fit(table)
+        assert not table.show_horizontal_scrollbar

@@ -32,8 +32,8 @@ class ApprovalsPanel(Looks, DataTable):
         Binding("enter", "select_cursor", "Answer the highlighted request", show=False),
         # DataTable binds them to scrolling sideways, which a table that
         # fits its pane never does: to the first and last request.
-        Binding("home", "scroll_top", show=False),
-        Binding("end", "scroll_bottom", show=False),
+        Binding("home", "first_row", show=False),
+        Binding("end", "last_row", show=False),
     ]
 
     """Rows keyed by approval id. `a`, `d`, `c` act on the highlighted row
@@ -56,6 +56,12 @@ class ApprovalsPanel(Looks, DataTable):
         for key, label in self._labels:
             self.add_column(label, key=key, width=len(label))
         self._fit()
+
+    def action_first_row(self) -> None:
+        self.action_scroll_top()  # DataTable's ctrl+home: the cursor to the first row
+
+    def action_last_row(self) -> None:
+        self.action_scroll_bottom()
 
     @property
     def _labels(self) -> list[tuple[str, str]]:

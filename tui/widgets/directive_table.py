@@ -38,6 +38,7 @@ COLUMNS = (
 )
 
 ELAPSED = [key for key, _ in COLUMNS].index("elapsed")
+PROGRESS = [key for key, _ in COLUMNS].index("progress")
 TITLE_MIN = 12
 SHORT_ID = 6
 ID_ROOM = SHORT_ID + 1  # the id and a space before it
@@ -49,8 +50,8 @@ class DirectiveTable(Looks, DataTable):
     # DataTable binds them to scrolling sideways, which a table that fits
     # its pane never does: to the first and last directive.
     BINDINGS = [
-        Binding("home", "scroll_top", show=False),
-        Binding("end", "scroll_bottom", show=False),
+        Binding("home", "first_row", show=False),
+        Binding("end", "last_row", show=False),
     ]
 
     """Rows keyed by directive id; `show` refreshes them in place."""
@@ -60,10 +61,21 @@ class DirectiveTable(Looks, DataTable):
         self._ids: list[str] = []
         self._rows: dict[str, list[Text]] = {}  # the cells (the title without its id), by id
         self._shared: set[str] = set()  # titles more than one directive has
+        # The Steps cell of a directive with skipped steps, in full ("3/3 (1
+        # skipped)", as the header and `list` say it) and short ("3/3»1",
+        # the DAG's mark for a skip: where the full one leaves the title less
+        # than TITLE_MIN, at 80 columns).
+        self._steps: dict[str, tuple[Text, Text]] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key, width=TITLE_MIN if key == "title" else None)
+
+    def action_first_row(self) -> None:
+        self.action_scroll_top()  # DataTable's ctrl+home: the cursor to the first row
+
+    def action_last_row(self) -> None:
+        self.action_scroll_bottom()
 
     @property
     def selected_id(self) -> str | None:
@@ -78,7 +90,9 @@ class DirectiveTable(Looks, DataTable):
     def show(self, directives: list[Directive], progress: dict[str, Progress], at: float) -> None:
         """Show these rows: updated in place, or laid out again when the
         directives or the title column's width changed."""
+        self._steps = {}
         rows = {d.id: self._cells(d, progress.get(d.id), at) for d in directives}
+        rows = self._fit_steps(rows)
         if (
             list(rows) != self._ids
             or self._title_width(rows) != self._title.width
@@ -99,12 +113,39 @@ class DirectiveTable(Looks, DataTable):
             if d.status in CLOCK_RUNNING and d.id in self._rows:
                 cell = self._rows[d.id][ELAPSED] = self._elapsed(d, at)
                 self.update_cell(d.id, "elapsed", cell, update_width=True)
-        if self._title_width(self._rows) != self._title.width:
-            self._rebuild(self._rows)
+        self._relayout()
 
     def on_resize(self, event: Resize) -> None:
-        if self._title_width(self._rows) != self._title.width:
-            self._rebuild(self._rows)
+        self._relayout()
+
+    def _relayout(self) -> None:
+        """Laid out again when the view or the cells' widths call for
+        another title width or another form of the Steps cells."""
+        rows = self._fit_steps(self._rows)
+        steps = [row[PROGRESS].plain for row in rows.values()]
+        if (
+            steps != [row[PROGRESS].plain for row in self._rows.values()]
+            or self._title_width(rows) != self._title.width
+        ):
+            self._rebuild(rows)
+
+    def _fit_steps(self, rows: dict[str, list[Text]]) -> dict[str, list[Text]]:
+        """The rows with the Steps cells of skipping directives in full,
+        or short where the full ones leave the title too little room."""
+        if not self._steps:
+            return rows
+
+        def form(short: int) -> dict[str, list[Text]]:
+            return {
+                did: [*cells[:PROGRESS], self._steps[did][short], *cells[PROGRESS + 1 :]]
+                if did in self._steps
+                else cells
+                for did, cells in rows.items()
+            }
+
+        full = form(0)
+        room = self._room(full)
+        return full if room is None or room >= TITLE_MIN else form(1)
 
     @property
     def _title(self) -> Column:
@@ -113,17 +154,28 @@ class DirectiveTable(Looks, DataTable):
     def _title_width(self, rows: dict[str, list[Text]]) -> int:
         """As wide as the longest title and its id, as long as the other
         columns fit."""
+        natural = max([len("Directive"), *(row[0].cell_len for row in rows.values())]) + ID_ROOM
+        room = self._room(rows)
+        return natural if room is None else max(TITLE_MIN, min(natural, room))
+
+    def _room(self, rows: dict[str, list[Text]]) -> int | None:
+        """What the other columns leave the title of the view (None before
+        the table has a size)."""
         natural = [
             max([Text(label).cell_len, *(row[i].cell_len for row in rows.values())])
             for i, (_, label) in enumerate(COLUMNS)
         ]
-        natural[0] += ID_ROOM
-        view = self.scrollable_content_region.width
+        # The view less the vertical scrollbar the rows need (whether it is
+        # there yet or not: its coming sends no resize, and at 80 columns the
+        # header read "Approval" above a horizontal scrollbar).
+        view = self.content_region.width
         if not view:
-            return natural[0]
+            return None
+        if len(rows) + self.header_height > self.content_region.height:
+            view -= self.styles.scrollbar_size_vertical
         pad = 2 * self.cell_padding
         others = sum(width + pad for width in natural[1:])
-        return max(TITLE_MIN, min(natural[0], view - others - pad))
+        return view - others - pad
 
     def _rebuild(self, rows: dict[str, list[Text]]) -> None:
         """All rows again (keeping the cursor on the same directive, or on
@@ -171,12 +223,19 @@ class DirectiveTable(Looks, DataTable):
         look = DIRECTIVE_LOOK[d.status]
         prog = prog or Progress()
         done, total, waiting = prog.done, prog.total, prog.pending_approvals
+        steps = Text(f"{done}/{total}" if total else "–")
+        if prog.skipped:  # as the header and `list` say it: a skip is no pass
+            skipped = self.look("look--skipped")
+            self._steps[d.id] = (
+                steps + Text(f" ({prog.skipped} skipped)", skipped),
+                steps + Text(f"»{prog.skipped}", skipped),
+            )
         limit = d.spec.limits.max_cost_usd
         cost = money(d.total_cost_usd) + ("" if limit is None else f" / {money(limit)}")
         return [
             Text(d.title, style=self.look("look--title"), overflow="ellipsis", no_wrap=True),
             Text(f"{look.icon} {look.label}", style=self.look(f"look--{look.css}")),
-            Text(f"{done}/{total}" if total else "–"),
+            steps,
             Text(cost),
             self._elapsed(d, at),
             Text(f"⚑ {waiting}", style=self.look("look--awaiting")) if waiting else Text("–"),
