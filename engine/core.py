@@ -50,6 +50,7 @@ class Runtime:
     flush: asyncio.TimerHandle | None = None
     llm: Any | None = None
     llm_ready: bool = False
+    llm_model: str | None = None  # the directive's `model` the client was built for
     workspace: Workspace | None = None  # git worktrees, when the repo is a git work tree
     workspace_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workspace_ready: bool = False
@@ -294,9 +295,9 @@ class EngineCore:
 
     def _llm(self, d: Directive) -> Any | None:
         rt = self._runtime(d.id)
-        if not rt.llm_ready:
+        if not rt.llm_ready or rt.llm_model != d.spec.model:  # `model` changed it
             rt.llm = self.services.llm_provider(d.spec)
-            rt.llm_ready = True
+            rt.llm_ready, rt.llm_model = True, d.spec.model
             model = getattr(rt.llm, "model", None)
             # Said once in the log, where the app's users look (stderr is
             # under the screen): no price known (costed at the highest

@@ -450,21 +450,26 @@ def _clean_model(spec: DirectiveSpec, report: _Reporter) -> DirectiveSpec:
     with a space or a line break in it is no model's name."""
     if spec.model is None:
         return spec
-    if not spec.model.strip():
-        raise report.error(
-            ("model",), f"must not be blank (leave the key out for the default, {DEFAULT_MODEL})"
-        )
-    model = spec.model.strip()
-    # No model name has a space or a control character: one that does is a
-    # typo the API would answer with 404 only when planning starts.
+    problem = model_name_problem(spec.model)
+    if problem:
+        raise report.error(("model",), problem)
+    return spec.model_copy(update={"model": spec.model.strip()})
+
+
+def model_name_problem(model: str) -> str | None:
+    """Why `model` cannot be a model's name, or None. Blank, it would be
+    sent as the empty name; no name has a space or a control character:
+    one that does is a typo the API would answer with 404 only later."""
+    if not model.strip():
+        return f"must not be blank (leave the key out for the default, {DEFAULT_MODEL})"
+    model = model.strip()
     odd = next((c for c in model if c.isspace() or unicodedata.category(c) == "Cc"), None)
-    if odd is not None:
-        raise report.error(
-            ("model",),
-            f"{model!r} is not a model name: it has {'a space' if odd == ' ' else repr(odd)}"
-            f" (model names are written like {DEFAULT_MODEL})",
-        )
-    return spec.model_copy(update={"model": model})
+    if odd is None:
+        return None
+    return (
+        f"{model!r} is not a model name: it has {'a space' if odd == ' ' else repr(odd)}"
+        f" (model names are written like {DEFAULT_MODEL})"
+    )
 
 
 def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:

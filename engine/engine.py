@@ -25,7 +25,7 @@ import shutil
 from enum import StrEnum
 from typing import Any
 
-from engine import approvals
+from engine import approvals, pricing
 from engine.attempts import Attempts
 from engine.breakers import breaker_reason
 from engine.chains import DriverView, drive, record_checkpoint, recover, recover_after_death
@@ -347,6 +347,36 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
         # running end: the driver's wall-time timer was set from the old one.
         self._wake(directive_id)
         return limits
+
+    async def set_model(
+        self, directive_id: str, model: str | None
+    ) -> tuple[str | None, str | None]:
+        """Set the directive's Claude model (None: back to DIRECTIVE_MODEL or
+        the default) for its next call: planning, the agent, the judge. For a
+        model the API does not know (404), which paused the directive: no
+        directive file edit reaches a directive already made. The old and
+        new values, as the spec holds them; refused once it has ended."""
+        from engine.directive_file import model_name_problem
+
+        if model is not None:
+            problem = model_name_problem(model)
+            if problem:
+                raise EngineError(f"model {problem}")
+            model = model.strip()
+
+        def apply(tx: Tx) -> str | None:
+            d = tx.directive(directive_id)
+            if d.status in DIRECTIVE_TERMINAL:
+                raise EngineError(f"{d.title!r} is {d.status.value}: its model no longer matters")
+            tx.set_spec(directive_id, d.spec.model_copy(update={"model": model}))
+            shown = model or f"the default (DIRECTIVE_MODEL, or {pricing.DEFAULT_MODEL})"
+            was = d.spec.model or "the default"
+            message = f"model set to {shown} (was {was}): from the next call on"
+            tx.emit(Notice(directive_id=directive_id, message=message, actor=Actor.USER))
+            return d.spec.model
+
+        old: str | None = await self._write(directive_id, apply)
+        return old, model
 
     async def record_note(
         self, directive_id: str, message: str, severity: Severity = Severity.INFO

@@ -224,8 +224,8 @@ _ERROR_RULES = [
     _ErrorRule(
         "NotFoundError",
         LLMErrorKind.BAD_REQUEST,
-        "model {model!r} not found at the Anthropic API: check `model` in the directive file, "
-        "or DIRECTIVE_MODEL",
+        "model {model!r} not found at the Anthropic API: choose another with"
+        " `directive-tui model ID NAME` (or `model` in a new directive file, or DIRECTIVE_MODEL)",
         says="model",
     ),
     _ErrorRule(

@@ -7,6 +7,7 @@ breaker trips mid-chain; the key never reaches the database."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,64 @@ def test_a_headless_run_says_a_models_warning_once(
     assert "model 'claude-nova-10' not found at the Anthropic API" in run.stdout
     said = (run.stdout + run.stderr).count("no price known for model 'claude-nova-10'")
     assert said == 1, run.stdout + run.stderr
+
+
+def test_a_model_the_api_does_not_know_is_changed_from_the_command_line_then_resumed(
+    fake_env: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    """A 404 for the directive file's model paused the first plan with
+    "(resume to plan again)", but resume sent the same model again, and no
+    command changed a directive's model: the directive was stuck."""
+    api = fake_env
+    api.error(404, "model: claude-nova-10")
+    directive = tmp_path / "d.toml"
+    directive.write_text(
+        f'title = "Fix add"\ngoal = "calc.add returns a sum"\nrepo = "{repo}"\n'
+        'planner = "anthropic"\nexecutor = "agent"\nautonomy = "full_auto"\n'
+        'model = "claude-nova-10"\n'
+    )
+    db = str(tmp_path / "cli.db")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tui.cli", "--db", db, *args],
+            capture_output=True, text=True, cwd=ROOT, env=dict(os.environ), timeout=60,
+        )  # fmt: skip
+
+    run = cli("run", str(directive), "--headless")
+    assert run.returncode == 4, run.stderr
+    assert "choose another with `directive-tui model ID NAME`" in run.stdout
+    did = re.search(r"directive (\w+) created", run.stdout).group(1)  # type: ignore[union-attr]
+    shown = cli("model", did)
+    assert (shown.returncode, shown.stdout) == (0, "claude-nova-10\n")
+
+    changed = cli("model", did, MODEL)
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.splitlines() == [
+        f"directive {did}: model {MODEL} (was claude-nova-10)",
+        f"from its next call on: `directive-tui --db {db} resume {did} --headless`",
+    ]
+    assert cli("model", did, "claude nova").returncode == 2  # no model's name
+
+    unlisted = plan(("implement", []))
+    unlisted["steps"][0]["requirement_ids"] = []  # the file lists no requirements
+    api.reply_json(unlisted, usage=usage(1000, 100))
+    api.reply(
+        "Fixing.",
+        tools=[tool_use("edit_file", {"path": "calc.py", "old": "a - b", "new": "a + b"})],
+    )
+    api.reply("Changed calc.add to return a + b.")
+    api.reply_json(verdict(0.95))
+    resumed = cli("resume", did, "--headless")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [r.body["model"] for r in api.requests] == ["claude-nova-10"] + [MODEL] * 4
+    assert f"model set to {MODEL} (was claude-nova-10)" in cli("events", did).stdout
+
+    back = cli("model", did, "--default")
+    assert (back.returncode, back.stderr) == (
+        2,
+        "directive-tui: 'Fix add' is completed: its model no longer matters\n",
+    )
 
 
 async def test_a_key_refused_to_the_judge_pauses_the_directive_and_the_step_runs_again(

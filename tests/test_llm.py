@@ -445,8 +445,9 @@ async def test_a_model_that_does_not_exist_is_named_first_with_where_to_change_i
         await client.aclose()
     assert caught.value.kind is LLMErrorKind.BAD_REQUEST
     assert str(caught.value) == (
-        "model 'claude-nope-9' not found at the Anthropic API: check `model` in the directive "
-        "file, or DIRECTIVE_MODEL (HTTP 404, request req_fake_0001): model: claude-nope-9"
+        "model 'claude-nope-9' not found at the Anthropic API: choose another with"
+        " `directive-tui model ID NAME` (or `model` in a new directive file, or DIRECTIVE_MODEL)"
+        " (HTTP 404, request req_fake_0001): model: claude-nope-9"
     )
     assert len(fake_api.requests) == 1
 

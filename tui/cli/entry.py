@@ -139,6 +139,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
     from tui.cli.events import print_events
     from tui.cli.headless import demo_headless, run_headless
     from tui.cli.limits import limits_command
+    from tui.cli.model import model_command
     from tui.cli.signals import run_async
     from tui.cli.workspace import git_command
 
@@ -170,6 +171,8 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
         return run_async(directive_command(db, args.id, cmd, out))
     if cmd == "limits":
         return run_async(limits_command(db, args, out, me))
+    if cmd == "model":
+        return run_async(model_command(db, args, out, me))
     if cmd == "events":
         return run_async(
             print_events(

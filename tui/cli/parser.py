@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=f"{name} a directive")
         cmd.add_argument("id", help=ID_HELP)
 
+    mod = sub.add_parser(
+        "model",
+        help="show a directive's Claude model, or change it (then `resume` after a 404)",
+    )
+    mod.add_argument("id", help=ID_HELP)
+    mod.add_argument(
+        "name", nargs="?", help="the model for its next calls: planning, the agent, the judge"
+    )
+    mod.add_argument(
+        "--default", action="store_true", help="back to DIRECTIVE_MODEL, or the default model"
+    )
+
     lim = sub.add_parser(
         "limits",
         help="show a directive's limits, or change them (then `resume` after a breaker)",
