@@ -258,3 +258,29 @@ async def test_home_at_80_columns_when_the_rows_outgrow_the_pane(tmp_path: Path)
         assert table.show_vertical_scrollbar
         assert _columns_fit(table)
         assert not table.show_horizontal_scrollbar
+
+
+async def test_a_new_directive_is_selected_and_focused_on_home(tmp_path: Path) -> None:
+    """Made with the approvals panel focused, `enter` then answered a
+    request instead of opening the directive just made: the table has the
+    focus, on its row."""
+    from tests.tui_kit import open_the_form
+
+    app = app_for(tmp_path, Script(scores={"a1": [0.6]}))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await directives_on_home(pilot, app, tmp_path, {"A": ["a1"]})
+        home = home_of(app)
+        await until(pilot, lambda: len(panel_of(app).approvals) == 1, "A's request")
+        panel_of(app).focus()
+        await open_the_form(pilot, app)
+        form = app.screen
+        for name, value in {"title": "Tidy", "goal": "Tidy up", "repo": str(tmp_path)}.items():
+            form.query_one(f"#field-{name}").value = value  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is home, "back home")
+        made = next(d for d in await engine(app).store.list_directives() if d.title == "Tidy")
+        await until(pilot, lambda: home.focused is table_of(app), "the table focused")
+        assert table_of(app).selected_id == made.id
+        await pilot.press("enter")
+        await until(pilot, lambda: loaded(app), "a directive screen")
+        assert app.screen.directive_id == made.id  # type: ignore[attr-defined]

@@ -217,7 +217,11 @@ class HomeScreen(EngineScreen):
         created = await self.app.push_screen_wait(NewDirectiveScreen())
         if created is not None:
             await self.load()
-            self.query_one(DirectiveTable).select(created)
+            # Selected and focused: with the approvals panel focused before,
+            # enter answered a request instead of opening what was made.
+            table = self.query_one(DirectiveTable)
+            table.select(created)
+            table.focus()
 
     async def action_start(self) -> None:
         d = self._need_selection()
