@@ -300,8 +300,10 @@ def record_checkpoint(tx: Tx, step: Step, merged: Any | None) -> None:
 
 def steps_to_rerun(steps: list[Step], dropped_slugs: list[str]) -> list[str]:
     """Resetting the integration branch drops the commits of some steps: those
-    steps run again, and so does everything downstream of them. Names, in
-    chain order (the engine does it; the app shows it before asking)."""
+    steps run again, and so does everything downstream of them, but a step
+    a person skipped stays skipped (their answer stands, and skipped is
+    final: the reset failed on it once git had moved). Names, in chain
+    order (the engine does it; the app shows it before asking)."""
     from engine.worktree_names import step_slug
 
     by_slug = {step_slug(s.name): s for s in steps}
@@ -316,4 +318,4 @@ def steps_to_rerun(steps: list[Step], dropped_slugs: list[str]) -> list[str]:
             if child not in rerun:
                 rerun.add(child)
                 todo.append(child)
-    return [s.name for s in steps if s.id in rerun]
+    return [s.name for s in steps if s.id in rerun and s.status is not S.SKIPPED]

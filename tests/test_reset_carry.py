@@ -52,3 +52,41 @@ async def test_a_carry_built_on_a_dropped_checkpoint_is_dropped(
     (escalation,) = [a for a in await store.pending_approvals(did) if a.step_id == second.id]
     await engine.resolve_approval(escalation.id, ApprovalDecision.STOP)
     await engine.close()
+
+
+async def test_a_reset_leaves_a_skipped_step_downstream_skipped(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """A reset upstream of a step a person skipped failed on it ('cannot
+    move from skipped to pending') after git had moved: the branch was back
+    at the start while the steps still said passed and waiting."""
+    from engine.models import ApprovalKind, ScriptedAttempt, StepStatus
+    from tests.test_engine_worktrees import HALF
+
+    repo = make_git_repo(BASE)
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[ScriptedAttempt(fail="boom")], depends_on=["s1"]),
+        StepSpec(name="s3", attempts=[edit("c.txt", "3\n")] * 2, depends_on=["s1"],
+                 verifiers=["half"]),
+    ]  # fmt: skip
+    engine, did, _ = await run_to_rest(store, scripted(repo, steps, [OK, HALF]))
+    try:
+        (escalation,) = [
+            a for a in await store.pending_approvals(did) if a.kind is ApprovalKind.ESCALATION
+        ]
+        await engine.resolve_approval(escalation.id, ApprovalDecision.SKIP)
+        await engine.wait_settled(did, timeout=30)
+
+        rerun = await engine.reset_to_checkpoint(did, 0)
+
+        assert rerun == ["s1", "s3"]
+        chain = await store.current_chain(did)
+        status = {s.name: s.status for s in await store.list_steps(chain.id)}
+        assert status["s2"] is StepStatus.SKIPPED
+        assert integration(repo, did, "a.txt") == "one\ntwo\nthree\n"
+        await engine.wait_settled(did, timeout=30)
+        status = {s.name: s.status for s in await store.list_steps(chain.id)}
+        assert status["s1"] is StepStatus.PASSED and status["s2"] is StepStatus.SKIPPED
+    finally:
+        await engine.close()
