@@ -170,7 +170,14 @@ class Resets(EngineCore):
                     )
                 if s.id in rerun and current.status is not S.PENDING:
                     approvals.supersede_for_step(tx, current, why)
-                    tx.step_status(s.id, S.PENDING, reason=why, carry_sha=None, rework_count=0)
+                    tx.step_status(
+                        s.id,
+                        S.PENDING,
+                        reason=why,
+                        carry_sha=None,
+                        rework_count=0,
+                        rework_instructions=None,  # runs afresh: no old review's comment
+                    )
                 elif current.status is S.AWAITING_APPROVAL and not (
                     s.id in kept and current.attempts == s.attempts
                 ):  # cut from a dropped commit (or not known not to be): it cannot merge

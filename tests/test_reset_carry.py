@@ -90,3 +90,36 @@ async def test_a_reset_leaves_a_skipped_step_downstream_skipped(
         assert status["s1"] is StepStatus.PASSED and status["s2"] is StepStatus.SKIPPED
     finally:
         await engine.close()
+
+
+async def test_a_step_a_reset_runs_again_starts_without_its_old_instructions(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """The carry was dropped but not the comment of the review that asked
+    for changes: the rerun from scratch was told to fix what it never did."""
+    from engine.models import ApprovalKind
+    from tests.test_engine_worktrees import HALF
+
+    repo = make_git_repo(BASE)
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")] * 3, verifiers=["half"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], verifiers=["half"], depends_on=["s1"]),
+    ]
+    engine, did, _ = await run_to_rest(store, scripted(repo, steps, [HALF]))
+    try:
+        (review,) = await store.pending_approvals(did)
+        await engine.resolve_approval(review.id, ApprovalDecision.REQUEST_CHANGES, "shorter")
+        await engine.wait_settled(did, timeout=30)
+        (review,) = await store.pending_approvals(did)
+        assert review.kind is ApprovalKind.STEP_REVIEW
+        await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)
+        await engine.wait_settled(did, timeout=30)
+        step, _ = await store.list_steps((await store.current_chain(did)).id)
+        assert step.status.value == "passed" and step.rework_instructions
+
+        await engine.pause_directive(did)  # nothing runs s1 again before it is read
+        assert await engine.reset_to_checkpoint(did, 0) == ["s1", "s2"]
+        step = await store.get_step(step.id)
+        assert (step.status.value, step.rework_instructions) == ("pending", None)
+    finally:
+        await engine.close()
