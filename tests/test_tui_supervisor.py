@@ -284,3 +284,35 @@ async def test_a_new_directive_is_selected_and_focused_on_home(tmp_path: Path) -
         await pilot.press("enter")
         await until(pilot, lambda: loaded(app), "a directive screen")
         assert app.screen.directive_id == made.id  # type: ignore[attr-defined]
+
+
+async def test_the_limits_dialog_offers_every_limit_the_command_sets(tmp_path: Path) -> None:
+    """`L` offered four of the six limits `directive-tui limits` sets: the
+    rework cycles and the steps at once could be changed only there."""
+    from textual.widgets import Input
+
+    from tui.cli.limits import LIMIT_OPTIONS
+    from tui.modals.limits import LimitsModal
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        d = await engine(app).create_directive(chain_spec(tmp_path, [("only", [])]))
+        app.open_directive_screen(d.id)
+        await until(pilot, lambda: loaded(app), "the directive screen")
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, LimitsModal), "the limits dialog")
+        modal = app.screen
+        fields = [i.id.removeprefix("limit-") for i in modal.query(Input) if i.id]
+        assert fields == [name for name, _, _ in LIMIT_OPTIONS]
+        modal.query_one("#limit-max_rework_cycles", Input).value = "5"
+        modal.query_one("#limit-max_parallel_steps", Input).value = "1"
+        modal.query_one("#limit-max_parallel_steps", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, LimitsModal), "saved")
+
+        async def saved() -> bool:
+            limits = (await engine(app).store.get_directive(d.id)).spec.limits
+            return limits.max_rework_cycles == 5 and limits.max_parallel_steps == 1
+
+        await until(pilot, saved, "the two limits saved")

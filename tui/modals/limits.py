@@ -26,10 +26,15 @@ class LimitField:
     optional: bool  # "none" means no limit
 
 
+# Every limit `directive-tui limits` sets (tui/cli/limits.py LIMIT_OPTIONS),
+# in its order, named in the words of its help ("replans", "steps running
+# at once"; the new-directive form says "Max replans" too).
 LIMIT_FIELDS: tuple[LimitField, ...] = (
     LimitField("max_cost_usd", "Max cost (USD)", float, True),
     LimitField("max_wall_time_minutes", "Max wall time (minutes)", float, True),
-    LimitField("max_chain_regenerations", "Max chain regenerations", int, False),
+    LimitField("max_rework_cycles", "Max rework cycles", int, False),
+    LimitField("max_chain_regenerations", "Max replans", int, False),
+    LimitField("max_parallel_steps", "Max steps at once", int, False),
     LimitField("max_failed_steps", "Max failed steps", int, False),
 )
 NO_LIMIT = {"none", "off", "no", "-", "false", "inf", "infinity"}  # as `limits` takes it
@@ -72,12 +77,15 @@ def bound_problem(err: Any, field: LimitField | None) -> str:
 
 
 def limit_changes(current: Limits, texts: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(changed fields, errors by field name): validated as a whole `Limits`."""
+    """(changed fields, errors by field name): validated as a whole `Limits`.
+    A field not in `texts` is left as it is."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field in LIMIT_FIELDS:
+        if field.name not in texts:  # not given: left as it is
+            continue
         try:
-            values[field.name] = parse_limit(field, texts.get(field.name, ""))
+            values[field.name] = parse_limit(field, texts[field.name])
         except ValueError as exc:
             errors[field.name] = str(exc)
     if errors:
@@ -147,7 +155,13 @@ class LimitsModal(Dialog[dict[str, Any] | None]):
         # The first mistake, in view (on a short screen the fields scroll
         # under the buttons) and with the cursor in its field.
         first = next(f for f in LIMIT_FIELDS if f.name in errors)
-        self.query_one(f"#limit-{first.name}", Input).focus(scroll_visible=False)
+        field = self.query_one(f"#limit-{first.name}", Input)
+        field.focus(scroll_visible=False)
+        # Its row at the top, its error under it (with six fields at 80x24,
+        # scrolling the error into view from the last field left it a row
+        # under the dialog's border).
+        dialog = self.query_one("#limits-dialog")
+        row = field.parent
         self.call_after_refresh(
-            self.query_one(f"#error-{first.name}", Static).scroll_visible, animate=False
+            lambda: dialog.scroll_to_widget(row, top=True, animate=False) if row else None
         )
