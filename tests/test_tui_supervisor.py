@@ -316,3 +316,21 @@ async def test_the_limits_dialog_offers_every_limit_the_command_sets(tmp_path: P
             return limits.max_rework_cycles == 5 and limits.max_parallel_steps == 1
 
         await until(pilot, saved, "the two limits saved")
+
+
+async def test_home_names_its_database(tmp_path: Path) -> None:
+    """A person who forgot DIRECTIVE_TUI_DB saw an empty home and no hint
+    of which database it was: the title names the file, and the empty home
+    its whole path."""
+    from textual.widgets import Static
+
+    from tests.tui_kit import plain_text
+
+    app = DirectiveApp(tmp_path / "elsewhere.db", services=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        home = home_of(app)
+        await until(pilot, lambda: home.query_one("#home-empty").display, "the empty home")
+        assert "elsewhere.db" in plain_text(home.query_one("#home-title", Static))
+        empty = " ".join(plain_text(home.query_one("#home-empty", Static)).split())
+        assert f"No directives in {tmp_path / 'elsewhere.db'} yet" in empty

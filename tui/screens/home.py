@@ -81,16 +81,22 @@ class HomeScreen(EngineScreen):
         table.show(directives, progress, self.dapp.clock())
         empty = self.query_one("#home-empty", Static)
         empty.display = not directives
-        empty.update("No directives yet: press n to create one, or run `directive-tui demo`.")
+        empty.update(  # the database by its path: DIRECTIVE_TUI_DB forgotten shows here
+            f"No directives in {self.dapp.db_path} yet: press n to create one,"
+            " or run `directive-tui demo`."
+        )
         await self._load_approvals()
         self._follow_bindings()
 
     def show_title(self) -> None:
-        """Who runs the engine (when another process does), and where the
-        demo's repository is (when this app runs the demo)."""
+        """Who runs the engine (when another process does), where the
+        demo's repository is (when this app runs the demo), and last, what
+        a narrow title gives up first, the database (its file's name; the
+        empty home names its whole path)."""
         notes = [self.dapp.role_note]
         if self.dapp.demo_repository is not None:
             notes.append(f"demo repository {self.dapp.demo_repository}")
+        notes.append(self.dapp.db_path.name)
         title = Text("directive-tui")
         for note in filter(None, notes):
             title.append(f"  · {note}", "dim")
