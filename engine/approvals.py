@@ -321,8 +321,14 @@ def apply_decision(
         else:
             # Denied: neither this attempt nor what it was built on (a commit
             # a request for changes carried) is the start of a retry, with
-            # or without `carry_rework`: the person refused that work.
-            tx.step_status(step.id, S.BLOCKED, reason="denied", carry_sha=None)
+            # or without `carry_rework`: the person refused that work. A
+            # retry is told so, and why: it starts afresh.
+            denied = "A reviewer denied the previous attempt" + (f": {note}" if note else ".")
+            if step.rework_instructions:
+                denied += f"\n\nEarlier findings:\n{step.rework_instructions}"
+            tx.step_status(
+                step.id, S.BLOCKED, reason="denied", carry_sha=None, rework_instructions=denied
+            )
             escalate(
                 tx,
                 a.directive_id,

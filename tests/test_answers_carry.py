@@ -96,6 +96,10 @@ async def test_a_retry_after_a_deny_starts_afresh_not_from_the_work_changes_were
         runs = await engine.store.list_runs(denied.id)
         third = runs[-1]
         assert third.attempt == 3 and third.base_sha == first.base_sha  # the integration branch
+        assert third.rework_instructions == (  # told why it starts afresh
+            "A reviewer denied the previous attempt: not what I asked\n\n"
+            "Earlier findings:\nA reviewer requested changes: add two.txt"
+        )
         assert parent(repo, third.commit_sha) == first.base_sha
         result = tree(repo, f"directive/{did}/integration")
         assert "three.txt" in result
@@ -160,6 +164,7 @@ async def test_a_retry_note_keeps_the_findings_before_it(
         assert runs[-1].attempt == 3
         assert runs[-1].rework_instructions == (
             "A person retried this step and said: only three.txt\n\n"
+            "Earlier findings:\nA reviewer denied the previous attempt: not what I asked\n\n"
             "Earlier findings:\nA reviewer requested changes: add two.txt"
         )
     finally:
