@@ -637,6 +637,7 @@ def _settle(tx: Tx, d: Directive, step: Step, ev: Evaluation, ruling: Ruling) ->
         reason=_blocked_why(step, merged),
         known=step,
         rework_instructions=ruling.instructions,
+        carry_sha=ruling.carry,  # a retry builds on this attempt, as a rework would
         **scored,
     )
     return S.BLOCKED

@@ -196,3 +196,32 @@ async def test_a_skipped_step_keeps_no_carry(
         assert skipped.status.value == "skipped" and skipped.carry_sha is None
     finally:
         await engine.close()
+
+
+@pytest.mark.parametrize("carry_rework", [False, True])
+async def test_a_retry_of_a_blocked_step_starts_from_its_last_attempt_under_carry_rework(
+    store: Store, make_git_repo: Callable[..., Path], carry_rework: bool
+) -> None:
+    """Blocked after its last red attempt, the step kept the carry of the
+    rework before it: a retry built on attempt 1, not on the attempt just
+    judged (nor afresh, without carry_rework, when an older carry was set)."""
+    red = {"name": "red", "command": "exit 1"}
+    repo = make_git_repo(BASE)
+    step = StepSpec(
+        name="feature",
+        attempts=[edit("one.txt", "1\n"), edit("two.txt", "2\n"), edit("three.txt", "3\n")],
+        verifiers=["red"],
+    )
+    spec = scripted(
+        repo, [step], [red], limits={"max_rework_cycles": 1},
+        workspace=WorkspaceConfig(carry_rework=carry_rework),
+    )  # fmt: skip
+    engine, did, outcome = await run_to_rest(store, spec)
+    try:
+        assert outcome is Outcome.AWAITING_APPROVAL
+        blocked = await the_step(engine, did)
+        first, second = await engine.store.list_runs(blocked.id)
+        assert blocked.status.value == "blocked"
+        assert blocked.carry_sha == (second.commit_sha if carry_rework else None)
+    finally:
+        await engine.close()
