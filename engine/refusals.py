@@ -39,7 +39,7 @@ class NotIsolated(EngineError):
 
     def __init__(self, why: str) -> None:
         super().__init__(
-            f"steps cannot run in worktrees of their own: {why}. Put that right, or set"
-            " `isolate = false` under [workspace] in the directive file to run them in the"
-            " folder itself; then resume"
+            f"steps cannot run in worktrees of their own: {why}. Put that right, then resume;"
+            " or run the directive file again with `isolate = false` under [workspace] to run"
+            " the steps in the folder itself"
         )

@@ -637,9 +637,9 @@ async def test_a_git_repository_that_cannot_have_worktrees_pauses_and_leaves_the
         d = await store.get_directive(did)
         assert d.pause_reason == (
             f"steps cannot run in worktrees of their own: {repo.resolve()} has no commit yet:"
-            " commit once so the directive has a base to branch from. Put that right, or set"
-            " `isolate = false` under [workspace] in the directive file to run them in the"
-            " folder itself; then resume"
+            " commit once so the directive has a base to branch from. Put that right, then resume;"
+            " or run the directive file again with `isolate = false` under [workspace] to run"
+            " the steps in the folder itself"
         )
         assert (repo / "x.txt").read_text() == "mine, uncommitted\n"
         (step,) = await store.list_steps((await store.current_chain(did)).id)
