@@ -43,6 +43,22 @@ def fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + "…"
 
 
+def fit_name(name: str, width: int) -> str:
+    """Pad `name` to `width` cells, or cut it in the middle: steps named
+    alike (`worker-with-a-long-name-1` .. `-8`) differ at the end, which a
+    cut at the end took from every one of them."""
+    if cell_len(name) <= width:
+        return set_cell_size(name, width)
+    if width < 8:  # too narrow for both ends to mean anything
+        return fit(name, width)
+    keep_end = (width - 1) // 2
+    head = set_cell_size(name, width - 1 - keep_end)
+    end = name[-keep_end:]
+    while cell_len(end) > keep_end:  # wide characters
+        end = end[1:]
+    return set_cell_size(head + "…" + end, width)
+
+
 class DagView(Looks, ScrollView, can_focus=True):
     """Boxes for steps, lines for dependencies; arrows or hjkl move the focus."""
 
@@ -323,7 +339,7 @@ class DagView(Looks, ScrollView, can_focus=True):
             count = f" ↻{step.rework_count}" if step.rework_count else ""
             return [
                 (x, v + " ", border),
-                (x + 2, fit(step.name, INNER - len(count)), self._style("dag--name")),
+                (x + 2, fit_name(step.name, INNER - len(count)), self._style("dag--name")),
                 (x + 2 + INNER - len(count), count, self._style("dag--count")),
                 (x + BOX_W - 2, " " + v, border),
             ]
