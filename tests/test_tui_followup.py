@@ -8,13 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.models import DirectiveStatus
+from engine.models import DirectiveStatus, FileEdit, StepSpec
 from tests.engine_kit import Script, chain_spec
 from tests.tui_kit import (
     SIZE,
     app_for,
     dag_of,
     directive_status,
+    engine,
     started,
     until,
 )
@@ -53,3 +54,115 @@ async def test_long_step_names_stay_distinguishable_in_the_dag(tmp_path: Path) -
         for step, line in zip(dag.steps, shown, strict=True):
             assert "…" in line
             assert line.strip(" │┃").endswith(step.name[-6:])
+
+
+def modal_text(modal: Any, selector: str) -> str:
+    from textual.widgets import Static
+
+    from tests.tui_kit import printed
+
+    return printed(modal.query_one(selector, Static).content)
+
+
+async def test_a_step_review_shows_the_changed_files_and_opens_their_diff(
+    tmp_path: Path, make_git_repo: Any
+) -> None:
+    """The review dialog showed the verifiers' results but not what the
+    attempt changed, and no diff: a person approved unseen work. It lists
+    the attempt's changed files, and `D` opens its diff over the dialog;
+    closing the diff comes back to the answer."""
+    from tests.test_engine_worktrees import BASE, HALF, NO_LLM, edit
+    from tests.test_tui_git import scripted
+    from tests.tui_kit import awaiting
+    from tui.modals.approval import ApprovalModal
+    from tui.modals.diff import AttemptDiffs
+    from tui.widgets.diff_log import DiffLog
+
+    repo = make_git_repo(BASE)
+    attempt = edit("a.txt", "ONE\n")
+    attempt.edits.append(FileEdit(path="c.txt", content="new\n"))
+    spec = scripted(repo, [StepSpec(name="edit-a", attempts=[attempt])], [HALF])
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(pilot, app, spec)
+        await until(pilot, lambda: awaiting(app, "edit-a"), "the review")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        modal = app.screen
+        files = modal_text(modal, "#approval-files")
+        assert "Attempt #1 changed 2 files" in files
+        assert "a.txt" in files and "c.txt" in files
+        assert "D: the diff" in files
+        await pilot.press("D")
+        await until(pilot, lambda: isinstance(app.screen, AttemptDiffs), "the diff")
+        diffs = app.screen
+        await until(pilot, lambda: diffs.loaded, "the diff read")  # type: ignore[attr-defined]
+        assert "+ONE" in "\n".join(diffs.query_one(DiffLog).shown)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is modal, "back to the answer")
+
+
+async def test_the_plan_dialog_shows_the_commands_it_will_run(tmp_path: Path) -> None:
+    """The plan dialog read only `slow1 -> slow2`; a shell step's command
+    is what approving the plan lets run, so each is shown."""
+    from engine.models import Autonomy
+    from tui.modals.approval import ApprovalModal
+
+    spec = chain_spec(tmp_path, [("slow1", []), ("slow2", ["slow1"])], autonomy=Autonomy.MANUAL)
+    spec.steps[0].command = "sleep 1 && echo one"
+    spec.steps[1].command = "rm -rf build/"
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(pilot, app, spec)
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the plan to approve")  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        plan = modal_text(app.screen, "#approval-plan")
+        assert "$ sleep 1 && echo one" in plan
+        assert "$ rm -rf build/" in plan
+        assert "slow2  implement  after slow1" in plan
+
+
+async def test_stop_in_the_escalation_dialog_asks_first(tmp_path: Path) -> None:
+    """After `enter` left the note, `x` stopped the directive for good with
+    no question, where `x` on the directive asks first: it asks too. While
+    the note has the focus the buttons said `Retry [r]` ... `Stop [x]`,
+    keys that were typed in the note: they name their keys only once the
+    focus has left it."""
+    from textual.widgets import Button
+
+    from tests.tui_kit import box_status
+    from tui.modals.approval import ApprovalModal
+    from tui.modals.confirm import ConfirmModal
+
+    app = app_for(tmp_path, Script(fail={"build": "exit 1"}))
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the escalation")  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        modal = app.screen
+
+        def label(decision: str) -> str:
+            return str(modal.query_one(f"#choice-{decision}", Button).label)
+
+        assert label("stop") == "Stop" and label("retry") == "Retry"
+        await pilot.press(*"x marks it", "enter")
+        await until(pilot, lambda: label("stop") == "Stop [x]", "the keys named")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert "for good" in app.screen.question  # type: ignore[attr-defined]
+        await pilot.press("escape")  # not stopped: back to the choice
+        await until(pilot, lambda: app.screen is modal, "the choice again")
+        assert directive_status(app, did, DirectiveStatus.ACTIVE)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        await pilot.press("y")
+        await until(
+            pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped"
+        )
+        assert box_status(app, "build") is not None
+        [escalation] = await engine(app).store.list_approvals(did)
+        assert escalation.comment == "x marks it"

@@ -24,12 +24,16 @@ from engine.models import (
     ApprovalRequest,
     Evaluation,
     Step,
+    StepRun,
     StepStatus,
 )
+from engine.text import plural
 from tui.modals.dialog import Dialog
 from tui.presentation import LEVEL_CSS
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
-from tui.widgets.step_detail import verifier_lines
+from tui.widgets.step_detail import indented, verifier_lines
+
+FILES_SHOWN = 12  # changed files listed by name; the rest are counted
 
 D = ApprovalDecision
 
@@ -119,6 +123,7 @@ class ApprovalModal(Dialog[Answer | None]):
         Binding("s", "choose('s')", "Skip"),
         Binding("p", "choose('p')", "Replan"),
         Binding("x", "choose('x')", "Stop"),
+        Binding("D", "diff", "Diff"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -130,12 +135,21 @@ class ApprovalModal(Dialog[Answer | None]):
         evaluation: Evaluation | None = None,
         step: Step | None = None,
         directive_title: str = "",
+        runs: list[StepRun] | None = None,
+        plan: list[Step] | None = None,
     ) -> None:
         super().__init__()
         self.approval = approval
         self.evaluation = evaluation
         self.step = step
         self.directive_title = directive_title
+        self.runs = runs or []
+        self.plan = plan or []
+        # The attempt behind the request: the one evaluated, else the latest.
+        wanted = evaluation.run_id if evaluation else None
+        self.run = next((r for r in self.runs if r.id == wanted), None) or (
+            max(self.runs, key=lambda r: r.attempt) if self.runs else None
+        )
         escalation = approval.kind is ApprovalKind.ESCALATION
         self.choices = [CHOICES[o] for o in approval.options] if escalation else [CHOICES[intent]]
         self.intent = None if escalation else intent
@@ -167,29 +181,110 @@ class ApprovalModal(Dialog[Answer | None]):
             yield Static(Text(f"{self.directive_title} · approval {a.id}"), classes="dialog-sub")
             with VerticalScroll(id="approval-body"):
                 yield Static(Text(a.summary), id="approval-summary")
+                if self.plan:
+                    yield Static(self._plan_text(), id="approval-plan")
+                if self.run is not None:
+                    yield Static(self._files_text(), id="approval-files")
                 yield EvaluationView(self.evaluation, a.summary, id="approval-evaluation")
             # The answer (note, error, buttons) is docked at the foot of the
             # dialog (app.tcss): on a short screen what is above scrolls.
             with Vertical(id="approval-answer"):
-                if self.intent in COMMENT_HINT or self.intent is None:
+                if self._has_note:
                     yield Input(placeholder=self.comment_hint, id="comment")
                 yield Static("", id="approval-error", classes="error")
                 with Horizontal(classes="dialog-buttons"):
                     for c in self.choices:
                         yield Button(
-                            Text(f"{c.label} [{c.key}]"),
+                            self._label(c, note_focused=self._has_note),
                             id=f"choice-{c.decision.value}",
                             variant=c.variant,  # type: ignore[arg-type]
                         )
                     yield Button(Text("Cancel [esc]"), id="cancel")
         yield Footer(compact=True)
 
+    def _files_text(self) -> RenderableType:
+        """What the attempt changed, so an answer is given knowing it (the
+        diff is a key away)."""
+        run = self.run
+        assert run is not None
+        files = run.modified_files
+        count = plural(len(files), "file") if files else "no file"
+        head = Text.assemble((f"Attempt #{run.attempt} changed {count}", "bold"))
+        if self.has_diff:
+            # With a note field the keys are typed in it: tab leads out of it.
+            head.append("  (D: the diff" + (", from outside the note)" if self._has_note else ")"))
+        names = files[:FILES_SHOWN]
+        if len(files) > FILES_SHOWN:
+            names.append(f"… and {len(files) - FILES_SHOWN} more (D shows them all)")
+        return Group(head, indented(Text("\n".join(names)), 2)) if names else head
+
+    def _plan_text(self) -> RenderableType:
+        """Each step of the plan, with the command it will run: a shell
+        step's command is what an approval lets loose."""
+        parts: list[RenderableType] = [Text.assemble(("Steps", "bold"))]
+        for step in self.plan:
+            after = step.spec.depends_on
+            deps = f"  after {', '.join(after)}" if after else ""
+            line = Text.assemble((step.name, "bold"), f"  {step.spec.type}{deps}")
+            if step.spec.command:
+                line.append(f"\n  $ {step.spec.command}")
+            parts.append(indented(line, 2))
+        return Group(*parts)
+
+    @property
+    def has_diff(self) -> bool:
+        return any(r.commit_sha for r in self.runs)
+
+    @property
+    def _has_note(self) -> bool:
+        return self.intent in COMMENT_HINT or self.intent is None
+
+    def _label(self, c: Choice, *, note_focused: bool) -> Text:
+        """`Retry [r]`; while the note has the focus an escalation's keys
+        are typed in it, so its buttons name no key (the note's placeholder
+        says: enter, then r, s, p or x)."""
+        if note_focused and c.key != "enter":
+            return Text(c.label)
+        return Text(f"{c.label} [{c.key}]")
+
+    def _note_focused(self) -> bool:
+        focused = self.focused
+        return isinstance(focused, Input) and focused.id == "comment"
+
+    def on_descendant_focus(self) -> None:
+        self._follow_focus()
+
+    def on_descendant_blur(self) -> None:
+        self._follow_focus()
+
+    def _follow_focus(self) -> None:
+        note = self._note_focused()
+        for c in self.choices:
+            for button in self.query(f"#choice-{c.decision.value}").results(Button):
+                button.label = self._label(c, note_focused=note)
+        self.refresh_bindings()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers this approval's answers only (the screen behind
-        keeps its own keys out of sight)."""
+        keeps its own keys out of sight), and not while the note has the
+        focus: those keys are typed in it."""
+        if action in ("choose", "diff") and self._note_focused():
+            return False
         if action == "choose":
             return any(c.key == parameters[0] for c in self.choices)
+        if action == "diff":
+            return self.has_diff
         return True
+
+    def action_diff(self) -> None:
+        """The attempts' diffs, over the dialog; closing them comes back here."""
+        from tui.modals.diff import AttemptDiffs
+
+        engine = getattr(self.app, "engine", None)
+        if engine is None or not self.has_diff:
+            return
+        name = self.step.name if self.step else "the step"
+        self.app.push_screen(AttemptDiffs(engine, name, self.runs))
 
     def on_mount(self) -> None:
         """The note first wherever there is one (changes, deny, an
@@ -243,5 +338,20 @@ class ApprovalModal(Dialog[Answer | None]):
                 f"A comment is required: it becomes {becomes}.",
             )
             self.query_one("#comment", Input).focus()
+            return
+        if decision is D.STOP:  # for good, as `x` on a directive: asked first
+            from tui.modals.confirm import ConfirmModal
+
+            what = self.directive_title or "the directive"
+            question = (
+                f"Stop {what} for good? Running steps are cancelled and its"
+                " pending approvals closed."
+            )
+
+            def stop(yes: bool | None) -> None:
+                if yes:
+                    self.dismiss(Answer(decision, comment))
+
+            self.app.push_screen(ConfirmModal(question, "Stop", danger=True), stop)
             return
         self.dismiss(Answer(decision, comment))

@@ -20,6 +20,8 @@ from engine.models import (
     ApprovalRequest,
     Directive,
     DirectiveStatus,
+    Step,
+    StepRun,
 )
 from engine.store import NotFound, Store
 from tui.applicable import DIRECTIVE_ACTIONS, directive_refusal
@@ -336,10 +338,16 @@ class EngineScreen(Screen[None]):
             self.notify(self.dapp.already_resolved(approval), severity="warning")
             return
         evaluation = step = None
+        runs: list[StepRun] = []
+        plan: list[Step] = []
         if approval.evaluation_id:
             evaluation = await self.store.get_evaluation(approval.evaluation_id)
         if approval.step_id:
             step = await self.store.get_step(approval.step_id)
+            runs = await self.store.list_runs(step.id)  # what the attempt changed, its diff
+        elif approval.kind is ApprovalKind.PLAN:  # what the plan will run
+            chain = await self.store.current_chain(approval.directive_id)
+            plan = await self.store.list_steps(chain.id) if chain else []
         directive = await self.store.get_directive(approval.directive_id)
         if intent == DECIDE:  # an escalation offers its own answers whatever the key
             intent = D.APPROVE.value  # (a review since: the footer had not caught up)
@@ -349,6 +357,8 @@ class EngineScreen(Screen[None]):
             evaluation=evaluation,
             step=step,
             directive_title=directive.title,
+            runs=runs,
+            plan=plan,
         )
         self._open_approval = modal
         try:
