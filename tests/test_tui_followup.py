@@ -16,6 +16,7 @@ from tests.tui_kit import (
     dag_of,
     directive_status,
     engine,
+    loaded,
     started,
     until,
 )
@@ -160,9 +161,73 @@ async def test_stop_in_the_escalation_dialog_asks_first(tmp_path: Path) -> None:
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
         await pilot.press("y")
-        await until(
-            pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped"
-        )
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
         assert box_status(app, "build") is not None
         [escalation] = await engine(app).store.list_approvals(did)
         assert escalation.comment == "x marks it"
+
+
+def live_output(app: DirectiveApp) -> str:
+    from textual.widgets import Static
+
+    from tests.tui_kit import printed
+    from tui.widgets.step_detail import StepDetail
+
+    details = app.screen.query(StepDetail)
+    if not details:  # not composed yet
+        return ""
+    detail = details.first()
+    return printed(detail.query_one("#detail-tail", Static).content)
+
+
+async def test_the_live_output_is_the_latest_attempt_s(tmp_path: Path) -> None:
+    """The step panel kept 12 output lines per step, not per attempt: after
+    a rework the lines of attempts 1, 2 and 3 came mixed. A new attempt
+    starts the tail afresh, and its heading says which attempt it is, live
+    and when the screen is opened again (read back from the log)."""
+    from engine.models import StepStatus
+    from tests.tui_kit import box_status
+
+    app = app_for(tmp_path, Script(scores={"build": [0.3, 0.3, 0.95]}))
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(
+            pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "completed"
+        )
+        assert box_status(app, "build") is StepStatus.PASSED
+        await until(pilot, lambda: "(attempt 3)" in live_output(app), "the third attempt's line")
+        for seen in (live_output(app),):
+            assert "Live output · attempt 3" in seen
+            assert "(attempt 1)" not in seen and "(attempt 2)" not in seen
+        await pilot.press("escape")
+        app.open_directive_screen(did)
+        await until(pilot, lambda: loaded(app), "the screen again")
+        await until(pilot, lambda: "(attempt 3)" in live_output(app), "read back")
+        seen = live_output(app)
+        assert "Live output · attempt 3" in seen
+        assert "(attempt 1)" not in seen and "(attempt 2)" not in seen
+
+
+async def test_enter_on_a_failure_shows_its_whole_error(tmp_path: Path) -> None:
+    """ "enter on an event: its full text" was not full for a long failure:
+    the engine keeps a status's reason to 200 characters, so the end of the
+    error (where a kept worktree's path is said) was cut in the dialog too.
+    The attempt's error, kept whole, is shown under the event's line."""
+    from tui.modals.event_text import EventText
+    from tui.widgets.event_log import EventLog
+
+    error = "boom " * 60 + "(its files are kept in /tmp/somewhere/build-7 while the step waits)"
+    app = app_for(tmp_path, Script(fail={"build": error}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        log = app.screen.query_one(EventLog)
+        await until(
+            pilot, lambda: any("-> failed" in row[1] for row in log.lines), "the failure logged"
+        )
+        at = next(i for i, row in enumerate(log.lines) if "-> failed" in row[1])
+        assert "build-7 while" not in log.lines[at][1]  # the engine's cut
+        log.focus()
+        log.cursor = at
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, EventText), "the event's text")
+        assert "build-7 while the step waits)" in app.screen.message  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ the chain is re-read only when a new one is created.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from textual import work
@@ -17,6 +18,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from engine.events import (
+    ApprovalRequired,
     DirectiveStatusChanged,
     EvaluationCompleted,
     StepOutput,
@@ -24,6 +26,7 @@ from engine.events import (
 )
 from engine.models import (
     CLOCK_RUNNING,
+    ApprovalKind,
     ApprovalRequest,
     ConfidenceLevel,
     Directive,
@@ -55,6 +58,9 @@ ATTENTION = (
     StepStatus.FAILED,
     StepStatus.RUNNING,
 )
+ATTEMPT = re.compile(r"\battempt (\d+)")  # a running status's reason: "attempt 2 (rework)"
+# A step's status whose reason is its attempt's error (cut by the engine).
+FAILING = frozenset({StepStatus.FAILED.value, StepStatus.BLOCKED.value})
 LOG_HISTORY = 300  # events read back into the log when the screen opens
 OUTPUT_HISTORY = 1_000  # recent events searched for step output lines
 # Events after which the directive's row (status, cost, counters) is read
@@ -105,6 +111,7 @@ class DirectiveScreen(EngineScreen):
         self.directive: Directive | None = None
         self.approvals: list[ApprovalRequest] = []
         self.tails: dict[str, deque[tuple[str, str]]] = {}
+        self.tail_attempts: dict[str, str] = {}  # "attempt 2": whose lines the tail holds
         self.seen_seq = 0  # events up to here are already shown (read back or live)
         self._gone = False  # the directive was deleted (by another process)
 
@@ -144,9 +151,9 @@ class DirectiveScreen(EngineScreen):
             return
         await self._load_chain()
         self.tails.clear()
+        self.tail_attempts.clear()
         for e in history:
-            if isinstance(e, StepOutput):
-                self._tail(e.step_id).append((e.source, e.line))
+            self._follow_tail(e)
         log = self.query_one(EventLog)
         log.clear()
         log.add_events([e for e in history if not isinstance(e, StepOutput)][-LOG_HISTORY:])
@@ -209,6 +216,17 @@ class DirectiveScreen(EngineScreen):
             tail = self.tails[step_id] = deque(maxlen=TAIL_LINES)
         return tail
 
+    def _follow_tail(self, e: object) -> None:
+        """A step's output lines go to its tail; an attempt that starts
+        starts the tail afresh, named by its number (kept per step, the lines
+        of attempts 1 and 2 came mixed: tick 1, tick 2, tick 1 ...)."""
+        if isinstance(e, StepOutput):
+            self._tail(e.step_id).append((e.source, e.line))
+        elif isinstance(e, StepStatusChanged) and e.new_status == StepStatus.RUNNING.value:
+            self._tail(e.step_id).clear()
+            attempt = ATTEMPT.search(e.reason or "")
+            self.tail_attempts[e.step_id] = f"attempt {attempt[1]}" if attempt else ""
+
     # -- live updates -------------------------------------------------------------
 
     async def apply(self, batch: EngineBatch) -> None:
@@ -227,6 +245,7 @@ class DirectiveScreen(EngineScreen):
                     update={"status": StepStatus(e.new_status), "rework_count": e.rework_count}
                 )
                 self.dag.update_step(step)
+                self._follow_tail(e)
                 detail_stale |= focused is not None and e.step_id == focused.id
             elif isinstance(e, EvaluationCompleted) and e.step_id in steps:
                 step = steps[e.step_id] = steps[e.step_id].model_copy(
@@ -235,7 +254,7 @@ class DirectiveScreen(EngineScreen):
                 self.dag.update_step(step)
                 detail_stale |= focused is not None and e.step_id == focused.id
             elif isinstance(e, StepOutput):
-                self._tail(e.step_id).append((e.source, e.line))
+                self._follow_tail(e)
                 if focused is not None and e.step_id == focused.id and not detail_stale:
                     detail.output(e.source, e.line)
             elif e.type == "chain_created":
@@ -275,7 +294,36 @@ class DirectiveScreen(EngineScreen):
             self.action_approval("approve")
 
     def on_event_log_read(self, message: EventLog.Read) -> None:
-        self.app.push_screen(EventText(message.at, message.message, message.severity))
+        self._read_event(message)
+
+    @work(group="event-text", exclusive=True)
+    async def _read_event(self, message: EventLog.Read) -> None:
+        text = message.message
+        if message.seq and self.ready:
+            text += await self._whole_error(message.seq, text)
+        self.app.push_screen(EventText(message.at, text, message.severity))
+
+    async def _whole_error(self, seq: int, said: str) -> str:
+        """What the event's line had to leave out: the engine keeps a
+        status's reason to a line of 200 characters and an escalation's
+        summary to 300 (a long failure lost its end: "its files are kept in
+        /tmp/…/bui…"); the attempt's error is kept whole. Nothing when the
+        event said it all."""
+        events = await self.store.list_events(self.directive_id, after_seq=seq - 1, limit=1)
+        event = events[0] if events and events[0].seq == seq else None
+        step_id = getattr(event, "step_id", None)
+        failing = isinstance(event, StepStatusChanged) and event.new_status in FAILING
+        asking = isinstance(event, ApprovalRequired) and event.kind == ApprovalKind.ESCALATION
+        if step_id is None or not (failing or asking):
+            return ""
+        assert event is not None
+        runs = [
+            r for r in await self.store.list_runs(step_id) if r.error and r.started_at <= event.ts
+        ]
+        error = runs[-1].error if runs else None
+        if not error or error in said:
+            return ""
+        return f"\n\nThe attempt's error in full:\n{error}"
 
     @work(exclusive=True, group="detail")
     async def show_detail(self) -> None:
@@ -292,7 +340,8 @@ class DirectiveScreen(EngineScreen):
         runs, evaluations = await self._history(step)
         if not detail.is_attached:  # the screen closed while reading
             return
-        detail.show(step, runs, evaluations, list(self.tails.get(step.id, ())))
+        output = list(self.tails.get(step.id, ()))
+        detail.show(step, runs, evaluations, output, self.tail_attempts.get(step.id, ""))
 
     async def _history(self, step: Step) -> tuple[list[StepRun], list[Evaluation]]:
         """The step's attempts and evaluations, oldest first, with those of

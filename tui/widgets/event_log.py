@@ -41,8 +41,8 @@ MIN_WIDTH = 78
 HIDDEN_TYPES = frozenset({"step_output"})
 
 # (clock, message, severity css, full width in cells, laid-out width or 0
-# until the view has a size)
-Row = tuple[str, str, str, int, int]
+# until the view has a size, the event's seq: what enter asks to read whole)
+Row = tuple[str, str, str, int, int, int]
 
 
 class EventLog(Looks, ScrollView, can_focus=True):
@@ -71,11 +71,12 @@ class EventLog(Looks, ScrollView, can_focus=True):
     class Read(Message):
         """Enter on a line: show the whole of it."""
 
-        def __init__(self, at: str, message: str, severity: str) -> None:
+        def __init__(self, at: str, message: str, severity: str, seq: int = 0) -> None:
             super().__init__()
             self.at = at
             self.message = message
             self.severity = severity
+            self.seq = seq  # the event's, to read what its line had to cut
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -92,7 +93,8 @@ class EventLog(Looks, ScrollView, can_focus=True):
                 continue
             at, message = clock(e.ts), e.describe()
             cells = len(at) + 1 + Text(message).cell_len
-            rows.append((at, message, SEVERITY_CSS[e.severity], cells, self._fit(cells, view)))
+            css = SEVERITY_CSS[e.severity]
+            rows.append((at, message, css, cells, self._fit(cells, view), e.seq))
         if rows:
             self._dropped(len(self.lines) + len(rows) - MAX_LINES)
             self.lines.extend(rows)
@@ -110,7 +112,9 @@ class EventLog(Looks, ScrollView, can_focus=True):
         if view == self._view:
             return
         self._view = view
-        self.lines = deque(((*r[:4], self._fit(r[3], view)) for r in self.lines), maxlen=MAX_LINES)
+        self.lines = deque(
+            ((*r[:4], self._fit(r[3], view), r[5]) for r in self.lines), maxlen=MAX_LINES
+        )
         self._resized()
 
     def _fit(self, cells: int, view: int) -> int:
@@ -156,8 +160,8 @@ class EventLog(Looks, ScrollView, can_focus=True):
 
     def action_read(self) -> None:
         if self.lines:
-            at, message, severity, *_ = self.lines[self._highlighted()]
-            self.post_message(self.Read(at, message, severity))
+            at, message, severity, *_, seq = self.lines[self._highlighted()]
+            self.post_message(self.Read(at, message, severity, seq))
 
     def on_focus(self, event: Focus) -> None:
         self.border_title = HINT
@@ -178,7 +182,7 @@ class EventLog(Looks, ScrollView, can_focus=True):
         style = self.rich_style
         if self.has_focus and index == self._highlighted():
             style = style + self.look("event-log--cursor")
-        at, message, severity, _, line_width = self.lines[index]
+        at, message, severity, _, line_width, _ = self.lines[index]
         text = Text.assemble(
             (at, self.look("look--muted")),
             " ",

@@ -19,7 +19,7 @@ from tui.format import clock, money, tail
 from tui.presentation import LEVEL_CSS, STEP_LOOK
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
-TAIL_LINES = 12  # live output lines kept per step
+TAIL_LINES = 12  # live output lines kept per step, of its latest attempt
 OUTPUT_TAIL_LINES = 4  # verifier output lines shown per result
 PADDING = re.compile(r"(?<=\S) {3,}(?=\S)")  # a run of spaces between words
 LIVE = {StepStatus.RUNNING, StepStatus.EVALUATING, StepStatus.READY, StepStatus.REWORK}
@@ -34,6 +34,7 @@ class StepDetail(Looks, VerticalScroll):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.step: Step | None = None
         self._tail: deque[Text] = deque(maxlen=TAIL_LINES)
+        self._attempt = ""  # whose lines the tail holds
         # Held, not queried: a late update after the screen closed is harmless.
         self._body = Static(id="detail-body")
         self._tail_view = Static(id="detail-tail")
@@ -51,8 +52,11 @@ class StepDetail(Looks, VerticalScroll):
         runs: list[StepRun],
         evaluations: list[Evaluation],
         output: list[tuple[str, str]],
+        attempt: str = "",
     ) -> None:
+        """`output`: the latest lines of the step's `attempt` ("attempt 2")."""
         self.step = step
+        self._attempt = attempt
         body = self._body
         if step is None:
             body.update(Text("No step focused.", style=self.look("look--muted")))
@@ -164,7 +168,10 @@ class StepDetail(Looks, VerticalScroll):
             tail_widget.display = False
             return
         tail_widget.display = True
-        tail_widget.update(Group(self._heading("Live output"), *self._tail))
+        heading = self._heading("Live output")
+        if self._attempt:
+            heading.append(f" · {self._attempt}", self.look("look--muted"))
+        tail_widget.update(Group(heading, *self._tail))
 
 
 def _timing(run: StepRun) -> str:
