@@ -42,6 +42,7 @@ from engine.models import (
     now,
 )
 from engine.refusals import NotIsolated, RepoGone
+from engine.services import READING_STEP_TYPES
 from engine.store import Tx
 from engine.text import clip, plural
 from engine.transitions import STEP_ACTIVE
@@ -325,6 +326,8 @@ class Attempts(EngineCore):
                 summary=why,
                 flags=[FOR_A_PERSON],
             )
+        if not verifiers and step.spec.type in READING_STEP_TYPES and run.modified_files:
+            return _unjudged_reading(d, step, run)
         await self._say_checks_found(d, verifiers)
         evaluator = self.services.evaluator(verifiers, d)
         emit = self._emitter(d.id, step)
@@ -664,6 +667,29 @@ async def _commit_failed(
         return await ws.commit_attempt(attempt, message)
     except GitError:
         return None
+
+
+def _unjudged_reading(d: Directive, step: Step, run: StepRun) -> Evaluation:
+    """A reading step (research, design, review) is judged by the LLM judge
+    alone, the repository's checks being no fault of its; with no judge (no
+    API key, or `llm_judge = false`) nothing checked it, and one that changed
+    files passed green even when it broke the tests. A person looks."""
+    why = (
+        f"nothing checked this {step.spec.type} step's changes"
+        f" ({', '.join(run.modified_files[:5])}): reading steps are judged by the LLM judge"
+        " alone, which is off here (no API key, or llm_judge = false), so a person decides;"
+        " name checks for it with `verifiers = [...]` in the directive file"
+    )
+    return Evaluation(
+        directive_id=d.id,
+        step_id=step.id,
+        run_id=run.id,
+        score=0.0,
+        level=ConfidenceLevel.YELLOW,
+        passed=False,
+        summary=why,
+        flags=["no_verifiers", FOR_A_PERSON],
+    )
 
 
 def _lost_in_conflict(ev: Evaluation, conflicts: list[str]) -> Evaluation:

@@ -695,6 +695,34 @@ async def test_the_log_says_which_environments_the_worktrees_share_and_links_can
     assert (repo / ".venv" / "marker").read_text() == "the user's\n"
 
 
+async def test_a_reading_step_that_changed_files_with_no_judge_to_check_it_asks_a_person(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """Reading steps are judged by the LLM judge alone; with no judge (no
+    key, or llm_judge = false) a review step that rewrote the code and broke
+    the tests passed green, 'no verifier ran', and merged."""
+    repo = make_git_repo(BASE)
+    steps = [
+        StepSpec(name="look", type="research", attempts=[ScriptedAttempt()]),
+        StepSpec(name="review", type="review", attempts=[edit("a.txt", "broken\n")],
+                 depends_on=["look"]),
+    ]  # fmt: skip
+    engine, did, outcome = await run_to_rest(store, scripted(repo, steps))
+    try:
+        assert outcome is Outcome.AWAITING_APPROVAL
+        chain = await store.current_chain(did)
+        status = {s.name: s.status for s in await store.list_steps(chain.id)}
+        assert status == {"look": StepStatus.PASSED, "review": StepStatus.AWAITING_APPROVAL}
+        (review,) = await store.pending_approvals(did)
+        assert (
+            "nothing checked this review step's changes (a.txt): reading steps are judged by the"
+            " LLM judge alone, which is off here (no API key, or llm_judge = false), so a person"
+            " decides" in review.summary
+        )
+    finally:
+        await engine.close()
+
+
 def one_writing_step(tmp_path: Path, repo: Path) -> Path:
     """A directive file whose one shell step writes new.txt in `repo`."""
     directive = tmp_path / "d.toml"
