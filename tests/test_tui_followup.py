@@ -231,3 +231,38 @@ async def test_enter_on_a_failure_shows_its_whole_error(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, EventText), "the event's text")
         assert "build-7 while the step waits)" in app.screen.message  # type: ignore[attr-defined]
+
+
+async def test_a_stopped_directive_s_undone_steps_read_not_run(tmp_path: Path) -> None:
+    """A stopped directive's steps that never ran read `◌ ready` and
+    `○ pending`, as if they would run: they read "not run", in the DAG and
+    in the step panel; the failed step stays failed."""
+    from textual.widgets import Static
+
+    from tests.tui_kit import printed
+
+    app = app_for(tmp_path, Script(fail={"s1": "exit 1"}))
+    async with app.run_test(size=SIZE) as pilot:
+        spec = chain_spec(tmp_path, [("s1", []), ("s2", ["s1"]), ("s3", []), ("s4", ["s3"])])
+        spec.limits.max_parallel_steps = 1
+        did = await started(pilot, app, spec)
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the escalation")  # type: ignore[attr-defined]
+        await engine(app).stop_directive(did)
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
+        dag = dag_of(app)
+        assert dag is not None
+        shown = {s.name: (await box_lines(pilot, app, s.id))[1] for s in dag.steps}
+        assert "failed" in shown["s1"]
+        assert "not run" in shown["s2"], shown
+        assert all("ready" not in line and "pending" not in line for line in shown.values())
+        s2 = next(s for s in dag.steps if s.name == "s2")
+        dag.focus_step(s2.id)
+        from tui.widgets.step_detail import StepDetail
+
+        detail = app.screen.query_one(StepDetail)
+        await until(
+            pilot,
+            lambda: "not run" in printed(detail.query_one("#detail-body", Static).content),
+            "the step panel",
+        )

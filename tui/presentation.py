@@ -16,6 +16,7 @@ from engine.models import (
     Directive,
     DirectiveStatus,
     Severity,
+    Step,
     StepStatus,
 )
 
@@ -49,6 +50,31 @@ STEP_LOOK: dict[StepStatus, Look] = {
     StepStatus.SKIPPED: Look("»", "skipped", "skipped"),
     StepStatus.SUPERSEDED: Look("⌀", "superseded", "superseded"),
 }
+
+# A step of a directive that has ended (stopped, failed) that will not run
+# now: `◌ ready` read as if it would. It never ran, or its attempt was left
+# unfinished (cut by the stop, or waiting for an answer the stop closed).
+NOT_RUN = Look("–", "not run", "pending")
+UNFINISHED = Look("–", "unfinished", "pending")
+LEFT_BY_AN_END = frozenset(
+    {
+        StepStatus.PENDING,
+        StepStatus.READY,
+        StepStatus.RUNNING,
+        StepStatus.EVALUATING,
+        StepStatus.REWORK,
+        StepStatus.AWAITING_APPROVAL,
+    }
+)
+
+
+def step_look(step: Step, *, ended: bool = False) -> Look:
+    """How a step looks; in a directive that has `ended`, a step it left
+    undone says it will not run."""
+    if ended and step.status in LEFT_BY_AN_END:
+        return NOT_RUN if step.attempts == 0 else UNFINISHED
+    return STEP_LOOK[step.status]
+
 
 DIRECTIVE_LOOK: dict[DirectiveStatus, Look] = {
     DirectiveStatus.DRAFT: Look("○", "draft", "pending"),

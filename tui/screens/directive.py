@@ -186,6 +186,12 @@ class DirectiveScreen(EngineScreen):
         if d is None:
             return
         self._follow_bindings()
+        ended = d.status in DIRECTIVE_TERMINAL
+        self.dag.set_ended(ended)
+        detail = self.query_one(StepDetail)
+        if detail.ended != ended:
+            detail.ended = ended
+            self.show_detail()
         self.query_one(DirectiveHeader).show(
             d, self.dag.steps, len(self.approvals), self.dapp.role_note
         )
@@ -241,9 +247,14 @@ class DirectiveScreen(EngineScreen):
         detail = self.query_one(StepDetail)
         for e in mine:
             if isinstance(e, StepStatusChanged) and e.step_id in steps:
-                step = steps[e.step_id] = steps[e.step_id].model_copy(
-                    update={"status": StepStatus(e.new_status), "rework_count": e.rework_count}
-                )
+                update: dict[str, object] = {
+                    "status": StepStatus(e.new_status),
+                    "rework_count": e.rework_count,
+                }
+                attempt = ATTEMPT.search(e.reason or "")
+                if e.new_status == StepStatus.RUNNING.value and attempt:  # it ran
+                    update["attempts"] = max(steps[e.step_id].attempts, int(attempt[1]))
+                step = steps[e.step_id] = steps[e.step_id].model_copy(update=update)
                 self.dag.update_step(step)
                 self._follow_tail(e)
                 detail_stale |= focused is not None and e.step_id == focused.id

@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.models import Step
-from tui.presentation import LEVEL_CSS, STEP_LOOK
+from tui.presentation import LEVEL_CSS, step_look
 from tui.widgets.dag_geometry import BOX_H, BOX_W, Box, DagGeometry, edge_char
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
@@ -103,6 +103,7 @@ class DagView(Looks, ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         self._focus: int | None = None
         self._hot: dict[int, list[int]] = {}
+        self._ended = False  # the directive has ended: undone steps will not run
 
     # -- data ---------------------------------------------------------------
 
@@ -143,6 +144,13 @@ class DagView(Looks, ScrollView, can_focus=True):
         self.virtual_size = Size(self._geom.width, self._geom.height)
         self.refresh()
         self._announce()
+
+    def set_ended(self, ended: bool) -> None:
+        """The directive ended (or not): its undone steps read "not run"."""
+        if ended != self._ended:
+            self._ended = ended
+            self._tiles.clear()
+            self.refresh()
 
     def update_step(self, step: Step) -> None:
         """One step changed: redraw only the tiles and region of its box."""
@@ -320,7 +328,7 @@ class DagView(Looks, ScrollView, can_focus=True):
 
     def _box_piece(self, box: Box, k: int) -> list[tuple[int, str, Style]]:
         step = self._steps[box.index]
-        look = STEP_LOOK[step.status]
+        look = step_look(step, ended=self._ended)
         focused = box.index == self._focus
         tl, tr, bl, br, h, v = BORDERS[focused]
         names = (f"look--{look.css}", "dag--focus") if focused else (f"look--{look.css}",)

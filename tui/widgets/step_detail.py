@@ -16,7 +16,7 @@ from engine.breakers import duration
 from engine.flags import flag_text
 from engine.models import Evaluation, Step, StepRun, StepStatus
 from tui.format import clock, money, tail
-from tui.presentation import LEVEL_CSS, STEP_LOOK
+from tui.presentation import LEVEL_CSS, step_look
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 TAIL_LINES = 12  # live output lines kept per step, of its latest attempt
@@ -35,6 +35,7 @@ class StepDetail(Looks, VerticalScroll):
         self.step: Step | None = None
         self._tail: deque[Text] = deque(maxlen=TAIL_LINES)
         self._attempt = ""  # whose lines the tail holds
+        self.ended = False  # the directive has ended: an undone step will not run
         # Held, not queried: a late update after the screen closed is harmless.
         self._body = Static(id="detail-body")
         self._tail_view = Static(id="detail-tail")
@@ -83,7 +84,7 @@ class StepDetail(Looks, VerticalScroll):
         return Text(f"\n{text}", style=self.look("look--key"))
 
     def _header(self, step: Step) -> list[RenderableType]:
-        look = STEP_LOOK[step.status]
+        look = step_look(step, ended=self.ended)
         head = Text.assemble((step.name, self.look("look--title")), f"  {step.type}")
         status = Text.assemble((f"{look.icon} {look.label}", self.look(f"look--{look.css}")))
         # short enough for the narrow panel: the score as the DAG box shows it
