@@ -13,6 +13,7 @@ from tests.engine_kit import Script, chain_spec
 from tests.tui_kit import (
     SIZE,
     app_for,
+    awaiting,
     dag_of,
     directive_status,
     engine,
@@ -266,3 +267,64 @@ async def test_a_stopped_directive_s_undone_steps_read_not_run(tmp_path: Path) -
             lambda: "not run" in printed(detail.query_one("#detail-body", Static).content),
             "the step panel",
         )
+
+
+def contrast(fore: Any, back: Any) -> float:
+    """WCAG's contrast ratio of two Rich colours."""
+
+    def luminance(colour: Any) -> float:
+        def channel(c: int) -> float:
+            v = c / 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+        r, g, b = colour.get_truecolor()
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    high, low = sorted((luminance(fore), luminance(back)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+async def test_what_needs_a_person_stands_out_without_colour_and_in_light_themes(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """With NO_COLOR=1 `■ blocked` was the dimmest text on screen (red
+    turned dark grey): what needs a person is reversed. In textual-light
+    the yellow of `⚑ 1 awaiting you`, of the approval lines and of a
+    yellow score was 1.3:1 on its background: the theme's text colours keep
+    3:1 at least. And a score said its level by colour alone: the box
+    names it (`green 1.00`, or `Y 0.50` where the word does not fit)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = app_for(tmp_path, Script(scores={"review": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.no_color
+        await started(pilot, app, chain_spec(tmp_path, [("done", []), ("review", [])]))
+        await until(pilot, lambda: awaiting(app, "review"), "the review")
+        dag = dag_of(app)
+        assert dag is not None
+        for look in ("look--awaiting", "look--blocked", "look--failed"):
+            assert dag.get_component_rich_style(look, partial=True).reverse, look
+        ids = {s.name: s.id for s in dag.steps}
+        _, review = await box_lines(pilot, app, ids["review"])
+        assert "Y 0.60" in review
+        _, done = await box_lines(pilot, app, ids["done"])
+        assert "green 1.00" in done
+
+    monkeypatch.delenv("NO_COLOR")
+    app = app_for(tmp_path / "light", Script(scores={"review": [0.6]}))
+    (tmp_path / "light").mkdir()
+    async with app.run_test(size=SIZE) as pilot:
+        app.theme = "textual-light"
+        await started(pilot, app, chain_spec(tmp_path, [("review", [])]))
+        await until(pilot, lambda: awaiting(app, "review"), "the review")
+        dag = dag_of(app)
+        assert dag is not None
+        back = dag.rich_style.bgcolor
+        for look in (
+            "look--awaiting",
+            "level--yellow",
+            "sev--warning",
+            "look--key",
+            "look--failed",
+        ):
+            fore = dag.get_component_rich_style(look, partial=True).color
+            assert contrast(fore, back) >= 3, (look, fore, back, contrast(fore, back))

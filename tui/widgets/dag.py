@@ -33,6 +33,7 @@ BORDERS = {  # (top-left, top-right, bottom-left, bottom-right, horizontal, vert
     True: ("┏", "┓", "┗", "┛", "━", "┃"),
 }
 INNER = BOX_W - 4  # text width inside "│ " and " │"
+UNREVERSED = Style(reverse=False)
 TILE = 128  # columns per cached piece of a line: cost stays flat however wide the chain
 
 
@@ -57,6 +58,22 @@ def fit_name(name: str, width: int) -> str:
     while cell_len(end) > keep_end:  # wide characters
         end = end[1:]
     return set_cell_size(head + "…" + end, width)
+
+
+def level_score(step: Step, room: int) -> str:
+    """The score with its level, not by colour alone: `yellow 0.50` where
+    it fits beside the status, else `Y 0.50`."""
+    if step.confidence is None:
+        return ""
+    score = f"{step.confidence:.2f}"
+    if step.level is None:
+        return score
+    word = step.level.value
+    return (
+        f"{word} {score}"
+        if cell_len(word) + 1 + len(score) <= room
+        else f"{word[0].upper()} {score}"
+    )
 
 
 class DagView(Looks, ScrollView, can_focus=True):
@@ -332,13 +349,15 @@ class DagView(Looks, ScrollView, can_focus=True):
         focused = box.index == self._focus
         tl, tr, bl, br, h, v = BORDERS[focused]
         names = (f"look--{look.css}", "dag--focus") if focused else (f"look--{look.css}",)
-        border = self._style(*names)
+        # A look may be reversed (NO_COLOR, for what needs a person): its
+        # status line is, the frame around it is not.
+        border = self._style(*names) + UNREVERSED
         x = box.x
         if k == 0:
             label = f" {step.type} "
             return [
                 (x, tl + h, border),
-                (x + 2, label, self._style(*names, "dag--type")),
+                (x + 2, label, self._style(*names, "dag--type") + UNREVERSED),
                 (x + 2 + len(label), h * (BOX_W - 3 - len(label)) + tr, border),
             ]
         if k == 3:
@@ -351,9 +370,9 @@ class DagView(Looks, ScrollView, can_focus=True):
                 (x + 2 + INNER - len(count), count, self._style("dag--count")),
                 (x + BOX_W - 2, " " + v, border),
             ]
-        score = "" if step.confidence is None else f"{step.confidence:.2f}"
-        level = self._style(f"level--{LEVEL_CSS[step.level]}") if step.level else self._style()
         status = f"{look.icon} {look.label}"
+        score = level_score(step, INNER - cell_len(status) - 1)
+        level = self._style(f"level--{LEVEL_CSS[step.level]}") if step.level else self._style()
         return [
             (x, v + " ", border),
             (x + 2, fit(status, INNER - len(score)), self._style(f"look--{look.css}")),
