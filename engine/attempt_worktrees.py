@@ -21,6 +21,7 @@ from engine.git import GitError
 from engine.git_repo import GitRepo
 from engine.integration_branch import IntegrationBranch
 from engine.paths import is_under
+from engine.workspace_lock import WorkspaceLock
 from engine.worktree_names import WorktreeNames
 
 # Ignored environment folders an attempt borrows from the user's tree by
@@ -67,7 +68,7 @@ class AttemptWorktrees:
         repo: Path,
         prefix: str,
         links: Sequence[str],
-        lock: asyncio.Lock,
+        lock: WorkspaceLock,
     ) -> None:
         self._git = git
         self._names = names

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.git_repo import GitRepo
-from engine.worktree_names import WorktreeNames
+from engine.worktree_names import WorktreeNames, step_slug
 
 START_LABEL = "start: before any step"  # how the start point is named to a person
 
@@ -42,6 +42,12 @@ class Checkpoints:
             seq, slug, attempt = ref.removeprefix(prefix).split("/")
             found.append(Checkpoint(int(seq), slug, int(attempt), sha, ref))
         return sorted(found, key=lambda c: c.seq)
+
+    async def of_attempt(self, step_name: str, attempt: int) -> Checkpoint | None:
+        """The checkpoint the merge of this step's attempt recorded, if any."""
+        slug = step_slug(step_name)
+        found = [c for c in await self.all() if (c.step_slug, c.attempt) == (slug, attempt)]
+        return found[-1] if found else None
 
     async def next_seq(self) -> int:
         """The number the next checkpoint takes: one past the newest."""

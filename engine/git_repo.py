@@ -132,13 +132,14 @@ class GitRepo:
         """Merge `sha` into the branch checked out at `cwd`. None on success;
         on conflict the merge is aborted, the tree restored, and the
         conflicting files returned."""
-        before = await self.rev("HEAD", cwd)
         r = await self.run(cwd, "merge", "--no-edit", "--ff", "-m", message, sha, check=False)
         if r.code == 0:
             return None
         conflicts = await self._conflicts(cwd)
         await self.run(cwd, "merge", "--abort", check=False)
-        await self.run(cwd, "reset", "--hard", "-q", before)
+        # HEAD, not `before`: a merge that failed did not move it, and a
+        # branch that moved meanwhile (another process's merge) stays moved.
+        await self.run(cwd, "reset", "--hard", "-q", "HEAD")
         await self.run(cwd, "clean", "-fdq")
         if not conflicts:
             raise GitError(["merge", sha], cwd, r.code, r.err or r.out)

@@ -15,6 +15,7 @@ from engine.attempt_worktrees import Attempt
 from engine.git_repo import GitRepo, WorktreeEntry
 from engine.integration_branch import IntegrationBranch
 from engine.paths import is_under
+from engine.workspace_lock import WorkspaceLock
 from engine.worktree_names import WorktreeNames
 
 
@@ -35,7 +36,7 @@ class WorktreeCleanup:
         names: WorktreeNames,
         integration: IntegrationBranch,
         base_sha: str,
-        lock: asyncio.Lock,
+        lock: WorkspaceLock,
     ) -> None:
         self._git = git
         self._names = names
@@ -175,3 +176,4 @@ class WorktreeCleanup:
         await self._git.run(
             self._git.top, "update-ref", "-d", self._names.integration_ref, check=False
         )
+        self._lock.path.unlink(missing_ok=True)  # nothing merges for a deleted directive

@@ -28,7 +28,6 @@ merges, resets and shows diffs itself, and hands the rest to its parts:
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from engine.git_repo import GitRepo
 from engine.integration_branch import IntegrationBranch
 from engine.paths import is_under
 from engine.user_branch import FastForwardOffer, fast_forward_as_offered, offer_fast_forward
+from engine.workspace_lock import WorkspaceLock
 from engine.worktree_cleanup import PruneReport, WorktreeCleanup
 from engine.worktree_names import WorktreeNames
 
@@ -98,7 +98,8 @@ class Workspace:
         self._artifact_copies = ArtifactCopies(
             git, artifacts, names.artifacts_path, self._checkpoints
         )
-        self._lock = asyncio.Lock()  # merges, resets and pruning go one at a time
+        # Merges, resets and pruning go one at a time, across processes too.
+        self._lock = WorkspaceLock(names.root.parent / f"{names.directive_id}.lock")
         self._attempts = AttemptWorktrees(
             git=git,
             names=names,
@@ -220,6 +221,11 @@ class Workspace:
         async with self._lock:
             await self._integration.ensure_worktree()
             before = await self._git.rev("HEAD", self.integration_path)
+            done = await self._checkpoints.of_attempt(attempt.step_name, attempt.attempt)
+            if done is not None and await self._git.is_ancestor(done.sha, before):
+                # Merged before, and the write of its verdict or answer was
+                # lost (a kill, a busy database): not merged nor counted twice.
+                return MergeResult(True, done.sha, False, [], attempt.base_sha)
             if not await self._git.is_ancestor(attempt.base_sha, before):
                 raise StaleAttemptError(
                     f"step {attempt.step_name!r} attempt {attempt.attempt} started from "

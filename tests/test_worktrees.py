@@ -588,6 +588,40 @@ async def test_removing_a_worktree_outside_the_engine_s_folder_is_refused(
     assert (repo / ".git").is_dir() and (repo / "app.py").exists()
 
 
+async def test_merges_of_two_engines_on_one_database_go_one_at_a_time(
+    ws: Workspace, repo: Path, data_dir: Path
+) -> None:
+    """An `approve` from the command line merged beside the app's verdict:
+    git's ref lock failed one, and its undo moved the branch back over the
+    other's merge, a passed step gone from the result. The workspace's lock
+    holds across processes (another Workspace here, with a lock of its own)."""
+    other = await Workspace.open(repo, DIRECTIVE, data_dir)
+    assert other is not None
+    mine = await edit(ws, "mine", 1, {"lib.py": "mine\n"})
+    theirs = await edit(other, "theirs", 1, {"README.md": "theirs\n"})
+    async with ws._lock:  # this engine is merging
+        merging = asyncio.create_task(other.merge(theirs))
+        await asyncio.sleep(0.3)
+        assert not merging.done()  # the other waits
+    assert (await merging).merged
+    assert (await ws.merge(mine)).merged
+    assert show(ws, "lib.py") == "mine" and show(ws, "README.md") == "theirs"
+
+
+async def test_merging_an_attempt_merged_before_neither_merges_nor_counts_it_twice(
+    ws: Workspace,
+) -> None:
+    """A kill (or a busy database) between a merge and the write of its
+    verdict: the engine that carries on merges the same attempt again, and
+    recorded a second checkpoint at the same commit."""
+    att = await edit(ws, "impl", 1, {"lib.py": "x = 7\n"})
+    first = await ws.merge(att)
+    again = await ws.merge(att)
+    assert (again.merged, again.sha) == (True, first.sha)
+    assert again.sha != again.previous_sha  # the step did change files
+    assert [c.seq for c in await ws.checkpoints()] == [1]
+
+
 async def test_looking_at_a_closed_workspace_creates_nothing(
     ws: Workspace, repo: Path, data_dir: Path
 ) -> None:
