@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -117,7 +118,10 @@ async def test_shell_chain_reworks_a_red_pytest_step_to_green(
     assert any(line.startswith("rework got: ") for line in outputs)
     # the log says once which checks were found in the repository, and why
     found = [e.message for e in events if e.type == "notice" and "checks found" in e.message]
-    assert found == ["checks found in the repository: pytest (pytest.ini)"]
+    assert [re.sub(r"; run with [^)]*", "", line) for line in found] == [
+        "checks found in the repository: pytest (pytest.ini)"
+    ]
+    assert "; run with " in found[0]  # which interpreter ran it
     # the fix is on the directive's integration branch; the user's tree is untouched
     assert (repo / "calc.py").read_text() == CALC_BUGGY
     branch = f"directive/{d.id}/integration"

@@ -124,8 +124,13 @@ async def test_skipped_test_is_not_a_pass(tmp_path: Path) -> None:
 
 
 async def test_no_tests_collected_is_zero(tmp_path: Path) -> None:
+    """For a pytest the directive configures; a detected one gives no verdict
+    (test_detection_real_projects.py)."""
     repo = write(tmp_path, {"pytest.ini": "[pytest]\n", "pkg/mod.py": "X = 1\n"})
-    result = await pytest_verifier(repo).verify(make_ctx(repo))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    result = await CommandVerifier("pytest", "pytest", command, parser="pytest").verify(
+        make_ctx(repo)
+    )
     assert (result.score, result.passed) == (0.0, False)
     assert result.exit_code == 5
     assert result.summary.startswith("no tests ran")
@@ -252,7 +257,6 @@ def test_missing_repo_is_a_clear_error(tmp_path: Path) -> None:
         {"pyproject.toml": "[tool.pytest.ini_options]\naddopts = '-q'\n"},
         {"setup.cfg": "[tool:pytest]\n"},
         {"tox.ini": "[tox]\n[pytest]\n"},
-        {"tests/checks.py": "X = 1\n"},
     ],
 )
 def test_pytest_markers(tmp_path: Path, files: dict[str, str]) -> None:
@@ -557,7 +561,9 @@ def test_detection_says_what_shows_the_repository_uses_each_check(tmp_path: Path
         "pytest": "tests/test_money.py",
         "ruff": "[tool.ruff] in pyproject.toml",
     }
+    pytest_runs, ruff_runs = (v.runs_with for v in found)
     assert checks_found(found) == (
-        "checks found in the repository: pytest (tests/test_money.py),"
-        " ruff ([tool.ruff] in pyproject.toml)"
+        f"checks found in the repository: pytest (tests/test_money.py; run with {pytest_runs}),"
+        f" ruff ([tool.ruff] in pyproject.toml; run with {ruff_runs})"
     )
+    assert pytest_runs.endswith(" -m pytest") and ruff_runs.endswith(" -m ruff")

@@ -11,21 +11,33 @@ the work).
 
 Weights: test runners 2, checkers and linters 1: a failing test says
 more about a step than a style nit.
+
+Python tools run with the project's interpreter, which has the project's
+dependencies: the repository's own virtualenv, else the `python3` (then
+`python`) on PATH when it can import the tool, and directive-tui's own
+interpreter only when neither can (see `python_tool`). A detected pytest
+that finds no tests (exit 5) gives no verdict and does not gate (see
+`CommandVerifier.no_tests_exit`).
 """
 
 from __future__ import annotations
 
+import configparser
 import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
+from engine.procs import child_env
 from engine.verifiers.runners import CommandVerifier
 
 # Directories a search for test files never enters: dependencies, builds,
@@ -114,6 +126,27 @@ def _package_scripts(repo: Path) -> dict[str, str]:
 
 
 NPM_PLACEHOLDER_TEST = "no test specified"  # what `npm init` writes
+# the script of a family to run when the plain one is missing (`test:*`)
+NPM_PREFERRED = {"test": "test:unit"}
+
+
+def npm_script(repo: Path, base: str) -> str | None:
+    """The package.json script that runs the project's `base` check: `base`
+    itself ("test"), else its preferred variant ("test:unit"), else the one
+    `base:*` script when there is exactly one ("lint:js"). Several variants
+    and no plain one: none (which of them is the check is a guess)."""
+    scripts = _package_scripts(repo)
+
+    def real(name: str) -> bool:
+        return name in scripts and NPM_PLACEHOLDER_TEST not in scripts[name]
+
+    preferred = NPM_PREFERRED.get(base)
+    if real(base):
+        return base
+    if preferred and real(preferred):
+        return preferred
+    variants = [name for name in scripts if name.startswith(f"{base}:") and real(name)]
+    return variants[0] if len(variants) == 1 else None
 
 
 def _makefile_target(repo: Path, target: str) -> str | None:
@@ -134,21 +167,36 @@ Marker = Callable[[Path], str | None]
 
 
 def uses_pytest(repo: Path) -> str | None:
+    """pytest's configuration, or a file pytest collects by default. Any
+    other .py file under tests/ is not enough: pytest would run nothing
+    there (a `tests/run.py` that `make test` runs, fixtures of a jest
+    suite)."""
     return (
-        _exists(repo, "pytest.ini", "conftest.py")
+        _exists(repo, "pytest.ini", ".pytest.ini", "conftest.py")
         or _has_section(repo, "pyproject.toml", r"tool\.pytest(\.ini_options)?")
         or _has_section(repo, "setup.cfg", r"tool:pytest")
         or _has_section(repo, "tox.ini", r"pytest")
+        or _tox_runs_pytest(repo)
         or _any_file(repo, "test_*.py", "*_test.py")
-        or _python_under_tests(repo)
     )
 
 
-def _python_under_tests(repo: Path) -> str | None:
-    if not (repo / "tests").is_dir():
+def _tox_runs_pytest(repo: Path) -> str | None:
+    """A tox environment whose commands run pytest (`commands = pytest`)."""
+    text = _read(repo, "tox.ini")
+    if not text:
         return None
-    found = next((p for p in _walk_files(repo / "tests") if p.suffix == ".py"), None)
-    return _rel(repo, found) if found else None
+    config = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        config.read_string(text)
+    except configparser.Error:
+        return None
+    for section in config.sections():
+        if section != "testenv" and not section.startswith("testenv:"):
+            continue
+        if re.search(r"\bpy\.?test\b", config.get(section, "commands", fallback="")):
+            return f"pytest in [{section}] commands in tox.ini"
+    return None
 
 
 def uses_ruff(repo: Path) -> str | None:
@@ -165,14 +213,12 @@ def uses_mypy(repo: Path) -> str | None:
     )
 
 
-def uses_npm_script(script: str) -> Marker:
+def uses_npm_script(base: str) -> Marker:
     def check(repo: Path) -> str | None:
-        command = _package_scripts(repo).get(script)
-        if command is None or NPM_PLACEHOLDER_TEST in command:
-            return None
-        return f"a {script} script in package.json"
+        script = npm_script(repo, base)
+        return f"a {script} script in package.json" if script else None
 
-    check.__name__ = f"uses_npm_{script}"
+    check.__name__ = f"uses_npm_{base}"
     return check
 
 
@@ -199,8 +245,15 @@ def uses_go_tests(repo: Path) -> str | None:
     return _any_file(repo, "*_test.go") if uses_go(repo) else None
 
 
-def uses_make_test(repo: Path) -> str | None:
-    return _makefile_target(repo, "test")
+def uses_make_target(target: str) -> Marker:
+    def check(repo: Path) -> str | None:
+        return _makefile_target(repo, target)
+
+    check.__name__ = f"uses_make_{target}"
+    return check
+
+
+uses_make_test = uses_make_target("test")
 
 
 # --------------------------------------------------------------------------
@@ -210,16 +263,79 @@ def uses_make_test(repo: Path) -> str | None:
 Tool = Callable[[Path], list[str] | None]
 
 
+PATH_PYTHONS = ("python3", "python")  # the project's interpreter, as its shell finds it
+IMPORT_CHECK_TIMEOUT_S = 10.0
+# Interpreters found able to import a module, by (interpreter as found on
+# PATH, module, repository: a pyenv shim picks its Python by the folder).
+# A yes is kept; a no is asked again (a failed import is quick, and the
+# user may install the tool while the app runs). Each attempt's worktree
+# is a new folder, so the set is emptied when it grows large.
+_IMPORTS_OK: set[tuple[str, str, str]] = set()
+IMPORTS_KEPT = 1_000
+# '' (the current folder) off sys.path: the repository's own files must
+# not pass for the tool, nor run
+_IMPORT_CHECK = (
+    "import importlib, sys; sys.path[:] = [p for p in sys.path if p]; "
+    "importlib.import_module(sys.argv[1])"
+)
+
+
+def can_import(python: str, module: str, repo: Path) -> bool:
+    """Whether `python`, started in `repo`, imports `module` (one short
+    subprocess; a yes is cached)."""
+    key = (python, module, str(repo))
+    if key in _IMPORTS_OK:
+        return True
+    try:
+        proc = subprocess.Popen(
+            [python, "-c", _IMPORT_CHECK, module],
+            cwd=repo,
+            env=child_env({"PYTHONDONTWRITEBYTECODE": "1"}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: a timeout ends a shim's children too
+        )
+    except OSError:
+        return False
+    try:
+        ok = proc.wait(timeout=IMPORT_CHECK_TIMEOUT_S) == 0
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        return False
+    if ok:
+        if len(_IMPORTS_OK) >= IMPORTS_KEPT:
+            _IMPORTS_OK.clear()
+        _IMPORTS_OK.add(key)
+    return ok
+
+
 def python_tool(module: str) -> Tool:
-    """A Python tool, run with the interpreter that has it: the repository's
-    own virtualenv first (it has the project's dependencies), then this
-    interpreter, then a console script on PATH."""
+    """A Python tool, run with the project's interpreter (it has the
+    project's dependencies, which the tests import): the repository's own
+    virtualenv (.venv, venv) when it has the tool; else the `python3`, then
+    the `python`, on PATH when it can import it; else directive-tui's own
+    interpreter; else the tool's console script on PATH. (A console script
+    comes last: a pyenv shim for a tool another Python version has exists
+    on PATH and fails.)"""
 
     def resolve(repo: Path) -> list[str] | None:
         for venv in (".venv", "venv"):
             python = repo / venv / "bin" / "python"
             if python.exists() and any((repo / venv).glob(f"lib/python*/site-packages/{module}")):
                 return [str(python), "-m", module]
+        tried: set[str] = set()
+        for name in PATH_PYTHONS:
+            found = shutil.which(name)
+            if found is None or os.path.realpath(found) in tried:
+                continue
+            tried.add(os.path.realpath(found))
+            if can_import(found, module, repo):
+                return [found, "-m", module]
         if importlib.util.find_spec(module) is not None:
             return [sys.executable, "-m", module]
         found = shutil.which(module)
@@ -227,6 +343,19 @@ def python_tool(module: str) -> Tool:
 
     resolve.__name__ = f"python_tool_{module}"
     return resolve
+
+
+def describe_tool(executable: list[str], repo: Path) -> str:
+    """What runs a check, for the log: "/usr/bin/python3 -m pytest",
+    ".venv/bin/python -m pytest" (the repository's own), or directive-tui's
+    own interpreter said as such."""
+    head = executable[0]
+    try:
+        shown = Path(head).relative_to(repo).as_posix()
+    except ValueError:
+        shown = head
+    line = shlex.join([shown, *executable[1:]])
+    return f"directive-tui's own Python, {line}" if head == sys.executable else line
 
 
 def path_tool(executable: str, *requires: str) -> Tool:
@@ -273,6 +402,12 @@ class DetectionRule:
     gating: bool
     weight: float = 1.0
     timeout_s: float = CHECK_TIMEOUT_S
+    # the arguments when they depend on the repository (which npm script);
+    # `args` otherwise
+    args_for: Callable[[Path], tuple[str, ...]] | None = None
+    # the exit code by which the tool says it found no tests: no verdict,
+    # and no gate (see CommandVerifier.no_tests_exit)
+    no_tests_exit: int | None = None
     # skipped when one of these was detected first: `make test` mostly
     # wraps the same runner, and running a suite twice costs minutes
     unless: tuple[str, ...] = ()
@@ -286,16 +421,19 @@ class DetectionRule:
         if not found_by:
             return None
         executable = self.tool(repo)
+        args = self.args_for(repo) if self.args_for else self.args
         return CommandVerifier(
             name=self.name,
             kind=self.kind,
-            command=[*(executable or [self.needs or self.kind]), *self.args],
+            command=[*(executable or [self.needs or self.kind]), *args],
             parser=self.parser,
             weight=self.weight,
             gating=self.gating,
             timeout_s=self.timeout_s,
             missing="" if executable else self.not_installed(),
             found_by=found_by,
+            runs_with=describe_tool(executable, repo) if executable else "",
+            no_tests_exit=self.no_tests_exit,
         )
 
     def not_installed(self) -> str:
@@ -308,20 +446,34 @@ class DetectionRule:
 
 
 TEST_WEIGHT = 2.0
+PYTEST_NO_TESTS_EXIT = 5  # pytest's ExitCode.NO_TESTS_COLLECTED
+# the runners a `make test` / `make check` mostly wraps
+TEST_RUNNERS = ("pytest", "npm_test", "cargo_test", "go_test")
+
+
+def npm_args(base: str) -> Callable[[Path], tuple[str, ...]]:
+    def args(repo: Path) -> tuple[str, ...]:
+        script = npm_script(repo, base) or base
+        return ("test", "--silent") if script == "test" else ("run", script, "--silent")
+
+    args.__name__ = f"npm_args_{base}"
+    return args
+
 
 RULES: tuple[DetectionRule, ...] = (
     DetectionRule("pytest", "pytest", uses_pytest, python_tool("pytest"),
                   ("-q", "-p", "no:cacheprovider"), "pytest", gating=True,
-                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S,
+                  no_tests_exit=PYTEST_NO_TESTS_EXIT),
     DetectionRule("ruff", "ruff", uses_ruff, python_tool("ruff"),
                   ("check", "--no-cache", "--output-format=concise", "."), "ruff", gating=False),
     DetectionRule("mypy", "mypy", uses_mypy, python_tool("mypy"),
                   (".",), "mypy", gating=False),
     DetectionRule("npm_test", "npm", uses_npm_script("test"), path_tool("npm"),
-                  ("test", "--silent"), "count", gating=True,
+                  (), "count", gating=True, args_for=npm_args("test"),
                   weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S),
     DetectionRule("npm_lint", "npm", uses_npm_script("lint"), path_tool("npm"),
-                  ("run", "lint", "--silent"), "lint", gating=False),
+                  (), "lint", gating=False, args_for=npm_args("lint")),
     DetectionRule("tsc", "tsc", uses_tsc, node_tool("tsc"),
                   ("--noEmit", "--pretty", "false"), "tsc", gating=True),
     DetectionRule("cargo_test", "cargo", uses_cargo_tests, path_tool("cargo"),
@@ -338,7 +490,18 @@ RULES: tuple[DetectionRule, ...] = (
     DetectionRule("make_test", "make", uses_make_test, path_tool("make"),
                   ("test",), "count", gating=True,
                   weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S,
-                  unless=("pytest", "npm_test", "cargo_test", "go_test")),
+                  unless=TEST_RUNNERS),
+    # `make check`: the GNU name for the self-tests, so a test runner like
+    # make_test, and skipped where make test already runs the suite
+    DetectionRule("make_check", "make", uses_make_target("check"), path_tool("make"),
+                  ("check",), "count", gating=True,
+                  weight=TEST_WEIGHT, timeout_s=TEST_TIMEOUT_S,
+                  unless=(*TEST_RUNNERS, "make_test")),
+    # `make lint`: a linter like npm_lint, skipped where the linter it mostly
+    # wraps was found itself
+    DetectionRule("make_lint", "make", uses_make_target("lint"), path_tool("make"),
+                  ("lint",), "lint", gating=False,
+                  unless=("ruff", "npm_lint")),
 )  # fmt: skip
 
 
@@ -346,7 +509,10 @@ def checks_found(verifiers: list[CommandVerifier]) -> str:
     """The detected checks in one line, each with what shows the repository
     uses it: a user learns why a check ran (or why it did not)."""
     said = [
-        f"{v.name} ({v.found_by}" + ("; not installed here" if v.missing else "") + ")"
+        f"{v.name} ({v.found_by}"
+        + ("; not installed here" if v.missing else "")
+        + (f"; run with {v.runs_with}" if v.runs_with and not v.missing else "")
+        + ")"
         for v in verifiers
     ]
     return "checks found in the repository: " + ", ".join(said)

@@ -145,6 +145,10 @@ def _override(verifier: CommandVerifier, spec: VerifierSpec) -> CommandVerifier:
     if "command" in changes:  # the user's own command: runnable, tool found or not
         changes["command"] = _command(spec)
         changes["missing"] = ""
+        changes["runs_with"] = ""
+    if "command" in changes or "gating" in changes:
+        # the user's own runner: one that runs no test fails, as its parser says
+        changes["no_tests_exit"] = None
     return replace(verifier, env=dict(verifier.env), **changes)
 
 

@@ -81,7 +81,18 @@ class CommandVerifier:
     the shell (pipes, `&&`), as a person writes it in a directive file.
     `missing` says why it cannot run here (the repository uses the tool,
     this machine lacks it): it then gives no verdict instead of a failure.
-    `found_by`: what detection found that shows the repository uses it.
+    `found_by`: what detection found that shows the repository uses it;
+    `runs_with`: what detection found to run it ("/usr/bin/python3 -m pytest").
+
+    `no_tests_exit`: the exit code by which a test runner detection found
+    says it found no tests (pytest's 5). Detection guessed the runner from
+    the repository's files, and a run that collects nothing is no verdict
+    on the work, so it gives none (left out of the score) and stops gating
+    for this evaluation: a shut gate would make every step red for a
+    person. Verifiers are built afresh for each evaluation
+    (registry.build_verifiers), so the lifted gate does not outlive it. A
+    command or gating the directive file gives clears it: a runner the user
+    configured that runs nothing fails as before.
     """
 
     name: str
@@ -94,6 +105,8 @@ class CommandVerifier:
     env: dict[str, str] = field(default_factory=lambda: dict(VERIFIER_ENV))
     missing: str = ""
     found_by: str = ""
+    runs_with: str = ""
+    no_tests_exit: int | None = None
 
     def __post_init__(self) -> None:
         get_parser(self.parser)  # an unknown parser is an error now, not after a run
@@ -119,6 +132,16 @@ class CommandVerifier:
             on_line=lambda line: ctx.emit(self.name, line),
             max_output=MAX_CAPTURE,
         )
+        if (
+            self.no_tests_exit is not None
+            and not result.timed_out
+            and result.exit_code == self.no_tests_exit
+        ):
+            self.gating = False  # read by the evaluator with the no verdict: see the docstring
+            raise NoVerdictError(
+                f"{self.name} found no tests (exit {result.exit_code}): left out of the score, "
+                "and no gate until there are tests to run"
+            )
         parsed = _outcome(result, self.parser, self.timeout_s)
         return VerifierResult(
             name=self.name,
