@@ -328,3 +328,49 @@ async def test_what_needs_a_person_stands_out_without_colour_and_in_light_themes
         ):
             fore = dag.get_component_rich_style(look, partial=True).color
             assert contrast(fore, back) >= 3, (look, fore, back, contrast(fore, back))
+
+
+async def test_the_palette_s_screenshot_is_saved_without_a_downloads_folder(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Textual saves a screenshot in ~/Downloads; without one the palette
+    said "Failed to save screenshot". It is saved in the current folder
+    then, and the toast names the file."""
+    from tests.tui_kit import Notes
+
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        app.deliver_screenshot()
+        await until(pilot, lambda: notes.has("Saved screenshot to"), "the toast")
+        assert not notes.has("Failed", "error")
+        [saved] = here.glob("*.svg")
+        assert notes.has(str(saved))
+
+
+async def test_an_answer_s_toast_is_one_line(tmp_path: Path) -> None:
+    """A skip's toast repeated the whole request, a failure's many lines
+    with it, and covered the log: it says the request's first line."""
+    from tests.tui_kit import Notes
+    from tui.modals.approval import ApprovalModal
+
+    error = "FATAL: the build broke\n" + "\n".join(f"line {n} of the output" for n in range(30))
+    app = app_for(tmp_path, Script(fail={"build": error}))
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the escalation")  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        await pilot.press("enter", "s")
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "done")
+        [said] = [m for _, m in notes.messages if m.startswith("Skipped: ")]
+        assert "\n" not in said and len(said) <= 90, said
+        assert said.startswith("Skipped: step build needs a decision: executor failed: FATAL")

@@ -38,6 +38,7 @@ from engine.transitions import DIRECTIVE_TERMINAL, InvalidTransition
 from tui.applicable import directive_refusal, missing_api_key
 from tui.attention import calls_for_a_person
 from tui.commands import DirectiveCommands
+from tui.format import headline
 from tui.messages import EngineBatch, EngineReady
 from tui.modals.confirm import ConfirmModal
 from tui.presentation import DECISION_DONE
@@ -118,6 +119,18 @@ class DirectiveApp(App[None]):
         for command in super().get_system_commands(screen):
             if command.title != "Keys":
                 yield command
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's Screenshot: Textual saves in ~/Downloads and, where
+        there is none, said only "Failed to save screenshot". Saved in
+        ~/Downloads when it exists, else in the current folder (the toast
+        names the file)."""
+        if path is None:
+            downloads = Path.home() / "Downloads"
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
 
     # -- start and stop -----------------------------------------------------
 
@@ -431,7 +444,8 @@ class DirectiveApp(App[None]):
         except command_errors() as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return False
-        self.notify(f"{DECISION_DONE[decision].capitalize()}: {current.summary}", timeout=4)
+        said = headline(current.summary)  # one line: the whole of it is in the log
+        self.notify(f"{DECISION_DONE[decision].capitalize()}: {said}", timeout=4)
         return True
 
     # -- navigation -------------------------------------------------------------

@@ -65,3 +65,14 @@ def one_line(text: str) -> str:
     text = ESCAPES.sub("", text)
     text = LINE_BREAKS.sub(LINE_BREAK_MARK, text.strip("\r\n"))
     return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def headline(text: str, width: int = 72) -> str:
+    """The first line of `text`, cut to `width` characters with "…": what
+    a toast says of a request (its whole summary, a failure's error and
+    all, covered the log)."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    more = first != text.strip()
+    if len(first) > width or more:
+        return first[: width - 1].rstrip() + "…"
+    return first
