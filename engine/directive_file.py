@@ -3,16 +3,20 @@
 Loading is pure: it reads the file and looks at the repository folder, and
 writes nothing. Any problem raises `DirectiveFileError` with one message that
 names the file and the line or the field (`steps[2].depends_on`: list indexes
-count from 0), so a person can fix it without reading a traceback. Keys and
-types are checked together: a file with several such problems gets them all,
-one a line in file order. The checks that need a whole spec (steps, texts,
-edits, verifiers) come after, and stop at their first problem. A file
-that would load but could never work is refused the same way: a planner that
-writes no commands with the shell executor, blank texts, scripted edits that
-could never apply, verifier settings the registry would refuse at run time.
-Whether an API key is set is not the loader's business (the app and tests
-create directives to run later); `check_api_key` is for creating and starting
-at once.
+count from 0), so a person can fix it without reading a traceback. A file
+with several problems gets them all, one a line in file order: first the
+keys and types; once those are right, the checks that need a whole spec
+(steps, texts, edits, verifiers), each problem they can find apart from the
+others (a cycle is looked for once the steps' names and dependencies are
+sound). A file that would load but could never work is refused the same way,
+and so is a setting that would be silently ignored: a planner that writes no
+commands with the shell executor (or no attempts with the scripted one),
+blank texts, scripted edits that could never apply, verifier settings the
+registry would refuse at run time, a step's `command` or `timeout_s` where
+no shell runs it, a step naming the judge that `llm_judge = false` switched
+off. Whether an API key is set is not the loader's business (the app and
+tests create directives to run later); `check_api_key` is for creating and
+starting at once.
 
 The shape (every key but `title`, `goal` and `repo` is optional, but with
 those three alone the template planner's worded steps meet the shell
@@ -49,10 +53,10 @@ executor, which needs commands: the file is refused)::
     [[verifiers.extra]]                # add a verifier, or override a detected one
     name = "docs"
     command = "make docs"              # a string (run by the shell) or a list of args
-    parser = "exit_code"               # exit_code | pytest | ruff | mypy | count |
+    parser = "exit_code"               # exit_code | pytest | ruff | mypy | count | lint |
                                        #   tsc | clippy | cargo_test | go_test
     weight = 1.0
-    gating = true
+    gating = false                     # a new verifier's default; a detected one keeps its own
     timeout_s = 300
     enabled = true
 
@@ -60,13 +64,14 @@ executor, which needs commands: the file is refused)::
     name = "tests"
     type = "test"                      # research | design | implement | test | review | docs | shell
     description = "Run the tests"
-    depends_on = ["build"]
+    depends_on = ["build"]             # names of other steps, anywhere in the file
     requirement_ids = ["R1"]
     executor = "shell"                 # overrides the directive's executor
-    command = "python -m pytest -q"    # shell executor
-    timeout_s = 600
+    command = "python -m pytest -q"    # shell executor only (and required there)
+    timeout_s = 600                    # shell executor only (default 1800)
     verifiers = ["pytest"]             # only these verifiers judge the step
-    [[steps.attempts]]                 # scripted executor: attempt N uses the Nth
+    [[steps.attempts]]                 # scripted executor only, and required there:
+                                       #   attempt N uses the Nth
     summary = "first try"              #   (the last one repeats)
     fail = "simulated crash"           # optional: the attempt fails with this error
     [[steps.attempts.edits]]
@@ -97,10 +102,22 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from engine.executors.scripted import EditError, check_edit
-from engine.models import DirectiveSpec, ExecutorKind, PlannerKind
-from engine.planner import ChainValidationError, validate_chain
+from engine.models import (
+    DirectiveSpec,
+    ExecutorKind,
+    FileEdit,
+    Limits,
+    PlannerKind,
+    ScriptedAttempt,
+    StepSpec,
+    Thresholds,
+    VerifierConfig,
+    VerifierSpec,
+    WorkspaceConfig,
+)
+from engine.planner import KNOWN_STEP_TYPES, ChainValidationError, validate_chain
 from engine.pricing import DEFAULT_MODEL
-from engine.verifiers.registry import VerifierConfigError, check_config
+from engine.verifiers.registry import LLM_JUDGE_NAME, VerifierConfigError, check_config
 
 Loc = tuple[str | int, ...]
 
@@ -257,10 +274,49 @@ class _Problem:
         return self.text
 
 
+# The tables a key can belong in, as their headers are written, for a key
+# written in the wrong one.
+_TABLES: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("[[steps]]", StepSpec),
+    ("[thresholds]", Thresholds),
+    ("[limits]", Limits),
+    ("[verifiers]", VerifierConfig),
+    ("[[verifiers.extra]]", VerifierSpec),
+    ("[workspace]", WorkspaceConfig),
+    ("[[steps.attempts]]", ScriptedAttempt),
+    ("[[steps.attempts.edits]]", FileEdit),
+)
+
+
+def _top_level_values() -> list[str]:
+    """The top-level keys that hold a value, not a table of their own."""
+    return [k for k, info in _fields(DirectiveSpec).items() if _submodel(info.annotation) is None]
+
+
+def _header(table: Loc) -> str:
+    """How the table at `table` is written: `[limits]`, `[[steps]]`."""
+    dotted = ".".join(str(p) for p in table if isinstance(p, str))
+    return f"[[{dotted}]]" if isinstance(table[-1], int) else f"[{dotted}]"
+
+
 def _unknown_key(loc: Loc) -> str:
-    key = loc[-1]
-    model = _model_at(loc[:-1])
-    close = get_close_matches(str(key), list(_fields(model)), n=1) if model else []
+    """An unknown key, with what it most likely is: a top-level key written
+    below a table header (TOML puts it in that table), a table's key written
+    at the top level, or a typo."""
+    key, table = str(loc[-1]), loc[:-1]
+    # requirements' tables are inline ({ id, text }): no header to be below
+    if table and table[0] != "requirements" and key in _top_level_values():
+        return (
+            f"unknown key in {_header(table)}; `{key}` is a top-level key: move it above the"
+            " first [table] (TOML puts keys after a table header inside that table)"
+        )
+    homes = [header for header, model in _TABLES if key in _fields(model)] if not table else []
+    if homes:
+        where = f"a {homes[0]} table" if homes[0].startswith("[[") else f"the {homes[0]} table"
+        more = f" (or {' or '.join(homes[1:])})" if homes[1:] else ""
+        return f"unknown key at the top level; `{key}` goes in {where}{more}"
+    model = _model_at(table)
+    close = get_close_matches(key, list(_fields(model)), n=1) if model else []
     return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
@@ -433,27 +489,24 @@ def _conveniences(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _resolve_repo(written: str, base_dir: Path, report: _Reporter) -> Path:
+def _resolve_repo(written: str, base_dir: Path) -> tuple[Path | None, _Problem | None]:
     if not written.strip():
-        raise report.error(("repo",), "must not be empty")
+        return None, _Problem(("repo",), "must not be empty")
     path = Path(os.path.expanduser(written))
     path = (path if path.is_absolute() else base_dir / path).resolve()
     if not path.exists():
-        raise report.error(("repo",), f"{path} does not exist")
+        return None, _Problem(("repo",), f"{path} does not exist")
     if not path.is_dir():
-        raise report.error(("repo",), f"{path} is a file, not a folder")
-    return path
+        return None, _Problem(("repo",), f"{path} is a file, not a folder")
+    return path, None
 
 
-def _clean_model(spec: DirectiveSpec, report: _Reporter) -> DirectiveSpec:
+def _check_model(spec: DirectiveSpec) -> Iterator[_Problem]:
     """A blank `model` would be sent to the API as the empty name, and one
     with a space or a line break in it is no model's name."""
-    if spec.model is None:
-        return spec
-    problem = model_name_problem(spec.model)
+    problem = None if spec.model is None else model_name_problem(spec.model)
     if problem:
-        raise report.error(("model",), problem)
-    return spec.model_copy(update={"model": spec.model.strip()})
+        yield _Problem(("model",), problem)
 
 
 def model_name_problem(model: str) -> str | None:
@@ -472,42 +525,124 @@ def model_name_problem(model: str) -> str | None:
     )
 
 
-def _check_steps(spec: DirectiveSpec, report: _Reporter) -> None:
+def _check_chain(steps: Sequence[StepSpec]) -> Iterator[_Problem]:
+    """The chain's problems, each at its key: names given twice, unknown
+    types, dependencies on the step itself, twice, or on no step. These are
+    found apart from each other; a cycle is looked for (by the planner's own
+    check) only in a chain without them, where it can be named clearly."""
+    first_at: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.name in first_at:
+            yield _Problem(
+                ("steps", i, "name"),
+                f"duplicate step name {step.name!r} (also steps[{first_at[step.name]}])",
+            )
+        first_at.setdefault(step.name, i)
+    found = False
+    for i, step in enumerate(steps):
+        if step.type not in KNOWN_STEP_TYPES:
+            found = True
+            yield _Problem(
+                ("steps", i, "type"),
+                f"unknown type {step.type!r} (known types: {', '.join(KNOWN_STEP_TYPES)})",
+            )
+        seen: dict[str, int] = {}
+        for j, dependency in enumerate(step.depends_on):
+            problem = None
+            if dependency in seen:
+                problem = f"{dependency!r} is listed twice (also depends_on[{seen[dependency]}])"
+            elif dependency == step.name:
+                problem = "the step depends on itself"
+            elif dependency not in first_at:
+                close = get_close_matches(dependency, list(first_at), n=1)
+                problem = f"unknown step {dependency!r}" + (
+                    f" (did you mean {close[0]!r}?)" if close else ""
+                )
+            seen.setdefault(dependency, j)
+            if problem:
+                found = True
+                yield _Problem(("steps", i, "depends_on", j), problem)
+    if found or len(first_at) < len(steps):
+        return
+    try:
+        validate_chain(steps)
+    except ChainValidationError as exc:
+        yield _Problem(("steps",), str(exc))
+
+
+def _runs_with(step: StepSpec, spec: DirectiveSpec) -> str:
+    """The executor a step runs with, as the file sets it."""
+    executor = step.executor or spec.executor
+    whose = "" if step.executor else "the directive's "
+    return f'{whose}executor = "{executor.value}"'
+
+
+def _check_steps(spec: DirectiveSpec) -> Iterator[_Problem]:
     planner = spec.planner.value
     if spec.planner is PlannerKind.EXPLICIT and not spec.steps:
-        raise report.error(("planner",), '"explicit" needs at least one [[steps]] table')
+        yield _Problem(("planner",), '"explicit" needs at least one [[steps]] table')
     if spec.steps and spec.planner is not PlannerKind.EXPLICIT:
-        raise report.error(
+        yield _Problem(
             ("steps",),
             f'[[steps]] are only used by planner = "explicit", but this file says planner = '
             f'"{planner}" (remove the steps or the planner line)',
         )
-    if not spec.steps:
         return
-    try:
-        validate_chain(spec.steps)
-    except ChainValidationError as exc:
-        raise report.error(("steps",), str(exc)) from None
+    if spec.steps:
+        yield from _check_chain(spec.steps)
     known = [r.id for r in spec.requirements]
     for i, step in enumerate(spec.steps):
-        executor = step.executor or spec.executor
-        if executor is ExecutorKind.SHELL and not (step.command or "").strip():
-            raise report.error(
-                ("steps", i, "command"), "the shell executor needs a command for this step"
-            )
-        if step.attempts and executor is not ExecutorKind.SCRIPTED:
-            raise report.error(
-                ("steps", i, "attempts"),
-                "only the scripted executor uses [[steps.attempts]], and this step runs with"
-                f' executor = "{executor.value}" (remove the attempts, or set executor = "scripted")',
-            )
+        yield from _check_step_executor(spec, i, step)
         unknown = [r for r in step.requirement_ids if r not in known]
         if unknown:
             listed = ", ".join(known) or "none"
-            raise report.error(
+            yield _Problem(
                 ("steps", i, "requirement_ids"),
                 f"unknown requirement {', '.join(map(repr, unknown))} (known: {listed})",
             )
+
+
+def _check_step_executor(spec: DirectiveSpec, i: int, step: StepSpec) -> Iterator[_Problem]:
+    """What a step says against the executor it runs with: each executor
+    reads its own keys, and a key another one would read is never used (a
+    `command` on a scripted step never ran, and the step passed)."""
+    executor = step.executor or spec.executor
+    runs_with = _runs_with(step, spec)
+    command = (step.command or "").strip()
+    if executor is ExecutorKind.SHELL and not command:
+        yield _Problem(("steps", i, "command"), "the shell executor needs a command for this step")
+    if executor is not ExecutorKind.SHELL and step.command is not None:
+        words = (
+            "; the agent takes its instructions from `description`"
+            if executor in (ExecutorKind.AGENT, ExecutorKind.CLAUDE_CODE)
+            else ""
+        )
+        yield _Problem(
+            ("steps", i, "command"),
+            f"only the shell executor runs a step's command, and this step runs with {runs_with},"
+            f' so it would never run (remove it, or set executor = "shell" on the step{words})',
+        )
+    if executor is not ExecutorKind.SHELL and step.timeout_s is not None:
+        yield _Problem(
+            ("steps", i, "timeout_s"),
+            f"only the shell executor uses a step's timeout_s, and this step runs with {runs_with}"
+            ' (remove it, or set executor = "shell" on the step; [limits] max_wall_time_minutes'
+            " bounds the whole directive)",
+        )
+    if step.attempts and executor is not ExecutorKind.SCRIPTED:
+        yield _Problem(
+            ("steps", i, "attempts"),
+            "only the scripted executor uses [[steps.attempts]], and this step runs with"
+            f' {runs_with} (remove the attempts, or set executor = "scripted")',
+        )
+    if executor is ExecutorKind.SCRIPTED and not step.attempts and step.command is None:
+        yield _Problem(
+            ("steps", i, "attempts"),
+            f"this step runs with {runs_with}, which only applies the step's"
+            " [[steps.attempts]], and it has none: it would pass having done nothing (add"
+            ' [[steps.attempts]], set another executor, or executor = "noop" for a step meant'
+            " to do nothing)",
+        )
 
 
 def _texts(spec: DirectiveSpec, raw: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
@@ -528,26 +663,31 @@ def _texts(spec: DirectiveSpec, raw: dict[str, Any]) -> Iterator[tuple[Loc, str]
         yield ("steps", i, "name"), step.name
 
 
-def _check_texts(spec: DirectiveSpec, report: _Reporter) -> None:
-    for loc, text in _texts(spec, report.data):
+def _check_texts(spec: DirectiveSpec, raw: dict[str, Any]) -> Iterator[_Problem]:
+    blank = set()
+    for loc, text in _texts(spec, raw):
         if not text.strip():
-            raise report.error(loc, "must not be empty" if not text else "must not be blank")
+            blank.add(loc)
+            yield _Problem(loc, "must not be empty" if not text else "must not be blank")
     # Names head one line each (the header, the DAG's boxes, every log line
     # about a step): a line break would split them, and another control
     # character (a tab, an escape sequence) would garble the terminal.
     one_line = [(("title",), spec.title)]
     one_line += [(("steps", i, "name"), s.name) for i, s in enumerate(spec.steps)]
     for loc, text in one_line:
+        if loc in blank:  # "\n" alone: said already
+            continue
         if any(c in text for c in "\n\r"):
-            raise report.error(loc, "must be one line")
+            yield _Problem(loc, "must be one line")
+            continue
         control = next((c for c in text if unicodedata.category(c) == "Cc"), None)
         if control is not None:
-            raise report.error(
+            yield _Problem(
                 loc, f"must not contain control characters (it has U+{ord(control):04X})"
             )
 
 
-def _check_edits(spec: DirectiveSpec, report: _Reporter) -> None:
+def _check_edits(spec: DirectiveSpec) -> Iterator[_Problem]:
     """Scripted edits that could never apply (no action or two, a path out
     of the repository) are refused now with the executor's own check,
     not at an attempt that has already been stored."""
@@ -557,45 +697,90 @@ def _check_edits(spec: DirectiveSpec, report: _Reporter) -> None:
                 try:
                     check_edit(spec.repo, edit)
                 except EditError as exc:
-                    raise report.error(("steps", i, "attempts", j, "edits", k), str(exc)) from None
+                    yield _Problem(("steps", i, "attempts", j, "edits", k), str(exc))
 
 
-def _check_verifiers(spec: DirectiveSpec, report: _Reporter) -> None:
+def _check_verifiers(spec: DirectiveSpec) -> Iterator[_Problem]:
+    """The registry's own checks (it stops at its first problem): once for
+    `verifiers.extra`, then once per step for the names it lists, against
+    the extras' names alone, so each step's problem is found whatever the
+    extras' are. Then the judge: a step may always name it, but with
+    `llm_judge = false` it never judges, and a step listing only the judge
+    passed having been checked by nothing."""
     try:
-        check_config(spec)
+        check_config(spec.model_copy(update={"steps": []}))
     except VerifierConfigError as exc:
-        raise report.error(exc.loc, str(exc)) from None
+        yield _Problem(exc.loc, str(exc))
+    off = {v.name for v in spec.verifiers.extra if not v.enabled}
+    names_only = [
+        VerifierSpec(name=name, command="true", enabled=name not in off)
+        for name in dict.fromkeys(v.name for v in spec.verifiers.extra)
+        if name != LLM_JUDGE_NAME
+    ]
+    verifiers = spec.verifiers.model_copy(update={"extra": names_only})
+    for i, step in enumerate(spec.steps):
+        try:
+            check_config(spec.model_copy(update={"steps": [step], "verifiers": verifiers}))
+        except VerifierConfigError as exc:
+            yield _Problem(("steps", i, *exc.loc[2:]), str(exc))
+        listed = step.verifiers or []
+        if LLM_JUDGE_NAME in listed and not spec.verifiers.llm_judge:
+            fix = (
+                "set llm_judge = true, or list other verifiers ([] for none)"
+                if set(listed) == {LLM_JUDGE_NAME}
+                else f"set llm_judge = true, or take {LLM_JUDGE_NAME!r} out of the list"
+            )
+            nothing = (
+                ", so nothing would check this step" if set(listed) == {LLM_JUDGE_NAME} else ""
+            )
+            yield _Problem(
+                ("steps", i, "verifiers"),
+                f"{LLM_JUDGE_NAME!r} is listed, but llm_judge = false under [verifiers] switches"
+                f" the judge off{nothing}: {fix}",
+            )
 
 
-def _setting(report: _Reporter, key: str, value: str) -> str:
-    default = "" if key in report.data else " (the default)"
+def _setting(raw: dict[str, Any], key: str, value: str) -> str:
+    default = "" if key in raw else " (the default)"
     return f'{key} = "{value}"{default}'
 
 
-def _check_runnable(spec: DirectiveSpec, report: _Reporter) -> None:
-    """A planner that writes no commands with the executor that only runs
-    commands fails every step it plans: refuse the pair, saying what works."""
-    if spec.planner not in _WORDS_ONLY_PLANNERS or spec.executor is not ExecutorKind.SHELL:
+def _check_runnable(spec: DirectiveSpec, raw: dict[str, Any]) -> Iterator[_Problem]:
+    """A planner that writes steps in words, with an executor that only
+    runs what a step spells out (a command, scripted attempts), fails or
+    fakes every step it plans: refuse the pair, saying what works. (With
+    [[steps]] the planner is refused already.)"""
+    if spec.planner not in _WORDS_ONLY_PLANNERS or spec.steps:
         return
-    raise report.error(
-        (),
-        f"{_setting(report, 'planner', spec.planner.value)} plans steps without a command, "
-        f"and {_setting(report, 'executor', 'shell')} runs each step's command, so no step "
-        "could run: write the steps yourself ([[steps]] with a `command` each, planner = "
-        '"explicit"), or set executor = "agent" or "claude_code"',
-    )
+    planner = _setting(raw, "planner", spec.planner.value)
+    if spec.executor is ExecutorKind.SHELL:
+        yield _Problem(
+            (),
+            f"{planner} plans steps without a command, and {_setting(raw, 'executor', 'shell')}"
+            " runs each step's command, so no step could run: write the steps yourself"
+            ' ([[steps]] with a `command` each, planner = "explicit"), or set executor = "agent"'
+            ' or "claude_code"',
+        )
+    elif spec.executor is ExecutorKind.SCRIPTED:
+        yield _Problem(
+            (),
+            f'{planner} plans steps without [[steps.attempts]], and executor = "scripted" only'
+            " applies each step's attempts, so every step would pass having done nothing: write"
+            ' the steps yourself ([[steps]] with [[steps.attempts]] each, planner = "explicit"),'
+            ' or set executor = "agent" or "claude_code"',
+        )
 
 
-def _check_requirements(spec: DirectiveSpec, report: _Reporter) -> None:
+def _check_requirements(spec: DirectiveSpec) -> Iterator[_Problem]:
     first_at: dict[str, int] = {}
     for i, requirement in enumerate(spec.requirements):
         if requirement.id in first_at:
-            raise report.error(
+            yield _Problem(
                 ("requirements", i, "id"),
                 f"duplicate requirement id {requirement.id!r} "
                 f"(also requirements[{first_at[requirement.id]}])",
             )
-        first_at[requirement.id] = i
+        first_at.setdefault(requirement.id, i)
 
 
 def _nul_characters(value: Any, loc: Loc = ()) -> Iterator[Loc]:
@@ -647,14 +832,23 @@ def parse_directive_text(text: str, *, base_dir: Path, source: str = "<text>") -
     problems = _merge([*problems, *map(_problem, errors)])
     if problems or spec is None:
         raise report.all_of(problems)
-    spec = spec.model_copy(update={"repo": _resolve_repo(raw["repo"], base_dir, report)})
-    spec = _clean_model(spec, report)
-    _check_texts(spec, report)
-    _check_requirements(spec, report)
-    _check_steps(spec, report)
-    _check_edits(spec, report)
-    _check_verifiers(spec, report)
-    _check_runnable(spec, report)
+    repo, problem = _resolve_repo(raw["repo"], base_dir)
+    semantic = [problem] if problem else []
+    if repo is not None:
+        spec = spec.model_copy(update={"repo": repo})
+    semantic += [
+        *_check_model(spec),
+        *_check_texts(spec, raw),
+        *_check_requirements(spec),
+        *_check_steps(spec),
+        *(_check_edits(spec) if repo is not None else ()),  # edits are checked in the repo
+        *_check_verifiers(spec),
+        *_check_runnable(spec, raw),
+    ]
+    if semantic:
+        raise report.all_of(semantic)
+    if spec.model is not None:
+        spec = spec.model_copy(update={"model": spec.model.strip()})
     return spec
 
 

@@ -140,8 +140,16 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
     ("missing-title", 'goal = "g"\nrepo = "{repo}"\n', "title"),
     ("missing-goal", 'title = "t"\nrepo = "{repo}"\n', "goal"),
     ("empty-title", 'title = ""\ngoal = "g"\nrepo = "{repo}"\n', "title"),
-    ("repo-does-not-exist", 'title = "t"\ngoal = "g"\nrepo = "{missing}"\n', "does not exist"),
-    ("repo-is-a-file", 'title = "t"\ngoal = "g"\nrepo = "{file}"\n', "not a folder"),
+    (
+        "repo-does-not-exist",
+        'title = "t"\ngoal = "g"\nrepo = "{missing}"\nexecutor = "agent"\n',
+        "does not exist",
+    ),
+    (
+        "repo-is-a-file",
+        'title = "t"\ngoal = "g"\nrepo = "{file}"\nexecutor = "agent"\n',
+        "not a folder",
+    ),
     (
         "explicit-planner-without-steps",
         GOOD_HEAD + 'planner = "explicit"\n',
@@ -162,7 +170,11 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
     # files that would load but whose steps could never work
     ("title-and-goal-alone", GOOD_HEAD, 'planner = "template" (the default) plans steps without'),
     ("planner-writes-no-commands", GOOD_HEAD + 'planner = "anthropic"\n', "without a command"),
-    ("blank-title", 'title = "  "\ngoal = "g"\nrepo = "{repo}"\n', "title: must not be blank"),
+    (
+        "blank-title",
+        'title = "  "\ngoal = "g"\nrepo = "{repo}"\nexecutor = "agent"\n',
+        "title: must not be blank",
+    ),
     ("empty-requirement", GOOD_HEAD + 'requirements = [""]\n' + ONE_STEP, "requirements[0]"),
     (
         "step-names-an-unknown-verifier",
@@ -216,6 +228,51 @@ DIRECTIVE_FILES: list[tuple[str, str | bytes, str]] = [
         "attempts-on-a-shell-step",
         GOOD_HEAD + ONE_STEP + '[[steps.attempts]]\nsummary = "x"\n',
         "only the scripted executor uses [[steps.attempts]]",
+    ),
+    # settings that would be silently ignored: a step "passed" having done nothing
+    (
+        "command-on-a-scripted-step",
+        GOOD_HEAD + 'executor = "scripted"' + ONE_STEP + '[[steps.attempts]]\nsummary = "x"\n',
+        "steps[0].command (step 'a'): only the shell executor runs a step's command, and this"
+        ' step runs with the directive\'s executor = "scripted", so it would never run',
+    ),
+    (
+        "command-on-a-noop-step",
+        GOOD_HEAD + ONE_STEP + 'executor = "noop"\n',
+        'this step runs with executor = "noop", so it would never run',
+    ),
+    (
+        "timeout-on-an-agent-step",
+        GOOD_HEAD + 'executor = "agent"\n[[steps]]\nname = "a"\ntimeout_s = 5\n',
+        "steps[0].timeout_s (step 'a'): only the shell executor uses a step's timeout_s",
+    ),
+    (
+        "worded-plan-for-the-scripted-executor",
+        GOOD_HEAD + 'executor = "scripted"\n',
+        'planner = "template" (the default) plans steps without [[steps.attempts]]',
+    ),
+    (
+        "scripted-step-without-attempts",
+        GOOD_HEAD + '[[steps]]\nname = "a"\nexecutor = "scripted"\n',
+        "it would pass having done nothing",
+    ),
+    (
+        "step-judged-only-by-a-judge-switched-off",
+        GOOD_HEAD + ONE_STEP + 'verifiers = ["llm_judge"]\n[verifiers]\nllm_judge = false\n',
+        "steps[0].verifiers (step 'a'): 'llm_judge' is listed, but llm_judge = false under"
+        " [verifiers] switches the judge off, so nothing would check this step",
+    ),
+    # keys in the wrong table
+    (
+        "top-level-key-below-a-table",
+        GOOD_HEAD + ONE_STEP + '[limits]\nexecutor = "shell"\n',
+        "limits.executor: unknown key in [limits]; `executor` is a top-level key: move it above"
+        " the first [table] (TOML puts keys after a table header inside that table)",
+    ),
+    (
+        "command-at-the-top-level",
+        GOOD_HEAD + 'executor = "agent"\ncommand = "make"\n',
+        "command: unknown key at the top level; `command` goes in a [[steps]] table",
     ),
     *(
         (f"scripted-edit-{name}", GOOD_HEAD + SCRIPTED_EDIT + lines, says)
@@ -324,6 +381,37 @@ def test_a_directive_file_with_several_problems_lists_every_one(
         "  limits.max_rework_cycles: expected an integer, got 1.5",
         "  limits.max_parallel_steps: must be at least 1, got 0",
     ]
+
+
+def test_a_directive_file_with_several_step_problems_lists_every_one(
+    seeded: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An unknown dependency, a step with no command, an unknown verifier and
+    a name given twice: only the name given twice was reported, counted from
+    1 ("steps 2 and 3") where every other message counts from 0."""
+    repo, _ = seeded
+    bad = write_case(
+        tmp_path,
+        repo,
+        GOOD_HEAD + "[verifiers]\nauto_detect = false\n"
+        '[[steps]]\nname = "a"\ncommand = "true"\ndepends_on = ["ghost"]\n'
+        '[[steps]]\nname = "b"\n'
+        '[[steps]]\nname = "b"\ncommand = "true"\nverifiers = ["lint"]\n',
+    )
+
+    result = command("--db", str(tmp_path / "new.db"), "run", str(bad), "--headless")
+
+    TRIED["directive files"] += 1
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"directive-tui: {bad}: 4 problems:",
+        "  steps[0].depends_on[0] (step 'a'): unknown step 'ghost'",
+        "  steps[1].command (step 'b'): the shell executor needs a command for this step",
+        "  steps[2].name (step 'b'): duplicate step name 'b' (also steps[1])",
+        "  steps[2].verifiers (step 'b'): step 'b' lists unknown verifier(s) 'lint'; it can"
+        " name: llm_judge",
+    ]
+    assert not (tmp_path / "new.db").exists()
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from engine import directive_file
 from engine.directive_file import (
     MAX_FILE_BYTES,
     DirectiveFileError,
@@ -24,7 +27,19 @@ from engine.directive_file import (
     load_directive_file,
     parse_directive_text,
 )
-from engine.models import Autonomy, DirectiveSpec, ExecutorKind, PlannerKind, Requirement
+from engine.models import (
+    Autonomy,
+    DirectiveSpec,
+    ExecutorKind,
+    Limits,
+    PlannerKind,
+    Requirement,
+    Thresholds,
+    VerifierConfig,
+    VerifierSpec,
+    WorkspaceConfig,
+)
+from engine.verifiers.parsers import PARSERS
 from engine.verifiers.registry import DETECTABLE
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -216,6 +231,72 @@ def test_the_format_lists_every_detectable_verifier():
     assert all(f"`{name}`" in text for name in DETECTABLE)
 
 
+def _written_lines(text: str) -> Iterator[tuple[str, str, str]]:
+    """(table, key, comment) for each `key = value  # comment` line of a TOML
+    file, the comment with the indented comment lines under it."""
+    lines = text.splitlines()
+    table = ""
+    for i, line in enumerate(lines):
+        if header := re.fullmatch(r"\[\[?([\w.]+)\]\]?.*", line):
+            table = header[1]
+        elif written := re.fullmatch(r"(\w+) = [^#]*?(?:#(.*))?", line):
+            comment = [written[2] or ""]
+            for more in lines[i + 1 :]:
+                if not (more[:1].isspace() and more.strip().startswith("#")):
+                    break
+                comment.append(more.split("#", 1)[1])
+            yield table, written[1], " ".join(comment)
+
+
+GUARDRAILS_MODELS: dict[str, type[BaseModel]] = {
+    "": DirectiveSpec,
+    "thresholds": Thresholds,
+    "limits": Limits,
+    "verifiers": VerifierConfig,
+    "verifiers.extra": VerifierSpec,
+    "workspace": WorkspaceConfig,
+}
+
+
+def test_guardrails_example_shows_defaults_unless_its_comment_says_otherwise():
+    """It says the values it shows are the defaults unless the comment says
+    otherwise, but showed weight = 0.5, gating = true and timeout_s = 60 for
+    an extra verifier, whose defaults are 1.0, false and 300."""
+    text = (EXAMPLES / "guardrails.toml").read_text()
+    data = tomllib.loads(text)
+    checked = 0
+    for table, key, comment in _written_lines(text):
+        model = GUARDRAILS_MODELS[table]
+        info = model.model_fields.get(key)
+        if info is None or info.is_required():
+            continue
+        at: Any = data
+        for part in filter(None, table.split(".")):
+            at = at[part]
+        value = (at[0] if isinstance(at, list) else at)[key]
+        # a verifier's gating is None for "a new one does not gate"
+        default = (
+            False
+            if (model, key) == (VerifierSpec, "gating")
+            else info.get_default(call_default_factory=True)
+        )
+        if default is None or isinstance(value, (list, dict)):
+            continue
+        checked += 1
+        if value != default:
+            assert "default" in comment, f"{table}.{key} = {value!r}: {comment!r}"
+    assert checked >= 20
+
+
+def test_the_parser_lists_name_every_parser():
+    guardrails = " ".join((EXAMPLES / "guardrails.toml").read_text().split())
+    docstring = " ".join((directive_file.__doc__ or "").split())
+    for text in (guardrails, docstring):
+        listed = re.search(r"parser = \S+ #((?: #? ?\w+ \|)+ #? ?\w+)", text)
+        assert listed, text
+        assert set(re.findall(r"\w+", listed[1])) == set(PARSERS)
+
+
 def test_loading_writes_nothing(tmp_path, repo):
     path = tmp_path / "d.toml"
     path.write_text(FULL, encoding="utf-8")
@@ -316,6 +397,54 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path, repo):
 
 def test_unknown_top_level_key(tmp_path, repo):
     assert error(HEAD + 'colour = "red"\n', tmp_path) == "d.toml: colour: unknown key"
+
+
+TOP_LEVEL_BELOW_A_TABLE = (
+    "`{key}` is a top-level key: move it above the first [table] (TOML puts keys after a"
+    " table header inside that table)"
+)
+
+
+@pytest.mark.parametrize(
+    ("lines", "field", "header", "key"),
+    [
+        ('[limits]\nexecutor = "shell"', "limits.executor", "[limits]", "executor"),
+        ('[verifiers]\nmodel = "m"', "verifiers.model", "[verifiers]", "model"),
+        (
+            '[[steps]]\nname = "a"\ncommand = "true"\ntitle = "T2"',
+            "steps[0].title (step 'a')",
+            "[[steps]]",
+            "title",
+        ),
+        (
+            '[[verifiers.extra]]\nname = "x"\ncommand = "true"\nautonomy = "manual"',
+            "verifiers.extra[0].autonomy",
+            "[[verifiers.extra]]",
+            "autonomy",
+        ),
+    ],
+)
+def test_a_top_level_key_below_a_table_says_to_move_it(tmp_path, repo, lines, field, header, key):
+    """TOML puts it in the table above it: "limits.executor: unknown key"
+    alone left the person looking for a typo."""
+    message = error(HEAD + lines + "\n", tmp_path)
+    hint = TOP_LEVEL_BELOW_A_TABLE.format(key=key)
+    assert message == f"d.toml: {field}: unknown key in {header}; {hint}"
+
+
+@pytest.mark.parametrize(
+    ("line", "home"),
+    [
+        ('command = "make"', "a [[steps]] table (or [[verifiers.extra]])"),
+        ('depends_on = ["a"]', "a [[steps]] table"),
+        ("max_cost_usd = 5", "the [limits] table"),
+        ("isolate = false", "the [workspace] table"),
+    ],
+)
+def test_a_tables_key_at_the_top_level_says_which_table(tmp_path, repo, line, home):
+    key = line.split()[0]
+    message = error(MINIMAL + line + "\n", tmp_path)
+    assert message == f"d.toml: {key}: unknown key at the top level; `{key}` goes in {home}"
 
 
 def test_wrong_type_names_field_and_value(tmp_path, repo):
@@ -563,7 +692,7 @@ def test_empty_title(tmp_path, repo):
 
 @pytest.mark.parametrize("model", ['""', '"   "'])
 def test_blank_model(tmp_path, repo, model):
-    assert error(HEAD + f"model = {model}\n", tmp_path) == (
+    assert error(MINIMAL + f"model = {model}\n", tmp_path) == (
         "d.toml: model: must not be blank (leave the key out for the default, claude-sonnet-5-5)"
     )
 
@@ -651,13 +780,13 @@ def test_attempts_on_a_step_that_is_not_scripted_are_refused(tmp_path, repo):
     text = HEAD + '[[steps]]\nname = "a"\ncommand = "true"\n[[steps.attempts]]\nsummary = "x"\n'
     assert error(text, tmp_path) == (
         "d.toml: steps[0].attempts (step 'a'): only the scripted executor uses"
-        ' [[steps.attempts]], and this step runs with executor = "shell"'
+        ' [[steps.attempts]], and this step runs with the directive\'s executor = "shell"'
         ' (remove the attempts, or set executor = "scripted")'
     )
 
 
 def test_duplicate_requirement_ids(tmp_path, repo):
-    text = HEAD + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
+    text = MINIMAL + 'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
     message = error(text, tmp_path)
     assert (
         message == "d.toml: requirements[1].id: duplicate requirement id 'A' (also requirements[0])"
@@ -668,19 +797,20 @@ def test_duplicate_requirement_ids(tmp_path, repo):
 
 
 def test_repo_that_does_not_exist(tmp_path):
-    message = error('title = "T"\ngoal = "G"\nrepo = "x/y"\n', tmp_path)
+    message = error('title = "T"\ngoal = "G"\nrepo = "x/y"\nexecutor = "agent"\n', tmp_path)
     assert message == f"d.toml: repo: {tmp_path.resolve() / 'x' / 'y'} does not exist"
 
 
 def test_repo_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("")
-    message = error('title = "T"\ngoal = "G"\nrepo = "f"\n', tmp_path)
+    message = error('title = "T"\ngoal = "G"\nrepo = "f"\nexecutor = "agent"\n', tmp_path)
     assert message == f"d.toml: repo: {tmp_path.resolve() / 'f'} is a file, not a folder"
 
 
 def test_empty_repo(tmp_path):
     assert (
-        error('title = "T"\ngoal = "G"\nrepo = ""\n', tmp_path) == "d.toml: repo: must not be empty"
+        error('title = "T"\ngoal = "G"\nrepo = ""\nexecutor = "agent"\n', tmp_path)
+        == "d.toml: repo: must not be empty"
     )
 
 
@@ -710,17 +840,23 @@ def test_cyclic_steps(tmp_path, repo):
 
 def test_dangling_dependency(tmp_path, repo):
     text = HEAD + step("a") + step("b", 'depends_on = ["a", "zz"]')
-    assert error(text, tmp_path) == "d.toml: steps: step 'b' depends on unknown step 'zz'"
+    assert error(text, tmp_path) == "d.toml: steps[1].depends_on[1] (step 'b'): unknown step 'zz'"
 
 
 def test_duplicate_steps(tmp_path, repo):
+    """Counted from 0, as every other `steps[i]` is (it said "steps 1 and 3")."""
     text = HEAD + step("a") + step("b") + step("a")
-    assert error(text, tmp_path) == "d.toml: steps: duplicate step name 'a' (steps 1 and 3)"
+    assert error(text, tmp_path) == (
+        "d.toml: steps[2].name (step 'a'): duplicate step name 'a' (also steps[0])"
+    )
 
 
 def test_unknown_step_type(tmp_path, repo):
     message = error(HEAD + step("a", 'type = "cook"'), tmp_path)
-    assert message.startswith("d.toml: steps: step 'a' has unknown type 'cook' (known types: ")
+    assert message == (
+        "d.toml: steps[0].type (step 'a'): unknown type 'cook' (known types: research, design,"
+        " implement, test, review, docs, shell)"
+    )
 
 
 def test_shell_step_needs_a_command(tmp_path, repo):
@@ -770,6 +906,179 @@ def test_the_anthropic_planner_writes_no_commands_either(tmp_path, repo):
 )
 def test_planners_and_executors_that_fit_load(tmp_path, repo, choice):
     assert parse(HEAD + choice + "\n", tmp_path).title == "T"
+
+
+# -- settings that would be silently ignored ---------------------------------
+
+NO_ATTEMPTS = (
+    'plans steps without [[steps.attempts]], and executor = "scripted" only applies each '
+    "step's attempts, so every step would pass having done nothing: write the steps yourself "
+    '([[steps]] with [[steps.attempts]] each, planner = "explicit"), or set executor = "agent" '
+    'or "claude_code"'
+)
+
+
+@pytest.mark.parametrize(
+    ("planner", "said"),
+    [
+        ("", 'planner = "template" (the default)'),
+        ('planner = "anthropic"\n', 'planner = "anthropic"'),
+    ],
+)
+def test_a_worded_plan_for_the_scripted_executor_is_refused(tmp_path, repo, planner, said):
+    """Its steps have no attempts: each one "passed" having done nothing."""
+    message = error(HEAD + planner + 'executor = "scripted"\n', tmp_path)
+    assert message == f"d.toml: {said} {NO_ATTEMPTS}"
+
+
+def test_a_worded_plan_for_the_noop_executor_loads(tmp_path, repo):
+    """noop is the executor that does nothing on purpose (benchmarks, tests)."""
+    assert parse(HEAD + 'executor = "noop"\n', tmp_path).executor is ExecutorKind.NOOP
+
+
+SCRIPTED_STEP_WITH_COMMAND = (
+    "d.toml: steps[0].command (step 'a'): only the shell executor runs a step's command, and "
+    'this step runs with {whose}executor = "{kind}", so it would never run (remove it, or set '
+    'executor = "shell" on the step{agent})'
+)
+AGENT_WORDS = "; the agent takes its instructions from `description`"
+
+
+@pytest.mark.parametrize("kind", ["scripted", "noop", "agent", "claude_code"])
+def test_a_command_on_a_step_no_shell_runs_is_refused(tmp_path, repo, kind):
+    """With executor = "scripted" the command never ran and the step passed."""
+    attempts = '[[steps.attempts]]\nsummary = "x"\n' if kind == "scripted" else ""
+    text = HEAD + f'executor = "{kind}"\n' + ONE_STEP + attempts
+    agent = AGENT_WORDS if kind in ("agent", "claude_code") else ""
+    assert error(text, tmp_path) == SCRIPTED_STEP_WITH_COMMAND.format(
+        kind=kind, whose="the directive's ", agent=agent
+    )
+
+
+def test_a_command_on_a_step_whose_own_executor_is_not_shell_is_refused(tmp_path, repo):
+    text = HEAD + ONE_STEP + 'executor = "noop"\n'
+    assert error(text, tmp_path) == SCRIPTED_STEP_WITH_COMMAND.format(
+        kind="noop", whose="", agent=""
+    )
+
+
+def test_a_shell_step_overriding_another_executor_keeps_its_command(tmp_path, repo):
+    text = HEAD + 'executor = "noop"\n' + ONE_STEP + 'executor = "shell"\n'
+    assert parse(text, tmp_path).steps[0].command == "true"
+
+
+def test_a_step_timeout_no_shell_uses_is_refused(tmp_path, repo):
+    text = HEAD + 'executor = "agent"\n[[steps]]\nname = "a"\ntimeout_s = 60\n'
+    assert error(text, tmp_path) == (
+        "d.toml: steps[0].timeout_s (step 'a'): only the shell executor uses a step's timeout_s,"
+        ' and this step runs with the directive\'s executor = "agent" (remove it, or set'
+        ' executor = "shell" on the step; [limits] max_wall_time_minutes bounds the whole'
+        " directive)"
+    )
+
+
+def test_a_scripted_step_without_attempts_is_refused(tmp_path, repo):
+    text = HEAD + '[[steps]]\nname = "a"\nexecutor = "scripted"\n'
+    assert error(text, tmp_path) == (
+        "d.toml: steps[0].attempts (step 'a'): this step runs with executor = \"scripted\","
+        " which only applies the step's [[steps.attempts]], and it has none: it would pass"
+        " having done nothing (add [[steps.attempts]], set another executor, or executor ="
+        ' "noop" for a step meant to do nothing)'
+    )
+
+
+JUDGE_OFF = "[verifiers]\nllm_judge = false\n"
+
+
+def test_a_step_judged_only_by_a_judge_switched_off_is_refused(tmp_path, repo):
+    """It passed green, checked by nothing."""
+    text = HEAD + ONE_STEP + 'verifiers = ["llm_judge"]\n' + JUDGE_OFF
+    assert error(text, tmp_path) == (
+        "d.toml: steps[0].verifiers (step 'a'): 'llm_judge' is listed, but llm_judge = false"
+        " under [verifiers] switches the judge off, so nothing would check this step: set"
+        " llm_judge = true, or list other verifiers ([] for none)"
+    )
+
+
+def test_a_step_listing_a_judge_switched_off_among_others_is_refused(tmp_path, repo):
+    text = HEAD + ONE_STEP + 'verifiers = ["pytest", "llm_judge"]\n' + JUDGE_OFF
+    assert error(text, tmp_path) == (
+        "d.toml: steps[0].verifiers (step 'a'): 'llm_judge' is listed, but llm_judge = false"
+        " under [verifiers] switches the judge off: set llm_judge = true, or take 'llm_judge'"
+        " out of the list"
+    )
+
+
+def test_a_step_may_list_the_judge_while_it_is_on(tmp_path, repo):
+    text = HEAD + ONE_STEP + 'verifiers = ["llm_judge"]\n'
+    assert parse(text, tmp_path).steps[0].verifiers == ["llm_judge"]
+
+
+# -- several problems past the keys and types --------------------------------
+
+
+def test_every_problem_the_checks_can_find_is_listed_at_once(tmp_path, repo):
+    """An unknown dependency, a step with no command, an unknown verifier and
+    a name given twice: the file was fixed one run per problem, as only the
+    name given twice was reported."""
+    text = HEAD + step("a", 'depends_on = ["ghost"]') + '[[steps]]\nname = "b"\n'
+    text += step("b", 'verifiers = ["nonexistent"]')
+    assert error(text, tmp_path) == (
+        "d.toml: 4 problems:\n"
+        "  steps[0].depends_on[0] (step 'a'): unknown step 'ghost'\n"
+        "  steps[1].command (step 'b'): the shell executor needs a command for this step\n"
+        "  steps[2].name (step 'b'): duplicate step name 'b' (also steps[1])\n"
+        "  steps[2].verifiers (step 'b'): step 'b' lists unknown verifier(s) 'nonexistent';"
+        f" it can name: {', '.join(sorted({*DETECTABLE, 'llm_judge'}))}"
+    )
+
+
+def test_problems_of_texts_requirements_repo_and_planner_are_listed_together(tmp_path):
+    text = (
+        'title = " "\ngoal = "G"\nrepo = "nowhere"\nmodel = ""\n'
+        'requirements = [{ id = "A", text = "x" }, { id = "A", text = "y" }]\n'
+    )
+    assert error(text, tmp_path) == (
+        "d.toml: 5 problems:\n"
+        '  planner = "template" (the default) ' + NO_COMMANDS + "\n"
+        "  title: must not be blank\n"
+        f"  repo: {tmp_path.resolve() / 'nowhere'} does not exist\n"
+        "  model: must not be blank (leave the key out for the default, claude-sonnet-5-5)\n"
+        "  requirements[1].id: duplicate requirement id 'A' (also requirements[0])"
+    )
+
+
+def test_each_dependency_problem_is_named_at_its_place_in_the_list(tmp_path, repo):
+    text = HEAD + step("build") + step("test", 'depends_on = ["biuld", "test", "build", "build"]')
+    assert error(text, tmp_path) == (
+        "d.toml: 3 problems:\n"
+        "  steps[1].depends_on[0] (step 'test'): unknown step 'biuld' (did you mean 'build'?)\n"
+        "  steps[1].depends_on[1] (step 'test'): the step depends on itself\n"
+        "  steps[1].depends_on[3] (step 'test'): 'build' is listed twice (also depends_on[2])"
+    )
+
+
+def test_a_cycle_is_looked_for_once_the_chain_is_otherwise_sound(tmp_path, repo):
+    """A cycle search among unknown names would only confuse."""
+    text = HEAD + step("a", 'depends_on = ["b"]') + step("b", 'depends_on = ["a", "zz"]')
+    assert error(text, tmp_path) == "d.toml: steps[1].depends_on[1] (step 'b'): unknown step 'zz'"
+
+
+def test_a_dependency_on_a_later_step_is_fine(tmp_path, repo):
+    """Steps run in dependency order, not file order."""
+    spec = parse(HEAD + step("b", 'depends_on = ["a"]') + step("a"), tmp_path)
+    assert [s.name for s in spec.steps] == ["b", "a"]
+
+
+def test_several_scripted_edits_are_all_named(tmp_path, repo):
+    text = edit('path = "../x"', 'content = "x"') + '[[steps.attempts.edits]]\npath = "f"\n'
+    assert error(text, tmp_path) == (
+        "d.toml: 2 problems:\n"
+        "  steps[0].attempts[0].edits[0] (step 'a'): refused: '../x': '..' leads outside the"
+        " repository\n"
+        "  steps[0].attempts[0].edits[1] (step 'a'): edit of 'f' must give exactly one of"
+        " content, replace or delete"
+    )
 
 
 # -- scripted edits --------------------------------------------------------
@@ -905,7 +1214,7 @@ def test_overriding_a_detectable_verifier_needs_no_command(tmp_path, repo):
 def test_what_needs_an_api_key_is_named_as_the_file_says_it(tmp_path, repo):
     keyless = parse(HEAD + 'executor = "claude_code"\n', tmp_path)
     assert api_key_needs(keyless) == []  # Claude Code may have its own login
-    text = HEAD + 'planner = "explicit"\nexecutor = "agent"\n' + ONE_STEP
+    text = HEAD + 'planner = "explicit"\nexecutor = "agent"\n[[steps]]\nname = "a"\n'
     text += '[[steps]]\nname = "b"\nexecutor = "agent"\n'
     assert api_key_needs(parse(text, tmp_path)) == [
         'executor = "agent"',
