@@ -18,7 +18,16 @@ from typing import Any
 
 from engine import approvals
 from engine.breakers import breaker_reason, budget_for
-from engine.chains import LEVEL_SEVERITY, Claim, DriverView, drive, record_checkpoint, unjudged
+from engine.chains import (
+    LEVEL_SEVERITY,
+    MERGED_UNRECORDED,
+    Claim,
+    DriverView,
+    drive,
+    passed_unrecorded,
+    record_checkpoint,
+    unjudged,
+)
 from engine.core import EngineCore
 from engine.evaluator import FOR_A_PERSON
 from engine.events import CostUpdated, EvaluationCompleted, Notice
@@ -41,7 +50,7 @@ from engine.models import (
     VerifierResult,
     now,
 )
-from engine.refusals import NotIsolated, RepoGone
+from engine.refusals import MergeFailed, NotIsolated, RepoGone
 from engine.services import READING_STEP_TYPES
 from engine.store import Tx
 from engine.text import clip, plural
@@ -75,19 +84,34 @@ class Attempts(EngineCore):
             raise
         except Exception as exc:
             log.exception("step %s crashed", step_id)
-            notice = Notice(
-                directive_id=directive_id,
-                step_id=step_id,
-                message=f"engine error in step: {exc!r}",
-                severity=Severity.ERROR,
-            )
             with contextlib.suppress(Exception):
-                await self._write(directive_id, lambda tx: tx.emit(notice))
+                await self._after_crash(claim, exc)
         finally:
             if rt.steps.get(step_id) is asyncio.current_task():
                 del rt.steps[step_id]
             if not handed_on:
                 rt.wake.set()
+
+    async def _after_crash(self, claim: Claim, exc: Exception) -> None:
+        """An attempt the engine failed at (the verdict's write refused by a
+        database kept busy past the lock wait, say) left its step running or
+        evaluating with nothing running it: the directive waited for good.
+        Merged already, it passed; else it is put back to run again."""
+        d, step, run = claim.directive, claim.step, claim.run
+        merged = await self._merged_unrecorded(d, [step.id])
+        message = f"engine error in step: {exc!r}"
+
+        def settle(tx: Tx) -> None:
+            tx.emit(
+                Notice(directive_id=d.id, step_id=step.id, message=message, severity=Severity.ERROR)
+            )
+            for step_id, sha in merged:
+                passed_unrecorded(tx, step_id, sha, MERGED_UNRECORDED)
+            if not merged:
+                _put_back(tx, step.id, run.id, f"engine error: {exc}")
+
+        await self._write(d.id, settle)
+        self._runtime(d.id).rescan = True  # a pass outside a verdict promotes nothing itself
 
     async def _attempt(self, claim: Claim) -> bool:
         """Run one attempt to its verdict. True when the verdict's transaction
@@ -394,9 +418,13 @@ class Attempts(EngineCore):
         instructions = ev.rework_instructions
         carry = run.commit_sha if d.spec.workspace.carry_rework else None
         if verdict is Verdict.PASS and attempt is not None:
-            merged, problem = await self._merge(d.id, attempt)
-            if problem:
-                verdict, instructions, carry = Verdict.REWORK, problem, run.commit_sha
+            try:
+                merged, problem = await self._merge(d.id, attempt)
+            except MergeFailed as exc:  # git's own trouble: a person tries again
+                verdict, ev, problem = Verdict.ASK, _unmerged(ev, str(exc)), None
+            if problem:  # a conflict builds on the attempt; a stale one starts afresh
+                carry = run.commit_sha if merged is not None else None
+                verdict, instructions = Verdict.REWORK, problem
         ruling = Ruling(verdict, instructions, carry, merged)
         replan_after = False
 
@@ -667,6 +695,19 @@ async def _commit_failed(
         return await ws.commit_attempt(attempt, message)
     except GitError:
         return None
+
+
+def _unmerged(ev: Evaluation, why: str) -> Evaluation:
+    """A passed attempt git failed to merge: yellow, for a person to approve
+    (which tries the merge again) once git is free."""
+    return ev.model_copy(
+        update={
+            "level": ConfidenceLevel.YELLOW,
+            "passed": False,
+            "summary": f"{why}; approve to try the merge again. {ev.summary}",
+            "flags": [*ev.flags, "merge_failed", FOR_A_PERSON],
+        }
+    )
 
 
 def _unjudged_reading(d: Directive, step: Step, run: StepRun) -> Evaluation:

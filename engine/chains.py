@@ -216,6 +216,37 @@ def recover(tx: Tx, directive_id: str) -> None:
         tx.step_status(step_id, S.READY, reason="interrupted by restart; runs again")
 
 
+MERGED_UNRECORDED = "its merge was made, but the write of its verdict was lost"
+
+
+def passed_unrecorded(tx: Tx, step_id: str, checkpoint_sha: str, why: str) -> None:
+    """A step whose last attempt is on the integration branch (its merge
+    recorded its checkpoint) while the database still has it running or
+    evaluating: the engine was killed, or the database busy, between the
+    merge and the verdict's write. Merges happen only on a pass, so it
+    passed; running it again would apply its change twice."""
+    step = tx.step(step_id)
+    run = tx.one(
+        "SELECT id, status, base_sha FROM step_runs WHERE step_id = ? ORDER BY attempt DESC"
+        " LIMIT 1",
+        (step_id,),
+    )
+    if run is not None and run[1] == "running":
+        tx.update("step_runs", run[0], status="succeeded", finished_at=now())
+    if step.status is S.RUNNING:
+        tx.step_status(step_id, S.EVALUATING, reason=why)
+    tx.step_status(step_id, S.PASSED, reason=why, carry_sha=None)
+    tx.emit(
+        CheckpointRecorded(
+            directive_id=step.directive_id,
+            step_id=step.id,
+            step_name=step.name,
+            sha=checkpoint_sha,
+            changed=run is None or checkpoint_sha != run[2],
+        )
+    )
+
+
 def unjudged(why: str) -> str:
     """A run whose evaluation was cut off: what its attempt panel says."""
     return f"its evaluation was cut off ({why}): no verdict, the step runs again"

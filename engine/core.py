@@ -166,6 +166,9 @@ class EngineCore:
         async def _merge(
             self, directive_id: str, attempt: Attempt
         ) -> tuple[MergeResult | None, str | None]: ...
+        async def _merged_unrecorded(
+            self, d: Directive, step_ids: list[str]
+        ) -> list[tuple[str, str]]: ...
 
         # engine.following
         async def _another_engine_lives(self) -> bool: ...

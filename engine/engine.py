@@ -28,7 +28,15 @@ from typing import Any
 from engine import approvals, pricing
 from engine.attempts import Attempts
 from engine.breakers import breaker_reason
-from engine.chains import DriverView, drive, record_checkpoint, recover, recover_after_death
+from engine.chains import (
+    MERGED_UNRECORDED,
+    DriverView,
+    drive,
+    passed_unrecorded,
+    record_checkpoint,
+    recover,
+    recover_after_death,
+)
 from engine.core import Runtime
 from engine.events import BreakerTripped, DirectiveCreated, LimitsChanged, Notice
 from engine.following import Following
@@ -55,7 +63,7 @@ from engine.refusals import (
 from engine.resets import Resets
 from engine.services import EngineServices
 from engine.store import StoreError, Tx
-from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, RETRYABLE
+from engine.transitions import DIRECTIVE_TERMINAL, DIRECTIVE_TRANSITIONS, RETRYABLE, STEP_ACTIVE
 from engine.workspace_ops import WorkspaceOps, missing_repo
 from engine.worktrees import GitError
 
@@ -149,8 +157,17 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
             return
 
         dead_since = self._lease.dead_since if self._lease is not None else None
+        chain = await self.store.current_chain(d.id)
+        caught = [
+            s.id
+            for s in (await self.store.list_steps(chain.id) if chain else [])
+            if s.status in STEP_ACTIVE
+        ]
+        merged = await self._merged_unrecorded(d, caught)
 
         def recovering(tx: Tx) -> None:
+            for step_id, sha in merged:  # passed: not run again
+                passed_unrecorded(tx, step_id, sha, f"{MERGED_UNRECORDED} (engine restarted)")
             if dead_since is None:
                 recover(tx, d.id)
             else:

@@ -31,6 +31,12 @@ class RepoGone(EngineError):
     """The directive's repository folder no longer exists."""
 
 
+class MergeFailed(EngineError):
+    """A passed attempt git could not merge for a reason of git's own (a ref
+    locked by a concurrent `git gc`, say), not a conflict: no fault of the
+    attempt's, and a rework would apply its change a second time on top."""
+
+
 class NotIsolated(EngineError):
     """The repository is in git, but its steps cannot have worktrees of their
     own (no commit yet, a folder git does not track, the data folder inside

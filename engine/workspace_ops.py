@@ -19,10 +19,11 @@ from engine.models import (
     ApprovalRequest,
     Directive,
     Severity,
+    Step,
     StepRun,
     StepStatus,
 )
-from engine.refusals import EngineError, NotIsolated, RepoGone
+from engine.refusals import EngineError, MergeFailed, NotIsolated, RepoGone
 from engine.transitions import DIRECTIVE_TERMINAL
 from engine.worktrees import (
     Attempt,
@@ -170,6 +171,26 @@ class WorkspaceOps(EngineCore):
             raise EngineError(f"this directive has no git workspace: {why}")
         return ws
 
+    async def _merged_unrecorded(self, d: Directive, step_ids: list[str]) -> list[tuple[str, str]]:
+        """(step id, checkpoint) for the steps among `step_ids` whose last
+        attempt's merge is on the integration branch, though the database
+        has them still running or evaluating (`chains.passed_unrecorded`)."""
+        if not step_ids or missing_repo(d):
+            return []
+        ws = await self._workspace(d)
+        if ws is None:
+            return []
+        tip = await ws.integration_tip()
+        found = []
+        for step_id in step_ids:
+            step = await self.store.get_step(step_id)
+            if step.status not in (S.RUNNING, S.EVALUATING) or step.attempts < 1:
+                continue
+            checkpoint = await ws.checkpoint_of(step.name, step.attempts)
+            if checkpoint is not None and await ws.holds(checkpoint.sha, tip):
+                found.append((step_id, checkpoint.sha))
+        return found
+
     async def _prune_worktrees(self, d: Directive) -> None:
         """After a crash: remove every worktree no step still needs (those
         awaiting approval, and failed or blocked ones kept for inspection)."""
@@ -200,22 +221,44 @@ class WorkspaceOps(EngineCore):
         if ws is None:
             return None, None, None
         step = await self.store.get_step(approval.step_id)
+        if decision is not ApprovalDecision.APPROVE:
+            await self._refuse_if_merged(ws, step, approval)
         attempt = await ws.resume_attempt(step.name, step.attempts)
         if attempt is None or decision is not ApprovalDecision.APPROVE:
             return None, None, attempt
         merged, problem = await self._merge(approval.directive_id, attempt)
         return merged, problem, attempt
 
+    async def _refuse_if_merged(self, ws: Workspace, step: Step, approval: ApprovalRequest) -> None:
+        """An approve whose merge went through but whose answer's write did
+        not (a busy database: exit 75): the request still waits, but the
+        work is on the integration branch, where a deny would leave it."""
+        checkpoint = await ws.checkpoint_of(step.name, step.attempts)
+        if checkpoint is None or not await ws.holds(checkpoint.sha, await ws.integration_tip()):
+            return
+        raise EngineError(
+            f"approval {approval.id} was approved: step {step.name}'s attempt is merged"
+            f" (checkpoint #{checkpoint.seq}), though writing the answer was cut off; approve"
+            f" it again to record that, then reset to checkpoint #{checkpoint.seq - 1}"
+            " to take the work back out"
+        )
+
     async def _merge(
         self, directive_id: str, attempt: Attempt
     ) -> tuple[MergeResult | None, str | None]:
         """Merge a passed attempt into the integration branch. Returns the
-        result and, when it could not merge, rework instructions saying why."""
+        result and, when it could not merge (a conflict, or a reset since it
+        started), rework instructions saying why; MergeFailed when git failed
+        at it otherwise (for a person, never a rework)."""
         ws = self._runtime(directive_id).workspace
         try:
             result = await ws.merge(attempt)
-        except (GitError, StaleAttemptError) as exc:
+        except StaleAttemptError as exc:
             return None, f"The attempt passed its checks but could not be merged: {exc}"
+        except GitError as exc:
+            raise MergeFailed(
+                f"step {attempt.step_name} passed its checks but git could not merge it: {exc}"
+            ) from exc
         if result.conflicts:
             files = ", ".join(result.conflicts)
             return result, (

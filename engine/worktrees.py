@@ -261,6 +261,9 @@ class Workspace:
     async def checkpoints(self) -> list[Checkpoint]:
         return await self._checkpoints.all()
 
+    async def checkpoint_of(self, step_name: str, attempt: int) -> Checkpoint | None:
+        return await self._checkpoints.of_attempt(step_name, attempt)
+
     def start_point(self) -> Checkpoint:
         return self._checkpoints.start_point()
 

@@ -723,6 +723,100 @@ async def test_a_reading_step_that_changed_files_with_no_judge_to_check_it_asks_
         await engine.close()
 
 
+async def test_a_step_merged_before_its_verdict_was_written_passes_on_restart_not_twice(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """A kill (or a database busy past the lock wait) between a passed
+    step's merge and its verdict's write: on restart the step ran again, so
+    `echo one >> a.txt` appended twice and the checkpoints counted it twice.
+    Its checkpoint on the branch says it passed: it is recorded so."""
+    repo = make_git_repo(BASE)
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "once\n")] * 2, verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")], verifiers=["half"], depends_on=["s1"]),
+    ]
+    engine, did, outcome = await run_to_rest(store, scripted(repo, steps, [OK, HALF]))
+    assert outcome is Outcome.AWAITING_APPROVAL
+    await engine.close()
+    s1 = next(
+        s for s in await store.list_steps((await store.current_chain(did)).id) if s.name == "s1"
+    )
+    with sqlite3.connect(store.path) as conn:  # as the kill left it: merged, still evaluating
+        conn.execute(
+            "UPDATE chain_steps SET status = 'evaluating', level = NULL WHERE id = ?", (s1.id,)
+        )
+
+    engine = DirectiveEngine(store, EventBus(), NO_LLM)
+    await engine.start()
+    try:
+        s1 = await store.get_step(s1.id)
+        assert s1.status is StepStatus.PASSED
+        assert [r.attempt for r in await store.list_runs(s1.id)] == [1]  # not run again
+        assert [c.step_slug for c in await engine.checkpoints(did)] == ["s1"]  # counted once
+        said = [e.describe() for e in await store.list_events(did)]
+        assert any("its merge was made, but the write of its verdict was lost" in s for s in said)
+    finally:
+        await engine.close()
+
+
+async def test_an_approve_whose_write_was_lost_is_not_undone_by_a_deny_and_counts_once(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """`approve` merges, then writes the answer: a busy database (exit 75)
+    left the merge on the branch and the request waiting. A deny then left
+    the denied work in the result; approving again, as the exit code asks,
+    recorded a second checkpoint at the same commit."""
+    from engine.models import ApprovalDecision
+
+    repo = make_git_repo(BASE)
+    steps = [StepSpec(name="s1", attempts=[edit("a.txt", "1\n")], verifiers=["half"])]
+    engine, did, outcome = await run_to_rest(store, scripted(repo, steps, [HALF]))
+    try:
+        assert outcome is Outcome.AWAITING_APPROVAL
+        (review,) = await store.pending_approvals(did)
+        await engine._merge_approved(review, ApprovalDecision.APPROVE)  # its write then lost
+
+        with pytest.raises(EngineError, match=f"approval {review.id} was approved: step s1's"):
+            await engine.resolve_approval(review.id, ApprovalDecision.DENY, "no")
+        await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)
+        assert await engine.wait_settled(did, timeout=30) is Outcome.COMPLETED
+        assert [c.seq for c in await engine.checkpoints(did)] == [1]
+        assert integration(repo, did, "a.txt") == "1\n"
+    finally:
+        await engine.close()
+
+
+async def test_a_passed_attempt_git_could_not_merge_waits_for_a_person_not_a_rework(
+    store: Store, make_git_repo: Callable[..., Path]
+) -> None:
+    """A ref git had locked (a concurrent `git gc`, say) failed the merge of a
+    passed attempt: it went to rework carrying its own commit, and the shell
+    step's `>>` then ran on top of it, its change applied twice."""
+    from engine.models import ApprovalDecision
+
+    repo = make_git_repo(BASE)
+    lock = repo / ".git" / "refs" / "heads" / "directive" / "{did}" / "integration.lock"
+    command = (
+        'echo more >> a.txt; touch "$(git rev-parse --git-common-dir)'
+        '/refs/heads/directive/$DIRECTIVE_ID/integration.lock"'
+    )
+    step = StepSpec(name="s1", executor=ExecutorKind.SHELL, command=command, verifiers=["ok"])
+    spec = scripted(repo, [step], [OK], autonomy=Autonomy.FULL_AUTO)
+    engine, did, outcome = await run_to_rest(store, spec)
+    try:
+        assert outcome is Outcome.AWAITING_APPROVAL
+        (review,) = await store.pending_approvals(did)
+        assert "passed its checks but git could not merge it" in review.summary
+        assert "approve to try the merge again" in review.summary
+        Path(str(lock).format(did=did)).unlink()  # git is free again
+        await engine.resolve_approval(review.id, ApprovalDecision.APPROVE)
+        assert await engine.wait_settled(did, timeout=30) is Outcome.COMPLETED
+        assert integration(repo, did, "a.txt") == BASE["a.txt"] + "more\n"  # once
+        (run,) = await store.list_runs(review.step_id)  # not run again
+    finally:
+        await engine.close()
+
+
 def one_writing_step(tmp_path: Path, repo: Path) -> Path:
     """A directive file whose one shell step writes new.txt in `repo`."""
     directive = tmp_path / "d.toml"
