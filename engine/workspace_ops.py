@@ -7,6 +7,7 @@ the directive ends, or later when its repository folder was gone then.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from engine.worktrees import (
 )
 
 S = StepStatus
+log = logging.getLogger(__name__)
 
 
 class WorkspaceOps(EngineCore):
@@ -75,7 +77,13 @@ class WorkspaceOps(EngineCore):
             severity=Severity.SUCCESS,
             actor=Actor.USER,
         )
-        await self._write(directive_id, lambda tx: tx.emit(notice))
+        # The branch has moved: a log line that cannot be written (a database
+        # kept busy) must not report the move as failed ("try again" said
+        # 'already merged', the old commit and the undo never shown).
+        try:
+            await self._write(directive_id, lambda tx: tx.emit(notice))
+        except Exception:  # noqa: BLE001 - the move stands; only its log line is lost
+            log.warning("the fast-forward of %s was not logged", ws.user_branch, exc_info=True)
         return sha
 
     def _work_dir(self) -> Path:

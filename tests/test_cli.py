@@ -512,6 +512,30 @@ def test_merge_names_the_branch_and_a_second_merge_is_already_done(
     )
 
 
+def test_a_merge_whose_log_line_cannot_be_written_still_says_it_merged(
+    tmp_path: Path, make_git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The branch moved, then the log line's write found the database busy:
+    `merge` exited 75 'try again', and again said only 'already merged', the
+    old commit and the command that undoes the move never shown."""
+    repo = make_git_repo()
+    db = str(tmp_path / "x.db")
+    steps = '[[steps]]\nname = "write"\ncommand = "echo hi > out.txt"\n'
+    assert run_cli("--db", db, "run", str(directive_file(tmp_path, repo, steps)), "--headless")[0] == 0  # fmt: skip
+    did = only_directive(db)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.3)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a backup, a sqlite3 shell left in a transaction
+    try:
+        code, out, _ = run_cli("--db", db, "merge", did)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 0 and out.startswith("fast-forwarded main to "), out
+    assert "to undo, while main is still at" in out
+    assert (repo / "out.txt").read_text() == "hi\n"
+
+
 def test_a_limit_is_switched_off_with_none(
     tmp_path: Path, make_git_repo: Callable[..., Path]
 ) -> None:
