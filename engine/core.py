@@ -170,6 +170,9 @@ class EngineCore:
             self, d: Directive, step_ids: list[str]
         ) -> list[tuple[str, str]]: ...
 
+        # engine.resets
+        async def _finish_cut_off_reset(self, d: Directive) -> None: ...
+
         # engine.following
         async def _another_engine_lives(self) -> bool: ...
 

@@ -177,6 +177,7 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
                 tx.clock(current, running=True, reason="planning again")
 
         await self._write(d.id, recovering)
+        await self._finish_cut_off_reset(d)
         await self._prune_worktrees(d)
         if d.status in (D.ACTIVE, D.PLANNING):
             self._launch_driver(d.id)

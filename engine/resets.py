@@ -11,10 +11,11 @@ from engine import approvals
 from engine.chains import steps_to_rerun
 from engine.core import EngineCore
 from engine.events import Notice
-from engine.models import Actor, Step, StepStatus, now
+from engine.models import Actor, Directive, Step, StepStatus, now
 from engine.refusals import EngineError
 from engine.store import Tx
 from engine.transitions import DIRECTIVE_TERMINAL, STEP_ACTIVE
+from engine.workspace_ops import missing_repo
 from engine.worktrees import Checkpoint, GitError, Workspace
 
 S = StepStatus
@@ -143,15 +144,45 @@ class Resets(EngineCore):
         await self._cancel_steps(directive_id)
         await self._refuse_reset_while_busy(directive_id)  # started elsewhere meanwhile
         try:
-            dropped = await ws.reset_to(point)
+            tip, dropped = await ws.move_back(point)
         except (GitError, ValueError) as exc:
             raise EngineError(f"cannot reset to {_point(point)}: {exc}") from exc
-        tip = await ws.integration_tip()
+        return await self._record_reset(ws, directive_id, _point(point), tip, dropped, interrupted)
+
+    async def _finish_cut_off_reset(self, d: Directive) -> None:
+        """At recovery: a reset that moved the branch and was cut off (a kill,
+        a database busy past the wait) before the database heard of it. Its
+        dropped checkpoints are still there, on no branch: their steps must
+        run again, or their work is gone while they read passed."""
+        if missing_repo(d) or await self.store.current_chain(d.id) is None:
+            return
+        ws = await self._workspace(d)
+        if ws is None:
+            return
+        tip, dropped = await ws.unreached()
+        if dropped:
+            await self._record_reset(
+                ws, d.id, f"{tip[:10]} (a reset cut off, finished)", tip, dropped
+            )
+
+    async def _record_reset(
+        self,
+        ws: Workspace,
+        directive_id: str,
+        point: str,
+        tip: str,
+        dropped: list[Checkpoint],
+        interrupted: set[str] | None = None,
+    ) -> list[str]:
+        """The database's half of a reset whose branch is at `tip`, then the
+        dropped checkpoints go. Returns the names, in chain order, of the
+        steps to run again: those it sends back, reworks or `interrupted`.
+        Until this is written, `Workspace.unreached` finds the checkpoints."""
         steps, rerun, kept = await self._reset_effects(ws, directive_id, tip, dropped)
         stale = await self._stale_carries(ws, steps, rerun, tip)
 
         def reset(tx: Tx) -> set[str]:
-            why = f"integration branch reset to {_point(point)}"
+            why = f"integration branch reset to {point}"
             reworked = set()
             for s in steps:
                 current = tx.step(s.id)
@@ -189,7 +220,8 @@ class Resets(EngineCore):
             tx.emit(Notice(directive_id=directive_id, message=why, actor=Actor.USER))
             return reworked
 
-        again = rerun | interrupted | await self._write(directive_id, reset)
+        again = rerun | (interrupted or set()) | await self._write(directive_id, reset)
+        await ws.forget_checkpoints(dropped)
         return [s.name for s in steps if s.id in again]
 
 

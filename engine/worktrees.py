@@ -276,14 +276,32 @@ class Workspace:
         which are returned: their steps must run again. Attempts started
         from a commit the reset removed can no longer be merged
         (StaleAttemptError)."""
+        _, dropped = await self.move_back(point)
+        await self.forget_checkpoints(dropped)
+        return dropped
+
+    async def move_back(self, point: str | int) -> tuple[str, list[Checkpoint]]:
+        """The first half of `reset_to`: the branch moves, the checkpoints it
+        drops stay until `forget_checkpoints`, so a reset cut off before the
+        database heard of it can still tell what it dropped (`unreached`)."""
         async with self._lock:
             target, dropped = await self.dropped_by_reset(point)
             await self._integration.ensure_worktree()
             await self._git.run(self.integration_path, "reset", "--hard", "-q", target)
+            return target, dropped
+
+    async def forget_checkpoints(self, dropped: list[Checkpoint]) -> None:
+        async with self._lock:
             await self._git.delete_refs(c.ref for c in dropped)
             for c in dropped:
                 await self._artifact_copies.drop(c.seq)
-            return dropped
+
+    async def unreached(self) -> tuple[str, list[Checkpoint]]:
+        """The integration tip, and the checkpoints it no longer holds: a
+        reset moved the branch, and was cut off (a kill, a busy database)
+        before the database heard of it."""
+        tip = await self._integration.tip()
+        return tip, [c for c in await self.checkpoints() if not await self.holds(c.sha, tip)]
 
     # ---------------------------------------------------------------- diffs
 

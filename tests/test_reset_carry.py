@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine.models import ApprovalDecision, StepSpec
 from engine.store import Store
 from tests.conftest import git
@@ -121,5 +123,57 @@ async def test_a_step_a_reset_runs_again_starts_without_its_old_instructions(
         assert await engine.reset_to_checkpoint(did, 0) == ["s1", "s2"]
         step = await store.get_step(step.id)
         assert (step.status.value, step.rework_instructions) == ("pending", None)
+    finally:
+        await engine.close()
+
+
+@pytest.mark.parametrize("then", ["restart", "retry"])
+async def test_a_reset_cut_off_after_git_moved_is_finished_not_lost(
+    store: Store, make_git_repo: Callable[..., Path], then: str
+) -> None:
+    """A reset moved the branch and dropped the checkpoints, then its
+    database write was cut off (a kill, a database busy: exit 75): the steps
+    still read passed with their work gone, and the retry the exit code asks
+    for said 'to run again: nothing'. The checkpoints now stay until the
+    database has the reset, so a restart finishes it and a retry redoes it."""
+    from engine.bus import EventBus
+    from engine.engine import DirectiveEngine
+    from engine.models import StepStatus
+    from engine.worktrees import Workspace
+    from tests.test_engine_worktrees import HALF, NO_LLM
+
+    repo = make_git_repo(BASE)
+    steps = [
+        StepSpec(name="s1", attempts=[edit("a.txt", "1\n")] * 2, verifiers=["ok"]),
+        StepSpec(name="s2", attempts=[edit("b.txt", "2\n")] * 2, verifiers=["ok"],
+                 depends_on=["s1"]),
+        StepSpec(name="s3", attempts=[edit("c.txt", "3\n")] * 2, verifiers=["half"],
+                 depends_on=["s2"]),
+    ]  # fmt: skip
+    engine, did, _ = await run_to_rest(store, scripted(repo, steps, [OK, HALF]))
+    await engine.pause_directive(did)
+    await engine.close()
+    work = store.path.parent / f"{store.path.stem}-work"
+    ws = await Workspace.open(repo, did, work)
+    assert ws is not None
+    await ws.move_back(1)  # the git half, then the cut
+
+    if then == "retry":  # as the command line does: an engine that runs nothing
+        command = DirectiveEngine(store, EventBus(), NO_LLM, drives=False)
+        try:
+            assert await command.reset_to_checkpoint(did, 1) == ["s2", "s3"]
+        finally:
+            await command.close()
+    engine = DirectiveEngine(store, EventBus(), NO_LLM)
+    await engine.start()
+    try:
+        chain = await store.current_chain(did)
+        status = {s.name: s.status for s in await store.list_steps(chain.id)}
+        assert status == {"s1": StepStatus.PASSED, "s2": StepStatus.PENDING,
+                          "s3": StepStatus.PENDING}  # fmt: skip
+        assert [c.step_slug for c in await engine.checkpoints(did)] == ["s1"]
+        await engine.resume_directive(did)
+        await engine.wait_settled(did, timeout=30)
+        assert integration(repo, did, "b.txt") == "2\n"  # s2 ran again: its work is back
     finally:
         await engine.close()
