@@ -35,6 +35,16 @@ def _layers(steps: Sequence[StepSpec]) -> dict[str, int]:
     return layer
 
 
+def layers_line(steps: Sequence[StepSpec]) -> str:
+    """A valid plan in one line, layer by layer: steps that run side by side
+    joined by commas, "->" to the next layer ("a -> b, c -> d")."""
+    layer = _layers(steps)
+    rows: dict[int, list[str]] = {}
+    for s in steps:
+        rows.setdefault(layer[s.name], []).append(s.name)
+    return " -> ".join(", ".join(names) for _, names in sorted(rows.items()))
+
+
 def _crossings(edges: Iterable[tuple[str, str]], positions: Mapping[str, Position]) -> int:
     """Pairs of edges between the same two layers whose ends swap order.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.executors.base import Executor
-from engine.models import Directive, DirectiveSpec, PlannerKind, Step
+from engine.models import Directive, DirectiveSpec, PlannerKind, Step, StepSpec
 from engine.verifiers.base import Verifier
 
 
@@ -42,12 +42,21 @@ def default_executor(kind: str, llm: Any | None) -> Executor:
 READING_STEP_TYPES = frozenset({"research", "design", "review"})
 
 
-def default_verifiers(directive: Directive, step: Step, llm: Any | None) -> list[Verifier]:
-    from engine.verifiers.registry import LLM_JUDGE_NAME, build_verifiers
+def judged_as(spec: StepSpec) -> StepSpec:
+    """The step as its checks are chosen: a reading step (research, design,
+    review) that names none is judged by the LLM judge alone (the
+    repository's tests may well be red before the fix, no fault of its)."""
+    from engine.verifiers.registry import LLM_JUDGE_NAME
 
-    spec = step.spec
     if spec.verifiers is None and spec.type in READING_STEP_TYPES:
-        spec = spec.model_copy(update={"verifiers": [LLM_JUDGE_NAME]})
+        return spec.model_copy(update={"verifiers": [LLM_JUDGE_NAME]})
+    return spec
+
+
+def default_verifiers(directive: Directive, step: Step, llm: Any | None) -> list[Verifier]:
+    from engine.verifiers.registry import build_verifiers
+
+    spec = judged_as(step.spec)
     judge = None
     if llm is not None and directive.spec.verifiers.llm_judge:
         from engine.verifiers.llm_judge import LLMJudge

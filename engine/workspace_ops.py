@@ -87,8 +87,7 @@ class WorkspaceOps(EngineCore):
         return sha
 
     def _work_dir(self) -> Path:
-        path = self.store.path
-        return self.services.work_dir or path.parent / f"{path.stem}-work"
+        return self.services.work_dir or default_work_dir(self.store.path)
 
     async def _workspace(self, d: Directive) -> Workspace | None:
         """The directive's git workspace, opened once; None means attempts run
@@ -331,6 +330,12 @@ class WorkspaceOps(EngineCore):
         if not offer.possible:
             return f"{message} ({offer.reason})"
         return f"{message}; `{merge}` fast-forwards {offer.branch}"
+
+
+def default_work_dir(db: Path) -> Path:
+    """Where the worktrees of a database's directives go: a folder beside it
+    named after it (`my-work/` for `my.db`), never inside a repository."""
+    return db.parent / f"{db.stem}-work"
 
 
 def workspace_notes(ws: Workspace) -> list[str]:

@@ -178,14 +178,7 @@ class Workspace:
         return ws
 
     def submodules(self) -> list[str]:
-        """The submodule paths `.gitmodules` lists: an attempt's worktree has
-        their folders empty (checking them out may need the network)."""
-        listed = self.top / ".gitmodules"
-        if not listed.is_file():
-            return []
-        lines = listed.read_text(encoding="utf-8", errors="replace").splitlines()
-        pairs = (line.strip().partition("=") for line in lines)
-        return [value.strip() for key, _, value in pairs if key.strip() == "path" and value.strip()]
+        return submodule_paths(self.top)
 
     # ------------------------------------------------------------- attempts
 
@@ -363,6 +356,35 @@ class Workspace:
 
     async def discard(self) -> None:
         await self._cleanup.discard()
+
+
+def submodule_paths(top: Path) -> list[str]:
+    """The submodule paths `.gitmodules` lists: an attempt's worktree has
+    their folders empty (checking them out may need the network)."""
+    listed = top / ".gitmodules"
+    if not listed.is_file():
+        return []
+    lines = listed.read_text(encoding="utf-8", errors="replace").splitlines()
+    pairs = (line.strip().partition("=") for line in lines)
+    return [value.strip() for key, _, value in pairs if key.strip() == "path" and value.strip()]
+
+
+async def placement(repo: Path, data_dir: Path) -> tuple[Path, str, list[str]] | None:
+    """Where a directive's steps on `repo` would run, as `Workspace.open`
+    finds it, creating nothing (for `directive-tui check`): None outside a
+    git work tree; else the work tree's top, the commit HEAD names and what
+    the checkout has uncommitted. ValueError (or GitError) naming why its
+    steps could not have worktrees of their own."""
+    repo = Path(repo).resolve()
+    if not repo.is_dir():
+        raise ValueError(f"repository folder not found: {repo}")
+    env = git_env(DEFAULT_IDENTITY)
+    root = (Path(data_dir).resolve() / "worktrees" / "check").resolve()
+    found = await _place_in_git(repo, env, root, look_only=False)
+    if found is None:
+        return None
+    top, _, head = found
+    return top, head, await GitRepo(top, env).dirty(top)
 
 
 async def _place_in_git(

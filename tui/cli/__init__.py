@@ -11,7 +11,8 @@ and the rest inside the function that needs them.
   store and an engine opened for one command; `program`: how to call this
   program again, for the hints it prints; `text`: the printed lines;
 * `headless`, `printer`, `events`: a run without a screen, line by line;
-* `approvals`, `directives`, `limits`, `model`, `workspace`: the companion commands;
+* `approvals`, `directives`, `limits`, `model`, `workspace`, `check`: the
+  companion commands;
   `carry_on`: what carries a directive on after one of them wrote to it;
 * `signals`: SIGTERM and SIGHUP stop a command as Ctrl-C does; `launch`: the app.
 """

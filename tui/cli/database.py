@@ -11,6 +11,7 @@ from tui.cli.exits import UsageError
 # Commands that create their database when it is missing; every other one
 # works on directives that must already be in it.
 CREATES_DB = {None, "run", "demo"}
+READS_NO_DB = {"check"}  # only where the database's worktrees would go
 
 
 def default_db() -> Path:
@@ -53,6 +54,8 @@ def check_db(db: Path, command: str | None) -> None:
     """Refuse a `--db` that cannot be right before anything is opened: a
     folder, or (for a command that needs existing directives) a missing
     file, which would otherwise be created empty, folders and all."""
+    if command in READS_NO_DB:
+        return
     if db.is_dir():
         raise UsageError(
             f"{db} is a folder: --db takes a database file, such as {db / 'directives.db'}"

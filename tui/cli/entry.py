@@ -135,6 +135,7 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
         return run_app(db, bell=args.bell)
     # The commands' modules: not on the app's way to its first frame.
     from tui.cli.approvals import list_approvals, resolve
+    from tui.cli.check import check_command
     from tui.cli.directives import delete_command, directive_command, list_directives
     from tui.cli.events import print_events
     from tui.cli.headless import demo_headless, run_headless
@@ -158,6 +159,8 @@ def _dispatch(args: argparse.Namespace, db: Path, me: str, out: Any) -> int:
                 run_headless(db, directive_id=args.id, as_json=args.json, out=out, command=me)
             )
         return run_app(db, bell=args.bell, open_directive=args.id, resume=True)
+    if cmd == "check":
+        return run_async(check_command(db, args.file, out))
     if cmd == "list":
         return run_async(list_directives(db, args.json, out, me))
     if cmd == "approvals":

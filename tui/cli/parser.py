@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=f"{name} a directive")
         cmd.add_argument("id", help=ID_HELP)
 
+    chk = sub.add_parser(
+        "check",
+        help="what running a directive file would do, without running it (exit 2: it cannot run)",
+    )
+    chk.add_argument("file", type=Path, help="directive file (TOML)")
+
     mod = sub.add_parser(
         "model",
         help="show a directive's Claude model, or change it (then `resume` after a 404)",
