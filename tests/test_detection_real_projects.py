@@ -104,12 +104,15 @@ def test_a_path_python_without_the_tool_is_passed_over(
     assert "pytest" in (bin_dir / "starts.log").read_text()  # it was asked
 
 
-def test_the_import_check_runs_once_per_interpreter(
+def test_the_import_check_runs_once_per_interpreter_not_once_per_worktree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = write(tmp_path / "repo", {"tests/test_x.py": "def test(): pass\n"})
+    """Detection runs on the event loop at every evaluation, each attempt in
+    a worktree of its own: keyed by the folder, the check (a Python start)
+    ran, and froze the app, at every evaluation."""
     wrapper = python_on_path(monkeypatch, tmp_path / "bin")
-    for _ in range(3):
+    for attempt in range(3):  # the same repository, three worktrees
+        repo = write(tmp_path / f"attempt-{attempt}", {"tests/test_x.py": "def test(): pass\n"})
         (verifier,) = auto_detect_verifiers(repo)
         assert verifier.command[0] == str(wrapper)
     checks = (tmp_path / "bin" / "starts.log").read_text().splitlines()

@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -265,13 +266,16 @@ Tool = Callable[[Path], list[str] | None]
 
 PATH_PYTHONS = ("python3", "python")  # the project's interpreter, as its shell finds it
 IMPORT_CHECK_TIMEOUT_S = 10.0
-# Interpreters found able to import a module, by (interpreter as found on
-# PATH, module, repository: a pyenv shim picks its Python by the folder).
-# A yes is kept; a no is asked again (a failed import is quick, and the
-# user may install the tool while the app runs). Each attempt's worktree
-# is a new folder, so the set is emptied when it grows large.
-_IMPORTS_OK: set[tuple[str, str, str]] = set()
+# What each interpreter on PATH imports, by (interpreter, module, the
+# Python version the folder pins: a pyenv shim picks its Python by the
+# `.python-version` it finds, which every worktree of a repository shares).
+# Detection runs on the event loop for each evaluation, in a new worktree
+# each attempt: keyed by the folder, the check (a Python start-up, ~0.2 s)
+# froze the app at every evaluation. A yes is kept; a no is asked again
+# after NO_RECHECK_S (the user may install the tool while the app runs).
+_IMPORTS: dict[tuple[str, str, str], tuple[bool, float]] = {}
 IMPORTS_KEPT = 1_000
+NO_RECHECK_S = 60.0
 # '' (the current folder) off sys.path: the repository's own files must
 # not pass for the tool, nor run
 _IMPORT_CHECK = (
@@ -282,10 +286,29 @@ _IMPORT_CHECK = (
 
 def can_import(python: str, module: str, repo: Path) -> bool:
     """Whether `python`, started in `repo`, imports `module` (one short
-    subprocess; a yes is cached)."""
-    key = (python, module, str(repo))
-    if key in _IMPORTS_OK:
-        return True
+    subprocess, its answer kept: see `_IMPORTS`)."""
+    key = (os.path.realpath(python), module, _pinned_version(repo))
+    known = _IMPORTS.get(key)
+    if known is not None and (known[0] or time.monotonic() - known[1] < NO_RECHECK_S):
+        return known[0]
+    ok = _imports(python, module, repo)
+    if len(_IMPORTS) >= IMPORTS_KEPT:
+        _IMPORTS.clear()
+    _IMPORTS[key] = (ok, time.monotonic())
+    return ok
+
+
+def _pinned_version(repo: Path) -> str:
+    """The Python version pinned for `repo` (the nearest `.python-version`
+    up from it), which is what a pyenv shim started there runs."""
+    for folder in (repo, *repo.parents):
+        pinned = folder / ".python-version"
+        if pinned.is_file():
+            return pinned.read_text(encoding="utf-8", errors="replace").strip()
+    return ""
+
+
+def _imports(python: str, module: str, repo: Path) -> bool:
     try:
         proc = subprocess.Popen(
             [python, "-c", _IMPORT_CHECK, module],
@@ -307,10 +330,6 @@ def can_import(python: str, module: str, repo: Path) -> bool:
             pass
         proc.wait()
         return False
-    if ok:
-        if len(_IMPORTS_OK) >= IMPORTS_KEPT:
-            _IMPORTS_OK.clear()
-        _IMPORTS_OK.add(key)
     return ok
 
 
