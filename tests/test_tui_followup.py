@@ -374,3 +374,44 @@ async def test_an_answer_s_toast_is_one_line(tmp_path: Path) -> None:
         [said] = [m for _, m in notes.messages if m.startswith("Skipped: ")]
         assert "\n" not in said and len(said) <= 90, said
         assert said.startswith("Skipped: step build needs a decision: executor failed: FATAL")
+
+
+async def test_a_running_attempt_s_cost_moves_in_the_step_panel(tmp_path: Path) -> None:
+    """The header's cost moved with each model call while the focused step's
+    attempt line stayed at $0.00 until the step ended."""
+    import asyncio
+
+    from textual.widgets import Static
+
+    from engine.executors.base import ExecutionResult, StepContext
+    from engine.models import TokenUsage
+    from tests.engine_kit import ScriptExecutor, services
+    from tests.tui_kit import printed
+    from tui.widgets.step_detail import StepDetail
+
+    spend, finish = asyncio.Event(), asyncio.Event()
+
+    class Costly(ScriptExecutor):
+        async def run(self, ctx: StepContext) -> ExecutionResult:
+            await spend.wait()  # the panel has shown the attempt by then
+            await ctx.record_cost(TokenUsage(input_tokens=1000), 0.25)
+            await finish.wait()  # still running while the test looks
+            return await super().run(ctx)
+
+    script = Script()
+    kit = services(script)
+    kit.executor = lambda kind, llm: Costly(script)
+    app = DirectiveApp(tmp_path / "tui.db", services=kit)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: loaded(app), "the directive screen")
+
+        def attempt_line() -> str:
+            body = app.screen.query_one(StepDetail).query_one("#detail-body", Static)
+            text = printed(body.content)
+            return next((line for line in text.splitlines() if line.startswith("#1 ")), "")
+
+        await until(pilot, lambda: "running  $0.00" in attempt_line(), "the attempt running")
+        spend.set()
+        await until(pilot, lambda: "running  $0.25" in attempt_line(), "its cost in the panel")
+        finish.set()

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from engine.events import (
     ApprovalRequired,
+    CostUpdated,
     DirectiveStatusChanged,
     EvaluationCompleted,
     StepOutput,
@@ -264,6 +265,8 @@ class DirectiveScreen(EngineScreen):
                 )
                 self.dag.update_step(step)
                 detail_stale |= focused is not None and e.step_id == focused.id
+            elif isinstance(e, CostUpdated) and focused is not None and e.step_id == focused.id:
+                detail_stale = True  # the running attempt's cost, as the header's moves
             elif isinstance(e, StepOutput):
                 self._follow_tail(e)
                 if focused is not None and e.step_id == focused.id and not detail_stale:

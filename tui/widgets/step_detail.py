@@ -55,7 +55,10 @@ class StepDetail(Looks, VerticalScroll):
         output: list[tuple[str, str]],
         attempt: str = "",
     ) -> None:
-        """`output`: the latest lines of the step's `attempt` ("attempt 2")."""
+        """`output`: the latest lines of the step's `attempt` ("attempt 2").
+        The same step shown again (its cost, its status moved) keeps where
+        the panel was scrolled to; another starts at its top."""
+        same = step is not None and self.step is not None and self.step.id == step.id
         self.step = step
         self._attempt = attempt
         body = self._body
@@ -69,7 +72,8 @@ class StepDetail(Looks, VerticalScroll):
         for source, line in output[-TAIL_LINES:]:
             self._tail.append(self._line(source, line))
         self._draw_tail()
-        self.scroll_home(animate=False)
+        if not same:
+            self.scroll_home(animate=False)
 
     def output(self, source: str, line: str) -> None:
         """A live line: shown, and followed while the step is at work."""
