@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
@@ -81,6 +82,12 @@ PLAN_CHANGES_HINT = "what to change in the plan (required: the planner is asked 
 # note, under a button that says "Retry [r]". A retry hands the note to the
 # step's next attempt (its rework instructions); 62 columns fit at 80.
 ESCALATION_HINT = "note for the retried step (optional); enter, then {keys}"
+
+
+def button_width(label: Text) -> int:
+    """The cells a button takes to show `label` on one line: its text, the
+    padding of a cell each side and the border's (`tall`) column each side."""
+    return cell_len(label.plain) + 4
 
 
 class EvaluationView(Looks, Static):
@@ -176,7 +183,8 @@ class ApprovalModal(Dialog[Answer | None]):
             title = f"{self.what.capitalize()} {'failed' if failed else 'is blocked'}: what now?"
         else:
             title = TITLES[self.intent].format(what=self.what)
-        with Vertical(classes="dialog", id="approval-dialog"):
+        escalation = "dialog -escalation" if self.intent is None else "dialog"
+        with Vertical(classes=escalation, id="approval-dialog"):
             yield Static(Text(title), classes="dialog-title")
             yield Static(Text(f"{self.directive_title} · approval {a.id}"), classes="dialog-sub")
             with VerticalScroll(id="approval-body"):
@@ -194,11 +202,17 @@ class ApprovalModal(Dialog[Answer | None]):
                 yield Static("", id="approval-error", classes="error")
                 with Horizontal(classes="dialog-buttons"):
                     for c in self.choices:
-                        yield Button(
+                        button = Button(
                             self._label(c, note_focused=self._has_note),
                             id=f"choice-{c.decision.value}",
                             variant=c.variant,  # type: ignore[arg-type]
                         )
+                        # A button keeps the width of its first label (a
+                        # new label does not lay it out again): "Retry" made
+                        # "Retry [r]" wrap onto a hidden second line. Each is
+                        # as wide as its label with its key from the start.
+                        button.styles.width = button_width(self._label(c, note_focused=False))
+                        yield button
                     yield Button(Text("Cancel [esc]"), id="cancel")
         yield Footer(compact=True)
 
