@@ -54,3 +54,62 @@ async def test_the_escalation_buttons_name_their_keys_in_full_once_the_note_is_l
         shown = screen_text(app)
         for label in ("Retry [r]", "Skip [s]", "Replan [p]", "Stop [x]", "Cancel [esc]"):
             assert label in shown, label
+
+
+def step_panel(app: DirectiveApp) -> str:
+    """The step panel's text (its header, attempts and evaluations)."""
+    from textual.widgets import Static
+
+    from tests.tui_kit import printed
+    from tui.widgets.step_detail import StepDetail
+
+    detail = app.screen.query_one(StepDetail)
+    return printed(detail.query_one("#detail-body", Static).content)
+
+
+def status_line(app: DirectiveApp, name: str) -> str:
+    """The status line of a step's box, as the DAG draws it."""
+    from tests.tui_kit import box, dag_of
+
+    dag = dag_of(app)
+    assert dag is not None
+    step = box(app, name)
+    drawn = dag.geometry.boxes[dag.geometry.by_id[step.id]]
+    line = dag.render_line(drawn.y + 2 - int(dag.scroll_y)).text
+    return line[drawn.x - int(dag.scroll_x) :][:24]
+
+
+async def test_a_step_running_again_shows_no_score_of_its_earlier_attempt(tmp_path: Path) -> None:
+    """A step reworked after a yellow review showed `▶ running yellow 0.60`
+    in the DAG and `▶ running  0.60 yellow` in the step panel while its next
+    attempt ran, and `– unfinished Y 0.60` once the directive was stopped:
+    the score of an attempt that no longer stands. A score shows only with
+    the verdict it is (here: the review awaiting approval)."""
+    import asyncio
+
+    from engine.models import ApprovalDecision, DirectiveStatus
+    from tests.tui_kit import awaiting, directive_status, engine, held_app
+
+    gate = asyncio.Event()
+    gate.set()
+    app = held_app(tmp_path, Script(scores={"build": [0.6, 1.0]}), {"build": gate})
+    async with app.run_test(size=(120, 36)) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: awaiting(app, "build"), "the review")
+        await until(pilot, lambda: "0.60" in step_panel(app), "the panel's score")
+        assert "Y 0.60" in status_line(app, "build")
+        gate.clear()  # the next attempt holds at its start
+        (review,) = await engine(app).store.pending_approvals(did)
+        await app.answer_approval(review.id, ApprovalDecision.REQUEST_CHANGES, "more")
+        await until(pilot, lambda: box_status(app, "build") is StepStatus.RUNNING, "running again")
+        await until(pilot, lambda: "running" in step_panel(app), "the panel following")
+        assert "running" in status_line(app, "build")
+        assert "0.60" not in status_line(app, "build")
+        assert "0.60" not in step_panel(app).splitlines()[1]  # the header's status line
+        await engine(app).stop_directive(did)
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.STOPPED), "stopped")
+        await until(pilot, lambda: "unfinished" in status_line(app, "build"), "unfinished")
+        assert "0.60" not in status_line(app, "build")
+        await until(pilot, lambda: "unfinished" in step_panel(app), "the panel's unfinished")
+        assert "0.60" not in step_panel(app).splitlines()[1]
+        gate.set()

@@ -68,6 +68,28 @@ LEFT_BY_AN_END = frozenset(
 )
 
 
+# Where a step's score and level (its latest evaluation's) are the verdict
+# it stands on: passed on it, waiting for a person on it (approval, or the
+# escalation of a block), or reworked because of it (until the next attempt
+# runs). Anywhere else they are an earlier attempt's: a step running again
+# after a reset, a retry or a rework showed `▶ running green 1.00`, one a
+# stop left unfinished `– unfinished G 1.00`, a step that failed the score
+# of the attempt before the one that failed.
+VERDICT_STANDS = frozenset(
+    {StepStatus.PASSED, StepStatus.AWAITING_APPROVAL, StepStatus.REWORK, StepStatus.BLOCKED}
+)
+
+
+def current_verdict(step: Step, *, ended: bool = False) -> bool:
+    """Whether the step's score and level are the verdict it is in now
+    (not while it reads "unfinished" in a directive that has ended)."""
+    return (
+        step.confidence is not None
+        and step.status in VERDICT_STANDS
+        and step_look(step, ended=ended) is STEP_LOOK[step.status]
+    )
+
+
 def step_look(step: Step, *, ended: bool = False) -> Look:
     """How a step looks; in a directive that has `ended`, a step it left
     undone says it will not run."""

@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.models import Step
-from tui.presentation import LEVEL_CSS, step_look
+from tui.presentation import LEVEL_CSS, current_verdict, step_look
 from tui.widgets.dag_geometry import BOX_H, BOX_W, Box, DagGeometry, edge_char
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
@@ -60,10 +60,11 @@ def fit_name(name: str, width: int) -> str:
     return set_cell_size(head + "…" + end, width)
 
 
-def level_score(step: Step, room: int) -> str:
+def level_score(step: Step, room: int, *, ended: bool = False) -> str:
     """The score with its level, not by colour alone: `yellow 0.50` where
-    it fits beside the status, else `Y 0.50`."""
-    if step.confidence is None:
+    it fits beside the status, else `Y 0.50`; nothing where it is not the
+    step's current verdict (`current_verdict`)."""
+    if step.confidence is None or not current_verdict(step, ended=ended):
         return ""
     score = f"{step.confidence:.2f}"
     if step.level is None:
@@ -371,7 +372,7 @@ class DagView(Looks, ScrollView, can_focus=True):
                 (x + BOX_W - 2, " " + v, border),
             ]
         status = f"{look.icon} {look.label}"
-        score = level_score(step, INNER - cell_len(status) - 1)
+        score = level_score(step, INNER - cell_len(status) - 1, ended=self._ended)
         level = self._style(f"level--{LEVEL_CSS[step.level]}") if step.level else self._style()
         return [
             (x, v + " ", border),

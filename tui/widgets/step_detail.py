@@ -16,7 +16,7 @@ from engine.breakers import duration
 from engine.flags import flag_text
 from engine.models import Evaluation, Step, StepRun, StepStatus
 from tui.format import clock, money, tail
-from tui.presentation import LEVEL_CSS, step_look
+from tui.presentation import LEVEL_CSS, current_verdict, step_look
 from tui.widgets.looks import LOOK_CLASSES, Looks
 
 TAIL_LINES = 12  # live output lines kept per step, of its latest attempt
@@ -92,7 +92,12 @@ class StepDetail(Looks, VerticalScroll):
         head = Text.assemble((step.name, self.look("look--title")), f"  {step.type}")
         status = Text.assemble((f"{look.icon} {look.label}", self.look(f"look--{look.css}")))
         # short enough for the narrow panel: the score as the DAG box shows it
-        if step.confidence is not None and step.level is not None:
+        # (the current verdict only: a step running again showed its last one)
+        if (
+            step.confidence is not None
+            and step.level is not None
+            and current_verdict(step, ended=self.ended)
+        ):
             status.append(f"  {step.confidence:.2f} ")
             status.append(step.level.value, self.look(f"level--{LEVEL_CSS[step.level]}"))
         if step.rework_count:
