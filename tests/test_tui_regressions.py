@@ -6,12 +6,13 @@ command line or from another key. Each test drives the real app."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.models import StepStatus
 from tests.engine_kit import Script, chain_spec
-from tests.tui_kit import app_for, box_status, started, until
+from tests.tui_kit import SIZE, app_for, box_status, started, until
 from tui.app import DirectiveApp
 
 
@@ -113,3 +114,44 @@ async def test_a_step_running_again_shows_no_score_of_its_earlier_attempt(tmp_pa
         await until(pilot, lambda: "unfinished" in step_panel(app), "the panel's unfinished")
         assert "0.60" not in step_panel(app).splitlines()[1]
         gate.set()
+
+
+def colour_of(widget: Any, text: str) -> Any:
+    """The colour `text` is drawn in on the screen, within `widget`."""
+    region = widget.region
+    strips = widget.app.screen._compositor.render_strips()
+    for y in range(region.y, region.bottom):
+        for segment in strips[y].crop(region.x, region.right):
+            if text in segment.text:
+                return segment.style.color if segment.style else None
+    shown = "\n".join(s.text for s in strips)
+    raise AssertionError(f"{text!r} not drawn in {widget!r} at {region}:\n{shown}")
+
+
+async def test_a_theme_change_recolours_the_header_and_the_step_panel(tmp_path: Path) -> None:
+    """Palette → Theme → textual-light recoloured the DAG, but the header's
+    line and the step panel kept the old theme's colours (nearly unreadable
+    on a light background) until another step was focused: both draw what
+    they show again on a theme change."""
+    from engine.models import DirectiveStatus
+    from tests.tui_kit import directive_status
+    from tui.widgets.header import DirectiveHeader
+    from tui.widgets.step_detail import StepDetail
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        did = await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "done")
+        await until(pilot, lambda: "passed" in step_panel(app), "the step shown")
+        header = app.screen.query_one(DirectiveHeader)
+        body = app.screen.query_one(StepDetail).query_one("#detail-body")
+        await pilot.pause()  # drawn
+        dark = (colour_of(header, "completed"), colour_of(body, "passed"))
+        app.theme = "textual-light"
+        await until(
+            pilot, lambda: colour_of(header, "completed") != dark[0], "the header", rounds=200
+        )
+        await pilot.pause()
+        assert colour_of(header, "completed") == header.look("look--passed").color
+        assert colour_of(body, "passed") == header.look("look--passed").color
+        assert colour_of(body, "passed") != dark[1]

@@ -17,9 +17,21 @@ DONE = {StepStatus.PASSED, StepStatus.SKIPPED}
 class DirectiveHeader(Looks, Static):
     COMPONENT_CLASSES = LOOK_CLASSES
     _shown: Text | None = None
+    _args: tuple[Directive, Sequence[Step], int, str] | None = None
+
+    def on_mount(self) -> None:
+        self.follow_theme()
+
+    def restyle(self) -> None:
+        """A new theme: the line again, in its colours (the title's stayed
+        in the old theme's, unreadable on a light one)."""
+        if self._args is not None:
+            self._shown = None
+            self.show(*self._args)
 
     def show(self, d: Directive, steps: Sequence[Step], waiting: int, note: str = "") -> None:
         """`note`: who runs the engine, when this app only watches."""
+        self._args = (d, steps, waiting, note)
         look = DIRECTIVE_LOOK[d.status]
         done = sum(1 for s in steps if s.status in DONE)
         skipped = sum(1 for s in steps if s.status is StepStatus.SKIPPED)

@@ -38,6 +38,17 @@ class Looks:
         super().notify_style_update()  # type: ignore[misc]
         self.__dict__.get("_look_cache", {}).clear()
 
+    def follow_theme(self) -> None:
+        """Call once mounted: `restyle` runs after each theme change. A
+        widget that keeps what it drew (a Text built with the old theme's
+        styles) kept the old colours until it was next given something to
+        show; the styles above are read again by then."""
+        widget: Widget = self  # type: ignore[assignment]
+        widget.app.theme_changed_signal.subscribe(widget, lambda _theme: self.restyle())
+
+    def restyle(self) -> None:
+        """Draw what is shown again, with the current theme's styles."""
+
 
 def show_error(widget: object, text: str) -> None:
     """Fill an inline `.error` line, shown only while it says something."""

@@ -33,7 +33,10 @@ class StepDetail(Looks, VerticalScroll):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.step: Step | None = None
-        self._tail: deque[Text] = deque(maxlen=TAIL_LINES)
+        # (source, line): drawn with the theme's styles each time (a new
+        # theme draws them again)
+        self._tail: deque[tuple[str, str]] = deque(maxlen=TAIL_LINES)
+        self._history: tuple[list[StepRun], list[Evaluation]] = ([], [])
         self._attempt = ""  # whose lines the tail holds
         self.ended = False  # the directive has ended: an undone step will not run
         # Held, not queried: a late update after the screen closed is harmless.
@@ -46,6 +49,17 @@ class StepDetail(Looks, VerticalScroll):
 
     def on_mount(self) -> None:
         self._body.update(Text("No step focused.", style=self.look("look--muted")))
+        self.follow_theme()
+
+    def restyle(self) -> None:
+        """A new theme: the step again in its colours (the panel kept the
+        old theme's until another step was focused)."""
+        step = self.step
+        if step is None:
+            self._body.update(Text("No step focused.", style=self.look("look--muted")))
+            return
+        self._draw_body(step, *self._history)
+        self._draw_tail()
 
     def show(
         self,
@@ -67,22 +81,27 @@ class StepDetail(Looks, VerticalScroll):
             self._tail.clear()
             self._draw_tail()
             return
-        body.update(Group(*self._header(step), *self._runs(runs), *self._evaluations(evaluations)))
+        self._history = (runs, evaluations)
+        self._draw_body(step, runs, evaluations)
         self._tail.clear()
-        for source, line in output[-TAIL_LINES:]:
-            self._tail.append(self._line(source, line))
+        self._tail.extend(output[-TAIL_LINES:])
         self._draw_tail()
         if not same:
             self.scroll_home(animate=False)
 
     def output(self, source: str, line: str) -> None:
         """A live line: shown, and followed while the step is at work."""
-        self._tail.append(self._line(source, line))
+        self._tail.append((source, line))
         self._draw_tail()
         if self.step is not None and self.step.status in LIVE:
             self.scroll_end(animate=False)
 
     # -- pieces ---------------------------------------------------------------
+
+    def _draw_body(self, step: Step, runs: list[StepRun], evaluations: list[Evaluation]) -> None:
+        self._body.update(
+            Group(*self._header(step), *self._runs(runs), *self._evaluations(evaluations))
+        )
 
     def _heading(self, text: str) -> Text:
         return Text(f"\n{text}", style=self.look("look--key"))
@@ -181,7 +200,7 @@ class StepDetail(Looks, VerticalScroll):
         heading = self._heading("Live output")
         if self._attempt:
             heading.append(f" · {self._attempt}", self.look("look--muted"))
-        tail_widget.update(Group(heading, *self._tail))
+        tail_widget.update(Group(heading, *(self._line(s, line) for s, line in self._tail)))
 
 
 def _timing(run: StepRun) -> str:
