@@ -155,3 +155,27 @@ async def test_a_theme_change_recolours_the_header_and_the_step_panel(tmp_path: 
         assert colour_of(header, "completed") == header.look("look--passed").color
         assert colour_of(body, "passed") == header.look("look--passed").color
         assert colour_of(body, "passed") != dark[1]
+
+
+async def test_the_escalation_dialog_shows_the_attempts_error_in_full(tmp_path: Path) -> None:
+    """The escalation's summary is cut at 300 characters: the dialog lost
+    the end of a long error, where it says where the attempt's files are
+    kept, while `enter` on the same event in the log showed "The attempt's
+    error in full". The dialog shows it whole too."""
+    from textual.widgets import Static
+
+    from tests.tui_kit import printed
+    from tui.modals.approval import ApprovalModal
+
+    error = "command exited with 1: " + "boom " * 80 + "(its files are kept in /tmp/kept/worktree)"
+    app = app_for(tmp_path, Script(fail={"build": error}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the escalation")  # type: ignore[attr-defined]
+        assert "/tmp/kept/worktree" not in screen.approvals[0].summary  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        shown = printed(app.screen.query_one("#approval-error-in-full", Static).content)
+        assert "The attempt's error in full" in shown
+        assert "(its files are kept in /tmp/kept/worktree)" in shown.replace("\n", "")

@@ -30,6 +30,7 @@ from engine.models import (
 )
 from engine.text import plural
 from tui.modals.dialog import Dialog
+from tui.modals.event_text import error_in_full
 from tui.presentation import LEVEL_CSS
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
 from tui.widgets.step_detail import indented, verifier_lines
@@ -189,6 +190,8 @@ class ApprovalModal(Dialog[Answer | None]):
             yield Static(Text(f"{self.directive_title} · approval {a.id}"), classes="dialog-sub")
             with VerticalScroll(id="approval-body"):
                 yield Static(Text(a.summary), id="approval-summary")
+                if escalation := self._error_in_full():
+                    yield Static(Text(escalation), id="approval-error-in-full")
                 if self.plan:
                     yield Static(self._plan_text(), id="approval-plan")
                 if self.run is not None:
@@ -215,6 +218,14 @@ class ApprovalModal(Dialog[Answer | None]):
                         yield button
                     yield Button(Text("Cancel [esc]"), id="cancel")
         yield Footer(compact=True)
+
+    def _error_in_full(self) -> str:
+        """An escalation's summary is cut at 300 characters, losing the end
+        of a long error (where the attempt's files are kept): the attempt's
+        error whole, as `enter` on the event in the log shows it."""
+        if self.intent is not None:
+            return ""
+        return error_in_full(self.runs, self.approval.created_at, self.approval.summary)
 
     def _files_text(self) -> RenderableType:
         """What the attempt changed, so an answer is given knowing it (the

@@ -43,7 +43,7 @@ from tui.applicable import STEP_ACTIONS, step_refusal
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.modals.diff import AttemptDiffs
-from tui.modals.event_text import EventText
+from tui.modals.event_text import EventText, error_in_full
 from tui.screens.base import APPROVAL_BINDINGS, PAUSE_BINDINGS, EngineScreen, refusable
 from tui.widgets.approvals import ApprovalsPanel
 from tui.widgets.budgets import BudgetBars
@@ -331,13 +331,8 @@ class DirectiveScreen(EngineScreen):
         if step_id is None or not (failing or asking):
             return ""
         assert event is not None
-        runs = [
-            r for r in await self.store.list_runs(step_id) if r.error and r.started_at <= event.ts
-        ]
-        error = runs[-1].error if runs else None
-        if not error or error in said:
-            return ""
-        return f"\n\nThe attempt's error in full:\n{error}"
+        whole = error_in_full(await self.store.list_runs(step_id), event.ts, said)
+        return f"\n\n{whole}" if whole else ""
 
     @work(exclusive=True, group="detail")
     async def show_detail(self) -> None:
