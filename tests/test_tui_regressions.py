@@ -179,3 +179,41 @@ async def test_the_escalation_dialog_shows_the_attempts_error_in_full(tmp_path: 
         shown = printed(app.screen.query_one("#approval-error-in-full", Static).content)
         assert "The attempt's error in full" in shown
         assert "(its files are kept in /tmp/kept/worktree)" in shown.replace("\n", "")
+
+
+async def test_the_apps_merge_says_where_the_branch_was_and_how_to_undo(
+    tmp_path: Path, make_git_repo: Any
+) -> None:
+    """`m` said only "Your branch main now points at f43a4f84d736", where
+    the command line's `merge` says where it was and how to undo. The
+    question names the old commit and the undo command, and so does the
+    toast; the command, run, puts the branch back."""
+    import shlex
+    import subprocess
+
+    from tests.conftest import git
+    from tests.test_engine_worktrees import BASE, NO_LLM
+    from tests.test_tui_git import completed_result, left_then_right
+    from tests.tui_kit import Notes
+    from tui.modals.confirm import ConfirmModal
+
+    repo = make_git_repo(BASE)
+    before = git(repo, "rev-parse", "HEAD").strip()
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = Notes(app)
+        await completed_result(pilot, app, left_then_right(repo))
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert f"It is at {before[:12]} now" in question
+        assert f"reset --keep {before[:12]}" in question
+        await pilot.press("y")
+        await until(pilot, lambda: notes.has("now points at"), "the fast-forward")
+        said = next(m for _, m in notes.messages if "now points at" in m)
+        assert f"(it was at {before[:12]})" in said
+        undo = said.split("To undo: ", 1)[1]
+        assert undo == f"git -C {shlex.quote(str(repo))} reset --keep {before[:12]}"
+    assert git(repo, "rev-parse", "HEAD").strip() != before
+    subprocess.run(shlex.split(undo), check=True, capture_output=True)
+    assert git(repo, "rev-parse", "HEAD").strip() == before

@@ -4,7 +4,10 @@ are `engine.breakers.duration`, which breaker reasons use too)."""
 from __future__ import annotations
 
 import re
+import shlex
 import time
+from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 
@@ -76,3 +79,18 @@ def headline(text: str, width: int = 72) -> str:
     if len(first) > width or more:
         return first[: width - 1].rstrip() + "…"
     return first
+
+
+def undo_command(offer: Any, repo: Path | str, sha: str | None = None) -> str:
+    """The git command that puts the branch back where `offer` (a
+    FastForwardOffer) found it, at `sha` (its `current_sha` by default; the
+    app's toast gives it shorter). In the checkout that has it: `reset
+    --keep`, which moves the files back too and refuses to lose a change
+    made to them since. A branch no checkout has: `branch -f`, which git
+    refuses once one has it. Said by `merge` and by the app's `m`."""
+    old = sha or offer.current_sha
+    if offer.worktree is not None:
+        where = shlex.quote(str(offer.worktree))
+        return f"git -C {where} reset --keep {old}"
+    branch = shlex.quote(offer.branch)
+    return f"git -C {shlex.quote(str(repo))} branch -f {branch} {old}"

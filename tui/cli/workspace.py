@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ async def merge(engine: Any, directive: Any, out: Any, me: str = "directive-tui"
     it was, how to undo it and that `delete` may now go; a branch that
     already has the result is done already (exit 0)."""
     from engine.engine import DELETABLE
+    from tui.format import undo_command
 
     offer = await engine.offer_fast_forward(directive.id)
     if offer.possible:
@@ -60,7 +60,7 @@ async def merge(engine: Any, directive: Any, out: Any, me: str = "directive-tui"
         old = offer.current_sha
         print(f"fast-forwarded {offer.branch} to {sha[:12]} (it was at {old[:12]})", file=out)
         print(
-            f"to undo, while {offer.branch} is still at {sha[:12]}: {_undo(offer, directive.spec.repo)}",
+            f"to undo, while {offer.branch} is still at {sha[:12]}: {undo_command(offer, directive.spec.repo)}",
             file=out,
         )
         if directive.status in DELETABLE:
@@ -77,18 +77,6 @@ async def merge(engine: Any, directive: Any, out: Any, me: str = "directive-tui"
         )
         return EXIT_OK
     raise UsageError(f"cannot merge: {offer.reason}")
-
-
-def _undo(offer: Any, repo: Path) -> str:
-    """The git command that puts the branch back where `offer` found it.
-    In the checkout that has it: `reset --keep`, which moves the files
-    back too and refuses to lose a change made to them since. A branch no
-    checkout has: `branch -f`, which git refuses once one has it."""
-    if offer.worktree is not None:
-        where = shlex.quote(str(offer.worktree))
-        return f"git -C {where} reset --keep {offer.current_sha}"
-    branch = shlex.quote(offer.branch)
-    return f"git -C {shlex.quote(str(repo))} branch -f {branch} {offer.current_sha}"
 
 
 async def _has_commit(repo: Path, branch: str, sha: str) -> bool:

@@ -27,6 +27,7 @@ from engine.models import Actor, Directive, DirectiveStatus, Step
 from engine.store import StoreError
 from engine.user_branch import FastForwardOffer
 from engine.worktree_names import step_slug
+from tui.format import undo_command
 from tui.messages import EngineBatch
 from tui.modals.confirm import ConfirmModal
 from tui.screens.base import EngineScreen, refusable
@@ -242,12 +243,21 @@ class ResultScreen(EngineScreen):
         )
         if d is not None and d.status not in ENDED:
             question += f"\nThe directive is still {d.status.value}: this takes the result so far."
+        # Where the branch was and how to put it back, as `merge` says.
+        old = offer.current_sha
+        undo = undo_command(offer, d.spec.repo, old[:12]) if old and d is not None else ""
+        if undo:
+            question += f"\nIt is at {old[:12]} now; to undo afterwards: {undo}"
         if not await self.app.push_screen_wait(ConfirmModal(question, "Fast-forward")):
             return
         sha = await self.dapp.command_value(self.engine.fast_forward_user_branch(self.directive_id))
         if sha is None:
             return
-        self.notify(f"Your branch {offer.branch} now points at {sha[:12]}.", title="Fast-forwarded")
+        said = f"Your branch {offer.branch} now points at {sha[:12]}"
+        if undo:
+            said += f" (it was at {old[:12]}).\nTo undo: {undo}"  # type: ignore[index]
+        # Paths and names are not markup; long enough to copy the command.
+        self.notify(said, title="Fast-forwarded", timeout=20 if undo else 5, markup=False)
         self.refresh_result()
 
     @work(group="result-action", exclusive=True)
