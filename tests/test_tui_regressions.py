@@ -217,3 +217,41 @@ async def test_the_apps_merge_says_where_the_branch_was_and_how_to_undo(
     assert git(repo, "rev-parse", "HEAD").strip() != before
     subprocess.run(shlex.split(undo), check=True, capture_output=True)
     assert git(repo, "rev-parse", "HEAD").strip() == before
+
+
+async def test_stop_asks_the_same_question_from_every_key(tmp_path: Path) -> None:
+    """The escalation's `x` asked "Stop X for good? Running steps are
+    cancelled and its pending approvals closed."; `x` on the directive
+    asked only "Stop X? Running steps are cancelled." and closed a pending
+    approval all the same. One question, the fuller one, everywhere."""
+    from tests.tui_kit import awaiting
+    from tui.modals.approval import ApprovalModal
+    from tui.modals.confirm import ConfirmModal
+
+    app = app_for(tmp_path, Script(scores={"build": [0.6]}))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        await until(pilot, lambda: awaiting(app, "build"), "the review")
+        screen = app.screen
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        from_the_directive = app.screen.question  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "back")
+    expected = (
+        "Stop test directive for good? Running steps are cancelled and its pending"
+        " approvals closed."
+    )
+    assert from_the_directive == expected
+
+    app = app_for(tmp_path / "2", Script(fail={"build": "exit 1"}))
+    (tmp_path / "2").mkdir()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app, chain_spec(tmp_path, [("build", [])]))
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the escalation")  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        await pilot.press("enter", "x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert app.screen.question == expected  # type: ignore[attr-defined]

@@ -93,7 +93,7 @@ async def test_home_keys_act_on_the_directive_of_the_focused_pane(tmp_path: Path
 
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
-        assert "Stop B?" in app.screen.question  # type: ignore[attr-defined]
+        assert "Stop B for good?" in app.screen.question  # type: ignore[attr-defined]
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is home, "home again")
 

@@ -141,3 +141,10 @@ DECISION_DONE: dict[ApprovalDecision, str] = {
     ApprovalDecision.REPLAN: "replanning",
     ApprovalDecision.STOP: "stopping",
 }
+
+
+def stop_question(title: str) -> str:
+    """What `x` asks before stopping a directive, wherever it is pressed (the
+    escalation dialog, home, the directive screen): a stop closes its
+    pending approvals too, which only one of them said."""
+    return f"Stop {title} for good? Running steps are cancelled and its pending approvals closed."

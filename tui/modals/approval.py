@@ -31,7 +31,7 @@ from engine.models import (
 from engine.text import plural
 from tui.modals.dialog import Dialog
 from tui.modals.event_text import error_in_full
-from tui.presentation import LEVEL_CSS
+from tui.presentation import LEVEL_CSS, stop_question
 from tui.widgets.looks import LOOK_CLASSES, Looks, show_error
 from tui.widgets.step_detail import indented, verifier_lines
 
@@ -368,10 +368,7 @@ class ApprovalModal(Dialog[Answer | None]):
             from tui.modals.confirm import ConfirmModal
 
             what = self.directive_title or "the directive"
-            question = (
-                f"Stop {what} for good? Running steps are cancelled and its"
-                " pending approvals closed."
-            )
+            question = stop_question(what)
 
             def stop(yes: bool | None) -> None:
                 if yes:

@@ -29,7 +29,7 @@ from tui.messages import EngineBatch, EngineReady
 from tui.modals.approval import Answer, ApprovalModal
 from tui.modals.confirm import ConfirmModal
 from tui.modals.limits import LimitsModal
-from tui.presentation import DECISION_DONE
+from tui.presentation import DECISION_DONE, stop_question
 from tui.widgets.budgets import breaker_holds, tripped_breaker
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class EngineScreen(Screen[None]):
 
     async def stop(self, d: Directive) -> None:
         if await self.app.push_screen_wait(
-            ConfirmModal(f"Stop {d.title}? Running steps are cancelled.", "Stop", danger=True)
+            ConfirmModal(stop_question(d.title), "Stop", danger=True)
         ):
             async with self.dapp.directive_command:
                 if await self._already(d, DirectiveStatus.STOPPED):
