@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.models import StepStatus
+from engine.models import DirectiveStatus, StepStatus
+from tests.conftest import git
 from tests.engine_kit import Script, chain_spec
-from tests.tui_kit import SIZE, app_for, box_status, started, until
+from tests.tui_kit import SIZE, app_for, box_status, engine, started, until
 from tui.app import DirectiveApp
 
 
@@ -255,3 +256,71 @@ async def test_stop_asks_the_same_question_from_every_key(tmp_path: Path) -> Non
         await pilot.press("enter", "x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
         assert app.screen.question == expected  # type: ignore[attr-defined]
+
+
+def toasts(app: DirectiveApp) -> list[Any]:
+    from textual.widgets._toast import Toast
+
+    return list(app.screen.query(Toast))
+
+
+async def test_the_result_toast_goes_when_its_screen_does_or_g_is_pressed(
+    tmp_path: Path, make_git_repo: Any
+) -> None:
+    """ "Directive completed … press G to see the diff" stayed 15 s: it
+    followed you home, where G does nothing, and sat over the diff G
+    opened. It goes once G is pressed, or with the directive's screen."""
+    from tests.test_engine_worktrees import BASE, NO_LLM
+    from tests.test_tui_git import left_then_right
+    from tests.tui_kit import Notes, directive_status
+    from tui.screens.home import HomeScreen
+    from tui.screens.result import ResultScreen
+
+    def result_toast(app: DirectiveApp) -> bool:
+        return any("press G" in str(t.render()) for t in toasts(app))
+
+    repo = make_git_repo(BASE)
+    for leave in ("G", "escape"):
+        app = DirectiveApp(tmp_path / f"{leave}.db", services=NO_LLM)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            notes = Notes(app)
+            did = await started(pilot, app, left_then_right(repo))
+            await until(
+                pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "done"
+            )  # noqa: B023
+            await until(pilot, lambda: notes.has("press G"), "the result toast")  # noqa: B023
+            await until(pilot, lambda: result_toast(app), "the toast shown")  # noqa: B023
+            await pilot.press(leave)
+            gone_to = ResultScreen if leave == "G" else HomeScreen
+            await until(pilot, lambda: isinstance(app.screen, gone_to), "the next screen")  # noqa: B023
+            await pilot.pause()
+            assert not result_toast(app)
+            await engine(app).wait_settled(did, timeout=30)
+        git(repo, "reset", "-q", "--hard", git(repo, "rev-parse", "HEAD").strip())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_an_answer_s_toast_is_one_line(tmp_path: Path, size: tuple[int, int]) -> None:
+    """An answer's toast cut the request's summary at 72 characters, which
+    still wrapped to 2-3 lines in a toast at 80 columns (36 cells of text):
+    it is cut to what one line holds, at 80 columns and wider."""
+    from engine.models import ApprovalDecision
+    from tests.tui_kit import awaiting
+
+    app = app_for(tmp_path, Script(scores={"a-step-with-a-rather-long-name-indeed": [0.6]}))
+    async with app.run_test(size=size, notifications=True) as pilot:
+        did = await started(
+            pilot, app, chain_spec(tmp_path, [("a-step-with-a-rather-long-name-indeed", [])])
+        )
+        await until(pilot, lambda: awaiting(app, "a-step-with-a-rather-long-name-indeed"), "asked")
+        (review,) = await engine(app).store.pending_approvals(did)
+        assert len(review.summary) > 72
+        app.clear_notifications()
+        assert await app.answer_approval(review.id, ApprovalDecision.APPROVE)
+        await until(pilot, lambda: toasts(app), "the toast")
+        await pilot.pause()
+        (toast,) = [t for t in toasts(app) if str(t.render()).startswith("Approved")]
+        text = str(toast.render())
+        assert text.startswith("Approved: ") and text.endswith("…")
+        assert toast.size.height == 1, (toast.size, text)  # (its padding aside)
+        assert len(text) == toast.content_region.width, (len(text), toast.content_region)

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from engine.engine import DirectiveEngine, EngineServices
 
 AUTO_DELAY_S = 1.0  # long enough to see the yellow step wait
+TOAST_WIDTH = 60  # Textual's Toast: `width: 60; max-width: 50%` of its rack,
+TOAST_RACK_SCROLLBAR = 2  # which scrolls (`overflow-y: scroll`) with a bar this wide,
+TOAST_FRAME = 3  # less its `border-left` and `padding: 1 1`
 
 
 T = TypeVar("T")
@@ -444,9 +447,20 @@ class DirectiveApp(App[None]):
         except command_errors() as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return False
-        said = headline(current.summary)  # one line: the whole of it is in the log
-        self.notify(f"{DECISION_DONE[decision].capitalize()}: {said}", timeout=4)
+        # One line of a toast (the whole of it is in the log): cut at 72
+        # characters it still took 2-3 lines at 80 columns.
+        done = f"{DECISION_DONE[decision].capitalize()}: "
+        said = headline(current.summary, max(self.toast_room() - len(done), 12))
+        self.notify(done + said, timeout=4, markup=False)
         return True
+
+    def toast_room(self) -> int:
+        """The cells of one line of a toast's text at this screen's width:
+        Textual's Toast is 60 columns wide, at most half its rack (the screen
+        less the rack's scrollbar), less its left border and its padding
+        (36 at 80 columns, 57 from 122)."""
+        rack = self.size.width - TOAST_RACK_SCROLLBAR
+        return min(TOAST_WIDTH, rack // 2) - TOAST_FRAME
 
     # -- navigation -------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class DirectiveScreen(EngineScreen):
         self.tail_attempts: dict[str, str] = {}  # "attempt 2": whose lines the tail holds
         self.seen_seq = 0  # events up to here are already shown (read back or live)
         self._gone = False  # the directive was deleted (by another process)
+        self._result_toast: str | None = None  # what the result-ready toast says
 
     def compose(self) -> ComposeResult:
         yield DirectiveHeader(id="directive-title")
@@ -527,6 +528,7 @@ class DirectiveScreen(EngineScreen):
         from tui.screens.result import ResultScreen
 
         if not self.not_ready():
+            self._drop_result_toast()
             self.app.push_screen(ResultScreen(self.directive_id))
 
     @work(group="announce", exclusive=True)
@@ -539,12 +541,27 @@ class DirectiveScreen(EngineScreen):
         except EngineError:
             self.notify("Directive completed.", title="Done", timeout=8)
             return
-        self.notify(
+        # As long as other toasts: 15 s followed you home (where G does
+        # nothing) and over the diff G opened; it goes with the screen, or
+        # once G is pressed (`_drop_result_toast`).
+        self._result_toast = (
             f"The result is ready ({len(checkpoints)} checkpoints): press G to see the diff "
-            "and fast-forward your branch to it.",
-            title="Directive completed",
-            timeout=15,
+            "and fast-forward your branch to it."
         )
+        self.notify(self._result_toast, title="Directive completed", timeout=8)
+
+    def _drop_result_toast(self) -> None:
+        """The result-ready toast, off the screen: it says to press G."""
+        said, self._result_toast = self._result_toast, None
+        if said is None:
+            return
+        shown = self.app._notifications  # Textual's own: a toast clicked goes the same way
+        for notification in list(shown):
+            if notification.message == said:
+                self.app._unnotify(notification)
+
+    def on_unmount(self) -> None:
+        self._drop_result_toast()
 
     @work(group="approval", exclusive=True)
     async def action_approval(self, intent: str) -> None:
