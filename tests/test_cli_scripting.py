@@ -96,3 +96,23 @@ def test_help_tells_bad_input_from_an_unwritable_output_and_a_busy_database() ->
     assert "busy" not in two and "cannot be written" not in two
     assert "  74   the output could not be written (a full disk)" in codes
     assert "  75   try again later: the database is busy, or another engine runs on it" in codes
+
+
+async def test_the_resume_an_interrupted_json_run_prints_keeps_its_json() -> None:
+    """After Ctrl-C on `run --headless --json` the hint on stderr said
+    `resume ID --headless`: a script that follows it gets text, not JSON."""
+    import io
+
+    from tui.cli.headless import _say_interrupted
+
+    class Printer:
+        directive_id = "abc123"
+
+        async def catch_up(self) -> None:
+            return None
+
+    note = io.StringIO()
+    await _say_interrupted(Printer(), "directive-tui", note, as_json=True)  # type: ignore[arg-type]
+    assert note.getvalue() == (
+        "interrupted: `directive-tui resume abc123 --headless --json` carries on\n"
+    )

@@ -119,11 +119,13 @@ async def run_headless(
             printing.cancel()
         await engine.close()
         if interrupted and printer is not None:
-            await _say_interrupted(printer, me, sys.stderr if as_json else out)
+            await _say_interrupted(printer, me, sys.stderr if as_json else out, as_json)
         await store.close()
 
 
-async def _say_interrupted(printer: EventPrinter, me: str, note_to: Any) -> None:
+async def _say_interrupted(
+    printer: EventPrinter, me: str, note_to: Any, as_json: bool = False
+) -> None:
     """After an interrupted run's engine closed: the events its closing
     wrote (the steps put back to run again, the clock stopped), so the log
     ends where the directive is, then how to carry on. Not when the
@@ -131,7 +133,8 @@ async def _say_interrupted(printer: EventPrinter, me: str, note_to: Any) -> None
     with contextlib.suppress(OSError):  # BrokenPipeError among them
         await printer.catch_up()
         print(
-            f"interrupted: `{me} resume {printer.directive_id} --headless` carries on",
+            f"interrupted: `{me} resume {printer.directive_id} --headless"
+            f"{' --json' if as_json else ''}` carries on",
             file=note_to,
             flush=True,
         )
