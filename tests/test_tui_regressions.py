@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from engine.models import DirectiveStatus, StepStatus
-from tests.conftest import git
 from tests.engine_kit import Script, chain_spec
 from tests.tui_kit import SIZE, app_for, box_status, engine, started, until
 from tui.app import DirectiveApp
@@ -264,8 +263,9 @@ def toasts(app: DirectiveApp) -> list[Any]:
     return list(app.screen.query(Toast))
 
 
+@pytest.mark.parametrize("leave", ["G", "escape"])
 async def test_the_result_toast_goes_when_its_screen_does_or_g_is_pressed(
-    tmp_path: Path, make_git_repo: Any
+    tmp_path: Path, make_git_repo: Any, leave: str
 ) -> None:
     """ "Directive completed … press G to see the diff" stayed 15 s: it
     followed you home, where G does nothing, and sat over the diff G
@@ -276,31 +276,28 @@ async def test_the_result_toast_goes_when_its_screen_does_or_g_is_pressed(
     from tui.screens.home import HomeScreen
     from tui.screens.result import ResultScreen
 
-    def result_toast(app: DirectiveApp) -> bool:
+    def result_toast() -> bool:
         return any("press G" in str(t.render()) for t in toasts(app))
 
     repo = make_git_repo(BASE)
-    for leave in ("G", "escape"):
-        app = DirectiveApp(tmp_path / f"{leave}.db", services=NO_LLM)
-        async with app.run_test(size=SIZE, notifications=True) as pilot:
-            notes = Notes(app)
-            did = await started(pilot, app, left_then_right(repo))
-            await until(
-                pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "done"
-            )  # noqa: B023
-            await until(pilot, lambda: notes.has("press G"), "the result toast")  # noqa: B023
-            await until(pilot, lambda: result_toast(app), "the toast shown")  # noqa: B023
-            await pilot.press(leave)
-            gone_to = ResultScreen if leave == "G" else HomeScreen
-            await until(pilot, lambda: isinstance(app.screen, gone_to), "the next screen")  # noqa: B023
-            await pilot.pause()
-            assert not result_toast(app)
-            await engine(app).wait_settled(did, timeout=30)
-        git(repo, "reset", "-q", "--hard", git(repo, "rev-parse", "HEAD").strip())
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        notes = Notes(app)
+        did = await started(pilot, app, left_then_right(repo))
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "done")
+        await until(pilot, lambda: notes.has("press G"), "the result toast")
+        await until(pilot, result_toast, "the toast shown")
+        await pilot.press(leave)
+        gone_to = ResultScreen if leave == "G" else HomeScreen
+        await until(pilot, lambda: isinstance(app.screen, gone_to), "the next screen")
+        await pilot.pause()
+        assert not result_toast()
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-async def test_an_answer_s_toast_is_one_line(tmp_path: Path, size: tuple[int, int]) -> None:
+async def test_an_answer_s_toast_fits_one_line_of_the_toast(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
     """An answer's toast cut the request's summary at 72 characters, which
     still wrapped to 2-3 lines in a toast at 80 columns (36 cells of text):
     it is cut to what one line holds, at 80 columns and wider."""
@@ -324,3 +321,42 @@ async def test_an_answer_s_toast_is_one_line(tmp_path: Path, size: tuple[int, in
         assert text.startswith("Approved: ") and text.endswith("…")
         assert toast.size.height == 1, (toast.size, text)  # (its padding aside)
         assert len(text) == toast.content_region.width, (len(text), toast.content_region)
+
+
+async def test_the_checkpoints_say_what_r_resets_to_at_80_columns(
+    tmp_path: Path, make_git_repo: Any
+) -> None:
+    """The checkpoints' border read `r / enter: reset to` and stopped, as
+    if cut: it says to what, whole at 80 columns."""
+    from tests.test_engine_worktrees import BASE, HALF, NO_LLM, OK, three_to_reset
+    from tests.test_tui_git import open_result, scripted
+    from tests.tui_kit import footer_keys
+
+    repo = make_git_repo(BASE)
+    app = DirectiveApp(tmp_path / "tui.db", services=NO_LLM)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, app, scripted(repo, three_to_reset(), [HALF, OK]))
+        await until(pilot, lambda: box_status(app, "s3") == "awaiting_approval", "s3 waits")
+        screen = await open_result(pilot, app)
+        await until(pilot, lambda: "r" in footer_keys(screen), "r, while it is active")
+        await pilot.pause()
+        assert "r / enter: reset to the selected checkpoint" in screen_text(app)
+
+
+async def test_the_plan_dialog_claims_no_missing_evaluation(tmp_path: Path) -> None:
+    """The plan dialog said "No evaluation behind this request.": a plan is
+    never evaluated, so it says nothing of one."""
+    from engine.models import Autonomy
+    from tui.modals.approval import ApprovalModal
+
+    spec = chain_spec(tmp_path, [("one", [])], autonomy=Autonomy.MANUAL)
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(pilot, app, spec)
+        screen = app.screen
+        await until(pilot, lambda: bool(screen.approvals), "the plan to approve")  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the plan dialog")
+        await pilot.pause()
+        assert "Approve the plan?" in screen_text(app)
+        assert "No evaluation" not in screen_text(app)

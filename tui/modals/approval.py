@@ -196,7 +196,10 @@ class ApprovalModal(Dialog[Answer | None]):
                     yield Static(self._plan_text(), id="approval-plan")
                 if self.run is not None:
                     yield Static(self._files_text(), id="approval-files")
-                yield EvaluationView(self.evaluation, a.summary, id="approval-evaluation")
+                # A plan has no evaluation: "No evaluation behind this
+                # request" said what nobody would expect of one.
+                if a.kind is not ApprovalKind.PLAN:
+                    yield EvaluationView(self.evaluation, a.summary, id="approval-evaluation")
             # The answer (note, error, buttons) is docked at the foot of the
             # dialog (app.tcss): on a short screen what is above scrolls.
             with Vertical(id="approval-answer"):

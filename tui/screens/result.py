@@ -158,7 +158,10 @@ class ResultScreen(EngineScreen):
         passed = len(r.checkpoints) - 1
         pane = self.query_one("#result-checkpoints")
         pane.border_title = f"Checkpoints (start + {passed})" if passed else "Checkpoints (start)"
-        pane.border_subtitle = "r / enter: reset to" if self.refusal("reset") is None else ""
+        # (it read "r / enter: reset to", as if cut)
+        pane.border_subtitle = (
+            "r / enter: reset to the selected checkpoint" if self.refusal("reset") is None else ""
+        )
         self._follow_bindings()
         log = self.query_one(DiffLog)
         log.clear()
