@@ -334,3 +334,5 @@ async def test_home_names_its_database(tmp_path: Path) -> None:
         assert "elsewhere.db" in plain_text(home.query_one("#home-title", Static))
         empty = " ".join(plain_text(home.query_one("#home-empty", Static)).split())
         assert f"No directives in {tmp_path / 'elsewhere.db'} yet" in empty
+        # its demo command fills this database, not the default one
+        assert f"or run `directive-tui --db {tmp_path / 'elsewhere.db'} demo`." in empty

@@ -81,9 +81,13 @@ class HomeScreen(EngineScreen):
         table.show(directives, progress, self.dapp.clock())
         empty = self.query_one("#home-empty", Static)
         empty.display = not directives
-        empty.update(  # the database by its path: DIRECTIVE_TUI_DB forgotten shows here
-            f"No directives in {self.dapp.db_path} yet: press n to create one,"
-            " or run `directive-tui demo`."
+        # The database by its path (a forgotten DIRECTIVE_TUI_DB shows here),
+        # and a demo command that fills this one, not the default database.
+        from tui.cli.program import command_line
+
+        demo = f"{command_line(self.dapp.db_path)} demo"
+        empty.update(
+            f"No directives in {self.dapp.db_path} yet: press n to create one, or run `{demo}`."
         )
         await self._load_approvals()
         self._follow_bindings()
