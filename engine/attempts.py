@@ -330,28 +330,13 @@ class Attempts(EngineCore):
             # The directive's checks, not the attempt, are wrong: no rework
             # can fix that, so a person decides, told why in the log too.
             why = f"verifiers could not be set up: {exc}"
-            return Evaluation(
-                directive_id=d.id,
-                step_id=step.id,
-                run_id=run.id,
-                score=0.0,
-                level=ConfidenceLevel.RED,
-                passed=False,
-                results=[
-                    VerifierResult(
-                        name="setup",
-                        kind="setup",
-                        passed=False,
-                        score=0.0,
-                        weight=0.0,
-                        summary=clip(why, 300),
-                    )
-                ],  # fmt: skip
-                summary=why,
-                flags=[FOR_A_PERSON],
-            )
+            setup = VerifierResult(
+                name="setup", kind="setup", passed=False, score=0.0, weight=0.0,
+                summary=clip(why, 300),
+            )  # fmt: skip
+            return _for_a_person(run, ConfidenceLevel.RED, why, [setup])
         if not verifiers and step.spec.type in READING_STEP_TYPES and run.modified_files:
-            return _unjudged_reading(d, step, run)
+            return _unjudged_reading(step, run)
         await self._say_checks_found(d, verifiers)
         evaluator = self.services.evaluator(verifiers, d)
         emit = self._emitter(d.id, step)
@@ -710,7 +695,7 @@ def _unmerged(ev: Evaluation, why: str) -> Evaluation:
     )
 
 
-def _unjudged_reading(d: Directive, step: Step, run: StepRun) -> Evaluation:
+def _unjudged_reading(step: Step, run: StepRun) -> Evaluation:
     """A reading step (research, design, review) is judged by the LLM judge
     alone, the repository's checks being no fault of its; with no judge (no
     API key, or `llm_judge = false`) nothing checked it, and one that changed
@@ -721,15 +706,28 @@ def _unjudged_reading(d: Directive, step: Step, run: StepRun) -> Evaluation:
         " alone, which is off here (no API key, or llm_judge = false), so a person decides;"
         " name checks for it with `verifiers = [...]` in the directive file"
     )
+    return _for_a_person(run, ConfidenceLevel.YELLOW, why, flag="no_verifiers")
+
+
+def _for_a_person(
+    run: StepRun,
+    level: ConfidenceLevel,
+    why: str,
+    results: list[VerifierResult] | None = None,
+    flag: str | None = None,
+) -> Evaluation:
+    """An evaluation no rework can answer (the checks could not be set up,
+    nothing could check the step): a person decides, told `why`."""
     return Evaluation(
-        directive_id=d.id,
-        step_id=step.id,
+        directive_id=run.directive_id,
+        step_id=run.step_id,
         run_id=run.id,
         score=0.0,
-        level=ConfidenceLevel.YELLOW,
+        level=level,
         passed=False,
+        results=results or [],
         summary=why,
-        flags=["no_verifiers", FOR_A_PERSON],
+        flags=[*([flag] if flag else []), FOR_A_PERSON],
     )
 
 
