@@ -294,7 +294,13 @@ class Workspace:
         reset moved the branch, and was cut off (a kill, a busy database)
         before the database heard of it."""
         tip = await self._integration.tip()
-        return tip, [c for c in await self.checkpoints() if not await self.holds(c.sha, tip)]
+        # One git call, not one per checkpoint: this runs at every start.
+        prefix = self._names.checkpoints_prefix
+        out = await self._git.run(
+            self.top, "for-each-ref", f"--no-merged={tip}", "--format=%(refname)", prefix
+        )
+        refs = set(out.out.split())
+        return tip, [c for c in await self.checkpoints() if c.ref in refs]
 
     # ---------------------------------------------------------------- diffs
 
