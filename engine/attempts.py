@@ -316,7 +316,13 @@ class Attempts(EngineCore):
 
     async def _evaluate(self, d: Directive, step: Step, run: StepRun, workdir: Path) -> Evaluation:
         try:
-            llm = self._llm(d) if d.spec.verifiers.llm_judge else None
+            # The model as it is now (`directive-tui model` may have changed
+            # it while the step ran): one read, before a call of seconds.
+            llm = (
+                self._llm(await self.store.get_directive(d.id))
+                if d.spec.verifiers.llm_judge
+                else None
+            )
         except Exception as exc:  # a bad DIRECTIVE_LLM_* setting: the judge says so, no verdict
             from engine.verifiers.llm_judge import UnbuiltClient
 
@@ -325,7 +331,14 @@ class Attempts(EngineCore):
         # included: a step may have just added the tests).
         seen_as = d.model_copy(update={"spec": d.spec.model_copy(update={"repo": workdir})})
         try:
-            verifiers = self.services.verifiers(seen_as, step, llm)
+            verifiers = (
+                # Detection walks the tree and may start an interpreter (which
+                # PATH python imports pytest?): off the event loop that draws
+                # the app (a hanging one froze it for 40 s).
+                await asyncio.to_thread(self.services.verifiers, seen_as, step, llm)
+                if d.spec.verifiers.auto_detect
+                else self.services.verifiers(seen_as, step, llm)
+            )
         except Exception as exc:  # e.g. a step naming a tool this repository lacks
             # The directive's checks, not the attempt, are wrong: no rework
             # can fix that, so a person decides, told why in the log too.

@@ -389,7 +389,10 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
             tx.set_spec(directive_id, d.spec.model_copy(update={"model": model}))
             shown = model or f"the default (DIRECTIVE_MODEL, or {pricing.DEFAULT_MODEL})"
             was = d.spec.model or "the default"
-            message = f"model set to {shown} (was {was}): from the next call on"
+            message = (
+                f"model set to {shown} (was {was}): for the plans, steps and judging that"
+                " start from now on (a step at work keeps its model)"
+            )
             tx.emit(Notice(directive_id=directive_id, message=message, actor=Actor.USER))
             return d.spec.model
 

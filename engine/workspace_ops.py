@@ -34,6 +34,7 @@ from engine.worktrees import (
     MergeResult,
     StaleAttemptError,
     Workspace,
+    linked_environments,
 )
 
 S = StepStatus
@@ -128,7 +129,7 @@ class WorkspaceOps(EngineCore):
                     " and parallel steps share one tree"
                 ]
             else:
-                rt.workspace_notes = workspace_notes(rt.workspace)
+                rt.workspace_notes = await workspace_notes(rt.workspace)
             return rt.workspace
 
     async def _steps_workspace(self, d: Directive) -> Workspace | None:
@@ -338,7 +339,7 @@ def default_work_dir(db: Path) -> Path:
     return db.parent / f"{db.stem}-work"
 
 
-def workspace_notes(ws: Workspace) -> list[str]:
+async def workspace_notes(ws: Workspace) -> list[str]:
     """What the log says of a git workspace before its first attempt: what
     the worktrees leave out or share with the user's checkout."""
     notes = []
@@ -347,7 +348,7 @@ def workspace_notes(ws: Workspace) -> list[str]:
             "uncommitted changes in your tree are not part of this directive: "
             + ", ".join(ws.dirty_at_open[:8])
         )
-    shared = [name for name in ws.links if (ws.repo / name).exists()]
+    shared = await linked_environments(ws.repo, ws.links)
     if shared:
         notes.append(
             f"each step's worktree links your {', '.join(shared)} (git-ignored, not a copy):"

@@ -364,6 +364,21 @@ class Workspace:
         await self._cleanup.discard()
 
 
+async def linked_environments(repo: Path, links: Sequence[str]) -> list[str]:
+    """The folders of `links` each attempt's worktree links to: those in
+    `repo` that git ignores (a tracked or merely untracked one is not
+    linked, so the log must not say it is)."""
+    env = git_env(DEFAULT_IDENTITY)
+    linked = []
+    for name in links:
+        if not (repo / name).exists():
+            continue
+        ignored = await run_git(repo, "check-ignore", "-q", "--", name, env=env, check=False)
+        if ignored.code == 0:
+            linked.append(name)
+    return linked
+
+
 def submodule_paths(top: Path) -> list[str]:
     """The submodule paths `.gitmodules` lists: an attempt's worktree has
     their folders empty (checking them out may need the network)."""
@@ -385,7 +400,7 @@ async def placement(repo: Path, data_dir: Path) -> tuple[Path, str, list[str]] |
     if not repo.is_dir():
         raise ValueError(f"repository folder not found: {repo}")
     env = git_env(DEFAULT_IDENTITY)
-    root = (Path(data_dir).resolve() / "worktrees" / "check").resolve()
+    root = (Path(data_dir).resolve() / "worktrees").resolve()
     found = await _place_in_git(repo, env, root, look_only=False)
     if found is None:
         return None
@@ -401,8 +416,11 @@ async def _place_in_git(
     none yet, which only `look_only` accepts). None outside a work tree.
     Refused: worktrees inside the repository, a folder git does not track."""
     inside = await run_git(repo, "rev-parse", "--is-inside-work-tree", env=env, check=False)
-    if inside.code != 0:
+    if inside.code != 0 and "not a git repository" in inside.err:
         return None
+    if inside.code != 0:  # a repository git refuses (dubious ownership, say): never in place
+        why = " ".join(inside.err.split()) or f"exit {inside.code}"
+        raise ValueError(f"git refuses {repo}: {why}")
     if inside.out.strip() != "true":  # a bare repository, or a .git folder itself
         raise ValueError(
             f"{repo} is a git repository's own data, not a work tree (a bare repository or a"

@@ -97,3 +97,45 @@ def test_a_malformed_file_is_refused_as_run_refuses_it(
     ran = run_cli("--db", str(tmp_path / "x.db"), "run", str(path), "--headless")
     assert checked[0] == ran[0] == 2
     assert checked[2] == ran[2] and "comand" in checked[2]
+
+
+def test_a_database_run_would_refuse_is_refused_and_a_missing_one_is_not_made(
+    tmp_path: Path, make_git_repo: Callable[..., Path]
+) -> None:
+    """check skipped the database checks altogether: 'ready to run' for a
+    --db that is a folder, another program's file or not SQLite at all."""
+    import sqlite3
+
+    path = write(tmp_path, make_git_repo(), '[[steps]]\nname = "a"\ncommand = "true"\n')
+    folder = tmp_path / "dbs"
+    folder.mkdir()
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_text("not sql")
+    for db, says in (
+        (folder, "is a folder"),
+        (foreign, "is another program's SQLite database"),
+        (garbage, "is not a SQLite database"),
+    ):
+        code, out, err = run_cli("--db", str(db), "check", str(path))
+        assert (code, out) == (2, "") and says in err, err
+    missing = tmp_path / "new" / "x.db"
+    assert run_cli("--db", str(missing), "check", str(path))[0] == 0
+    assert not missing.parent.exists()
+
+
+def test_a_folder_detection_cannot_read_is_named_not_a_traceback(
+    tmp_path: Path, make_git_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.verifiers import detect
+
+    def unreadable(repo: Path, *names: str) -> str | None:
+        raise PermissionError(13, "Permission denied", str(repo / names[0]))
+
+    monkeypatch.setattr(detect, "_exists", unreadable)
+    path = write(tmp_path, make_git_repo(PYTHON_REPO), '[[steps]]\nname = "a"\ncommand = "true"\n')
+    code, out, err = run_cli("--db", str(tmp_path / "x.db"), "check", str(path))
+    assert (code, out) == (2, "")
+    assert "verifiers: [Errno 13] Permission denied" in err

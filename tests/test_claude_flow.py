@@ -303,6 +303,8 @@ def test_a_model_the_api_does_not_know_is_changed_from_the_command_line_then_res
         f"from its next call on: `directive-tui --db {db} resume {did} --headless`",
     ]
     assert cli("model", did, "claude nova").returncode == 2  # no model's name
+    again = cli("model", did, MODEL)  # nothing to change: nothing written
+    assert (again.returncode, again.stdout) == (0, f"directive {did}: model {MODEL} already\n")
 
     unlisted = plan(("implement", []))
     unlisted["steps"][0]["requirement_ids"] = []  # the file lists no requirements

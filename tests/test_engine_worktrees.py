@@ -670,6 +670,7 @@ async def test_the_log_says_which_environments_the_worktrees_share_and_links_can
     )
     (repo / ".venv").mkdir()
     (repo / ".venv" / "marker").write_text("the user's\n")
+    (repo / "node_modules").mkdir()  # not ignored here: not linked, so not said to be
     look = {"name": "linked", "command": "test -L .venv"}
     linked = scripted(repo, [StepSpec(name="s", attempts=[edit("x.txt", "x\n")])], [look])
     engine, did, outcome = await run_to_rest(store, linked.model_copy(update={"title": "linked"}))

@@ -139,6 +139,13 @@ async def test_open_rejects_what_cannot_be_isolated(tmp_path: Path, repo: Path) 
     git(tmp_path, "init", "-q", "--bare", str(bare))
     with pytest.raises(ValueError, match="bare repository"):
         await Workspace.open(bare, DIRECTIVE, tmp_path / "data")
+    # git refuses it (here a newer format; for another user, "dubious
+    # ownership"): it was taken for no repository, the steps run in it
+    refused = tmp_path / "refused"
+    git(tmp_path, "init", "-q", str(refused))
+    git(refused, "config", "core.repositoryformatversion", "99")
+    with pytest.raises(ValueError, match="git refuses .*: fatal: Expected git repo version"):
+        await Workspace.open(refused, DIRECTIVE, tmp_path / "data")
 
 
 async def test_repo_in_a_subfolder_maps_workdir(

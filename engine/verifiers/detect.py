@@ -265,7 +265,7 @@ Tool = Callable[[Path], list[str] | None]
 
 
 PATH_PYTHONS = ("python3", "python")  # the project's interpreter, as its shell finds it
-IMPORT_CHECK_TIMEOUT_S = 10.0
+IMPORT_CHECK_TIMEOUT_S = 5.0
 # What each interpreter on PATH imports, by (interpreter, module, the
 # Python version the folder pins: a pyenv shim picks its Python by the
 # `.python-version` it finds, which every worktree of a repository shares).

@@ -112,8 +112,9 @@ async def resolve(
             )
             return EXIT_OK
         if approval.pending and decision not in {o.value for o in approval.options}:
-            allowed = ", ".join(cli_option(o) for o in approval.options)
             directive = await store.get_directive(approval.directive_id)
+            # what it takes now: not an answer the engine would refuse next
+            allowed = ", ".join(cli_option(o) for o in offered(approval, directive))
             answers = "\n  ".join(answer_commands(approval, me, directive))
             raise UsageError(
                 f"approval {approval.id} ({approval.kind.value}) takes {allowed},"

@@ -45,7 +45,7 @@ async def check_command(db: Path, path: Path, out: Any) -> int:
     lines.append(f"  limits    {_limits(spec)}")
     every, checks = _checks(spec, problems)
     lines += checks
-    lines += [f"  note      {note}" for note in _notes(spec, every, placed)]
+    lines += [f"  note      {note}" for note in await _notes(spec, every, placed)]
     if problems:
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise UsageError(f"{path}: cannot run ({count}):\n" + "\n".join(f"  {p}" for p in problems))
@@ -76,13 +76,17 @@ async def _placement(
 
 
 def _claude(spec: Any, needs: list[str]) -> str:
-    from engine.pricing import DEFAULT_MODEL
-
-    model = spec.model or os.environ.get("DIRECTIVE_MODEL", "").strip() or DEFAULT_MODEL
+    model = _model(spec)
     if not needs and not _key_set():
         return "not used: the LLM judge is off without ANTHROPIC_API_KEY"
     uses = ", ".join([*needs, *(["the LLM judge"] if spec.verifiers.llm_judge else [])])
     return f"{model} for {uses} (ANTHROPIC_API_KEY {'set' if _key_set() else 'not set'})"
+
+
+def _model(spec: Any) -> str:
+    from engine.pricing import DEFAULT_MODEL
+
+    return spec.model or os.environ.get("DIRECTIVE_MODEL", "").strip() or DEFAULT_MODEL
 
 
 def _limits(spec: Any) -> str:
@@ -106,7 +110,7 @@ def _checks(spec: Any, problems: list[str]) -> tuple[list[Any], list[str]]:
     repo = Path(spec.repo)
     try:
         every = build_verifiers(spec, repo, None, llm_judge=judge)
-    except ValueError as exc:  # VerifierConfigError among them
+    except (ValueError, OSError) as exc:  # VerifierConfigError; a folder it may not read
         problems.append(f"verifiers: {exc}")
         return [], []
     lines = []
@@ -124,8 +128,10 @@ def _checks(spec: Any, problems: list[str]) -> tuple[list[Any], list[str]]:
         judged = judged_as(step)
         try:
             chosen = build_verifiers(spec, repo, judged, llm_judge=judge)
-        except ValueError as exc:  # its message names the step
-            problems.append(str(exc))
+        except (ValueError, OSError) as exc:  # a ValueError's message names the step
+            problems.append(
+                str(exc) if isinstance(exc, ValueError) else f"step {step.name!r}: {exc}"
+            )
             continue
         wants_judge = judged.verifiers is None or "llm_judge" in judged.verifiers
         said = _names(chosen, judge_off and wants_judge)
@@ -150,17 +156,23 @@ def _key_set() -> bool:
     return bool(os.environ.get("ANTHROPIC_API_KEY", "").strip())
 
 
-def _notes(spec: Any, every: list[Any], placed: tuple[Path, str, list[str]] | None) -> list[str]:
+async def _notes(
+    spec: Any, every: list[Any], placed: tuple[Path, str, list[str]] | None
+) -> list[str]:
     """What a run would say before its first step: a check whose tool is
     missing here, uncommitted changes left out, environments shared with
     the worktrees, empty submodules."""
-    from engine.worktrees import submodule_paths
+    from engine.directive_file import api_key_needs
+    from engine.pricing import model_warnings
+    from engine.worktrees import linked_environments, submodule_paths
 
     notes = [
         f"{v.name} is used by the repository but cannot run here: {v.missing}"
         for v in every
         if getattr(v, "missing", "")
     ]
+    if api_key_needs(spec) or (spec.verifiers.llm_judge and _key_set()):
+        notes += model_warnings(_model(spec))  # no price known, retiring soon
     if placed is None:
         return notes
     top, _, dirty = placed
@@ -170,7 +182,7 @@ def _notes(spec: Any, every: list[Any], placed: tuple[Path, str, list[str]] | No
             + ", ".join(dirty[:8])
         )
     repo = Path(spec.repo)
-    shared = [name for name in spec.workspace.links if (repo / name).exists()]
+    shared = await linked_environments(repo, spec.workspace.links)
     if shared:
         notes.append(
             f"each step's worktree links your {', '.join(shared)}: a step that installs into"

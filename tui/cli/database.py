@@ -54,15 +54,15 @@ def check_db(db: Path, command: str | None) -> None:
     """Refuse a `--db` that cannot be right before anything is opened: a
     folder, or (for a command that needs existing directives) a missing
     file, which would otherwise be created empty, folders and all."""
-    if command in READS_NO_DB:
-        return
     if db.is_dir():
         raise UsageError(
             f"{db} is a folder: --db takes a database file, such as {db / 'directives.db'}"
         )
-    if command not in CREATES_DB and not db.exists():
+    if command in READS_NO_DB:  # it opens none: only what `run` would refuse at once
+        _not_sqlite(db)
+    elif command not in CREATES_DB and not db.exists():
         raise UsageError(f"no database at {db}")
-    if command not in CREATES_DB and db.stat().st_size == 0:  # it would be made one
+    if command not in CREATES_DB | READS_NO_DB and db.stat().st_size == 0:  # made one
         raise UsageError(f"no database at {db} (an empty file)")
     if db.exists():
         foreign = other_programs_tables(db)
@@ -72,6 +72,20 @@ def check_db(db: Path, command: str | None) -> None:
                 f"{db} is another program's SQLite database (its tables: {tables}):"
                 " give --db a file of directive-tui's own, or a new path"
             )
+
+
+def _not_sqlite(db: Path) -> None:
+    """A file that is there and is no SQLite database: `run` would refuse it
+    as not usable once it opened it; `check`, which opens none, says so."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    try:
+        with open(db, "rb") as f:
+            if f.read(16) == b"SQLite format 3\x00":
+                return
+    except OSError as exc:
+        raise UsageError(f"cannot read the database {db}: {exc.strerror or exc}") from exc
+    raise UsageError(f"{db} is not a SQLite database: give --db a file of directive-tui's own")
 
 
 def other_programs_tables(db: Path) -> list[str]:

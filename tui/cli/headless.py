@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -197,9 +198,13 @@ async def demo_headless(db: Path, auto: bool, as_json: bool, me: str, out: Any =
     except DemoError as exc:
         raise UsageError(f"cannot prepare the demo: {exc}") from exc
     out = out or sys.stdout
-    code = await run_headless(
-        db, spec=spec, as_json=as_json, auto_approve=auto, out=out, command=me
-    )
+    try:
+        code = await run_headless(
+            db, spec=spec, as_json=as_json, auto_approve=auto, out=out, command=me
+        )
+    except TryLater:  # refused before any directive was made: its folder goes too
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     # Its hints (`merge` fast-forwards master) are about a folder made for
     # it: say where (on stderr beside JSON lines, which hold only events).
     print(f"the demo's repository: {spec.repo}", file=sys.stderr if as_json else out)

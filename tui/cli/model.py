@@ -28,7 +28,11 @@ async def model_command(
         if args.name is None and not args.default:
             print(_shown(d.spec.model, DEFAULT_MODEL), file=out)
             return EXIT_OK
-        old, new = await engine.set_model(d.id, None if args.default else args.name)
+        wanted = None if args.default else args.name.strip()
+        if wanted == d.spec.model:  # nothing to change, nothing written
+            print(f"directive {d.id}: model {_shown(wanted, DEFAULT_MODEL)} already", file=out)
+            return EXIT_OK
+        old, new = await engine.set_model(d.id, wanted)
         was = old or "not set"
         print(f"directive {d.id}: model {_shown(new, DEFAULT_MODEL)} (was {was})", file=out)
         for warning in model_warnings(new) if new else []:
