@@ -416,3 +416,40 @@ async def test_a_running_attempt_s_cost_moves_in_the_step_panel(tmp_path: Path) 
         spend.set()
         await until(pilot, lambda: "running  $0.25" in attempt_line(), "its cost in the panel")
         finish.set()
+
+
+async def test_home_under_a_directive_screen_waits_to_be_shown_before_it_reloads(
+    tmp_path: Path,
+) -> None:
+    """Textual's is_current holds for the screen just under the top one:
+    home reloaded every directive and redrew its table after each batch of
+    a run on the screen above it (with 130 directives, steps 5x slower and
+    keys frozen up to 0.9 s)."""
+    import asyncio
+
+    from tests.tui_kit import HeldExecutor
+    from tui.screens.home import HomeScreen
+
+    app = app_for(tmp_path, Script())
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine_ready, "the engine")
+        home = next(s for s in app.screen_stack if isinstance(s, HomeScreen))
+        loads = 0
+        real_load = home.load
+
+        async def counted() -> None:
+            nonlocal loads
+            loads += 1
+            await real_load()
+
+        home.load = counted  # type: ignore[method-assign]
+        gate = asyncio.Event()
+        app.services.executor = lambda kind, llm: HeldExecutor(Script(), {"a": gate})
+        did = await started(pilot, app, chain_spec(tmp_path, [("a", []), ("b", ["a"])]))
+        await until(pilot, lambda: loaded(app), "the directive screen on top")
+        loads = 0
+        gate.set()
+        await until(pilot, lambda: directive_status(app, did, DirectiveStatus.COMPLETED), "done")
+        assert loads == 0 and home._stale  # read once, when it shows again
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is home and loads == 1, "home shown, read once")

@@ -162,6 +162,12 @@ class LimitsModal(Dialog[dict[str, Any] | None]):
         # under the dialog's border).
         dialog = self.query_one("#limits-dialog")
         row = field.parent
-        self.call_after_refresh(
-            lambda: dialog.scroll_to_widget(row, top=True, animate=False) if row else None
-        )
+
+        def show_first() -> None:
+            # A scroll still gliding to the field focused before (Textual
+            # animates focus scrolling) would carry the view off it again.
+            self.app.animator.force_stop_animation(dialog, "scroll_y")
+            if row is not None:
+                dialog.scroll_to_widget(row, top=True, animate=False)
+
+        self.call_after_refresh(show_first)

@@ -206,7 +206,7 @@ class DirectiveScreen(EngineScreen):
             what = repr(self.directive.title) if self.directive else self.directive_id
             self.notify(f"{what} was deleted", severity="warning", timeout=10)
         self._gone = True
-        if self.is_current:
+        if self.app.screen is self:  # not is_current: true under the top screen too
             self.app.pop_screen()
 
     def on_screen_resume(self) -> None:

@@ -114,7 +114,11 @@ class HomeScreen(EngineScreen):
     async def apply(self, batch: EngineBatch) -> None:
         if not any(e.type in HOME_EVENTS for e in batch.events):
             return
-        if self.is_current:
+        # On top only: Textual's is_current holds for the screen under the top
+        # one too, so home read every directive and redrew its table after
+        # each batch while a directive ran on the screen above (5x slower
+        # steps, keys frozen up to 0.9 s, with 130 directives).
+        if self.app.screen is self:
             await self.load()
         else:  # under a directive screen: read once when it shows again, not per batch
             self._stale = True
