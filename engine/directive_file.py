@@ -117,6 +117,7 @@ from engine.models import (
 )
 from engine.planner import KNOWN_STEP_TYPES, ChainValidationError, validate_chain
 from engine.pricing import DEFAULT_MODEL
+from engine.text import clip
 from engine.verifiers.registry import LLM_JUDGE_NAME, VerifierConfigError, check_config
 
 Loc = tuple[str | int, ...]
@@ -509,6 +510,9 @@ def _check_model(spec: DirectiveSpec) -> Iterator[_Problem]:
         yield _Problem(("model",), problem)
 
 
+MODEL_NAME_MAX = 200  # a model's name, with a provider's prefix or a date at the most
+
+
 def model_name_problem(model: str) -> str | None:
     """Why `model` cannot be a model's name, or None. Blank, it would be
     sent as the empty name; no name has a space or a control character:
@@ -516,6 +520,12 @@ def model_name_problem(model: str) -> str | None:
     if not model.strip():
         return f"must not be blank (leave the key out for the default, {DEFAULT_MODEL})"
     model = model.strip()
+    if len(model) > MODEL_NAME_MAX or not model[0].isalnum():
+        return (
+            f"{clip(model, 40)!r} is not a model name: it is longer than {MODEL_NAME_MAX}"
+            " characters or does not start with a letter or digit"
+            f" (model names are written like {DEFAULT_MODEL})"
+        )
     odd = next((c for c in model if c.isspace() or unicodedata.category(c) == "Cc"), None)
     if odd is None:
         return None

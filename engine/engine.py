@@ -353,6 +353,8 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
                     f"{d.title!r} is {d.status.value}: its limits no longer change anything"
                 )
             limits = Limits.model_validate({**d.spec.limits.model_dump(), **changes})
+            if limits == d.spec.limits:  # the values it has: nothing written, nothing said
+                return limits
             tx.set_spec(directive_id, d.spec.model_copy(update={"limits": limits}))
             # The values as validated (`inf` is None, as stored), so the live
             # event reads as the stored one does.

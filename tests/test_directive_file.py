@@ -714,6 +714,19 @@ def test_a_model_name_with_a_space_or_control_character_is_refused(tmp_path, rep
     )
 
 
+@pytest.mark.parametrize("model", ['"-"', '"' + "c" * 5000 + '"'])
+def test_a_model_name_no_model_could_have_is_refused(tmp_path, repo, model):
+    """'-' and 5,000 characters were taken, and the whole name went into
+    every log line and request."""
+    message = error(MINIMAL + f"model = {model}\n", tmp_path)
+    assert message.startswith("d.toml: model: '")
+    assert message.endswith(
+        "is not a model name: it is longer than 200 characters or does not start with a"
+        " letter or digit (model names are written like claude-sonnet-5-5)"
+    )
+    assert len(message) < 300
+
+
 def test_model_is_trimmed(tmp_path, repo):
     assert parse(MINIMAL + 'model = " claude-haiku-5-5 "\n', tmp_path).model == "claude-haiku-5-5"
 

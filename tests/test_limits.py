@@ -190,3 +190,14 @@ async def test_a_limit_lowered_below_what_is_used_trips_while_steps_run(
     assert await engine.wait_settled(d.id, timeout=5) is Outcome.PAUSED
     assert (await store.get_directive(d.id)).pause_reason.startswith("wall_time breaker")
     await engine.close()
+
+
+async def test_a_limit_set_to_the_value_it_has_writes_nothing(store: Store, tmp_path: Path) -> None:
+    """Each such `limits` wrote a 'limits changed' event and a new spec."""
+    engine = DirectiveEngine(store, EventBus(), services(Script()))
+    d = await engine.create_directive(chain_spec(tmp_path, [("a", [])]))
+    await engine.raise_limits(d.id, max_cost_usd=7)
+    before = await store.list_events(d.id)
+    await engine.raise_limits(d.id, max_cost_usd=7)
+    assert await store.list_events(d.id) == before
+    assert (await store.get_directive(d.id)).spec.limits.max_cost_usd == 7
