@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.artifacts import ArtifactCopies
-from engine.git import GitError
+from engine.git import DEFAULT_IDENTITY, GitError, git_env, run_git
 from engine.git_repo import GitRepo
 from engine.integration_branch import IntegrationBranch
 from engine.paths import is_under
@@ -28,6 +28,23 @@ from engine.worktree_names import WorktreeNames
 # symlink: a worktree has only tracked files, and verifiers need the
 # project's virtualenv / installed packages to run at all.
 DEFAULT_LINKS = (".venv", "venv", "node_modules")
+
+
+async def linked_environments(
+    repo: Path, links: Sequence[str], env: dict[str, str] | None = None
+) -> list[str]:
+    """The folders of `links` an attempt's worktree links to: those in
+    `repo` that git ignores (never one that would shadow tracked files; the
+    log and `check` say only these are linked)."""
+    env = git_env(DEFAULT_IDENTITY) if env is None else env
+    linked = []
+    for name in links:
+        if not (repo / name).exists():
+            continue
+        ignored = await run_git(repo, "check-ignore", "-q", "--", name, env=env, check=False)
+        if ignored.code == 0:
+            linked.append(name)
+    return linked
 
 
 @dataclass
@@ -134,12 +151,9 @@ class AttemptWorktrees:
         node_modules) into the attempt, so verifiers find the project's
         dependencies. Only ignored, existing ones: never shadow tracked files."""
         linked: list[str] = []
-        for name in self._links:
+        for name in await linked_environments(self._repo, self._links, self._git.env):
             source, target = self._repo / name, workdir / name
-            if not source.exists() or target.exists() or target.is_symlink():
-                continue
-            ignored = await self._git.run(self._repo, "check-ignore", "-q", "--", name, check=False)
-            if ignored.code != 0:
+            if target.exists() or target.is_symlink():
                 continue
             target.symlink_to(source, target_is_directory=source.is_dir())
             linked.append(f"{self._prefix}{name}")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
+from engine.attempt_worktrees import linked_environments
 from engine.core import EngineCore
 from engine.events import Notice
 from engine.models import (
@@ -34,7 +36,7 @@ from engine.worktrees import (
     MergeResult,
     StaleAttemptError,
     Workspace,
-    linked_environments,
+    submodule_paths,
 )
 
 S = StepStatus
@@ -340,22 +342,30 @@ def default_work_dir(db: Path) -> Path:
 
 
 async def workspace_notes(ws: Workspace) -> list[str]:
-    """What the log says of a git workspace before its first attempt: what
-    the worktrees leave out or share with the user's checkout."""
+    """What the log says of a git workspace before its first attempt."""
+    return await checkout_notes(ws.repo, ws.top, ws.dirty_at_open, ws.links)
+
+
+async def checkout_notes(
+    repo: Path, top: Path, dirty: list[str], links: Sequence[str]
+) -> list[str]:
+    """What the steps' worktrees leave out of the user's checkout at `top`
+    or share with it, as the log says it before the first attempt (and
+    `directive-tui check` before a run)."""
     notes = []
-    if ws.dirty_at_open:
+    if dirty:
         notes.append(
             "uncommitted changes in your tree are not part of this directive: "
-            + ", ".join(ws.dirty_at_open[:8])
+            + ", ".join(dirty[:8])
         )
-    shared = await linked_environments(ws.repo, ws.links)
+    shared = await linked_environments(repo, links)
     if shared:
         notes.append(
             f"each step's worktree links your {', '.join(shared)} (git-ignored, not a copy):"
             " a step that installs into or deletes it changes yours; `links = []` under"
             " [workspace] in the directive file turns this off"
         )
-    modules = ws.submodules()
+    modules = submodule_paths(top)
     if modules:
         notes.append(
             f"submodules are not checked out in the steps' worktrees ({', '.join(modules[:8])}):"

@@ -177,9 +177,6 @@ class Workspace:
             await integration.ensure_worktree()
         return ws
 
-    def submodules(self) -> list[str]:
-        return submodule_paths(self.top)
-
     # ------------------------------------------------------------- attempts
 
     async def start_attempt(
@@ -362,21 +359,6 @@ class Workspace:
 
     async def discard(self) -> None:
         await self._cleanup.discard()
-
-
-async def linked_environments(repo: Path, links: Sequence[str]) -> list[str]:
-    """The folders of `links` each attempt's worktree links to: those in
-    `repo` that git ignores (a tracked or merely untracked one is not
-    linked, so the log must not say it is)."""
-    env = git_env(DEFAULT_IDENTITY)
-    linked = []
-    for name in links:
-        if not (repo / name).exists():
-            continue
-        ignored = await run_git(repo, "check-ignore", "-q", "--", name, env=env, check=False)
-        if ignored.code == 0:
-            linked.append(name)
-    return linked
 
 
 def submodule_paths(top: Path) -> list[str]:

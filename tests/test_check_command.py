@@ -60,7 +60,7 @@ def test_a_runnable_file_is_told_step_by_step_and_nothing_is_written(
     assert "  build     pytest (gates), ruff, llm_judge (off here: no ANTHROPIC_API_KEY)" in lines
     assert "  docs      no check: passes on its command's result" in lines
     assert (
-        "  note      uncommitted changes in your tree are not part of the directive: pyproject.toml"
+        "  note      uncommitted changes in your tree are not part of this directive: pyproject.toml"
     ) in lines
     assert nothing_written(tmp_path, db)
 

@@ -164,7 +164,7 @@ async def _notes(
     the worktrees, empty submodules."""
     from engine.directive_file import api_key_needs
     from engine.pricing import model_warnings
-    from engine.worktrees import linked_environments, submodule_paths
+    from engine.workspace_ops import checkout_notes
 
     notes = [
         f"{v.name} is used by the repository but cannot run here: {v.missing}"
@@ -176,19 +176,4 @@ async def _notes(
     if placed is None:
         return notes
     top, _, dirty = placed
-    if dirty:
-        notes.append(
-            "uncommitted changes in your tree are not part of the directive: "
-            + ", ".join(dirty[:8])
-        )
-    repo = Path(spec.repo)
-    shared = await linked_environments(repo, spec.workspace.links)
-    if shared:
-        notes.append(
-            f"each step's worktree links your {', '.join(shared)}: a step that installs into"
-            " or deletes it changes yours (`links = []` under [workspace] turns this off)"
-        )
-    modules = submodule_paths(top)
-    if modules:
-        notes.append(f"submodules are empty in the steps' worktrees: {', '.join(modules[:8])}")
-    return notes
+    return notes + await checkout_notes(Path(spec.repo), top, dirty, spec.workspace.links)
