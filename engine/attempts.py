@@ -696,14 +696,21 @@ async def _commit_failed(
 
 
 def _unmerged(ev: Evaluation, why: str) -> Evaluation:
-    """A passed attempt git failed to merge: yellow, for a person to approve
-    (which tries the merge again) once git is free."""
+    """A passed attempt git failed to merge: for a person to approve (which
+    tries the merge again) once git is free."""
+    return _asks_a_person(ev, f"{why}; approve to try the merge again", "merge_failed")
+
+
+def _asks_a_person(ev: Evaluation, why: str, flag: str) -> Evaluation:
+    """`ev`, no longer a pass on its own: yellow (a red stays red), `why`
+    first in its summary, flagged for a person whatever the autonomy."""
+    level = ConfidenceLevel.YELLOW if ev.level is ConfidenceLevel.GREEN else ev.level
     return ev.model_copy(
         update={
-            "level": ConfidenceLevel.YELLOW,
+            "level": level,
             "passed": False,
-            "summary": f"{why}; approve to try the merge again. {ev.summary}",
-            "flags": [*ev.flags, "merge_failed", FOR_A_PERSON],
+            "summary": f"{why}; {ev.summary}",
+            "flags": [*ev.flags, flag, FOR_A_PERSON],
         }
     )
 
@@ -754,15 +761,7 @@ def _lost_in_conflict(ev: Evaluation, conflicts: list[str]) -> Evaluation:
         " over, and this attempt changed nothing: the step's change may be lost, so a person"
         " decides"
     )
-    level = ConfidenceLevel.YELLOW if ev.level is ConfidenceLevel.GREEN else ev.level
-    return ev.model_copy(
-        update={
-            "level": level,
-            "passed": False,
-            "summary": f"{why}; {ev.summary}",
-            "flags": [*ev.flags, "changed_nothing_after_conflict", FOR_A_PERSON],
-        }
-    )
+    return _asks_a_person(ev, why, "changed_nothing_after_conflict")
 
 
 def _put_back(tx: Tx, step_id: str, run_id: str, why: str) -> None:

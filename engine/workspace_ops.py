@@ -196,8 +196,8 @@ class WorkspaceOps(EngineCore):
             step = await self.store.get_step(step_id)
             if step.status not in (S.RUNNING, S.EVALUATING) or step.attempts < 1:
                 continue
-            checkpoint = await ws.checkpoint_of(step.name, step.attempts)
-            if checkpoint is not None and await ws.holds(checkpoint.sha, tip):
+            checkpoint = await ws.merged_checkpoint(step.name, step.attempts, tip)
+            if checkpoint is not None:
                 found.append((step_id, checkpoint.sha))
         return found
 
@@ -243,8 +243,8 @@ class WorkspaceOps(EngineCore):
         """An approve whose merge went through but whose answer's write did
         not (a busy database: exit 75): the request still waits, but the
         work is on the integration branch, where a deny would leave it."""
-        checkpoint = await ws.checkpoint_of(step.name, step.attempts)
-        if checkpoint is None or not await ws.holds(checkpoint.sha, await ws.integration_tip()):
+        checkpoint = await ws.merged_checkpoint(step.name, step.attempts)
+        if checkpoint is None:
             return
         raise EngineError(
             f"approval {approval.id} was approved: step {step.name}'s attempt is merged"

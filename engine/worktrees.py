@@ -211,8 +211,8 @@ class Workspace:
         async with self._lock:
             await self._integration.ensure_worktree()
             before = await self._git.rev("HEAD", self.integration_path)
-            done = await self._checkpoints.of_attempt(attempt.step_name, attempt.attempt)
-            if done is not None and await self._git.is_ancestor(done.sha, before):
+            done = await self.merged_checkpoint(attempt.step_name, attempt.attempt, before)
+            if done is not None:
                 # Merged before, and the write of its verdict or answer was
                 # lost (a kill, a busy database): not merged nor counted twice.
                 return MergeResult(True, done.sha, False, [], attempt.base_sha)
@@ -251,8 +251,16 @@ class Workspace:
     async def checkpoints(self) -> list[Checkpoint]:
         return await self._checkpoints.all()
 
-    async def checkpoint_of(self, step_name: str, attempt: int) -> Checkpoint | None:
-        return await self._checkpoints.of_attempt(step_name, attempt)
+    async def merged_checkpoint(
+        self, step_name: str, attempt: int, tip: str | None = None
+    ) -> Checkpoint | None:
+        """The checkpoint this attempt's merge recorded, while the branch (at
+        `tip`, default its tip now) still holds it: the attempt is merged,
+        whatever the database has heard of it."""
+        done = await self._checkpoints.of_attempt(step_name, attempt)
+        if done is None:
+            return None
+        return done if await self.holds(done.sha, tip or await self._integration.tip()) else None
 
     def start_point(self) -> Checkpoint:
         return self._checkpoints.start_point()
