@@ -98,7 +98,7 @@ class Attempts(EngineCore):
         evaluating with nothing running it: the directive waited for good.
         Merged already, it passed; else it is put back to run again."""
         d, step, run = claim.directive, claim.step, claim.run
-        merged = await self._merged_unrecorded(d, [step.id])
+        merged = await self._merged_unrecorded(d, [await self.store.get_step(step.id)])
         message = f"engine error in step: {exc!r}"
 
         def settle(tx: Tx) -> None:

@@ -167,7 +167,7 @@ class EngineCore:
             self, directive_id: str, attempt: Attempt
         ) -> tuple[MergeResult | None, str | None]: ...
         async def _merged_unrecorded(
-            self, d: Directive, step_ids: list[str]
+            self, d: Directive, steps: list[Step]
         ) -> list[tuple[str, str]]: ...
 
         # engine.resets

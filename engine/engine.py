@@ -158,11 +158,7 @@ class DirectiveEngine(Following, Planning, Attempts, Resets, WorkspaceOps):
 
         dead_since = self._lease.dead_since if self._lease is not None else None
         chain = await self.store.current_chain(d.id)
-        caught = [
-            s.id
-            for s in (await self.store.list_steps(chain.id) if chain else [])
-            if s.status in STEP_ACTIVE
-        ]
+        caught = await self.store.steps_in(chain.id, STEP_ACTIVE) if chain else []
         merged = await self._merged_unrecorded(d, caught)
 
         def recovering(tx: Tx) -> None:

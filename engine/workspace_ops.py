@@ -27,7 +27,7 @@ from engine.models import (
     StepStatus,
 )
 from engine.refusals import EngineError, MergeFailed, NotIsolated, RepoGone
-from engine.transitions import DIRECTIVE_TERMINAL
+from engine.transitions import DIRECTIVE_TERMINAL, STEP_ACTIVE
 from engine.worktrees import (
     Attempt,
     Checkpoint,
@@ -181,24 +181,23 @@ class WorkspaceOps(EngineCore):
             raise EngineError(f"this directive has no git workspace: {why}")
         return ws
 
-    async def _merged_unrecorded(self, d: Directive, step_ids: list[str]) -> list[tuple[str, str]]:
-        """(step id, checkpoint) for the steps among `step_ids` whose last
-        attempt's merge is on the integration branch, though the database
-        has them still running or evaluating (`chains.passed_unrecorded`)."""
-        if not step_ids or missing_repo(d):
+    async def _merged_unrecorded(self, d: Directive, steps: list[Step]) -> list[tuple[str, str]]:
+        """(step id, checkpoint) for those of `steps` (as the database has
+        them: running or evaluating) whose last attempt's merge is on the
+        integration branch all the same (`chains.passed_unrecorded`)."""
+        if not steps or missing_repo(d):
             return []
         ws = await self._workspace(d)
         if ws is None:
             return []
         tip = await ws.integration_tip()
         found = []
-        for step_id in step_ids:
-            step = await self.store.get_step(step_id)
-            if step.status not in (S.RUNNING, S.EVALUATING) or step.attempts < 1:
+        for step in steps:
+            if step.status not in STEP_ACTIVE or step.attempts < 1:
                 continue
             checkpoint = await ws.merged_checkpoint(step.name, step.attempts, tip)
             if checkpoint is not None:
-                found.append((step_id, checkpoint.sha))
+                found.append((step.id, checkpoint.sha))
         return found
 
     async def _prune_worktrees(self, d: Directive) -> None:
