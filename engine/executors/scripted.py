@@ -136,7 +136,7 @@ class ScriptedExecutor:
             if rel not in modified:
                 modified.append(rel)
         count = len(script.edits)
-        summary = script.summary or f"applied {count} edit{'s' if count != 1 else ''}"
+        summary = script.summary or f"applied {plural(count, 'edit')}"
         if script.fail:
             return ExecutionResult(
                 success=False, summary=summary, modified_files=modified, error=script.fail

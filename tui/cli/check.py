@@ -24,6 +24,7 @@ class _Judge:
 async def check_command(db: Path, path: Path, out: Any) -> int:
     """Print what `run FILE` would do; exit 2 naming every problem found."""
     from engine.directive_file import DirectiveFileError, api_key_needs, check_api_key
+    from engine.text import plural
     from engine.workspace_ops import default_work_dir
     from tui.cli.entry import load_spec
 
@@ -47,7 +48,7 @@ async def check_command(db: Path, path: Path, out: Any) -> int:
     lines += checks
     lines += [f"  note      {note}" for note in await _notes(spec, every, placed)]
     if problems:
-        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        count = plural(len(problems), "problem")
         raise UsageError(f"{path}: cannot run ({count}):\n" + "\n".join(f"  {p}" for p in problems))
     print(f"{path}: ready to run (nothing was written)", file=out)
     for line in lines:
