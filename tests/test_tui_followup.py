@@ -108,18 +108,14 @@ async def test_the_plan_dialog_shows_the_commands_it_will_run(tmp_path: Path) ->
     """The plan dialog read only `slow1 -> slow2`; a shell step's command
     is what approving the plan lets run, so each is shown."""
     from engine.models import Autonomy
-    from tui.modals.approval import ApprovalModal
+    from tests.tui_kit import the_plan_dialog
 
     spec = chain_spec(tmp_path, [("slow1", []), ("slow2", ["slow1"])], autonomy=Autonomy.MANUAL)
     spec.steps[0].command = "sleep 1 && echo one"
     spec.steps[1].command = "rm -rf build/"
     app = app_for(tmp_path, Script())
     async with app.run_test(size=(100, 40)) as pilot:
-        await started(pilot, app, spec)
-        screen = app.screen
-        await until(pilot, lambda: bool(screen.approvals), "the plan to approve")  # type: ignore[attr-defined]
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the dialog")
+        await the_plan_dialog(pilot, app, spec)
         plan = modal_text(app.screen, "#approval-plan")
         assert "$ sleep 1 && echo one" in plan
         assert "$ rm -rf build/" in plan

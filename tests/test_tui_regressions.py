@@ -347,16 +347,12 @@ async def test_the_plan_dialog_claims_no_missing_evaluation(tmp_path: Path) -> N
     """The plan dialog said "No evaluation behind this request.": a plan is
     never evaluated, so it says nothing of one."""
     from engine.models import Autonomy
-    from tui.modals.approval import ApprovalModal
+    from tests.tui_kit import the_plan_dialog
 
     spec = chain_spec(tmp_path, [("one", [])], autonomy=Autonomy.MANUAL)
     app = app_for(tmp_path, Script())
     async with app.run_test(size=(100, 40)) as pilot:
-        await started(pilot, app, spec)
-        screen = app.screen
-        await until(pilot, lambda: bool(screen.approvals), "the plan to approve")  # type: ignore[attr-defined]
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the plan dialog")
+        await the_plan_dialog(pilot, app, spec)
         await pilot.pause()
         assert "Approve the plan?" in screen_text(app)
         assert "No evaluation" not in screen_text(app)

@@ -230,3 +230,15 @@ def plain_text(widget: Any) -> str:
     if hasattr(rendered, "plain"):
         return str(rendered.plain)
     return printed(rendered)
+
+
+async def the_plan_dialog(pilot: Pilot[Any], app: DirectiveApp, spec: Any) -> None:
+    """Start `spec` (a manual directive: its plan waits for a person) and
+    open the plan's approval dialog with `a`."""
+    from tui.modals.approval import ApprovalModal
+
+    await started(pilot, app, spec)
+    screen = app.screen
+    await until(pilot, lambda: bool(screen.approvals), "the plan to approve")  # type: ignore[attr-defined]
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, ApprovalModal), "the plan dialog")
